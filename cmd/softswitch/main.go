@@ -1,0 +1,267 @@
+// Command softswitch is the carrier SIP softswitch daemon.
+//
+//	softswitch [--config FILE] [--sip-listen HOST:PORT] [--data-dir DIR] [--log-level LEVEL]
+//
+// With no config file it runs on embedded defaults (SIP on UDP and TCP
+// 0.0.0.0:5060, data under ./data). SIGTERM/SIGINT shut down gracefully;
+// SIGHUP reloads provisioning (subscribers, trusted peers, routes) from
+// the config file.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/softswitch/softswitch/core/auth"
+	"github.com/softswitch/softswitch/core/call"
+	"github.com/softswitch/softswitch/core/config"
+	"github.com/softswitch/softswitch/core/digest"
+	"github.com/softswitch/softswitch/core/events"
+	"github.com/softswitch/softswitch/core/registrar"
+	"github.com/softswitch/softswitch/core/routing"
+	"github.com/softswitch/softswitch/core/server"
+	"github.com/softswitch/softswitch/core/store"
+	"github.com/softswitch/softswitch/oam/stats"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "softswitch:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("softswitch", flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "configuration file (TOML); embedded defaults when empty")
+	listen := fs.String("sip-listen", "", "SIP listen address HOST:PORT for UDP and TCP (overrides sip.listen)")
+	dataDir := fs.String("data-dir", "", "data directory (overrides data.dir)")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides log.level)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if *listen != "" {
+		cfg.SIP.Listen = *listen
+	}
+	if *dataDir != "" {
+		cfg.Data.Dir = *dataDir
+	}
+	if *logLevel != "" {
+		cfg.Log.Level = *logLevel
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("command line: %w", err)
+	}
+
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.Log.Level))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	// sipgo's own logs: warnings and up, rate limited.
+	stackLevel := max(level, slog.LevelWarn)
+	if os.Getenv("SOFTSWITCH_STACK_DEBUG") != "" {
+		stackLevel = slog.LevelDebug
+	}
+	sip.SetDefaultLogger(slog.New(server.RateLimited(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: stackLevel}), 5)).With("component", "sipgo"))
+
+	db, err := store.Open(cfg.Data.Dir, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	bus := events.New()
+	counters := &stats.Counters{}
+	counters.Attach(bus)
+
+	subs := &auth.Subscribers{}
+	authority := digest.NewAuthority(cfg.SIP.Realm, cfg.Auth.Algorithms, cfg.Auth.NonceLifetime.Duration)
+	authn := &auth.Authenticator{Digest: authority, Subs: subs, Limiter: &digest.Limiter{Max: cfg.Auth.MaxFailures}}
+	router := &routing.Router{Subs: subs}
+	if err := provision(cfg, db, subs, authn, router); err != nil {
+		return err
+	}
+	loc, err := registrar.NewLocation(db, bus)
+	if err != nil {
+		return fmt.Errorf("loading registrations: %w", err)
+	}
+	router.Loc = loc
+
+	srv := &server.Server{Log: log}
+	bound, err := srv.Listen(cfg.SIP.Listen)
+	if err != nil {
+		return err
+	}
+	host, port := advertise(cfg.SIP.Advertise, bound)
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.SIP.UserAgent), sipgo.WithUserAgentHostname(host))
+	if err != nil {
+		return err
+	}
+	srv.UA = ua
+	if srv.SIP, err = sipgo.NewServer(ua); err != nil {
+		return err
+	}
+	if srv.Client, err = sipgo.NewClient(ua, sipgo.WithClientHostname(host), sipgo.WithClientPort(port)); err != nil {
+		return err
+	}
+	srv.Calls = call.NewManager(call.Config{
+		Host: host, Port: port, UDPAddr: bound,
+		NoAnswerTimeout: cfg.Call.NoAnswerTimeout.Duration,
+		SessionExpires:  cfg.Call.SessionExpires, MinSE: cfg.Call.MinSE, MaxForwards: cfg.Call.MaxForwards,
+	}, srv.Client, authn, router, bus, log)
+	srv.Reg = &registrar.Registrar{Loc: loc, Auth: authn, MinExpires: cfg.Registrar.MinExpires,
+		MaxExpires: cfg.Registrar.MaxExpires, DefaultExpires: cfg.Registrar.DefaultExpires, Log: log}
+
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go housekeeping(ctx, authority, loc)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx) }()
+	log.Info("softswitch ready", "sip", bound, "advertise", net.JoinHostPort(host, strconv.Itoa(port)),
+		"data", cfg.Data.Dir, "subscribers", len(cfg.Subscribers), "routes", len(cfg.Routes))
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	for {
+		select {
+		case err := <-served:
+			srv.Close()
+			return err
+		case s := <-sigs:
+			if s == syscall.SIGHUP {
+				reload(*cfgPath, db, subs, authn, router, log)
+				continue
+			}
+			log.Info("shutting down", "signal", s.String(), "active_calls", srv.Calls.Active())
+			sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			srv.Calls.Shutdown(sctx)
+			cancel()
+			stop()
+			srv.Close()
+			db.Flush()
+			snap := counters.Snapshot()
+			log.Info("stopped", "attempts", snap.Attempts, "answers", snap.Answers)
+			return nil
+		}
+	}
+}
+
+// provision loads subscribers (as HA1 only), trusted peers and routes.
+func provision(cfg config.Config, db *store.DB, subs *auth.Subscribers, a *auth.Authenticator, r *routing.Router) error {
+	list := make([]store.Subscriber, 0, len(cfg.Subscribers))
+	for _, s := range cfg.Subscribers {
+		x := store.Subscriber{Number: s.Number, Account: s.Account, HA1MD5: s.HA1MD5, HA1SHA256: s.HA1SHA256}
+		if s.Password != "" {
+			x.HA1MD5 = digest.HA1(digest.MD5, s.Number, cfg.SIP.Realm, s.Password)
+			x.HA1SHA256 = digest.HA1(digest.SHA256, s.Number, cfg.SIP.Realm, s.Password)
+		}
+		list = append(list, x)
+	}
+	if err := db.ReplaceSubscribers(list); err != nil {
+		return fmt.Errorf("storing subscribers: %w", err)
+	}
+	stored, err := db.Subscribers()
+	if err != nil {
+		return fmt.Errorf("reading subscribers: %w", err)
+	}
+	subs.Set(stored)
+	var peers []auth.Peer
+	for _, p := range cfg.Trusted {
+		pfx, _ := config.ParsePrefix(p.Address) // validated already
+		peers = append(peers, auth.Peer{Name: p.Name, Prefix: pfx})
+	}
+	a.SetPeers(peers)
+	var routes []routing.Route
+	for _, rt := range cfg.Routes {
+		h, p, _ := config.SplitHostPort(rt.Gateway)
+		routes = append(routes, routing.Route{Prefix: rt.Prefix, Host: h, Port: p, Transport: strings.ToLower(rt.Transport)})
+	}
+	r.SetRoutes(routes)
+	return nil
+}
+
+func reload(path string, db *store.DB, subs *auth.Subscribers, a *auth.Authenticator, r *routing.Router, log *slog.Logger) {
+	if path == "" {
+		log.Warn("SIGHUP: no config file to reload")
+		return
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		log.Error("SIGHUP: config refused, running provisioning unchanged", "err", err)
+		return
+	}
+	if err := provision(cfg, db, subs, a, r); err != nil {
+		log.Error("SIGHUP: reload failed", "err", err)
+		return
+	}
+	log.Info("SIGHUP: provisioning reloaded", "subscribers", len(cfg.Subscribers), "trusted_peers", len(cfg.Trusted), "routes", len(cfg.Routes))
+}
+
+func housekeeping(ctx context.Context, a *digest.Authority, loc *registrar.Location) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			a.Purge(now)
+			loc.Purge(now)
+		}
+	}
+}
+
+// advertise picks the host:port put in Via and Contact.
+func advertise(configured, bound string) (string, int) {
+	bh, bp, _ := net.SplitHostPort(bound)
+	port, _ := strconv.Atoi(bp)
+	if configured != "" {
+		if h, p, err := net.SplitHostPort(configured); err == nil {
+			n, _ := strconv.Atoi(p)
+			return h, n
+		}
+		return configured, port
+	}
+	if ip, err := netip.ParseAddr(bh); err == nil && !ip.IsUnspecified() {
+		return bh, port
+	}
+	return firstAddress(), port
+}
+
+// firstAddress returns the first global unicast IPv4 address of an up
+// interface, or 127.0.0.1.
+func firstAddress() string {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return "127.0.0.1"
+	}
+	for _, ifc := range ifs {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && ipn.IP.IsGlobalUnicast() {
+				return ipn.IP.String()
+			}
+		}
+	}
+	return "127.0.0.1"
+}
+

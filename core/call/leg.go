@@ -1,0 +1,80 @@
+package call
+
+import (
+	"github.com/emiago/sipgo/sip"
+)
+
+// leg is one dialog of a call: the caller's (A) or one fork toward a
+// callee (B). Fields are guarded by the call's mutex.
+type leg struct {
+	call *Call
+	isA  bool
+
+	callID    string
+	localTag  string // for A: set to the winning fork's aTag at answer
+	remoteTag string
+	localURI  sip.Uri
+	localName string
+	remote    sip.Uri // the peer's address-of-record (To for B, From for A)
+	remoteNam string
+	target    sip.Uri // the peer's Contact
+	dest      string  // where our requests for this dialog go (latched)
+	transport string
+	localSeq  uint32
+	remoteSeq uint32
+
+	// B forks only.
+	invite       *sip.Request
+	inviteTx     sip.ClientTransaction
+	aTag         string // the To tag the caller sees for this fork
+	provisional  bool
+	cancelWanted bool
+	cancelled    bool
+	final        int // final status received (0 while pending)
+	ack          *sip.Request
+	gateway      string
+
+	// An INVITE relayed from this leg awaiting its ACK:
+	// the peer leg and the CSeq we used there.
+	pendingAckIn  uint32
+	pendingAckOut uint32
+	pendingAckTo  *leg
+	pendingAckReq *sip.Request // ACK we sent to this leg, resent on 2xx retransmission
+}
+
+// newRequest builds an in-dialog request on l with a fresh CSeq (for ACK
+// and CANCEL the caller sets CSeq itself).
+func (l *leg) newRequest(method sip.RequestMethod, m *Manager) *sip.Request {
+	return l.newRequestTag(method, m, l.localTag)
+}
+
+// newRequestTag is newRequest with an explicit local tag (toward the
+// caller in the early state each fork shows its own tag).
+func (l *leg) newRequestTag(method sip.RequestMethod, m *Manager, tag string) *sip.Request {
+	req := sip.NewRequest(method, *l.target.Clone())
+	req.AppendHeader(m.via(l.transport))
+	mf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(&mf)
+	from := &sip.FromHeader{DisplayName: l.localName, Address: l.localURI, Params: sip.NewParams()}
+	from.Params.Add("tag", tag)
+	req.AppendHeader(from)
+	to := &sip.ToHeader{DisplayName: l.remoteNam, Address: l.remote, Params: sip.NewParams()}
+	if l.remoteTag != "" {
+		to.Params.Add("tag", l.remoteTag)
+	}
+	req.AppendHeader(to)
+	cid := sip.CallIDHeader(l.callID)
+	req.AppendHeader(&cid)
+	seq := l.localSeq
+	if method != sip.ACK && method != sip.CANCEL {
+		l.localSeq++
+		seq = l.localSeq
+	}
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: seq, MethodName: method})
+	if method != sip.BYE && method != sip.CANCEL && method != sip.ACK {
+		req.AppendHeader(m.contact())
+	}
+	m.prepare(req, l.dest, l.transport)
+	return req
+}
+

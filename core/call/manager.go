@@ -1,0 +1,171 @@
+// Package call is the back-to-back user agent (R2, R5): every call is two
+// dialogs, the caller's (A) and the callee's (B, one per fork), joined by
+// a Call. Requests and responses are rebuilt on the other leg rather than
+// forwarded, so neither side sees the other's Via, Contact, Record-Route
+// or Call-ID.
+package call
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/softswitch/softswitch/core/auth"
+	"github.com/softswitch/softswitch/core/events"
+)
+
+// Target is one destination of a call.
+type Target struct {
+	URI       sip.Uri // the Request-URI to send
+	Dest      string  // host:port the request goes to
+	Transport string  // udp or tcp
+	Gateway   string  // route or gateway name, for records; "" for subscribers
+}
+
+// Caller describes who is calling, after authentication.
+type Caller struct {
+	Number  string
+	Account string
+	Trunk   string // trusted peer name, "" for subscribers
+}
+
+// Decision is a router's answer: targets to fork to, or a refusal.
+type Decision struct {
+	Targets []Target
+	Status  int
+	Reason  string
+}
+
+// Router picks where a call goes. core/routing implements it; a later
+// number-analysis engine replaces it.
+type Router interface {
+	Route(called string, caller Caller) Decision
+}
+
+// Config of the B2BUA.
+type Config struct {
+	Host            string // advertised host for Via/Contact
+	Port            int    // advertised port
+	UDPAddr         string // local UDP listen address requests leave from
+	NoAnswerTimeout time.Duration
+	SessionExpires  int // seconds; 0 disables session timers we insert
+	MinSE           int
+	MaxForwards     int
+}
+
+// Manager owns every call.
+type Manager struct {
+	cfg    Config
+	client *sipgo.Client
+	auth   *auth.Authenticator
+	router Router
+	bus    *events.Bus
+	log    *slog.Logger
+	tab    *table
+
+	active   sync.WaitGroup
+	closing  atomic.Bool
+	mu       sync.Mutex
+	calls    map[*Call]struct{} // for shutdown only
+	contactA string
+}
+
+// NewManager builds a manager that sends through client.
+func NewManager(cfg Config, client *sipgo.Client, a *auth.Authenticator, r Router, bus *events.Bus, log *slog.Logger) *Manager {
+	m := &Manager{cfg: cfg, client: client, auth: a, router: r, bus: bus, log: log, tab: newTable(),
+		calls: map[*Call]struct{}{}}
+	return m
+}
+
+// Active returns the number of calls in progress.
+func (m *Manager) Active() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.calls)
+}
+
+// Shutdown refuses new calls and releases the ones in progress (BYE or
+// CANCEL on both legs), waiting at most until ctx ends.
+func (m *Manager) Shutdown(ctx context.Context) {
+	m.closing.Store(true)
+	m.mu.Lock()
+	var all []*Call
+	for c := range m.calls {
+		all = append(all, c)
+	}
+	m.mu.Unlock()
+	for _, c := range all {
+		c.terminate("shutdown", events.SideSwitch, 503)
+	}
+	done := make(chan struct{})
+	go func() { m.active.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+func (m *Manager) track(c *Call) {
+	m.mu.Lock()
+	m.calls[c] = struct{}{}
+	m.mu.Unlock()
+	m.active.Add(1)
+}
+
+func (m *Manager) untrack(c *Call) {
+	m.mu.Lock()
+	_, ok := m.calls[c]
+	delete(m.calls, c)
+	m.mu.Unlock()
+	if ok {
+		m.active.Done()
+	}
+}
+
+func (m *Manager) contact() *sip.ContactHeader {
+	return &sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: m.cfg.Host, Port: m.cfg.Port}}
+}
+
+func (m *Manager) via(transport string) *sip.ViaHeader {
+	v := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: strings.ToUpper(transport),
+		Host: m.cfg.Host, Port: m.cfg.Port, Params: sip.NewParams()}
+	v.Params.Add("branch", sip.GenerateBranchN(16))
+	return v
+}
+
+// prepare sets where req goes and that UDP leaves from our listening
+// socket (so that NATs and peers see one address).
+func (m *Manager) prepare(req *sip.Request, dest, transport string) {
+	req.SetDestination(dest)
+	req.SetTransport(strings.ToUpper(transport))
+	if strings.EqualFold(transport, "udp") && m.cfg.UDPAddr != "" {
+		host, port, err := net.SplitHostPort(m.cfg.UDPAddr)
+		if err == nil {
+			p, _ := strconv.Atoi(port)
+			req.Laddr = sip.Addr{IP: net.ParseIP(host), Port: p, Hostname: host}
+		}
+	}
+}
+
+// asIs tells sipgo the request is complete: add nothing.
+func asIs(*sipgo.Client, *sip.Request) error { return nil }
+
+// send starts a client transaction for a fully built request.
+func (m *Manager) send(req *sip.Request) (sip.ClientTransaction, error) {
+	return m.client.TransactionRequest(context.Background(), req, asIs)
+}
+
+// write sends a request outside any transaction (ACK for 2xx).
+func (m *Manager) write(req *sip.Request) error {
+	return m.client.WriteRequest(req, asIs)
+}
+
+func randomID() string { return sip.GenerateTagN(20) }

@@ -1,0 +1,355 @@
+// Package config holds the softswitch's bootstrap settings: embedded
+// defaults, overridden by one TOML file, overridden by command-line flags.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	toml "github.com/pelletier/go-toml/v2"
+)
+
+// Duration is a time.Duration written as "30s", "5m" in the file.
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration (use e.g. 30s, 5m): %q", string(b))
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration back in the same form.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Config is the whole bootstrap configuration.
+type Config struct {
+	SIP         SIP           `toml:"sip"`
+	Registrar   Registrar     `toml:"registrar"`
+	Auth        Auth          `toml:"auth"`
+	Call        Call          `toml:"call"`
+	Data        Data          `toml:"data"`
+	Log         Log           `toml:"log"`
+	Subscribers []Subscriber  `toml:"subscriber"`
+	Trusted     []TrustedPeer `toml:"trusted_peer"`
+	Routes      []Route       `toml:"route"`
+}
+
+// SIP is the signalling listener.
+type SIP struct {
+	Listen    string `toml:"listen"`
+	Advertise string `toml:"advertise"`
+	Realm     string `toml:"realm"`
+	UserAgent string `toml:"user_agent"`
+}
+
+// Registrar bounds registration intervals.
+type Registrar struct {
+	MinExpires     int `toml:"min_expires"`
+	MaxExpires     int `toml:"max_expires"`
+	DefaultExpires int `toml:"default_expires"`
+}
+
+// Auth configures digest authentication.
+type Auth struct {
+	NonceLifetime Duration `toml:"nonce_lifetime"`
+	Algorithms    []string `toml:"algorithms"`
+	// MaxFailures per source address per minute before requests from
+	// that address are refused with 403 for the rest of the minute.
+	MaxFailures int `toml:"max_failures_per_minute"`
+}
+
+// Call configures the B2BUA.
+type Call struct {
+	NoAnswerTimeout Duration `toml:"no_answer_timeout"`
+	SessionExpires  int      `toml:"session_expires"`
+	MinSE           int      `toml:"min_se"`
+	MaxForwards     int      `toml:"max_forwards"`
+}
+
+// Data is where durable state lives.
+type Data struct {
+	Dir string `toml:"dir"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level string `toml:"level"`
+}
+
+// Subscriber is a provisioned user. Password is hashed at load; only the
+// HA1 values are stored.
+type Subscriber struct {
+	Number    string `toml:"number"`
+	Password  string `toml:"password"`
+	HA1MD5    string `toml:"ha1_md5"`
+	HA1SHA256 string `toml:"ha1_sha256"`
+	Account   string `toml:"account"`
+}
+
+// TrustedPeer is a source allowed to send calls without digest (a trunk).
+type TrustedPeer struct {
+	Name    string `toml:"name"`
+	Address string `toml:"address"`
+}
+
+// Route sends called numbers with Prefix to Gateway.
+type Route struct {
+	Prefix    string `toml:"prefix"`
+	Gateway   string `toml:"gateway"`
+	Transport string `toml:"transport"`
+}
+
+// Default returns the embedded defaults: a usable softswitch with no file.
+func Default() Config {
+	return Config{
+		SIP:       SIP{Listen: "0.0.0.0:5060", Realm: "softswitch", UserAgent: "softswitch"},
+		Registrar: Registrar{MinExpires: 60, MaxExpires: 3600, DefaultExpires: 3600},
+		Auth: Auth{
+			NonceLifetime: Duration{5 * time.Minute},
+			Algorithms:    []string{"MD5", "SHA-256"},
+			MaxFailures:   20,
+		},
+		Call: Call{
+			NoAnswerTimeout: Duration{60 * time.Second},
+			SessionExpires:  1800,
+			MinSE:           90,
+			MaxForwards:     70,
+		},
+		Data: Data{Dir: "./data"},
+		Log:  Log{Level: "info"},
+	}
+}
+
+// Error is a configuration error with its place in the file.
+type Error struct {
+	File   string
+	Line   int
+	Reason string
+	key    string // the offending key, to find its line
+}
+
+func (e *Error) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Reason)
+	}
+	if e.File != "" {
+		return fmt.Sprintf("%s: %s", e.File, e.Reason)
+	}
+	return e.Reason
+}
+
+// Load reads path over the defaults and validates the result.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	if path == "" {
+		return cfg, cfg.Validate()
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, &Error{File: path, Reason: err.Error()}
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes data (named path in errors) over the defaults.
+func Parse(path string, data []byte) (Config, error) {
+	cfg := Default()
+	dec := toml.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			row, _ := de.Position()
+			return cfg, &Error{File: path, Line: row, Reason: de.Error()}
+		}
+		var sm *toml.StrictMissingError
+		if errors.As(err, &sm) && len(sm.Errors) > 0 {
+			row, _ := sm.Errors[0].Position()
+			return cfg, &Error{File: path, Line: row, Reason: "unknown key " + strings.Join(sm.Errors[0].Key(), ".")}
+		}
+		return cfg, &Error{File: path, Reason: err.Error()}
+	}
+	if err := cfg.Validate(); err != nil {
+		var ce *Error
+		if errors.As(err, &ce) {
+			ce.File = path
+			if ce.Line == 0 {
+				ce.Line = findLine(data, ce.key)
+			}
+			return cfg, ce
+		}
+		return cfg, &Error{File: path, Reason: err.Error()}
+	}
+	return cfg, nil
+}
+
+func invalid(key, format string, a ...any) error {
+	return &Error{Reason: key + ": " + fmt.Sprintf(format, a...), key: key}
+}
+
+// findLine returns the first line where key (the last dotted part) is set.
+func findLine(data []byte, key string) int {
+	if key == "" {
+		return 0
+	}
+	if i := strings.LastIndexByte(key, '.'); i >= 0 {
+		key = key[i+1:]
+	}
+	if i := strings.IndexByte(key, '['); i >= 0 {
+		key = key[:i]
+	}
+	for n, line := range strings.Split(string(data), "\n") {
+		t := strings.TrimSpace(line)
+		if strings.HasPrefix(t, key) {
+			rest := strings.TrimSpace(t[len(key):])
+			if strings.HasPrefix(rest, "=") {
+				return n + 1
+			}
+		}
+	}
+	return 0
+}
+
+// Validate checks every value; the first problem is returned.
+func (c *Config) Validate() error {
+	if _, _, err := SplitHostPort(c.SIP.Listen); err != nil {
+		return invalid("sip.listen", "%v", err)
+	}
+	if c.SIP.Advertise != "" {
+		if strings.ContainsAny(c.SIP.Advertise, " ;,<>\"") {
+			return invalid("sip.advertise", "must be host or host:port")
+		}
+	}
+	if c.SIP.Realm == "" || strings.ContainsAny(c.SIP.Realm, "\"\\\r\n") {
+		return invalid("sip.realm", "must be non-empty, without quotes or backslashes")
+	}
+	r := c.Registrar
+	if r.MinExpires < 1 || r.MaxExpires < r.MinExpires || r.DefaultExpires < r.MinExpires || r.DefaultExpires > r.MaxExpires {
+		return invalid("registrar.min_expires", "need 1 <= min_expires <= default_expires <= max_expires (have %d, %d, %d)", r.MinExpires, r.DefaultExpires, r.MaxExpires)
+	}
+	if c.Auth.NonceLifetime.Duration < 10*time.Second {
+		return invalid("auth.nonce_lifetime", "must be at least 10s")
+	}
+	if len(c.Auth.Algorithms) == 0 {
+		return invalid("auth.algorithms", "name at least one of MD5, SHA-256")
+	}
+	for _, a := range c.Auth.Algorithms {
+		if a != "MD5" && a != "SHA-256" {
+			return invalid("auth.algorithms", "unknown algorithm %q (MD5 or SHA-256)", a)
+		}
+	}
+	if c.Auth.MaxFailures < 1 {
+		return invalid("auth.max_failures_per_minute", "must be at least 1")
+	}
+	if c.Call.NoAnswerTimeout.Duration < time.Second {
+		return invalid("call.no_answer_timeout", "must be at least 1s")
+	}
+	if c.Call.SessionExpires != 0 && (c.Call.MinSE < 2 || c.Call.SessionExpires < c.Call.MinSE) {
+		return invalid("call.session_expires", "must be 0 (off) or >= call.min_se (>= 2)")
+	}
+	if c.Call.MaxForwards < 1 || c.Call.MaxForwards > 255 {
+		return invalid("call.max_forwards", "must be 1..255")
+	}
+	if c.Data.Dir == "" {
+		return invalid("data.dir", "must not be empty")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return invalid("log.level", "must be debug, info, warn or error")
+	}
+	seen := map[string]bool{}
+	for i, s := range c.Subscribers {
+		key := fmt.Sprintf("subscriber[%d]", i)
+		if !IsNumber(s.Number) {
+			return invalid(key+".number", "%q is not a number (digits, optional leading +)", s.Number)
+		}
+		if seen[s.Number] {
+			return invalid(key+".number", "%s is declared twice", s.Number)
+		}
+		seen[s.Number] = true
+		if s.Password == "" && (s.HA1MD5 == "" || s.HA1SHA256 == "") {
+			return invalid(key+".password", "subscriber %s needs password, or both ha1_md5 and ha1_sha256", s.Number)
+		}
+		if s.Password != "" && len(s.Password) < 8 {
+			return invalid(key+".password", "subscriber %s: password shorter than 8 characters", s.Number)
+		}
+	}
+	for i, p := range c.Trusted {
+		if _, err := ParsePrefix(p.Address); err != nil {
+			return invalid(fmt.Sprintf("trusted_peer[%d].address", i), "%v", err)
+		}
+	}
+	for i, rt := range c.Routes {
+		key := fmt.Sprintf("route[%d]", i)
+		if rt.Prefix == "" || strings.Trim(rt.Prefix, "0123456789+*#") != "" {
+			return invalid(key+".prefix", "%q: digits only", rt.Prefix)
+		}
+		if _, _, err := SplitHostPort(rt.Gateway); err != nil {
+			return invalid(key+".gateway", "%v", err)
+		}
+		switch strings.ToLower(rt.Transport) {
+		case "", "udp", "tcp":
+		default:
+			return invalid(key+".transport", "must be udp or tcp")
+		}
+	}
+	return nil
+}
+
+// IsNumber reports whether s is a subscriber number: digits with an
+// optional leading +.
+func IsNumber(s string) bool {
+	s = strings.TrimPrefix(s, "+")
+	if s == "" || len(s) > 28 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// SplitHostPort parses host:port with a numeric port.
+func SplitHostPort(hp string) (string, int, error) {
+	host, ps, err := net.SplitHostPort(hp)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q is not host:port", hp)
+	}
+	p, err := strconv.Atoi(ps)
+	if err != nil || p < 0 || p > 65535 {
+		return "", 0, fmt.Errorf("%q: port must be 0..65535", hp)
+	}
+	if host == "" {
+		return "", 0, fmt.Errorf("%q: host missing", hp)
+	}
+	return host, p, nil
+}
+
+// ParsePrefix accepts an address or a CIDR.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return p, fmt.Errorf("%q is not an IP address or CIDR", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}

@@ -1,0 +1,122 @@
+// Package events is the in-process bus on which call control publishes
+// what happens to calls and registrations. Billing, accounting,
+// statistics and replication subscribe; core knows none of them.
+package events
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Kind names an event type.
+type Kind uint8
+
+// Event kinds.
+const (
+	CallAttempt Kind = iota + 1 // an INVITE was accepted for routing
+	CallRinging                 // first 18x (ringing or early media) toward the caller
+	CallAnswer                  // 2xx relayed to the caller
+	CallRelease                 // the call ended, with cause and side
+	Registered                  // a binding was added or refreshed
+	Unregistered                // a binding was removed or expired
+)
+
+func (k Kind) String() string {
+	switch k {
+	case CallAttempt:
+		return "attempt"
+	case CallRinging:
+		return "ringing"
+	case CallAnswer:
+		return "answer"
+	case CallRelease:
+		return "release"
+	case Registered:
+		return "registered"
+	case Unregistered:
+		return "unregistered"
+	}
+	return "unknown"
+}
+
+// Side says which end caused a release.
+type Side uint8
+
+// Sides.
+const (
+	SideNone   Side = iota
+	SideCaller      // the A party
+	SideCallee      // the B party or gateway
+	SideSwitch      // the softswitch itself (timer, error, shutdown)
+)
+
+func (s Side) String() string {
+	switch s {
+	case SideCaller:
+		return "caller"
+	case SideCallee:
+		return "callee"
+	case SideSwitch:
+		return "switch"
+	}
+	return "none"
+}
+
+// Event is one happening. Fields not meaningful for a kind are zero.
+type Event struct {
+	Kind     Kind
+	Time     time.Time
+	CallID   string // the caller-side Call-ID
+	Calling  string // calling number as received
+	Called   string // called number as received
+	Account  string
+	Status   int    // final SIP status of a release (200 for a normal end of an answered call)
+	Cause    string // release cause text, e.g. "BYE", "no answer", "session timer expired"
+	Side     Side
+	Answered bool      // for releases: whether the call had been answered
+	Setup    time.Time // seizure time, for releases
+	Answer   time.Time // answer time, for releases of answered calls
+	Media    []string  // media and codecs, e.g. "audio PCMU/8000"
+	AOR      string    // registrations: the number
+	Delta    int       // registrations: change in the number of bindings
+}
+
+// Handler receives events. It runs on the publisher's goroutine, on the
+// SIP message path: it must not block (hand work to a queue of your own).
+type Handler func(*Event)
+
+// Bus fans events out to subscribers. Subscribing is done at start-up;
+// publishing is lock-free.
+type Bus struct {
+	subs atomic.Pointer[[]Handler]
+}
+
+// New returns an empty bus.
+func New() *Bus {
+	b := &Bus{}
+	b.subs.Store(&[]Handler{})
+	return b
+}
+
+// Subscribe adds h; safe at any time, cheap to publish after.
+func (b *Bus) Subscribe(h Handler) {
+	for {
+		old := b.subs.Load()
+		n := make([]Handler, len(*old), len(*old)+1)
+		copy(n, *old)
+		n = append(n, h)
+		if b.subs.CompareAndSwap(old, &n) {
+			return
+		}
+	}
+}
+
+// Publish delivers e to every subscriber in order.
+func (b *Bus) Publish(e *Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	for _, h := range *b.subs.Load() {
+		h(e)
+	}
+}

@@ -1,0 +1,170 @@
+// Package server binds the SIP transports (sipgo) to the softswitch's
+// request chain: validate -> registrar / call control / OPTIONS.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/softswitch/softswitch/core/call"
+	"github.com/softswitch/softswitch/core/registrar"
+	"github.com/softswitch/softswitch/core/sipcheck"
+)
+
+// Allow lists the methods we answer.
+const Allow = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, PRACK, UPDATE, INFO, MESSAGE, NOTIFY, REFER"
+
+// Server is the SIP front end.
+type Server struct {
+	UA     *sipgo.UserAgent
+	SIP    *sipgo.Server
+	Client *sipgo.Client
+	Calls  *call.Manager
+	Reg    *registrar.Registrar
+	Log    *slog.Logger
+
+	udp net.PacketConn
+	tcp net.Listener
+}
+
+// Listen binds UDP and TCP on addr before serving, so that start-up fails
+// loudly on a taken port. It returns the bound UDP address.
+func (s *Server) Listen(addr string) (string, error) {
+	udp, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return "", fmt.Errorf("SIP UDP listen on %s: %w", addr, err)
+	}
+	tcpAddr := udp.LocalAddr().String()
+	tcp, err := net.Listen("tcp", tcpAddr)
+	if err != nil {
+		udp.Close()
+		return "", fmt.Errorf("SIP TCP listen on %s: %w", tcpAddr, err)
+	}
+	s.udp, s.tcp = udp, tcp
+	return tcpAddr, nil
+}
+
+// Serve registers the handlers and serves until ctx ends.
+func (s *Server) Serve(ctx context.Context) error {
+	srv := s.SIP
+	srv.OnRegister(s.checked(s.Reg.Handle, false))
+	srv.OnInvite(s.checked(s.invite, true))
+	srv.OnAck(s.ack)
+	srv.OnBye(s.checked(s.Calls.HandleBye, false))
+	srv.OnCancel(s.checked(func(req *sip.Request, tx sip.ServerTransaction) {
+		// A CANCEL that matched an INVITE was answered by the stack.
+		tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
+	}, false))
+	srv.OnOptions(s.checked(s.options, false))
+	for _, m := range []sip.RequestMethod{sip.PRACK, sip.UPDATE, sip.INFO, sip.MESSAGE, sip.NOTIFY, sip.REFER} {
+		srv.OnRequest(m, s.checked(s.inDialogOnly, true))
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- srv.ServeUDP(s.udp) }()
+	go func() { errc <- srv.ServeTCP(s.tcp) }()
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errc:
+		if err != nil && !errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		return nil
+	}
+}
+
+// Close stops the listeners and the stack.
+func (s *Server) Close() {
+	if s.udp != nil {
+		s.udp.Close()
+	}
+	if s.tcp != nil {
+		s.tcp.Close()
+	}
+	s.SIP.Close()
+	s.UA.Close()
+}
+
+type handler = func(*sip.Request, sip.ServerTransaction)
+
+// checked validates a request before h sees it; forwarded requests with
+// Max-Forwards 0 get 483.
+func (s *Server) checked(h handler, forwarded bool) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		defer func() {
+			if r := recover(); r != nil {
+				// A bug must cost one request, never the server.
+				s.Log.Error("panic handling request", "panic", r, "method", req.Method)
+				tx.Respond(sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil))
+			}
+		}()
+		if p := sipcheck.Request(req); p != nil {
+			s.Log.Debug("invalid request", "method", req.Method, "status", p.Status, "reason", p.Reason, "src", req.Source())
+			tx.Respond(p.Response(req))
+			return
+		}
+		if forwarded {
+			if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
+				tx.Respond(sip.NewResponseFromRequest(req, 483, "Too Many Hops", nil))
+				return
+			}
+		}
+		h(req, tx)
+	}
+}
+
+func (s *Server) invite(req *sip.Request, tx sip.ServerTransaction) {
+	if tagOf(req.To()) != "" {
+		s.Calls.HandleInDialog(req, tx)
+		return
+	}
+	s.Calls.HandleInvite(req, tx)
+}
+
+func (s *Server) ack(req *sip.Request, _ sip.ServerTransaction) {
+	if sipcheck.Request(req) != nil {
+		return // no response to an ACK: drop it
+	}
+	s.Calls.HandleAck(req)
+}
+
+func (s *Server) inDialogOnly(req *sip.Request, tx sip.ServerTransaction) {
+	if tagOf(req.To()) == "" {
+		if req.Method == sip.PRACK || req.Method == sip.UPDATE {
+			tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
+			return
+		}
+		res := sip.NewResponseFromRequest(req, 405, "Method Not Allowed", nil)
+		res.AppendHeader(sip.NewHeader("Allow", Allow))
+		tx.Respond(res)
+		return
+	}
+	s.Calls.HandleInDialog(req, tx)
+}
+
+func (s *Server) options(req *sip.Request, tx sip.ServerTransaction) {
+	if tagOf(req.To()) != "" {
+		s.Calls.HandleInDialog(req, tx)
+		return
+	}
+	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	res.AppendHeader(sip.NewHeader("Allow", Allow))
+	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
+	res.AppendHeader(sip.NewHeader("Supported", strings.Join(sipcheck.Supported, ", ")))
+	tx.Respond(res)
+}
+
+func tagOf(to *sip.ToHeader) string {
+	if to == nil {
+		return ""
+	}
+	t, _ := to.Params.Get("tag")
+	return t
+}

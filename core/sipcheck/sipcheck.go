@@ -1,0 +1,134 @@
+// Package sipcheck validates what the softswitch relies on in a request
+// before acting on it. sipgo's parser accepts many messages that RFC 3261
+// forbids (RFC 4475 §3.1.2); each rule here maps a defect to the status a
+// server should answer.
+package sipcheck
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Supported lists the option tags the softswitch implements (Require of
+// anything else gets 420).
+var Supported = []string{"100rel", "timer"}
+
+// Problem is a validation failure: the status and reason to answer with.
+type Problem struct {
+	Status int
+	Reason string
+	// Unsupported carries the option tags for a 420.
+	Unsupported []string
+}
+
+// single headers that must not repeat.
+var single = []string{"From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Length", "Content-Type"}
+
+// Request checks req; nil means acceptable.
+func Request(req *sip.Request) *Problem {
+	switch req.Recipient.Scheme {
+	case "sip", "sips":
+		if req.Recipient.Host == "" {
+			return &Problem{Status: 400, Reason: "Bad Request-URI"}
+		}
+	case "tel":
+	default:
+		return &Problem{Status: 416, Reason: "Unsupported URI Scheme"}
+	}
+	if req.SipVersion != "SIP/2.0" {
+		return &Problem{Status: 505, Reason: "Version Not Supported"}
+	}
+	via := req.Via()
+	if via == nil || via.Host == "" {
+		return &Problem{Status: 400, Reason: "Missing Via"}
+	}
+	if b, _ := via.Params.Get("branch"); b == "" {
+		return &Problem{Status: 400, Reason: "Missing Via branch"}
+	}
+	for _, name := range single {
+		if len(req.GetHeaders(name)) > 1 {
+			return &Problem{Status: 400, Reason: "Repeated " + name}
+		}
+	}
+	from, to := req.From(), req.To()
+	if from == nil || to == nil {
+		return &Problem{Status: 400, Reason: "Missing From or To"}
+	}
+	if tag, _ := from.Params.Get("tag"); tag == "" {
+		return &Problem{Status: 400, Reason: "Missing From tag"}
+	}
+	if !validAddrScheme(from.Address.Scheme) || !validAddrScheme(to.Address.Scheme) {
+		return &Problem{Status: 400, Reason: "Bad From or To URI"}
+	}
+	if c := req.CallID(); c == nil || c.Value() == "" {
+		return &Problem{Status: 400, Reason: "Missing Call-ID"}
+	}
+	cseq := req.CSeq()
+	if cseq == nil {
+		return &Problem{Status: 400, Reason: "Missing CSeq"}
+	}
+	if cseq.MethodName != req.Method {
+		return &Problem{Status: 400, Reason: "CSeq method does not match"}
+	}
+	if cseq.SeqNo >= 1<<31 {
+		return &Problem{Status: 400, Reason: "CSeq number out of range"}
+	}
+	if mf := req.MaxForwards(); mf != nil && mf.Val() > 255 {
+		return &Problem{Status: 400, Reason: "Bad Max-Forwards"}
+	}
+	body := req.Body()
+	if cl := req.ContentLength(); cl != nil && int(*cl) != len(body) {
+		return &Problem{Status: 400, Reason: "Content-Length does not match body"}
+	}
+	if len(body) > 0 && req.ContentType() == nil {
+		return &Problem{Status: 400, Reason: "Body without Content-Type"}
+	}
+	for _, h := range req.GetHeaders("Expires") {
+		if _, err := strconv.ParseUint(strings.TrimSpace(h.Value()), 10, 32); err != nil {
+			return &Problem{Status: 400, Reason: "Bad Expires"}
+		}
+	}
+	if req.Method != sip.ACK && req.Method != sip.CANCEL {
+		if un := unsupported(req); len(un) > 0 {
+			return &Problem{Status: 420, Reason: "Bad Extension", Unsupported: un}
+		}
+	}
+	return nil
+}
+
+func validAddrScheme(s string) bool {
+	return s == "sip" || s == "sips" || s == "tel"
+}
+
+func unsupported(req *sip.Request) []string {
+	var out []string
+	for _, h := range req.GetHeaders("Require") {
+		for _, tag := range strings.Split(h.Value(), ",") {
+			tag = strings.TrimSpace(tag)
+			if tag == "" {
+				continue
+			}
+			known := false
+			for _, s := range Supported {
+				if strings.EqualFold(s, tag) {
+					known = true
+				}
+			}
+			if !known {
+				out = append(out, tag)
+			}
+		}
+	}
+	return out
+}
+
+// Response builds the answer to p for req.
+func (p *Problem) Response(req *sip.Request) *sip.Response {
+	res := sip.NewResponseFromRequest(req, p.Status, p.Reason, nil)
+	if len(p.Unsupported) > 0 {
+		res.AppendHeader(sip.NewHeader("Unsupported", strings.Join(p.Unsupported, ", ")))
+	}
+	return res
+}

@@ -1,0 +1,232 @@
+// Package store keeps provisioning and registrations in one bbolt file
+// under the data directory. Writes on the SIP path are queued and
+// committed in batches by one writer goroutine; a record is durable once
+// its batch commit (fdatasync) has returned.
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bucketSubscribers = []byte("subscribers")
+	bucketBindings    = []byte("bindings")
+)
+
+// Subscriber is a provisioned user. No clear-text password is kept.
+type Subscriber struct {
+	Number    string `json:"number"`
+	HA1MD5    string `json:"ha1_md5"`
+	HA1SHA256 string `json:"ha1_sha256"`
+	Account   string `json:"account,omitempty"`
+}
+
+// Binding is one registered contact of an address-of-record.
+type Binding struct {
+	AOR       string    `json:"aor"`
+	Contact   string    `json:"contact"`   // the Contact URI as registered
+	Dest      string    `json:"dest"`      // host:port requests are sent to
+	Transport string    `json:"transport"` // udp or tcp
+	Expires   time.Time `json:"expires"`
+	CallID    string    `json:"call_id"`
+	CSeq      uint32    `json:"cseq"`
+	Received  string    `json:"received,omitempty"` // source address when NAT was detected
+}
+
+// DB is the softswitch's durable store.
+type DB struct {
+	db  *bolt.DB
+	log *slog.Logger
+
+	mu      sync.Mutex
+	pending map[string][]Binding // aor -> bindings to write (nil slice = delete)
+	kick    chan struct{}
+	done    chan struct{}
+	flushed chan chan struct{}
+}
+
+// Open opens (creating) dir/softswitch.db.
+func Open(dir string, log *slog.Logger) (*DB, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, "softswitch.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("%s is locked by another process (is a softswitch already running with this data dir?)", path)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketSubscribers, bucketBindings} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("init %s: %w", path, err)
+	}
+	s := &DB{db: db, log: log, pending: map[string][]Binding{}, kick: make(chan struct{}, 1),
+		done: make(chan struct{}), flushed: make(chan chan struct{})}
+	go s.writer()
+	return s, nil
+}
+
+// Close flushes queued writes and closes the file.
+func (s *DB) Close() error {
+	s.Flush()
+	close(s.done)
+	return s.db.Close()
+}
+
+// ReplaceSubscribers makes the subscriber table exactly subs, in one
+// transaction (all or nothing).
+func (s *DB) ReplaceSubscribers(subs []Subscriber) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(bucketSubscribers); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+			return err
+		}
+		b, err := tx.CreateBucket(bucketSubscribers)
+		if err != nil {
+			return err
+		}
+		for _, sub := range subs {
+			v, _ := json.Marshal(sub)
+			if err := b.Put([]byte(sub.Number), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Subscribers returns every subscriber.
+func (s *DB) Subscribers() ([]Subscriber, error) {
+	var out []Subscriber
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSubscribers).ForEach(func(k, v []byte) error {
+			var sub Subscriber
+			if err := json.Unmarshal(v, &sub); err != nil {
+				return fmt.Errorf("subscriber %q: %w", k, err)
+			}
+			out = append(out, sub)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Bindings returns every stored binding.
+func (s *DB) Bindings() ([]Binding, error) {
+	var out []Binding
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketBindings).ForEach(func(k, v []byte) error {
+			var bs []Binding
+			if err := json.Unmarshal(v, &bs); err != nil {
+				return fmt.Errorf("bindings of %q: %w", k, err)
+			}
+			out = append(out, bs...)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// SaveBindings queues the bindings of aor (empty means none) for the
+// writer; it never blocks on the disk.
+func (s *DB) SaveBindings(aor string, bs []Binding) {
+	cp := make([]Binding, len(bs))
+	copy(cp, bs)
+	s.mu.Lock()
+	s.pending[aor] = cp
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Flush waits until everything queued so far is committed.
+func (s *DB) Flush() {
+	ch := make(chan struct{})
+	select {
+	case s.flushed <- ch:
+		<-ch
+	case <-s.done:
+	}
+}
+
+// writer commits queued bindings in batches: at most one fsync per
+// 10 ms however many registrations arrive.
+func (s *DB) writer() {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	dirty := false
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-s.kick:
+			dirty = true
+		case <-tick.C:
+			if dirty {
+				s.commit()
+				dirty = false
+			}
+		case ch := <-s.flushed:
+			s.commit()
+			dirty = false
+			close(ch)
+		}
+	}
+}
+
+func (s *DB) commit() {
+	s.mu.Lock()
+	batch := s.pending
+	s.pending = map[string][]Binding{}
+	s.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketBindings)
+		for aor, bs := range batch {
+			if len(bs) == 0 {
+				if err := b.Delete([]byte(aor)); err != nil {
+					return err
+				}
+				continue
+			}
+			v, _ := json.Marshal(bs)
+			if err := b.Put([]byte(aor), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	// Here the batch is durable (bbolt fdatasyncs before Update returns).
+	if err != nil {
+		s.log.Error("storing registrations failed; will retry", "err", err, "aors", len(batch))
+		s.mu.Lock()
+		for aor, bs := range batch {
+			if _, newer := s.pending[aor]; !newer {
+				s.pending[aor] = bs
+			}
+		}
+		s.mu.Unlock()
+	}
+}
