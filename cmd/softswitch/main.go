@@ -264,4 +264,3 @@ func firstAddress() string {
 	}
 	return "127.0.0.1"
 }
-

@@ -77,4 +77,3 @@ func (l *leg) newRequestTag(method sip.RequestMethod, m *Manager, tag string) *s
 	m.prepare(req, l.dest, l.transport)
 	return req
 }
-

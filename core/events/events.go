@@ -13,12 +13,12 @@ type Kind uint8
 
 // Event kinds.
 const (
-	CallAttempt Kind = iota + 1 // an INVITE was accepted for routing
-	CallRinging                 // first 18x (ringing or early media) toward the caller
-	CallAnswer                  // 2xx relayed to the caller
-	CallRelease                 // the call ended, with cause and side
-	Registered                  // a binding was added or refreshed
-	Unregistered                // a binding was removed or expired
+	CallAttempt  Kind = iota + 1 // an INVITE was accepted for routing
+	CallRinging                  // first 18x (ringing or early media) toward the caller
+	CallAnswer                   // 2xx relayed to the caller
+	CallRelease                  // the call ended, with cause and side
+	Registered                   // a binding was added or refreshed
+	Unregistered                 // a binding was removed or expired
 )
 
 func (k Kind) String() string {
