@@ -71,11 +71,10 @@ type Manager struct {
 	log    *slog.Logger
 	tab    *table
 
-	active   sync.WaitGroup
-	closing  atomic.Bool
-	mu       sync.Mutex
-	calls    map[*Call]struct{} // for shutdown only
-	contactA string
+	active  sync.WaitGroup
+	closing atomic.Bool
+	mu      sync.Mutex
+	calls   map[*Call]struct{} // for shutdown only
 }
 
 // NewManager builds a manager that sends through client.

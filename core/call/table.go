@@ -55,14 +55,3 @@ func (t *table) del(id string) {
 	delete(s.m, id)
 	s.mu.Unlock()
 }
-
-func (t *table) count() int {
-	n := 0
-	for i := range t.shards {
-		s := &t.shards[i]
-		s.mu.RLock()
-		n += len(s.m)
-		s.mu.RUnlock()
-	}
-	return n
-}

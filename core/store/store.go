@@ -15,6 +15,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 var (
@@ -62,7 +63,7 @@ func Open(dir string, log *slog.Logger) (*DB, error) {
 	path := filepath.Join(dir, "softswitch.db")
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("%s is locked by another process (is a softswitch already running with this data dir?)", path)
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -96,7 +97,7 @@ func (s *DB) Close() error {
 // transaction (all or nothing).
 func (s *DB) ReplaceSubscribers(subs []Subscriber) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(bucketSubscribers); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+		if err := tx.DeleteBucket(bucketSubscribers); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 			return err
 		}
 		b, err := tx.CreateBucket(bucketSubscribers)

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh Debian machine (run as root).
+# Idempotent: installs only what is missing.
+set -euo pipefail
+
+need=()
+command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
+command -v make >/dev/null 2>&1 || need+=(make)
+command -v ss >/dev/null 2>&1 || need+=(iproute2)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "deps: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# staticcheck, pinned, from the Go module proxy.
+SC_VERSION=2026.2.2
+gobin="$(go env GOPATH)/bin"
+if ! "$gobin/staticcheck" -version 2>/dev/null | grep -q "$SC_VERSION"; then
+  echo "deps: installing staticcheck $SC_VERSION"
+  go install "honnef.co/go/tools/cmd/staticcheck@$SC_VERSION"
+fi

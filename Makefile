@@ -1,0 +1,43 @@
+# The softswitch's build, test and benchmark entry points.
+GO ?= go
+GOBIN := $(shell $(GO) env GOPATH)/bin
+PKGS := ./...
+
+.PHONY: run build test deps lint unit systest fuzz bench clean
+
+## run: start the softswitch on embedded defaults (SIP on UDP+TCP 5060, data in ./data)
+run:
+	$(GO) run ./cmd/softswitch
+
+## build: the daemon binary in bin/
+build:
+	$(GO) build -o bin/softswitch ./cmd/softswitch
+
+## test: install what the tests need, then lint, unit tests and system tests
+test: deps lint unit systest
+
+deps:
+	bash .ci/deps.sh
+
+lint:
+	@test -z "$$(gofmt -l cmd core oam billing aaa interwork appliance 2>/dev/null)" || { gofmt -l cmd core oam billing aaa interwork appliance; echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet $(PKGS)
+	$(GOBIN)/staticcheck $(PKGS)
+
+unit:
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /appliance/systest)
+
+systest:
+	$(GO) test -count=1 -timeout 15m ./appliance/systest/
+
+## fuzz: run every fuzz target for FUZZTIME each (default 60s)
+FUZZTIME ?= 60s
+fuzz:
+	bash appliance/fuzz.sh $(FUZZTIME)
+
+## bench: softswitch vs Kamailio under the same sipp load (not part of test)
+bench:
+	bash appliance/bench/run.sh
+
+clean:
+	rm -rf bin data
