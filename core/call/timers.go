@@ -65,7 +65,7 @@ func parseSE(v string) (int, string) {
 	ref := ""
 	for _, p := range parts[1:] {
 		kv := strings.SplitN(strings.TrimSpace(p), "=", 2)
-		if len(kv) == 2 && strings.EqualFold(kv[0], "refresher") {
+		if len(kv) == 2 && strings.EqualFold(strings.TrimSpace(kv[0]), "refresher") {
 			ref = strings.ToLower(strings.TrimSpace(kv[1]))
 		}
 	}

@@ -167,15 +167,19 @@ func Parse(path string, data []byte) (Config, error) {
 	dec := toml.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cfg); err != nil {
-		var de *toml.DecodeError
-		if errors.As(err, &de) {
-			row, _ := de.Position()
-			return cfg, &Error{File: path, Line: row, Reason: de.Error()}
-		}
 		var sm *toml.StrictMissingError
 		if errors.As(err, &sm) && len(sm.Errors) > 0 {
 			row, _ := sm.Errors[0].Position()
 			return cfg, &Error{File: path, Line: row, Reason: "unknown key " + strings.Join(sm.Errors[0].Key(), ".")}
+		}
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			row, _ := de.Position()
+			reason := strings.TrimPrefix(de.Error(), "toml: ")
+			if k := de.Key(); len(k) > 0 {
+				reason = strings.Join(k, ".") + ": " + reason
+			}
+			return cfg, &Error{File: path, Line: row, Reason: reason}
 		}
 		return cfg, &Error{File: path, Reason: err.Error()}
 	}

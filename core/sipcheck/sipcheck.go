@@ -30,7 +30,8 @@ var single = []string{"From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-
 func Request(req *sip.Request) *Problem {
 	switch req.Recipient.Scheme {
 	case "sip", "sips":
-		if req.Recipient.Host == "" {
+		if req.Recipient.Host == "" || len(req.Recipient.Headers) > 0 {
+			// Headers are not allowed in a Request-URI (RFC 3261 §19.1.5).
 			return &Problem{Status: 400, Reason: "Bad Request-URI"}
 		}
 	case "tel":
@@ -44,9 +45,6 @@ func Request(req *sip.Request) *Problem {
 	if via == nil || via.Host == "" {
 		return &Problem{Status: 400, Reason: "Missing Via"}
 	}
-	if b, _ := via.Params.Get("branch"); b == "" {
-		return &Problem{Status: 400, Reason: "Missing Via branch"}
-	}
 	for _, name := range single {
 		if len(req.GetHeaders(name)) > 1 {
 			return &Problem{Status: 400, Reason: "Repeated " + name}
@@ -55,9 +53,6 @@ func Request(req *sip.Request) *Problem {
 	from, to := req.From(), req.To()
 	if from == nil || to == nil {
 		return &Problem{Status: 400, Reason: "Missing From or To"}
-	}
-	if tag, _ := from.Params.Get("tag"); tag == "" {
-		return &Problem{Status: 400, Reason: "Missing From tag"}
 	}
 	if !validAddrScheme(from.Address.Scheme) || !validAddrScheme(to.Address.Scheme) {
 		return &Problem{Status: 400, Reason: "Bad From or To URI"}

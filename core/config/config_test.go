@@ -1,0 +1,66 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestDefaultsValid(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.SIP.Listen != "0.0.0.0:5060" || c.Data.Dir != "./data" || len(c.Subscribers) != 0 {
+		t.Fatalf("defaults changed: %+v", c)
+	}
+}
+
+func TestParseOverrides(t *testing.T) {
+	c, err := Parse("x.toml", []byte(`
+[sip]
+listen = "127.0.0.1:5070"
+[call]
+no_answer_timeout = "3s"
+[[subscriber]]
+number = "1001"
+password = "secret1001"
+[[route]]
+prefix = "9"
+gateway = "127.0.0.1:5080"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SIP.Listen != "127.0.0.1:5070" || c.Call.NoAnswerTimeout.Seconds() != 3 || c.Registrar.MinExpires != 60 {
+		t.Fatalf("got %+v", c)
+	}
+}
+
+func TestErrorsCarryFileAndLine(t *testing.T) {
+	cases := []struct {
+		src  string
+		line int
+		want string
+	}{
+		{"[sip]\nlisten = 5060\n", 2, "listen"},
+		{"[sip]\nlisten = \"127.0.0.1:5060\"\nbogus = 1\n", 3, "bogus"},
+		{"[registrar]\nmin_expires = 0\n", 2, "min_expires"},
+		{"[log]\n\nlevel = \"loud\"\n", 3, "log.level"},
+		{"[[subscriber]]\nnumber = \"10a1\"\npassword = \"longenough\"\n", 2, "number"},
+		{"[[subscriber]]\nnumber = \"1001\"\npassword = \"short\"\n", 3, "password"},
+		{"[call]\nno_answer_timeout = \"soon\"\n", 2, "duration"},
+		{"[sip\n", 1, ""},
+	}
+	for _, c := range cases {
+		_, err := Parse("bad.toml", []byte(c.src))
+		var ce *Error
+		if !errors.As(err, &ce) {
+			t.Errorf("%q: error %v is not a config error", c.src, err)
+			continue
+		}
+		if ce.File != "bad.toml" || ce.Line != c.line || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: got %q (line %d), want line %d mentioning %q", c.src, err, ce.Line, c.line, c.want)
+		}
+	}
+}
