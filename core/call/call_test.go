@@ -45,3 +45,14 @@ func TestStripOption(t *testing.T) {
 		t.Fatal("empty Require kept")
 	}
 }
+
+func FuzzParseSE(f *testing.F) {
+	f.Add("1800;refresher=uac")
+	f.Add("90;refresher")
+	f.Fuzz(func(t *testing.T, s string) {
+		n, ref := parseSE(s)
+		if n < 0 || (n == 0 && ref != "") {
+			t.Fatalf("%q gave %d %q", s, n, ref)
+		}
+	})
+}
