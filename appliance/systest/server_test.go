@@ -1,0 +1,367 @@
+package systest
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// ---------------------------------------------------------------------------
+// configuration
+
+type subscriber struct {
+	Number   string
+	Password string
+}
+
+type trustedPeer struct {
+	Name    string
+	Address string
+}
+
+type route struct {
+	Prefix    string
+	Gateway   string // host:port
+	Transport string
+}
+
+// ssConfig is the part of the softswitch TOML configuration the tests set.
+type ssConfig struct {
+	Realm           string
+	Algorithms      []string
+	NonceLifetime   string
+	MinExpires      int
+	MaxExpires      int
+	NoAnswerTimeout string
+	SessionExpires  int
+	MinSE           int
+	Subscribers     []subscriber
+	TrustedPeers    []trustedPeer
+	Routes          []route
+}
+
+const (
+	trustedIP   = "127.0.0.5" // the address of the [[trusted_peer]] in every config
+	untrustedIP = "127.0.0.1" // where the subscribers' sipp instances run
+)
+
+// defaultConfig is the configuration of the spec: subscribers 1001 and 1002,
+// trusted peer 127.0.0.5, MD5 only, no routes.
+func defaultConfig() ssConfig {
+	return ssConfig{
+		Realm:           "softswitch",
+		Algorithms:      []string{"MD5"},
+		NonceLifetime:   "5m",
+		MinExpires:      60,
+		MaxExpires:      3600,
+		NoAnswerTimeout: "60s",
+		SessionExpires:  1800,
+		MinSE:           90,
+		Subscribers: []subscriber{
+			{Number: "1001", Password: "secret1001"},
+			{Number: "1002", Password: "secret1002"},
+		},
+		TrustedPeers: []trustedPeer{{Name: "trunk-a", Address: trustedIP}},
+	}
+}
+
+func tomlString(s string) string { return strconv.Quote(s) }
+
+func tomlStrings(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = tomlString(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// toml renders the configuration; listen is written to [sip] listen although
+// the --sip-listen flag given at start overrides it.
+func (c ssConfig) toml(listen string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[sip]\nlisten = %s\nrealm = %s\n\n", tomlString(listen), tomlString(c.Realm))
+	fmt.Fprintf(&b, "[auth]\nalgorithms = %s\nnonce_lifetime = %s\n\n", tomlStrings(c.Algorithms), tomlString(c.NonceLifetime))
+	fmt.Fprintf(&b, "[registrar]\nmin_expires = %d\nmax_expires = %d\n\n", c.MinExpires, c.MaxExpires)
+	fmt.Fprintf(&b, "[call]\nno_answer_timeout = %s\nsession_expires = %d\nmin_se = %d\n\n",
+		tomlString(c.NoAnswerTimeout), c.SessionExpires, c.MinSE)
+	for _, s := range c.Subscribers {
+		fmt.Fprintf(&b, "[[subscriber]]\nnumber = %s\npassword = %s\n\n", tomlString(s.Number), tomlString(s.Password))
+	}
+	for _, p := range c.TrustedPeers {
+		fmt.Fprintf(&b, "[[trusted_peer]]\nname = %s\naddress = %s\n\n", tomlString(p.Name), tomlString(p.Address))
+	}
+	for _, r := range c.Routes {
+		fmt.Fprintf(&b, "[[route]]\nprefix = %s\ngateway = %s\ntransport = %s\n\n",
+			tomlString(r.Prefix), tomlString(r.Gateway), tomlString(r.Transport))
+	}
+	return b.String()
+}
+
+// writeConfig writes cfg to path.
+func writeConfig(t testing.TB, path string, cfg ssConfig, listen string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(cfg.toml(listen)), 0o644); err != nil {
+		t.Fatalf("writing config: %v", err)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// ports
+
+var (
+	portsMu   sync.Mutex
+	portsUsed = map[int]bool{}
+)
+
+// freePort returns a port on 127.0.0.1 that was free for both UDP and TCP
+// a moment ago and that no other test of this process was given.
+func freePort(t testing.TB) int {
+	t.Helper()
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 100 {
+		uc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		port := uc.LocalAddr().(*net.UDPAddr).Port
+		tl, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		uc.Close()
+		if err != nil {
+			continue
+		}
+		tl.Close()
+		if portsUsed[port] {
+			continue
+		}
+		portsUsed[port] = true
+		return port
+	}
+	t.Fatalf("free port: no port free for both UDP and TCP after 100 tries")
+	return 0
+}
+
+// udpPortBound reports whether some socket is bound to UDP port on any
+// address, read from /proc/net/udp (passively, so the probe cannot steal the
+// port from the process that is about to bind it).
+func udpPortBound(port int) bool {
+	data, err := os.ReadFile("/proc/net/udp")
+	if err != nil {
+		return false
+	}
+	suffix := fmt.Sprintf(":%04X", port)
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) > 2 && strings.HasSuffix(f[1], suffix) {
+			return true
+		}
+	}
+	return false
+}
+
+// ---------------------------------------------------------------------------
+// the softswitch process
+
+type server struct {
+	t       *testing.T
+	Port    int
+	Addr    string // 127.0.0.1:PORT, the SIP address (UDP and TCP)
+	Dir     string
+	DataDir string
+	Config  string
+	LogPath string // stdout and stderr of every start, appended
+
+	cmd  *exec.Cmd
+	done chan struct{}
+	log  *os.File
+}
+
+// startServer starts a softswitch with cfg on a fresh port and data dir. It
+// is stopped when the test ends; its log is printed when the test failed.
+func startServer(t *testing.T, cfg ssConfig) *server {
+	t.Helper()
+	dir := t.TempDir()
+	s := &server{t: t, Dir: dir, Port: freePort(t)}
+	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))
+	s.DataDir = filepath.Join(dir, "data")
+	s.Config = filepath.Join(dir, "softswitch.toml")
+	s.LogPath = filepath.Join(dir, "softswitch.log")
+	if err := os.MkdirAll(s.DataDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, s.Config, cfg, s.Addr)
+	t.Cleanup(func() {
+		if t.Failed() {
+			s.dumpLog()
+		}
+	})
+	t.Cleanup(s.stop)
+	s.start()
+	return s
+}
+
+// start runs the binary and waits until its TCP port accepts connections.
+func (s *server) start() {
+	t := s.t
+	t.Helper()
+	if s.cmd != nil {
+		t.Fatalf("softswitch already running")
+	}
+	f, err := os.OpenFile(s.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--config", s.Config, "--data-dir", s.DataDir, "--sip-listen", s.Addr, "--log-level", "debug"}
+	fmt.Fprintf(f, "=== systest: starting %s %s\n", softswitchBin, strings.Join(args, " "))
+	cmd := exec.Command(softswitchBin, args...)
+	cmd.Dir = s.Dir
+	cmd.Stdout = f
+	cmd.Stderr = f
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		t.Fatalf("starting softswitch: %v", err)
+	}
+	s.cmd, s.log, s.done = cmd, f, make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) {
+		err := cmd.Wait()
+		fmt.Fprintf(f, "=== systest: softswitch pid %d exited: %v\n", cmd.Process.Pid, errOrOK(err))
+		close(done)
+	}(cmd, s.done)
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", s.Addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-s.done:
+			s.cmd = nil
+			t.Fatalf("softswitch exited before listening on %s (see its log below)", s.Addr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("softswitch not accepting TCP connections on %s after 10s: %v", s.Addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM, waits up to 5 s, then SIGKILL. It is safe to call twice.
+func (s *server) stop() {
+	if s.cmd == nil {
+		return
+	}
+	cmd, done := s.cmd, s.done
+	s.cmd = nil
+	select {
+	case <-done:
+	default:
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			s.t.Logf("softswitch pid %d still running 5s after SIGTERM: killing it", cmd.Process.Pid)
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}
+	s.log.Close()
+}
+
+// restart stops the softswitch and starts it again with the same port,
+// configuration and data dir.
+func (s *server) restart() {
+	s.t.Helper()
+	s.stop()
+	s.start()
+}
+
+func (s *server) dumpLog() {
+	data, err := os.ReadFile(s.LogPath)
+	if err != nil {
+		s.t.Logf("softswitch log: %v", err)
+		return
+	}
+	const max = 256 << 10
+	if len(data) > max {
+		data = append([]byte("...(cut)...\n"), data[len(data)-max:]...)
+	}
+	s.t.Logf("softswitch log (%s):\n%s", s.LogPath, data)
+}
+
+func errOrOK(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.String()
+	}
+	return err.Error()
+}
+
+// ---------------------------------------------------------------------------
+// a UDP sink: a registered contact that must receive nothing
+
+type udpSink struct {
+	Port int
+	conn net.PacketConn
+	mu   sync.Mutex
+	msgs []string
+	done chan struct{}
+}
+
+// startUDPSink listens on a free 127.0.0.1 port and records every datagram.
+func startUDPSink(t *testing.T) *udpSink {
+	t.Helper()
+	s := &udpSink{Port: freePort(t), done: make(chan struct{})}
+	c, err := net.ListenPacket("udp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)))
+	if err != nil {
+		t.Fatalf("udp sink: %v", err)
+	}
+	s.conn = c
+	go func() {
+		defer close(s.done)
+		buf := make([]byte, 65536)
+		for {
+			n, _, err := c.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.msgs = append(s.msgs, string(buf[:n]))
+			s.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		c.Close()
+		<-s.done
+	})
+	return s
+}
+
+// Messages returns the datagrams received so far.
+func (s *udpSink) Messages() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.msgs...)
+}
+
+// requireSilent fails the test if the sink received anything.
+func (s *udpSink) requireSilent(t *testing.T, what string) {
+	t.Helper()
+	if msgs := s.Messages(); len(msgs) > 0 {
+		t.Errorf("%s (127.0.0.1:%d) received %d message(s), want none; first:\n%s", what, s.Port, len(msgs), msgs[0])
+	}
+}
