@@ -1,7 +1,6 @@
 package digest
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -112,7 +111,7 @@ func FuzzParseCredentials(f *testing.F) {
 			t.Fatal("accepted credentials without username or nonce")
 		}
 		if a.Check(c, "REGISTER", HA1(MD5, c.Username, "r", "pw")) == OK {
-			t.Fatal(fmt.Sprintf("random credentials passed: %+v", c))
+			t.Fatalf("random credentials passed: %+v", c)
 		}
 	})
 }
