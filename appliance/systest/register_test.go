@@ -222,3 +222,21 @@ func keys(m map[string]int) []string {
 	sort.Strings(out)
 	return out
 }
+
+// TestDefaultsChallengeRegister: the README's first command runs with no
+// config file; a REGISTER is challenged with digest, qop="auth", one
+// challenge per default algorithm (MD5 first, then SHA-256). With no
+// subscribers provisioned, the credentials are refused with the same 401.
+func TestDefaultsChallengeRegister(t *testing.T) {
+	t.Parallel()
+	srv := startServerDefaults(t)
+	r := runSipp(t, sippOpts{
+		Name: "register-defaults", Scenario: "register_rejected.xml", Remote: srv.Addr,
+		Service: "1001", AuthUser: "1001", AuthPass: "anything-at-all",
+		Keys:    map[string]string{"contact": contactFor("1001", freePort(t)), "expires": "3600"},
+		Timeout: 15 * time.Second,
+	})
+	r.requireOK(t)
+	finals := requireFinals(t, r, "REGISTER", 401, 401)
+	checkChallenge(t, "401 with embedded defaults", finals[0], "WWW-Authenticate", []string{"MD5", "SHA-256"})
+}

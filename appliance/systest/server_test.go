@@ -179,6 +179,9 @@ type server struct {
 	DataDir string
 	Config  string
 	LogPath string // stdout and stderr of every start, appended
+	// NoConfig starts the binary without --config: embedded defaults
+	// with only the listen address and data dir given as flags.
+	NoConfig bool
 
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -189,8 +192,20 @@ type server struct {
 // is stopped when the test ends; its log is printed when the test failed.
 func startServer(t *testing.T, cfg ssConfig) *server {
 	t.Helper()
+	return startServerWith(t, cfg, false)
+}
+
+// startServerDefaults starts the binary with no config file at all, as the
+// README's first command does (only the port and data dir are flags).
+func startServerDefaults(t *testing.T) *server {
+	t.Helper()
+	return startServerWith(t, ssConfig{}, true)
+}
+
+func startServerWith(t *testing.T, cfg ssConfig, noConfig bool) *server {
+	t.Helper()
 	dir := t.TempDir()
-	s := &server{t: t, Dir: dir, Port: freePort(t)}
+	s := &server{t: t, Dir: dir, Port: freePort(t), NoConfig: noConfig}
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))
 	s.DataDir = filepath.Join(dir, "data")
 	s.Config = filepath.Join(dir, "softswitch.toml")
@@ -198,7 +213,9 @@ func startServer(t *testing.T, cfg ssConfig) *server {
 	if err := os.MkdirAll(s.DataDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeConfig(t, s.Config, cfg, s.Addr)
+	if !noConfig {
+		writeConfig(t, s.Config, cfg, s.Addr)
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			s.dumpLog()
@@ -221,6 +238,9 @@ func (s *server) start() {
 		t.Fatal(err)
 	}
 	args := []string{"--config", s.Config, "--data-dir", s.DataDir, "--sip-listen", s.Addr, "--log-level", "debug"}
+	if s.NoConfig {
+		args = args[2:]
+	}
 	fmt.Fprintf(f, "=== systest: starting %s %s\n", softswitchBin, strings.Join(args, " "))
 	cmd := exec.Command(softswitchBin, args...)
 	cmd.Dir = s.Dir
