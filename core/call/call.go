@@ -134,7 +134,7 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		m.reply(tx, req, 482, "Merged Request")
 		return
 	}
-	m.track(c)
+	m.track()
 	tx.OnCancel(func(*sip.Request) { go c.cancelByCaller() })
 	m.bus.Publish(&events.Event{Kind: events.CallAttempt, CallID: callID, Calling: c.calling,
 		Called: called, Account: c.account, Setup: c.setup, Media: c.media})
@@ -575,7 +575,7 @@ func (c *Call) end(cause string, side events.Side, status int) {
 	for _, f := range c.forks {
 		m.tab.del(f.callID)
 	}
-	m.untrack(c)
+	m.untrack()
 	ev := &events.Event{Kind: events.CallRelease, CallID: c.a.callID, Calling: c.calling, Called: c.called,
 		Account: c.account, Status: status, Cause: cause, Side: side, Answered: wasAnswered,
 		Setup: c.setup, Answer: c.answered, Media: c.media}

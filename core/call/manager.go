@@ -73,35 +73,22 @@ type Manager struct {
 
 	active  sync.WaitGroup
 	closing atomic.Bool
-	mu      sync.Mutex
-	calls   map[*Call]struct{} // for shutdown only
+	count   atomic.Int64
 }
 
 // NewManager builds a manager that sends through client.
 func NewManager(cfg Config, client *sipgo.Client, a *auth.Authenticator, r Router, bus *events.Bus, log *slog.Logger) *Manager {
-	m := &Manager{cfg: cfg, client: client, auth: a, router: r, bus: bus, log: log, tab: newTable(),
-		calls: map[*Call]struct{}{}}
-	return m
+	return &Manager{cfg: cfg, client: client, auth: a, router: r, bus: bus, log: log, tab: newTable()}
 }
 
 // Active returns the number of calls in progress.
-func (m *Manager) Active() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.calls)
-}
+func (m *Manager) Active() int { return int(m.count.Load()) }
 
 // Shutdown refuses new calls and releases the ones in progress (BYE or
 // CANCEL on both legs), waiting at most until ctx ends.
 func (m *Manager) Shutdown(ctx context.Context) {
 	m.closing.Store(true)
-	m.mu.Lock()
-	var all []*Call
-	for c := range m.calls {
-		all = append(all, c)
-	}
-	m.mu.Unlock()
-	for _, c := range all {
+	for _, c := range m.tab.calls() {
 		c.terminate("shutdown", events.SideSwitch, 503)
 	}
 	done := make(chan struct{})
@@ -112,21 +99,16 @@ func (m *Manager) Shutdown(ctx context.Context) {
 	}
 }
 
-func (m *Manager) track(c *Call) {
-	m.mu.Lock()
-	m.calls[c] = struct{}{}
-	m.mu.Unlock()
+// track and untrack count calls without a lock shared between calls;
+// untrack runs once per call (from Call.end).
+func (m *Manager) track() {
+	m.count.Add(1)
 	m.active.Add(1)
 }
 
-func (m *Manager) untrack(c *Call) {
-	m.mu.Lock()
-	_, ok := m.calls[c]
-	delete(m.calls, c)
-	m.mu.Unlock()
-	if ok {
-		m.active.Done()
-	}
+func (m *Manager) untrack() {
+	m.count.Add(-1)
+	m.active.Done()
 }
 
 func (m *Manager) contact() *sip.ContactHeader {

@@ -55,3 +55,19 @@ func (t *table) del(id string) {
 	delete(s.m, id)
 	s.mu.Unlock()
 }
+
+// calls lists every call (by its caller leg); for shutdown, not the hot path.
+func (t *table) calls() []*Call {
+	var out []*Call
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.RLock()
+		for _, l := range s.m {
+			if l.isA {
+				out = append(out, l.call)
+			}
+		}
+		s.mu.RUnlock()
+	}
+	return out
+}
