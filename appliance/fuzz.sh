@@ -10,7 +10,7 @@ for pkg in $(go list ./...); do
   dir=$(go list -f '{{.Dir}}' "$pkg")
   for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //'); do
     echo "== $pkg $target ($t)"
-    if ! go test -run='^$' -fuzz="^${target}\$" -fuzztime="$t" "$pkg"; then
+    if ! go test -run='^$' -fuzz="^${target}\$" -fuzztime="$t" -parallel "${FUZZ_PARALLEL:-2}" "$pkg"; then
       status=1
     fi
   done
