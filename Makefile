@@ -37,7 +37,7 @@ fuzz:
 
 ## bench: softswitch vs Kamailio under the same sipp load (not part of test)
 bench:
-	bash appliance/bench/run.sh
+	bash appliance/bench/run.sh $(if $(OUT),--out $(OUT))
 
 clean:
 	rm -rf bin data

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -50,6 +52,7 @@ func run(args []string) error {
 	listen := fs.String("sip-listen", "", "SIP listen address HOST:PORT for UDP and TCP (overrides sip.listen)")
 	dataDir := fs.String("data-dir", "", "data directory (overrides data.dir)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides log.level)")
+	pprofAddr := fs.String("pprof", "", "serve Go profiling on HOST:PORT (off by default; bind it to loopback)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -68,6 +71,14 @@ func run(args []string) error {
 	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("command line: %w", err)
+	}
+
+	if *pprofAddr != "" {
+		ln, err := net.Listen("tcp", *pprofAddr)
+		if err != nil {
+			return fmt.Errorf("pprof listen: %w", err)
+		}
+		go http.Serve(ln, nil) // net/http/pprof registers on the default mux
 	}
 
 	var level slog.Level

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"syscall"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -41,6 +42,7 @@ func (s *Server) Listen(addr string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("SIP UDP listen on %s: %w", addr, err)
 	}
+	growBuffers(udp, 8<<20)
 	tcpAddr := udp.LocalAddr().String()
 	tcp, err := net.Listen("tcp", tcpAddr)
 	if err != nil {
@@ -167,4 +169,23 @@ func tagOf(to *sip.ToHeader) string {
 	}
 	t, _ := to.Params.Get("tag")
 	return t
+}
+
+// growBuffers enlarges the UDP socket buffers: bursts of thousands of
+// datagrams a second must wait in the kernel, not be dropped, while a
+// garbage collection runs. SO_RCVBUFFORCE (root) goes past rmem_max;
+// otherwise the plain setting is capped by the kernel.
+func growBuffers(c net.PacketConn, size int) {
+	uc, ok := c.(*net.UDPConn)
+	if !ok {
+		return
+	}
+	uc.SetReadBuffer(size)
+	uc.SetWriteBuffer(size)
+	if rc, err := uc.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) {
+			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, size)
+			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUFFORCE, size)
+		})
+	}
 }
