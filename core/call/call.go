@@ -233,7 +233,9 @@ func (c *Call) readFork(b *leg, tx sip.ClientTransaction) {
 				continue
 			}
 			c.onForkResponse(b, r)
-			if !r.IsProvisional() && !r.IsSuccess() {
+			if !r.IsProvisional() {
+				// Retransmitted 2xx reach OnRetransmission, not this
+				// channel: nothing more to read, free the goroutine.
 				return
 			}
 		case <-tx.Done():
