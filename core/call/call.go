@@ -42,7 +42,8 @@ type Call struct {
 
 	calling, called, account string
 	setup, answered          time.Time
-	media                    []string
+	offer                    []byte
+	media                    []string // media types and codecs (R5), from the SDP
 
 	noAnswer  *time.Timer
 	retrans2x *time.Timer // 2xx retransmission to the caller until ACK
@@ -127,9 +128,7 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	} else {
 		c.a.target = from.Address
 	}
-	if ms, err := sdpinfo.Parse(req.Body()); err == nil {
-		c.media = sdpinfo.Strings(ms)
-	}
+	c.offer = req.Body() // parsed once: the answer's SDP, or this offer if never answered
 	if !m.tab.add(callID, c.a) {
 		m.reply(tx, req, 482, "Merged Request")
 		return
@@ -137,7 +136,7 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	m.track()
 	tx.OnCancel(func(*sip.Request) { go c.cancelByCaller() })
 	m.bus.Publish(&events.Event{Kind: events.CallAttempt, CallID: callID, Calling: c.calling,
-		Called: called, Account: c.account, Setup: c.setup, Media: c.media})
+		Called: called, Account: c.account, Setup: c.setup})
 
 	c.mu.Lock()
 	for _, t := range dec.Targets {
@@ -567,6 +566,11 @@ func (c *Call) end(cause string, side events.Side, status int) {
 	}
 	wasAnswered := c.st == confirmed
 	c.st = ended
+	if c.media == nil && len(c.offer) > 0 {
+		if ms, err := sdpinfo.Parse(c.offer); err == nil {
+			c.media = sdpinfo.Strings(ms)
+		}
+	}
 	c.stopTimer(&c.noAnswer)
 	c.stopTimer(&c.retrans2x)
 	c.stopTimer(&c.seWatchdog)

@@ -183,7 +183,7 @@ func (m *Manager) HandleAck(req *sip.Request) {
 		}
 		ack := b.newRequest(sip.ACK, m)
 		ack.CSeq().SeqNo = b.invite.CSeq().SeqNo
-		copyHeaders([]string{"Content-Type", "Content-Disposition"}, req, ack)
+		copyHeaders(bodyHeaders, req, ack)
 		ack.SetBody(req.Body())
 		b.ack = ack
 		m.write(ack)
@@ -194,7 +194,7 @@ func (m *Manager) HandleAck(req *sip.Request) {
 		from.pendingAckTo = nil
 		ack := c.requestOn(peer, from, sip.ACK)
 		ack.CSeq().SeqNo = from.pendingAckOut
-		copyHeaders([]string{"Content-Type", "Content-Disposition"}, req, ack)
+		copyHeaders(bodyHeaders, req, ack)
 		ack.SetBody(req.Body())
 		peer.pendingAckReq = ack
 		m.write(ack)

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/softswitch/softswitch/core/sipmsg"
 )
 
 // Supported lists the option tags the softswitch implements (Require of
@@ -46,7 +48,7 @@ func Request(req *sip.Request) *Problem {
 		return &Problem{Status: 400, Reason: "Missing Via"}
 	}
 	for _, name := range single {
-		if len(req.GetHeaders(name)) > 1 {
+		if sipmsg.Count(req, name) > 1 {
 			return &Problem{Status: 400, Reason: "Repeated " + name}
 		}
 	}
@@ -80,10 +82,14 @@ func Request(req *sip.Request) *Problem {
 	if len(body) > 0 && req.ContentType() == nil {
 		return &Problem{Status: 400, Reason: "Body without Content-Type"}
 	}
-	for _, h := range req.GetHeaders("Expires") {
+	badExpires := false
+	sipmsg.Each(req, "Expires", func(h sip.Header) {
 		if _, err := strconv.ParseUint(strings.TrimSpace(h.Value()), 10, 32); err != nil {
-			return &Problem{Status: 400, Reason: "Bad Expires"}
+			badExpires = true
 		}
+	})
+	if badExpires {
+		return &Problem{Status: 400, Reason: "Bad Expires"}
 	}
 	if req.Method != sip.ACK && req.Method != sip.CANCEL {
 		if un := unsupported(req); len(un) > 0 {
@@ -99,7 +105,7 @@ func validAddrScheme(s string) bool {
 
 func unsupported(req *sip.Request) []string {
 	var out []string
-	for _, h := range req.GetHeaders("Require") {
+	sipmsg.Each(req, "Require", func(h sip.Header) {
 		for _, tag := range strings.Split(h.Value(), ",") {
 			tag = strings.TrimSpace(tag)
 			if tag == "" {
@@ -115,7 +121,7 @@ func unsupported(req *sip.Request) []string {
 				out = append(out, tag)
 			}
 		}
-	}
+	})
 	return out
 }
 
