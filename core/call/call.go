@@ -175,12 +175,11 @@ func (c *Call) startFork(t Target, maxFwd uint32) {
 	b := &leg{call: c, callID: randomID(), localTag: randomID(), aTag: randomID(),
 		localURI:  sip.Uri{Scheme: "sip", User: c.calling, Host: m.cfg.Host},
 		localName: a.From().DisplayName,
-		remote:    sip.Uri{Scheme: "sip", User: c.called, Host: t.URI.Host, Port: t.URI.Port},
+		remote:    sip.Uri{Scheme: "sip", User: c.called, Host: t.URI.Host},
 		target:    t.URI, dest: t.Dest, transport: strings.ToLower(t.Transport), gateway: t.Gateway}
 	if b.transport == "" {
 		b.transport = "udp"
 	}
-	b.remote = sip.Uri{Scheme: "sip", User: c.called, Host: t.URI.Host}
 	req := b.newRequest(sip.INVITE, m)
 	mf := sip.MaxForwardsHeader(maxFwd)
 	req.ReplaceHeader(&mf)
@@ -507,8 +506,7 @@ func (c *Call) ackAndBye(b *leg, r *sip.Response) {
 		c.m.write(b.ack)
 		return
 	}
-	ack := b.newRequest(sip.ACK, c.m)
-	ack.CSeq().SeqNo = b.invite.CSeq().SeqNo
+	ack := b.ack2xx(c.m)
 	ack.SetBody(nil)
 	b.ack = ack
 	c.m.write(ack)
@@ -624,8 +622,7 @@ func (c *Call) byeBoth(skip *leg, reason string) {
 		}
 		if !l.isA && l.ack == nil {
 			// Never acknowledged: ACK first so the callee's dialog is confirmed.
-			ack := l.newRequest(sip.ACK, c.m)
-			ack.CSeq().SeqNo = l.invite.CSeq().SeqNo
+			ack := l.ack2xx(c.m)
 			ack.SetBody(nil)
 			l.ack = ack
 			c.m.write(ack)

@@ -77,3 +77,11 @@ func (l *leg) newRequestTag(method sip.RequestMethod, m *Manager, tag string) *s
 	m.prepare(req, l.dest, l.transport)
 	return req
 }
+
+// ack2xx builds the ACK for the 2xx of this fork's INVITE (its CSeq
+// number, method ACK); the caller sets the body.
+func (l *leg) ack2xx(m *Manager) *sip.Request {
+	ack := l.newRequest(sip.ACK, m)
+	ack.CSeq().SeqNo = l.invite.CSeq().SeqNo
+	return ack
+}

@@ -52,7 +52,7 @@ func (m *Manager) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	seq := req.CSeq().SeqNo
-	if seq <= from.remoteSeq && from.remoteSeq != 0 && !(from.isA && req.Method == sip.PRACK) {
+	if seq <= from.remoteSeq && from.remoteSeq != 0 {
 		c.mu.Unlock()
 		m.reply(tx, req, 500, "CSeq Out of Order")
 		return
@@ -161,7 +161,7 @@ func (c *Call) requestOn(to, from *leg, method sip.RequestMethod) *sip.Request {
 
 // HandleAck takes an ACK outside a transaction: the ACK of a 2xx.
 func (m *Manager) HandleAck(req *sip.Request) {
-	c, from, to := m.find(req)
+	c, from, _ := m.find(req)
 	if c == nil {
 		return // ACK gets no response; stray ones are dropped
 	}
@@ -181,8 +181,7 @@ func (m *Manager) HandleAck(req *sip.Request) {
 		if b == nil || c.st != confirmed {
 			return
 		}
-		ack := b.newRequest(sip.ACK, m)
-		ack.CSeq().SeqNo = b.invite.CSeq().SeqNo
+		ack := b.ack2xx(m)
 		copyHeaders(bodyHeaders, req, ack)
 		ack.SetBody(req.Body())
 		b.ack = ack
@@ -199,7 +198,6 @@ func (m *Manager) HandleAck(req *sip.Request) {
 		peer.pendingAckReq = ack
 		m.write(ack)
 	}
-	_ = to
 }
 
 // HandleBye ends a call on a BYE from either side: 200 to the sender,
