@@ -84,6 +84,7 @@ func run(args []string) error {
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.Log.Level))
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	tuneRuntime(cfg.Runtime, log)
 	// sipgo's own logs: warnings and up, rate limited.
 	stackLevel := max(level, slog.LevelWarn)
 	if os.Getenv("SOFTSWITCH_STACK_DEBUG") != "" {

@@ -50,6 +50,8 @@ func TestErrorsCarryFileAndLine(t *testing.T) {
 		{"[[subscriber]]\nnumber = \"10a1\"\npassword = \"longenough\"\n", 2, "number"},
 		{"[[subscriber]]\nnumber = \"1001\"\npassword = \"short\"\n", 3, "password"},
 		{"[call]\nno_answer_timeout = \"soon\"\n", 2, "duration"},
+		{"[runtime]\ngc_percent = 0\n", 2, "runtime.gc_percent"},
+		{"[runtime]\n\nmemory_limit_mb = -5\n", 3, "runtime.memory_limit_mb"},
 		{"[sip\n", 1, ""},
 	}
 	for _, c := range cases {
