@@ -407,10 +407,24 @@ listen = "127.0.0.1:$SERVER_PORT"
 name = "bench-uac"
 address = "127.0.0.1"
 
-[[route]]
-prefix = "9"
-gateway = "127.0.0.1:$GW_PORT"
+[[gateway]]
+name = "bench-gw"
+address = "127.0.0.1:$GW_PORT"
 transport = "udp"
+
+[[group]]
+name = "bench"
+[[group.member]]
+gateway = "bench-gw"
+
+[[route]]
+name = "bench"
+group = "bench"
+
+[[analysis]]
+prefix = "9"
+action = "route"
+route = "bench"
 EOF
         (exec taskset -c "$SERVER_CPU" "$BIN" --config "$d/softswitch.toml" --data-dir "$d/data" \
             --sip-listen "127.0.0.1:$SERVER_PORT" --log-level warn >"$SERVER_LOG" 2>&1) &

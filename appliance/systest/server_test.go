@@ -47,6 +47,7 @@ type ssConfig struct {
 	Subscribers     []subscriber
 	TrustedPeers    []trustedPeer
 	Routes          []route
+	Extra           string // TOML appended as it is (routing tables of the numbering tests)
 }
 
 const (
@@ -99,10 +100,14 @@ func (c ssConfig) toml(listen string) string {
 	for _, p := range c.TrustedPeers {
 		fmt.Fprintf(&b, "[[trusted_peer]]\nname = %s\naddress = %s\n\n", tomlString(p.Name), tomlString(p.Address))
 	}
-	for _, r := range c.Routes {
-		fmt.Fprintf(&b, "[[route]]\nprefix = %s\ngateway = %s\ntransport = %s\n\n",
-			tomlString(r.Prefix), tomlString(r.Gateway), tomlString(r.Transport))
+	// A static route is one analysis entry -> route -> group of one gateway.
+	for i, r := range c.Routes {
+		fmt.Fprintf(&b, "[[gateway]]\nname = \"gw-%d\"\naddress = %s\ntransport = %s\n\n", i, tomlString(r.Gateway), tomlString(r.Transport))
+		fmt.Fprintf(&b, "[[group]]\nname = \"grp-%d\"\n[[group.member]]\ngateway = \"gw-%d\"\n\n", i, i)
+		fmt.Fprintf(&b, "[[route]]\nname = \"rt-%d\"\ngroup = \"grp-%d\"\n\n", i, i)
+		fmt.Fprintf(&b, "[[analysis]]\nprefix = %s\naction = \"route\"\nroute = \"rt-%d\"\n\n", tomlString(r.Prefix), i)
 	}
+	b.WriteString(c.Extra)
 	return b.String()
 }
 

@@ -20,7 +20,6 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -36,6 +35,9 @@ import (
 	"github.com/softswitch/softswitch/core/routing"
 	"github.com/softswitch/softswitch/core/server"
 	"github.com/softswitch/softswitch/core/store"
+	"github.com/softswitch/softswitch/interwork/gateway"
+	"github.com/softswitch/softswitch/interwork/resolve"
+	"github.com/softswitch/softswitch/interwork/trunkreg"
 	"github.com/softswitch/softswitch/oam/stats"
 )
 
@@ -105,7 +107,14 @@ func run(args []string) error {
 	subs := &auth.Subscribers{}
 	authority := digest.NewAuthority(cfg.SIP.Realm, cfg.Auth.Algorithms, cfg.Auth.NonceLifetime.Duration)
 	authn := &auth.Authenticator{Digest: authority, Subs: subs, Limiter: &digest.Limiter{Max: cfg.Auth.MaxFailures}}
-	router := &routing.Router{Subs: subs}
+	router := &routing.Router{Subs: subs, Log: log}
+	dnsServers := cfg.DNS.Servers
+	if len(dnsServers) == 0 {
+		if dnsServers, err = resolve.FromResolvConf(); err != nil {
+			log.Warn("no DNS servers ([dns] servers empty, /etc/resolv.conf unreadable): gateways must be IP addresses", "err", err)
+		}
+	}
+	router.Resolver = &resolve.Resolver{Servers: dnsServers}
 	if err := provision(cfg, db, subs, authn, router); err != nil {
 		return err
 	}
@@ -143,10 +152,17 @@ func run(args []string) error {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	go housekeeping(ctx, authority, loc)
+	prober := &gateway.Prober{Set: func() *gateway.Set { return router.Tables().Set },
+		Ping: router.Pinger(srv.Client), Bus: bus, Log: log}
+	prober.SetEnabled(true) // the HA role (a later stage) turns it off on a standby
+	go prober.Run(ctx)
+	regs := &trunkreg.Registrar{Client: srv.Client, ContactHost: host, ContactPort: port, Bus: bus, Log: log}
+	regs.Start(ctx, router.Tables().Set.Registrations())
+	defer regs.Stop()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx) }()
 	log.Info("softswitch ready", "sip", bound, "advertise", net.JoinHostPort(host, strconv.Itoa(port)),
-		"data", cfg.Data.Dir, "subscribers", len(cfg.Subscribers), "routes", len(cfg.Routes))
+		"data", cfg.Data.Dir, "subscribers", len(cfg.Subscribers))
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -157,7 +173,9 @@ func run(args []string) error {
 			return err
 		case s := <-sigs:
 			if s == syscall.SIGHUP {
-				reload(*cfgPath, db, subs, authn, router, log)
+				if reload(*cfgPath, db, subs, authn, router, log) {
+					regs.Start(ctx, router.Tables().Set.Registrations())
+				}
 				continue
 			}
 			log.Info("shutting down", "signal", s.String(), "active_calls", srv.Calls.Active())
@@ -176,6 +194,11 @@ func run(args []string) error {
 
 // provision loads subscribers (as HA1 only), trusted peers and routes.
 func provision(cfg config.Config, db *store.DB, subs *auth.Subscribers, a *auth.Authenticator, r *routing.Router) error {
+	// Tables first: they are the part that can still be refused.
+	t, from, err := loadTables(cfg, db, r.Tables())
+	if err != nil {
+		return fmt.Errorf("routing tables: %w", err)
+	}
 	list := make([]store.Subscriber, 0, len(cfg.Subscribers))
 	for _, s := range cfg.Subscribers {
 		x := store.Subscriber{Number: s.Number, Account: s.Account, HA1MD5: s.HA1MD5, HA1SHA256: s.HA1SHA256}
@@ -199,30 +222,29 @@ func provision(cfg config.Config, db *store.DB, subs *auth.Subscribers, a *auth.
 		peers = append(peers, auth.Peer{Name: p.Name, Prefix: pfx})
 	}
 	a.SetPeers(peers)
-	var routes []routing.Route
-	for _, rt := range cfg.Routes {
-		h, p, _ := config.SplitHostPort(rt.Gateway)
-		routes = append(routes, routing.Route{Prefix: rt.Prefix, Host: h, Port: p, Transport: strings.ToLower(rt.Transport)})
-	}
-	r.SetRoutes(routes)
+	r.SetTables(t)
+	r.Log.Info("routing tables loaded", "from", from, "gateways", len(t.Set.Gateways()))
 	return nil
 }
 
-func reload(path string, db *store.DB, subs *auth.Subscribers, a *auth.Authenticator, r *routing.Router, log *slog.Logger) {
+// reload re-reads provisioning from the config file; false if it was
+// refused (the running provisioning is unchanged).
+func reload(path string, db *store.DB, subs *auth.Subscribers, a *auth.Authenticator, r *routing.Router, log *slog.Logger) bool {
 	if path == "" {
 		log.Warn("SIGHUP: no config file to reload")
-		return
+		return false
 	}
 	cfg, err := config.Load(path)
 	if err != nil {
 		log.Error("SIGHUP: config refused, running provisioning unchanged", "err", err)
-		return
+		return false
 	}
 	if err := provision(cfg, db, subs, a, r); err != nil {
 		log.Error("SIGHUP: reload failed", "err", err)
-		return
+		return false
 	}
-	log.Info("SIGHUP: provisioning reloaded", "subscribers", len(cfg.Subscribers), "trusted_peers", len(cfg.Trusted), "routes", len(cfg.Routes))
+	log.Info("SIGHUP: provisioning reloaded", "subscribers", len(cfg.Subscribers), "trusted_peers", len(cfg.Trusted))
+	return true
 }
 
 func housekeeping(ctx context.Context, a *digest.Authority, loc *registrar.Location) {

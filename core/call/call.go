@@ -11,6 +11,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/softswitch/softswitch/core/events"
+	"github.com/softswitch/softswitch/core/q850"
 	"github.com/softswitch/softswitch/core/sdpinfo"
 )
 
@@ -41,6 +42,9 @@ type Call struct {
 	bestFinal       *sip.Response
 
 	calling, called, account string
+	calledSent, callingSent  string // after number analysis
+	hunt                     Hunter // nil: parallel forks only
+	maxFwd                   uint32 // Max-Forwards for B legs
 	setup, answered          time.Time
 	offer                    []byte
 	media                    []string // media types and codecs (R5), from the SDP
@@ -77,7 +81,7 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	caller := Caller{}
 	if name, ok := m.auth.TrustedPeer(req.Source()); ok {
 		caller.Trunk = name
-		caller.Number = req.From().Address.User
+		caller.Number = trunkCalling(req)
 	} else {
 		o := m.auth.Authenticate(req, true)
 		if !o.OK {
@@ -91,16 +95,7 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	called := req.Recipient.User
 	if called == "" {
-		m.reply(tx, req, 404, "Not Found")
-		return
-	}
-	dec := m.router.Route(called, caller)
-	if len(dec.Targets) == 0 {
-		st, rs := dec.Status, dec.Reason
-		if st == 0 {
-			st, rs = 404, "Not Found"
-		}
-		m.reply(tx, req, st, rs)
+		m.refuse(tx, req, Decision{Status: 404, Reason: "Not Found", Cause: 1})
 		return
 	}
 
@@ -113,8 +108,34 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 
+	dec := m.router.Route(called, caller)
+	if dec.Redirect != "" {
+		m.redirect(tx, req, dec.Redirect)
+		return
+	}
+	var first Target
+	if dec.Hunt != nil {
+		t, ok := dec.Hunt.Next()
+		if !ok {
+			// Every gateway is down, locked or at its limits.
+			m.refuse(tx, req, Decision{Status: 503, Reason: "Service Unavailable", Cause: 34})
+			return
+		}
+		first = t
+	} else if len(dec.Targets) == 0 {
+		if dec.Status == 0 {
+			dec.Status, dec.Reason = 404, "Not Found"
+		}
+		m.refuse(tx, req, dec)
+		return
+	}
+
 	c := &Call{m: m, aInvite: req, aTx: tx, finalSent: make(chan struct{}),
-		calling: caller.Number, called: called, account: caller.Account, setup: time.Now()}
+		calling: caller.Number, called: called, account: caller.Account, setup: time.Now(),
+		calledSent: dec.Called, callingSent: dec.Calling, hunt: dec.Hunt, maxFwd: mf - 1}
+	if c.callingSent == "" {
+		c.callingSent = c.calling
+	}
 	c.a100rel = hasOption(req, "Supported", "100rel") || hasOption(req, "Require", "100rel")
 	c.aTimer = hasOption(req, "Supported", "timer") || hasOption(req, "Require", "timer")
 	from := req.From()
@@ -130,17 +151,23 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	c.offer = req.Body() // parsed once: the answer's SDP, or this offer if never answered
 	if !m.tab.add(callID, c.a) {
+		if first.Release != nil {
+			first.Release()
+		}
 		m.reply(tx, req, 482, "Merged Request")
 		return
 	}
 	m.track()
 	tx.OnCancel(func(*sip.Request) { go c.cancelByCaller() })
 	m.bus.Publish(&events.Event{Kind: events.CallAttempt, CallID: callID, Calling: c.calling,
-		Called: called, Account: c.account, Setup: c.setup})
+		Called: called, Account: c.account, Setup: c.setup, CalledSent: dec.Called, CallingSent: dec.Calling})
 
 	c.mu.Lock()
+	if dec.Hunt != nil {
+		c.startFork(first, c.maxFwd)
+	}
 	for _, t := range dec.Targets {
-		c.startFork(t, mf-1)
+		c.startFork(t, c.maxFwd)
 	}
 	c.noAnswer = time.AfterFunc(m.cfg.NoAnswerTimeout, c.noAnswerTimeout)
 	c.mu.Unlock()
@@ -155,6 +182,50 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 
 func (m *Manager) reply(tx sip.ServerTransaction, req *sip.Request, code int, reason string) {
 	tx.Respond(sip.NewResponseFromRequest(req, code, reason, nil))
+}
+
+// refuse answers a call the router refused, with the Q.850 cause in a
+// Reason header (RFC 3326).
+func (m *Manager) refuse(tx sip.ServerTransaction, req *sip.Request, d Decision) {
+	reason := d.Reason
+	if reason == "" {
+		reason = reasonPhrase(d.Status)
+	}
+	res := sip.NewResponseFromRequest(req, d.Status, reason, nil)
+	cause := d.Cause
+	if cause == 0 {
+		cause = q850.CauseForStatus(d.Status)
+	}
+	res.AppendHeader(sip.NewHeader("Reason", q850.Reason(cause, d.Text)))
+	tx.Respond(res)
+}
+
+// redirect answers 302 with contact (redirect-server mode).
+func (m *Manager) redirect(tx sip.ServerTransaction, req *sip.Request, contact string) {
+	var u sip.Uri
+	if err := sip.ParseUri(contact, &u); err != nil {
+		m.log.Warn("redirect contact does not parse", "contact", contact, "err", err)
+		m.refuse(tx, req, Decision{Status: 500, Reason: "Server Internal Error", Cause: 127})
+		return
+	}
+	res := sip.NewResponseFromRequest(req, 302, "Moved Temporarily", nil)
+	res.AppendHeader(&sip.ContactHeader{Address: u})
+	tx.Respond(res)
+}
+
+// trunkCalling is the calling number a trusted peer sends: its
+// P-Asserted-Identity user, else its From user.
+func trunkCalling(req *sip.Request) string {
+	if v := headerValue(req, "P-Asserted-Identity"); v != "" {
+		var u sip.Uri
+		if l, r := strings.IndexByte(v, '<'), strings.IndexByte(v, '>'); l >= 0 && r > l {
+			v = v[l+1 : r]
+		}
+		if sip.ParseUri(strings.TrimSpace(v), &u) == nil && u.User != "" {
+			return u.User
+		}
+	}
+	return req.From().Address.User
 }
 
 // setTag replaces the To tag (sipgo invents one for responses).
@@ -172,11 +243,16 @@ func tagOf(p sip.HeaderParams) string {
 func (c *Call) startFork(t Target, maxFwd uint32) {
 	m := c.m
 	a := c.aInvite
+	calling := t.Calling
+	if calling == "" {
+		calling = c.callingSent
+	}
 	b := &leg{call: c, callID: randomID(), localTag: randomID(), aTag: randomID(),
-		localURI:  sip.Uri{Scheme: "sip", User: c.calling, Host: m.cfg.Host},
+		localURI:  sip.Uri{Scheme: "sip", User: calling, Host: m.cfg.Host},
 		localName: a.From().DisplayName,
-		remote:    sip.Uri{Scheme: "sip", User: c.called, Host: t.URI.Host},
-		target:    t.URI, dest: t.Dest, transport: strings.ToLower(t.Transport), gateway: t.Gateway}
+		remote:    sip.Uri{Scheme: "sip", User: t.URI.User, Host: t.URI.Host},
+		target:    t.URI, dest: t.Dest, transport: strings.ToLower(t.Transport), gateway: t.Gateway,
+		release: t.Release}
 	if b.transport == "" {
 		b.transport = "udp"
 	}
@@ -184,6 +260,11 @@ func (c *Call) startFork(t Target, maxFwd uint32) {
 	mf := sip.MaxForwardsHeader(maxFwd)
 	req.ReplaceHeader(&mf)
 	copyHeaders(requestCopy, a, req)
+	if t.Trusted {
+		// The identity we vouch for toward gateways (RFC 3325): the
+		// authenticated or trunk-asserted number after manipulation.
+		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<sip:"+calling+"@"+m.cfg.Host+">"))
+	}
 	if m.cfg.SessionExpires > 0 && a.GetHeader("Session-Expires") == nil {
 		// We keep calls honest even when the caller does not ask for
 		// session timers (RFC 4028 §8: a proxy may insert the header).
@@ -210,6 +291,11 @@ func (c *Call) startFork(t Target, maxFwd uint32) {
 		return
 	}
 	b.inviteTx = tx
+	if c.hunt != nil {
+		if d := c.hunt.InviteTimeout(); d > 0 {
+			b.silence = time.AfterFunc(d, func() { c.forkSilent(b) })
+		}
+	}
 	tx.OnRetransmission(func(r *sip.Response) {
 		// A retransmitted 2xx means our ACK was lost: send it again.
 		c.mu.Lock()
@@ -263,6 +349,8 @@ func (c *Call) onForkResponse(b *leg, r *sip.Response) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	code := r.StatusCode
+	b.responded = true
+	c.stopTimer(&b.silence)
 	switch {
 	case code < 200:
 		b.provisional = true
@@ -283,15 +371,28 @@ func (c *Call) onForkResponse(b *leg, r *sip.Response) {
 		}
 		c.answer(b, r)
 	default:
-		if b.final != 0 && b.final != code {
+		if b.done {
 			return
 		}
+		b.done = true
 		b.final = code
+		c.releaseLeg(b)
 		if c.st != early {
 			return
 		}
 		if c.bestFinal == nil || better(r, c.bestFinal) {
 			c.bestFinal = r
+		}
+		if c.hunt != nil {
+			if !c.hunt.Failover(code) {
+				c.failCall(r) // busy, unknown number...: the answer, not the gateway's fault
+				return
+			}
+			if next, ok := c.hunt.Next(); ok {
+				c.m.log.Debug("gateway failover", "call", c.a.callID, "from", b.gateway, "status", code, "to", next.Gateway)
+				c.startFork(next, c.maxFwd)
+				return
+			}
 		}
 		if code >= 600 {
 			for _, f := range c.forks {
@@ -308,6 +409,31 @@ func (c *Call) onForkResponse(b *leg, r *sip.Response) {
 			}
 		}
 		c.failCall(c.bestFinal)
+	}
+}
+
+// forkSilent: the gateway sent nothing at all (not even 100 Trying)
+// within the hunt's invite timeout. Its transaction is dropped (no CANCEL
+// is possible before a provisional) and the hunt moves on.
+func (c *Call) forkSilent(b *leg) {
+	c.mu.Lock()
+	quiet := !b.responded && !b.done
+	tx := b.inviteTx
+	c.mu.Unlock()
+	if !quiet {
+		return
+	}
+	if tx != nil {
+		tx.Terminate()
+	}
+	c.onForkResponse(b, sip.NewResponseFromRequest(b.invite, 408, "Request Timeout", nil))
+}
+
+// releaseLeg gives back what the leg held on its gateway. Caller holds c.mu.
+func (c *Call) releaseLeg(b *leg) {
+	if b.release != nil {
+		b.release()
+		b.release = nil
 	}
 }
 
@@ -452,7 +578,19 @@ func (c *Call) answer(b *leg, r *sip.Response) {
 	c.retransmit2xx(res)
 	c.finish()
 	c.m.bus.Publish(&events.Event{Kind: events.CallAnswer, CallID: c.a.callID, Calling: c.calling,
-		Called: c.called, Account: c.account, Setup: c.setup, Answer: c.answered, Media: c.media})
+		Called: c.called, Account: c.account, Setup: c.setup, Answer: c.answered, Media: c.media,
+		Gateway: b.gateway, CalledSent: b.remote.User, CallingSent: b.localURI.User})
+}
+
+// lastFork is the answering fork, else the last one tried.
+func (c *Call) lastFork() *leg {
+	if c.b != nil {
+		return c.b
+	}
+	if n := len(c.forks); n > 0 {
+		return c.forks[n-1]
+	}
+	return nil
 }
 
 // finish marks the caller's INVITE as answered finally.
@@ -472,6 +610,11 @@ func (c *Call) failCall(r *sip.Response) {
 	}
 	res := c.responseToA(nil, r, c.aInvite)
 	res.StatusCode, res.Reason = code, reason
+	if _, ok := q850.Parse(headerValue(r, "Reason")); !ok {
+		// The callee gave no cause: the RFC 3398 one for what it said.
+		res.RemoveHeader("Reason")
+		res.AppendHeader(sip.NewHeader("Reason", q850.Reason(q850.CauseForStatus(r.StatusCode), "")))
+	}
 	c.aTx.Respond(res)
 	c.end("rejected", events.SideCallee, code)
 }
@@ -578,11 +721,16 @@ func (c *Call) end(cause string, side events.Side, status int) {
 	m.tab.del(c.a.callID)
 	for _, f := range c.forks {
 		m.tab.del(f.callID)
+		c.stopTimer(&f.silence)
+		c.releaseLeg(f)
 	}
 	m.untrack()
 	ev := &events.Event{Kind: events.CallRelease, CallID: c.a.callID, Calling: c.calling, Called: c.called,
 		Account: c.account, Status: status, Cause: cause, Side: side, Answered: wasAnswered,
 		Setup: c.setup, Answer: c.answered, Media: c.media}
+	if l := c.lastFork(); l != nil {
+		ev.Gateway, ev.CalledSent, ev.CallingSent = l.gateway, l.remote.User, l.localURI.User
+	}
 	m.bus.Publish(ev)
 }
 

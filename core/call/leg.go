@@ -1,6 +1,8 @@
 package call
 
 import (
+	"time"
+
 	"github.com/emiago/sipgo/sip"
 )
 
@@ -33,6 +35,10 @@ type leg struct {
 	final        int // final status received (0 while pending)
 	ack          *sip.Request
 	gateway      string
+	responded    bool        // anything came back (even 100)
+	done         bool        // its final response was handled
+	silence      *time.Timer // the hunt's invite timeout
+	release      func()      // gives back the gateway channel
 
 	// An INVITE relayed from this leg awaiting its ACK:
 	// the peer leg and the CSeq we used there.

@@ -27,7 +27,10 @@ type Target struct {
 	URI       sip.Uri // the Request-URI to send
 	Dest      string  // host:port the request goes to
 	Transport string  // udp or tcp
-	Gateway   string  // route or gateway name, for records; "" for subscribers
+	Gateway   string  // gateway name, for records; "" for subscribers
+	Calling   string  // calling number to send (From, P-Asserted-Identity); "" = Decision.Calling
+	Trusted   bool    // a gateway: it gets P-Asserted-Identity
+	Release   func()  // called once when the call is done with this target (its channel); may be nil
 }
 
 // Caller describes who is calling, after authentication.
@@ -37,15 +40,30 @@ type Caller struct {
 	Trunk   string // trusted peer name, "" for subscribers
 }
 
-// Decision is a router's answer: targets to fork to, or a refusal.
-type Decision struct {
-	Targets []Target
-	Status  int
-	Reason  string
+// Hunter offers gateways one after the other (R8): the next is tried
+// when the current one fails with a status Failover accepts, or sends
+// nothing at all within InviteTimeout.
+type Hunter interface {
+	Next() (Target, bool)
+	Failover(status int) bool
+	InviteTimeout() time.Duration
 }
 
-// Router picks where a call goes. core/routing implements it; a later
-// number-analysis engine replaces it.
+// Decision is a router's answer: targets to fork to in parallel, a hunt
+// through gateways, a redirect, or a refusal.
+type Decision struct {
+	Targets  []Target
+	Hunt     Hunter
+	Redirect string // answer 302 with this Contact URI
+	Status   int    // refusal
+	Reason   string
+	Cause    int    // Q.850 cause for the refusal's Reason header; 0: from Status (RFC 3398)
+	Text     string // the Reason header's text; "" = the cause's name
+	Called   string // the numbers after analysis, for records
+	Calling  string
+}
+
+// Router picks where a call goes (core/routing implements it).
 type Router interface {
 	Route(called string, caller Caller) Decision
 }

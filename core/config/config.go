@@ -13,6 +13,10 @@ import (
 	"time"
 
 	toml "github.com/pelletier/go-toml/v2"
+
+	"github.com/softswitch/softswitch/core/numbering"
+	"github.com/softswitch/softswitch/core/routing"
+	"github.com/softswitch/softswitch/interwork/gateway"
 )
 
 // Duration is a time.Duration written as "30s", "5m" in the file.
@@ -42,7 +46,39 @@ type Config struct {
 	Runtime     Runtime       `toml:"runtime"`
 	Subscribers []Subscriber  `toml:"subscriber"`
 	Trusted     []TrustedPeer `toml:"trusted_peer"`
-	Routes      []Route       `toml:"route"`
+	DNS         DNS           `toml:"dns"`
+
+	// Routing tables (docs/numbering.md): number analysis, then routes,
+	// gateway groups and gateways; trunk registrations upstream.
+	Numbering     numbering.Settings          `toml:"numbering"`
+	Analysis      []numbering.EntrySpec       `toml:"analysis"`
+	TrunkPlans    []numbering.TrunkSpec       `toml:"trunk_plan"`
+	Lists         []numbering.ListSpec        `toml:"list"`
+	Routes        []gateway.RouteSpec         `toml:"route"`
+	Groups        []gateway.GroupSpec         `toml:"group"`
+	Gateways      []gateway.GatewaySpec       `toml:"gateway"`
+	Registrations []gateway.RegistrationSpec `toml:"registration"`
+}
+
+// DNS is where gateway domain names are resolved (RFC 3263).
+type DNS struct {
+	Servers []string `toml:"servers"` // host:port; empty = the servers of /etc/resolv.conf
+}
+
+// NumberingSpec is the number-analysis part of the routing tables.
+func (c *Config) NumberingSpec() numbering.Spec {
+	return numbering.Spec{Settings: c.Numbering, Analysis: c.Analysis, Trunks: c.TrunkPlans, Lists: c.Lists}
+}
+
+// InterworkSpec is the routes, groups, gateways and registrations part.
+func (c *Config) InterworkSpec() gateway.Spec {
+	return gateway.Spec{Gateways: c.Gateways, Groups: c.Groups, Routes: c.Routes, Registrations: c.Registrations}
+}
+
+// HasRoutingTables reports whether the file declares any routing table
+// (otherwise the tables stored in the data directory stay in use).
+func (c *Config) HasRoutingTables() bool {
+	return len(c.Analysis)+len(c.TrunkPlans)+len(c.Lists)+len(c.Routes)+len(c.Groups)+len(c.Gateways) > 0
 }
 
 // SIP is the signalling listener.
@@ -116,13 +152,6 @@ type TrustedPeer struct {
 	Address string `toml:"address"`
 }
 
-// Route sends called numbers with Prefix to Gateway.
-type Route struct {
-	Prefix    string `toml:"prefix"`
-	Gateway   string `toml:"gateway"`
-	Transport string `toml:"transport"`
-}
-
 // Default returns the embedded defaults: a usable softswitch with no file.
 func Default() Config {
 	return Config{
@@ -140,8 +169,9 @@ func Default() Config {
 			MaxForwards:     70,
 		},
 		Data:    Data{Dir: "./data"},
-		Log:     Log{Level: "info"},
-		Runtime: Runtime{GCPercent: 400},
+		Log:       Log{Level: "info"},
+		Runtime:   Runtime{GCPercent: 400},
+		Numbering: numbering.DefaultSettings(),
 	}
 }
 
@@ -216,25 +246,68 @@ func invalid(key, format string, a ...any) error {
 	return &Error{Reason: key + ": " + fmt.Sprintf(format, a...), key: key}
 }
 
-// findLine returns the first line where key (the last dotted part) is set.
+// findLine returns the line where key is set. Keys are dotted paths
+// with array indexes, like "sip.listen" or "group[1].member[0].gateway":
+// an index counts [[table]] headers, the last part is a "key =" line.
 func findLine(data []byte, key string) int {
 	if key == "" {
 		return 0
 	}
-	if i := strings.LastIndexByte(key, '.'); i >= 0 {
-		key = key[i+1:]
-	}
-	if i := strings.IndexByte(key, '['); i >= 0 {
-		key = key[:i]
-	}
-	for n, line := range strings.Split(string(data), "\n") {
-		t := strings.TrimSpace(line)
-		if strings.HasPrefix(t, key) {
-			rest := strings.TrimSpace(t[len(key):])
-			if strings.HasPrefix(rest, "=") {
-				return n + 1
+	lines := strings.Split(string(data), "\n")
+	keyLine := func(from int, name string) int {
+		for l := from; l < len(lines); l++ {
+			t := strings.TrimSpace(lines[l])
+			if rest, ok := strings.CutPrefix(t, name); ok && strings.HasPrefix(strings.TrimSpace(rest), "=") {
+				return l + 1
 			}
 		}
+		return 0
+	}
+	header := func(from int, h string, nth int) int {
+		n := -1
+		for l := from; l < len(lines); l++ {
+			if strings.TrimSpace(lines[l]) == h {
+				if n++; n == nth {
+					return l
+				}
+			}
+		}
+		return -1
+	}
+	start, path := 0, ""
+	segs := strings.Split(key, ".")
+	for si, seg := range segs {
+		name, idx := seg, -1
+		if i := strings.IndexByte(seg, '['); i >= 0 {
+			name = seg[:i]
+			idx, _ = strconv.Atoi(strings.TrimSuffix(seg[i+1:], "]"))
+		}
+		full := name
+		if path != "" {
+			full = path + "." + name
+		}
+		last := si == len(segs)-1
+		switch {
+		case idx >= 0:
+			l := header(start, "[["+full+"]]", idx)
+			if l < 0 {
+				if last {
+					return keyLine(start, name) // an inline array value
+				}
+				return 0
+			}
+			if last {
+				return l + 1
+			}
+			start = l
+		case last:
+			return keyLine(start, name)
+		default:
+			if l := header(start, "["+full+"]", 0); l >= 0 {
+				start = l
+			}
+		}
+		path = full
 	}
 	return 0
 }
@@ -315,19 +388,21 @@ func (c *Config) Validate() error {
 			return invalid(fmt.Sprintf("trusted_peer[%d].address", i), "%v", err)
 		}
 	}
-	for i, rt := range c.Routes {
-		key := fmt.Sprintf("route[%d]", i)
-		if rt.Prefix == "" || strings.Trim(rt.Prefix, "0123456789+*#") != "" {
-			return invalid(key+".prefix", "%q: digits only", rt.Prefix)
+	for i, srv := range c.DNS.Servers {
+		if _, _, err := SplitHostPort(srv); err != nil {
+			return invalid(fmt.Sprintf("dns.servers[%d]", i), "%v", err)
 		}
-		if _, _, err := SplitHostPort(rt.Gateway); err != nil {
-			return invalid(key+".gateway", "%v", err)
+	}
+	if _, err := routing.Compile(c.NumberingSpec(), c.InterworkSpec(), nil); err != nil {
+		var fe *numbering.FieldError
+		if errors.As(err, &fe) {
+			key := fe.Key
+			if key == "numbering" {
+				key = "numbering.max_called_digits"
+			}
+			return invalid(key, "%v", fe.Err)
 		}
-		switch strings.ToLower(rt.Transport) {
-		case "", "udp", "tcp":
-		default:
-			return invalid(key+".transport", "must be udp or tcp")
-		}
+		return invalid("", "%v", err)
 	}
 	return nil
 }

@@ -25,9 +25,20 @@ no_answer_timeout = "3s"
 [[subscriber]]
 number = "1001"
 password = "secret1001"
+[[gateway]]
+name = "gw"
+address = "127.0.0.1:5080"
+[[group]]
+name = "g"
+[[group.member]]
+gateway = "gw"
 [[route]]
+name = "r"
+group = "g"
+[[analysis]]
 prefix = "9"
-gateway = "127.0.0.1:5080"
+action = "route"
+route = "r"
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -52,6 +63,10 @@ func TestErrorsCarryFileAndLine(t *testing.T) {
 		{"[call]\nno_answer_timeout = \"soon\"\n", 2, "duration"},
 		{"[runtime]\ngc_percent = 0\n", 2, "runtime.gc_percent"},
 		{"[runtime]\n\nmemory_limit_mb = -5\n", 3, "runtime.memory_limit_mb"},
+		{"[[gateway]]\nname = \"a\"\naddress = \"\"\n", 3, "gateway[0].address"},
+		{"[[analysis]]\nprefix = \"1\"\naction = \"local\"\n\n[[analysis]]\nprefix = \"2\"\naction = \"route\"\nroute = \"nowhere\"\n", 8, "no route named"},
+		{"[[gateway]]\nname = \"a\"\naddress = \"10.0.0.1\"\n[[group]]\nname = \"g\"\n[[group.member]]\ngateway = \"a\"\n[[group.member]]\ngateway = \"b\"\n", 9, "no gateway named"},
+		{"[numbering]\nmax_called_digits = 40\n", 2, "max_called_digits"},
 		{"[sip\n", 1, ""},
 	}
 	for _, c := range cases {

@@ -13,12 +13,14 @@ type Kind uint8
 
 // Event kinds.
 const (
-	CallAttempt  Kind = iota + 1 // an INVITE was accepted for routing
-	CallRinging                  // first 18x (ringing or early media) toward the caller
-	CallAnswer                   // 2xx relayed to the caller
-	CallRelease                  // the call ended, with cause and side
-	Registered                   // a binding was added or refreshed
-	Unregistered                 // a binding was removed or expired
+	CallAttempt       Kind = iota + 1 // an INVITE was accepted for routing
+	CallRinging                       // first 18x (ringing or early media) toward the caller
+	CallAnswer                        // 2xx relayed to the caller
+	CallRelease                       // the call ended, with cause and side
+	Registered                        // a binding was added or refreshed
+	Unregistered                      // a binding was removed or expired
+	GatewayState                      // a gateway went up, down or was locked (Gateway, State)
+	TrunkRegistration                 // a registration to an upstream carrier changed state (Gateway, State)
 )
 
 func (k Kind) String() string {
@@ -35,6 +37,10 @@ func (k Kind) String() string {
 		return "registered"
 	case Unregistered:
 		return "unregistered"
+	case GatewayState:
+		return "gateway-state"
+	case TrunkRegistration:
+		return "trunk-registration"
 	}
 	return "unknown"
 }
@@ -79,6 +85,10 @@ type Event struct {
 	Media    []string  // media and codecs, e.g. "audio PCMU/8000"
 	AOR      string    // registrations: the number
 	Delta    int       // registrations: change in the number of bindings
+	Gateway  string    // gateway or trunk registration name; for calls, the gateway that took it
+	State    string    // gateway: up, down, locked; trunk registration: registered, failed
+	// Numbers as sent on the callee side, after manipulation (calls).
+	CalledSent, CallingSent string
 }
 
 // Handler receives events. It runs on the publisher's goroutine, on the

@@ -21,6 +21,7 @@ import (
 var (
 	bucketSubscribers = []byte("subscribers")
 	bucketBindings    = []byte("bindings")
+	bucketTables      = []byte("tables")
 )
 
 // Subscriber is a provisioned user. No clear-text password is kept.
@@ -69,7 +70,7 @@ func Open(dir string, log *slog.Logger) (*DB, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketSubscribers, bucketBindings} {
+		for _, b := range [][]byte{bucketSubscribers, bucketBindings, bucketTables} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -84,6 +85,31 @@ func Open(dir string, log *slog.Logger) (*DB, error) {
 		done: make(chan struct{}), flushed: make(chan chan struct{})}
 	go s.writer()
 	return s, nil
+}
+
+// PutTable stores one provisioning table set (JSON) under name, replacing
+// the previous one in a single transaction: durable when this returns.
+func (s *DB) PutTable(name string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketTables).Put([]byte(name), data)
+	})
+}
+
+// GetTable reads a table set stored by PutTable; found is false if none.
+func (s *DB) GetTable(name string, v any) (found bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		data := tx.Bucket(bucketTables).Get([]byte(name))
+		if data == nil {
+			return nil
+		}
+		found = true
+		return json.Unmarshal(data, v)
+	})
+	return found, err
 }
 
 // Close flushes queued writes and closes the file.

@@ -1,0 +1,232 @@
+// Package trunkreg registers the softswitch to upstream carriers'
+// registrars (R10): REGISTER with digest authentication, a refresh well
+// before the binding expires, retries with back-off when the carrier
+// refuses or does not answer, and the state of each registration
+// published on the event bus and readable by the CLI/SNMP.
+package trunkreg
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/softswitch/softswitch/core/events"
+	"github.com/softswitch/softswitch/interwork/gateway"
+)
+
+// States of a registration.
+const (
+	StateIdle       = "idle"
+	StateRegistered = "registered"
+	StateFailed     = "failed"
+)
+
+// Status of one registration.
+type Status struct {
+	Name    string
+	State   string
+	Expires time.Time // while registered
+	Last    string    // the last answer or error, for operators
+}
+
+// Registrar keeps every registration of one set alive.
+type Registrar struct {
+	Client      *sipgo.Client
+	ContactHost string
+	ContactPort int
+	Bus         *events.Bus
+	Log         *slog.Logger
+	RetryMin    time.Duration // first retry after a failure; 5s by default
+	RetryMax    time.Duration // back-off cap; 5m by default
+
+	mu     sync.Mutex
+	status map[string]Status
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Start (re)starts the registrations of specs, stopping the previous ones.
+func (r *Registrar) Start(ctx context.Context, specs []gateway.RegistrationSpec) {
+	r.Stop()
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	r.mu.Lock()
+	r.cancel, r.done = cancel, done
+	r.status = map[string]Status{}
+	for _, s := range specs {
+		r.status[s.Name] = Status{Name: s.Name, State: StateIdle}
+	}
+	r.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, s := range specs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.run(ctx, s)
+		}()
+	}
+	go func() { wg.Wait(); close(done) }()
+}
+
+// Stop ends every registration loop (bindings are left to expire).
+func (r *Registrar) Stop() {
+	r.mu.Lock()
+	cancel, done := r.cancel, r.done
+	r.cancel, r.done = nil, nil
+	r.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+// Status of every registration.
+func (r *Registrar) Status() []Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Status, 0, len(r.status))
+	for _, s := range r.status {
+		out = append(out, s)
+	}
+	return out
+}
+
+func (r *Registrar) set(s Status) {
+	r.mu.Lock()
+	old := r.status[s.Name]
+	r.status[s.Name] = s
+	r.mu.Unlock()
+	if old.State != s.State {
+		if r.Log != nil {
+			r.Log.Info("trunk registration", "name", s.Name, "state", s.State, "detail", s.Last)
+		}
+		if r.Bus != nil {
+			r.Bus.Publish(&events.Event{Kind: events.TrunkRegistration, Gateway: s.Name, State: s.State})
+		}
+	}
+}
+
+func (r *Registrar) run(ctx context.Context, s gateway.RegistrationSpec) {
+	retry := r.RetryMin
+	if retry == 0 {
+		retry = 5 * time.Second
+	}
+	maxRetry := r.RetryMax
+	if maxRetry == 0 {
+		maxRetry = 5 * time.Minute
+	}
+	backoff := retry
+	for {
+		granted, detail, err := r.register(ctx, s)
+		var wait time.Duration
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			r.set(Status{Name: s.Name, State: StateFailed, Last: err.Error()})
+			wait = backoff
+			backoff = min(backoff*2, maxRetry)
+		} else {
+			r.set(Status{Name: s.Name, State: StateRegistered, Expires: time.Now().Add(granted), Last: detail})
+			backoff = retry
+			// Refresh at 80 % of the interval, and never later than 10 s before it ends.
+			wait = min(granted*8/10, granted-10*time.Second)
+			wait = max(wait, granted/2, time.Second)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// register sends one REGISTER (answering a digest challenge) and returns
+// the interval the registrar granted.
+func (r *Registrar) register(ctx context.Context, s gateway.RegistrationSpec) (time.Duration, string, error) {
+	host, port := splitHostPort(s.Registrar)
+	domain := s.Domain
+	if domain == "" {
+		domain = host
+	}
+	expires := s.Expires
+	if expires == 0 {
+		expires = 3600
+	}
+	aor := sip.Uri{Scheme: "sip", User: s.User, Host: domain}
+	req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: domain})
+	req.SetDestination(netJoin(host, port))
+	if s.Transport != "" {
+		req.SetTransport(strings.ToUpper(s.Transport))
+	}
+	from := &sip.FromHeader{Address: aor, Params: sip.NewParams()}
+	from.Params.Add("tag", sip.GenerateTagN(16))
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: aor, Params: sip.NewParams()})
+	req.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: s.User, Host: r.ContactHost, Port: r.ContactPort}})
+	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(expires)))
+	req.SetBody(nil)
+
+	rctx, cancel := context.WithTimeout(ctx, 32*time.Second)
+	defer cancel()
+	res, err := r.Client.Do(rctx, req)
+	if err != nil {
+		return 0, "", fmt.Errorf("no answer from %s: %w", s.Registrar, err)
+	}
+	if res.StatusCode == 401 || res.StatusCode == 407 {
+		user := s.AuthUser
+		if user == "" {
+			user = s.User
+		}
+		res, err = r.Client.DoDigestAuth(rctx, req, res, sipgo.DigestAuth{Username: user, Password: s.Password})
+		if err != nil {
+			return 0, "", fmt.Errorf("no answer to the authenticated REGISTER: %w", err)
+		}
+	}
+	if res.StatusCode != 200 {
+		return 0, "", fmt.Errorf("%d %s", res.StatusCode, res.Reason)
+	}
+	granted := expires
+	if h := res.GetHeader("Expires"); h != nil {
+		if v, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil {
+			granted = v
+		}
+	}
+	if ct := res.Contact(); ct != nil {
+		if v, ok := ct.Params.Get("expires"); ok {
+			if n, err := strconv.Atoi(v); err == nil {
+				granted = n
+			}
+		}
+	}
+	if granted <= 0 {
+		return 0, "", fmt.Errorf("registrar granted %d s", granted)
+	}
+	return time.Duration(granted) * time.Second, "200 OK, " + strconv.Itoa(granted) + " s", nil
+}
+
+func splitHostPort(a string) (string, int) {
+	i := strings.LastIndexByte(a, ':')
+	if i < 0 || strings.HasSuffix(a, "]") {
+		return strings.Trim(a, "[]"), 5060
+	}
+	p, err := strconv.Atoi(a[i+1:])
+	if err != nil {
+		return a, 5060
+	}
+	return strings.Trim(a[:i], "[]"), p
+}
+
+func netJoin(h string, p int) string {
+	if strings.Contains(h, ":") {
+		return "[" + h + "]:" + strconv.Itoa(p)
+	}
+	return h + ":" + strconv.Itoa(p)
+}
