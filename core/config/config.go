@@ -50,13 +50,13 @@ type Config struct {
 
 	// Routing tables (docs/numbering.md): number analysis, then routes,
 	// gateway groups and gateways; trunk registrations upstream.
-	Numbering     numbering.Settings          `toml:"numbering"`
-	Analysis      []numbering.EntrySpec       `toml:"analysis"`
-	TrunkPlans    []numbering.TrunkSpec       `toml:"trunk_plan"`
-	Lists         []numbering.ListSpec        `toml:"list"`
-	Routes        []gateway.RouteSpec         `toml:"route"`
-	Groups        []gateway.GroupSpec         `toml:"group"`
-	Gateways      []gateway.GatewaySpec       `toml:"gateway"`
+	Numbering     numbering.Settings         `toml:"numbering"`
+	Analysis      []numbering.EntrySpec      `toml:"analysis"`
+	TrunkPlans    []numbering.TrunkSpec      `toml:"trunk_plan"`
+	Lists         []numbering.ListSpec       `toml:"list"`
+	Routes        []gateway.RouteSpec        `toml:"route"`
+	Groups        []gateway.GroupSpec        `toml:"group"`
+	Gateways      []gateway.GatewaySpec      `toml:"gateway"`
 	Registrations []gateway.RegistrationSpec `toml:"registration"`
 }
 
@@ -168,7 +168,7 @@ func Default() Config {
 			MinSE:           90,
 			MaxForwards:     70,
 		},
-		Data:    Data{Dir: "./data"},
+		Data:      Data{Dir: "./data"},
 		Log:       Log{Level: "info"},
 		Runtime:   Runtime{GCPercent: 400},
 		Numbering: numbering.DefaultSettings(),

@@ -134,7 +134,7 @@ type hunter struct {
 	pending         []resolve.Target
 }
 
-func (h *hunter) Failover(status int) bool      { return h.hunt.Group().Failover(status) }
+func (h *hunter) Failover(status int) bool     { return h.hunt.Group().Failover(status) }
 func (h *hunter) InviteTimeout() time.Duration { return h.hunt.Group().InviteTimeout }
 
 func (h *hunter) Next() (call.Target, bool) {

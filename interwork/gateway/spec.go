@@ -13,7 +13,7 @@ type GatewaySpec struct {
 	Locked      bool     `toml:"locked" json:"locked,omitempty"` // administratively out of service
 	Probe       bool     `toml:"probe" json:"probe,omitempty"`   // SIP OPTIONS keepalive
 	ProbeEvery  string   `toml:"probe_interval" json:"probe_interval,omitempty"`
-	DownAfter   int      `toml:"probe_failures" json:"probe_failures,omitempty"`    // failed probes in a row to mark it down
+	DownAfter   int      `toml:"probe_failures" json:"probe_failures,omitempty"`     // failed probes in a row to mark it down
 	UpAfter     int      `toml:"probe_recoveries" json:"probe_recoveries,omitempty"` // answered probes in a row to mark it up again
 	CalledOps   []string `toml:"called_ops" json:"called_ops,omitempty"`
 	CallingOps  []string `toml:"calling_ops" json:"calling_ops,omitempty"`
@@ -49,8 +49,8 @@ type RegistrationSpec struct {
 	Transport string `toml:"transport" json:"transport,omitempty"`
 	User      string `toml:"user" json:"user"`
 	AuthUser  string `toml:"auth_user" json:"auth_user,omitempty"` // "" = user
-	Password  string `toml:"password" json:"-"` // config file only: never stored in bbolt, never logged
-	Domain    string `toml:"domain" json:"domain,omitempty"` // AOR host; "" = the registrar's host
+	Password  string `toml:"password" json:"-"`                    // config file only: never stored in bbolt, never logged
+	Domain    string `toml:"domain" json:"domain,omitempty"`       // AOR host; "" = the registrar's host
 	Expires   int    `toml:"expires" json:"expires,omitempty"`
 }
 
