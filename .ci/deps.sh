@@ -7,6 +7,7 @@ need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v ss >/dev/null 2>&1 || need+=(iproute2)
+command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)   # the DNS server of the RFC 3263 tests
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -350,7 +350,13 @@ type udpSink struct {
 // startUDPSink listens on a free 127.0.0.1 port and records every datagram.
 func startUDPSink(t *testing.T) *udpSink {
 	t.Helper()
-	s := &udpSink{Port: freePort(t), done: make(chan struct{})}
+	return startUDPSinkOn(t, freePort(t))
+}
+
+// startUDPSinkOn is startUDPSink on a given port.
+func startUDPSinkOn(t *testing.T, port int) *udpSink {
+	t.Helper()
+	s := &udpSink{Port: port, done: make(chan struct{})}
 	c, err := net.ListenPacket("udp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)))
 	if err != nil {
 		t.Fatalf("udp sink: %v", err)
@@ -369,11 +375,14 @@ func startUDPSink(t *testing.T) *udpSink {
 			s.mu.Unlock()
 		}
 	}()
-	t.Cleanup(func() {
-		c.Close()
-		<-s.done
-	})
+	t.Cleanup(s.close)
 	return s
+}
+
+// close stops listening (the port is free again); safe to call twice.
+func (s *udpSink) close() {
+	s.conn.Close()
+	<-s.done
 }
 
 // Messages returns the datagrams received so far.

@@ -28,6 +28,8 @@ type sippOpts struct {
 	Keys     map[string]string // -key name value
 	Timeout  time.Duration     // -timeout; default 20s
 	Pause    time.Duration     // -d: length of <pause/> without milliseconds
+	Calls    int               // -m; 0 means 1, -1 no limit (a gateway serving many calls)
+	Rate     int               // -r calls per second (client mode); 0: sipp's default
 }
 
 type sippProc struct {
@@ -102,7 +104,6 @@ func startSipp(t *testing.T, o sippOpts) *sippProc {
 	}
 	args = append(args,
 		"-sf", scen,
-		"-m", "1",
 		"-i", o.LocalIP, "-p", strconv.Itoa(o.Port), "-bind_local",
 		"-ci", "127.0.0.1", "-mi", o.LocalIP,
 		"-nostdin",
@@ -112,6 +113,15 @@ func startSipp(t *testing.T, o sippOpts) *sippProc {
 		"-trace_logs", "-log_file", r.ActionLog,
 		"-trace_screen", "-screen_file", r.ScreenLog,
 	)
+	switch {
+	case o.Calls == 0:
+		args = append(args, "-m", "1")
+	case o.Calls > 0:
+		args = append(args, "-m", strconv.Itoa(o.Calls))
+	}
+	if o.Rate > 0 {
+		args = append(args, "-r", strconv.Itoa(o.Rate), "-l", strconv.Itoa(max(o.Rate*4, 10)))
+	}
 	if o.Service != "" {
 		args = append(args, "-s", o.Service)
 	}

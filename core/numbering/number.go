@@ -41,7 +41,6 @@ var (
 	errCalledTooLong  = &Refusal{Status: 484, Cause: 28, Text: "called number too long"}
 	errCallingTooLong = &Refusal{Status: 484, Cause: 28, Text: "calling number too long"}
 	errCalledBad      = &Refusal{Status: 484, Cause: 28, Text: "called number has invalid characters"}
-	errCallingBad     = &Refusal{Status: 484, Cause: 28, Text: "calling number has invalid characters"}
 	errCalledEmpty    = &Refusal{Status: 484, Cause: 28, Text: "called number is empty"}
 )
 

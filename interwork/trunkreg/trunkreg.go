@@ -123,8 +123,11 @@ func (r *Registrar) run(ctx context.Context, s gateway.RegistrationSpec) {
 		maxRetry = 5 * time.Minute
 	}
 	backoff := retry
+	// One Call-ID for every REGISTER of this registration, CSeq rising
+	// (RFC 3261 §10.2.4).
+	d := &dialog{callID: sip.GenerateTagN(24)}
 	for {
-		granted, detail, err := r.register(ctx, s)
+		granted, detail, err := r.register(ctx, s, d)
 		var wait time.Duration
 		if err != nil {
 			if ctx.Err() != nil {
@@ -148,9 +151,14 @@ func (r *Registrar) run(ctx context.Context, s gateway.RegistrationSpec) {
 	}
 }
 
+type dialog struct {
+	callID string
+	cseq   uint32
+}
+
 // register sends one REGISTER (answering a digest challenge) and returns
 // the interval the registrar granted.
-func (r *Registrar) register(ctx context.Context, s gateway.RegistrationSpec) (time.Duration, string, error) {
+func (r *Registrar) register(ctx context.Context, s gateway.RegistrationSpec, d *dialog) (time.Duration, string, error) {
 	host, port := splitHostPort(s.Registrar)
 	domain := s.Domain
 	if domain == "" {
@@ -172,7 +180,12 @@ func (r *Registrar) register(ctx context.Context, s gateway.RegistrationSpec) (t
 	req.AppendHeader(&sip.ToHeader{Address: aor, Params: sip.NewParams()})
 	req.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: s.User, Host: r.ContactHost, Port: r.ContactPort}})
 	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(expires)))
+	cid := sip.CallIDHeader(d.callID)
+	req.AppendHeader(&cid)
+	d.cseq++
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: d.cseq, MethodName: sip.REGISTER})
 	req.SetBody(nil)
+	defer func() { d.cseq = req.CSeq().SeqNo }() // the digest retry raised it
 
 	rctx, cancel := context.WithTimeout(ctx, 32*time.Second)
 	defer cancel()
