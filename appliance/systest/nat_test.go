@@ -111,8 +111,14 @@ type rawPhone struct {
 
 func newRawPhone(t *testing.T) *rawPhone {
 	t.Helper()
+	return newRawPhoneOn(t, untrustedIP)
+}
+
+// newRawPhoneOn is a raw phone on the given loopback address.
+func newRawPhoneOn(t *testing.T, ip string) *rawPhone {
+	t.Helper()
 	port := freePort(t)
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(ip), Port: port})
 	if err != nil {
 		t.Fatal(err)
 	}

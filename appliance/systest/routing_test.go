@@ -2,6 +2,8 @@ package systest
 
 import (
 	"fmt"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -100,4 +102,49 @@ func TestMaxForwardsZero(t *testing.T) {
 	a.requireOK(t)
 	requireFinals(t, a, "INVITE", 483)
 	gw.requireSilent(t, "the gateway")
+}
+
+// TestInviteCopyAfterAck: a copy of the caller's INVITE that arrives after
+// the call is answered and acknowledged (a retransmission delayed in the
+// network) is absorbed: no 482, no second call toward the gateway.
+func TestInviteCopyAfterAck(t *testing.T) {
+	t.Parallel()
+	gwPort := freePort(t)
+	cfg := defaultConfig()
+	cfg.Routes = []route{{Prefix: "9", Gateway: fmt.Sprintf("127.0.0.1:%d", gwPort), Transport: "udp"}}
+	srv := startServer(t, cfg)
+	gw := startUAS(t, "gateway", "uas_answer.xml", sippOpts{Port: gwPort})
+	ph := newRawPhoneOn(t, trustedIP)
+	me := fmt.Sprintf("%s:%d", trustedIP, ph.Port)
+	sdp := "v=0\r\no=systest-caller 1 1 IN IP4 127.0.0.1\r\ns=systest-caller-session\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n"
+	head := func(method string, cseq int, branch, toTag string) string {
+		to := "<sip:9123@" + srv.Addr + ">"
+		if toTag != "" {
+			to += ";tag=" + toTag
+		}
+		return fmt.Sprintf("%s sip:9123@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=%s\r\nFrom: <sip:5551000@%s>;tag=copy-a\r\nTo: %s\r\nCall-ID: copy-after-ack@systest\r\nCSeq: %d %s\r\nContact: <sip:5551000@%s>\r\nMax-Forwards: 70\r\n",
+			method, srv.Addr, me, branch, me, to, cseq, method, me)
+	}
+	invite := head("INVITE", 1, "z9hG4bKcopy1", "") + fmt.Sprintf("Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s", len(sdp), sdp)
+	ph.send(t, srv.Addr, invite)
+	ok, got := ph.recvResponse("INVITE", 1)
+	if !got || ok.Status != 200 {
+		t.Fatalf("INVITE: %+v", ok)
+	}
+	toTag := strings.TrimPrefix(regexp.MustCompile(`tag=[^;>\s]+`).FindString(ok.Header("To")), "tag=")
+	ph.send(t, srv.Addr, head("ACK", 1, "z9hG4bKcopy1ack", toTag)+"Content-Length: 0\r\n\r\n")
+	time.Sleep(300 * time.Millisecond)
+	ph.send(t, srv.Addr, invite) // the late copy
+	if m, bad := ph.recv(time.Second, func(m sipMsg) bool { return m.Status >= 300 }); bad {
+		t.Errorf("the INVITE copy got %d %s", m.Status, m.Reason)
+	}
+	ph.send(t, srv.Addr, head("BYE", 2, "z9hG4bKcopybye", toTag)+"Content-Length: 0\r\n\r\n")
+	if m, got := ph.recvResponse("BYE", 2); !got || m.Status != 200 {
+		t.Errorf("BYE: %+v", m)
+	}
+	r := gw.wait()
+	r.requireOK(t)
+	if n := len(r.ReceivedRequests("INVITE")); n != 1 {
+		t.Errorf("the gateway got %d INVITEs, want 1", n)
+	}
 }

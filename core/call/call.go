@@ -64,9 +64,15 @@ type Call struct {
 func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	callID := req.CallID().Value()
 	if l := m.tab.get(callID); l != nil {
-		if !l.isA {
+		switch {
+		case !l.isA:
 			m.reply(tx, req, 482, "Loop Detected")
-		} else {
+		case l.call.isRetransmission(req):
+			// A copy of the INVITE we are handling or have answered: its
+			// first transaction already ended (after the ACK, or never
+			// matched under load). Our own 2xx retransmission covers it.
+			tx.Terminate()
+		default:
 			m.reply(tx, req, 482, "Merged Request")
 		}
 		return
@@ -178,6 +184,24 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		// The transaction died under us (transport error): end the call.
 		c.terminate("caller transaction ended", events.SideCaller, 500)
 	}
+}
+
+// isRetransmission tells whether req is a copy of the call's initial
+// INVITE (same From tag, CSeq and top Via branch).
+func (c *Call) isRetransmission(req *sip.Request) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a := c.aInvite
+	if req.CSeq().SeqNo != a.CSeq().SeqNo || tagOf(req.From().Params) != c.a.remoteTag {
+		return false
+	}
+	v1, v2 := req.Via(), a.Via()
+	if v1 == nil || v2 == nil {
+		return false
+	}
+	b1, _ := v1.Params.Get("branch")
+	b2, _ := v2.Params.Get("branch")
+	return b1 == b2
 }
 
 func (m *Manager) reply(tx sip.ServerTransaction, req *sip.Request, code int, reason string) {

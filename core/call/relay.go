@@ -177,6 +177,11 @@ func (m *Manager) HandleAck(req *sip.Request) {
 		}
 		c.ackedA = true
 		c.stopTimer(&c.retrans2x)
+		// The caller has our 2xx: its INVITE transaction has nothing left
+		// to do (we retransmit 2xx ourselves; a late INVITE copy is
+		// recognised in HandleInvite). Ending it now instead of 32 s later
+		// (Timer L) frees the messages it holds: a smaller heap to mark.
+		go c.aTx.Terminate()
 		b := c.b
 		if b == nil || c.st != confirmed {
 			return
