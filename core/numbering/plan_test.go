@@ -273,3 +273,26 @@ func TestLookupAllocatesNothing(t *testing.T) {
 		t.Errorf("lookup allocates %.1f times", allocs)
 	}
 }
+
+// FuzzAnalyse: called and calling numbers come from the network.
+func FuzzAnalyse(f *testing.F) {
+	spec := Spec{Settings: DefaultSettings(), Analysis: []EntrySpec{
+		{Prefix: "0", Action: ActionRoute, Route: "n", CalledOps: []string{"e164", "delete 3 2", "insert 5 77"}},
+		{Prefix: "+49", Action: ActionLocal, CallingOps: []string{"national"}},
+		{Prefix: "1", Time: []string{"Mon-Fri 08:00-18:00"}, Action: ActionRefuse, Status: 403},
+	}, Lists: []ListSpec{{Kind: "black", Match: "calling", Prefixes: []string{"0555"}}}}
+	spec.Settings.CountryCode = "49"
+	p, err := Compile(spec)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add("0301234", "0401111")
+	f.Add("+4930", "")
+	f.Add("1*#", "+")
+	f.Fuzz(func(t *testing.T, called, calling string) {
+		r := p.Analyse(Input{Called: called, Calling: calling, Now: time.Unix(1_800_000_000, 0)})
+		if r.Refusal == nil && len(strings.TrimPrefix(called, "+")) > DefaultMaxCalled {
+			t.Fatalf("a called number of %d characters was accepted", len(called))
+		}
+	})
+}

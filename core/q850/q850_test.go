@@ -71,3 +71,21 @@ Refusals by number analysis and lists carry their configured cause. Rows
 marked in the source as ours (487, 488, 606) are not in RFC 3398.
 
 `
+
+// FuzzParse: Reason header values come from gateways.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{`Q.850;cause=17;text="User busy"`, "SIP;cause=200, Q.850;cause=16", "q.850 ; CAUSE = 3", ";;,", "Q.850;cause=99999999999999999999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		c, ok := Parse(v)
+		if ok && (c < 0 || c > 127) {
+			t.Fatalf("cause %d out of range from %q", c, v)
+		}
+		if ok {
+			if c2, ok2 := Parse(Reason(c, "")); !ok2 || c2 != c {
+				t.Fatalf("Reason(%d) does not parse back", c)
+			}
+		}
+	})
+}
