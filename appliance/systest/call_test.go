@@ -2,6 +2,7 @@ package systest
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -58,6 +59,9 @@ func TestCallCalleeHangsUp(t *testing.T) {
 	}
 	if got, want := headerParam(bye.Header("To"), "tag"), headerParam(leg.aInvite.Header("From"), "tag"); got != want {
 		t.Errorf("BYE to the caller has To tag %q, want the caller's From tag %q", got, want)
+	}
+	if r := bye.Header("Reason"); r != `Q.850;cause=16;text="callee hung up"` {
+		t.Errorf("BYE to the caller has Reason %q, want the callee's (RFC 3326)", r)
 	}
 }
 
@@ -116,15 +120,20 @@ func TestCallNoAnswerTimeout(t *testing.T) {
 	requireFinals(t, a, "INVITE", 407, 480)
 	leg := checkBLegInvite(t, srv, a, b, "1001", "1002", calleeURI("1002", callee.Port))
 	checkALeg(t, srv, a, b)
-	checkCancel(t, b, leg.bInvite)
+	checkCancel(t, b, leg.bInvite, "Q.850;cause=19")
 	checkNonInviteACK(t, b, leg.bInvite)
 }
 
 // checkCancel checks the CANCEL b got for inv: same Request-URI, Call-ID,
 // CSeq number and Via branch as the INVITE.
-func checkCancel(t *testing.T, b *sippResult, inv sipMsg) {
+func checkCancel(t *testing.T, b *sippResult, inv sipMsg, reason string) {
 	t.Helper()
 	c := b.mustReceivedRequest(t, "CANCEL")
+	// RFC 3326: why the call was cancelled (no answer 19, caller gone 16,
+	// answered on another fork SIP 200).
+	if r := strings.ReplaceAll(c.Header("Reason"), " ", ""); !strings.HasPrefix(r, reason) {
+		t.Errorf("CANCEL Reason %q, want %s...", c.Header("Reason"), reason)
+	}
 	n, _ := inv.CSeq()
 	if cn, cm := c.CSeq(); cn != n || cm != "CANCEL" {
 		t.Errorf("CANCEL has CSeq %d %s, want %d CANCEL", cn, cm, n)
@@ -157,7 +166,7 @@ func TestCallCancelBeforeAnswer(t *testing.T) {
 	requireFinals(t, a, "CANCEL", 200)
 	leg := checkBLegInvite(t, srv, a, b, "1001", "1002", calleeURI("1002", callee.Port))
 	checkALeg(t, srv, a, b)
-	checkCancel(t, b, leg.bInvite)
+	checkCancel(t, b, leg.bInvite, "Q.850;cause=16")
 	checkNonInviteACK(t, b, leg.bInvite)
 }
 
@@ -187,7 +196,7 @@ func TestCallForkTwoContacts(t *testing.T) {
 	checkAnswerRelayed(t, a, b1)
 	checkAckRelayed(t, b1, leg1.bInvite)
 	b1.mustReceivedRequest(t, "BYE")
-	checkCancel(t, b2, leg2.bInvite)
+	checkCancel(t, b2, leg2.bInvite, "SIP;cause=200")
 	if n := len(b2.ReceivedRequests("BYE")); n != 0 {
 		t.Errorf("the phone that did not answer received %d BYE", n)
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -300,4 +301,60 @@ func startDNS(t *testing.T, port int, records ...string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestTablesReloadIsAtomicAndStored: a SIGHUP with a broken table is
+// refused and the running tables keep routing; a good one is swapped in;
+// a restart with no tables in the file routes with the stored ones; a
+// gateway locked by provisioning is reported and skipped.
+func TestTablesReloadIsAtomicAndStored(t *testing.T) {
+	t.Parallel()
+	pA, pB := freePort(t), freePort(t)
+	cfg := defaultConfig()
+	tables := func(port int, extra string) string {
+		return gatewayTOML("gw", port, extra) + "[[analysis]]\nprefix = \"9\"\naction = \"route\"\nroute = \"gw\"\n"
+	}
+	cfg.Extra = tables(pA, "")
+	srv := startServer(t, cfg)
+	callVia := func(name string, port int) {
+		t.Helper()
+		g := startUAS(t, name, "uas_answer.xml", sippOpts{Port: port})
+		a := trunkCall(t, srv, name, "9123", "0401111")
+		r := g.wait()
+		a.requireOK(t)
+		r.requireOK(t)
+		gwInvite(t, r, "9123", "0401111")
+	}
+	callVia("first-tables", pA)
+
+	// Broken: the entry names a route that does not exist.
+	cfg.Extra = tables(pB, "") + "[[analysis]]\nprefix = \"8\"\naction = \"route\"\nroute = \"nowhere\"\n"
+	writeConfig(t, srv.Config, cfg, srv.Addr)
+	srv.signal(syscall.SIGHUP)
+	waitLog(t, srv, 5*time.Second, "config refused", "no route named")
+	callVia("after-refused-reload", pA)
+
+	cfg.Extra = tables(pB, "")
+	writeConfig(t, srv.Config, cfg, srv.Addr)
+	srv.signal(syscall.SIGHUP)
+	waitLog(t, srv, 5*time.Second, "SIGHUP: provisioning reloaded")
+	callVia("after-good-reload", pB)
+
+	// No tables in the file: the stored ones route after a restart.
+	cfg.Extra = ""
+	writeConfig(t, srv.Config, cfg, srv.Addr)
+	srv.restart()
+	waitLog(t, srv, 5*time.Second, "routing tables loaded", "from=\"data directory\"")
+	callVia("stored-tables", pB)
+
+	// Locked by provisioning: reported, and the only gateway is skipped.
+	cfg.Extra = tables(pB, "locked = true")
+	writeConfig(t, srv.Config, cfg, srv.Addr)
+	srv.signal(syscall.SIGHUP)
+	waitLog(t, srv, 5*time.Second, "gateway state", "gateway=gw", "state=locked")
+	res := trunkRefused(t, srv, "locked-gateway", "9123", "0401111")
+	if res.Status != 503 {
+		t.Errorf("only gateway locked: %d, want 503", res.Status)
+	}
+	checkReason(t, "no gateway left", res, 34)
 }

@@ -304,6 +304,17 @@ func (s *server) stop() {
 	s.log.Close()
 }
 
+// signal sends sig to the running softswitch.
+func (s *server) signal(sig os.Signal) {
+	s.t.Helper()
+	if s.cmd == nil {
+		s.t.Fatal("softswitch not running")
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
 // restart stops the softswitch and starts it again with the same port,
 // configuration and data dir.
 func (s *server) restart() {

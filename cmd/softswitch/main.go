@@ -115,7 +115,7 @@ func run(args []string) error {
 		}
 	}
 	router.Resolver = &resolve.Resolver{Servers: dnsServers}
-	if err := provision(cfg, db, subs, authn, router); err != nil {
+	if err := provision(cfg, db, subs, authn, router, bus); err != nil {
 		return err
 	}
 	loc, err := registrar.NewLocation(db, bus)
@@ -130,7 +130,18 @@ func run(args []string) error {
 		return err
 	}
 	host, port := advertise(cfg.SIP.Advertise, bound)
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.SIP.UserAgent), sipgo.WithUserAgentHostname(host))
+	// Answered INVITE client transactions stay 2 s, not RFC 6026's 32 s:
+	// they hold every answered call's messages, and at thousands of calls
+	// a second 32 s of them is gigabytes for the collector to mark. Later
+	// 2xx retransmissions reach HandleStrayResponse, which re-sends the ACK.
+	sip.Timer_M = 2 * time.Second
+	var calls *call.Manager // set below; the stack starts serving after that
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.SIP.UserAgent), sipgo.WithUserAgentHostname(host),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerUnhandledResponseHandler(func(r *sip.Response) {
+			if calls != nil {
+				calls.HandleStrayResponse(r)
+			}
+		})))
 	if err != nil {
 		return err
 	}
@@ -146,6 +157,7 @@ func run(args []string) error {
 		NoAnswerTimeout: cfg.Call.NoAnswerTimeout.Duration,
 		SessionExpires:  cfg.Call.SessionExpires, MinSE: cfg.Call.MinSE, MaxForwards: cfg.Call.MaxForwards,
 	}, srv.Client, authn, router, bus, log)
+	calls = srv.Calls
 	srv.Reg = &registrar.Registrar{Loc: loc, Auth: authn, MinExpires: cfg.Registrar.MinExpires,
 		MaxExpires: cfg.Registrar.MaxExpires, DefaultExpires: cfg.Registrar.DefaultExpires, Log: log}
 
@@ -173,7 +185,7 @@ func run(args []string) error {
 			return err
 		case s := <-sigs:
 			if s == syscall.SIGHUP {
-				if reload(*cfgPath, db, subs, authn, router, log) {
+				if reload(*cfgPath, db, subs, authn, router, bus, log) {
 					regs.Start(ctx, router.Tables().Set.Registrations())
 				}
 				continue
@@ -193,7 +205,7 @@ func run(args []string) error {
 }
 
 // provision loads subscribers (as HA1 only), trusted peers and routes.
-func provision(cfg config.Config, db *store.DB, subs *auth.Subscribers, a *auth.Authenticator, r *routing.Router) error {
+func provision(cfg config.Config, db *store.DB, subs *auth.Subscribers, a *auth.Authenticator, r *routing.Router, bus *events.Bus) error {
 	// Tables first: they are the part that can still be refused.
 	t, from, err := loadTables(cfg, db, r.Tables())
 	if err != nil {
@@ -222,14 +234,24 @@ func provision(cfg config.Config, db *store.DB, subs *auth.Subscribers, a *auth.
 		peers = append(peers, auth.Peer{Name: p.Name, Prefix: pfx})
 	}
 	a.SetPeers(peers)
+	var prevSet *gateway.Set
+	if old := r.Tables(); old != nil {
+		prevSet = old.Set
+	}
 	r.SetTables(t)
 	r.Log.Info("routing tables loaded", "from", from, "gateways", len(t.Set.Gateways()))
+	if prevSet != nil { // at start every gateway is simply up (or locked)
+		for name, st := range t.Set.StateChanges(prevSet) {
+			r.Log.Warn("gateway state", "gateway", name, "state", st.String(), "by", "provisioning")
+			bus.Publish(&events.Event{Kind: events.GatewayState, Gateway: name, State: st.String()})
+		}
+	}
 	return nil
 }
 
 // reload re-reads provisioning from the config file; false if it was
 // refused (the running provisioning is unchanged).
-func reload(path string, db *store.DB, subs *auth.Subscribers, a *auth.Authenticator, r *routing.Router, log *slog.Logger) bool {
+func reload(path string, db *store.DB, subs *auth.Subscribers, a *auth.Authenticator, r *routing.Router, bus *events.Bus, log *slog.Logger) bool {
 	if path == "" {
 		log.Warn("SIGHUP: no config file to reload")
 		return false
@@ -239,7 +261,7 @@ func reload(path string, db *store.DB, subs *auth.Subscribers, a *auth.Authentic
 		log.Error("SIGHUP: config refused, running provisioning unchanged", "err", err)
 		return false
 	}
-	if err := provision(cfg, db, subs, a, r); err != nil {
+	if err := provision(cfg, db, subs, a, r, bus); err != nil {
 		log.Error("SIGHUP: reload failed", "err", err)
 		return false
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -164,7 +165,10 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	m.track()
-	tx.OnCancel(func(*sip.Request) { go c.cancelByCaller() })
+	tx.OnCancel(func(cancel *sip.Request) {
+		reason := headerValue(cancel, "Reason")
+		go c.cancelByCaller(reason)
+	})
 	m.bus.Publish(&events.Event{Kind: events.CallAttempt, CallID: callID, Calling: c.calling,
 		Called: called, Account: c.account, Setup: c.setup, CalledSent: dec.Called, CallingSent: dec.Calling})
 
@@ -315,20 +319,23 @@ func (c *Call) startFork(t Target, maxFwd uint32) {
 		return
 	}
 	b.inviteTx = tx
+	// The transaction outlives the call by up to 32 s (RFC 6026 Timer M):
+	// its hook holds only the ACK, not the call, so that an ended call's
+	// messages are garbage at once. A heap that keeps 32 s of calls alive
+	// makes each collection mark gigabytes at high call rates.
+	box := &atomic.Pointer[sip.Request]{}
+	b.ackBox = box
+	tx.OnRetransmission(func(r *sip.Response) {
+		// A retransmitted 2xx means our ACK was lost: send it again.
+		if ack := box.Load(); ack != nil && r.IsSuccess() {
+			m.write(ack)
+		}
+	})
 	if c.hunt != nil {
 		if d := c.hunt.InviteTimeout(); d > 0 {
 			b.silence = time.AfterFunc(d, func() { c.forkSilent(b) })
 		}
 	}
-	tx.OnRetransmission(func(r *sip.Response) {
-		// A retransmitted 2xx means our ACK was lost: send it again.
-		c.mu.Lock()
-		ack := b.ack
-		c.mu.Unlock()
-		if ack != nil && r.IsSuccess() {
-			m.write(ack)
-		}
-	})
 	go c.readFork(b, tx)
 }
 
@@ -421,7 +428,7 @@ func (c *Call) onForkResponse(b *leg, r *sip.Response) {
 		if code >= 600 {
 			for _, f := range c.forks {
 				if f != b && f.final == 0 {
-					c.cancelFork(f)
+					c.cancelFork(f, q850.Reason(q850.CauseForStatus(code), ""))
 				}
 			}
 			c.failCall(r)
@@ -587,7 +594,7 @@ func (c *Call) answer(b *leg, r *sip.Response) {
 	c.stopTimer(&c.noAnswer)
 	for _, f := range c.forks {
 		if f != b && f.final == 0 {
-			c.cancelFork(f)
+			c.cancelFork(f, `SIP;cause=200;text="Call completed elsewhere"`) // RFC 3326
 		}
 	}
 	c.a.localTag = b.aTag
@@ -596,7 +603,13 @@ func (c *Call) answer(b *leg, r *sip.Response) {
 	}
 	res := c.responseToA(b, r, c.aInvite)
 	c.negotiateTimer(r, res)
-	if err := c.aTx.Respond(res); err != nil {
+	// The 2xx goes out directly, not through the INVITE transaction: the
+	// transaction then ends as soon as HandleInvite returns instead of
+	// keeping the call's messages for Timer L (32 s; sipgo does not stop
+	// that timer on Terminate). 2xx retransmission is ours anyway
+	// (retransmit2xx), INVITE copies are recognised in HandleInvite, and
+	// the ACK comes to HandleAck whatever the transaction's state.
+	if err := c.m.client.TransportLayer().WriteMsg(res); err != nil {
 		c.m.log.Debug("relay 2xx failed", "err", err)
 	}
 	c.retransmit2xx(res)
@@ -643,9 +656,13 @@ func (c *Call) failCall(r *sip.Response) {
 	c.end("rejected", events.SideCallee, code)
 }
 
-// cancelFork stops one pending fork. Caller holds c.mu.
-func (c *Call) cancelFork(b *leg) {
+// cancelFork stops one pending fork; reason goes in the CANCEL's Reason
+// header (RFC 3326). Caller holds c.mu.
+func (c *Call) cancelFork(b *leg, reason string) {
 	b.cancelWanted = true
+	if b.cancelReason == "" {
+		b.cancelReason = reason
+	}
 	if b.provisional && !b.cancelled {
 		c.sendCancel(b)
 	}
@@ -662,6 +679,9 @@ func (c *Call) sendCancel(b *leg) {
 	req.AppendHeader(sip.HeaderClone(inv.To()))
 	req.AppendHeader(sip.HeaderClone(inv.CallID()))
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
+	if b.cancelReason != "" {
+		req.AppendHeader(sip.NewHeader("Reason", b.cancelReason))
+	}
 	req.SetBody(nil)
 	c.m.prepare(req, b.dest, b.transport)
 	go c.m.fireAndForget(req)
@@ -675,7 +695,7 @@ func (c *Call) ackAndBye(b *leg, r *sip.Response) {
 	}
 	ack := b.ack2xx(c.m)
 	ack.SetBody(nil)
-	b.ack = ack
+	b.setAck(ack)
 	c.m.write(ack)
 	bye := b.newRequest(sip.BYE, c.m)
 	bye.SetBody(nil)
@@ -684,16 +704,20 @@ func (c *Call) ackAndBye(b *leg, r *sip.Response) {
 }
 
 // cancelByCaller runs when the caller CANCELs; sipgo has already answered
-// 200 to the CANCEL and 487 to the INVITE.
-func (c *Call) cancelByCaller() {
+// 200 to the CANCEL and 487 to the INVITE. The caller's Reason is passed
+// on; without one the callee learns Q.850 cause 16 (normal clearing).
+func (c *Call) cancelByCaller(reason string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.st != early {
 		return
 	}
+	if reason == "" {
+		reason = q850.Reason(16, "")
+	}
 	for _, f := range c.forks {
 		if f.final == 0 {
-			c.cancelFork(f)
+			c.cancelFork(f, reason)
 		}
 	}
 	c.end("cancelled", events.SideCaller, 487)
@@ -708,7 +732,7 @@ func (c *Call) noAnswerTimeout() {
 	}
 	for _, f := range c.forks {
 		if f.final == 0 {
-			c.cancelFork(f)
+			c.cancelFork(f, q850.Reason(19, ""))
 		}
 	}
 	res := sip.NewResponseFromRequest(c.aInvite, 480, "No Answer", nil)
@@ -719,7 +743,7 @@ func (c *Call) noAnswerTimeout() {
 		}
 		setTag(to, tag)
 	}
-	res.AppendHeader(sip.NewHeader("Reason", `Q.850;cause=19;text="No answer from user"`))
+	res.AppendHeader(sip.NewHeader("Reason", q850.Reason(19, "")))
 	c.aTx.Respond(res)
 	c.end("no answer", events.SideSwitch, 480)
 }
@@ -774,19 +798,25 @@ func (c *Call) terminate(cause string, side events.Side, status int) {
 	case early:
 		for _, f := range c.forks {
 			if f.final == 0 {
-				c.cancelFork(f)
+				c.cancelFork(f, q850.Reason(q850.CauseForStatus(status), cause))
 			}
 		}
 		res := sip.NewResponseFromRequest(c.aInvite, status, "Service Unavailable", nil)
 		c.aTx.Respond(res)
 		c.end(cause, side, status)
 	case confirmed:
-		c.byeBoth(nil, cause)
+		c.byeBoth(nil, switchReason(cause))
 		c.end(cause, side, status)
 	}
 }
 
-// byeBoth sends BYE to both legs except skip. Caller holds c.mu.
+// switchReason is the Reason of a BYE the switch sends on its own.
+func switchReason(text string) string {
+	return `SIP;cause=200;text="` + text + `"`
+}
+
+// byeBoth sends BYE to both legs except skip, with reason (a Reason header
+// value, RFC 3326) when not empty. Caller holds c.mu.
 func (c *Call) byeBoth(skip *leg, reason string) {
 	for _, l := range []*leg{c.a, c.b} {
 		if l == nil || l == skip {
@@ -796,12 +826,12 @@ func (c *Call) byeBoth(skip *leg, reason string) {
 			// Never acknowledged: ACK first so the callee's dialog is confirmed.
 			ack := l.ack2xx(c.m)
 			ack.SetBody(nil)
-			l.ack = ack
+			l.setAck(ack)
 			c.m.write(ack)
 		}
 		bye := l.newRequest(sip.BYE, c.m)
 		if reason != "" {
-			bye.AppendHeader(sip.NewHeader("Reason", `SIP;cause=200;text="`+reason+`"`))
+			bye.AppendHeader(sip.NewHeader("Reason", reason))
 		}
 		bye.SetBody(nil)
 		go c.m.fireAndForget(bye)

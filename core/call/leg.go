@@ -1,6 +1,7 @@
 package call
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -32,8 +33,10 @@ type leg struct {
 	provisional  bool
 	cancelWanted bool
 	cancelled    bool
+	cancelReason string // the Reason header of our CANCEL
 	final        int // final status received (0 while pending)
 	ack          *sip.Request
+	ackBox       *atomic.Pointer[sip.Request] // the ACK, for the transaction's retransmission hook
 	gateway      string
 	responded    bool        // anything came back (even 100)
 	done         bool        // its final response was handled
@@ -46,6 +49,14 @@ type leg struct {
 	pendingAckOut uint32
 	pendingAckTo  *leg
 	pendingAckReq *sip.Request // ACK we sent to this leg, resent on 2xx retransmission
+}
+
+// setAck records the ACK sent for the leg's 2xx.
+func (l *leg) setAck(ack *sip.Request) {
+	l.ack = ack
+	if l.ackBox != nil {
+		l.ackBox.Store(ack)
+	}
 }
 
 // newRequest builds an in-dialog request on l with a fresh CSeq (for ACK

@@ -7,6 +7,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/softswitch/softswitch/core/events"
+	"github.com/softswitch/softswitch/core/q850"
 )
 
 // find locates the leg a request belongs to and checks its tags.
@@ -177,11 +178,6 @@ func (m *Manager) HandleAck(req *sip.Request) {
 		}
 		c.ackedA = true
 		c.stopTimer(&c.retrans2x)
-		// The caller has our 2xx: its INVITE transaction has nothing left
-		// to do (we retransmit 2xx ourselves; a late INVITE copy is
-		// recognised in HandleInvite). Ending it now instead of 32 s later
-		// (Timer L) frees the messages it holds: a smaller heap to mark.
-		go c.aTx.Terminate()
 		b := c.b
 		if b == nil || c.st != confirmed {
 			return
@@ -189,7 +185,7 @@ func (m *Manager) HandleAck(req *sip.Request) {
 		ack := b.ack2xx(m)
 		copyHeaders(bodyHeaders, req, ack)
 		ack.SetBody(req.Body())
-		b.ack = ack
+		b.setAck(ack)
 		m.write(ack)
 		return
 	}
@@ -214,6 +210,10 @@ func (m *Manager) HandleBye(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	// Not kept for Timer J (32 s): a retransmitted BYE finds no call and
+	// gets 481, which ends the dialog for its sender all the same; the
+	// call's memory is free 32 s sooner.
+	defer tx.Terminate()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	side := events.SideCallee
@@ -225,18 +225,45 @@ func (m *Manager) HandleBye(req *sip.Request, tx sip.ServerTransaction) {
 		if !from.isA && from != c.b {
 			return
 		}
-		c.byeBoth(from, "")
+		c.byeBoth(from, headerValue(req, "Reason")) // the cause travels on (RFC 3326)
 		c.end("BYE", side, 200)
 	case early:
 		if from.isA {
 			// BYE before the answer works as a CANCEL (RFC 3261 §15).
+			reason := headerValue(req, "Reason")
+			if reason == "" {
+				reason = q850.Reason(16, "")
+			}
 			for _, f := range c.forks {
 				if f.final == 0 {
-					c.cancelFork(f)
+					c.cancelFork(f, reason)
 				}
 			}
 			c.aTx.Respond(sip.NewResponseFromRequest(c.aInvite, 487, "Request Terminated", nil))
 			c.end("cancelled", side, 487)
 		}
+	}
+}
+
+// HandleStrayResponse takes responses that match no client transaction.
+// A 2xx to one of our INVITEs that arrives after its transaction ended
+// means the callee did not get our ACK: send it again. The transaction
+// layer keeps answered INVITE transactions only briefly (StrayWindow), so
+// this is where late retransmissions land. Anything else is dropped.
+func (m *Manager) HandleStrayResponse(res *sip.Response) {
+	cseq := res.CSeq()
+	if cseq == nil || cseq.MethodName != sip.INVITE || !res.IsSuccess() || res.CallID() == nil {
+		return
+	}
+	l := m.tab.get(res.CallID().Value())
+	if l == nil || l.isA {
+		return
+	}
+	c := l.call
+	c.mu.Lock()
+	ack := l.ack
+	c.mu.Unlock()
+	if ack != nil {
+		m.write(ack)
 	}
 }

@@ -32,7 +32,7 @@ func (c *Call) retransmit2xx(res *sip.Response) {
 		}
 		if time.Now().After(deadline) {
 			// No ACK: the caller is gone. Confirm and release the callee.
-			c.byeBoth(c.a, "no ACK")
+			c.byeBoth(c.a, switchReason("no ACK"))
 			c.end("no ACK", events.SideCaller, 408)
 			return
 		}
@@ -134,7 +134,7 @@ func (c *Call) armWatchdog() {
 			return
 		}
 		c.m.log.Info("session timer expired", "call", c.a.callID)
-		c.byeBoth(nil, "session timer expired")
+		c.byeBoth(nil, switchReason("session timer expired"))
 		c.end("session timer expired", events.SideSwitch, 408)
 	})
 }
@@ -187,7 +187,7 @@ func (c *Call) refreshNow() {
 		return
 	}
 	if !ok {
-		c.byeBoth(nil, "session refresh failed")
+		c.byeBoth(nil, switchReason("session refresh failed"))
 		c.end("session refresh failed", events.SideSwitch, 408)
 		return
 	}

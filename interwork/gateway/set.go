@@ -278,3 +278,17 @@ func (h *Hunt) Next(now time.Time) *Gateway {
 
 // Group being hunted.
 func (h *Hunt) Group() *Group { return h.group }
+
+// StateChanges lists the gateways whose state differs between prev and s
+// (a lock or unlock by provisioning, a gateway added or removed), for
+// events when a new set is swapped in.
+func (s *Set) StateChanges(prev *Set) map[string]State {
+	out := map[string]State{}
+	for _, g := range s.Gateways() {
+		old := prev.Gateway(g.Name)
+		if old == nil || old.State() != g.State() {
+			out[g.Name] = g.State()
+		}
+	}
+	return out
+}
