@@ -34,7 +34,7 @@ type leg struct {
 	cancelWanted bool
 	cancelled    bool
 	cancelReason string // the Reason header of our CANCEL
-	final        int // final status received (0 while pending)
+	final        int    // final status received (0 while pending)
 	ack          *sip.Request
 	ackBox       *atomic.Pointer[sip.Request] // the ACK, for the transaction's retransmission hook
 	gateway      string
