@@ -3,7 +3,7 @@ GO ?= go
 GOBIN := $(shell $(GO) env GOPATH)/bin
 PKGS := ./...
 
-.PHONY: run build test deps lint unit systest fuzz bench clean
+.PHONY: run build test deps lint unit systest pkgtest deb fuzz bench clean
 
 ## run: start the softswitch on embedded defaults (SIP on UDP+TCP 5060, data in ./data)
 run:
@@ -13,8 +13,8 @@ run:
 build:
 	$(GO) build -o bin/softswitch ./cmd/softswitch
 
-## test: install what the tests need, then lint, unit tests and system tests
-test: deps lint unit systest
+## test: install what the tests need, then lint, unit tests, system tests, package tests
+test: deps lint unit systest pkgtest
 
 deps:
 	bash .ci/deps.sh
@@ -25,10 +25,18 @@ lint:
 	$(GOBIN)/staticcheck $(PKGS)
 
 unit:
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v /appliance/systest)
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /appliance/systest -e /appliance/pkgtest)
 
 systest:
 	$(GO) test -count=1 -timeout 15m ./appliance/systest/
+
+## pkgtest: the Debian package installed, upgraded, removed and purged in a throwaway root (root)
+pkgtest:
+	$(GO) test -count=1 -timeout 10m ./appliance/pkgtest/
+
+## deb: the Debian package in dist/
+deb:
+	bash appliance/deb/build.sh dist
 
 ## fuzz: run every fuzz target for FUZZTIME each (default 60s)
 FUZZTIME ?= 60s
@@ -40,4 +48,4 @@ bench:
 	bash appliance/bench/run.sh $(if $(OUT),--out $(OUT))
 
 clean:
-	rm -rf bin data
+	rm -rf bin data dist

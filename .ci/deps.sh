@@ -8,6 +8,10 @@ command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v ss >/dev/null 2>&1 || need+=(iproute2)
 command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)   # the DNS server of the RFC 3263 tests
+command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)   # the package test's throwaway root
+command -v lintian >/dev/null 2>&1 || need+=(lintian)
+command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # verifies the packaged unit
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
