@@ -52,12 +52,10 @@ func TestPackageLifecycle(t *testing.T) {
 	repo := repoRoot(t)
 	work := t.TempDir()
 
-	// One binary, two package versions: the upgrade is a rebuilt package.
-	bin := filepath.Join(work, "softswitch")
-	run(t, "go", "build", "-C", repo, "-o", bin, "./cmd/softswitch")
+	// Two package versions: the upgrade is a rebuilt package.
 	build := func(version string) string {
 		cmd := exec.Command("bash", filepath.Join(repo, "appliance/deb/build.sh"), filepath.Join(work, "dist"))
-		cmd.Env = append(os.Environ(), "VERSION="+version, "BIN="+bin)
+		cmd.Env = append(os.Environ(), "VERSION="+version)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("build.sh %s: %v\n%s", version, err, out)
