@@ -3,7 +3,7 @@ GO ?= go
 GOBIN := $(shell $(GO) env GOPATH)/bin
 PKGS := ./...
 
-.PHONY: run build test deps lint unit systest pkgtest deb fuzz bench clean
+.PHONY: run build test deps lint unit systest pkgtest failover deb fuzz bench clean
 
 ## run: start the softswitch on embedded defaults (SIP on UDP+TCP 5060, data in ./data)
 run:
@@ -13,8 +13,8 @@ run:
 build:
 	$(GO) build -o bin/softswitch ./cmd/softswitch
 
-## test: install what the tests need, then lint, unit tests, system tests, package tests
-test: deps lint unit systest pkgtest
+## test: install what the tests need, then lint, unit tests, system tests, package and failover tests
+test: deps lint unit systest pkgtest failover
 
 deps:
 	bash .ci/deps.sh
@@ -25,7 +25,7 @@ lint:
 	$(GOBIN)/staticcheck $(PKGS)
 
 unit:
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /appliance/systest -e /appliance/pkgtest)
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /appliance/systest -e /appliance/pkgtest -e /appliance/failover)
 
 systest:
 	$(GO) test -count=1 -timeout 15m ./appliance/systest/
@@ -33,6 +33,10 @@ systest:
 ## pkgtest: the Debian package installed, upgraded, removed and purged in a throwaway root (root)
 pkgtest:
 	$(GO) test -count=1 -timeout 10m ./appliance/pkgtest/
+
+## failover: keepalived pair in network namespaces, node A failed three ways (root)
+failover:
+	$(GO) test -count=1 -timeout 10m ./appliance/failover/
 
 ## deb: the Debian package in dist/
 deb:

@@ -12,6 +12,7 @@ command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)   # the package test
 command -v lintian >/dev/null 2>&1 || need+=(lintian)
 command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # verifies the packaged unit
+command -v keepalived >/dev/null 2>&1 || need+=(keepalived)     # the failover test (VRRP in namespaces)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

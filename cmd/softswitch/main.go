@@ -26,6 +26,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/softswitch/softswitch/appliance/ha"
 	"github.com/softswitch/softswitch/core/auth"
 	"github.com/softswitch/softswitch/core/call"
 	"github.com/softswitch/softswitch/core/config"
@@ -49,6 +50,9 @@ func main() {
 }
 
 func run(args []string) error {
+	if ok, err := subcommand(args); ok {
+		return err
+	}
 	fs := flag.NewFlagSet("softswitch", flag.ContinueOnError)
 	cfgPath := fs.String("config", "", "configuration file (TOML); embedded defaults when empty")
 	listen := fs.String("sip-listen", "", "SIP listen address HOST:PORT for UDP and TCP (overrides sip.listen)")
@@ -166,8 +170,13 @@ func run(args []string) error {
 	go housekeeping(ctx, authority, loc)
 	prober := &gateway.Prober{Set: func() *gateway.Set { return router.Tables().Set },
 		Ping: router.Pinger(srv.Client), Bus: bus, Log: log}
-	prober.SetEnabled(true) // the HA role (a later stage) turns it off on a standby
+	// Gateways are probed by the active node only: with [ha] on, the role
+	// keepalived's notify hook records decides (none yet: standby).
+	prober.SetEnabled(!cfg.HA.Enabled)
 	go prober.Run(ctx)
+	if cfg.HA.Enabled {
+		go followRole(ctx, cfg.Data.Dir, prober, log)
+	}
 	regs := &trunkreg.Registrar{Client: srv.Client, ContactHost: host, ContactPort: port, Bus: bus, Log: log}
 	regs.Start(ctx, router.Tables().Set.Registrations())
 	defer regs.Stop()
@@ -279,6 +288,26 @@ func housekeeping(ctx context.Context, a *digest.Authority, loc *registrar.Locat
 		case now := <-t.C:
 			a.Purge(now)
 			loc.Purge(now)
+		}
+	}
+}
+
+// followRole turns gateway probing on when this node is the active one.
+func followRole(ctx context.Context, dataDir string, p *gateway.Prober, log *slog.Logger) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	last := "none"
+	for {
+		role := ha.ReadRole(dataDir)
+		if role != last {
+			p.SetEnabled(role == ha.RoleMaster)
+			log.Info("HA role", "role", role, "probing", role == ha.RoleMaster)
+			last = role
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }

@@ -44,6 +44,7 @@ type Config struct {
 	Data        Data          `toml:"data"`
 	Log         Log           `toml:"log"`
 	Runtime     Runtime       `toml:"runtime"`
+	HA          HA            `toml:"ha"`
 	Subscribers []Subscriber  `toml:"subscriber"`
 	Trusted     []TrustedPeer `toml:"trusted_peer"`
 	DNS         DNS           `toml:"dns"`
@@ -136,6 +137,20 @@ type Runtime struct {
 	MemoryLimitMB int `toml:"memory_limit_mb"`
 }
 
+// HA describes this node of an active-standby pair; keepalived's
+// configuration is generated from it (softswitch ha-config).
+type HA struct {
+	Enabled        bool     `toml:"enabled"`
+	Interface      string   `toml:"interface"`       // where the virtual address lives and VRRP talks
+	VirtualAddress string   `toml:"virtual_address"` // CIDR, e.g. "192.0.2.10/24"
+	RouterID       int      `toml:"router_id"`       // VRRP virtual router id, 1..255, the same on both nodes
+	Priority       int      `toml:"priority"`        // 1..254; the higher one is active
+	AdvertInterval Duration `toml:"advert_interval"` // VRRP advertisement interval
+	UnicastPeers   []string `toml:"unicast_peers"`   // peer addresses for unicast VRRP; empty = multicast
+	CheckInterval  Duration `toml:"check_interval"`  // how often keepalived asks the softswitch (SIP OPTIONS)
+	CheckFailures  int      `toml:"check_failures"`  // failed checks in a row before this node gives the address up
+}
+
 // Subscriber is a provisioned user. Password is hashed at load; only the
 // HA1 values are stored.
 type Subscriber struct {
@@ -168,9 +183,11 @@ func Default() Config {
 			MinSE:           90,
 			MaxForwards:     70,
 		},
-		Data:      Data{Dir: "./data"},
-		Log:       Log{Level: "info"},
-		Runtime:   Runtime{GCPercent: 400},
+		Data:    Data{Dir: "./data"},
+		Log:     Log{Level: "info"},
+		Runtime: Runtime{GCPercent: 400},
+		HA: HA{RouterID: 51, Priority: 100, AdvertInterval: Duration{time.Second},
+			CheckInterval: Duration{time.Second}, CheckFailures: 2},
 		Numbering: numbering.DefaultSettings(),
 	}
 }
@@ -386,6 +403,31 @@ func (c *Config) Validate() error {
 	for i, p := range c.Trusted {
 		if _, err := ParsePrefix(p.Address); err != nil {
 			return invalid(fmt.Sprintf("trusted_peer[%d].address", i), "%v", err)
+		}
+	}
+	if h := c.HA; h.Enabled {
+		if h.Interface == "" {
+			return invalid("ha.interface", "name the interface of the virtual address")
+		}
+		if _, err := netip.ParsePrefix(h.VirtualAddress); err != nil {
+			return invalid("ha.virtual_address", "%q is not an address/prefix like 192.0.2.10/24", h.VirtualAddress)
+		}
+		if h.RouterID < 1 || h.RouterID > 255 {
+			return invalid("ha.router_id", "must be 1..255")
+		}
+		if h.Priority < 1 || h.Priority > 254 {
+			return invalid("ha.priority", "must be 1..254")
+		}
+		if h.AdvertInterval.Duration < 10*time.Millisecond || h.AdvertInterval.Duration > 40*time.Second {
+			return invalid("ha.advert_interval", "must be 10ms..40s")
+		}
+		if h.CheckInterval.Duration < 100*time.Millisecond || h.CheckFailures < 1 {
+			return invalid("ha.check_interval", "check_interval >= 100ms and check_failures >= 1")
+		}
+		for i, p := range h.UnicastPeers {
+			if _, err := netip.ParseAddr(p); err != nil {
+				return invalid(fmt.Sprintf("ha.unicast_peers[%d]", i), "%q is not an IP address", p)
+			}
 		}
 	}
 	for i, srv := range c.DNS.Servers {

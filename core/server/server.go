@@ -160,6 +160,9 @@ func (s *Server) options(req *sip.Request, tx sip.ServerTransaction) {
 	res.AppendHeader(sip.NewHeader("Allow", Allow))
 	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
 	res.AppendHeader(sip.NewHeader("Supported", strings.Join(sipcheck.Supported, ", ")))
+	if s.UA != nil {
+		res.AppendHeader(sip.NewHeader("Server", s.UA.Name())) // sip.user_agent: tells the nodes of a pair apart
+	}
 	tx.Respond(res)
 }
 
