@@ -3,7 +3,7 @@ GO ?= go
 GOBIN := $(shell $(GO) env GOPATH)/bin
 PKGS := ./...
 
-.PHONY: run build test deps lint unit systest pkgtest failover deb fuzz bench clean
+.PHONY: run build test deps lint unit systest pkgtest failover imagetest deb fuzz bench clean
 
 ## run: start the softswitch on embedded defaults (SIP on UDP+TCP 5060, data in ./data)
 run:
@@ -13,8 +13,8 @@ run:
 build:
 	$(GO) build -o bin/softswitch ./cmd/softswitch
 
-## test: install what the tests need, then lint, unit tests, system tests, package and failover tests
-test: deps lint unit systest pkgtest failover
+## test: install what the tests need, then lint, unit tests, system tests, package, failover and image tests
+test: deps lint unit systest pkgtest failover imagetest
 
 deps:
 	bash .ci/deps.sh
@@ -25,7 +25,7 @@ lint:
 	$(GOBIN)/staticcheck $(PKGS)
 
 unit:
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /appliance/systest -e /appliance/pkgtest -e /appliance/failover)
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /appliance/systest -e /appliance/pkgtest -e /appliance/failover -e /appliance/imagetest)
 
 systest:
 	$(GO) test -count=1 -timeout 15m ./appliance/systest/
@@ -37,6 +37,10 @@ pkgtest:
 ## failover: keepalived pair in network namespaces, node A failed three ways (root)
 failover:
 	$(GO) test -count=1 -timeout 10m ./appliance/failover/
+
+## imagetest: the appliance disk built (packer/base.sh) and booted under qemu TCG (root)
+imagetest:
+	$(GO) test -count=1 -timeout 15m ./appliance/imagetest/
 
 ## deb: the Debian package in dist/
 deb:

@@ -13,6 +13,13 @@ command -v lintian >/dev/null 2>&1 || need+=(lintian)
 command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # verifies the packaged unit
 command -v keepalived >/dev/null 2>&1 || need+=(keepalived)     # the failover test (VRRP in namespaces)
+# the appliance disk and its boot test
+command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
+command -v qemu-img >/dev/null 2>&1 || need+=(qemu-utils)
+command -v extlinux >/dev/null 2>&1 || need+=(extlinux)
+[ -f /usr/lib/EXTLINUX/mbr.bin ] || need+=(syslinux-common)
+command -v sfdisk >/dev/null 2>&1 || need+=(fdisk)
+command -v mkfs.ext4 >/dev/null 2>&1 || need+=(e2fsprogs)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
