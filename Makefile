@@ -3,7 +3,7 @@ GO ?= go
 GOBIN := $(shell $(GO) env GOPATH)/bin
 PKGS := ./...
 
-.PHONY: run build test deps lint unit systest pkgtest failover imagetest deb fuzz bench clean
+.PHONY: run build test deps lint unit systest pkgtest failover imagetest deb image fuzz bench clean
 
 ## run: start the softswitch on embedded defaults (SIP on UDP+TCP 5060, data in ./data)
 run:
@@ -38,13 +38,17 @@ pkgtest:
 failover:
 	$(GO) test -count=1 -timeout 10m ./appliance/failover/
 
-## imagetest: the appliance disk built (packer/base.sh) and booted under qemu TCG (root)
+## imagetest: the appliance image built (packer/image.sh), checked for secrets, booted under qemu TCG (root)
 imagetest:
 	$(GO) test -count=1 -timeout 15m ./appliance/imagetest/
 
 ## deb: the Debian package in dist/
 deb:
 	bash appliance/deb/build.sh dist
+
+## image: the appliance image from nothing (package, base disk, packer build) in dist/image/ (root)
+image:
+	bash packer/image.sh dist
 
 ## fuzz: run every fuzz target for FUZZTIME each (default 60s)
 FUZZTIME ?= 60s

@@ -20,6 +20,8 @@ command -v extlinux >/dev/null 2>&1 || need+=(extlinux)
 [ -f /usr/lib/EXTLINUX/mbr.bin ] || need+=(syslinux-common)
 command -v sfdisk >/dev/null 2>&1 || need+=(fdisk)
 command -v mkfs.ext4 >/dev/null 2>&1 || need+=(e2fsprogs)
+command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
+command -v packer >/dev/null 2>&1 || need+=(packer)             # Debian's 1.6.6: qemu builder built in
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -2,7 +2,9 @@
 # packer/base.sh OUTDIR [DEB] - the appliance's base disk, built offline
 # from the machine's Debian mirror: mmdebstrap root -> ext4 filled without
 # mounting -> extlinux on an MBR disk -> OUTDIR/base.qcow2. With DEB, the
-# softswitch package is installed into it. Prints each step with its time.
+# softswitch package is installed into it. With BUILD_KEY=FILE.pub, root
+# accepts that key over SSH (for Packer only; the Packer build removes it).
+# Prints each step with its time.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 OUT=${1:?usage: base.sh OUTDIR [DEB]}
@@ -27,6 +29,9 @@ hooks=(
   --customize-hook='rm -f "$1"/etc/ssh/ssh_host_*'
   --customize-hook='chroot "$1" passwd --lock root >/dev/null'
 )
+if [ -n "${BUILD_KEY:-}" ]; then
+  hooks+=(--customize-hook="mkdir -p -m 0700 \"\$1/root/.ssh\" && install -m 0600 $BUILD_KEY \"\$1/root/.ssh/authorized_keys\"")
+fi
 if [ -n "$DEB" ]; then
   hooks+=(--customize-hook="cp $DEB \"\$1/tmp/softswitch.deb\" && chroot \"\$1\" dpkg -i /tmp/softswitch.deb >/dev/null && rm \"\$1/tmp/softswitch.deb\"")
 fi

@@ -1,10 +1,12 @@
-// Package imagetest builds the appliance disk (packer/base.sh with the
-// softswitch package in it) and boots it under qemu with TCG (never KVM:
-// the machines' nested KVM does not boot Debian kernels), user-mode
+// Package imagetest builds the appliance image from nothing with
+// packer/image.sh (package, base disk, packer validate and packer build),
+// checks offline that it carries no node secret (SSH host keys, the
+// build key, a root password), and boots it under qemu with TCG (never
+// KVM: the machines' nested KVM does not boot Debian kernels), user-mode
 // networking and a host port forward on 127.0.0.1. The softswitch must
-// answer SIP OPTIONS through the forward, and the image's status unit must
-// report on the serial console that the system is running with no failed
-// unit.
+// answer SIP OPTIONS through the forward, the host keys must be made at
+// first boot, and the image's status unit must report on the serial
+// console that the system is running with no failed unit.
 package imagetest
 
 import (
@@ -41,7 +43,7 @@ func TestImageBoots(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (mmdebstrap, loop devices)")
 	}
-	for _, tool := range []string{"mmdebstrap", "qemu-system-x86_64", "qemu-img", "extlinux", "sfdisk"} {
+	for _, tool := range []string{"mmdebstrap", "qemu-system-x86_64", "qemu-img", "extlinux", "sfdisk", "losetup"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s not installed (.ci/deps.sh installs it)", tool)
 		}
@@ -50,18 +52,19 @@ func TestImageBoots(t *testing.T) {
 	repo := filepath.Dir(filepath.Dir(wd))
 	work := t.TempDir()
 
-	out, err := exec.Command("bash", filepath.Join(repo, "appliance/deb/build.sh"), filepath.Join(work, "dist")).CombinedOutput()
-	if err != nil {
-		t.Fatalf("build.sh: %v\n%s", err, out)
+	for _, tool := range []string{"packer", "debugfs", "ssh-keygen"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not installed (.ci/deps.sh installs it)", tool)
+		}
 	}
-	deb := strings.TrimSpace(string(out))
 	start := time.Now()
-	out, err = exec.Command("bash", filepath.Join(repo, "packer/base.sh"), filepath.Join(work, "img"), deb).CombinedOutput()
-	t.Logf("packer/base.sh (%v):\n%s", time.Since(start).Round(time.Second), lastLines(out, 6))
+	out, err := exec.Command("bash", filepath.Join(repo, "packer/image.sh"), filepath.Join(work, "build")).CombinedOutput()
+	t.Logf("packer/image.sh (%v):\n%s", time.Since(start).Round(time.Second), lastLines(out, 12))
 	if err != nil {
-		t.Fatalf("base.sh: %v", err)
+		t.Fatalf("image.sh: %v", err)
 	}
-	base := filepath.Join(work, "img", "base.qcow2")
+	base := filepath.Join(work, "build", "image", "softswitch.qcow2")
+	checkNoSecrets(t, base, work)
 
 	overlay := filepath.Join(work, "overlay.qcow2")
 	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2", overlay).CombinedOutput(); err != nil {
@@ -131,6 +134,9 @@ func TestImageBoots(t *testing.T) {
 				t.Errorf("failed units: %v", failed)
 			}
 			t.Logf("console status %v after qemu started: %s", time.Since(booted).Round(time.Second), statusLine(data))
+			if !bytes.Contains(data, []byte("Finished")) || !bytes.Contains(data, []byte("ssh-host-keys")) {
+				t.Error("the SSH host keys were not made at first boot (ssh-host-keys.service did not run)")
+			}
 			return
 		}
 		if time.Since(booted) > statusBudget {
@@ -155,4 +161,43 @@ func lastLines(b []byte, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// checkNoSecrets looks into the image's file system without booting it:
+// no SSH host keys, no authorized key left from the build, root locked.
+func checkNoSecrets(t *testing.T, image, work string) {
+	t.Helper()
+	raw := filepath.Join(work, "inspect.raw")
+	if out, err := exec.Command("qemu-img", "convert", "-O", "raw", image, raw).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img convert: %v\n%s", err, out)
+	}
+	defer os.Remove(raw)
+	out, err := exec.Command("losetup", "--find", "--show", "--read-only", "--offset", "1048576", raw).CombinedOutput()
+	if err != nil {
+		t.Fatalf("losetup: %v\n%s", err, out)
+	}
+	loop := strings.TrimSpace(string(out))
+	defer exec.Command("losetup", "-d", loop).Run()
+	debugfs := func(cmd string) string {
+		out, _ := exec.Command("debugfs", "-R", cmd, loop).CombinedOutput()
+		return string(out)
+	}
+	if ls := debugfs("ls /etc/ssh"); strings.Contains(ls, "ssh_host_") {
+		t.Errorf("SSH host keys baked into the image:\n%s", ls)
+	} else if !strings.Contains(ls, "sshd_config") {
+		t.Errorf("cannot read /etc/ssh in the image:\n%s", ls)
+	}
+	if ls := debugfs("ls /root/.ssh"); strings.Contains(ls, "authorized_keys") {
+		t.Error("the build key is still in /root/.ssh/authorized_keys")
+	}
+	shadow := debugfs("cat /etc/shadow")
+	for _, line := range strings.Split(shadow, "\n") {
+		if strings.HasPrefix(line, "root:") {
+			if f := strings.Split(line, ":"); len(f) < 2 || !strings.HasPrefix(f[1], "!") && f[1] != "*" {
+				t.Errorf("root has a usable password in the image: %q", f[1])
+			}
+			return
+		}
+	}
+	t.Errorf("no root entry in the image's /etc/shadow:\n%s", shadow)
 }
