@@ -9,7 +9,7 @@ REPO=$(cd "$HERE/.." && pwd)
 OUT=${1:?usage: image.sh OUTDIR}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-export CHECKPOINT_DISABLE=1 PACKER_NO_COLOR=1
+export CHECKPOINT_DISABLE=1 PACKER_NO_COLOR=1 PACKER_CACHE_DIR="$OUT/packer_cache"
 step() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 T0=$(date +%s)
 
