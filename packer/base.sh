@@ -25,7 +25,8 @@ hooks=(
   --customize-hook="install -m 0644 $HERE/rootfs/10-eth.network \"\$1/etc/systemd/network/10-eth.network\""
   --customize-hook="install -m 0644 $HERE/rootfs/ssh-host-keys.service \"\$1/etc/systemd/system/ssh-host-keys.service\""
   --customize-hook="install -m 0644 $HERE/rootfs/appliance-status.service \"\$1/etc/systemd/system/appliance-status.service\""
-  --customize-hook='chroot "$1" systemctl enable systemd-networkd ssh-host-keys.service appliance-status.service >/dev/null 2>&1'
+  --customize-hook="install -m 0755 $HERE/rootfs/nftables.conf \"\$1/etc/nftables.conf\""
+  --customize-hook='chroot "$1" systemctl enable systemd-networkd ssh-host-keys.service appliance-status.service nftables.service >/dev/null 2>&1'
   --customize-hook='rm -f "$1"/etc/ssh/ssh_host_*'
   --customize-hook='chroot "$1" passwd --lock root >/dev/null'
 )

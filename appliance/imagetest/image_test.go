@@ -134,6 +134,9 @@ func TestImageBoots(t *testing.T) {
 				t.Errorf("failed units: %v", failed)
 			}
 			t.Logf("console status %v after qemu started: %s", time.Since(booted).Round(time.Second), statusLine(data))
+			if !bytes.Contains(data, []byte("appliance: firewall active")) {
+				t.Error("the firewall (nftables) is not active; SIP got through the forward all the same")
+			}
 			if !bytes.Contains(data, []byte("Finished")) || !bytes.Contains(data, []byte("ssh-host-keys")) {
 				t.Error("the SSH host keys were not made at first boot (ssh-host-keys.service did not run)")
 			}
