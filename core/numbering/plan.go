@@ -17,8 +17,20 @@ type FieldError struct {
 func (e *FieldError) Error() string { return e.Key + ": " + e.Err.Error() }
 func (e *FieldError) Unwrap() error { return e.Err }
 
-func fieldErr(key string, format string, a ...any) error {
+// FieldErrorf is a FieldError with a formatted reason.
+func FieldErrorf(key string, format string, a ...any) error {
 	return &FieldError{Key: key, Err: fmt.Errorf(format, a...)}
+}
+
+func fieldErr(key string, format string, a ...any) error { return FieldErrorf(key, format, a...) }
+
+// OpsAt parses the operations of the provisioning field key.
+func OpsAt(key string, list []string) ([]Op, error) {
+	o, err := ParseOps(list)
+	if err != nil {
+		return nil, &FieldError{Key: key, Err: err}
+	}
+	return o, nil
 }
 
 type entry struct {
@@ -104,11 +116,11 @@ func Compile(spec Spec) (*Plan, error) {
 		}
 		var ops trunkOps
 		var err error
-		if ops.called, err = ParseOps(t.CalledOps); err != nil {
-			return nil, &FieldError{Key: key + ".called_ops", Err: err}
+		if ops.called, err = OpsAt(key+".called_ops", t.CalledOps); err != nil {
+			return nil, err
 		}
-		if ops.calling, err = ParseOps(t.CallingOps); err != nil {
-			return nil, &FieldError{Key: key + ".calling_ops", Err: err}
+		if ops.calling, err = OpsAt(key+".calling_ops", t.CallingOps); err != nil {
+			return nil, err
 		}
 		p.trunks[t.Name] = ops
 	}
@@ -193,11 +205,11 @@ func compileEntry(key string, i int, e EntrySpec) (entry, error) {
 		ce.windows = append(ce.windows, w)
 	}
 	var err error
-	if ce.calledOps, err = ParseOps(e.CalledOps); err != nil {
-		return ce, &FieldError{Key: key + ".called_ops", Err: err}
+	if ce.calledOps, err = OpsAt(key+".called_ops", e.CalledOps); err != nil {
+		return ce, err
 	}
-	if ce.callingOps, err = ParseOps(e.CallingOps); err != nil {
-		return ce, &FieldError{Key: key + ".calling_ops", Err: err}
+	if ce.callingOps, err = OpsAt(key+".calling_ops", e.CallingOps); err != nil {
+		return ce, err
 	}
 	switch e.Action {
 	case ActionRoute:

@@ -167,6 +167,9 @@ func (h *hunter) Next() (call.Target, bool) {
 }
 
 func (h *hunter) resolve(g *gateway.Gateway) ([]resolve.Target, error) {
+	if !g.IsName { // no DNS: no deadline (a timer per call) needed
+		return h.r.targets(context.Background(), g)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	return h.r.targets(ctx, g)

@@ -34,17 +34,10 @@ type Set struct {
 	rnd *rand.Rand
 }
 
-func fieldErr(key, format string, a ...any) error {
-	return &numbering.FieldError{Key: key, Err: fmt.Errorf(format, a...)}
-}
-
-func ops(key string, list []string) ([]numbering.Op, error) {
-	o, err := numbering.ParseOps(list)
-	if err != nil {
-		return nil, &numbering.FieldError{Key: key, Err: err}
-	}
-	return o, nil
-}
+var (
+	fieldErr = numbering.FieldErrorf
+	ops      = numbering.OpsAt
+)
 
 // Compile validates spec and builds a Set. Gateways that prev also has
 // (same name) keep their live state: channels in use, probe results,

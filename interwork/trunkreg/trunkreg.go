@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -159,7 +160,10 @@ type dialog struct {
 // register sends one REGISTER (answering a digest challenge) and returns
 // the interval the registrar granted.
 func (r *Registrar) register(ctx context.Context, s gateway.RegistrationSpec, d *dialog) (time.Duration, string, error) {
-	host, port := splitHostPort(s.Registrar)
+	host, port := s.Registrar, "5060"
+	if h, p, err := net.SplitHostPort(s.Registrar); err == nil { // validated by gateway.Compile
+		host, port = h, p
+	}
 	domain := s.Domain
 	if domain == "" {
 		domain = host
@@ -170,7 +174,7 @@ func (r *Registrar) register(ctx context.Context, s gateway.RegistrationSpec, d 
 	}
 	aor := sip.Uri{Scheme: "sip", User: s.User, Host: domain}
 	req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: domain})
-	req.SetDestination(netJoin(host, port))
+	req.SetDestination(net.JoinHostPort(strings.Trim(host, "[]"), port))
 	if s.Transport != "" {
 		req.SetTransport(strings.ToUpper(s.Transport))
 	}
@@ -223,23 +227,4 @@ func (r *Registrar) register(ctx context.Context, s gateway.RegistrationSpec, d 
 		return 0, "", fmt.Errorf("registrar granted %d s", granted)
 	}
 	return time.Duration(granted) * time.Second, "200 OK, " + strconv.Itoa(granted) + " s", nil
-}
-
-func splitHostPort(a string) (string, int) {
-	i := strings.LastIndexByte(a, ':')
-	if i < 0 || strings.HasSuffix(a, "]") {
-		return strings.Trim(a, "[]"), 5060
-	}
-	p, err := strconv.Atoi(a[i+1:])
-	if err != nil {
-		return a, 5060
-	}
-	return strings.Trim(a[:i], "[]"), p
-}
-
-func netJoin(h string, p int) string {
-	if strings.Contains(h, ":") {
-		return "[" + h + "]:" + strconv.Itoa(p)
-	}
-	return h + ":" + strconv.Itoa(p)
 }
