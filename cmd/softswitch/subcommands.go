@@ -4,9 +4,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
+	"sort"
+	"strings"
 	"time"
 
+	"github.com/softswitch/softswitch/appliance/firstboot"
 	"github.com/softswitch/softswitch/appliance/ha"
 	"github.com/softswitch/softswitch/core/config"
 )
@@ -14,9 +18,11 @@ import (
 // subcommand runs "softswitch NAME ..." helpers; ok is false when args do
 // not name one (the daemon then starts).
 //
-//	softswitch ha-config [--config FILE] [--self PATH] [--data-dir DIR]   keepalived.conf for this node, on stdout
+//	softswitch ha-config [--config FILE] [--self PATH] [--data-dir DIR] [--out FILE]   keepalived.conf for this node
 //	softswitch check [--config FILE] [--sip-listen A]    exit 0 if the local softswitch answers OPTIONS with 200
 //	softswitch ha-notify --data-dir DIR ARGS...           keepalived's notify hook: records MASTER/BACKUP/FAULT
+//	softswitch ha-fence [--config FILE] [--data-dir DIR]  drop the virtual address after keepalived ended
+//	softswitch firstboot [--root DIR]                     configure this node from SMBIOS/kernel/site values
 func subcommand(args []string) (ok bool, err error) {
 	if len(args) == 0 {
 		return false, nil
@@ -27,6 +33,7 @@ func subcommand(args []string) (ok bool, err error) {
 		cfgPath := fs.String("config", "/etc/softswitch/softswitch.toml", "the softswitch configuration")
 		self := fs.String("self", "", "the softswitch binary keepalived's scripts run (default: this one)")
 		dataDir := fs.String("data-dir", "", "data directory the daemon runs with (overrides data.dir)")
+		out := fs.String("out", "", "write here (atomically) instead of stdout")
 		if err := fs.Parse(args[1:]); err != nil {
 			return true, err
 		}
@@ -36,6 +43,9 @@ func subcommand(args []string) (ok bool, err error) {
 		}
 		if !cfg.HA.Enabled {
 			return true, fmt.Errorf("%s: [ha] enabled = false: this node is not part of a pair", *cfgPath)
+		}
+		if _, err := user.Lookup(cfg.HA.ScriptUser); err != nil {
+			return true, fmt.Errorf("%s: [ha] script_user %q: %v", *cfgPath, cfg.HA.ScriptUser, err)
 		}
 		if *self == "" {
 			if *self, err = os.Executable(); err != nil {
@@ -47,8 +57,42 @@ func subcommand(args []string) (ok bool, err error) {
 		}
 		abs, _ := filepath.Abs(*cfgPath)
 		data, _ := filepath.Abs(cfg.Data.Dir)
-		fmt.Print(ha.KeepalivedConfig(cfg.HA, *self, abs, data))
-		return true, nil
+		text := ha.KeepalivedConfig(cfg.HA, *self, abs, data)
+		if *out == "" {
+			_, err = fmt.Print(text)
+			return true, err
+		}
+		tmp := *out + ".tmp"
+		if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+			return true, err
+		}
+		return true, os.Rename(tmp, *out)
+	case "ha-fence":
+		fs := flag.NewFlagSet("ha-fence", flag.ContinueOnError)
+		cfgPath := fs.String("config", "/etc/softswitch/softswitch.toml", "the softswitch configuration")
+		dataDir := fs.String("data-dir", "", "data directory the daemon runs with (overrides data.dir)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return true, err
+		}
+		cfg, err := config.Load(*cfgPath)
+		if err != nil || !cfg.HA.Enabled {
+			return true, err
+		}
+		if *dataDir != "" {
+			cfg.Data.Dir = *dataDir
+		}
+		removed, err := ha.Fence(cfg.HA, cfg.Data.Dir)
+		if removed {
+			fmt.Printf("removed the virtual address %s from %s\n", cfg.HA.VirtualAddress, cfg.HA.Interface)
+		}
+		return true, err
+	case "firstboot":
+		fs := flag.NewFlagSet("firstboot", flag.ContinueOnError)
+		root := fs.String("root", "/", "the node's root directory (another one only for checking what would be written)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return true, err
+		}
+		return true, firstBoot(*root)
 	case "check":
 		fs := flag.NewFlagSet("check", flag.ContinueOnError)
 		cfgPath := fs.String("config", "", "the softswitch configuration (for sip.listen)")
@@ -76,4 +120,47 @@ func subcommand(args []string) (ok bool, err error) {
 		return true, err
 	}
 	return false, nil
+}
+
+// firstBoot reads the node's values (SMBIOS OEM strings, then the kernel
+// command line, then the site file: a later one wins) and applies them.
+// The admin account is made first, even when the values are wrong, so
+// that the operator can always log in on the console to correct them.
+func firstBoot(root string) error {
+	var values []firstboot.Value
+	for _, read := range []func() ([]firstboot.Value, error){
+		func() ([]firstboot.Value, error) {
+			return firstboot.ReadSMBIOS(filepath.Join(root, firstboot.SMBIOSDir))
+		},
+		func() ([]firstboot.Value, error) {
+			return firstboot.ReadCmdline(filepath.Join(root, firstboot.Cmdline))
+		},
+		func() ([]firstboot.Value, error) { return firstboot.ReadFile(filepath.Join(root, firstboot.SiteFile)) },
+	} {
+		v, err := read()
+		if err != nil {
+			return err
+		}
+		values = append(values, v...)
+	}
+	s, perr := firstboot.Parse(values)
+	if root == "/" {
+		if err := firstboot.Admin(s, os.Stdout); err != nil {
+			return err
+		}
+	}
+	if perr != nil {
+		return fmt.Errorf("%w; nothing else was changed: fix the value and run `softswitch firstboot` again (keys: %s)", perr, strings.Join(firstboot.Keys(), ", "))
+	}
+	keys := make([]string, 0, len(s.Set))
+	for k, where := range s.Set {
+		keys = append(keys, firstboot.Prefix+k+" from "+where)
+	}
+	sort.Strings(keys)
+	if len(keys) == 0 {
+		fmt.Println("no first-boot values (SMBIOS OEM strings, kernel command line, " + firstboot.SiteFile + "): a single node on DHCP")
+	} else {
+		fmt.Println("values: " + strings.Join(keys, "; "))
+	}
+	return firstboot.Apply(s, root, os.Stdout)
 }

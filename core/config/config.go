@@ -149,6 +149,7 @@ type HA struct {
 	UnicastPeers   []string `toml:"unicast_peers"`   // peer addresses for unicast VRRP; empty = multicast
 	CheckInterval  Duration `toml:"check_interval"`  // how often keepalived asks the softswitch (SIP OPTIONS)
 	CheckFailures  int      `toml:"check_failures"`  // failed checks in a row before this node gives the address up
+	ScriptUser     string   `toml:"script_user"`     // the user keepalived runs the check and notify hooks as
 }
 
 // Subscriber is a provisioned user. Password is hashed at load; only the
@@ -187,7 +188,7 @@ func Default() Config {
 		Log:     Log{Level: "info"},
 		Runtime: Runtime{GCPercent: 400},
 		HA: HA{RouterID: 51, Priority: 100, AdvertInterval: Duration{time.Second},
-			CheckInterval: Duration{time.Second}, CheckFailures: 2},
+			CheckInterval: Duration{time.Second}, CheckFailures: 2, ScriptUser: "softswitch"},
 		Numbering: numbering.DefaultSettings(),
 	}
 }
@@ -423,6 +424,9 @@ func (c *Config) Validate() error {
 		}
 		if h.CheckInterval.Duration < 100*time.Millisecond || h.CheckFailures < 1 {
 			return invalid("ha.check_interval", "check_interval >= 100ms and check_failures >= 1")
+		}
+		if h.ScriptUser == "" || strings.ContainsAny(h.ScriptUser, " \t\"") {
+			return invalid("ha.script_user", "name the user keepalived runs `softswitch check` and the notify hook as (default softswitch)")
 		}
 		for i, p := range h.UnicastPeers {
 			if _, err := netip.ParseAddr(p); err != nil {
