@@ -25,8 +25,11 @@ hooks=(
   --customize-hook="install -m 0644 $HERE/rootfs/10-eth.network \"\$1/etc/systemd/network/10-eth.network\""
   --customize-hook="install -m 0644 $HERE/rootfs/ssh-host-keys.service \"\$1/etc/systemd/system/ssh-host-keys.service\""
   --customize-hook="install -m 0644 $HERE/rootfs/appliance-status.service \"\$1/etc/systemd/system/appliance-status.service\""
+  --customize-hook="install -D -m 0755 $HERE/rootfs/appliance-status.sh \"\$1/usr/lib/softswitch-appliance/status\""
+  --customize-hook="install -m 0644 $HERE/rootfs/softswitch-firstboot.service \"\$1/etc/systemd/system/softswitch-firstboot.service\""
+  --customize-hook="install -D -m 0644 $HERE/rootfs/keepalived-appliance.conf \"\$1/etc/systemd/system/keepalived.service.d/appliance.conf\""
   --customize-hook="install -m 0755 $HERE/rootfs/nftables.conf \"\$1/etc/nftables.conf\""
-  --customize-hook='chroot "$1" systemctl enable systemd-networkd ssh-host-keys.service appliance-status.service nftables.service >/dev/null 2>&1'
+  --customize-hook='chroot "$1" systemctl enable systemd-networkd ssh-host-keys.service appliance-status.service nftables.service softswitch-firstboot.service keepalived.service >/dev/null 2>&1'
   --customize-hook='rm -f "$1"/etc/ssh/ssh_host_*'
   --customize-hook='chroot "$1" passwd --lock root >/dev/null'
 )
@@ -37,7 +40,7 @@ if [ -n "$DEB" ]; then
   hooks+=(--customize-hook="cp $DEB \"\$1/tmp/softswitch.deb\" && chroot \"\$1\" dpkg -i /tmp/softswitch.deb >/dev/null && rm \"\$1/tmp/softswitch.deb\"")
 fi
 mmdebstrap --quiet --variant=minbase \
-  --include=systemd-sysv,udev,linux-image-amd64,openssh-server,iproute2,kmod,procps,adduser,keepalived,nftables,systemd-timesyncd,logrotate,ca-certificates \
+  --include=systemd-sysv,udev,linux-image-amd64,openssh-server,iproute2,kmod,procps,adduser,keepalived,nftables,sudo,systemd-timesyncd,logrotate,ca-certificates \
   "${hooks[@]}" bookworm "$ROOT" "$SOURCES"
 
 step "disk (ext4 + extlinux)"

@@ -1,0 +1,23 @@
+#!/bin/sh
+# /usr/lib/softswitch-appliance/status: the appliance's state on the
+# console once booted (appliance-status.service). An operator at the
+# serial console (and the image test) sees whether the node came up
+# whole: the system state, the firewall, any failed unit with its last
+# log lines; and, while the admin's generated one-time password is
+# unchanged, that password, written to the console device only, never to
+# the journal.
+while [ "$(systemctl is-system-running)" = starting ]; do sleep 1; done
+echo "appliance: system $(systemctl is-system-running)"
+echo "appliance: firewall $(systemctl is-active nftables)"
+echo "appliance: host $(hostname), addresses $(ip -4 -brief addr show scope global | awk '{$2=""; print}' | tr -s ' ' | paste -sd ';' -)"
+systemctl --failed --no-legend --plain | while read -r unit rest; do
+    echo "appliance: failed unit $unit $rest"
+    journalctl -u "$unit" -n 5 --no-pager -o cat | sed "s|^|appliance: $unit: |"
+done
+F=/var/lib/softswitch-firstboot/admin-password
+if [ -s "$F" ] && [ "$(getent shadow admin | cut -d: -f3)" = 0 ]; then
+    echo "appliance: admin login \"admin\", one-time password $(cat "$F") (to be changed at the first login; shown here until then)" > /dev/console
+else
+    rm -f "$F"
+fi
+echo "appliance: status done"
