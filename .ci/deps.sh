@@ -22,6 +22,9 @@ command -v sfdisk >/dev/null 2>&1 || need+=(fdisk)
 command -v mkfs.ext4 >/dev/null 2>&1 || need+=(e2fsprogs)
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 command -v packer >/dev/null 2>&1 || need+=(packer)             # Debian's 1.6.6: qemu builder built in
+command -v nft >/dev/null 2>&1 || need+=(nftables)              # checks the first-boot firewall rules
+command -v expect >/dev/null 2>&1 || need+=(expect)             # the image test logs in as the admin
+command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -30,9 +33,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # staticcheck, pinned, from the Go module proxy.
-SC_VERSION=2026.2.2
+SC_VERSION=v0.8.2  # staticcheck 2026.2.2; the proxy serves the module version, not the release name
 gobin="$(go env GOPATH)/bin"
-if ! "$gobin/staticcheck" -version 2>/dev/null | grep -q "$SC_VERSION"; then
+if ! "$gobin/staticcheck" -version 2>/dev/null | grep -q "(${SC_VERSION#v})"; then
   echo "deps: installing staticcheck $SC_VERSION"
   go install "honnef.co/go/tools/cmd/staticcheck@$SC_VERSION"
 fi

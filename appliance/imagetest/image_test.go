@@ -6,22 +6,30 @@
 // networking and a host port forward on 127.0.0.1. The softswitch must
 // answer SIP OPTIONS through the forward, the host keys must be made at
 // first boot, and the image's status unit must report on the serial
-// console that the system is running with no failed unit.
+// console that the system is running with no failed unit. With no
+// first-boot values the node generates the admin's one-time password and
+// shows it on the console; the test logs in with it over SSH (expect),
+// is made to change it, and checks as root that it never reached the
+// journal. pair_test.go boots two VMs of the same image as a pair.
 package imagetest
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/softswitch/softswitch/appliance/ha"
+	"github.com/softswitch/softswitch/appliance/netlab"
 )
 
 const (
@@ -39,43 +47,72 @@ func freeUDPPort(t *testing.T) int {
 	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
-func TestImageBoots(t *testing.T) {
+var (
+	buildOnce sync.Once
+	buildDir  string
+	imagePath string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// builtImage builds the image once for all tests of the package.
+func builtImage(t *testing.T) string {
+	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (mmdebstrap, loop devices)")
+		t.Skip("needs root (mmdebstrap, loop devices, network namespaces)")
 	}
-	for _, tool := range []string{"mmdebstrap", "qemu-system-x86_64", "qemu-img", "extlinux", "sfdisk", "losetup"} {
+	for _, tool := range []string{"mmdebstrap", "qemu-system-x86_64", "qemu-img", "extlinux", "sfdisk", "losetup", "packer", "debugfs", "ssh-keygen", "ssh", "expect", "sipp"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s not installed (.ci/deps.sh installs it)", tool)
 		}
 	}
-	wd, _ := os.Getwd()
-	repo := filepath.Dir(filepath.Dir(wd))
-	work := t.TempDir()
-
-	for _, tool := range []string{"packer", "debugfs", "ssh-keygen"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not installed (.ci/deps.sh installs it)", tool)
+	buildOnce.Do(func() {
+		if buildDir, buildErr = os.MkdirTemp("", "imagetest-"); buildErr != nil {
+			return
 		}
+		start := time.Now()
+		out, err := exec.Command("bash", filepath.Join(netlab.RepoRoot(t), "packer/image.sh"), filepath.Join(buildDir, "build")).CombinedOutput()
+		t.Logf("packer/image.sh (%v):\n%s", time.Since(start).Round(time.Second), lastLines(out, 12))
+		if err != nil {
+			buildErr = fmt.Errorf("image.sh: %v", err)
+			return
+		}
+		imagePath = filepath.Join(buildDir, "build", "image", "softswitch.qcow2")
+		checkNoSecrets(t, imagePath, buildDir)
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	start := time.Now()
-	out, err := exec.Command("bash", filepath.Join(repo, "packer/image.sh"), filepath.Join(work, "build")).CombinedOutput()
-	t.Logf("packer/image.sh (%v):\n%s", time.Since(start).Round(time.Second), lastLines(out, 12))
-	if err != nil {
-		t.Fatalf("image.sh: %v", err)
-	}
-	base := filepath.Join(work, "build", "image", "softswitch.qcow2")
-	checkNoSecrets(t, base, work)
+	return imagePath
+}
 
-	overlay := filepath.Join(work, "overlay.qcow2")
-	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2", overlay).CombinedOutput(); err != nil {
+// overlay is a copy-on-write disk over the image for one VM.
+func overlay(t *testing.T, base, path string) string {
+	t.Helper()
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2", path).CombinedOutput(); err != nil {
 		t.Fatalf("qemu-img: %v\n%s", err, out)
 	}
+	return path
+}
+
+func TestImageBoots(t *testing.T) {
+	base := builtImage(t)
+	work := t.TempDir()
+	disk := overlay(t, base, filepath.Join(work, "overlay.qcow2"))
 	port := freeUDPPort(t)
+	sshPort := freeTCPPort(t)
 	serial := filepath.Join(work, "serial.log")
 	qemu := exec.Command("qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "1024",
 		"-display", "none", "-no-reboot", "-serial", "file:"+serial,
-		"-drive", "file="+overlay+",if=virtio",
-		"-netdev", "user,id=n0,hostfwd=udp:127.0.0.1:"+strconv.Itoa(port)+"-:5060",
+		"-drive", "file="+disk+",if=virtio",
+		"-netdev", "user,id=n0,hostfwd=udp:127.0.0.1:"+strconv.Itoa(port)+"-:5060,hostfwd=tcp:127.0.0.1:"+strconv.Itoa(sshPort)+"-:22",
 		"-device", "virtio-net-pci,netdev=n0")
 	qlog, _ := os.Create(filepath.Join(work, "qemu.log"))
 	qemu.Stdout, qemu.Stderr = qlog, qlog
@@ -140,6 +177,11 @@ func TestImageBoots(t *testing.T) {
 			if !bytes.Contains(data, []byte("Finished")) || !bytes.Contains(data, []byte("ssh-host-keys")) {
 				t.Error("the SSH host keys were not made at first boot (ssh-host-keys.service did not run)")
 			}
+			m := oneTimePassword.FindSubmatch(data)
+			if m == nil {
+				t.Fatal("no one-time admin password on the console")
+			}
+			adminLogin(t, sshPort, string(m[1]), work)
 			return
 		}
 		if time.Since(booted) > statusBudget {
@@ -148,6 +190,80 @@ func TestImageBoots(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 }
+
+var oneTimePassword = regexp.MustCompile(`appliance: admin login "admin", one-time password (\S+) `)
+
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// adminLogin logs in over SSH with the one-time password, is made to
+// change it, logs in again with the new one, and as root (sudo) reads the
+// boot's journal: it must not hold the generated password.
+func adminLogin(t *testing.T, port int, old, work string) {
+	t.Helper()
+	script := filepath.Join(work, "login.exp")
+	if err := os.WriteFile(script, []byte(loginScript), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	newPW := "Ch4nged-" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36) + "-pw"
+	start := time.Now()
+	out, err := exec.Command("expect", script, strconv.Itoa(port), old, newPW).CombinedOutput()
+	text := string(out)
+	if err != nil || !strings.Contains(text, "password updated successfully") {
+		t.Fatalf("admin login with the one-time password (%v): %v\n%s", time.Since(start).Round(time.Second), err, text)
+	}
+	m := regexp.MustCompile(`LINES=(\d+) HITS=(\d+)`).FindStringSubmatch(text)
+	if m == nil {
+		t.Fatalf("second login with the new password, sudo journalctl: no result\n%s", text)
+	}
+	lines, _ := strconv.Atoi(m[1])
+	if lines < 100 {
+		t.Fatalf("sudo journalctl gave %d lines: sudo did not work?\n%s", lines, text)
+	}
+	if m[2] != "0" {
+		t.Errorf("the generated admin password is in the journal %s times", m[2])
+	}
+	t.Logf("admin: one-time password from the console, changed at first login, sudo works, not in the journal (%d lines read; %v)", lines, time.Since(start).Round(time.Second))
+}
+
+// loginScript: expect PORT OLD NEW. First login: the expired one-time
+// password must be changed (sshd runs passwd, then closes). Second login
+// with the new password: the journal as root via sudo, counted for OLD.
+const loginScript = `set timeout 90
+lassign $argv port old new
+set ssh [list ssh -p $port -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o PubkeyAuthentication=no -o PreferredAuthentications=password -o ConnectTimeout=20 admin@127.0.0.1]
+spawn {*}$ssh
+expect {
+    "password:" { send "$old\r" }
+    timeout { puts "TIMEOUT first prompt"; exit 1 }
+}
+expect {
+    "Current password:" { send "$old\r"; exp_continue }
+    "New password:" { send "$new\r"; exp_continue }
+    "Retype new password:" { send "$new\r"; exp_continue }
+    "Permission denied" { puts "DENIED"; exit 1 }
+    timeout { puts "TIMEOUT password change"; exit 1 }
+    eof {}
+}
+spawn {*}$ssh "sudo -S -p sudo-password: journalctl -b --no-pager > /tmp/j && echo LINES=\$(wc -l < /tmp/j) HITS=\$(grep -cF -- $old /tmp/j)"
+expect {
+    "password:" { send "$new\r" }
+    timeout { puts "TIMEOUT second login"; exit 1 }
+}
+expect {
+    "sudo-password:" { send "$new\r"; exp_continue }
+    -re "LINES=\\d+ HITS=\\d+" {}
+    timeout { puts "TIMEOUT journal"; exit 1 }
+}
+expect eof
+`
 
 func statusLine(data []byte) string {
 	for _, line := range strings.Split(string(data), "\n") {

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/softswitch/softswitch/appliance/netlab"
 )
 
 func run(t *testing.T, name string, args ...string) string {
@@ -28,18 +30,6 @@ func run(t *testing.T, name string, args ...string) string {
 	return string(out)
 }
 
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for d := dir; d != "/"; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-	}
-	t.Fatal("no go.mod above " + dir)
-	return ""
-}
-
 func TestPackageLifecycle(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (mmdebstrap, chroot, dpkg)")
@@ -49,7 +39,7 @@ func TestPackageLifecycle(t *testing.T) {
 			t.Fatalf("%s not installed (.ci/deps.sh installs it): %v", tool, err)
 		}
 	}
-	repo := repoRoot(t)
+	repo := netlab.RepoRoot(t)
 	work := t.TempDir()
 
 	// Two package versions: the upgrade is a rebuilt package.
