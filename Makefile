@@ -3,7 +3,7 @@ GO ?= go
 GOBIN := $(shell $(GO) env GOPATH)/bin
 PKGS := ./...
 
-.PHONY: run build test deps lint unit systest pkgtest failover imagetest deb image fuzz bench clean
+.PHONY: run build test test-long deps lint unit systest pkgtest failover imagetest deb image fuzz bench clean
 
 ## run: start the softswitch on embedded defaults (SIP on UDP+TCP 5060, data in ./data)
 run:
@@ -38,9 +38,13 @@ pkgtest:
 failover:
 	$(GO) test -count=1 -timeout 10m ./appliance/failover/
 
-## imagetest: the appliance image built (packer/image.sh), checked for secrets, booted under qemu TCG (root)
+## imagetest: the appliance image built (packer/image.sh), checked for secrets, booted under qemu TCG, admin login over SSH, a pair of VMs failed over (root)
 imagetest:
-	$(GO) test -count=1 -timeout 15m ./appliance/imagetest/
+	$(GO) test -count=1 -timeout 25m ./appliance/imagetest/
+
+## test-long: the image pair failed over three ways (VM killed, keepalived stopped, keepalived killed); not part of test (root, about 15 min)
+test-long: deps
+	SOFTSWITCH_TEST_LONG=1 $(GO) test -count=1 -timeout 40m -v -run 'TestImagePair' ./appliance/imagetest/
 
 ## deb: the Debian package in dist/
 deb:

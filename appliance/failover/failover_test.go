@@ -96,6 +96,16 @@ func (l *lab) hasVIP(n string) bool {
 	return strings.Contains(string(out), vip+"/")
 }
 
+// answersFromVIP checks that the active node answers from the virtual
+// address, not from its own: `softswitch check` asks over a connected
+// socket, which takes datagrams from that address only.
+func (l *lab) answersFromVIP() {
+	l.t.Helper()
+	if out, err := l.In("c", l.bin, "check", "--sip-listen", vip+":5060", "--timeout", "2s"); err != nil {
+		l.t.Errorf("no answer from the virtual address itself: %v %s", err, out)
+	}
+}
+
 func (l *lab) waitVIP(n string, within time.Duration) {
 	l.t.Helper()
 	deadline := time.Now().Add(within)
@@ -151,6 +161,7 @@ func TestFailover(t *testing.T) {
 			l.node("b", 100)
 			l.waitVIP("a", 15*time.Second)
 			time.Sleep(1500 * time.Millisecond) // B settles as backup
+			l.answersFromVIP()
 
 			trace := l.Client("c", clientIP, vip+":5060", 600)
 			time.Sleep(3 * time.Second)
@@ -185,6 +196,7 @@ func TestFailover(t *testing.T) {
 			if !l.hasVIP("b") {
 				t.Error("node b does not hold the virtual address")
 			}
+			l.answersFromVIP()
 			// keepalived's notify hook told the softswitch on b its role
 			// (it probes gateways only as the active node).
 			if role, _ := os.ReadFile(filepath.Join(l.Dir, "data-b", "ha-role")); strings.TrimSpace(string(role)) != "MASTER" {

@@ -114,7 +114,9 @@ func Check(addr string, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: to.IP.To4()})
+	// A connected socket: the kernel picks the source address that
+	// reaches the target (local or not), and only its answers are read.
+	c, err := net.DialUDP("udp", nil, to)
 	if err != nil {
 		return err
 	}
@@ -129,15 +131,17 @@ func Check(addr string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	buf := make([]byte, 4096)
 	for time.Now().Before(deadline) {
-		if _, err := c.WriteToUDP([]byte(msg), to); err != nil {
-			return err
+		if _, err := c.Write([]byte(msg)); err != nil {
+			// e.g. the ICMP port unreachable of the last try: wait, retry
+			time.Sleep(min(250*time.Millisecond, time.Until(deadline)))
+			continue
 		}
 		rd := time.Now().Add(250 * time.Millisecond)
 		if rd.After(deadline) {
 			rd = deadline
 		}
 		_ = c.SetReadDeadline(rd)
-		n, _, err := c.ReadFromUDP(buf)
+		n, err := c.Read(buf)
 		if err != nil {
 			continue // retransmit
 		}

@@ -133,7 +133,20 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	host, port := advertise(cfg.SIP.Advertise, bound)
+	configured := cfg.SIP.Advertise
+	if configured == "" && cfg.HA.Enabled {
+		// A pair is reached at its virtual address: Via and Contact name
+		// it, so that responses and in-dialog requests follow the address
+		// to whichever node holds it.
+		configured = netip.MustParsePrefix(cfg.HA.VirtualAddress).Addr().String()
+	}
+	host, port := advertise(configured, bound)
+	if ip, err := netip.ParseAddr(host); err == nil && !ip.IsLoopback() {
+		// UDP sent to peers not heard from leaves from the advertised
+		// address when this node has it (answers leave from the address
+		// asked: core/udpsrc).
+		srv.Source = ip
+	}
 	// Answered INVITE client transactions stay 2 s, not RFC 6026's 32 s:
 	// they hold every answered call's messages, and at thousands of calls
 	// a second 32 s of them is gigabytes for the collector to mark. Later

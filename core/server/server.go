@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"syscall"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/softswitch/softswitch/core/call"
 	"github.com/softswitch/softswitch/core/registrar"
 	"github.com/softswitch/softswitch/core/sipcheck"
+	"github.com/softswitch/softswitch/core/udpsrc"
 )
 
 // Allow lists the methods we answer.
@@ -30,6 +32,10 @@ type Server struct {
 	Calls  *call.Manager
 	Reg    *registrar.Registrar
 	Log    *slog.Logger
+
+	// Source is the UDP source address toward peers that have not sent
+	// to us yet (the advertised address); zero: the kernel's choice.
+	Source netip.Addr
 
 	udp net.PacketConn
 	tcp net.Listener
@@ -69,7 +75,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		srv.OnRequest(m, s.checked(s.inDialogOnly, true))
 	}
 	errc := make(chan error, 2)
-	go func() { errc <- srv.ServeUDP(s.udp) }()
+	// Answers leave from the address each peer sent to (a pair's virtual
+	// address, on a node listening on all of them).
+	go func() { errc <- srv.ServeUDP(udpsrc.Wrap(s.udp, s.Source)) }()
 	go func() { errc <- srv.ServeTCP(s.tcp) }()
 	select {
 	case <-ctx.Done():

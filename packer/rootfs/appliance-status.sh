@@ -10,6 +10,11 @@ while [ "$(systemctl is-system-running)" = starting ]; do sleep 1; done
 echo "appliance: system $(systemctl is-system-running)"
 echo "appliance: firewall $(systemctl is-active nftables)"
 echo "appliance: host $(hostname), addresses $(ip -4 -brief addr show scope global | awk '{$2=""; print}' | tr -s ' ' | paste -sd ';' -)"
+# The node's own host keys, made at first boot: the operator compares
+# these with what the SSH client shows at the first connection.
+for k in /etc/ssh/ssh_host_*_key.pub; do
+    [ -f "$k" ] && echo "appliance: ssh host key $(ssh-keygen -lf "$k")"
+done
 systemctl --failed --no-legend --plain | while read -r unit rest; do
     echo "appliance: failed unit $unit $rest"
     journalctl -u "$unit" -n 5 --no-pager -o cat | sed "s|^|appliance: $unit: |"
