@@ -149,6 +149,7 @@ type HA struct {
 	UnicastPeers   []string `toml:"unicast_peers"`   // peer addresses for unicast VRRP; empty = multicast
 	CheckInterval  Duration `toml:"check_interval"`  // how often keepalived asks the softswitch (SIP OPTIONS)
 	CheckFailures  int      `toml:"check_failures"`  // failed checks in a row before this node gives the address up
+	CheckTimeout   Duration `toml:"check_timeout"`   // how long one check waits for the 200
 	ScriptUser     string   `toml:"script_user"`     // the user keepalived runs the check and notify hooks as
 }
 
@@ -188,7 +189,8 @@ func Default() Config {
 		Log:     Log{Level: "info"},
 		Runtime: Runtime{GCPercent: 400},
 		HA: HA{RouterID: 51, Priority: 100, AdvertInterval: Duration{time.Second},
-			CheckInterval: Duration{time.Second}, CheckFailures: 2, ScriptUser: "softswitch"},
+			CheckInterval: Duration{time.Second}, CheckFailures: 2, CheckTimeout: Duration{2 * time.Second},
+			ScriptUser: "softswitch"},
 		Numbering: numbering.DefaultSettings(),
 	}
 }
@@ -424,6 +426,9 @@ func (c *Config) Validate() error {
 		}
 		if h.CheckInterval.Duration < 100*time.Millisecond || h.CheckFailures < 1 {
 			return invalid("ha.check_interval", "check_interval >= 100ms and check_failures >= 1")
+		}
+		if h.CheckTimeout.Duration < 100*time.Millisecond || h.CheckTimeout.Duration > time.Minute {
+			return invalid("ha.check_timeout", "100ms..1m (a hung softswitch is noticed after check_failures x max(check_interval, check_timeout))")
 		}
 		if h.ScriptUser == "" || strings.ContainsAny(h.ScriptUser, " \t\"") {
 			return invalid("ha.script_user", "name the user keepalived runs `softswitch check` and the notify hook as (default softswitch)")
