@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/softswitch/softswitch/core/config"
 )
@@ -139,7 +140,7 @@ func TestApplyPairNode(t *testing.T) {
 	root := nodeRoot(t, conf)
 	s, err := Parse(vals("SMBIOS OEM string 1", "hostname=node-a", "service.address=10.200.0.11/24", "service.gateway=10.200.0.1",
 		"management.interface=eth1", "management.address=10.9.0.11/24", "dns=10.200.0.53",
-		"ha.virtual_address=10.200.0.10/24", "ha.priority=150", "ha.peer=10.200.0.12"))
+		"ha.virtual_address=10.200.0.10/24", "ha.priority=150", "ha.peer=10.200.0.12", "ha.check_timeout=3s", "ha.check_failures=3"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +157,8 @@ func TestApplyPairNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !cfg.HA.Enabled || cfg.HA.Interface != "eth0" || cfg.HA.VirtualAddress != "10.200.0.10/24" || cfg.HA.Priority != 150 ||
-		len(cfg.HA.UnicastPeers) != 1 || cfg.DNS.Servers[0] != "10.200.0.53:53" {
+		len(cfg.HA.UnicastPeers) != 1 || cfg.DNS.Servers[0] != "10.200.0.53:53" ||
+		cfg.HA.CheckTimeout.Duration != 3*time.Second || cfg.HA.CheckFailures != 3 || cfg.HA.CheckInterval.Duration != time.Second {
 		t.Errorf("config: %+v %+v", cfg.HA, cfg.DNS)
 	}
 	if _, err := os.Stat(filepath.Join(root, "/etc/systemd/network/10-eth.network")); !os.IsNotExist(err) {

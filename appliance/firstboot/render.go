@@ -119,6 +119,15 @@ func ConfigBlock(s Settings) string {
 	if h := s.HA; h != nil {
 		fmt.Fprintf(&b, "[ha]\nenabled = true\ninterface = %q\nvirtual_address = %q\npriority = %d\nrouter_id = %d\nadvert_interval = %q\n",
 			s.Service.Name, h.VirtualAddress.String(), h.Priority, h.RouterID, h.AdvertInterval.String())
+		if h.CheckInterval > 0 {
+			fmt.Fprintf(&b, "check_interval = %q\n", h.CheckInterval.String())
+		}
+		if h.CheckTimeout > 0 {
+			fmt.Fprintf(&b, "check_timeout = %q\n", h.CheckTimeout.String())
+		}
+		if h.CheckFailures > 0 {
+			fmt.Fprintf(&b, "check_failures = %d\n", h.CheckFailures)
+		}
 		if len(h.Peers) > 0 {
 			q := make([]string, len(h.Peers))
 			for i, p := range h.Peers {

@@ -56,6 +56,9 @@ type HA struct {
 	RouterID       int
 	Peers          []netip.Addr
 	AdvertInterval time.Duration
+	// The softswitch check; zero: the softswitch's defaults.
+	CheckInterval, CheckTimeout time.Duration
+	CheckFailures               int
 }
 
 // Split reports whether management has an interface of its own.
@@ -116,6 +119,15 @@ var keys = map[string]func(s *Settings, v string) error{
 		}
 		s.ha().AdvertInterval = d
 		return nil
+	},
+	"ha.check_interval": func(s *Settings, v string) error {
+		return duration(v, 100*time.Millisecond, time.Minute, &s.ha().CheckInterval)
+	},
+	"ha.check_timeout": func(s *Settings, v string) error {
+		return duration(v, 100*time.Millisecond, time.Minute, &s.ha().CheckTimeout)
+	},
+	"ha.check_failures": func(s *Settings, v string) error {
+		return intIn(v, 1, 10, &s.ha().CheckFailures)
 	},
 	"admin.ssh_key": func(s *Settings, v string) error {
 		f := strings.Fields(v)
@@ -271,4 +283,13 @@ func validHostname(h string) bool {
 		}
 	}
 	return true
+}
+
+func duration(v string, lo, hi time.Duration, d *time.Duration) error {
+	x, err := time.ParseDuration(v)
+	if err != nil || x < lo || x > hi {
+		return fmt.Errorf("%q is not a duration of %v..%v (e.g. 2s, 500ms)", v, lo, hi)
+	}
+	*d = x
+	return nil
 }
