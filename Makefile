@@ -36,11 +36,11 @@ pkgtest:
 
 ## failover: keepalived pair in network namespaces, node A failed three ways (root)
 failover:
-	$(GO) test -count=1 -timeout 10m ./appliance/failover/
+	$(GO) test -count=1 -timeout 10m -v ./appliance/failover/
 
 ## imagetest: the appliance image built (packer/image.sh), checked for secrets, booted under qemu TCG, admin login over SSH, a pair of VMs failed over (root)
 imagetest:
-	$(GO) test -count=1 -timeout 25m ./appliance/imagetest/
+	$(GO) test -count=1 -timeout 25m -v ./appliance/imagetest/
 
 ## test-long: the image pair failed over three ways (VM killed, keepalived stopped, keepalived killed); not part of test (root, about 15 min)
 test-long: deps
