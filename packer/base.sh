@@ -21,7 +21,7 @@ rm -rf "$ROOT"
 step "rootfs (mmdebstrap)"
 hooks=(
   --customize-hook='echo softswitch > "$1/etc/hostname"'
-  --customize-hook='printf "/dev/vda1 / ext4 errors=remount-ro 0 1\n" > "$1/etc/fstab"'
+  --customize-hook='printf "LABEL=softswitch-root / ext4 errors=remount-ro 0 1\n" > "$1/etc/fstab"'
   --customize-hook="install -m 0644 $HERE/rootfs/10-eth.network \"\$1/etc/systemd/network/10-eth.network\""
   --customize-hook="install -m 0644 $HERE/rootfs/ssh-host-keys.service \"\$1/etc/systemd/system/ssh-host-keys.service\""
   --customize-hook="install -m 0644 $HERE/rootfs/appliance-status.service \"\$1/etc/systemd/system/appliance-status.service\""
@@ -48,7 +48,7 @@ RAW="$OUT/base.raw"
 rm -f "$RAW"
 truncate -s 2G "$RAW"
 echo 'start=2048, type=83, bootable' | sfdisk --quiet "$RAW"
-mkfs.ext4 -q -F -L root -E offset=1048576 -d "$ROOT" "$RAW" 2047M
+mkfs.ext4 -q -F -L softswitch-root -E offset=1048576 -d "$ROOT" "$RAW" 2047M
 LOOP=$(losetup --find --show --offset 1048576 "$RAW")
 MNT=$(mktemp -d)
 cleanup() { umount "$MNT" 2>/dev/null || true; losetup -d "$LOOP" 2>/dev/null || true; rmdir "$MNT" 2>/dev/null || true; }
@@ -56,13 +56,15 @@ trap cleanup EXIT
 mount "$LOOP" "$MNT"
 mkdir -p "$MNT/boot/extlinux"
 extlinux --install "$MNT/boot/extlinux" >/dev/null 2>&1
+# The root by label: on a server the disk is sda or nvme0n1, not vda. The
+# last console= (serial) is /dev/console, where the appliance's status goes.
 cat > "$MNT/boot/extlinux/extlinux.conf" <<CONF
 DEFAULT softswitch
 TIMEOUT 1
 LABEL softswitch
   LINUX /vmlinuz
   INITRD /initrd.img
-  APPEND root=/dev/vda1 ro console=ttyS0,115200 net.ifnames=0
+  APPEND root=LABEL=softswitch-root ro console=tty0 console=ttyS0,115200 net.ifnames=0
 CONF
 umount "$MNT"
 cleanup
