@@ -236,8 +236,8 @@ func TestImagePairFailover(t *testing.T) {
 				t.Fatalf("%d answers; the virtual address stopped answering after the failure", len(as))
 			}
 			outage := next.Sub(last)
-			t.Logf("%s: outage %v (last answer before %s, next %s; %d answers; whole run %v)", m.name,
-				outage.Round(10*time.Millisecond), last.Format("15:04:05.000"), next.Format("15:04:05.000"), len(as), time.Since(start).Round(time.Second))
+			t.Logf("%s: outage %v (failed at %s, last answer before the gap %s, next %s; %d answers; whole run %v)", m.name,
+				outage.Round(10*time.Millisecond), failedAt.Format("15:04:05.000"), last.Format("15:04:05.000"), next.Format("15:04:05.000"), len(as), time.Since(start).Round(time.Second))
 			report = append(report, fmt.Sprintf("%s %.2f s", m.name, outage.Seconds()))
 			if outage > pairBound {
 				t.Errorf("outage %v, over the stated bound %v", outage, pairBound)
