@@ -37,14 +37,23 @@ const (
 	statusBudget = 240 * time.Second // the status line on the console
 )
 
-func freeUDPPort(t *testing.T) int {
+// freePort picks a free loopback port for qemu's forwards ("udp" or "tcp").
+func freePort(t *testing.T, network string) int {
 	t.Helper()
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if network == "udp" {
+		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port
+	}
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 var (
@@ -119,8 +128,8 @@ func TestImageBoots(t *testing.T) {
 	base := builtImage(t)
 	work := t.TempDir()
 	disk := overlay(t, base, filepath.Join(work, "overlay.qcow2"))
-	port := freeUDPPort(t)
-	sshPort := freeTCPPort(t)
+	port := freePort(t, "udp")
+	sshPort := freePort(t, "tcp")
 	serial := filepath.Join(work, "serial.log")
 	qemu := exec.Command("qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "1024",
 		"-display", "none", "-no-reboot", "-serial", "file:"+serial,
@@ -206,15 +215,6 @@ func TestImageBoots(t *testing.T) {
 
 var oneTimePassword = regexp.MustCompile(`appliance: admin login "admin", one-time password (\S+) `)
 
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // adminLogin logs in over SSH with the one-time password, is made to
 // change it, logs in again with the new one, and as root (sudo) reads the
