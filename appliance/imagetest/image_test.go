@@ -215,7 +215,6 @@ func TestImageBoots(t *testing.T) {
 
 var oneTimePassword = regexp.MustCompile(`appliance: admin login "admin", one-time password (\S+) `)
 
-
 // adminLogin logs in over SSH with the one-time password, is made to
 // change it, logs in again with the new one, and as root (sudo) reads the
 // boot's journal: it must not hold the generated password.
