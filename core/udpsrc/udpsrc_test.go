@@ -213,3 +213,24 @@ func BenchmarkRoundTrip(b *testing.B) {
 		})
 	}
 }
+
+// An IPv6 peer gets its answer through IPV6_PKTINFO (loopback has one
+// IPv6 address, so this checks the path, not the choice).
+func TestIPv6Peer(t *testing.T) {
+	w := Wrap(listen(t, "udp", "[::]:0"), netip.Addr{})
+	go echo(w)
+	c, err := net.DialUDP("udp6", nil, &net.UDPAddr{IP: net.IPv6loopback, Port: w.LocalAddr().(*net.UDPAddr).Port})
+	if err != nil {
+		t.Skip("no IPv6 loopback here:", err)
+	}
+	defer c.Close()
+	c.Write([]byte("OPTIONS"))
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	buf := make([]byte, 16)
+	if _, err := c.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	if src := w.(*Conn).source(netip.MustParseAddrPort(c.LocalAddr().String())); src != netip.IPv6Loopback() {
+		t.Errorf("learned source %v, want ::1", src)
+	}
+}
