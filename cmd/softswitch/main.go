@@ -141,10 +141,11 @@ func run(args []string) error {
 		configured = netip.MustParsePrefix(cfg.HA.VirtualAddress).Addr().String()
 	}
 	host, port := advertise(configured, bound)
-	if ip, err := netip.ParseAddr(host); err == nil && !ip.IsLoopback() {
-		// UDP sent to peers not heard from leaves from the advertised
-		// address when this node has it (answers leave from the address
-		// asked: core/udpsrc).
+	if ip, err := netip.ParseAddr(host); err == nil && !ip.IsLoopback() && configured != "" {
+		// UDP sent to peers not heard from leaves from the address Via
+		// names, when this node has it (answers leave from the address
+		// asked: core/udpsrc). An address we guessed is no such promise:
+		// then the route picks.
 		srv.Source = ip
 	}
 	// Answered INVITE client transactions stay 2 s, not RFC 6026's 32 s:
