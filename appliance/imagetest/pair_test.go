@@ -64,9 +64,12 @@ func newPair(t *testing.T, image, bin string) *pair {
 			"softswitch.ha.virtual_address=" + pairVIP + "/24",
 			fmt.Sprintf("softswitch.ha.priority=%d", n.prio),
 			// Two emulated (TCG) guests on 2 host cores start a Go binary
-			// slowly: a more patient check than the default, so that a
-			// slow check is not taken for a dead softswitch.
-			"softswitch.ha.check_timeout=3s",
+			// slowly, slower still while the test's own SSH and sudo run
+			// on the node, and keepalived takes a check that times out
+			// for a failed node at once: a far more patient check than
+			// the default. Hung softswitches are not this test's subject.
+			"softswitch.ha.check_interval=2s",
+			"softswitch.ha.check_timeout=8s",
 			"softswitch.ha.check_failures=3",
 			"softswitch.admin.ssh_key=" + strings.TrimSpace(string(pub)),
 		}
