@@ -135,21 +135,22 @@ func Check(addr string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	buf := make([]byte, 4096)
 	for time.Now().Before(deadline) {
+		wait := min(250*time.Millisecond, time.Until(deadline))
+		_ = c.SetReadDeadline(time.Now().Add(wait))
+		n := 0
+		_, err := c.Write([]byte(msg))
+		if err == nil {
+			n, err = c.Read(buf)
+		}
 		// A port unreachable (ECONNREFUSED on the connected socket) means
 		// nothing listens: fail now, a dead softswitch is no slow one.
-		if _, err := c.Write([]byte(msg)); err != nil {
-			if errors.Is(err, syscall.ECONNREFUSED) {
-				return fmt.Errorf("nothing listens on %s", to)
-			}
-			time.Sleep(min(250*time.Millisecond, time.Until(deadline)))
-			continue
-		}
-		_ = c.SetReadDeadline(time.Now().Add(min(250*time.Millisecond, time.Until(deadline))))
-		n, err := c.Read(buf)
 		if errors.Is(err, syscall.ECONNREFUSED) {
 			return fmt.Errorf("nothing listens on %s", to)
 		}
 		if err != nil {
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				time.Sleep(wait) // an error that came at once: do not spin
+			}
 			continue // retransmit
 		}
 		if strings.HasPrefix(string(buf[:n]), "SIP/2.0 200 ") {

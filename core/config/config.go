@@ -428,7 +428,7 @@ func (c *Config) Validate() error {
 			return invalid("ha.check_interval", "check_interval >= 100ms and check_failures >= 1")
 		}
 		if h.CheckTimeout.Duration < 100*time.Millisecond || h.CheckTimeout.Duration > time.Minute {
-			return invalid("ha.check_timeout", "100ms..1m (a hung softswitch is noticed after check_failures x max(check_interval, check_timeout))")
+			return invalid("ha.check_timeout", "100ms..1m (keepalived gives the address up on one check that times out)")
 		}
 		if h.ScriptUser == "" || strings.ContainsAny(h.ScriptUser, " \t\"") {
 			return invalid("ha.script_user", "name the user keepalived runs `softswitch check` and the notify hook as (default softswitch)")

@@ -22,7 +22,6 @@ var maxPeers = 1 << 16
 // Conn is a wildcard-bound UDP socket that answers from the right address.
 type Conn struct {
 	*net.UDPConn
-	v6  bool       // AF_INET6 (dual-stack) socket
 	def netip.Addr // source for unknown peers; invalid: the kernel's choice
 
 	mu    sync.RWMutex
@@ -49,7 +48,7 @@ func Wrap(c net.PacketConn, def netip.Addr) net.PacketConn {
 	if def.IsUnspecified() {
 		def = netip.Addr{}
 	}
-	return &Conn{UDPConn: uc, v6: v6, def: def.Unmap(), peers: map[netip.AddrPort]netip.Addr{}}
+	return &Conn{UDPConn: uc, def: def.Unmap(), peers: map[netip.AddrPort]netip.Addr{}}
 }
 
 // ReadFrom reads a datagram and notes which of our addresses it was sent to.
