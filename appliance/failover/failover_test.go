@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/softswitch/softswitch/appliance/netlab"
+	"github.com/softswitch/softswitch/appliance/testenv"
 )
 
 const (
@@ -126,9 +127,7 @@ func buildBinary(t *testing.T) string {
 }
 
 func TestFailover(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, keepalived)")
-	}
+	testenv.RequireRoot(t, "network namespaces, keepalived")
 	for _, tool := range []string{"keepalived", "sipp", "ip"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s not installed (.ci/deps.sh installs it)", tool)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/softswitch/softswitch/appliance/testenv"
 	"github.com/softswitch/softswitch/core/config"
 )
 
@@ -247,8 +248,9 @@ func TestUnconfiguredKeepsDHCP(t *testing.T) {
 
 // The rendered rule sets must load into nft (checked, not applied).
 func TestFirewallLoads(t *testing.T) {
-	if _, err := exec.LookPath("nft"); err != nil || os.Geteuid() != 0 {
-		t.Skip("needs nft and root (.ci/deps.sh installs nftables; the image test loads the rules for real)")
+	testenv.RequireRoot(t, "nft checks the rules")
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Fatal("nft not installed (.ci/deps.sh installs nftables)")
 	}
 	one, _ := Parse(nil)
 	split, err := Parse(vals("k", "management.interface=eth1", "ha.virtual_address=10.0.0.10/24", "ha.priority=1", "ha.peer=10.0.0.12"))

@@ -30,6 +30,7 @@ import (
 
 	"github.com/softswitch/softswitch/appliance/ha"
 	"github.com/softswitch/softswitch/appliance/netlab"
+	"github.com/softswitch/softswitch/appliance/testenv"
 )
 
 const (
@@ -74,9 +75,7 @@ func TestMain(m *testing.M) {
 // builtImage builds the image once for all tests of the package.
 func builtImage(t *testing.T) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (mmdebstrap, loop devices, network namespaces)")
-	}
+	testenv.RequireRoot(t, "mmdebstrap, loop devices, network namespaces")
 	for _, tool := range []string{"mmdebstrap", "qemu-system-x86_64", "qemu-img", "extlinux", "sfdisk", "losetup", "packer", "debugfs", "ssh-keygen", "ssh", "expect", "sipp"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s not installed (.ci/deps.sh installs it)", tool)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/softswitch/softswitch/appliance/netlab"
+	"github.com/softswitch/softswitch/appliance/testenv"
 )
 
 func run(t *testing.T, name string, args ...string) string {
@@ -31,9 +32,7 @@ func run(t *testing.T, name string, args ...string) string {
 }
 
 func TestPackageLifecycle(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (mmdebstrap, chroot, dpkg)")
-	}
+	testenv.RequireRoot(t, "mmdebstrap, chroot, dpkg")
 	for _, tool := range []string{"mmdebstrap", "dpkg-deb", "chroot", "systemd-analyze", "lintian"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s not installed (.ci/deps.sh installs it): %v", tool, err)

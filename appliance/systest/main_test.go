@@ -61,7 +61,9 @@ func runMain(m *testing.M) int {
 	defer os.RemoveAll(binDir)
 
 	softswitchBin = filepath.Join(binDir, "softswitch")
-	build := exec.Command(goTool(), "build", "-o", softswitchBin, "./cmd/softswitch")
+	// Built with the race detector: races are found by -race, not by
+	// review, and the system tests drive every concurrent path there is.
+	build := exec.Command(goTool(), "build", "-race", "-o", softswitchBin, "./cmd/softswitch")
 	build.Dir = root
 	var out bytes.Buffer
 	build.Stdout = &out

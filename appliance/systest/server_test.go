@@ -188,9 +188,11 @@ type server struct {
 	// with only the listen address and data dir given as flags.
 	NoConfig bool
 
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  *os.File
+	cmd     *exec.Cmd
+	done    chan struct{}
+	exitErr error // how the process ended; read after done is closed
+	log     *os.File
+	checked int64 // how much of LogPath checkLog has read
 }
 
 // startServer starts a softswitch with cfg on a fresh port and data dir. It
@@ -259,6 +261,7 @@ func (s *server) start() {
 	go func(cmd *exec.Cmd, done chan struct{}) {
 		err := cmd.Wait()
 		fmt.Fprintf(f, "=== systest: softswitch pid %d exited: %v\n", cmd.Process.Pid, errOrOK(err))
+		s.exitErr = err
 		close(done)
 	}(cmd, s.done)
 
@@ -282,7 +285,12 @@ func (s *server) start() {
 	}
 }
 
-// stop sends SIGTERM, waits up to 5 s, then SIGKILL. It is safe to call twice.
+// stop sends SIGTERM, waits up to 5 s, then SIGKILL. It is safe to call
+// twice. The test fails when the daemon had died before (crash, panic,
+// os.Exit), when it did not exit 0 on SIGTERM (the race detector makes
+// a race-built binary exit 66), or when its log shows a panic, a
+// recovered panic or a data race: a test that cannot see a dead or
+// broken daemon cannot fail.
 func (s *server) stop() {
 	if s.cmd == nil {
 		return
@@ -291,17 +299,64 @@ func (s *server) stop() {
 	s.cmd = nil
 	select {
 	case <-done:
+		s.t.Errorf("softswitch pid %d had exited before the test stopped it: %s", cmd.Process.Pid, errOrOK(s.exitErr))
 	default:
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-done:
+			if s.exitErr != nil {
+				s.t.Errorf("softswitch pid %d did not exit cleanly on SIGTERM: %s", cmd.Process.Pid, errOrOK(s.exitErr))
+			}
 		case <-time.After(5 * time.Second):
-			s.t.Logf("softswitch pid %d still running 5s after SIGTERM: killing it", cmd.Process.Pid)
+			s.t.Errorf("softswitch pid %d still running 5s after SIGTERM: killing it", cmd.Process.Pid)
 			_ = cmd.Process.Kill()
 			<-done
 		}
 	}
 	s.log.Close()
+	s.checkLog()
+}
+
+// kill ends the daemon with SIGKILL, as a crash or power loss would; the
+// test expects it, so it is not an error.
+func (s *server) kill() {
+	s.t.Helper()
+	if s.cmd == nil {
+		s.t.Fatal("softswitch not running")
+	}
+	cmd, done := s.cmd, s.done
+	s.cmd = nil
+	_ = cmd.Process.Kill()
+	<-done
+	s.log.Close()
+	s.checkLog()
+}
+
+// logFaults are the lines that mean the daemon is broken even if it still
+// answers: the Go runtime's panic and fatal error reports, the race
+// detector's report, and the log record of a panic the daemon recovered.
+var logFaults = []string{"panic: ", "fatal error: ", "WARNING: DATA RACE", `msg="recovered panic"`}
+
+// checkLog fails the test for every fault line in the log written since
+// the last check, quoting the lines after it.
+func (s *server) checkLog() {
+	data, err := os.ReadFile(s.LogPath)
+	if err != nil {
+		s.t.Errorf("softswitch log: %v", err)
+		return
+	}
+	from := s.checked
+	s.checked = int64(len(data))
+	lines := strings.Split(string(data[from:]), "\n")
+	for i, l := range lines {
+		for _, f := range logFaults {
+			if strings.HasPrefix(l, f) || (strings.HasPrefix(f, "msg=") && strings.Contains(l, " "+f)) {
+				end := min(i+30, len(lines))
+				s.t.Errorf("softswitch log (%s) shows %q:\n%s", s.LogPath, strings.TrimSpace(f), strings.Join(lines[i:end], "\n"))
+				return
+			}
+		}
+	}
 }
 
 // signal sends sig to the running softswitch.

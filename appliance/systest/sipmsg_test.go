@@ -33,14 +33,16 @@ type sipHeader struct {
 //	UDP message received [222] bytes :
 var sippTraceEntry = regexp.MustCompile(`(?m)^-{40,} [^\n]*\n(?:UDP|TCP|TLS|SCTP) message (sent|received) (?:\((\d+) bytes\)|\[(\d+)\] bytes ?):\n\n`)
 
-// readSippMessages parses a sipp message log.
+// sippTraceSeparator is the first line of every entry, whatever follows.
+var sippTraceSeparator = regexp.MustCompile(`(?m)^-{40,} `)
+
+// readSippMessages parses a sipp message log. Every entry must parse: a
+// log that cannot be read whole is an error, never an empty list (checks
+// that something did not happen would pass over it).
 func readSippMessages(path string) ([]sipMsg, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		if os.IsNotExist(err) {
-			return nil, nil
-		}
-		return nil, err
+		return nil, fmt.Errorf("sipp message log: %w", err)
 	}
 	s := string(data)
 	var out []sipMsg
@@ -53,10 +55,18 @@ func readSippMessages(path string) ([]sipMsg, error) {
 			n, _ = strconv.Atoi(s[loc[6]:loc[7]])
 		}
 		start := loc[1]
-		end := min(start+n, len(s))
-		m := parseSIP(s[start:end])
+		if start+n > len(s) {
+			return nil, fmt.Errorf("sipp message log %s: an entry of %d bytes runs past the end of the file", path, n)
+		}
+		m := parseSIP(s[start : start+n])
+		if m.Method == "" && m.Status == 0 {
+			return nil, fmt.Errorf("sipp message log %s: entry %d is not a SIP message: %q", path, len(out)+1, m.First)
+		}
 		m.Sent = sent
 		out = append(out, m)
+	}
+	if entries := len(sippTraceSeparator.FindAllStringIndex(s, -1)); entries != len(out) {
+		return nil, fmt.Errorf("sipp message log %s: %d entries, %d parsed", path, entries, len(out))
 	}
 	return out, nil
 }

@@ -56,9 +56,9 @@ type sippResult struct {
 	ActionLog  string // path: -trace_logs
 	ScreenLog  string // path: -trace_screen
 
-	msgs    []sipMsg
-	msgsErr error
-	parsed  bool
+	t      *testing.T
+	msgs   []sipMsg
+	parsed bool
 }
 
 // startSipp starts sipp in the background. A UAS (no Remote) is waited for
@@ -87,6 +87,7 @@ func startSipp(t *testing.T, o sippOpts) *sippProc {
 		t.Fatal(err)
 	}
 	r := &sippResult{
+		t:          t,
 		Name:       o.Name,
 		ExitCode:   -1,
 		Addr:       net.JoinHostPort(o.LocalIP, strconv.Itoa(o.Port)),
@@ -254,7 +255,12 @@ func (r *sippResult) summary() string {
 		}
 		fmt.Fprintf(&b, "--- sipp %s %s:\n%s\n", r.Name, f.label, data)
 	}
-	if recv := r.Received(); len(recv) > 0 {
+	// Read here without failing the test: this text is part of a failure.
+	msgs, err := readSippMessages(r.MessageLog)
+	if err != nil {
+		fmt.Fprintf(&b, "--- sipp %s: %v\n", r.Name, err)
+	}
+	if recv := filterMsgs(msgs, func(m sipMsg) bool { return !m.Sent }); len(recv) > 0 {
 		fmt.Fprintf(&b, "--- sipp %s received (start lines): %s\n", r.Name, strings.Join(startLines(recv), " | "))
 	}
 	return b.String()
@@ -279,10 +285,15 @@ func (r *sippResult) dump(t *testing.T) {
 }
 
 // Messages is every SIP message of the run's -trace_msg log, in order.
+// A log that does not parse fails the test: every check built on the
+// messages (including "nothing like X was received") needs all of them.
 func (r *sippResult) Messages() []sipMsg {
 	if !r.parsed {
-		r.parsed = true
-		r.msgs, r.msgsErr = readSippMessages(r.MessageLog)
+		msgs, err := readSippMessages(r.MessageLog)
+		if err != nil {
+			r.t.Fatalf("sipp %s: %v", r.Name, err)
+		}
+		r.msgs, r.parsed = msgs, true
 	}
 	return r.msgs
 }
