@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -34,6 +35,7 @@ import (
 	"github.com/softswitch/softswitch/core/events"
 	"github.com/softswitch/softswitch/core/registrar"
 	"github.com/softswitch/softswitch/core/routing"
+	"github.com/softswitch/softswitch/core/safe"
 	"github.com/softswitch/softswitch/core/server"
 	"github.com/softswitch/softswitch/core/store"
 	"github.com/softswitch/softswitch/interwork/gateway"
@@ -84,12 +86,13 @@ func run(args []string) error {
 		if err != nil {
 			return fmt.Errorf("pprof listen: %w", err)
 		}
-		go http.Serve(ln, nil) // net/http/pprof registers on the default mux
+		safe.Go("pprof server", func() { http.Serve(ln, nil) }) // net/http/pprof registers on the default mux
 	}
 
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.Log.Level))
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	safe.SetLogger(log)
 	tuneRuntime(cfg.Runtime, log)
 	// sipgo's own logs: warnings and up, rate limited.
 	stackLevel := max(level, slog.LevelWarn)
@@ -148,6 +151,7 @@ func run(args []string) error {
 		// then the route picks.
 		srv.Source = ip
 	}
+	sip.SetTimers(cfg.SIP.T1.Duration, 4*time.Second, 5*time.Second)
 	// Answered INVITE client transactions stay 2 s, not RFC 6026's 32 s:
 	// they hold every answered call's messages, and at thousands of calls
 	// a second 32 s of them is gigabytes for the collector to mark. Later
@@ -172,7 +176,7 @@ func run(args []string) error {
 	}
 	srv.Calls = call.NewManager(call.Config{
 		Host: host, Port: port, UDPAddr: bound,
-		NoAnswerTimeout: cfg.Call.NoAnswerTimeout.Duration,
+		NoAnswerTimeout: cfg.Call.NoAnswerTimeout.Duration, TimerC: cfg.Call.TimerC.Duration,
 		SessionExpires:  cfg.Call.SessionExpires, MinSE: cfg.Call.MinSE, MaxForwards: cfg.Call.MaxForwards,
 	}, srv.Client, authn, router, bus, log)
 	calls = srv.Calls
@@ -181,21 +185,21 @@ func run(args []string) error {
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	go housekeeping(ctx, authority, loc)
+	safe.Loop("housekeeping", ctx.Done(), func() { housekeeping(ctx, authority, loc) })
 	prober := &gateway.Prober{Set: func() *gateway.Set { return router.Tables().Set },
 		Ping: router.Pinger(srv.Client), Bus: bus, Log: log}
 	// Gateways are probed by the active node only: with [ha] on, the role
 	// keepalived's notify hook records decides (none yet: standby).
 	prober.SetEnabled(!cfg.HA.Enabled)
-	go prober.Run(ctx)
+	safe.Loop("gateway prober", ctx.Done(), func() { prober.Run(ctx) })
 	if cfg.HA.Enabled {
-		go followRole(ctx, cfg.Data.Dir, prober, log)
+		safe.Loop("HA role", ctx.Done(), func() { followRole(ctx, cfg.Data.Dir, prober, log) })
 	}
 	regs := &trunkreg.Registrar{Client: srv.Client, ContactHost: host, ContactPort: port, Bus: bus, Log: log}
 	regs.Start(ctx, router.Tables().Set.Registrations())
 	defer regs.Stop()
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx) }()
+	safe.Go("SIP server", func() { served <- srv.Serve(ctx) }, func() { served <- errors.New("SIP server failed") })
 	log.Info("softswitch ready", "sip", bound, "advertise", net.JoinHostPort(host, strconv.Itoa(port)),
 		"data", cfg.Data.Dir, "subscribers", len(cfg.Subscribers))
 
@@ -221,7 +225,8 @@ func run(args []string) error {
 			srv.Close()
 			db.Flush()
 			snap := counters.Snapshot()
-			log.Info("stopped", "attempts", snap.Attempts, "answers", snap.Answers)
+			log.Info("stopped", "attempts", snap.Attempts, "answers", snap.Answers,
+				"invalid_responses", srv.Calls.InvalidResponses(), "recovered_panics", safe.Panics())
 			return nil
 		}
 	}

@@ -2,7 +2,6 @@ package call
 
 import (
 	"errors"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/softswitch/softswitch/core/events"
 	"github.com/softswitch/softswitch/core/q850"
+	"github.com/softswitch/softswitch/core/safe"
 	"github.com/softswitch/softswitch/core/sdpinfo"
 )
 
@@ -24,10 +24,14 @@ const (
 	ended
 )
 
-// Call joins the caller's dialog to the callee forks.
+// Call joins the caller's dialog to the callee forks. Its fields are
+// guarded by mu; what it sends is queued under mu and sent by unlock
+// (outbox.go), never while mu is held.
 type Call struct {
-	m  *Manager
-	mu sync.Mutex
+	m        *Manager
+	mu       sync.Mutex
+	out      []outMsg
+	flushing bool
 
 	st      state
 	a       *leg
@@ -37,10 +41,16 @@ type Call struct {
 	aTx     sip.ServerTransaction
 
 	a100rel, aTimer bool
+	finalQueued     bool          // the caller's INVITE has its final response (queued, or sent by the stack)
+	finalSent       chan struct{} // closed once that response is on its way
 	finalOnce       sync.Once
-	finalSent       chan struct{}
+	cancelReason    atomic.Pointer[string]
 	ringing         bool
 	bestFinal       *sip.Response
+	hunting         bool   // the hunter is being asked for the next gateway (outside the lock)
+	huntFrom        string // the gateway the hunt moves away from, and why
+	huntStatus      int
+	ackedA          bool
 
 	calling, called, account string
 	calledSent, callingSent  string // after number analysis
@@ -50,9 +60,7 @@ type Call struct {
 	offer                    []byte
 	media                    []string // media types and codecs (R5), from the SDP
 
-	noAnswer  *time.Timer
-	retrans2x *time.Timer // 2xx retransmission to the caller until ACK
-	ackedA    bool
+	noAnswer *time.Timer
 
 	seInterval   int
 	seWatchdog   *time.Timer
@@ -92,6 +100,9 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	} else {
 		o := m.auth.Authenticate(req, true)
 		if !o.OK {
+			if o.Status == 0 {
+				return // banned: no answer at all (docs/security.md)
+			}
 			res := sip.NewResponseFromRequest(req, o.Status, o.Reason, nil)
 			m.auth.Challenge(res, o)
 			tx.Respond(res)
@@ -122,6 +133,7 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	var first Target
 	if dec.Hunt != nil {
+		// May resolve the gateway's name: no call (and no lock) exists yet.
 		t, ok := dec.Hunt.Next()
 		if !ok {
 			// Every gateway is down, locked or at its limits.
@@ -165,36 +177,52 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	m.track()
-	tx.OnCancel(func(cancel *sip.Request) {
-		reason := headerValue(cancel, "Reason")
-		go c.cancelByCaller(reason)
-	})
+	// The attempt is published before anything can end the call: its
+	// release must never come first.
 	m.bus.Publish(&events.Event{Kind: events.CallAttempt, CallID: callID, Calling: c.calling,
 		Called: called, Account: c.account, Setup: c.setup, CalledSent: dec.Called, CallingSent: dec.Calling})
+	cancelled := !tx.OnCancel(func(cancel *sip.Request) {
+		// Runs under the transaction's own lock: record, then act on a
+		// goroutine of our own (sending on tx from here would deadlock).
+		reason := headerValue(cancel, "Reason")
+		c.cancelReason.Store(&reason)
+		safe.Go("call cancel", c.cancelByCaller, c.abortFn)
+	})
 
-	c.mu.Lock()
+	c.lock()
 	if dec.Hunt != nil {
-		c.startFork(first, c.maxFwd)
+		c.startFork(first)
 	}
 	for _, t := range dec.Targets {
-		c.startFork(t, c.maxFwd)
+		c.startFork(t)
 	}
-	c.noAnswer = time.AfterFunc(m.cfg.NoAnswerTimeout, c.noAnswerTimeout)
-	c.mu.Unlock()
+	c.noAnswer = time.AfterFunc(m.cfg.NoAnswerTimeout, safe.Func("call no-answer timer", c.noAnswerTimeout, c.abortFn))
+	c.unlock()
+	if cancelled {
+		c.cancelByCaller() // the CANCEL came before we could listen for it
+	}
 
 	select {
 	case <-c.finalSent:
 	case <-tx.Done():
+		if errors.Is(tx.Err(), sip.ErrTransactionCanceled) {
+			c.cancelByCaller()
+			return
+		}
 		// The transaction died under us (transport error): end the call.
-		c.terminate("caller transaction ended", events.SideCaller, 500)
+		c.terminate("caller transaction ended", events.SideSwitch, 500, 41)
 	}
 }
+
+// abortFn releases a call whose goroutine failed (safe.Recover): both
+// legs are released with cause 41 and the release event says why.
+func (c *Call) abortFn() { c.terminate("internal error", events.SideSwitch, 500, 41) }
 
 // isRetransmission tells whether req is a copy of the call's initial
 // INVITE (same From tag, CSeq and top Via branch).
 func (c *Call) isRetransmission(req *sip.Request) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	a := c.aInvite
 	if req.CSeq().SeqNo != a.CSeq().SeqNo || tagOf(req.From().Params) != c.a.remoteTag {
 		return false
@@ -244,16 +272,26 @@ func (m *Manager) redirect(tx sip.ServerTransaction, req *sip.Request, contact s
 // trunkCalling is the calling number a trusted peer sends: its
 // P-Asserted-Identity user, else its From user.
 func trunkCalling(req *sip.Request) string {
-	if v := headerValue(req, "P-Asserted-Identity"); v != "" {
-		var u sip.Uri
-		if l, r := strings.IndexByte(v, '<'), strings.IndexByte(v, '>'); l >= 0 && r > l {
-			v = v[l+1 : r]
-		}
-		if sip.ParseUri(strings.TrimSpace(v), &u) == nil && u.User != "" {
-			return u.User
-		}
+	if u, ok := assertedUser(headerValue(req, "P-Asserted-Identity")); ok {
+		return u
 	}
 	return req.From().Address.User
+}
+
+// assertedUser reads the user part of a P-Asserted-Identity value
+// (name-addr or addr-spec).
+func assertedUser(v string) (string, bool) {
+	if v == "" {
+		return "", false
+	}
+	if l, r := strings.IndexByte(v, '<'), strings.IndexByte(v, '>'); l >= 0 && r > l {
+		v = v[l+1 : r]
+	}
+	var u sip.Uri
+	if sip.ParseUri(strings.TrimSpace(v), &u) == nil && u.User != "" {
+		return u.User, true
+	}
+	return "", false
 }
 
 // setTag replaces the To tag (sipgo invents one for responses).
@@ -267,205 +305,10 @@ func tagOf(p sip.HeaderParams) string {
 	return t
 }
 
-// startFork sends the INVITE of one B leg. Caller holds c.mu.
-func (c *Call) startFork(t Target, maxFwd uint32) {
-	m := c.m
-	a := c.aInvite
-	calling := t.Calling
-	if calling == "" {
-		calling = c.callingSent
-	}
-	b := &leg{call: c, callID: randomID(), localTag: randomID(), aTag: randomID(),
-		localURI:  sip.Uri{Scheme: "sip", User: calling, Host: m.cfg.Host},
-		localName: a.From().DisplayName,
-		remote:    sip.Uri{Scheme: "sip", User: t.URI.User, Host: t.URI.Host},
-		target:    t.URI, dest: t.Dest, transport: strings.ToLower(t.Transport), gateway: t.Gateway,
-		release: t.Release}
-	if b.transport == "" {
-		b.transport = "udp"
-	}
-	req := b.newRequest(sip.INVITE, m)
-	mf := sip.MaxForwardsHeader(maxFwd)
-	req.ReplaceHeader(&mf)
-	copyHeaders(requestCopy, a, req)
-	if t.Trusted {
-		// The identity we vouch for toward gateways (RFC 3325): the
-		// authenticated or trunk-asserted number after manipulation.
-		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<sip:"+calling+"@"+m.cfg.Host+">"))
-	}
-	if m.cfg.SessionExpires > 0 && a.GetHeader("Session-Expires") == nil {
-		// We keep calls honest even when the caller does not ask for
-		// session timers (RFC 4028 §8: a proxy may insert the header).
-		req.AppendHeader(sip.NewHeader("Session-Expires", strconv.Itoa(m.cfg.SessionExpires)))
-		if !hasOption(req, "Supported", "timer") {
-			req.AppendHeader(sip.NewHeader("Supported", "timer"))
-		}
-	}
-	if body := a.Body(); len(body) > 0 {
-		req.SetBody(body)
-	} else {
-		req.SetBody(nil)
-	}
-	b.invite = req
-	if !m.tab.add(b.callID, b) {
-		return // a collision of 120 random bits: not reached
-	}
-	c.forks = append(c.forks, b)
-	tx, err := m.send(req)
-	if err != nil {
-		m.log.Debug("fork send failed", "dest", t.Dest, "err", err)
-		b.final = 503
-		go c.forkFailed(b, err)
-		return
-	}
-	b.inviteTx = tx
-	// The transaction outlives the call by up to 32 s (RFC 6026 Timer M):
-	// its hook holds only the ACK, not the call, so that an ended call's
-	// messages are garbage at once. A heap that keeps 32 s of calls alive
-	// makes each collection mark gigabytes at high call rates.
-	box := &atomic.Pointer[sip.Request]{}
-	b.ackBox = box
-	tx.OnRetransmission(func(r *sip.Response) {
-		// A retransmitted 2xx means our ACK was lost: send it again.
-		if ack := box.Load(); ack != nil && r.IsSuccess() {
-			m.write(ack)
-		}
-	})
-	if c.hunt != nil {
-		if d := c.hunt.InviteTimeout(); d > 0 {
-			b.silence = time.AfterFunc(d, func() { c.forkSilent(b) })
-		}
-	}
-	go c.readFork(b, tx)
-}
-
-// readFork relays the responses of one fork's INVITE transaction.
-func (c *Call) readFork(b *leg, tx sip.ClientTransaction) {
-	for {
-		select {
-		case r := <-tx.Responses():
-			if r == nil {
-				continue
-			}
-			c.onForkResponse(b, r)
-			if !r.IsProvisional() {
-				// Retransmitted 2xx reach OnRetransmission, not this
-				// channel: nothing more to read, free the goroutine.
-				return
-			}
-		case <-tx.Done():
-			if err := tx.Err(); err != nil && !errors.Is(err, sip.ErrTransactionTerminated) {
-				c.forkFailed(b, err)
-			}
-			return
-		}
-	}
-}
-
-// forkFailed turns a transport error or timeout into a final status.
-func (c *Call) forkFailed(b *leg, err error) {
-	code, reason := 408, "Request Timeout"
-	if errors.Is(err, sip.ErrTransactionTransport) {
-		code, reason = 503, "Service Unavailable"
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && !ne.Timeout() {
-		code, reason = 503, "Service Unavailable"
-	}
-	res := sip.NewResponseFromRequest(b.invite, code, reason, nil)
-	c.onForkResponse(b, res)
-}
-
-func (c *Call) onForkResponse(b *leg, r *sip.Response) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	code := r.StatusCode
-	b.responded = true
-	c.stopTimer(&b.silence)
-	switch {
-	case code < 200:
-		b.provisional = true
-		if b.cancelWanted && !b.cancelled {
-			c.sendCancel(b)
-		}
-		if code == 100 || c.st != early || b.cancelWanted {
-			return
-		}
-		c.learnDialog(b, r)
-		c.relayProvisional(b, r)
-	case code < 300:
-		c.learnDialog(b, r)
-		if c.st != early || b.cancelWanted {
-			// Late answer on a fork we no longer want: take it and hang up.
-			c.ackAndBye(b, r)
-			return
-		}
-		c.answer(b, r)
-	default:
-		if b.done {
-			return
-		}
-		b.done = true
-		b.final = code
-		c.releaseLeg(b)
-		if c.st != early {
-			return
-		}
-		if c.bestFinal == nil || better(r, c.bestFinal) {
-			c.bestFinal = r
-		}
-		if c.hunt != nil {
-			if !c.hunt.Failover(code) {
-				c.failCall(r) // busy, unknown number...: the answer, not the gateway's fault
-				return
-			}
-			if next, ok := c.hunt.Next(); ok {
-				c.m.log.Debug("gateway failover", "call", c.a.callID, "from", b.gateway, "status", code, "to", next.Gateway)
-				c.startFork(next, c.maxFwd)
-				return
-			}
-		}
-		if code >= 600 {
-			for _, f := range c.forks {
-				if f != b && f.final == 0 {
-					c.cancelFork(f, q850.Reason(q850.CauseForStatus(code), ""))
-				}
-			}
-			c.failCall(r)
-			return
-		}
-		for _, f := range c.forks {
-			if f.final == 0 {
-				return
-			}
-		}
-		c.failCall(c.bestFinal)
-	}
-}
-
-// forkSilent: the gateway sent nothing at all (not even 100 Trying)
-// within the hunt's invite timeout. Its transaction is dropped (no CANCEL
-// is possible before a provisional) and the hunt moves on.
-func (c *Call) forkSilent(b *leg) {
-	c.mu.Lock()
-	quiet := !b.responded && !b.done
-	tx := b.inviteTx
-	c.mu.Unlock()
-	if !quiet {
-		return
-	}
-	if tx != nil {
-		tx.Terminate()
-	}
-	c.onForkResponse(b, sip.NewResponseFromRequest(b.invite, 408, "Request Timeout", nil))
-}
-
-// releaseLeg gives back what the leg held on its gateway. Caller holds c.mu.
-func (c *Call) releaseLeg(b *leg) {
-	if b.release != nil {
-		b.release()
-		b.release = nil
-	}
+// synthetic is a final response the switch makes up for fork b (its
+// transaction timed out or failed, or the switch gave it up).
+func synthetic(b *leg, code int, reason string) *sip.Response {
+	return sip.NewResponseFromRequest(b.invite, code, reason, nil)
 }
 
 // better ranks final responses for the caller (RFC 3261 §16.7, simplified):
@@ -518,9 +361,7 @@ func (c *Call) relayProvisional(b *leg, r *sip.Response) {
 		stripOption(res, "Require", "100rel")
 		c.prackSelf(b, r)
 	}
-	if err := c.aTx.Respond(res); err != nil {
-		c.m.log.Debug("relay provisional failed", "err", err)
-	}
+	c.respond(c.aTx, res)
 	if !c.ringing && r.StatusCode >= 180 {
 		c.ringing = true
 		c.m.bus.Publish(&events.Event{Kind: events.CallRinging, CallID: c.a.callID, Calling: c.calling, Called: c.called})
@@ -529,14 +370,14 @@ func (c *Call) relayProvisional(b *leg, r *sip.Response) {
 
 // prackSelf sends PRACK for a reliable provisional of fork b.
 func (c *Call) prackSelf(b *leg, r *sip.Response) {
-	rseq := headerValue(r, "RSeq")
-	if rseq == "" {
+	rseq, ok := parseRSeq(headerValue(r, "RSeq"))
+	if !ok {
 		return
 	}
 	req := b.newRequest(sip.PRACK, c.m)
-	req.AppendHeader(sip.NewHeader("RAck", strings.TrimSpace(rseq)+" "+strconv.FormatUint(uint64(b.invite.CSeq().SeqNo), 10)+" INVITE"))
+	req.AppendHeader(sip.NewHeader("RAck", rack(rseq, b.invite.CSeq().SeqNo)))
 	req.SetBody(nil)
-	go c.m.fireAndForget(req)
+	c.fireAndForget("call prack", req)
 }
 
 func stripOption(m *sip.Response, name, tag string) {
@@ -560,28 +401,33 @@ func stripOption(m *sip.Response, name, tag string) {
 	}
 }
 
-// fireAndForget sends a request and drains its transaction.
+// fireAndForget sends req on a goroutine of its own (its transaction may
+// dial) and drains its transaction; sipgo's Timer F bounds it.
+func (c *Call) fireAndForget(where string, req *sip.Request) {
+	safe.Go(where, func() { c.m.fireAndForget(req) })
+}
+
 func (m *Manager) fireAndForget(req *sip.Request) {
 	tx, err := m.send(req)
 	if err != nil {
 		m.log.Debug("send failed", "method", req.Method, "err", err)
 		return
 	}
-	drain(tx)
+	m.drain(tx)
 }
 
-func drain(tx sip.ClientTransaction) *sip.Response {
-	var last *sip.Response
+// drain waits for the final response of a client transaction (responses
+// that fail validation are dropped, not taken for it).
+func (m *Manager) drain(tx sip.ClientTransaction) *sip.Response {
 	for {
 		select {
 		case r := <-tx.Responses():
-			if r != nil && !r.IsProvisional() {
-				last = r
+			if r != nil && !r.IsProvisional() && m.validResponse(r, "callee") {
 				tx.Terminate()
-				return last
+				return r
 			}
 		case <-tx.Done():
-			return last
+			return nil
 		}
 	}
 }
@@ -593,8 +439,8 @@ func (c *Call) answer(b *leg, r *sip.Response) {
 	c.answered = time.Now()
 	c.stopTimer(&c.noAnswer)
 	for _, f := range c.forks {
-		if f != b && f.final == 0 {
-			c.cancelFork(f, `SIP;cause=200;text="Call completed elsewhere"`) // RFC 3326
+		if f != b {
+			c.abandon(f, `SIP;cause=200;text="Call completed elsewhere"`) // RFC 3326
 		}
 	}
 	c.a.localTag = b.aTag
@@ -609,11 +455,10 @@ func (c *Call) answer(b *leg, r *sip.Response) {
 	// that timer on Terminate). 2xx retransmission is ours anyway
 	// (retransmit2xx), INVITE copies are recognised in HandleInvite, and
 	// the ACK comes to HandleAck whatever the transaction's state.
-	if err := c.m.client.TransportLayer().WriteMsg(res); err != nil {
-		c.m.log.Debug("relay 2xx failed", "err", err)
-	}
-	c.retransmit2xx(res)
-	c.finish()
+	c.finalQueued = true
+	c.write(res)
+	c.after(c.finish)
+	c.retransmit2xx(c.a, res, c.aInvite.CSeq().SeqNo)
 	c.m.bus.Publish(&events.Event{Kind: events.CallAnswer, CallID: c.a.callID, Calling: c.calling,
 		Called: c.called, Account: c.account, Setup: c.setup, Answer: c.answered, Media: c.media,
 		Gateway: b.gateway, CalledSent: b.remote.User, CallingSent: b.localURI.User})
@@ -630,9 +475,18 @@ func (c *Call) lastFork() *leg {
 	return nil
 }
 
-// finish marks the caller's INVITE as answered finally.
-func (c *Call) finish() {
-	c.finalOnce.Do(func() { close(c.finalSent) })
+// finish tells HandleInvite that the caller's final response is out.
+func (c *Call) finish() { c.finalOnce.Do(func() { close(c.finalSent) }) }
+
+// finalToA queues res as the final response to the caller's INVITE, once.
+// Caller holds c.mu.
+func (c *Call) finalToA(res *sip.Response) {
+	if c.finalQueued {
+		return
+	}
+	c.finalQueued = true
+	c.respond(c.aTx, res)
+	c.after(c.finish)
 }
 
 // failCall relays the chosen final failure to the caller and ends the call.
@@ -647,95 +501,60 @@ func (c *Call) failCall(r *sip.Response) {
 	}
 	res := c.responseToA(nil, r, c.aInvite)
 	res.StatusCode, res.Reason = code, reason
-	if _, ok := q850.Parse(headerValue(r, "Reason")); !ok {
+	cause, ok := q850.Parse(headerValue(r, "Reason"))
+	if !ok {
 		// The callee gave no cause: the RFC 3398 one for what it said.
+		cause = q850.CauseForStatus(r.StatusCode)
 		res.RemoveHeader("Reason")
-		res.AppendHeader(sip.NewHeader("Reason", q850.Reason(q850.CauseForStatus(r.StatusCode), "")))
+		res.AppendHeader(sip.NewHeader("Reason", q850.Reason(cause, "")))
 	}
-	c.aTx.Respond(res)
-	c.end("rejected", events.SideCallee, code)
-}
-
-// cancelFork stops one pending fork; reason goes in the CANCEL's Reason
-// header (RFC 3326). Caller holds c.mu.
-func (c *Call) cancelFork(b *leg, reason string) {
-	b.cancelWanted = true
-	if b.cancelReason == "" {
-		b.cancelReason = reason
-	}
-	if b.provisional && !b.cancelled {
-		c.sendCancel(b)
-	}
-}
-
-func (c *Call) sendCancel(b *leg) {
-	b.cancelled = true
-	inv := b.invite
-	req := sip.NewRequest(sip.CANCEL, inv.Recipient)
-	req.AppendHeader(sip.HeaderClone(inv.Via()))
-	mf := sip.MaxForwardsHeader(70)
-	req.AppendHeader(&mf)
-	req.AppendHeader(sip.HeaderClone(inv.From()))
-	req.AppendHeader(sip.HeaderClone(inv.To()))
-	req.AppendHeader(sip.HeaderClone(inv.CallID()))
-	req.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
-	if b.cancelReason != "" {
-		req.AppendHeader(sip.NewHeader("Reason", b.cancelReason))
-	}
-	req.SetBody(nil)
-	c.m.prepare(req, b.dest, b.transport)
-	go c.m.fireAndForget(req)
-}
-
-// ackAndBye accepts an unwanted 2xx and hangs it up at once.
-func (c *Call) ackAndBye(b *leg, r *sip.Response) {
-	if b.ack != nil {
-		c.m.write(b.ack)
-		return
-	}
-	ack := b.ack2xx(c.m)
-	ack.SetBody(nil)
-	b.setAck(ack)
-	c.m.write(ack)
-	bye := b.newRequest(sip.BYE, c.m)
-	bye.SetBody(nil)
-	go c.m.fireAndForget(bye)
-	c.m.tab.del(b.callID)
+	c.finalToA(res)
+	c.end("rejected", events.SideCallee, code, cause)
 }
 
 // cancelByCaller runs when the caller CANCELs; sipgo has already answered
 // 200 to the CANCEL and 487 to the INVITE. The caller's Reason is passed
 // on; without one the callee learns Q.850 cause 16 (normal clearing).
-func (c *Call) cancelByCaller(reason string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (c *Call) cancelByCaller() {
+	c.lock()
+	defer c.unlock()
 	if c.st != early {
 		return
 	}
-	if reason == "" {
-		reason = q850.Reason(16, "")
+	reason := ""
+	if p := c.cancelReason.Load(); p != nil {
+		reason = *p
+	}
+	cause, ok := q850.Parse(reason)
+	if !ok {
+		reason, cause = q850.Reason(16, ""), 16
 	}
 	for _, f := range c.forks {
-		if f.final == 0 {
-			c.cancelFork(f, reason)
-		}
+		c.abandon(f, reason)
 	}
-	c.end("cancelled", events.SideCaller, 487)
+	c.finalQueued = true // the stack sent the 487
+	c.end("cancelled", events.SideCaller, 487, cause)
 }
 
 // noAnswerTimeout ends a call that rang too long.
 func (c *Call) noAnswerTimeout() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	if c.st != early {
 		return
 	}
 	for _, f := range c.forks {
-		if f.final == 0 {
-			c.cancelFork(f, q850.Reason(19, ""))
-		}
+		c.abandon(f, q850.Reason(19, ""))
 	}
 	res := sip.NewResponseFromRequest(c.aInvite, 480, "No Answer", nil)
+	c.tagForA(res)
+	res.AppendHeader(sip.NewHeader("Reason", q850.Reason(19, "")))
+	c.finalToA(res)
+	c.end("no answer", events.SideSwitch, 480, 19)
+}
+
+// tagForA gives a response the switch makes up for the caller a To tag.
+func (c *Call) tagForA(res *sip.Response) {
 	if to := res.To(); to != nil {
 		tag := randomID()
 		if len(c.forks) > 0 {
@@ -743,13 +562,10 @@ func (c *Call) noAnswerTimeout() {
 		}
 		setTag(to, tag)
 	}
-	res.AppendHeader(sip.NewHeader("Reason", q850.Reason(19, "")))
-	c.aTx.Respond(res)
-	c.end("no answer", events.SideSwitch, 480)
 }
 
 // end releases everything of the call. Caller holds c.mu.
-func (c *Call) end(cause string, side events.Side, status int) {
+func (c *Call) end(cause string, side events.Side, status, q int) {
 	if c.st == ended {
 		return
 	}
@@ -761,20 +577,29 @@ func (c *Call) end(cause string, side events.Side, status int) {
 		}
 	}
 	c.stopTimer(&c.noAnswer)
-	c.stopTimer(&c.retrans2x)
 	c.stopTimer(&c.seWatchdog)
 	c.stopTimer(&c.seRefresh)
-	c.finish()
+	c.stopTimer(&c.a.retrans)
+	// HandleInvite must never wait for ever, whoever ended the call.
+	c.finalQueued = true
+	c.after(c.finish)
 	m := c.m
 	m.tab.del(c.a.callID)
 	for _, f := range c.forks {
-		m.tab.del(f.callID)
-		c.stopTimer(&f.silence)
+		c.stopTimer(&f.retrans)
+		switch {
+		case f.final == 0:
+			// Still ringing or silent: cancelled now, its transaction
+			// ended 64*T1 later if the callee never answers the CANCEL.
+			c.abandon(f, q850.Reason(q, cause))
+		case f.reap == nil:
+			m.tab.del(f.callID)
+		}
 		c.releaseLeg(f)
 	}
 	m.untrack()
 	ev := &events.Event{Kind: events.CallRelease, CallID: c.a.callID, Calling: c.calling, Called: c.called,
-		Account: c.account, Status: status, Cause: cause, Side: side, Answered: wasAnswered,
+		Account: c.account, Status: status, Q850: q, Cause: cause, Side: side, Answered: wasAnswered,
 		Setup: c.setup, Answer: c.answered, Media: c.media}
 	if l := c.lastFork(); l != nil {
 		ev.Gateway, ev.CalledSent, ev.CallingSent = l.gateway, l.remote.User, l.localURI.User
@@ -790,29 +615,25 @@ func (c *Call) stopTimer(t **time.Timer) {
 }
 
 // terminate ends the call from the switch's side whatever its state:
-// CANCEL/final response while early, BYE on both legs when confirmed.
-func (c *Call) terminate(cause string, side events.Side, status int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// CANCEL and a final response while early, BYE on both legs when
+// confirmed. q is the Q.850 cause the release carries.
+func (c *Call) terminate(cause string, side events.Side, status, q int) {
+	c.lock()
+	defer c.unlock()
 	switch c.st {
 	case early:
 		for _, f := range c.forks {
-			if f.final == 0 {
-				c.cancelFork(f, q850.Reason(q850.CauseForStatus(status), cause))
-			}
+			c.abandon(f, q850.Reason(q, cause))
 		}
-		res := sip.NewResponseFromRequest(c.aInvite, status, "Service Unavailable", nil)
-		c.aTx.Respond(res)
-		c.end(cause, side, status)
+		res := sip.NewResponseFromRequest(c.aInvite, status, reasonPhrase(status), nil)
+		c.tagForA(res)
+		res.AppendHeader(sip.NewHeader("Reason", q850.Reason(q, cause)))
+		c.finalToA(res)
+		c.end(cause, side, status, q)
 	case confirmed:
-		c.byeBoth(nil, switchReason(cause))
-		c.end(cause, side, status)
+		c.byeBoth(nil, q850.Reason(q, cause))
+		c.end(cause, side, status, q)
 	}
-}
-
-// switchReason is the Reason of a BYE the switch sends on its own.
-func switchReason(text string) string {
-	return `SIP;cause=200;text="` + text + `"`
 }
 
 // byeBoth sends BYE to both legs except skip, with reason (a Reason header
@@ -827,13 +648,18 @@ func (c *Call) byeBoth(skip *leg, reason string) {
 			ack := l.ack2xx(c.m)
 			ack.SetBody(nil)
 			l.setAck(ack)
-			c.m.write(ack)
+			c.write(ack)
 		}
 		bye := l.newRequest(sip.BYE, c.m)
 		if reason != "" {
 			bye.AppendHeader(sip.NewHeader("Reason", reason))
 		}
 		bye.SetBody(nil)
-		go c.m.fireAndForget(bye)
+		c.fireAndForget("call bye", bye)
 	}
+}
+
+// rack is the RAck header value for a reliable provisional (RFC 3262).
+func rack(rseq, cseq uint32) string {
+	return strconv.FormatUint(uint64(rseq), 10) + " " + strconv.FormatUint(uint64(cseq), 10) + " INVITE"
 }

@@ -7,8 +7,10 @@ import (
 )
 
 // Headers copied from one leg to the other. P-Asserted-Identity is not
-// copied on requests: the switch asserts identities itself, toward
-// gateways only (a subscriber could put anything there). Everything else — Via,
+// copied in either direction: the switch asserts identities itself,
+// toward gateways only (a subscriber could put anything there, and a
+// callee's network-asserted identity is not for a subscriber's phone:
+// RFC 3325 keeps it inside the trust domain). Everything else — Via,
 // Route, Record-Route, Contact, Call-ID, tags, credentials, User-Agent,
 // Server — stays on its own leg: that is the topology hiding.
 var requestCopy = sipmsg.NewSet(
@@ -20,7 +22,7 @@ var requestCopy = sipmsg.NewSet(
 
 var responseCopy = sipmsg.NewSet(
 	"Content-Type", "Content-Disposition", "Content-Encoding", "Supported", "Require",
-	"Allow", "Allow-Events", "Session-Expires", "Min-SE", "RSeq", "P-Asserted-Identity",
+	"Allow", "Allow-Events", "Session-Expires", "Min-SE", "RSeq",
 	"Privacy", "Reason", "Warning", "Retry-After", "Unsupported", "Accept", "Call-Info",
 	"Alert-Info",
 )

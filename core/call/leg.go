@@ -26,22 +26,29 @@ type leg struct {
 	localSeq  uint32
 	remoteSeq uint32
 
-	// B forks only.
-	invite       *sip.Request
-	inviteTx     sip.ClientTransaction
-	aTag         string // the To tag the caller sees for this fork
-	provisional  bool
-	cancelWanted bool
-	cancelled    bool
-	cancelReason string // the Reason header of our CANCEL
-	final        int    // final status received (0 while pending)
-	ack          *sip.Request
-	ackBox       *atomic.Pointer[sip.Request] // the ACK, for the transaction's retransmission hook
-	gateway      string
-	responded    bool        // anything came back (even 100)
-	done         bool        // its final response was handled
-	silence      *time.Timer // the hunt's invite timeout
-	release      func()      // gives back the gateway channel
+	// B forks only (fork.go describes their life).
+	invite          *sip.Request
+	inviteTx        sip.ClientTransaction // nil until the INVITE is sent
+	aTag            string                // the To tag the caller sees for this fork
+	provisional     bool
+	abandoned       bool // the switch gave it up
+	cancelled       bool // its CANCEL is sent
+	cancelReason    string
+	final           int  // final status received or made up (0 while pending)
+	counted         bool // its outcome counts toward the caller's final response
+	ack             *sip.Request
+	ackBox          *atomic.Pointer[sip.Request] // the ACK, for the transaction's retransmission hook
+	gateway         string
+	responded       bool        // anything came back (even 100)
+	lastProvisional time.Time   // Timer C runs from here
+	timerC          *time.Timer // RFC 3261 §16.6 Timer C
+	silence         *time.Timer // the hunt's invite timeout
+	reap            *time.Timer // ends an abandoned fork 64*T1 after it was given up
+	release         func()      // gives back the gateway channel
+
+	// A 2xx we sent on this leg, retransmitted until its ACK (timers.go).
+	retrans    *time.Timer
+	retransSeq uint32 // the CSeq the ACK carries
 
 	// An INVITE relayed from this leg awaiting its ACK:
 	// the peer leg and the CSeq we used there.

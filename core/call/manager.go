@@ -20,6 +20,7 @@ import (
 
 	"github.com/softswitch/softswitch/core/auth"
 	"github.com/softswitch/softswitch/core/events"
+	"github.com/softswitch/softswitch/core/sipcheck"
 )
 
 // Target is one destination of a call.
@@ -74,15 +75,25 @@ type Config struct {
 	Port            int    // advertised port
 	UDPAddr         string // local UDP listen address requests leave from
 	NoAnswerTimeout time.Duration
-	SessionExpires  int // seconds; 0 disables session timers we insert
-	MinSE           int
-	MaxForwards     int
+	// TimerC ends a fork that has sent no response for this long since
+	// its last provisional (RFC 3261 §16.6 step 11, > 3 min there): the
+	// fork is cancelled and counts as 408. 0: 180 s.
+	TimerC         time.Duration
+	SessionExpires int // seconds; 0 disables session timers we insert
+	MinSE          int
+	MaxForwards    int
 }
+
+// RFC 3261 §17 timers, from sipgo (sip.SetTimers sets them for the whole
+// stack): a transaction the switch gives up is ended 64*T1 later.
+func t1() time.Duration          { return sip.T1 }
+func t2() time.Duration          { return sip.T2 }
+func abandonWait() time.Duration { return 64 * sip.T1 }
 
 // Manager owns every call.
 type Manager struct {
 	cfg    Config
-	client *sipgo.Client
+	wire   Wire
 	auth   *auth.Authenticator
 	router Router
 	bus    *events.Bus
@@ -92,11 +103,38 @@ type Manager struct {
 	active  sync.WaitGroup
 	closing atomic.Bool
 	count   atomic.Int64
+
+	invalidResponses atomic.Int64
+}
+
+// InvalidResponses is how many responses were dropped for lacking what
+// the call code relies on (To, From, Call-ID, CSeq, Via, a status line).
+func (m *Manager) InvalidResponses() int64 { return m.invalidResponses.Load() }
+
+// validResponse reports whether r carries what the call code relies on.
+// One that does not is dropped (RFC 3261 §18.1.2) and counted: a callee
+// or gateway is as much outside input as a caller.
+func (m *Manager) validResponse(r *sip.Response, from string) bool {
+	p := sipcheck.Response(r)
+	if p == nil {
+		return true
+	}
+	m.invalidResponses.Add(1)
+	m.log.Debug("invalid response dropped", "from", from, "reason", p.Reason, "status", r.StatusCode, "src", r.Source())
+	m.bus.Publish(&events.Event{Kind: events.MessageInvalid, Cause: "response: " + p.Reason, Source: r.Source()})
+	return false
 }
 
 // NewManager builds a manager that sends through client.
 func NewManager(cfg Config, client *sipgo.Client, a *auth.Authenticator, r Router, bus *events.Bus, log *slog.Logger) *Manager {
-	return &Manager{cfg: cfg, client: client, auth: a, router: r, bus: bus, log: log, tab: newTable()}
+	return newManager(cfg, sipgoWire{client}, a, r, bus, log)
+}
+
+func newManager(cfg Config, w Wire, a *auth.Authenticator, r Router, bus *events.Bus, log *slog.Logger) *Manager {
+	if cfg.TimerC <= 0 {
+		cfg.TimerC = 180 * time.Second
+	}
+	return &Manager{cfg: cfg, wire: w, auth: a, router: r, bus: bus, log: log, tab: newTable()}
 }
 
 // Active returns the number of calls in progress.
@@ -107,7 +145,7 @@ func (m *Manager) Active() int { return int(m.count.Load()) }
 func (m *Manager) Shutdown(ctx context.Context) {
 	m.closing.Store(true)
 	for _, c := range m.tab.calls() {
-		c.terminate("shutdown", events.SideSwitch, 503)
+		c.terminate("switch shutdown", events.SideSwitch, 503, 41)
 	}
 	done := make(chan struct{})
 	go func() { m.active.Wait(); close(done) }()
@@ -154,17 +192,10 @@ func (m *Manager) prepare(req *sip.Request, dest, transport string) {
 	}
 }
 
-// asIs tells sipgo the request is complete: add nothing.
-func asIs(*sipgo.Client, *sip.Request) error { return nil }
-
-// send starts a client transaction for a fully built request.
+// send starts a client transaction for a fully built request. It may
+// open a connection: never under a call's lock.
 func (m *Manager) send(req *sip.Request) (sip.ClientTransaction, error) {
-	return m.client.TransactionRequest(context.Background(), req, asIs)
-}
-
-// write sends a request outside any transaction (ACK for 2xx).
-func (m *Manager) write(req *sip.Request) error {
-	return m.client.WriteRequest(req, asIs)
+	return m.wire.Request(req)
 }
 
 func randomID() string { return sip.GenerateTagN(20) }

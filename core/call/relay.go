@@ -1,17 +1,18 @@
 package call
 
 import (
-	"strconv"
-	"strings"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/softswitch/softswitch/core/events"
 	"github.com/softswitch/softswitch/core/q850"
+	"github.com/softswitch/softswitch/core/safe"
 )
 
-// find locates the leg a request belongs to and checks its tags.
-// For the caller's dialog in the early state, the To tag names the fork.
+// find locates the leg a request belongs to and checks its tags. On
+// success the call is returned locked (the caller unlocks it). For the
+// caller's dialog in the early state, the To tag names the fork.
 func (m *Manager) find(req *sip.Request) (*Call, *leg, *leg) {
 	l := m.tab.get(req.CallID().Value())
 	if l == nil {
@@ -20,22 +21,26 @@ func (m *Manager) find(req *sip.Request) (*Call, *leg, *leg) {
 	c := l.call
 	fromTag := tagOf(req.From().Params)
 	toTag := tagOf(req.To().Params)
-	if fromTag != l.remoteTag {
-		return nil, nil, nil
-	}
-	if l.isA {
-		for _, f := range c.forks {
-			if f.aTag == toTag {
-				return c, l, f
+	c.lock()
+	if fromTag == l.remoteTag {
+		if l.isA {
+			for _, f := range c.forks {
+				if f.aTag == toTag {
+					return c, l, f
+				}
 			}
+		} else if toTag == l.localTag {
+			return c, l, c.a
 		}
-		return nil, nil, nil
 	}
-	if toTag != l.localTag {
-		return nil, nil, nil
-	}
-	return c, l, c.a
+	c.unlock()
+	return nil, nil, nil
 }
+
+// reinviteWait bounds a relayed re-INVITE once its peer answered with a
+// provisional (sipgo stops its Timer B then): 64*T1, as for any
+// transaction the switch would otherwise wait on for ever.
+func reinviteWait() time.Duration { return abandonWait() }
 
 // HandleInDialog relays a request inside an existing dialog (re-INVITE,
 // UPDATE, PRACK, INFO, MESSAGE, NOTIFY, OPTIONS, REFER) to the other leg,
@@ -46,42 +51,43 @@ func (m *Manager) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		m.reply(tx, req, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	c.mu.Lock()
-	if c.st == ended {
-		c.mu.Unlock()
+	if c.st == ended || (c.st == confirmed && (from != c.a && from != c.b || to != c.a && to != c.b)) {
+		// Ended, or a fork that lost the race to answer.
+		c.unlock()
 		m.reply(tx, req, 481, "Call/Transaction Does Not Exist")
 		return
 	}
 	seq := req.CSeq().SeqNo
 	if seq <= from.remoteSeq && from.remoteSeq != 0 {
-		c.mu.Unlock()
+		c.unlock()
 		m.reply(tx, req, 500, "CSeq Out of Order")
 		return
 	}
 	from.remoteSeq = seq
-	if req.Method == sip.INVITE && from.pendingAckTo != nil {
-		c.mu.Unlock()
+	invite := req.Method == sip.INVITE
+	if invite && (from.pendingAckTo != nil || to.pendingAckTo != nil) {
+		c.unlock()
 		m.reply(tx, req, 491, "Request Pending")
 		return
 	}
-	if ct := req.Contact(); ct != nil && (req.Method == sip.INVITE || req.Method == sip.UPDATE) {
+	if ct := req.Contact(); ct != nil && (invite || req.Method == sip.UPDATE) {
 		from.target = ct.Address // target refresh (RFC 3261 §12.2.2)
 	}
 	out := c.requestOn(to, from, req.Method)
 	copyHeaders(requestCopy, req, out)
 	if req.Method == sip.PRACK && !to.isA {
 		// RAck names the callee's own INVITE CSeq on its leg.
-		if f := strings.Fields(headerValue(req, "RAck")); len(f) == 3 {
-			out.AppendHeader(sip.NewHeader("RAck", f[0]+" "+strconv.FormatUint(uint64(to.invite.CSeq().SeqNo), 10)+" INVITE"))
+		if rseq, _, _, ok := parseRAck(headerValue(req, "RAck")); ok {
+			out.AppendHeader(sip.NewHeader("RAck", rack(rseq, to.invite.CSeq().SeqNo)))
 		}
 	}
 	out.SetBody(req.Body())
-	if req.Method == sip.INVITE {
+	if invite {
 		from.pendingAckIn = seq
 		from.pendingAckOut = out.CSeq().SeqNo
 		from.pendingAckTo = to
 	}
-	c.mu.Unlock()
+	c.unlock()
 
 	ctx, err := m.send(out)
 	if err != nil {
@@ -89,39 +95,49 @@ func (m *Manager) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		c.clearPending(from)
 		return
 	}
-	if req.Method == sip.INVITE {
+	var deadline <-chan time.Time
+	if invite {
 		ctx.OnRetransmission(func(r *sip.Response) {
-			c.mu.Lock()
+			defer safe.Recover("call re-INVITE 2xx retransmission")
+			c.lock()
 			ack := to.pendingAckReq
-			c.mu.Unlock()
+			c.unlock()
 			if ack != nil && r.IsSuccess() {
-				m.write(ack)
+				m.wire.Write(ack)
 			}
 		})
+		t := time.NewTimer(reinviteWait())
+		defer t.Stop()
+		deadline = t.C
 	}
 	for {
 		select {
 		case r := <-ctx.Responses():
-			if r == nil || r.StatusCode == 100 {
+			if r == nil || r.StatusCode == 100 || !m.validResponse(r, "in-dialog") {
 				continue
 			}
 			res := sip.NewResponseFromRequest(req, r.StatusCode, r.Reason, nil)
 			copyHeaders(responseCopy, r, res)
-			if r.StatusCode < 300 && (req.Method == sip.INVITE || req.Method == sip.UPDATE) {
+			if r.StatusCode < 300 && (invite || req.Method == sip.UPDATE) {
 				res.AppendHeader(m.contact())
 			}
 			if b := r.Body(); len(b) > 0 {
 				res.SetBody(b)
 			}
 			if r.IsSuccess() {
-				c.mu.Lock()
-				if ct := r.Contact(); ct != nil && (req.Method == sip.INVITE || req.Method == sip.UPDATE) {
+				c.lock()
+				if ct := r.Contact(); ct != nil && (invite || req.Method == sip.UPDATE) {
 					to.target = ct.Address
 				}
-				if req.Method == sip.INVITE || req.Method == sip.UPDATE {
+				if invite || req.Method == sip.UPDATE {
 					c.refreshed(r)
 				}
-				c.mu.Unlock()
+				if invite && c.st == confirmed {
+					// The sender must ACK this 2xx: ours to retransmit
+					// until it does (RFC 3261 §13.3.1.4).
+					c.retransmit2xx(from, res, seq)
+				}
+				c.unlock()
 			}
 			tx.Respond(res)
 			if !r.IsProvisional() {
@@ -133,19 +149,28 @@ func (m *Manager) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		case <-ctx.Done():
 			m.reply(tx, req, 408, "Request Timeout")
 			c.clearPending(from)
-			if req.Method == sip.INVITE || req.Method == sip.UPDATE {
-				// A peer that no longer answers inside its dialog is gone.
-				c.terminate("peer not responding", events.SideSwitch, 408)
+			if invite || req.Method == sip.UPDATE {
+				// A peer that no longer answers inside its dialog is gone
+				// (RFC 3261 §14.1).
+				c.terminate("peer not responding", events.SideSwitch, 408, 102)
 			}
+			return
+		case <-deadline:
+			// Provisional, then silence: give the re-INVITE up, tell its
+			// sender, and release the call (RFC 3261 §14.1).
+			ctx.Terminate()
+			m.reply(tx, req, 408, "Request Timeout")
+			c.clearPending(from)
+			c.terminate("re-INVITE not answered", events.SideSwitch, 408, 102)
 			return
 		}
 	}
 }
 
 func (c *Call) clearPending(l *leg) {
-	c.mu.Lock()
+	c.lock()
 	l.pendingAckTo = nil
-	c.mu.Unlock()
+	c.unlock()
 }
 
 // requestOn builds a request on leg to (coming from leg from). Caller holds c.mu.
@@ -166,18 +191,17 @@ func (m *Manager) HandleAck(req *sip.Request) {
 	if c == nil {
 		return // ACK gets no response; stray ones are dropped
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	seq := req.CSeq().SeqNo
 	if from.isA && seq == c.aInvite.CSeq().SeqNo {
 		if c.ackedA {
 			if c.b != nil && c.b.ack != nil {
-				m.write(c.b.ack)
+				c.write(c.b.ack)
 			}
 			return
 		}
 		c.ackedA = true
-		c.stopTimer(&c.retrans2x)
+		c.acked(from, seq)
 		b := c.b
 		if b == nil || c.st != confirmed {
 			return
@@ -186,10 +210,11 @@ func (m *Manager) HandleAck(req *sip.Request) {
 		copyHeaders(bodyHeaders, req, ack)
 		ack.SetBody(req.Body())
 		b.setAck(ack)
-		m.write(ack)
+		c.write(ack)
 		return
 	}
 	if from.pendingAckTo != nil && seq == from.pendingAckIn {
+		c.acked(from, seq)
 		peer := from.pendingAckTo
 		from.pendingAckTo = nil
 		ack := c.requestOn(peer, from, sip.ACK)
@@ -197,7 +222,7 @@ func (m *Manager) HandleAck(req *sip.Request) {
 		copyHeaders(bodyHeaders, req, ack)
 		ack.SetBody(req.Body())
 		peer.pendingAckReq = ack
-		m.write(ack)
+		c.write(ack)
 	}
 }
 
@@ -209,50 +234,57 @@ func (m *Manager) HandleBye(req *sip.Request, tx sip.ServerTransaction) {
 		m.reply(tx, req, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-	// Not kept for Timer J (32 s): a retransmitted BYE finds no call and
-	// gets 481, which ends the dialog for its sender all the same; the
-	// call's memory is free 32 s sooner.
-	defer tx.Terminate()
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	side := events.SideCallee
 	if from.isA {
 		side = events.SideCaller
 	}
+	reason := headerValue(req, "Reason")
 	switch c.st {
 	case confirmed:
-		if !from.isA && from != c.b {
-			return
+		if from.isA || from == c.b {
+			c.byeBoth(from, reason) // the cause travels on (RFC 3326)
+			cause, ok := q850.Parse(reason)
+			if !ok {
+				cause = 16
+			}
+			c.end("BYE", side, 200, cause)
 		}
-		c.byeBoth(from, headerValue(req, "Reason")) // the cause travels on (RFC 3326)
-		c.end("BYE", side, 200)
 	case early:
 		if from.isA {
 			// BYE before the answer works as a CANCEL (RFC 3261 §15).
-			reason := headerValue(req, "Reason")
-			if reason == "" {
-				reason = q850.Reason(16, "")
+			cause, ok := q850.Parse(reason)
+			if !ok {
+				reason, cause = q850.Reason(16, ""), 16
 			}
 			for _, f := range c.forks {
-				if f.final == 0 {
-					c.cancelFork(f, reason)
-				}
+				c.abandon(f, reason)
 			}
-			c.aTx.Respond(sip.NewResponseFromRequest(c.aInvite, 487, "Request Terminated", nil))
-			c.end("cancelled", side, 487)
+			c.finalToA(sip.NewResponseFromRequest(c.aInvite, 487, "Request Terminated", nil))
+			c.end("cancelled", side, 487, cause)
 		}
 	}
+	c.unlock()
+	tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	// Not kept for Timer J (32 s): a retransmitted BYE finds no call and
+	// gets 481, which ends the dialog for its sender all the same; the
+	// call's memory is free 32 s sooner.
+	tx.Terminate()
 }
 
 // HandleStrayResponse takes responses that match no client transaction.
 // A 2xx to one of our INVITEs that arrives after its transaction ended
-// means the callee did not get our ACK: send it again. The transaction
-// layer keeps answered INVITE transactions only briefly (StrayWindow), so
-// this is where late retransmissions land. Anything else is dropped.
+// either means the callee did not get our ACK (send it again), or comes
+// from a fork the switch gave up (ACK it and hang up: no ghost calls).
+// The transaction layer keeps answered INVITE transactions only briefly
+// (Timer M), so this is where late retransmissions land. Anything else is
+// dropped.
 func (m *Manager) HandleStrayResponse(res *sip.Response) {
+	defer safe.Recover("stray response")
+	if !m.validResponse(res, "stray") {
+		return
+	}
 	cseq := res.CSeq()
-	if cseq == nil || cseq.MethodName != sip.INVITE || !res.IsSuccess() || res.CallID() == nil {
+	if cseq.MethodName != sip.INVITE || !res.IsSuccess() {
 		return
 	}
 	l := m.tab.get(res.CallID().Value())
@@ -260,10 +292,19 @@ func (m *Manager) HandleStrayResponse(res *sip.Response) {
 		return
 	}
 	c := l.call
-	c.mu.Lock()
-	ack := l.ack
-	c.mu.Unlock()
-	if ack != nil {
-		m.write(ack)
+	c.lock()
+	defer c.unlock()
+	switch {
+	case l.ack != nil && cseq.SeqNo == l.invite.CSeq().SeqNo:
+		c.write(l.ack)
+	case l.pendingAckReq != nil && cseq.SeqNo == l.pendingAckReq.CSeq().SeqNo:
+		c.write(l.pendingAckReq)
+	case cseq.SeqNo == l.invite.CSeq().SeqNo && l != c.b && (l.abandoned || c.st != early):
+		c.learnDialog(l, res)
+		if l.final == 0 {
+			l.final = res.StatusCode
+		}
+		c.stopForkTimers(l)
+		c.ackAndBye(l)
 	}
 }

@@ -8,59 +8,81 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/softswitch/softswitch/core/events"
+	"github.com/softswitch/softswitch/core/q850"
+	"github.com/softswitch/softswitch/core/safe"
 )
 
-// RFC 3261 timers for our own 2xx retransmission to the caller.
-const (
-	t1 = 500 * time.Millisecond
-	t2 = 4 * time.Second
-)
-
-// retransmit2xx resends the caller's 2xx until its ACK arrives (RFC 3261
-// §13.3.1.4: the TU, not the transaction, owns this). Over TCP nothing is
-// resent but the 64*T1 limit still applies. Caller holds c.mu.
-func (c *Call) retransmit2xx(res *sip.Response) {
-	reliable := c.a.transport != "udp"
-	interval := t1
-	deadline := time.Now().Add(64 * t1)
+// retransmit2xx resends the 2xx res on leg l until the ACK with CSeq seq
+// arrives (RFC 3261 §13.3.1.4: the TU, not the transaction, owns this):
+// T1 doubling up to T2 over UDP, nothing over TCP. With no ACK after
+// 64*T1 the leg's peer is gone: both legs get BYE and the call is
+// released ("no ACK"). Caller holds c.mu.
+func (c *Call) retransmit2xx(l *leg, res *sip.Response, seq uint32) {
+	c.stopTimer(&l.retrans)
+	l.retransSeq = seq
+	reliable := l.transport != "udp"
+	interval := t1()
+	deadline := time.Now().Add(abandonWait())
 	var tick func()
 	tick = func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.ackedA || c.st != confirmed {
+		c.lock()
+		defer c.unlock()
+		if l.retrans == nil || c.st != confirmed {
 			return
 		}
-		if time.Now().After(deadline) {
-			// No ACK: the caller is gone. Confirm and release the callee.
-			c.byeBoth(c.a, switchReason("no ACK"))
-			c.end("no ACK", events.SideCaller, 408)
+		if !time.Now().Before(deadline) {
+			l.retrans = nil
+			c.m.log.Info("no ACK for our 2xx: releasing the call", "call", c.a.callID, "caller_side", l.isA)
+			c.byeBoth(nil, q850.Reason(102, "no ACK"))
+			side := events.SideCallee
+			if l.isA {
+				side = events.SideCaller
+			}
+			c.end("no ACK", side, 408, 102)
 			return
 		}
 		if !reliable {
-			c.m.client.TransportLayer().WriteMsg(res)
+			c.write(res)
 		}
-		interval *= 2
-		if interval > t2 {
-			interval = t2
+		interval = min(2*interval, t2())
+		next := interval
+		if reliable || time.Now().Add(next).After(deadline) {
+			next = time.Until(deadline)
 		}
-		if reliable {
-			interval = time.Until(deadline) + time.Millisecond
-		}
-		c.retrans2x = time.AfterFunc(interval, tick)
+		l.retrans = time.AfterFunc(next, safe.Func("call 2xx retransmission", tick, c.abortFn))
 	}
 	first := interval
 	if reliable {
-		first = 64*t1 + time.Millisecond
+		first = abandonWait()
 	}
-	c.retrans2x = time.AfterFunc(first, tick)
+	l.retrans = time.AfterFunc(first, safe.Func("call 2xx retransmission", tick, c.abortFn))
 }
 
-// parseSE reads "Session-Expires: 1800;refresher=uac".
+// acked stops the 2xx retransmission of leg l when seq is its ACK's CSeq.
+// Caller holds c.mu.
+func (c *Call) acked(l *leg, seq uint32) bool {
+	if l.retrans == nil || seq != l.retransSeq {
+		return false
+	}
+	c.stopTimer(&l.retrans)
+	return true
+}
+
+// maxSessionExpires bounds a peer's Session-Expires: a day. Beyond it a
+// dead call would be billed too long, and a huge value would overflow a
+// time.Duration (and end the call at once).
+const maxSessionExpires = 86400
+
+// parseSE reads "Session-Expires: 1800;refresher=uac". The interval is
+// clamped to maxSessionExpires.
 func parseSE(v string) (int, string) {
 	parts := strings.Split(v, ";")
-	n, err := strconv.Atoi(strings.TrimSpace(parts[0]))
-	if err != nil || n <= 0 {
+	n, err := strconv.ParseUint(strings.TrimSpace(parts[0]), 10, 64)
+	if err != nil && !isRangeErr(err) || n == 0 {
 		return 0, ""
+	}
+	if n > maxSessionExpires || err != nil {
+		n = maxSessionExpires
 	}
 	ref := ""
 	for _, p := range parts[1:] {
@@ -69,7 +91,12 @@ func parseSE(v string) (int, string) {
 			ref = strings.ToLower(strings.TrimSpace(kv[1]))
 		}
 	}
-	return n, ref
+	return int(n), ref
+}
+
+func isRangeErr(err error) bool {
+	ne, ok := err.(*strconv.NumError)
+	return ok && ne.Err == strconv.ErrRange
 }
 
 // negotiateTimer settles session timers (RFC 4028) from the callee's 2xx
@@ -110,7 +137,7 @@ func (c *Call) negotiateTimer(r *sip.Response, res *sip.Response) {
 	if !calleeRefreshes && !callerRefreshes {
 		// Nobody else will: the switch refreshes both legs itself.
 		c.refreshSides = []*leg{c.a, c.b}
-		c.seRefresh = time.AfterFunc(time.Duration(interval)*time.Second/2, c.refreshNow)
+		c.seRefresh = time.AfterFunc(time.Duration(interval)*time.Second/2, safe.Func("call session refresh", c.refreshNow, c.abortFn))
 	}
 	c.armWatchdog()
 }
@@ -127,16 +154,16 @@ func (c *Call) armWatchdog() {
 		margin = 32 * time.Second
 	}
 	c.stopTimer(&c.seWatchdog)
-	c.seWatchdog = time.AfterFunc(d-margin, func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
+	c.seWatchdog = time.AfterFunc(d-margin, safe.Func("call session timer", func() {
+		c.lock()
+		defer c.unlock()
 		if c.st != confirmed {
 			return
 		}
 		c.m.log.Info("session timer expired", "call", c.a.callID)
-		c.byeBoth(nil, switchReason("session timer expired"))
-		c.end("session timer expired", events.SideSwitch, 408)
-	})
+		c.byeBoth(nil, q850.Reason(102, "session timer expired"))
+		c.end("session timer expired", events.SideSwitch, 408, 102)
+	}, c.abortFn))
 }
 
 // refreshed notes a successful refresh seen on the path. Caller holds c.mu.
@@ -154,9 +181,9 @@ func (c *Call) refreshed(r *sip.Response) {
 // refreshNow sends our own session refresh (UPDATE without a body) to the
 // legs nobody else refreshes; a failure ends the call.
 func (c *Call) refreshNow() {
-	c.mu.Lock()
+	c.lock()
 	if c.st != confirmed {
-		c.mu.Unlock()
+		c.unlock()
 		return
 	}
 	var reqs []*sip.Request
@@ -167,7 +194,7 @@ func (c *Call) refreshNow() {
 		req.SetBody(nil)
 		reqs = append(reqs, req)
 	}
-	c.mu.Unlock()
+	c.unlock()
 	ok := true
 	for _, req := range reqs {
 		tx, err := c.m.send(req)
@@ -175,22 +202,22 @@ func (c *Call) refreshNow() {
 			ok = false
 			continue
 		}
-		r := drain(tx)
+		r := c.m.drain(tx)
 		// 405/501: the peer does not do UPDATE but answered, so it lives.
 		if r == nil || r.StatusCode == 408 || r.StatusCode == 481 {
 			ok = false
 		}
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	if c.st != confirmed {
 		return
 	}
 	if !ok {
-		c.byeBoth(nil, switchReason("session refresh failed"))
-		c.end("session refresh failed", events.SideSwitch, 408)
+		c.byeBoth(nil, q850.Reason(102, "session refresh failed"))
+		c.end("session refresh failed", events.SideSwitch, 408, 102)
 		return
 	}
 	c.armWatchdog()
-	c.seRefresh = time.AfterFunc(time.Duration(c.seInterval)*time.Second/2, c.refreshNow)
+	c.seRefresh = time.AfterFunc(time.Duration(c.seInterval)*time.Second/2, safe.Func("call session refresh", c.refreshNow, c.abortFn))
 }

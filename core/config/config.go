@@ -88,6 +88,10 @@ type SIP struct {
 	Advertise string `toml:"advertise"`
 	Realm     string `toml:"realm"`
 	UserAgent string `toml:"user_agent"`
+	// T1 is RFC 3261's round-trip estimate: retransmissions start at T1,
+	// transactions time out after 64*T1 (Timer B, F), and a transaction
+	// the switch gives up is ended 64*T1 later.
+	T1 Duration `toml:"t1"`
 }
 
 // Registrar bounds registration intervals.
@@ -109,9 +113,12 @@ type Auth struct {
 // Call configures the B2BUA.
 type Call struct {
 	NoAnswerTimeout Duration `toml:"no_answer_timeout"`
-	SessionExpires  int      `toml:"session_expires"`
-	MinSE           int      `toml:"min_se"`
-	MaxForwards     int      `toml:"max_forwards"`
+	// TimerC gives up a fork silent for this long since its INVITE or
+	// its last provisional (RFC 3261 §16.6).
+	TimerC         Duration `toml:"timer_c"`
+	SessionExpires int      `toml:"session_expires"`
+	MinSE          int      `toml:"min_se"`
+	MaxForwards    int      `toml:"max_forwards"`
 }
 
 // Data is where durable state lives.
@@ -172,7 +179,7 @@ type TrustedPeer struct {
 // Default returns the embedded defaults: a usable softswitch with no file.
 func Default() Config {
 	return Config{
-		SIP:       SIP{Listen: "0.0.0.0:5060", Realm: "softswitch", UserAgent: "softswitch"},
+		SIP:       SIP{Listen: "0.0.0.0:5060", Realm: "softswitch", UserAgent: "softswitch", T1: Duration{500 * time.Millisecond}},
 		Registrar: Registrar{MinExpires: 60, MaxExpires: 3600, DefaultExpires: 3600},
 		Auth: Auth{
 			NonceLifetime: Duration{5 * time.Minute},
@@ -181,6 +188,7 @@ func Default() Config {
 		},
 		Call: Call{
 			NoAnswerTimeout: Duration{60 * time.Second},
+			TimerC:          Duration{180 * time.Second},
 			SessionExpires:  1800,
 			MinSE:           90,
 			MaxForwards:     70,
@@ -365,6 +373,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Call.NoAnswerTimeout.Duration < time.Second {
 		return invalid("call.no_answer_timeout", "must be at least 1s")
+	}
+	if c.Call.TimerC.Duration < time.Second {
+		return invalid("call.timer_c", "must be at least 1s (RFC 3261 asks for more than 3m)")
+	}
+	if t := c.SIP.T1.Duration; t < 50*time.Millisecond || t > 4*time.Second {
+		return invalid("sip.t1", "must be 50ms..4s (RFC 3261's default is 500ms)")
 	}
 	if c.Call.SessionExpires != 0 && (c.Call.MinSE < 2 || c.Call.SessionExpires < c.Call.MinSE) {
 		return invalid("call.session_expires", "must be 0 (off) or >= call.min_se (>= 2)")

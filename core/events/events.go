@@ -21,6 +21,8 @@ const (
 	Unregistered                      // a binding was removed or expired
 	GatewayState                      // a gateway went up, down or was locked (Gateway, State)
 	TrunkRegistration                 // a registration to an upstream carrier changed state (Gateway, State)
+	MessageInvalid                    // a message from the network was refused or dropped as malformed (Cause: why, Source)
+	AuthBan                           // authentication failures banned a source or user (Source, AOR, State: banned/unbanned, Until, Level)
 )
 
 func (k Kind) String() string {
@@ -41,6 +43,10 @@ func (k Kind) String() string {
 		return "gateway-state"
 	case TrunkRegistration:
 		return "trunk-registration"
+	case MessageInvalid:
+		return "message-invalid"
+	case AuthBan:
+		return "auth-ban"
 	}
 	return "unknown"
 }
@@ -77,6 +83,7 @@ type Event struct {
 	Called   string // called number as received
 	Account  string
 	Status   int    // final SIP status of a release (200 for a normal end of an answered call)
+	Q850     int    // Q.850 cause of a release (16 normal clearing, 102 timer expiry, ...)
 	Cause    string // release cause text, e.g. "BYE", "no answer", "session timer expired"
 	Side     Side
 	Answered bool      // for releases: whether the call had been answered
@@ -89,6 +96,9 @@ type Event struct {
 	State    string    // gateway: up, down, locked; trunk registration: registered, failed
 	// Numbers as sent on the callee side, after manipulation (calls).
 	CalledSent, CallingSent string
+	Source                  string    // invalid messages, bans: the peer's address (a ban: address or prefix)
+	Until                   time.Time // bans: when it ends
+	Level                   int       // bans: how many bans in a row (the duration escalates with it)
 }
 
 // Handler receives events. It runs on the publisher's goroutine, on the

@@ -17,6 +17,7 @@ import (
 
 	"github.com/softswitch/softswitch/core/call"
 	"github.com/softswitch/softswitch/core/registrar"
+	"github.com/softswitch/softswitch/core/safe"
 	"github.com/softswitch/softswitch/core/sipcheck"
 	"github.com/softswitch/softswitch/core/udpsrc"
 )
@@ -64,7 +65,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	srv := s.SIP
 	srv.OnRegister(s.checked(s.Reg.Handle, false))
 	srv.OnInvite(s.checked(s.invite, true))
-	srv.OnAck(s.ack)
+	srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {
+		defer safe.Recover("ACK handler")
+		s.ack(req, tx)
+	})
 	srv.OnBye(s.checked(s.Calls.HandleBye, false))
 	srv.OnCancel(s.checked(func(req *sip.Request, tx sip.ServerTransaction) {
 		// A CANCEL that matched an INVITE was answered by the stack.
@@ -74,11 +78,18 @@ func (s *Server) Serve(ctx context.Context) error {
 	for _, m := range []sip.RequestMethod{sip.PRACK, sip.UPDATE, sip.INFO, sip.MESSAGE, sip.NOTIFY, sip.REFER} {
 		srv.OnRequest(m, s.checked(s.inDialogOnly, true))
 	}
+	// A method nobody here knows: 501 with what we do know (RFC 3261
+	// §8.2.1; 405 would claim we know it and refuse it here).
+	srv.OnNoRoute(s.checked(func(req *sip.Request, tx sip.ServerTransaction) {
+		res := sip.NewResponseFromRequest(req, 501, "Not Implemented", nil)
+		res.AppendHeader(sip.NewHeader("Allow", Allow))
+		tx.Respond(res)
+	}, false))
 	errc := make(chan error, 2)
 	// Answers leave from the address each peer sent to (a pair's virtual
 	// address, on a node listening on all of them).
-	go func() { errc <- srv.ServeUDP(udpsrc.Wrap(s.udp, s.Source)) }()
-	go func() { errc <- srv.ServeTCP(s.tcp) }()
+	safe.Go("SIP UDP listener", func() { errc <- srv.ServeUDP(udpsrc.Wrap(s.udp, s.Source)) }, func() { errc <- errors.New("UDP listener failed") })
+	safe.Go("SIP TCP listener", func() { errc <- srv.ServeTCP(s.tcp) }, func() { errc <- errors.New("TCP listener failed") })
 	select {
 	case <-ctx.Done():
 		return nil
@@ -111,7 +122,7 @@ func (s *Server) checked(h handler, forwarded bool) sipgo.RequestHandler {
 		defer func() {
 			if r := recover(); r != nil {
 				// A bug must cost one request, never the server.
-				s.Log.Error("panic handling request", "panic", r, "method", req.Method)
+				safe.Report("request handler", r)
 				tx.Respond(sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil))
 			}
 		}()

@@ -133,3 +133,46 @@ func (p *Problem) Response(req *sip.Request) *sip.Response {
 	}
 	return res
 }
+
+// Response checks a response from the network before anything acts on
+// it: the status line and the headers a transaction and a dialog are
+// matched and built from. nil means acceptable. A response has nobody to
+// answer to: the caller drops a bad one (RFC 3261 §18.1.2) and counts it.
+func Response(res *sip.Response) *Problem {
+	if res.StatusCode < 100 || res.StatusCode > 699 {
+		return &Problem{Reason: "status code out of range"}
+	}
+	if res.SipVersion != "SIP/2.0" {
+		return &Problem{Reason: "not SIP/2.0"}
+	}
+	if via := res.Via(); via == nil || via.Host == "" {
+		return &Problem{Reason: "missing Via"}
+	}
+	for _, name := range single {
+		if sipmsg.Count(res, name) > 1 {
+			return &Problem{Reason: "repeated " + name}
+		}
+	}
+	from, to := res.From(), res.To()
+	if from == nil || to == nil {
+		return &Problem{Reason: "missing From or To"}
+	}
+	if c := res.CallID(); c == nil || c.Value() == "" {
+		return &Problem{Reason: "missing Call-ID"}
+	}
+	cseq := res.CSeq()
+	if cseq == nil || cseq.MethodName == "" {
+		return &Problem{Reason: "missing CSeq"}
+	}
+	if res.StatusCode >= 200 && res.StatusCode < 300 && cseq.MethodName == sip.INVITE {
+		// A 2xx to INVITE makes a dialog: without the callee's tag it
+		// could be neither acknowledged nor hung up (RFC 3261 §12.1.1).
+		if t, _ := to.Params.Get("tag"); t == "" {
+			return &Problem{Reason: "2xx to INVITE without a To tag"}
+		}
+	}
+	if cl := res.ContentLength(); cl != nil && int(*cl) != len(res.Body()) {
+		return &Problem{Reason: "Content-Length does not match body"}
+	}
+	return nil
+}

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/softswitch/softswitch/core/safe"
+
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -83,7 +85,9 @@ func Open(dir string, log *slog.Logger) (*DB, error) {
 	}
 	s := &DB{db: db, log: log, pending: map[string][]Binding{}, kick: make(chan struct{}, 1),
 		done: make(chan struct{}), flushed: make(chan chan struct{})}
-	go s.writer()
+	// A panic in one round of the writer must not stop registrations
+	// from being stored: it starts again.
+	safe.Loop("store writer", s.done, s.writer)
 	return s, nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/softswitch/softswitch/core/safe"
+
 	"github.com/softswitch/softswitch/core/events"
 )
 
@@ -72,7 +74,7 @@ func (p *Prober) Run(ctx context.Context) {
 				}
 				p.mu.Unlock()
 				if due {
-					go p.probe(ctx, g)
+					safe.Go("gateway probe", func() { p.probe(ctx, g) })
 				}
 			}
 		}

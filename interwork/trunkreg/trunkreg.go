@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/softswitch/softswitch/core/safe"
+
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
@@ -68,10 +70,10 @@ func (r *Registrar) Start(ctx context.Context, specs []gateway.RegistrationSpec)
 	var wg sync.WaitGroup
 	for _, s := range specs {
 		wg.Add(1)
-		go func() {
+		safe.Go("trunk registration", func() {
 			defer wg.Done()
 			r.run(ctx, s)
-		}()
+		})
 	}
 	go func() { wg.Wait(); close(done) }()
 }

@@ -1,0 +1,48 @@
+package call
+
+import (
+	"context"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// Wire is how the B2BUA sends: a client transaction for a request, or a
+// message written outside any transaction (the ACK of a 2xx, the 2xx to
+// the caller and its retransmissions). Responses inside a server
+// transaction go through that transaction. The daemon uses sipgo; unit
+// tests record what would be sent.
+type Wire interface {
+	// Request starts a client transaction. It may open a connection (a
+	// TCP dial): never call it while holding a call's lock.
+	Request(req *sip.Request) (sip.ClientTransaction, error)
+	// Write sends msg outside any transaction.
+	Write(msg sip.Message) error
+}
+
+// dialTimeout bounds how long opening a connection for a request may
+// take (a TCP SYN toward a dead host is otherwise retried for minutes).
+const dialTimeout = 5 * time.Second
+
+type sipgoWire struct{ client *sipgo.Client }
+
+// asIs tells sipgo the request is complete: add nothing.
+func asIs(*sipgo.Client, *sip.Request) error { return nil }
+
+func (w sipgoWire) Request(req *sip.Request) (sip.ClientTransaction, error) {
+	// The context bounds the connection set-up only; the transaction
+	// runs on its own timers.
+	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+	defer cancel()
+	return w.client.TransactionRequest(ctx, req, asIs)
+}
+
+func (w sipgoWire) Write(msg sip.Message) error {
+	switch m := msg.(type) {
+	case *sip.Request:
+		return w.client.WriteRequest(m, asIs)
+	default:
+		return w.client.TransportLayer().WriteMsg(msg)
+	}
+}
