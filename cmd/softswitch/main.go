@@ -29,6 +29,7 @@ import (
 
 	"github.com/softswitch/softswitch/appliance/ha"
 	"github.com/softswitch/softswitch/core/auth"
+	"github.com/softswitch/softswitch/core/authlimit"
 	"github.com/softswitch/softswitch/core/call"
 	"github.com/softswitch/softswitch/core/config"
 	"github.com/softswitch/softswitch/core/digest"
@@ -41,6 +42,7 @@ import (
 	"github.com/softswitch/softswitch/interwork/gateway"
 	"github.com/softswitch/softswitch/interwork/resolve"
 	"github.com/softswitch/softswitch/interwork/trunkreg"
+	"github.com/softswitch/softswitch/oam/control"
 	"github.com/softswitch/softswitch/oam/stats"
 )
 
@@ -112,8 +114,14 @@ func run(args []string) error {
 	counters.Attach(bus)
 
 	subs := &auth.Subscribers{}
-	authority := digest.NewAuthority(cfg.SIP.Realm, cfg.Auth.Algorithms, cfg.Auth.NonceLifetime.Duration)
-	authn := &auth.Authenticator{Digest: authority, Subs: subs, Limiter: &digest.Limiter{Max: cfg.Auth.MaxFailures}}
+	secret, err := digestSecret(db)
+	if err != nil {
+		return err
+	}
+	authority := digest.NewAuthorityWith(cfg.SIP.Realm, cfg.Auth.Algorithms, cfg.Auth.NonceLifetime.Duration, secret)
+	limiter := authlimit.New(limiterConfig(cfg.Auth))
+	takeHandover(db, authority, limiter, log)
+	authn := &auth.Authenticator{Digest: authority, Subs: subs, Limiter: limiter, Bus: bus, Log: log}
 	router := &routing.Router{Subs: subs, Log: log}
 	dnsServers := cfg.DNS.Servers
 	if len(dnsServers) == 0 {
@@ -185,6 +193,13 @@ func run(args []string) error {
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
+	ctl := &control.Server{Path: controlPath(cfg.Data.Dir), Log: log}
+	controlCommands(ctl, limiter, bus)
+	ctlLn, err := ctl.Listen()
+	if err != nil {
+		return err
+	}
+	safe.Go("control socket", func() { ctl.Serve(ctx, ctlLn) })
 	safe.Loop("housekeeping", ctx.Done(), func() { housekeeping(ctx, authority, loc) })
 	prober := &gateway.Prober{Set: func() *gateway.Set { return router.Tables().Set },
 		Ping: router.Pinger(srv.Client), Bus: bus, Log: log}
@@ -223,6 +238,7 @@ func run(args []string) error {
 			cancel()
 			stop()
 			srv.Close()
+			saveHandover(db, authority, limiter, log)
 			db.Flush()
 			snap := counters.Snapshot()
 			log.Info("stopped", "attempts", snap.Attempts, "answers", snap.Answers,

@@ -13,7 +13,27 @@ import (
 	"github.com/softswitch/softswitch/appliance/firstboot"
 	"github.com/softswitch/softswitch/appliance/ha"
 	"github.com/softswitch/softswitch/core/config"
+	"github.com/softswitch/softswitch/oam/control"
 )
+
+// runningDataDir is the data directory of the switch a maintenance
+// command talks to: --data-dir, else the configuration's (the packaged
+// one by default).
+func runningDataDir(cfgPath, dataDir string) (string, error) {
+	if dataDir != "" {
+		return dataDir, nil
+	}
+	if cfgPath == "" {
+		if _, err := os.Stat("/etc/softswitch/softswitch.toml"); err == nil {
+			cfgPath = "/etc/softswitch/softswitch.toml"
+		}
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return "", err
+	}
+	return cfg.Data.Dir, nil
+}
 
 // subcommand runs "softswitch NAME ..." helpers; ok is false when args do
 // not name one (the daemon then starts).
@@ -23,11 +43,40 @@ import (
 //	softswitch ha-notify --data-dir DIR ARGS...           keepalived's notify hook: records MASTER/BACKUP/FAULT
 //	softswitch ha-fence [--config FILE] [--data-dir DIR]  drop the virtual address after keepalived ended
 //	softswitch firstboot [--root DIR]                     configure this node from SMBIOS/kernel/site values
+//	softswitch bans [--config FILE] [--data-dir DIR]      the running switch's authentication bans
+//	softswitch unban [--config FILE] [--data-dir DIR] ADDRESS|PREFIX|USER   lift them
 func subcommand(args []string) (ok bool, err error) {
 	if len(args) == 0 {
 		return false, nil
 	}
 	switch args[0] {
+	case "bans", "unban":
+		fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+		cfgPath := fs.String("config", "", "the softswitch configuration (default: /etc/softswitch/softswitch.toml if present)")
+		dataDir := fs.String("data-dir", "", "data directory the daemon runs with (overrides data.dir)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return true, err
+		}
+		dir, err := runningDataDir(*cfgPath, *dataDir)
+		if err != nil {
+			return true, err
+		}
+		line := args[0]
+		if args[0] == "unban" {
+			if fs.NArg() != 1 {
+				return true, fmt.Errorf("usage: softswitch unban [--config FILE] [--data-dir DIR] ADDRESS|PREFIX|USER")
+			}
+			line += " " + fs.Arg(0)
+		}
+		out, err := control.Ask(controlPath(dir), line)
+		if err != nil {
+			return true, err
+		}
+		if msg, failed := strings.CutPrefix(out, "error: "); failed {
+			return true, fmt.Errorf("%s", strings.TrimSpace(msg))
+		}
+		fmt.Print(out)
+		return true, nil
 	case "ha-config":
 		fs := flag.NewFlagSet("ha-config", flag.ContinueOnError)
 		cfgPath := fs.String("config", "/etc/softswitch/softswitch.toml", "the softswitch configuration")

@@ -3,13 +3,16 @@
 package auth
 
 import (
+	"log/slog"
 	"net/netip"
 	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/softswitch/softswitch/core/authlimit"
 	"github.com/softswitch/softswitch/core/digest"
+	"github.com/softswitch/softswitch/core/events"
 	"github.com/softswitch/softswitch/core/store"
 )
 
@@ -47,7 +50,9 @@ type Peer struct {
 type Authenticator struct {
 	Digest  *digest.Authority
 	Subs    *Subscribers
-	Limiter *digest.Limiter
+	Limiter *authlimit.Limiter
+	Bus     *events.Bus  // bans are published here (nil: not published)
+	Log     *slog.Logger // bans are logged here (nil: not logged)
 	peers   atomic.Pointer[[]Peer]
 }
 
@@ -84,18 +89,16 @@ type Outcome struct {
 
 // Authenticate checks req's Authorization (proxy=false, for REGISTER) or
 // Proxy-Authorization (proxy=true). An unknown user and a wrong password
-// give exactly the same outcome.
+// give exactly the same outcome, after the same work. A source or user
+// banned for guessing (core/authlimit) gets 403 without its credentials
+// being checked: a right guess then looks like a wrong one.
 func (a *Authenticator) Authenticate(req *sip.Request, proxy bool) Outcome {
 	now := time.Now()
-	src := sourceIP(req.Source())
 	challenge := Outcome{Status: 401, Reason: "Unauthorized"}
 	hdr := "Authorization"
 	if proxy {
 		challenge = Outcome{Status: 407, Reason: "Proxy Authentication Required"}
 		hdr = "Proxy-Authorization"
-	}
-	if a.Limiter.Blocked(src, now) {
-		return Outcome{Status: 403, Reason: "Forbidden"}
 	}
 	var creds *digest.Credentials
 	for _, h := range req.GetHeaders(hdr) {
@@ -108,6 +111,10 @@ func (a *Authenticator) Authenticate(req *sip.Request, proxy bool) Outcome {
 	if creds == nil {
 		return challenge
 	}
+	src := sourceAddr(req.Source())
+	if !a.Limiter.Allowed(src, creds.Username, now) {
+		return Outcome{Status: 403, Reason: "Forbidden"}
+	}
 	sub, known := a.Subs.Get(creds.Username)
 	ha1 := ""
 	if known {
@@ -118,13 +125,29 @@ func (a *Authenticator) Authenticate(req *sip.Request, proxy bool) Outcome {
 	}
 	switch a.Digest.Check(creds, string(req.Method), ha1) {
 	case digest.OK:
+		a.Limiter.Succeeded(src, creds.Username, now)
 		return Outcome{Sub: sub, OK: true}
 	case digest.Stale:
 		challenge.Stale = true
 		return challenge
 	default:
-		a.Limiter.Fail(src, now)
+		a.banned(a.Limiter.Failed(src, creds.Username, now))
 		return challenge
+	}
+}
+
+// banned reports new bans: a warning in the log (never a password: the
+// user name and the source only) and an event for the alarm.
+func (a *Authenticator) banned(bans []authlimit.Ban) {
+	for _, b := range bans {
+		if a.Log != nil {
+			a.Log.Warn("authentication ban", "kind", b.Kind.String(), "source", b.Source, "user", b.User,
+				"until", b.Until.UTC().Format(time.RFC3339), "level", b.Level)
+		}
+		if a.Bus != nil {
+			a.Bus.Publish(&events.Event{Kind: events.AuthBan, Source: b.Source, AOR: b.User, State: "banned",
+				Cause: b.Kind.String(), Until: b.Until, Level: b.Level})
+		}
 	}
 }
 
@@ -142,9 +165,11 @@ func (a *Authenticator) Challenge(res *sip.Response, o Outcome) {
 	}
 }
 
-func sourceIP(src string) string {
+// sourceAddr is the address of a request's source (host:port); an
+// unparseable one (never from a socket) counts as the unspecified address.
+func sourceAddr(src string) netip.Addr {
 	if ap, err := netip.ParseAddrPort(src); err == nil {
-		return ap.Addr().String()
+		return ap.Addr()
 	}
-	return src
+	return netip.IPv4Unspecified()
 }

@@ -100,9 +100,6 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	} else {
 		o := m.auth.Authenticate(req, true)
 		if !o.OK {
-			if o.Status == 0 {
-				return // banned: no answer at all (docs/security.md)
-			}
 			res := sip.NewResponseFromRequest(req, o.Status, o.Reason, nil)
 			m.auth.Challenge(res, o)
 			tx.Respond(res)

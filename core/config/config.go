@@ -105,9 +105,19 @@ type Registrar struct {
 type Auth struct {
 	NonceLifetime Duration `toml:"nonce_lifetime"`
 	Algorithms    []string `toml:"algorithms"`
-	// MaxFailures per source address per minute before requests from
-	// that address are refused with 403 for the rest of the minute.
-	MaxFailures int `toml:"max_failures_per_minute"`
+	// Authentication failures before a ban (docs/security.md): from one
+	// source (IPv4 address, IPv6 /64) in a sliding minute; for one user
+	// from one source in ten minutes; for one user from all sources in
+	// ten minutes.
+	MaxFailures        int `toml:"max_failures_per_minute"`
+	MaxUserFailures    int `toml:"max_failures_per_user"`
+	MaxAccountFailures int `toml:"max_failures_per_account"`
+	// BanDurations are the lengths of a key's first, second... ban; the
+	// last repeats. A key's count is forgiven after a day without a ban.
+	BanDurations []Duration `toml:"ban_durations"`
+	// LoginMemory: a successful login keeps its user working from that
+	// source through bans of the source or of the user for this long.
+	LoginMemory Duration `toml:"login_memory"`
 }
 
 // Call configures the B2BUA.
@@ -182,9 +192,13 @@ func Default() Config {
 		SIP:       SIP{Listen: "0.0.0.0:5060", Realm: "softswitch", UserAgent: "softswitch", T1: Duration{500 * time.Millisecond}},
 		Registrar: Registrar{MinExpires: 60, MaxExpires: 3600, DefaultExpires: 3600},
 		Auth: Auth{
-			NonceLifetime: Duration{5 * time.Minute},
-			Algorithms:    []string{"MD5", "SHA-256"},
-			MaxFailures:   20,
+			NonceLifetime:      Duration{5 * time.Minute},
+			Algorithms:         []string{"MD5", "SHA-256"},
+			MaxFailures:        20,
+			MaxUserFailures:    5,
+			MaxAccountFailures: 30,
+			BanDurations:       []Duration{{15 * time.Minute}, {time.Hour}, {4 * time.Hour}, {24 * time.Hour}},
+			LoginMemory:        Duration{24 * time.Hour},
 		},
 		Call: Call{
 			NoAnswerTimeout: Duration{60 * time.Second},
@@ -370,6 +384,23 @@ func (c *Config) Validate() error {
 	}
 	if c.Auth.MaxFailures < 1 {
 		return invalid("auth.max_failures_per_minute", "must be at least 1")
+	}
+	if c.Auth.MaxUserFailures < 1 {
+		return invalid("auth.max_failures_per_user", "must be at least 1")
+	}
+	if c.Auth.MaxAccountFailures < 1 {
+		return invalid("auth.max_failures_per_account", "must be at least 1")
+	}
+	if len(c.Auth.BanDurations) == 0 {
+		return invalid("auth.ban_durations", "name at least one, e.g. [\"15m\", \"1h\", \"4h\", \"24h\"]")
+	}
+	for _, d := range c.Auth.BanDurations {
+		if d.Duration < time.Second {
+			return invalid("auth.ban_durations", "each must be at least 1s (have %s)", d.Duration)
+		}
+	}
+	if c.Auth.LoginMemory.Duration < time.Minute {
+		return invalid("auth.login_memory", "must be at least 1m")
 	}
 	if c.Call.NoAnswerTimeout.Duration < time.Second {
 		return invalid("call.no_answer_timeout", "must be at least 1s")

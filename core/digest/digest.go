@@ -156,16 +156,46 @@ const (
 )
 
 // Authority issues nonces and checks responses. Nonces are stateless
-// (time, random and an HMAC); only the highest nonce count per live nonce
-// is remembered, for replay protection.
+// (time, random and an HMAC under the Secret); only the highest nonce
+// count per live nonce is remembered, for replay protection.
+//
+// The Secret is kept in the store, so that nonces stay valid across a
+// restart (and, once the pair shares it, across a failover). The nonce
+// counts are in memory: a clean shutdown hands them to the next start
+// (Snapshot, Restore). A nonce the process cannot vouch for (issued
+// before it started with no counts handed over, or under another key)
+// is answered with a stale challenge when the password in it is right:
+// the client re-authenticates at once, nothing is counted as a failure,
+// and a response captured before a crash cannot be replayed after it.
 type Authority struct {
 	Realm      string
 	Algorithms []string
 	Lifetime   time.Duration
 
-	key    [32]byte
-	opaque string
-	shards [64]ncShard
+	key     [32]byte
+	opaque  string
+	started time.Time // nonces issued before this are vouched for only up to handedOver
+	handed  time.Time // the clean shutdown whose nonce counts Restore took over
+	shards  [64]ncShard
+}
+
+// Secret is what makes nonces verifiable: keep it, and nonces outlive the
+// process.
+type Secret struct {
+	Key    [32]byte `json:"key"`
+	Opaque string   `json:"opaque"`
+}
+
+// NewSecret makes a random secret.
+func NewSecret() Secret {
+	var s Secret
+	if _, err := rand.Read(s.Key[:]); err != nil {
+		panic(err) // no entropy: nothing secure can run
+	}
+	var op [12]byte
+	rand.Read(op[:])
+	s.Opaque = hex.EncodeToString(op[:])
+	return s
 }
 
 type ncShard struct {
@@ -174,23 +204,58 @@ type ncShard struct {
 }
 
 type ncEntry struct {
-	nc      uint64
-	expires int64
+	NC      uint64 `json:"nc"`
+	Expires int64  `json:"expires"`
 }
 
-// NewAuthority creates an authority with a fresh secret.
+// NewAuthority creates an authority with a fresh secret (a secret that
+// lives only as long as the process: for tests and tools).
 func NewAuthority(realm string, algorithms []string, lifetime time.Duration) *Authority {
-	a := &Authority{Realm: realm, Algorithms: algorithms, Lifetime: lifetime}
-	if _, err := rand.Read(a.key[:]); err != nil {
-		panic(err) // no entropy: nothing secure can run
-	}
-	var op [12]byte
-	rand.Read(op[:])
-	a.opaque = hex.EncodeToString(op[:])
+	return NewAuthorityWith(realm, algorithms, lifetime, NewSecret())
+}
+
+// NewAuthorityWith creates an authority with a kept secret.
+func NewAuthorityWith(realm string, algorithms []string, lifetime time.Duration, s Secret) *Authority {
+	a := &Authority{Realm: realm, Algorithms: algorithms, Lifetime: lifetime, key: s.Key, opaque: s.Opaque, started: time.Now()}
 	for i := range a.shards {
 		a.shards[i].seen = make(map[string]ncEntry)
 	}
 	return a
+}
+
+// NonceState is the nonce counts at a clean shutdown, for the next start.
+type NonceState struct {
+	Saved  time.Time          `json:"saved"`
+	Counts map[string]ncEntry `json:"counts"`
+}
+
+// Snapshot takes the nonce counts (at shutdown, after the last request).
+func (a *Authority) Snapshot(now time.Time) NonceState {
+	st := NonceState{Saved: now, Counts: map[string]ncEntry{}}
+	t := now.UnixNano()
+	for i := range a.shards {
+		sh := &a.shards[i]
+		sh.mu.Lock()
+		for k, e := range sh.seen {
+			if e.Expires >= t {
+				st.Counts[k] = e
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return st
+}
+
+// Restore takes over the counts of a clean shutdown: nonces issued up to
+// then stay valid, with their replay protection. Call it before serving.
+func (a *Authority) Restore(st NonceState) {
+	for k, e := range st.Counts {
+		sh := &a.shards[shardOf(k)]
+		sh.mu.Lock()
+		sh.seen[k] = e
+		sh.mu.Unlock()
+	}
+	a.handed = st.Saved
 }
 
 const nonceRaw = 8 + 8 + 16
@@ -256,14 +321,14 @@ func (a *Authority) Check(c *Credentials, method, ha1 string) Result {
 			alg, okAlg = x, true
 		}
 	}
-	issued, okNonce := a.nonceTime(c.Nonce)
-	if !okAlg || !okNonce || c.Realm != a.Realm || c.QOP != "auth" || c.CNonce == "" {
+	if !okAlg || c.Realm != a.Realm || c.QOP != "auth" || c.CNonce == "" {
 		return Bad
 	}
 	nc, err := strconv.ParseUint(c.NC, 16, 64)
 	if err != nil || len(c.NC) != 8 || nc == 0 {
 		return Bad
 	}
+	issued, ours := a.nonceTime(c.Nonce)
 	known := ha1 != ""
 	if !known {
 		ha1 = strings.Repeat("0", newHash(alg).Size()*2) // equal work for unknown users
@@ -273,6 +338,10 @@ func (a *Authority) Check(c *Credentials, method, ha1 string) Result {
 	if subtle.ConstantTimeCompare([]byte(want), []byte(strings.ToLower(c.Response))) != 1 || !known {
 		return Bad
 	}
+	// The password is right from here on.
+	if !ours {
+		return Stale // another key's nonce (the other node's, an old key's)
+	}
 	now := time.Now()
 	if now.Sub(issued) > a.Lifetime || issued.After(now.Add(time.Minute)) {
 		return Stale
@@ -281,11 +350,17 @@ func (a *Authority) Check(c *Credentials, method, ha1 string) Result {
 	sh := &a.shards[shardOf(c.Nonce)]
 	sh.mu.Lock()
 	e, seen := sh.seen[c.Nonce]
-	if seen && nc <= e.nc {
+	if !seen && issued.Before(a.started) && issued.After(a.handed) {
+		// Issued by a process that ended without handing its counts
+		// over: this may be a replay of a response from before.
+		sh.mu.Unlock()
+		return Stale
+	}
+	if seen && nc <= e.NC {
 		sh.mu.Unlock()
 		return Replayed
 	}
-	sh.seen[c.Nonce] = ncEntry{nc: nc, expires: issued.Add(a.Lifetime).UnixNano()}
+	sh.seen[c.Nonce] = ncEntry{NC: nc, Expires: issued.Add(a.Lifetime).UnixNano()}
 	sh.mu.Unlock()
 	return OK
 }
@@ -306,7 +381,7 @@ func (a *Authority) Purge(now time.Time) {
 		sh := &a.shards[i]
 		sh.mu.Lock()
 		for k, e := range sh.seen {
-			if e.expires < t {
+			if e.Expires < t {
 				delete(sh.seen, k)
 			}
 		}

@@ -50,9 +50,14 @@ func TestCheck(t *testing.T) {
 		if r := a.Check(creds(a, alg, "1001", "password1", a.NewNonce(), "00000001"), "REGISTER", ""); r != Bad {
 			t.Fatalf("%s: unknown user: %v", alg, r)
 		}
+		// Another key's nonce (the pair's other node, a lost key): a
+		// right password gets a stale challenge, a wrong one is a failure.
 		other := NewAuthority("softswitch", []string{MD5, SHA256}, time.Minute)
-		if r := a.Check(creds(a, alg, "1001", "password1", other.NewNonce(), "00000001"), "REGISTER", ha1); r != Bad {
-			t.Fatalf("%s: foreign nonce: %v", alg, r)
+		if r := a.Check(creds(a, alg, "1001", "password1", other.NewNonce(), "00000001"), "REGISTER", ha1); r != Stale {
+			t.Fatalf("%s: foreign nonce, right password: %v", alg, r)
+		}
+		if r := a.Check(creds(a, alg, "1001", "wrong", other.NewNonce(), "00000001"), "REGISTER", ha1); r != Bad {
+			t.Fatalf("%s: foreign nonce, wrong password: %v", alg, r)
 		}
 	}
 }
@@ -116,19 +121,43 @@ func FuzzParseCredentials(f *testing.F) {
 	})
 }
 
-func TestLimiter(t *testing.T) {
-	l := &Limiter{Max: 3}
-	now := time.Unix(600, 0)
-	for i := 0; i < 3; i++ {
-		if l.Blocked("192.0.2.1", now) {
-			t.Fatalf("blocked after %d failures", i)
-		}
-		l.Fail("192.0.2.1", now)
+
+// The key is kept (the store holds the Secret): after a clean restart the
+// nonces in use stay valid with their replay protection; after a crash
+// (no counts handed over) they get a stale challenge, never a failure,
+// so that a response captured before the crash cannot be replayed.
+func TestNoncesAcrossRestart(t *testing.T) {
+	sec := NewSecret()
+	ha1 := HA1(MD5, "1001", "softswitch", "password1")
+	first := NewAuthorityWith("softswitch", []string{MD5}, time.Minute, sec)
+	n := first.NewNonce()
+	used := creds(first, MD5, "1001", "password1", n, "00000001")
+	if r := first.Check(used, "REGISTER", ha1); r != OK {
+		t.Fatal(r)
 	}
-	if !l.Blocked("192.0.2.1", now) || l.Blocked("192.0.2.2", now) {
-		t.Fatal("limit not per source")
+	fresh := first.NewNonce() // issued, never used before the restart
+	time.Sleep(2 * time.Millisecond)
+
+	clean := NewAuthorityWith("softswitch", []string{MD5}, time.Minute, sec)
+	clean.Restore(first.Snapshot(time.Now()))
+	if r := clean.Check(used, "REGISTER", ha1); r != Replayed {
+		t.Fatalf("clean restart: a replay of a response from before: %v", r)
 	}
-	if l.Blocked("192.0.2.1", now.Add(time.Minute)) {
-		t.Fatal("window did not roll")
+	if r := clean.Check(creds(first, MD5, "1001", "password1", n, "00000002"), "REGISTER", ha1); r != OK {
+		t.Fatalf("clean restart: the nonce in use: %v", r)
+	}
+	if r := clean.Check(creds(first, MD5, "1001", "password1", fresh, "00000001"), "REGISTER", ha1); r != OK {
+		t.Fatalf("clean restart: an unused nonce: %v", r)
+	}
+
+	crashed := NewAuthorityWith("softswitch", []string{MD5}, time.Minute, sec)
+	if r := crashed.Check(used, "REGISTER", ha1); r != Stale {
+		t.Fatalf("after a crash: a replay must be stale, not OK: %v", r)
+	}
+	if r := crashed.Check(creds(first, MD5, "1001", "wrong", n, "00000005"), "REGISTER", ha1); r != Bad {
+		t.Fatalf("after a crash: a wrong password: %v", r)
+	}
+	if r := crashed.Check(creds(crashed, MD5, "1001", "password1", crashed.NewNonce(), "00000001"), "REGISTER", ha1); r != OK {
+		t.Fatalf("after a crash: a new nonce: %v", r)
 	}
 }

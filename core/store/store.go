@@ -24,6 +24,7 @@ var (
 	bucketSubscribers = []byte("subscribers")
 	bucketBindings    = []byte("bindings")
 	bucketTables      = []byte("tables")
+	bucketState       = []byte("state")
 )
 
 // Subscriber is a provisioned user. No clear-text password is kept.
@@ -72,7 +73,7 @@ func Open(dir string, log *slog.Logger) (*DB, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketSubscribers, bucketBindings, bucketTables} {
+		for _, b := range [][]byte{bucketSubscribers, bucketBindings, bucketTables, bucketState} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -112,6 +113,50 @@ func (s *DB) GetTable(name string, v any) (found bool, err error) {
 		}
 		found = true
 		return json.Unmarshal(data, v)
+	})
+	return found, err
+}
+
+// PutState stores one piece of the switch's own state (JSON) under name:
+// durable when this returns (bbolt fdatasyncs the commit).
+func (s *DB) PutState(name string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketState).Put([]byte(name), data)
+	})
+}
+
+// GetState reads what PutState stored; found is false if nothing.
+func (s *DB) GetState(name string, v any) (found bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		data := tx.Bucket(bucketState).Get([]byte(name))
+		if data == nil {
+			return nil
+		}
+		found = true
+		return json.Unmarshal(data, v)
+	})
+	return found, err
+}
+
+// TakeState reads and deletes name in one transaction (durable when this
+// returns): state meant for the next start only, which a crash after it
+// must not find again.
+func (s *DB) TakeState(name string, v any) (found bool, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketState)
+		data := b.Get([]byte(name))
+		if data == nil {
+			return nil
+		}
+		found = true
+		if err := json.Unmarshal(data, v); err != nil {
+			return err
+		}
+		return b.Delete([]byte(name))
 	})
 	return found, err
 }
