@@ -185,7 +185,7 @@ func run(args []string) error {
 	srv.Calls = call.NewManager(call.Config{
 		Host: host, Port: port, UDPAddr: bound,
 		NoAnswerTimeout: cfg.Call.NoAnswerTimeout.Duration, TimerC: cfg.Call.TimerC.Duration,
-		SessionExpires:  cfg.Call.SessionExpires, MinSE: cfg.Call.MinSE, MaxForwards: cfg.Call.MaxForwards,
+		SessionExpires: cfg.Call.SessionExpires, MinSE: cfg.Call.MinSE, MaxForwards: cfg.Call.MaxForwards,
 	}, srv.Client, authn, router, bus, log)
 	calls = srv.Calls
 	srv.Reg = &registrar.Registrar{Loc: loc, Auth: authn, MinExpires: cfg.Registrar.MinExpires,

@@ -121,7 +121,6 @@ func FuzzParseCredentials(f *testing.F) {
 	})
 }
 
-
 // The key is kept (the store holds the Secret): after a clean restart the
 // nonces in use stay valid with their replay protection; after a crash
 // (no counts handed over) they get a stale challenge, never a failure,
