@@ -25,6 +25,7 @@ command -v packer >/dev/null 2>&1 || need+=(packer)             # Debian's 1.6.6
 command -v nft >/dev/null 2>&1 || need+=(nftables)              # checks the first-boot firewall rules
 command -v expect >/dev/null 2>&1 || need+=(expect)             # the image test logs in as the admin
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
+command -v svcrack >/dev/null 2>&1 || need+=(sipvicious)        # the guessing and enumeration attacks of the system tests
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -44,6 +44,8 @@ type ssConfig struct {
 	NoAnswerTimeout string
 	SessionExpires  int
 	MinSE           int
+	T1              string // [sip] t1; "" = the default
+	TimerC          string // [call] timer_c; "" = the default
 	Subscribers     []subscriber
 	TrustedPeers    []trustedPeer
 	Routes          []route
@@ -89,11 +91,19 @@ func tomlStrings(ss []string) string {
 // the --sip-listen flag given at start overrides it.
 func (c ssConfig) toml(listen string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "[sip]\nlisten = %s\nrealm = %s\n\n", tomlString(listen), tomlString(c.Realm))
+	fmt.Fprintf(&b, "[sip]\nlisten = %s\nrealm = %s\n", tomlString(listen), tomlString(c.Realm))
+	if c.T1 != "" {
+		fmt.Fprintf(&b, "t1 = %s\n", tomlString(c.T1))
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "[auth]\nalgorithms = %s\nnonce_lifetime = %s\n\n", tomlStrings(c.Algorithms), tomlString(c.NonceLifetime))
 	fmt.Fprintf(&b, "[registrar]\nmin_expires = %d\nmax_expires = %d\n\n", c.MinExpires, c.MaxExpires)
-	fmt.Fprintf(&b, "[call]\nno_answer_timeout = %s\nsession_expires = %d\nmin_se = %d\n\n",
+	fmt.Fprintf(&b, "[call]\nno_answer_timeout = %s\nsession_expires = %d\nmin_se = %d\n",
 		tomlString(c.NoAnswerTimeout), c.SessionExpires, c.MinSE)
+	if c.TimerC != "" {
+		fmt.Fprintf(&b, "timer_c = %s\n", tomlString(c.TimerC))
+	}
+	b.WriteString("\n")
 	for _, s := range c.Subscribers {
 		fmt.Fprintf(&b, "[[subscriber]]\nnumber = %s\npassword = %s\n\n", tomlString(s.Number), tomlString(s.Password))
 	}

@@ -595,6 +595,7 @@ func (c *Call) end(cause string, side events.Side, status, q int) {
 		c.releaseLeg(f)
 	}
 	m.untrack()
+	m.log.Debug("call released", "call", c.a.callID, "cause", cause, "q850", q, "status", status, "side", side.String())
 	ev := &events.Event{Kind: events.CallRelease, CallID: c.a.callID, Calling: c.calling, Called: c.called,
 		Account: c.account, Status: status, Q850: q, Cause: cause, Side: side, Answered: wasAnswered,
 		Setup: c.setup, Answer: c.answered, Media: c.media}

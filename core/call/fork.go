@@ -344,6 +344,7 @@ func (c *Call) reapFork(b *leg) {
 	if b.final == 0 && b.inviteTx != nil {
 		// The callee never answered the CANCEL: end the transaction
 		// (readFork then sees it end and the fork gets its 408).
+		c.m.log.Debug("abandoned fork ended unanswered", "call", c.a.callID, "leg", b.callID, "gateway", b.gateway)
 		c.after(b.inviteTx.Terminate)
 	}
 }
