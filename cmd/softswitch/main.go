@@ -38,6 +38,7 @@ import (
 	"github.com/softswitch/softswitch/core/routing"
 	"github.com/softswitch/softswitch/core/safe"
 	"github.com/softswitch/softswitch/core/server"
+	"github.com/softswitch/softswitch/core/sipparse"
 	"github.com/softswitch/softswitch/core/store"
 	"github.com/softswitch/softswitch/interwork/gateway"
 	"github.com/softswitch/softswitch/interwork/resolve"
@@ -160,6 +161,11 @@ func run(args []string) error {
 		srv.Source = ip
 	}
 	sip.SetTimers(cfg.SIP.T1.Duration, 4*time.Second, 5*time.Second)
+	// sipgo refuses to send a UDP message over 1300 bytes. A response must
+	// go back the way its request came (RFC 3261 §18.2.2), and gateways
+	// that speak UDP only get large INVITEs over UDP all the same: let IP
+	// fragment them, as other carrier switches do.
+	sip.UDPMTUSize = 65535
 	// Answered INVITE client transactions stay 2 s, not RFC 6026's 32 s:
 	// they hold every answered call's messages, and at thousands of calls
 	// a second 32 s of them is gigabytes for the collector to mark. Later
@@ -167,6 +173,10 @@ func run(args []string) error {
 	sip.Timer_M = 2 * time.Second
 	var calls *call.Manager // set below; the stack starts serving after that
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.SIP.UserAgent), sipgo.WithUserAgentHostname(host),
+		sipgo.WithUserAgentParser(sipparse.New()),
+		// Every UDP datagram is mended before sipgo parses it (core/inbound);
+		// TCP streams are, in core/server's listener.
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(server.MendUDP)),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerUnhandledResponseHandler(func(r *sip.Response) {
 			if calls != nil {
 				calls.HandleStrayResponse(r)

@@ -16,6 +16,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/softswitch/softswitch/core/call"
+	"github.com/softswitch/softswitch/core/inbound"
 	"github.com/softswitch/softswitch/core/registrar"
 	"github.com/softswitch/softswitch/core/safe"
 	"github.com/softswitch/softswitch/core/sipcheck"
@@ -56,8 +57,22 @@ func (s *Server) Listen(addr string) (string, error) {
 		udp.Close()
 		return "", fmt.Errorf("SIP TCP listen on %s: %w", tcpAddr, err)
 	}
-	s.udp, s.tcp = udp, tcp
+	s.udp, s.tcp = udp, inbound.Listener(tcp)
 	return tcpAddr, nil
+}
+
+// MendUDP is the stack's read filter: each UDP datagram is mended by
+// core/inbound before sipgo parses it. (A filter that errs would end the
+// read loop: this one never does.)
+func MendUDP(p sip.TransportReadProps, data []byte) ([]byte, error) {
+	if p.Transport != "UDP" {
+		return data, nil // streams are framed and mended by inbound.Listener
+	}
+	var src netip.AddrPort
+	if ua, ok := p.RemoteAddr.(*net.UDPAddr); ok {
+		src = ua.AddrPort()
+	}
+	return inbound.Fix(data, src), nil
 }
 
 // Serve registers the handlers and serves until ctx ends.

@@ -5,12 +5,14 @@
 package sipcheck
 
 import (
+	"net/netip"
 	"strconv"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/softswitch/softswitch/core/sipmsg"
+	"github.com/softswitch/softswitch/core/sipparse"
 )
 
 // Supported lists the option tags the softswitch implements (Require of
@@ -32,7 +34,7 @@ var single = []string{"From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-
 func Request(req *sip.Request) *Problem {
 	switch req.Recipient.Scheme {
 	case "sip", "sips":
-		if req.Recipient.Host == "" || len(req.Recipient.Headers) > 0 {
+		if req.Recipient.Host == "" || len(req.Recipient.Headers) > 0 || !validHost(req.Recipient.Host) {
 			// Headers are not allowed in a Request-URI (RFC 3261 §19.1.5).
 			return &Problem{Status: 400, Reason: "Bad Request-URI"}
 		}
@@ -47,10 +49,18 @@ func Request(req *sip.Request) *Problem {
 	if via == nil || via.Host == "" {
 		return &Problem{Status: 400, Reason: "Missing Via"}
 	}
+	if b, _ := via.Params.Get("branch"); b == sip.RFC3261BranchMagicCookie {
+		// The cookie and nothing after it: no transaction identifier
+		// (RFC 4475 §3.2.1), answered statelessly by the stack's rules.
+		return &Problem{Status: 400, Reason: "Bad Via branch"}
+	}
 	for _, name := range single {
 		if sipmsg.Count(req, name) > 1 {
 			return &Problem{Status: 400, Reason: "Repeated " + name}
 		}
+	}
+	if !sipparse.Valid(req) {
+		return &Problem{Status: 400, Reason: "Bad display name in From or To"}
 	}
 	from, to := req.From(), req.To()
 	if from == nil || to == nil {
@@ -66,7 +76,8 @@ func Request(req *sip.Request) *Problem {
 	if cseq == nil {
 		return &Problem{Status: 400, Reason: "Missing CSeq"}
 	}
-	if cseq.MethodName != req.Method {
+	// sipgo upper-cases the request line's method, not the CSeq's.
+	if !strings.EqualFold(string(cseq.MethodName), string(req.Method)) {
 		return &Problem{Status: 400, Reason: "CSeq method does not match"}
 	}
 	if cseq.SeqNo >= 1<<31 {
@@ -97,6 +108,17 @@ func Request(req *sip.Request) *Problem {
 		}
 	}
 	return nil
+}
+
+// validHost accepts a host name or IPv4 address as the parser left it,
+// and an IPv6 reference only when it is one (RFC 5118 §4.10: three
+// colons in a row are not).
+func validHost(h string) bool {
+	if !strings.ContainsRune(h, ':') {
+		return true
+	}
+	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"))
+	return err == nil && a.Is6()
 }
 
 func validAddrScheme(s string) bool {
