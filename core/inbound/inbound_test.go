@@ -178,3 +178,14 @@ func FuzzFix(f *testing.F) {
 		}
 	})
 }
+
+// FuzzContentLength: the stream framer's reading of a header block.
+func FuzzContentLength(f *testing.F) {
+	f.Add([]byte("INVITE sip:x SIP/2.0\r\nl: 5\r\nContent-Length: 5\r\n"))
+	f.Add([]byte("INVITE sip:x SIP/2.0\r\nContent-Length: -1\r\n"))
+	f.Fuzz(func(t *testing.T, block []byte) {
+		if n, ok := contentLength(block); ok && (n < 0 || n > 1<<20) {
+			t.Fatalf("%q: %d", block, n)
+		}
+	})
+}

@@ -162,3 +162,28 @@ func FuzzRequest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzResponse: a response Response accepts has everything the call
+// code relies on.
+func FuzzResponse(f *testing.F) {
+	f.Add([]byte("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>;tag=2\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"))
+	f.Add([]byte("SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCSeq: 1 INVITE\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := sipparse.New().ParseSIP(data)
+		if err != nil {
+			return
+		}
+		res, ok := m.(*sip.Response)
+		if !ok || Response(res) != nil {
+			return
+		}
+		if res.To() == nil || res.From() == nil || res.CallID() == nil || res.CSeq() == nil || res.Via() == nil {
+			t.Fatalf("accepted a response without what the call code needs:\n%q", data)
+		}
+		if res.IsSuccess() && res.CSeq().MethodName == sip.INVITE {
+			if tag, _ := res.To().Params.Get("tag"); tag == "" {
+				t.Fatal("accepted a 2xx to INVITE without a To tag")
+			}
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package sipmsg
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
@@ -41,4 +42,27 @@ func BenchmarkCopy(b *testing.B) {
 		dst := sip.NewResponse(200, "OK")
 		Copy(s, m, dst)
 	}
+}
+
+// FuzzOptions: option-tag lists (Supported, Require) as peers write them.
+func FuzzOptions(f *testing.F) {
+	f.Add("100rel, timer", "timer")
+	f.Add(" , ,timer,, ", "timer")
+	f.Fuzz(func(t *testing.T, v, tag string) {
+		if strings.TrimSpace(tag) == "" {
+			return // no option tag is empty
+		}
+		res := sip.NewResponse(200, "OK")
+		res.AppendHeader(sip.NewHeader("Supported", v))
+		got := HasOption(res, "Supported", tag)
+		want := false
+		for _, p := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(p), tag) {
+				want = true
+			}
+		}
+		if got != want {
+			t.Fatalf("%q has %q: %v, want %v", v, tag, got, want)
+		}
+	})
 }
