@@ -24,8 +24,8 @@ import (
 
 type memStore struct{}
 
-func (memStore) SaveBindings(string, []store.Binding)  {}
-func (memStore) Bindings() ([]store.Binding, error) { return nil, nil }
+func (memStore) SaveBindings(string, []store.Binding) {}
+func (memStore) Bindings() ([]store.Binding, error)   { return nil, nil }
 
 func md5hex(s string) string {
 	h := md5.Sum([]byte(s))

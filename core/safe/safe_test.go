@@ -38,8 +38,8 @@ func TestGoRecoversAndReleases(t *testing.T) {
 	before := Panics()
 	released := make(chan struct{})
 	Go("test-go", func() {
-		var m map[string]int
-		m["x"] = 1 // nil map write
+		var p *struct{ n int }
+		p.n = 1 // nil pointer dereference, as a missing header would give
 	}, func() { close(released) })
 	select {
 	case <-released:
