@@ -23,6 +23,7 @@ deps:
 
 lint:
 	@dirs=$$($(GO) list -f '{{.Dir}}' $(PKGS)); test -z "$$(gofmt -l $$dirs)" || { gofmt -l $$dirs; echo "gofmt: files above need formatting"; exit 1; }
+	@ignored=$$(git ls-files -ci --exclude-standard 2>/dev/null); test -z "$$ignored" || { echo "tracked files that .gitignore ignores: $$ignored"; exit 1; }
 	$(GO) vet $(PKGS)
 	$(GOBIN)/staticcheck $(PKGS)
 

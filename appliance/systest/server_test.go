@@ -187,7 +187,7 @@ func udpPortBound(port int) bool {
 // the softswitch process
 
 type server struct {
-	t       *testing.T
+	t       testing.TB
 	Port    int
 	Addr    string // 127.0.0.1:PORT, the SIP address (UDP and TCP)
 	Dir     string
