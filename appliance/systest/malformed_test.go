@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand"
 	"net"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -89,4 +91,12 @@ func TestMalformedInputKeepsServing(t *testing.T) {
 	r.requireOK(t)
 	requireFinals(t, r, "OPTIONS", 200)
 	registerContact(t, srv, "1002", "secret1002", freePort(t)).requireOK(t)
+
+	// What did not parse was dropped and counted.
+	srv.stop()
+	log, _ := os.ReadFile(srv.LogPath)
+	m := regexp.MustCompile(`msg=stopped .*unparseable=(\d+)`).FindSubmatch(log)
+	if m == nil || string(m[1]) == "0" {
+		t.Errorf("no count of the unparseable messages in the stop line (%q)", m)
+	}
 }

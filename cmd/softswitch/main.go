@@ -252,7 +252,8 @@ func run(args []string) error {
 			db.Flush()
 			snap := counters.Snapshot()
 			log.Info("stopped", "attempts", snap.Attempts, "answers", snap.Answers,
-				"invalid_responses", srv.Calls.InvalidResponses(), "recovered_panics", safe.Panics())
+				"invalid_responses", srv.Calls.InvalidResponses(), "unparseable", server.Unparseable(),
+				"recovered_panics", safe.Panics())
 			return nil
 		}
 	}

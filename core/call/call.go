@@ -1,7 +1,9 @@
 package call
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -186,15 +188,17 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		safe.Go("call cancel", c.cancelByCaller, c.abortFn)
 	})
 
-	c.lock()
-	if dec.Hunt != nil {
-		c.startFork(first)
-	}
-	for _, t := range dec.Targets {
-		c.startFork(t)
-	}
-	c.noAnswer = time.AfterFunc(m.cfg.NoAnswerTimeout, safe.Func("call no-answer timer", c.noAnswerTimeout, c.abortFn))
-	c.unlock()
+	func() {
+		c.lock()
+		defer c.unlock()
+		if dec.Hunt != nil {
+			c.startFork(first)
+		}
+		for _, t := range dec.Targets {
+			c.startFork(t)
+		}
+		c.noAnswer = time.AfterFunc(m.cfg.NoAnswerTimeout, safe.Func("call no-answer timer", c.noAnswerTimeout, c.abortFn))
+	}()
 	if cancelled {
 		c.cancelByCaller() // the CANCEL came before we could listen for it
 	}
@@ -595,7 +599,9 @@ func (c *Call) end(cause string, side events.Side, status, q int) {
 		c.releaseLeg(f)
 	}
 	m.untrack()
-	m.log.Debug("call released", "call", c.a.callID, "cause", cause, "q850", q, "status", status, "side", side.String())
+	if m.log.Enabled(context.Background(), slog.LevelDebug) { // its arguments cost, on every call
+		m.log.Debug("call released", "call", c.a.callID, "cause", cause, "q850", q, "status", status, "side", side.String())
+	}
 	ev := &events.Event{Kind: events.CallRelease, CallID: c.a.callID, Calling: c.calling, Called: c.called,
 		Account: c.account, Status: status, Q850: q, Cause: cause, Side: side, Answered: wasAnswered,
 		Setup: c.setup, Answer: c.answered, Media: c.media}

@@ -81,13 +81,15 @@ func (c *Call) startFork(t Target) *leg {
 // goroutine of its own: opening a connection can take seconds, and the
 // call's lock is never held meanwhile.
 func (c *Call) runFork(b *leg) {
-	c.lock()
-	gone := b.abandoned // given up before it could even be sent
-	if gone {
-		b.final = 487
-		c.releaseLeg(b)
-	}
-	c.unlock()
+	gone := func() bool {
+		c.lock()
+		defer c.unlock()
+		if b.abandoned { // given up before it could even be sent
+			b.final = 487
+			c.releaseLeg(b)
+		}
+		return b.abandoned
+	}()
 	if gone {
 		return
 	}
@@ -109,20 +111,22 @@ func (c *Call) runFork(b *leg) {
 			w.Write(ack)
 		}
 	})
-	c.lock()
-	b.inviteTx, b.ackBox = tx, box
-	if b.ack != nil {
-		box.Store(b.ack)
-	}
-	if b.final == 0 && !b.abandoned {
-		c.armTimerC(b)
-		if c.hunt != nil {
-			if d := c.hunt.InviteTimeout(); d > 0 {
-				b.silence = time.AfterFunc(d, safe.Func("call invite timeout", func() { c.forkSilent(b) }, c.abortFn))
+	func() {
+		c.lock()
+		defer c.unlock()
+		b.inviteTx, b.ackBox = tx, box
+		if b.ack != nil {
+			box.Store(b.ack)
+		}
+		if b.final == 0 && !b.abandoned {
+			c.armTimerC(b)
+			if c.hunt != nil {
+				if d := c.hunt.InviteTimeout(); d > 0 {
+					b.silence = time.AfterFunc(d, safe.Func("call invite timeout", func() { c.forkSilent(b) }, c.abortFn))
+				}
 			}
 		}
-	}
-	c.unlock()
+	}()
 	c.readFork(b, tx)
 }
 
@@ -169,9 +173,11 @@ func txFailure(b *leg, err error) *sip.Response {
 // the next gateway if the response calls for it (outside the lock: that
 // may resolve a name).
 func (c *Call) forkResponse(b *leg, r *sip.Response) {
-	c.lock()
-	next := c.onForkResponse(b, r)
-	c.unlock()
+	next := func() bool {
+		c.lock()
+		defer c.unlock()
+		return c.onForkResponse(b, r)
+	}()
 	if next {
 		c.huntNext()
 	}
@@ -365,22 +371,21 @@ func (c *Call) armTimerC(b *leg) {
 }
 
 func (c *Call) timerCFired(b *leg) {
-	c.lock()
-	next := false
-	func() {
+	next := func() bool {
+		c.lock()
+		defer c.unlock()
 		if b.final != 0 || b.abandoned || b.timerC == nil {
-			return
+			return false
 		}
 		if left := c.m.cfg.TimerC - time.Since(b.lastProvisional); left > 0 {
 			// A provisional came since the timer was set: wait the rest.
 			b.timerC = time.AfterFunc(left, safe.Func("call timer C", func() { c.timerCFired(b) }, c.abortFn))
-			return
+			return false
 		}
 		b.timerC = nil
 		c.m.log.Info("timer C expired: fork given up", "call", c.a.callID, "gateway", b.gateway, "provisional", b.provisional)
-		next = c.giveUp(b, q850.Reason(102, "Timer C"))
+		return c.giveUp(b, q850.Reason(102, "Timer C"))
 	}()
-	c.unlock()
 	if next {
 		c.huntNext()
 	}
@@ -391,12 +396,11 @@ func (c *Call) timerCFired(b *leg) {
 // transaction runs on (no CANCEL is possible before a provisional), so
 // that a 2xx it may still send is ACKed and BYEd.
 func (c *Call) forkSilent(b *leg) {
-	c.lock()
-	next := false
-	if !b.responded && b.final == 0 && !b.abandoned {
-		next = c.giveUp(b, q850.Reason(102, "no response"))
-	}
-	c.unlock()
+	next := func() bool {
+		c.lock()
+		defer c.unlock()
+		return !b.responded && b.final == 0 && !b.abandoned && c.giveUp(b, q850.Reason(102, "no response"))
+	}()
 	if next {
 		c.huntNext()
 	}

@@ -223,8 +223,8 @@ func TestPanicReleasesTheCall(t *testing.T) {
 	b := newBed(t, Config{}, func() Decision { return Decision{Hunt: h} })
 	a, _, done := b.invite()
 	b.wire.next(t, sip.INVITE).reply(503)
-	if got := a.final(t).StatusCode; got != 500 {
-		t.Fatalf("caller got %d", got)
+	if r := a.final(t); r.StatusCode != 500 || r.Reason != "Server Internal Error" {
+		t.Fatalf("caller got %d %s", r.StatusCode, r.Reason)
 	}
 	waitDone(t, done)
 	if e := b.release(); e.Cause != "internal error" || e.Q850 != 41 {
@@ -506,4 +506,41 @@ func TestParseRAck(t *testing.T) {
 			t.Errorf("%q: %v", in, got)
 		}
 	}
+}
+
+// In-dialog requests arriving while a hunt adds forks: the lookup reads
+// the call's forks and tags under the call's lock (the race detector
+// caught it reading them bare while a failover appended a fork).
+func TestFindWhileForksChange(t *testing.T) {
+	h := &fakeHunter{}
+	for i := range 20 {
+		h.targets = append(h.targets, target("192.0.2."+strconv.Itoa(10+i)))
+	}
+	b := newBed(t, Config{}, func() Decision { return Decision{Hunt: h} })
+	a, req, done := b.invite()
+	stop := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for i := 2; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			info := b.inDialog(sip.INFO, req.CallID().Value(), "no-such-tag-"+strconv.Itoa(i), i)
+			b.m.HandleInDialog(info, newFakeServerTx(info))
+			b.m.HandleAck(b.inDialog(sip.ACK, req.CallID().Value(), "x", 1))
+		}
+	}()
+	for range 19 {
+		b.wire.next(t, sip.INVITE).reply(503)
+	}
+	b.wire.next(t, sip.INVITE).reply(486)
+	if got := a.final(t).StatusCode; got != 486 {
+		t.Fatalf("caller got %d", got)
+	}
+	close(stop)
+	<-finished
+	waitDone(t, done)
 }

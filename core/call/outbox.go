@@ -42,8 +42,9 @@ func (c *Call) after(fn func()) {
 }
 
 // lock takes the call's lock; unlock releases it and sends what was
-// queued. Every lock is released with unlock (deferred where the code
-// between can fail), so a panic never leaves a call locked.
+// queued. Every lock is released by a deferred unlock, so that a panic
+// never leaves a call locked (safe.Recover then releases the call, which
+// takes the lock again).
 func (c *Call) lock() { c.mu.Lock() }
 
 // unlock releases the lock, then sends the queued messages in order. One

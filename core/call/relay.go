@@ -51,43 +51,44 @@ func (m *Manager) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		m.reply(tx, req, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	if c.st == ended || (c.st == confirmed && (from != c.a && from != c.b || to != c.a && to != c.b)) {
-		// Ended, or a fork that lost the race to answer.
-		c.unlock()
-		m.reply(tx, req, 481, "Call/Transaction Does Not Exist")
-		return
-	}
 	seq := req.CSeq().SeqNo
-	if seq <= from.remoteSeq && from.remoteSeq != 0 {
-		c.unlock()
-		m.reply(tx, req, 500, "CSeq Out of Order")
-		return
-	}
-	from.remoteSeq = seq
 	invite := req.Method == sip.INVITE
-	if invite && (from.pendingAckTo != nil || to.pendingAckTo != nil) {
-		c.unlock()
-		m.reply(tx, req, 491, "Request Pending")
+	out, code, reason := func() (*sip.Request, int, string) {
+		defer c.unlock() // find returned the call locked
+		if c.st == ended || (c.st == confirmed && (from != c.a && from != c.b || to != c.a && to != c.b)) {
+			// Ended, or a fork that lost the race to answer.
+			return nil, 481, "Call/Transaction Does Not Exist"
+		}
+		if seq <= from.remoteSeq && from.remoteSeq != 0 {
+			return nil, 500, "CSeq Out of Order"
+		}
+		from.remoteSeq = seq
+		if invite && (from.pendingAckTo != nil || to.pendingAckTo != nil) {
+			return nil, 491, "Request Pending"
+		}
+		if ct := req.Contact(); ct != nil && (invite || req.Method == sip.UPDATE) {
+			from.target = ct.Address // target refresh (RFC 3261 §12.2.2)
+		}
+		out := c.requestOn(to, from, req.Method)
+		copyHeaders(requestCopy, req, out)
+		if req.Method == sip.PRACK && !to.isA {
+			// RAck names the callee's own INVITE CSeq on its leg.
+			if rseq, _, _, ok := parseRAck(headerValue(req, "RAck")); ok {
+				out.AppendHeader(sip.NewHeader("RAck", rack(rseq, to.invite.CSeq().SeqNo)))
+			}
+		}
+		out.SetBody(req.Body())
+		if invite {
+			from.pendingAckIn = seq
+			from.pendingAckOut = out.CSeq().SeqNo
+			from.pendingAckTo = to
+		}
+		return out, 0, ""
+	}()
+	if out == nil {
+		m.reply(tx, req, code, reason)
 		return
 	}
-	if ct := req.Contact(); ct != nil && (invite || req.Method == sip.UPDATE) {
-		from.target = ct.Address // target refresh (RFC 3261 §12.2.2)
-	}
-	out := c.requestOn(to, from, req.Method)
-	copyHeaders(requestCopy, req, out)
-	if req.Method == sip.PRACK && !to.isA {
-		// RAck names the callee's own INVITE CSeq on its leg.
-		if rseq, _, _, ok := parseRAck(headerValue(req, "RAck")); ok {
-			out.AppendHeader(sip.NewHeader("RAck", rack(rseq, to.invite.CSeq().SeqNo)))
-		}
-	}
-	out.SetBody(req.Body())
-	if invite {
-		from.pendingAckIn = seq
-		from.pendingAckOut = out.CSeq().SeqNo
-		from.pendingAckTo = to
-	}
-	c.unlock()
 
 	ctx, err := m.send(out)
 	if err != nil {
@@ -99,10 +100,7 @@ func (m *Manager) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	if invite {
 		ctx.OnRetransmission(func(r *sip.Response) {
 			defer safe.Recover("call re-INVITE 2xx retransmission")
-			c.lock()
-			ack := to.pendingAckReq
-			c.unlock()
-			if ack != nil && r.IsSuccess() {
+			if ack := c.pendingAck(to); ack != nil && r.IsSuccess() {
 				m.wire.Write(ack)
 			}
 		})
@@ -125,19 +123,7 @@ func (m *Manager) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 				res.SetBody(b)
 			}
 			if r.IsSuccess() {
-				c.lock()
-				if ct := r.Contact(); ct != nil && (invite || req.Method == sip.UPDATE) {
-					to.target = ct.Address
-				}
-				if invite || req.Method == sip.UPDATE {
-					c.refreshed(r)
-				}
-				if invite && c.st == confirmed {
-					// The sender must ACK this 2xx: ours to retransmit
-					// until it does (RFC 3261 §13.3.1.4).
-					c.retransmit2xx(from, res, seq)
-				}
-				c.unlock()
+				c.relayedSuccess(req, r, res, from, to, seq)
 			}
 			tx.Respond(res)
 			if !r.IsProvisional() {
@@ -169,8 +155,32 @@ func (m *Manager) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 
 func (c *Call) clearPending(l *leg) {
 	c.lock()
+	defer c.unlock()
 	l.pendingAckTo = nil
-	c.unlock()
+}
+
+func (c *Call) pendingAck(l *leg) *sip.Request {
+	c.lock()
+	defer c.unlock()
+	return l.pendingAckReq
+}
+
+// relayedSuccess notes what a 2xx relayed to the sender of req changes:
+// the peer's target, the session timer, and for a re-INVITE the 2xx to
+// retransmit until its ACK (RFC 3261 §13.3.1.4).
+func (c *Call) relayedSuccess(req *sip.Request, r, res *sip.Response, from, to *leg, seq uint32) {
+	c.lock()
+	defer c.unlock()
+	refresh := req.Method == sip.INVITE || req.Method == sip.UPDATE
+	if ct := r.Contact(); ct != nil && refresh {
+		to.target = ct.Address
+	}
+	if refresh {
+		c.refreshed(r)
+	}
+	if req.Method == sip.INVITE && c.st == confirmed {
+		c.retransmit2xx(from, res, seq)
+	}
 }
 
 // requestOn builds a request on leg to (coming from leg from). Caller holds c.mu.
@@ -234,6 +244,18 @@ func (m *Manager) HandleBye(req *sip.Request, tx sip.ServerTransaction) {
 		m.reply(tx, req, 481, "Call/Transaction Does Not Exist")
 		return
 	}
+	c.byeLocked(req, from)
+	tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	// Not kept for Timer J (32 s): a retransmitted BYE finds no call and
+	// gets 481, which ends the dialog for its sender all the same; the
+	// call's memory is free 32 s sooner.
+	tx.Terminate()
+}
+
+// byeLocked ends the call on a BYE from leg from; find returned the call
+// locked.
+func (c *Call) byeLocked(req *sip.Request, from *leg) {
+	defer c.unlock()
 	side := events.SideCallee
 	if from.isA {
 		side = events.SideCaller
@@ -263,12 +285,6 @@ func (m *Manager) HandleBye(req *sip.Request, tx sip.ServerTransaction) {
 			c.end("cancelled", side, 487, cause)
 		}
 	}
-	c.unlock()
-	tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-	// Not kept for Timer J (32 s): a retransmitted BYE finds no call and
-	// gets 481, which ends the dialog for its sender all the same; the
-	// call's memory is free 32 s sooner.
-	tx.Terminate()
 }
 
 // HandleStrayResponse takes responses that match no client transaction.

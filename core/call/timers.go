@@ -181,20 +181,25 @@ func (c *Call) refreshed(r *sip.Response) {
 // refreshNow sends our own session refresh (UPDATE without a body) to the
 // legs nobody else refreshes; a failure ends the call.
 func (c *Call) refreshNow() {
-	c.lock()
-	if c.st != confirmed {
-		c.unlock()
+	reqs := func() []*sip.Request {
+		c.lock()
+		defer c.unlock()
+		if c.st != confirmed {
+			return nil
+		}
+		var reqs []*sip.Request
+		for _, l := range c.refreshSides {
+			req := l.newRequest(sip.UPDATE, c.m)
+			req.AppendHeader(sip.NewHeader("Session-Expires", strconv.Itoa(c.seInterval)+";refresher=uac"))
+			req.AppendHeader(sip.NewHeader("Supported", "timer"))
+			req.SetBody(nil)
+			reqs = append(reqs, req)
+		}
+		return reqs
+	}()
+	if reqs == nil {
 		return
 	}
-	var reqs []*sip.Request
-	for _, l := range c.refreshSides {
-		req := l.newRequest(sip.UPDATE, c.m)
-		req.AppendHeader(sip.NewHeader("Session-Expires", strconv.Itoa(c.seInterval)+";refresher=uac"))
-		req.AppendHeader(sip.NewHeader("Supported", "timer"))
-		req.SetBody(nil)
-		reqs = append(reqs, req)
-	}
-	c.unlock()
 	ok := true
 	for _, req := range reqs {
 		tx, err := c.m.send(req)

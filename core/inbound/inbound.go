@@ -39,7 +39,8 @@ const UnsupportedScheme = "unsupported"
 
 // Fix returns the request data mended as described in the package
 // comment, or data itself when there is nothing to mend (or it is not a
-// request it can read). src is where the request came from.
+// request it can read). src is where the request came from. The common
+// case (nothing to mend) allocates nothing: it runs on every datagram.
 func Fix(data []byte, src netip.AddrPort) []byte {
 	if len(data) < 16 || bytes.HasPrefix(data, []byte("SIP/")) {
 		return data
@@ -48,18 +49,19 @@ func Fix(data []byte, src netip.AddrPort) []byte {
 	if eol < 0 {
 		return data
 	}
-	var edits []edit
+	var edits [3]edit
+	n := 0
 	if e, ok := fixScheme(data[:eol]); ok {
-		edits = append(edits, e)
+		edits[n] = e
+		n++
 	}
-	h := headerBlock(data, eol+2)
-	if h.via.end > h.via.start {
-		edits = append(edits, fixVia(data, h, src)...)
+	if via, ok := findHeader(data, eol+2, "via", "v"); ok {
+		n += fixVia(data, via, src, edits[n:])
 	}
-	if len(edits) == 0 {
+	if n == 0 {
 		return data
 	}
-	return apply(data, edits)
+	return apply(data, edits[:n])
 }
 
 var crlf = []byte("\r\n")
@@ -121,59 +123,58 @@ func isAlpha(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' 
 
 type span struct{ start, end int } // a header's value, folded lines included
 
-type headers struct {
-	via, callID, cseq, from span
-	ruri                    []byte
-}
-
-// headerBlock finds the values of the headers Fix needs, from the start
-// of the header lines to the empty line.
-func headerBlock(data []byte, at int) headers {
-	var h headers
-	if sp := bytes.IndexByte(data, ' '); sp > 0 {
-		if sp2 := bytes.IndexByte(data[sp+1:], ' '); sp2 > 0 {
-			h.ruri = data[sp+1 : sp+1+sp2]
-		}
-	}
+// findHeader finds the first header named long or short (any case) in the
+// header lines from at to the empty line, and returns its value.
+func findHeader(data []byte, at int, long, short string) (span, bool) {
 	for at < len(data) {
 		eol := bytes.Index(data[at:], crlf)
 		if eol <= 0 { // the empty line, or no line end at all
-			return h
+			return span{}, false
 		}
 		end := at + eol
 		for end+2 < len(data) && (data[end+2] == ' ' || data[end+2] == '\t') { // folded
 			next := bytes.Index(data[end+2:], crlf)
 			if next < 0 {
-				return h
+				return span{}, false
 			}
 			end += 2 + next
 		}
 		line := data[at:end]
 		if colon := bytes.IndexByte(line, ':'); colon > 0 {
-			name := strings.ToLower(strings.TrimSpace(string(line[:colon])))
-			s := span{at + colon + 1, end}
-			switch name {
-			case "via", "v":
-				if h.via.end == 0 {
-					h.via = s
-				}
-			case "call-id", "i":
-				h.callID = s
-			case "cseq":
-				h.cseq = s
-			case "from", "f":
-				h.from = s
+			name := bytes.TrimRight(line[:colon], " \t")
+			if equalFold(name, long) || equalFold(name, short) {
+				return span{at + colon + 1, end}, true
 			}
 		}
 		at = end + 2
 	}
-	return h
+	return span{}, false
+}
+
+// equalFold compares ASCII case-insensitively, without allocating.
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		c, d := b[i], s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if 'A' <= d && d <= 'Z' {
+			d += 'a' - 'A'
+		}
+		if c != d {
+			return false
+		}
+	}
+	return true
 }
 
 // fixVia adds received (and rport's value) to the top Via, and a branch
-// when it has none.
-func fixVia(data []byte, h headers, src netip.AddrPort) []edit {
-	v := data[h.via.start:h.via.end]
+// when it has none; it writes its edits into out and returns how many.
+func fixVia(data []byte, via span, src netip.AddrPort, out []edit) int {
+	v := data[via.start:via.end]
 	// The first value ends at a comma outside quotes and brackets.
 	end := len(v)
 	quoted, depth := false, 0
@@ -195,71 +196,133 @@ func fixVia(data []byte, h headers, src netip.AddrPort) []edit {
 		end--
 	}
 	first := v[:end]
-	// protocol "/" version "/" transport, then sent-by, then ;params.
 	semi := bytes.IndexByte(first, ';')
 	head := first
 	if semi >= 0 {
 		head = first[:semi]
 	}
-	// "SIP / 2.0 / UDP host : port": whitespace may surround "/" and ":".
-	f := strings.Fields(tightAround(string(head), '/'))
-	if len(f) < 2 || !sentProtocol(f[0]) {
-		return nil // not a Via the parser takes: leave it to refuse
-	}
-	sentBy := strings.Join(f[1:], "")
-	host := sentBy
-	if strings.HasPrefix(host, "[") {
-		if i := strings.IndexByte(host, ']'); i > 0 {
-			host = host[1:i]
-		}
-	} else if i := strings.LastIndexByte(host, ':'); i >= 0 {
-		host = host[:i]
+	host, sentBy, ok := sentBy(head)
+	if !ok {
+		return 0 // not a Via the parser takes: leave it to refuse
 	}
 	var hasBranch, hasReceived, bareRport bool
 	rportAt := -1
 	if semi >= 0 {
-		off := semi
-		for _, p := range bytes.Split(first[semi+1:], []byte(";")) {
-			off++ // the ';'
-			key, val, hasVal := strings.Cut(string(p), "=")
-			switch strings.ToLower(strings.TrimSpace(key)) {
-			case "branch":
+		off := semi + 1
+		for off <= len(first) {
+			next := bytes.IndexByte(first[off:], ';')
+			p := first[off:]
+			if next >= 0 {
+				p = first[off : off+next]
+			}
+			key, val := p, []byte(nil)
+			if eq := bytes.IndexByte(p, '='); eq >= 0 {
+				key, val = p[:eq], p[eq+1:]
+			}
+			key = bytes.TrimSpace(key)
+			switch {
+			case equalFold(key, "branch"):
 				hasBranch = true
-			case "received":
+			case equalFold(key, "received"):
 				hasReceived = true
-			case "rport":
-				if !hasVal || strings.TrimSpace(val) == "" {
-					bareRport = true
-					rportAt = off + len(p) // just after "rport"
-					for rportAt > off && isLWS(first[rportAt-1]) {
-						rportAt--
-					}
+			case equalFold(key, "rport") && len(bytes.TrimSpace(val)) == 0:
+				bareRport = true
+				rportAt = off + len(p)
+				for rportAt > off && isLWS(first[rportAt-1]) {
+					rportAt--
+				}
+				if val != nil { // "rport=" with nothing after it
+					rportAt = -1
 				}
 			}
-			off += len(p)
+			if next < 0 {
+				break
+			}
+			off += next + 1
 		}
 	}
-	base := h.via.start
-	var edits []edit
+	n := 0
+	base := via.start
 	if bareRport && rportAt > 0 {
-		edits = append(edits, edit{from: base + rportAt, to: base + rportAt, text: "=" + strconv.Itoa(int(src.Port()))})
+		out[n] = edit{from: base + rportAt, to: base + rportAt, text: "=" + strconv.Itoa(int(src.Port()))}
+		n++
 	}
 	ip := src.Addr().Unmap()
+	needReceived := !hasReceived && ip.IsValid() && (bareRport || !sameAddr(host, ip))
+	if !needReceived && hasBranch {
+		return n
+	}
 	var add strings.Builder
-	if !hasReceived && ip.IsValid() {
-		if a, err := netip.ParseAddr(host); bareRport || err != nil || a.Unmap() != ip {
-			add.WriteString(";received=")
-			add.WriteString(ip.String())
-		}
+	if needReceived {
+		add.WriteString(";received=")
+		add.WriteString(ip.String())
 	}
 	if !hasBranch {
 		add.WriteString(";branch=")
-		add.WriteString(branch2543(data, h, sentBy))
+		add.WriteString(branch2543(data, sentBy))
 	}
-	if add.Len() > 0 {
-		edits = append(edits, edit{from: base + end, to: base + end, text: add.String()})
+	out[n] = edit{from: base + end, to: base + end, text: add.String()}
+	return n + 1
+}
+
+// sentBy reads "SIP / 2.0 / transport sent-by" (RFC 3261 §20.42; LWS may
+// surround "/" and ":") and returns the host of sent-by (brackets of an
+// IPv6 reference removed) and the whole sent-by.
+func sentBy(head []byte) (host, all []byte, ok bool) {
+	// The protocol, with the LWS around its "/"s skipped: "sip/2.0/" and a token.
+	const proto = "sip/2.0/"
+	i, k := 0, 0
+	for i < len(head) && k < len(proto) {
+		c := head[i]
+		i++
+		if isLWS(c) {
+			continue
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != proto[k] {
+			return nil, nil, false
+		}
+		k++
 	}
-	return edits
+	for i < len(head) && isLWS(head[i]) {
+		i++
+	}
+	t := i
+	for i < len(head) && (isAlpha(head[i]) || head[i] >= '0' && head[i] <= '9') {
+		i++
+	}
+	if k < len(proto) || i == t || i == len(head) || !isLWS(head[i]) {
+		return nil, nil, false
+	}
+	all = bytes.TrimSpace(head[i:])
+	if len(all) == 0 {
+		return nil, nil, false
+	}
+	if bytes.ContainsAny(all, " \t\r\n") { // "host : port": rare, so tidy it the slow way
+		all = []byte(tightAround(string(all), ':'))
+	}
+	host = all
+	if host[0] == '[' {
+		if j := bytes.IndexByte(host, ']'); j > 0 {
+			host = host[1:j]
+		}
+	} else if j := bytes.LastIndexByte(host, ':'); j >= 0 {
+		host = host[:j]
+	}
+	return host, all, true
+}
+
+// sameAddr reports whether host (from a Via) is the address ip, without
+// allocating when it is written the way ip prints.
+func sameAddr(host []byte, ip netip.Addr) bool {
+	var buf [64]byte
+	if bytes.Equal(host, ip.AppendTo(buf[:0])) {
+		return true
+	}
+	a, err := netip.ParseAddr(string(host))
+	return err == nil && a.Unmap() == ip
 }
 
 // tightAround removes the whitespace around every sep in s.
@@ -282,19 +345,6 @@ func tightAround(s string, sep byte) string {
 	return string(b)
 }
 
-// sentProtocol checks "SIP/2.0/" transport (RFC 3261 §20.42).
-func sentProtocol(p string) bool {
-	if len(p) < 9 || !strings.EqualFold(p[:8], "SIP/2.0/") {
-		return false
-	}
-	for i := 8; i < len(p); i++ {
-		if !isAlpha(p[i]) && (p[i] < '0' || p[i] > '9') {
-			return false
-		}
-	}
-	return true
-}
-
 // indexFoldASCII is strings.Index ignoring ASCII case, on bytes (the
 // header may not be UTF-8: lower-casing it could move every index).
 func indexFoldASCII(s, sub string) int {
@@ -310,15 +360,26 @@ func isLWS(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n'
 
 // branch2543 derives a branch from what RFC 3261 §17.2.3 matches RFC 2543
 // transactions on, the method left out so that a CANCEL and the ACK of a
-// failure match their INVITE.
-func branch2543(data []byte, h headers, sentBy string) string {
-	hs := fnv.New64a()
-	cseq := strings.Fields(string(data[h.cseq.start:h.cseq.end]))
-	num := ""
-	if len(cseq) > 0 {
-		num = cseq[0]
+// failure match their INVITE. (Rare: only requests without any branch.)
+func branch2543(data []byte, sentBy []byte) string {
+	eol := bytes.Index(data, crlf)
+	ruri := []byte(nil)
+	if sp := bytes.IndexByte(data[:eol], ' '); sp > 0 {
+		if sp2 := bytes.IndexByte(data[sp+1:eol], ' '); sp2 > 0 {
+			ruri = data[sp+1 : sp+1+sp2]
+		}
 	}
-	from := string(data[h.from.start:h.from.end])
+	value := func(long, short string) string {
+		if h, ok := findHeader(data, eol+2, long, short); ok {
+			return strings.TrimSpace(string(data[h.start:h.end]))
+		}
+		return ""
+	}
+	num := ""
+	if f := strings.Fields(value("cseq", "cseq")); len(f) > 0 {
+		num = f[0]
+	}
+	from := value("from", "f")
 	tag := ""
 	if i := indexFoldASCII(from, ";tag="); i >= 0 {
 		tag = from[i+5:]
@@ -326,7 +387,8 @@ func branch2543(data []byte, h headers, sentBy string) string {
 			tag = tag[:j]
 		}
 	}
-	for _, part := range []string{strings.TrimSpace(string(data[h.callID.start:h.callID.end])), num, tag, sentBy, string(h.ruri)} {
+	hs := fnv.New64a()
+	for _, part := range []string{value("call-id", "i"), num, tag, string(sentBy), string(ruri)} {
 		hs.Write([]byte(part))
 		hs.Write([]byte{0})
 	}

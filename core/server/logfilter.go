@@ -4,8 +4,16 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
+
+// unparseable counts the messages the stack dropped because they did not
+// parse (it logs each one; the count is what an operator watches).
+var unparseable atomic.Int64
+
+// Unparseable is how many received messages did not parse and were dropped.
+func Unparseable() int64 { return unparseable.Load() }
 
 // RateLimited wraps a handler so that at most perSecond records pass each
 // second. sipgo logs every unparseable datagram with its payload; a flood
@@ -30,6 +38,9 @@ type limited struct {
 func (l *limited) Enabled(ctx context.Context, lv slog.Level) bool { return l.h.Enabled(ctx, lv) }
 
 func (l *limited) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "failed to parse" { // sipgo's record of a message it dropped
+		unparseable.Add(1)
+	}
 	st := l.st
 	st.mu.Lock()
 	now := time.Now().Unix()
