@@ -47,6 +47,21 @@ func responseTo(req sipMsg, code int, reason, toTag, contact string, drop ...str
 	return b.String()
 }
 
+// callToRawGateway starts a switch with cfg routing every number to the
+// raw gateway gwy, and a sipp caller from the trusted peer running
+// scenario; it returns once the gateway has the INVITE.
+func callToRawGateway(t *testing.T, cfg ssConfig, gwy *rawPhone, scenario string) (*server, *sippProc, sipMsg) {
+	t.Helper()
+	srv := startServer(t, cfg)
+	a := startSipp(t, sippOpts{Name: "caller", Scenario: scenario, Remote: srv.Addr, LocalIP: trustedIP,
+		Service: "0301234", Keys: map[string]string{"caller": "0401111", "max_forwards": "70"}, Timeout: 20 * time.Second})
+	inv, ok := gwy.recvRequest(t, "INVITE", 5*time.Second)
+	if !ok {
+		t.Fatal("the gateway got no INVITE")
+	}
+	return srv, a, inv
+}
+
 // A callee or gateway is outside input like any caller: responses that
 // lack what a dialog is built from are dropped and counted, and the call
 // goes on. (Before, a 180 without To killed the process, and every call
@@ -58,13 +73,7 @@ func TestBadResponsesFromGateway(t *testing.T) {
 	gwy := newRawPhone(t)
 	cfg := defaultConfig()
 	cfg.Extra = huntTOML("", gw("gw-bad", gwy.Port, 1, 1, ""))
-	srv := startServer(t, cfg)
-	a := startSipp(t, sippOpts{Name: "caller", Scenario: "uac_rejected.xml", Remote: srv.Addr, LocalIP: trustedIP,
-		Service: "0301234", Keys: map[string]string{"caller": "0401111", "max_forwards": "70"}, Timeout: 20 * time.Second})
-	inv, ok := gwy.recvRequest(t, "INVITE", 5*time.Second)
-	if !ok {
-		t.Fatal("the gateway got no INVITE")
-	}
+	srv, a, inv := callToRawGateway(t, cfg, gwy, "uac_rejected.xml")
 	contact := fmt.Sprintf("sip:gw@127.0.0.1:%d", gwy.Port)
 	bad := []string{
 		responseTo(inv, 180, "Ringing", "gw1", contact, "To"),
@@ -100,13 +109,7 @@ func TestTimerCEndsASilentFork(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.T1, cfg.TimerC = "100ms", "2s"
 	cfg.Extra = huntTOML("", gw("gw-mute", gwy.Port, 1, 1, ""))
-	srv := startServer(t, cfg)
-	a := startSipp(t, sippOpts{Name: "caller", Scenario: "uac_rejected.xml", Remote: srv.Addr, LocalIP: trustedIP,
-		Service: "0301234", Keys: map[string]string{"caller": "0401111", "max_forwards": "70"}, Timeout: 20 * time.Second})
-	inv, ok := gwy.recvRequest(t, "INVITE", 5*time.Second)
-	if !ok {
-		t.Fatal("the gateway got no INVITE")
-	}
+	srv, a, inv := callToRawGateway(t, cfg, gwy, "uac_rejected.xml")
 	gwy.send(t, srv.Addr, responseTo(inv, 180, "Ringing", "mute1", "sip:gw@127.0.0.1:"+strconv.Itoa(gwy.Port)))
 	cancel, ok := gwy.recvRequest(t, "CANCEL", 6*time.Second)
 	if !ok {

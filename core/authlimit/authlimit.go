@@ -111,47 +111,35 @@ type Limiter struct {
 	shards [64]shard
 }
 
-// New makes a limiter.
+// New makes a limiter; zero settings take Default's.
 func New(cfg Config) *Limiter {
 	d := Default()
-	if cfg.SourceFailures <= 0 {
-		cfg.SourceFailures = d.SourceFailures
-	}
-	if cfg.SourceWindow <= 0 {
-		cfg.SourceWindow = d.SourceWindow
-	}
-	if cfg.PairFailures <= 0 {
-		cfg.PairFailures = d.PairFailures
-	}
-	if cfg.PairWindow <= 0 {
-		cfg.PairWindow = d.PairWindow
-	}
-	if cfg.UserFailures <= 0 {
-		cfg.UserFailures = d.UserFailures
-	}
-	if cfg.UserWindow <= 0 {
-		cfg.UserWindow = d.UserWindow
-	}
+	orDefault(&cfg.SourceFailures, d.SourceFailures)
+	orDefault(&cfg.SourceWindow, d.SourceWindow)
+	orDefault(&cfg.PairFailures, d.PairFailures)
+	orDefault(&cfg.PairWindow, d.PairWindow)
+	orDefault(&cfg.UserFailures, d.UserFailures)
+	orDefault(&cfg.UserWindow, d.UserWindow)
+	orDefault(&cfg.Forgive, d.Forgive)
+	orDefault(&cfg.LoginMemory, d.LoginMemory)
+	orDefault(&cfg.MaxEntries, d.MaxEntries)
 	if len(cfg.Bans) == 0 {
 		cfg.Bans = d.Bans
 	}
-	if cfg.Forgive <= 0 {
-		cfg.Forgive = d.Forgive
-	}
-	if cfg.LoginMemory <= 0 {
-		cfg.LoginMemory = d.LoginMemory
-	}
 	if cfg.IPv6Prefix <= 0 || cfg.IPv6Prefix > 128 {
 		cfg.IPv6Prefix = d.IPv6Prefix
-	}
-	if cfg.MaxEntries <= 0 {
-		cfg.MaxEntries = d.MaxEntries
 	}
 	l := &Limiter{cfg: cfg, seed: maphash.MakeSeed()}
 	for i := range l.shards {
 		l.shards[i].m = map[string]*entry{}
 	}
 	return l
+}
+
+func orDefault[T int | time.Duration](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
 }
 
 // SourceOf is the key a source address is counted under: the address for

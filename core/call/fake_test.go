@@ -371,13 +371,7 @@ func (b *bed) invite(hdrs ...string) (*fakeServerTx, *sip.Request, chan struct{}
 	raw := fmt.Sprintf("INVITE sip:1002@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKa%d\r\n"+
 		"From: <sip:1001@127.0.0.1>;tag=a-tag\r\nTo: <sip:1002@192.0.2.1>\r\nCall-ID: call-%d\r\nCSeq: 1 INVITE\r\n"+
 		"Contact: <sip:1001@127.0.0.1:5070>\r\nMax-Forwards: 70\r\n%sContent-Length: 0\r\n\r\n", seq, seq, headerLines(hdrs))
-	m, err := sip.ParseMessage([]byte(raw))
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	req := m.(*sip.Request)
-	req.SetSource("127.0.0.1:5070")
-	req.SetTransport("UDP")
+	req := b.fromCaller(raw)
 	tx := newFakeServerTx(req)
 	done := make(chan struct{})
 	go func() {
@@ -401,6 +395,12 @@ func (b *bed) inDialog(method sip.RequestMethod, callID, toTag string, cseq int,
 		"From: <sip:1001@127.0.0.1>;tag=a-tag\r\nTo: <sip:1002@192.0.2.1>;tag=%s\r\nCall-ID: %s\r\nCSeq: %d %s\r\n"+
 		"Contact: <sip:1001@127.0.0.1:5070>\r\nMax-Forwards: 70\r\n%sContent-Length: 0\r\n\r\n",
 		method, cseq, method, toTag, callID, cseq, method, headerLines(hdrs))
+	return b.fromCaller(raw)
+}
+
+// fromCaller parses raw as a request the caller sent over UDP.
+func (b *bed) fromCaller(raw string) *sip.Request {
+	b.t.Helper()
 	m, err := sip.ParseMessage([]byte(raw))
 	if err != nil {
 		b.t.Fatal(err)
