@@ -185,20 +185,31 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		// goroutine of our own (sending on tx from here would deadlock).
 		reason := headerValue(cancel, "Reason")
 		c.cancelReason.Store(&reason)
-		safe.Go("call cancel", c.cancelByCaller, c.abortFn)
+		go c.cancelByCaller()
 	})
 
+	var buf [4]*leg
+	started := buf[:0]
 	func() {
 		c.lock()
 		defer c.unlock()
 		if dec.Hunt != nil {
-			c.startFork(first)
+			started = append(started, c.startFork(first))
 		}
 		for _, t := range dec.Targets {
-			c.startFork(t)
+			started = append(started, c.startFork(t))
 		}
-		c.noAnswer = time.AfterFunc(m.cfg.NoAnswerTimeout, safe.Func("call no-answer timer", c.noAnswerTimeout, c.abortFn))
+		c.noAnswer = time.AfterFunc(m.cfg.NoAnswerTimeout, c.noAnswerTimeout)
 	}()
+	// Sent with the lock released (a TCP dial may wait): the first fork
+	// from here, the others each from a goroutine of its own.
+	for i := len(started) - 1; i >= 0; i-- {
+		if b := started[i]; b != nil && i > 0 {
+			go c.launch(b)
+		} else if b != nil {
+			c.launch(b)
+		}
+	}
 	if cancelled {
 		c.cancelByCaller() // the CANCEL came before we could listen for it
 	}
@@ -215,9 +226,20 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 }
 
-// abortFn releases a call whose goroutine failed (safe.Recover): both
-// legs are released with cause 41 and the release event says why.
+// abortFn releases a call whose goroutine failed: both legs are released
+// with cause 41 and the release event says why.
 func (c *Call) abortFn() { c.terminate("internal error", events.SideSwitch, 500, 41) }
+
+// guard is deferred first thing by every goroutine and timer callback of
+// a call: a panic there is logged and counted (core/safe) and releases the
+// call. (Every lock of the call is released by a deferred unlock, so the
+// release can take it.) Deferred directly, it costs no allocation.
+func (c *Call) guard(where string) {
+	if r := recover(); r != nil {
+		safe.Report(where, r)
+		c.abortFn()
+	}
+}
 
 // isRetransmission tells whether req is a copy of the call's initial
 // INVITE (same From tag, CSeq and top Via branch).
@@ -405,10 +427,11 @@ func stripOption(m *sip.Response, name, tag string) {
 // fireAndForget sends req on a goroutine of its own (its transaction may
 // dial) and drains its transaction; sipgo's Timer F bounds it.
 func (c *Call) fireAndForget(where string, req *sip.Request) {
-	safe.Go(where, func() { c.m.fireAndForget(req) })
+	go c.m.fireAndForget(where, req)
 }
 
-func (m *Manager) fireAndForget(req *sip.Request) {
+func (m *Manager) fireAndForget(where string, req *sip.Request) {
+	defer safe.Recover(where)
 	tx, err := m.send(req)
 	if err != nil {
 		m.log.Debug("send failed", "method", req.Method, "err", err)
@@ -517,6 +540,7 @@ func (c *Call) failCall(r *sip.Response) {
 // 200 to the CANCEL and 487 to the INVITE. The caller's Reason is passed
 // on; without one the callee learns Q.850 cause 16 (normal clearing).
 func (c *Call) cancelByCaller() {
+	defer c.guard("call cancel")
 	c.lock()
 	defer c.unlock()
 	if c.st != early {
@@ -539,6 +563,7 @@ func (c *Call) cancelByCaller() {
 
 // noAnswerTimeout ends a call that rang too long.
 func (c *Call) noAnswerTimeout() {
+	defer c.guard("call no-answer timer")
 	c.lock()
 	defer c.unlock()
 	if c.st != early {

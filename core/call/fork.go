@@ -27,8 +27,8 @@ import (
 //	          after it was given up its transaction is ended whatever the
 //	          callee does, and it is forgotten.
 
-// startFork builds the INVITE of one B leg and starts its goroutine.
-// Caller holds c.mu.
+// startFork builds the INVITE of one B leg and registers it; the caller
+// sends it with launch once it has released the lock. Caller holds c.mu.
 func (c *Call) startFork(t Target) *leg {
 	m := c.m
 	a := c.aInvite
@@ -73,14 +73,15 @@ func (c *Call) startFork(t Target) *leg {
 		return nil // a collision of 120 random bits: not reached
 	}
 	c.forks = append(c.forks, b)
-	safe.Go("call fork", func() { c.runFork(b) }, c.abortFn)
 	return b
 }
 
-// runFork sends the fork's INVITE and relays its responses. It runs on a
-// goroutine of its own: opening a connection can take seconds, and the
-// call's lock is never held meanwhile.
-func (c *Call) runFork(b *leg) {
+// launch sends the fork's INVITE and starts the goroutine that relays its
+// responses. It runs without the call's lock (opening a connection can
+// take seconds), on the goroutine that started the fork: the request
+// handler of the caller's INVITE, or the fork the hunt moves on from.
+func (c *Call) launch(b *leg) {
+	defer c.guard("call fork")
 	gone := func() bool {
 		c.lock()
 		defer c.unlock()
@@ -122,17 +123,19 @@ func (c *Call) runFork(b *leg) {
 			c.armTimerC(b)
 			if c.hunt != nil {
 				if d := c.hunt.InviteTimeout(); d > 0 {
-					b.silence = time.AfterFunc(d, safe.Func("call invite timeout", func() { c.forkSilent(b) }, c.abortFn))
+					b.silence = time.AfterFunc(d, func() { c.forkSilent(b) })
 				}
 			}
 		}
 	}()
-	c.readFork(b, tx)
+	go c.readFork(b, tx)
 }
 
 // readFork relays the responses of one fork's INVITE transaction until
-// its final response, or the transaction's end.
+// its final response, or the transaction's end. It runs on a goroutine of
+// its own.
 func (c *Call) readFork(b *leg, tx sip.ClientTransaction) {
+	defer c.guard("call fork")
 	for {
 		select {
 		case r := <-tx.Responses():
@@ -289,21 +292,26 @@ func (c *Call) forkOutcome(b *leg, r *sip.Response) bool {
 // gateway's channel is given back.
 func (c *Call) huntNext() {
 	t, ok := c.hunt.Next()
-	c.lock()
-	defer c.unlock()
-	c.hunting = false
-	if c.st != early {
-		if ok && t.Release != nil {
-			t.Release()
+	b := func() *leg {
+		c.lock()
+		defer c.unlock()
+		c.hunting = false
+		if c.st != early {
+			if ok && t.Release != nil {
+				t.Release()
+			}
+			return nil
 		}
-		return
+		if !ok {
+			c.failCall(c.bestFinal)
+			return nil
+		}
+		c.m.log.Debug("gateway failover", "call", c.a.callID, "from", c.huntFrom, "status", c.huntStatus, "to", t.Gateway)
+		return c.startFork(t)
+	}()
+	if b != nil {
+		c.launch(b)
 	}
-	if !ok {
-		c.failCall(c.bestFinal)
-		return
-	}
-	c.m.log.Debug("gateway failover", "call", c.a.callID, "from", c.huntFrom, "status", c.huntStatus, "to", t.Gateway)
-	c.startFork(t)
 }
 
 // abandon gives fork b up (reason is the Reason header of its CANCEL).
@@ -340,10 +348,11 @@ func (c *Call) armReap(b *leg) {
 	if b.reap != nil {
 		return
 	}
-	b.reap = time.AfterFunc(abandonWait(), safe.Func("call fork reap", func() { c.reapFork(b) }))
+	b.reap = time.AfterFunc(abandonWait(), func() { c.reapFork(b) })
 }
 
 func (c *Call) reapFork(b *leg) {
+	defer c.guard("call fork reap")
 	c.lock()
 	defer c.unlock()
 	c.m.tab.del(b.callID)
@@ -367,10 +376,11 @@ func (c *Call) stopForkTimers(b *leg) {
 // provisional. Caller holds c.mu.
 func (c *Call) armTimerC(b *leg) {
 	b.lastProvisional = time.Now()
-	b.timerC = time.AfterFunc(c.m.cfg.TimerC, safe.Func("call timer C", func() { c.timerCFired(b) }, c.abortFn))
+	b.timerC = time.AfterFunc(c.m.cfg.TimerC, func() { c.timerCFired(b) })
 }
 
 func (c *Call) timerCFired(b *leg) {
+	defer c.guard("call timer C")
 	next := func() bool {
 		c.lock()
 		defer c.unlock()
@@ -379,7 +389,7 @@ func (c *Call) timerCFired(b *leg) {
 		}
 		if left := c.m.cfg.TimerC - time.Since(b.lastProvisional); left > 0 {
 			// A provisional came since the timer was set: wait the rest.
-			b.timerC = time.AfterFunc(left, safe.Func("call timer C", func() { c.timerCFired(b) }, c.abortFn))
+			b.timerC = time.AfterFunc(left, func() { c.timerCFired(b) })
 			return false
 		}
 		b.timerC = nil
@@ -396,6 +406,7 @@ func (c *Call) timerCFired(b *leg) {
 // transaction runs on (no CANCEL is possible before a provisional), so
 // that a 2xx it may still send is ACKed and BYEd.
 func (c *Call) forkSilent(b *leg) {
+	defer c.guard("call invite timeout")
 	next := func() bool {
 		c.lock()
 		defer c.unlock()
@@ -431,7 +442,7 @@ func (c *Call) sendCancel(b *leg) {
 	}
 	req.SetBody(nil)
 	c.m.prepare(req, b.dest, b.transport)
-	c.fireAndForget("call cancel", req)
+	c.fireAndForget("call CANCEL", req)
 }
 
 // ackAndBye accepts an unwanted 2xx and hangs it up at once. Caller holds c.mu.

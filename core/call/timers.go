@@ -9,7 +9,6 @@ import (
 
 	"github.com/softswitch/softswitch/core/events"
 	"github.com/softswitch/softswitch/core/q850"
-	"github.com/softswitch/softswitch/core/safe"
 )
 
 // retransmit2xx resends the 2xx res on leg l until the ACK with CSeq seq
@@ -25,6 +24,7 @@ func (c *Call) retransmit2xx(l *leg, res *sip.Response, seq uint32) {
 	deadline := time.Now().Add(abandonWait())
 	var tick func()
 	tick = func() {
+		defer c.guard("call 2xx retransmission")
 		c.lock()
 		defer c.unlock()
 		if l.retrans == nil || c.st != confirmed {
@@ -49,13 +49,13 @@ func (c *Call) retransmit2xx(l *leg, res *sip.Response, seq uint32) {
 		if reliable || time.Now().Add(next).After(deadline) {
 			next = time.Until(deadline)
 		}
-		l.retrans = time.AfterFunc(next, safe.Func("call 2xx retransmission", tick, c.abortFn))
+		l.retrans = time.AfterFunc(next, tick)
 	}
 	first := interval
 	if reliable {
 		first = abandonWait()
 	}
-	l.retrans = time.AfterFunc(first, safe.Func("call 2xx retransmission", tick, c.abortFn))
+	l.retrans = time.AfterFunc(first, tick)
 }
 
 // acked stops the 2xx retransmission of leg l when seq is its ACK's CSeq.
@@ -137,7 +137,7 @@ func (c *Call) negotiateTimer(r *sip.Response, res *sip.Response) {
 	if !calleeRefreshes && !callerRefreshes {
 		// Nobody else will: the switch refreshes both legs itself.
 		c.refreshSides = []*leg{c.a, c.b}
-		c.seRefresh = time.AfterFunc(time.Duration(interval)*time.Second/2, safe.Func("call session refresh", c.refreshNow, c.abortFn))
+		c.seRefresh = time.AfterFunc(time.Duration(interval)*time.Second/2, c.refreshNow)
 	}
 	c.armWatchdog()
 }
@@ -154,16 +154,20 @@ func (c *Call) armWatchdog() {
 		margin = 32 * time.Second
 	}
 	c.stopTimer(&c.seWatchdog)
-	c.seWatchdog = time.AfterFunc(d-margin, safe.Func("call session timer", func() {
-		c.lock()
-		defer c.unlock()
-		if c.st != confirmed {
-			return
-		}
-		c.m.log.Info("session timer expired", "call", c.a.callID)
-		c.byeBoth(nil, q850.Reason(102, "session timer expired"))
-		c.end("session timer expired", events.SideSwitch, 408, 102)
-	}, c.abortFn))
+	c.seWatchdog = time.AfterFunc(d-margin, c.sessionExpired)
+}
+
+// sessionExpired releases a call whose session was not refreshed in time.
+func (c *Call) sessionExpired() {
+	defer c.guard("call session timer")
+	c.lock()
+	defer c.unlock()
+	if c.st != confirmed {
+		return
+	}
+	c.m.log.Info("session timer expired", "call", c.a.callID)
+	c.byeBoth(nil, q850.Reason(102, "session timer expired"))
+	c.end("session timer expired", events.SideSwitch, 408, 102)
 }
 
 // refreshed notes a successful refresh seen on the path. Caller holds c.mu.
@@ -181,6 +185,7 @@ func (c *Call) refreshed(r *sip.Response) {
 // refreshNow sends our own session refresh (UPDATE without a body) to the
 // legs nobody else refreshes; a failure ends the call.
 func (c *Call) refreshNow() {
+	defer c.guard("call session refresh")
 	reqs := func() []*sip.Request {
 		c.lock()
 		defer c.unlock()
@@ -224,5 +229,5 @@ func (c *Call) refreshNow() {
 		return
 	}
 	c.armWatchdog()
-	c.seRefresh = time.AfterFunc(time.Duration(c.seInterval)*time.Second/2, safe.Func("call session refresh", c.refreshNow, c.abortFn))
+	c.seRefresh = time.AfterFunc(time.Duration(c.seInterval)*time.Second/2, c.refreshNow)
 }
