@@ -50,7 +50,7 @@ func takeHandover(db *store.DB, a *digest.Authority, l *authlimit.Limiter, log *
 	} else if found {
 		a.Restore(ns)
 	} else {
-		log.Info("no clean shutdown before: nonces issued before this start get a stale challenge once")
+		log.Info("no nonce counts handed over (a first start, or after a crash): nonces issued before this start get a stale challenge once")
 	}
 	var bs authlimit.State
 	if found, err := db.TakeState(stateBans, &bs); err != nil {
