@@ -2,6 +2,7 @@ package call
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -31,6 +32,10 @@ type sipgoWire struct{ client *sipgo.Client }
 func asIs(*sipgo.Client, *sip.Request) error { return nil }
 
 func (w sipgoWire) Request(req *sip.Request) (sip.ClientTransaction, error) {
+	if strings.EqualFold(req.Transport(), "UDP") {
+		// Nothing to set up: no deadline (a timer per request) needed.
+		return w.client.TransactionRequest(context.Background(), req, asIs)
+	}
 	// The context bounds the connection set-up only; the transaction
 	// runs on its own timers.
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
