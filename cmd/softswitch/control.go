@@ -3,10 +3,12 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/softswitch/softswitch/core/admission"
 	"github.com/softswitch/softswitch/core/authlimit"
 	"github.com/softswitch/softswitch/core/config"
 	"github.com/softswitch/softswitch/core/digest"
@@ -84,7 +86,32 @@ func limiterConfig(c config.Auth) authlimit.Config {
 }
 
 // controlCommands registers what the control socket answers.
-func controlCommands(s *control.Server, l *authlimit.Limiter, bus *events.Bus) {
+func controlCommands(s *control.Server, l *authlimit.Limiter, adm *admission.Gate, bus *events.Bus) {
+	s.Handle("blocked", "list sources blocked for their request rate", func([]string) (string, error) {
+		bs := adm.Blocked(time.Now())
+		if len(bs) == 0 {
+			return "no blocked sources", nil
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "%-40s %s\n", "SOURCE", "UNTIL (UTC)")
+		for _, x := range bs {
+			fmt.Fprintf(&b, "%-40s %s\n", x.Source, x.Until.UTC().Format("2006-01-02 15:04:05"))
+		}
+		return b.String(), nil
+	})
+	s.Handle("unblock", "unblock ADDRESS: lift the rate block of a source", func(args []string) (string, error) {
+		if len(args) != 1 {
+			return "", fmt.Errorf("usage: unblock ADDRESS")
+		}
+		ip, err := netip.ParseAddr(args[0])
+		if err != nil {
+			return "", fmt.Errorf("not an IP address: %q", args[0])
+		}
+		if !adm.Unblock(ip, time.Now()) {
+			return fmt.Sprintf("%s is not blocked", ip), nil
+		}
+		return fmt.Sprintf("unblocked %s", ip), nil
+	})
 	s.Handle("bans", "list active authentication bans", func([]string) (string, error) {
 		return formatBans(l.Bans(time.Now())), nil
 	})

@@ -28,12 +28,15 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/softswitch/softswitch/appliance/ha"
+	"github.com/softswitch/softswitch/core/admission"
 	"github.com/softswitch/softswitch/core/auth"
 	"github.com/softswitch/softswitch/core/authlimit"
 	"github.com/softswitch/softswitch/core/call"
 	"github.com/softswitch/softswitch/core/config"
 	"github.com/softswitch/softswitch/core/digest"
 	"github.com/softswitch/softswitch/core/events"
+	"github.com/softswitch/softswitch/core/gate"
+	"github.com/softswitch/softswitch/core/overload"
 	"github.com/softswitch/softswitch/core/registrar"
 	"github.com/softswitch/softswitch/core/routing"
 	"github.com/softswitch/softswitch/core/safe"
@@ -123,6 +126,18 @@ func run(args []string) error {
 	limiter := authlimit.New(limiterConfig(cfg.Auth))
 	takeHandover(db, authority, limiter, log)
 	authn := &auth.Authenticator{Digest: authority, Subs: subs, Limiter: limiter, Bus: bus, Log: log}
+	// The front door (core/gate): per-source admission and overload
+	// control, before a datagram is parsed.
+	admit := admission.New(admission.Config{Rate: cfg.Admission.Rate, Burst: cfg.Admission.Burst,
+		TrustedRate: cfg.Admission.TrustedRate, Block: cfg.Admission.Block.Duration,
+		MaxSources: cfg.Admission.MaxSources}, bus)
+	authn.OnPeers = func(ps []auth.Peer) {
+		prefixes := make([]netip.Prefix, len(ps))
+		for i, p := range ps {
+			prefixes[i] = p.Prefix
+		}
+		admit.SetTrusted(prefixes)
+	}
 	router := &routing.Router{Subs: subs, Log: log}
 	dnsServers := cfg.DNS.Servers
 	if len(dnsServers) == 0 {
@@ -140,7 +155,11 @@ func run(args []string) error {
 	}
 	router.Loc = loc
 
-	srv := &server.Server{Log: log}
+	var calls *call.Manager // set below; the stack starts serving after that
+	shed := overload.New(overload.Config{MaxCalls: cfg.Overload.MaxCalls, QueueTarget: cfg.Overload.QueueTarget,
+		DelayTarget: cfg.Overload.DelayTarget.Duration, RetryAfterMin: cfg.Overload.RetryAfterMin,
+		RetryAfterMax: cfg.Overload.RetryAfterMax}, func() int { return calls.Active() }, bus)
+	srv := &server.Server{Log: log, Gate: &gate.Gate{Admission: admit, Overload: shed}, Overload: shed}
 	bound, err := srv.Listen(cfg.SIP.Listen)
 	if err != nil {
 		return err
@@ -171,12 +190,11 @@ func run(args []string) error {
 	// a second 32 s of them is gigabytes for the collector to mark. Later
 	// 2xx retransmissions reach HandleStrayResponse, which re-sends the ACK.
 	sip.Timer_M = 2 * time.Second
-	var calls *call.Manager // set below; the stack starts serving after that
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.SIP.UserAgent), sipgo.WithUserAgentHostname(host),
 		sipgo.WithUserAgentParser(sipparse.New()),
 		// Every UDP datagram is mended before sipgo parses it (core/inbound);
 		// TCP streams are, in core/server's listener.
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(server.MendUDP)),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(srv.Filter)),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerUnhandledResponseHandler(func(r *sip.Response) {
 			if calls != nil {
 				calls.HandleStrayResponse(r)
@@ -204,13 +222,16 @@ func run(args []string) error {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	ctl := &control.Server{Path: controlPath(cfg.Data.Dir), Log: log}
-	controlCommands(ctl, limiter, bus)
+	controlCommands(ctl, limiter, admit, bus)
 	ctlLn, err := ctl.Listen()
 	if err != nil {
 		return err
 	}
 	safe.Go("control socket", func() { ctl.Serve(ctx, ctlLn) })
 	safe.Loop("housekeeping", ctx.Done(), func() { housekeeping(ctx, authority, loc) })
+	safe.Loop("admission sweep", ctx.Done(), func() { sweep(ctx, admit) })
+	probe := overload.NewProbe(srv.UDPConn())
+	safe.Loop("overload control", ctx.Done(), func() { shed.Run(ctx, probe.Sample) })
 	prober := &gateway.Prober{Set: func() *gateway.Set { return router.Tables().Set },
 		Ping: router.Pinger(srv.Client), Bus: bus, Log: log}
 	// Gateways are probed by the active node only: with [ha] on, the role
@@ -253,6 +274,7 @@ func run(args []string) error {
 			snap := counters.Snapshot()
 			log.Info("stopped", "attempts", snap.Attempts, "answers", snap.Answers,
 				"invalid_responses", srv.Calls.InvalidResponses(), "unparseable", server.Unparseable(),
+				"refused_overload", shed.Refused(), "dropped_blocked", admit.Dropped(),
 				"recovered_panics", safe.Panics())
 			return nil
 		}
@@ -334,6 +356,21 @@ func housekeeping(ctx context.Context, a *digest.Authority, loc *registrar.Locat
 		case now := <-t.C:
 			a.Purge(now)
 			loc.Purge(now)
+		}
+	}
+}
+
+// sweep forgets idle sources of the admission table and announces ended
+// blocks.
+func sweep(ctx context.Context, g *admission.Gate) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			g.Sweep(now)
 		}
 	}
 }

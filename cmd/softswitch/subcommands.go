@@ -45,12 +45,14 @@ func runningDataDir(cfgPath, dataDir string) (string, error) {
 //	softswitch firstboot [--root DIR]                     configure this node from SMBIOS/kernel/site values
 //	softswitch bans [--config FILE] [--data-dir DIR]      the running switch's authentication bans
 //	softswitch unban [--config FILE] [--data-dir DIR] ADDRESS|PREFIX|USER   lift them
+//	softswitch blocked [--config FILE] [--data-dir DIR]   sources blocked for their request rate
+//	softswitch unblock [--config FILE] [--data-dir DIR] ADDRESS   lift a block
 func subcommand(args []string) (ok bool, err error) {
 	if len(args) == 0 {
 		return false, nil
 	}
 	switch args[0] {
-	case "bans", "unban":
+	case "bans", "unban", "blocked", "unblock":
 		fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 		cfgPath := fs.String("config", "", "the softswitch configuration (default: /etc/softswitch/softswitch.toml if present)")
 		dataDir := fs.String("data-dir", "", "data directory the daemon runs with (overrides data.dir)")
@@ -62,9 +64,14 @@ func subcommand(args []string) (ok bool, err error) {
 			return true, err
 		}
 		line := args[0]
-		if args[0] == "unban" {
+		switch args[0] {
+		case "unban", "unblock":
 			if fs.NArg() != 1 {
-				return true, fmt.Errorf("usage: softswitch unban [--config FILE] [--data-dir DIR] ADDRESS|PREFIX|USER")
+				what := "ADDRESS|PREFIX|USER"
+				if args[0] == "unblock" {
+					what = "ADDRESS"
+				}
+				return true, fmt.Errorf("usage: softswitch %s [--config FILE] [--data-dir DIR] %s", args[0], what)
 			}
 			line += " " + fs.Arg(0)
 		}

@@ -53,11 +53,19 @@ type Authenticator struct {
 	Limiter *authlimit.Limiter
 	Bus     *events.Bus  // bans are published here (nil: not published)
 	Log     *slog.Logger // bans are logged here (nil: not logged)
+	// OnPeers, when set, hears every new trusted peer list (the
+	// admission gate gives trusted peers their own rate).
+	OnPeers func([]Peer)
 	peers   atomic.Pointer[[]Peer]
 }
 
 // SetPeers replaces the trusted peer list.
-func (a *Authenticator) SetPeers(p []Peer) { a.peers.Store(&p) }
+func (a *Authenticator) SetPeers(p []Peer) {
+	a.peers.Store(&p)
+	if a.OnPeers != nil {
+		a.OnPeers(p)
+	}
+}
 
 // TrustedPeer returns the peer name when src (ip:port) is trusted.
 func (a *Authenticator) TrustedPeer(src string) (string, bool) {

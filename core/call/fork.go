@@ -41,11 +41,14 @@ func (c *Call) startFork(t Target) *leg {
 		localName: a.From().DisplayName,
 		remote:    sip.Uri{Scheme: "sip", User: t.URI.User, Host: t.URI.Host},
 		target:    t.URI, dest: t.Dest, transport: strings.ToLower(t.Transport), gateway: t.Gateway,
-		release: t.Release}
+		release: t.Release, oc: t.OC}
 	if b.transport == "" {
 		b.transport = "udp"
 	}
 	req := b.newRequest(sip.INVITE, m)
+	if t.OC != nil {
+		req.Via().Params.Add("oc", "") // RFC 7339 §5.1: we honour overload control
+	}
 	mf := sip.MaxForwardsHeader(c.maxFwd)
 	req.ReplaceHeader(&mf)
 	copyHeaders(requestCopy, a, req)
@@ -144,6 +147,9 @@ func (c *Call) readFork(b *leg, tx sip.ClientTransaction) {
 			}
 			if !c.m.validResponse(r, "callee") {
 				continue // dropped and counted: what we rely on is missing
+			}
+			if b.oc != nil {
+				readOC(r, b.oc)
 			}
 			c.forkResponse(b, r)
 			if !r.IsProvisional() {

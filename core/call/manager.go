@@ -32,7 +32,14 @@ type Target struct {
 	Calling   string  // calling number to send (From, P-Asserted-Identity); "" = Decision.Calling
 	Trusted   bool    // a gateway: it gets P-Asserted-Identity
 	Release   func()  // called once when the call is done with this target (its channel); may be nil
+	// OC, when set, offers the target RFC 7339 overload control (an oc
+	// parameter on our Via) and hears what it asks for.
+	OC Feedback
 }
+
+// Feedback hears a downstream server's RFC 7339 overload control: shed
+// loss per cent of new requests to it for validity; seq orders values.
+type Feedback func(loss int, validity time.Duration, seq int64, now time.Time)
 
 // Caller describes who is calling, after authentication.
 type Caller struct {

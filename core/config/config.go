@@ -41,6 +41,8 @@ type Config struct {
 	Registrar   Registrar     `toml:"registrar"`
 	Auth        Auth          `toml:"auth"`
 	Call        Call          `toml:"call"`
+	Admission   Admission     `toml:"admission"`
+	Overload    Overload      `toml:"overload"`
 	Data        Data          `toml:"data"`
 	Log         Log           `toml:"log"`
 	Runtime     Runtime       `toml:"runtime"`
@@ -131,6 +133,25 @@ type Call struct {
 	MaxForwards    int      `toml:"max_forwards"`
 }
 
+// Admission limits the request rate of each source address (before
+// parsing; docs/security.md). A rate of 0 means no limit.
+type Admission struct {
+	Rate        float64  `toml:"rate"`         // requests per second from one source
+	Burst       float64  `toml:"burst"`        // requests at once above the rate
+	TrustedRate float64  `toml:"trusted_rate"` // the rate of each trusted peer; 0: unlimited
+	Block       Duration `toml:"block"`        // how long a source over its rate is blocked
+	MaxSources  int      `toml:"max_sources"`  // sources tracked at most
+}
+
+// Overload configures the overload control (docs/performance.md).
+type Overload struct {
+	MaxCalls      int      `toml:"max_calls"`       // concurrent calls at most; 0: no cap
+	QueueTarget   float64  `toml:"queue_target"`    // receive queue fill (0..1) above which new calls are shed
+	DelayTarget   Duration `toml:"delay_target"`    // scheduling delay above which new calls are shed
+	RetryAfterMin int      `toml:"retry_after_min"` // seconds
+	RetryAfterMax int      `toml:"retry_after_max"`
+}
+
 // Data is where durable state lives.
 type Data struct {
 	Dir string `toml:"dir"`
@@ -207,6 +228,9 @@ func Default() Config {
 			MinSE:           90,
 			MaxForwards:     70,
 		},
+		Admission: Admission{Rate: 100, Burst: 400, Block: Duration{time.Minute}, MaxSources: 1 << 17},
+		Overload: Overload{QueueTarget: 0.25, DelayTarget: Duration{20 * time.Millisecond},
+			RetryAfterMin: 5, RetryAfterMax: 20},
 		Data:    Data{Dir: "./data"},
 		Log:     Log{Level: "info"},
 		Runtime: Runtime{GCPercent: 400},
@@ -370,6 +394,9 @@ func (c *Config) Validate() error {
 	r := c.Registrar
 	if r.MinExpires < 1 || r.MaxExpires < r.MinExpires || r.DefaultExpires < r.MinExpires || r.DefaultExpires > r.MaxExpires {
 		return invalid("registrar.min_expires", "need 1 <= min_expires <= default_expires <= max_expires (have %d, %d, %d)", r.MinExpires, r.DefaultExpires, r.MaxExpires)
+	}
+	if err := c.validateLoad(); err != nil {
+		return err
 	}
 	if c.Auth.NonceLifetime.Duration < 10*time.Second {
 		return invalid("auth.nonce_lifetime", "must be at least 10s")
@@ -548,4 +575,31 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
 	}
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func (c *Config) validateLoad() error {
+	a, o := c.Admission, c.Overload
+	switch {
+	case a.Rate < 0:
+		return invalid("admission.rate", "must be 0 (no limit) or more")
+	case a.TrustedRate < 0:
+		return invalid("admission.trusted_rate", "must be 0 (no limit) or more")
+	case a.Burst < 1:
+		return invalid("admission.burst", "must be at least 1")
+	case a.Rate > 0 && a.Block.Duration < time.Second:
+		return invalid("admission.block", "must be at least 1s")
+	case a.MaxSources < 1024:
+		return invalid("admission.max_sources", "must be at least 1024")
+	case o.MaxCalls < 0:
+		return invalid("overload.max_calls", "must be 0 (no cap) or more")
+	case o.QueueTarget < 0 || o.QueueTarget > 1:
+		return invalid("overload.queue_target", "must be between 0 (off) and 1")
+	case o.DelayTarget.Duration < 0:
+		return invalid("overload.delay_target", "must be 0 (off) or more")
+	case o.RetryAfterMin < 1:
+		return invalid("overload.retry_after_min", "must be at least 1")
+	case o.RetryAfterMax < o.RetryAfterMin:
+		return invalid("overload.retry_after_max", "must be at least retry_after_min")
+	}
+	return nil
 }

@@ -23,6 +23,8 @@ const (
 	TrunkRegistration                 // a registration to an upstream carrier changed state (Gateway, State)
 	MessageInvalid                    // a message from the network was refused or dropped as malformed (Cause: why, Source)
 	AuthBan                           // authentication failures banned a source or user (Source, AOR, State: banned/unbanned, Until, Level)
+	SourceBlock                       // a source went over its request rate and is blocked, or its block ended (Source, State: blocked/unblocked, Until)
+	Overload                          // the switch started or stopped refusing new calls for load (State: start/end/level, Level: percent refused, Cause: what measured it)
 )
 
 func (k Kind) String() string {
@@ -47,6 +49,10 @@ func (k Kind) String() string {
 		return "message-invalid"
 	case AuthBan:
 		return "auth-ban"
+	case SourceBlock:
+		return "source-block"
+	case Overload:
+		return "overload"
 	}
 	return "unknown"
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -16,7 +17,9 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/softswitch/softswitch/core/call"
+	"github.com/softswitch/softswitch/core/gate"
 	"github.com/softswitch/softswitch/core/inbound"
+	"github.com/softswitch/softswitch/core/overload"
 	"github.com/softswitch/softswitch/core/registrar"
 	"github.com/softswitch/softswitch/core/safe"
 	"github.com/softswitch/softswitch/core/sipcheck"
@@ -39,8 +42,16 @@ type Server struct {
 	// to us yet (the advertised address); zero: the kernel's choice.
 	Source netip.Addr
 
-	udp net.PacketConn
-	tcp net.Listener
+	// Gate decides about each UDP datagram before it is parsed
+	// (admission, overload, mending); its Reply is set by Serve.
+	Gate *gate.Gate
+	// Overload is told to clients that offer RFC 7339 overload control
+	// (nil: not offered).
+	Overload *overload.Controller
+
+	udp  net.PacketConn
+	udpw net.PacketConn // udp answering from the address each peer sent to
+	tcp  net.Listener
 }
 
 // Listen binds UDP and TCP on addr before serving, so that start-up fails
@@ -61,10 +72,13 @@ func (s *Server) Listen(addr string) (string, error) {
 	return tcpAddr, nil
 }
 
-// MendUDP is the stack's read filter: each UDP datagram is mended by
-// core/inbound before sipgo parses it. (A filter that errs would end the
-// read loop: this one never does.)
-func MendUDP(p sip.TransportReadProps, data []byte) ([]byte, error) {
+// UDPConn is the bound UDP socket (after Listen).
+func (s *Server) UDPConn() net.PacketConn { return s.udp }
+
+// Filter is the stack's read filter: each UDP datagram passes core/gate
+// before sipgo parses it (nil: dropped). A filter that errs would end
+// the read loop: this one never does.
+func (s *Server) Filter(p sip.TransportReadProps, data []byte) ([]byte, error) {
 	if p.Transport != "UDP" {
 		return data, nil // streams are framed and mended by inbound.Listener
 	}
@@ -72,7 +86,17 @@ func MendUDP(p sip.TransportReadProps, data []byte) ([]byte, error) {
 	if ua, ok := p.RemoteAddr.(*net.UDPAddr); ok {
 		src = ua.AddrPort()
 	}
-	return inbound.Fix(data, src), nil
+	if s.Gate == nil {
+		return inbound.Fix(data, src), nil
+	}
+	return s.Gate.Filter(data, src), nil
+}
+
+// reply sends a stateless answer from the gate.
+func (s *Server) reply(b []byte, to netip.AddrPort) {
+	if s.udpw != nil {
+		s.udpw.WriteTo(b, net.UDPAddrFromAddrPort(to))
+	}
 }
 
 // Serve registers the handlers and serves until ctx ends.
@@ -103,7 +127,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, 2)
 	// Answers leave from the address each peer sent to (a pair's virtual
 	// address, on a node listening on all of them).
-	safe.Go("SIP UDP listener", func() { errc <- srv.ServeUDP(udpsrc.Wrap(s.udp, s.Source)) }, func() { errc <- errors.New("UDP listener failed") })
+	s.udpw = udpsrc.Wrap(s.udp, s.Source)
+	if s.Gate != nil {
+		s.Gate.Reply = s.reply
+	}
+	safe.Go("SIP UDP listener", func() { errc <- srv.ServeUDP(s.udpw) }, func() { errc <- errors.New("UDP listener failed") })
 	safe.Go("SIP TCP listener", func() { errc <- srv.ServeTCP(s.tcp) }, func() { errc <- errors.New("TCP listener failed") })
 	select {
 	case <-ctx.Done():
@@ -145,6 +173,9 @@ func (s *Server) checked(h handler, forwarded bool) sipgo.RequestHandler {
 			s.Log.Debug("invalid request", "method", req.Method, "status", p.Status, "reason", p.Reason, "src", req.Source())
 			tx.Respond(p.Response(req))
 			return
+		}
+		if s.Overload != nil {
+			offerOC(req, s.Overload)
 		}
 		if forwarded {
 			if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
@@ -198,6 +229,20 @@ func (s *Server) options(req *sip.Request, tx sip.ServerTransaction) {
 		res.AppendHeader(sip.NewHeader("Server", s.UA.Name())) // sip.user_agent: tells the nodes of a pair apart
 	}
 	tx.Respond(res)
+}
+
+// offerOC answers a client that offers RFC 7339 overload control (an oc
+// parameter on its top Via): every response to the request carries the
+// share of requests to shed, for how long, and its sequence.
+func offerOC(req *sip.Request, c *overload.Controller) {
+	v := req.Via()
+	if v == nil || !v.Params.Has("oc") {
+		return
+	}
+	v.Params.Add("oc", strconv.Itoa(c.Loss()))
+	v.Params.Add("oc-algo", `"loss"`)
+	v.Params.Add("oc-validity", strconv.FormatInt(c.Validity().Milliseconds(), 10))
+	v.Params.Add("oc-seq", strconv.FormatInt(c.Seq(), 10))
 }
 
 func tagOf(to *sip.ToHeader) string {

@@ -26,6 +26,9 @@ func New() *sip.Parser {
 	for _, name := range []string{"from", "f", "to", "t"} {
 		m[name] = address(m[name])
 	}
+	for _, name := range []string{"via", "v"} {
+		m[name] = via(m[name])
+	}
 	return sip.NewParser(sip.WithHeadersParsers(m))
 }
 
@@ -37,6 +40,59 @@ func address(next sip.HeaderParser) sip.HeaderParser {
 		return next(name, tightParams(value))
 	}
 }
+
+// via reads Via parameters with quoted values (RFC 7339's
+// oc-algo="loss,rate"), which sipgo's Via parser mangles and splits at
+// the comma inside the quotes. Each quoted string is masked with as many
+// placeholder bytes before sipgo reads the value (so that the offsets of
+// the values after a comma stay right), then put back.
+func via(next sip.HeaderParser) sip.HeaderParser {
+	return func(name []byte, value string) (sip.Header, error) {
+		if strings.IndexByte(value, '"') < 0 {
+			return next(name, value)
+		}
+		masked := []byte(value)
+		var spans [][2]int
+		for i := 0; i < len(masked); i++ {
+			if masked[i] != '"' {
+				continue
+			}
+			j := i + 1
+			for j < len(masked) && masked[j] != '"' {
+				if masked[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			if j >= len(masked) {
+				break // unterminated: sipgo decides
+			}
+			spans = append(spans, [2]int{i, j + 1})
+			for k := i; k <= j; k++ {
+				masked[k] = mask
+			}
+			i = j
+		}
+		h, err := next(name, string(masked))
+		if v, ok := h.(*sip.ViaHeader); ok {
+			next := 0 // spans are put back in order: params come in order
+			for i := range v.Params {
+				kv := &v.Params[i]
+				for k := next; k < len(spans); k++ {
+					sp := spans[k]
+					if len(kv.V) == sp[1]-sp[0] && strings.Trim(kv.V, string(mask)) == "" {
+						kv.V, next = value[sp[0]:sp[1]], k+1
+						break
+					}
+				}
+			}
+		}
+		return h, err
+	}
+}
+
+// mask stands in for a quoted string while sipgo reads a Via.
+const mask = '~'
 
 // Valid reports whether the From and To of m were read as such (not
 // left plain for a malformed display name).

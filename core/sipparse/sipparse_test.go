@@ -60,3 +60,31 @@ func FuzzFromTo(f *testing.F) {
 		_ = tightParams(v)
 	})
 }
+
+func TestViaQuotedParams(t *testing.T) {
+	p := New()
+	msg := "INVITE sip:a@b SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;oc;oc-algo=\"loss,rate\";x=\"a;b\", SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK2;oc-algo=\"loss\"\r\n" +
+		"From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+	m, err := p.ParseSIP([]byte(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vias := m.GetHeaders("Via")
+	if len(vias) != 2 {
+		t.Fatalf("%d Via values, want 2", len(vias))
+	}
+	top := vias[0].(*sip.ViaHeader)
+	for k, want := range map[string]string{"branch": "z9hG4bK1", "oc-algo": `"loss,rate"`, "x": `"a;b"`} {
+		if v, _ := top.Params.Get(k); v != want {
+			t.Errorf("top Via %s = %q, want %q", k, v, want)
+		}
+	}
+	if !top.Params.Has("oc") || top.Host != "192.0.2.1" || top.Port != 5060 {
+		t.Errorf("top Via %s", top.Value())
+	}
+	second := vias[1].(*sip.ViaHeader)
+	if v, _ := second.Params.Get("oc-algo"); v != `"loss"` || second.Host != "10.0.0.1" {
+		t.Errorf("second Via %s", second.Value())
+	}
+}

@@ -51,6 +51,13 @@ type live struct {
 	mu     sync.Mutex // the call-rate window
 	second int64
 	count  int
+
+	// RFC 7339 overload control the gateway asked for: shed ocLoss per
+	// cent of new calls to it until ocUntil (unix nanoseconds).
+	ocMu    sync.Mutex
+	ocLoss  atomic.Int32
+	ocUntil atomic.Int64
+	ocSeq   int64
 }
 
 // Gateway is one compiled gateway.
@@ -124,6 +131,42 @@ func (g *Gateway) Acquire(now time.Time) bool {
 		}
 	}
 	l.out.Add(1)
+	return true
+}
+
+// Feedback takes the gateway's RFC 7339 overload control from a response:
+// shed loss per cent of new calls to it for validity (0: stop). A value
+// older (lower seq) than the one in force is ignored.
+func (g *Gateway) Feedback(loss int, validity time.Duration, seq int64, now time.Time) {
+	l := g.live
+	l.ocMu.Lock()
+	defer l.ocMu.Unlock()
+	if seq < l.ocSeq && now.UnixNano() < l.ocUntil.Load() {
+		return
+	}
+	l.ocSeq = seq
+	loss = min(max(loss, 0), 100)
+	if validity <= 0 || loss == 0 {
+		l.ocLoss.Store(0)
+		l.ocUntil.Store(0)
+		return
+	}
+	l.ocLoss.Store(int32(loss))
+	l.ocUntil.Store(now.Add(validity).UnixNano())
+}
+
+// Shed reports whether a new call is to skip this gateway for the
+// overload control it asked for; skipped calls count as rejected.
+func (g *Gateway) Shed(now time.Time) bool {
+	l := g.live
+	loss := l.ocLoss.Load()
+	if loss == 0 || now.UnixNano() >= l.ocUntil.Load() {
+		return false
+	}
+	if loss < 100 && rand.Int32N(100) >= loss {
+		return false
+	}
+	l.rejected.Add(1)
 	return true
 }
 

@@ -194,3 +194,43 @@ func TestCompileErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestOverloadFeedbackShedsCalls(t *testing.T) {
+	g := &Gateway{Name: "gw", live: &live{}}
+	now := time.Unix(1_800_000_000, 0)
+	if g.Shed(now) {
+		t.Fatal("shed without feedback")
+	}
+	g.Feedback(100, 2*time.Second, 10, now)
+	for range 100 {
+		if !g.Shed(now.Add(time.Second)) {
+			t.Fatal("oc=100 let a call through")
+		}
+	}
+	if g.Shed(now.Add(3 * time.Second)) {
+		t.Fatal("shed after oc-validity ended")
+	}
+	// An older value does not replace the one in force.
+	g.Feedback(100, time.Minute, 20, now)
+	g.Feedback(0, 0, 19, now)
+	if !g.Shed(now.Add(time.Second)) {
+		t.Fatal("older oc-seq ended the reduction")
+	}
+	g.Feedback(0, 0, 21, now)
+	if g.Shed(now.Add(time.Second)) {
+		t.Fatal("oc=0 did not end the reduction")
+	}
+	g.Feedback(30, time.Minute, 22, now)
+	n := 0
+	for range 10000 {
+		if g.Shed(now) {
+			n++
+		}
+	}
+	if n < 2500 || n > 3500 {
+		t.Fatalf("oc=30 shed %d of 10000", n)
+	}
+	if g.Counters().Rejected != int64(n)+101 {
+		t.Fatalf("rejected %d, want %d", g.Counters().Rejected, n+101)
+	}
+}

@@ -261,7 +261,7 @@ func (h *Hunt) Next(now time.Time) *Gateway {
 	for h.i < len(h.list) {
 		g := h.list[h.i]
 		h.i++
-		if g.State() == Up && g.Acquire(now) {
+		if g.State() == Up && !g.Shed(now) && g.Acquire(now) {
 			h.Tried++
 			return g
 		}

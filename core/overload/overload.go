@@ -1,0 +1,214 @@
+// Package overload is the switch's overload control (R22, RFC 6357):
+// it measures its own load and, above what the switch can carry, refuses
+// a share of new calls early and cheaply (503 with a randomised
+// Retry-After) so that the calls it admits complete, instead of letting
+// every call slow down until retransmissions swamp it.
+//
+// The load is sampled every Interval: the fill of the SIP socket's kernel
+// receive queue (requests waiting to be read) and the scheduling delay of
+// the process's goroutines (how long work that is ready waits for a CPU:
+// with a goroutine per message it is each message's wait). Either over
+// its target raises the share of new calls refused (RFC 7339's "loss"
+// algorithm, as the server); well below both it falls again. A cap on
+// concurrent calls (max_calls) refuses every new call above it.
+//
+// Only new calls (INVITE without a To tag) are refused: in-dialog
+// requests, ACK, CANCEL, BYE, REGISTER and OPTIONS keepalives keep
+// flowing, so that calls in progress end well and peers do not mark the
+// switch down.
+package overload
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/softswitch/softswitch/core/events"
+)
+
+// Config sets the targets.
+type Config struct {
+	MaxCalls      int           // concurrent calls at most; 0: no cap
+	QueueTarget   float64       // receive queue fill (0..1) above which new calls are shed
+	DelayTarget   time.Duration // scheduling delay (90th percentile) above which new calls are shed
+	RetryAfterMin int           // seconds; Retry-After is drawn from [min, max]
+	RetryAfterMax int
+	Interval      time.Duration // how often the load is sampled
+}
+
+// Sample is one measurement of the load.
+type Sample struct {
+	Queue  float64       // receive queue fill, 0..1
+	Delay  time.Duration // scheduling delay, 90th percentile over the interval
+	Active int           // calls in progress
+}
+
+// Limits of the loss share, per mille.
+const (
+	maxLoss  = 950 // a few new calls always go through: the load must be measured with them
+	stepDown = 20  // per interval once the load is well below target (2 % per 100 ms)
+)
+
+// Controller holds the share of new calls refused.
+type Controller struct {
+	cfg     Config
+	active  func() int
+	bus     *events.Bus
+	loss    atomic.Uint32 // per mille of new calls refused
+	capped  atomic.Bool   // at max_calls
+	refused atomic.Int64
+	seq     atomic.Int64 // RFC 7339 oc-seq: rises with every change of the loss share
+	lastRef atomic.Int64 // unix nanoseconds of the last refusal
+
+	// Touched by Update only (one goroutine).
+	over  bool
+	quiet int // intervals in a row without load, to end an episode
+	last  Sample
+}
+
+// New returns a controller; active reports the calls in progress; bus
+// (may be nil) gets Overload events.
+func New(cfg Config, active func() int, bus *events.Bus) *Controller {
+	if cfg.Interval <= 0 {
+		cfg.Interval = 100 * time.Millisecond
+	}
+	if cfg.RetryAfterMin < 1 {
+		cfg.RetryAfterMin = 1
+	}
+	if cfg.RetryAfterMax < cfg.RetryAfterMin {
+		cfg.RetryAfterMax = cfg.RetryAfterMin
+	}
+	if active == nil {
+		active = func() int { return 0 }
+	}
+	c := &Controller{cfg: cfg, active: active, bus: bus}
+	c.seq.Store(time.Now().UnixMilli())
+	return c
+}
+
+// Seq is RFC 7339's oc-seq: it grows whenever Loss changes, so that a
+// client applies the newest value it heard of.
+func (c *Controller) Seq() int64 { return c.seq.Load() }
+
+// RefuseNew decides for one new call: true means answer 503. It costs an
+// atomic load or two and, while shedding, one random draw.
+func (c *Controller) RefuseNew() bool {
+	if c.cfg.MaxCalls > 0 && c.active() >= c.cfg.MaxCalls || c.shed() {
+		c.refused.Add(1)
+		c.lastRef.Store(time.Now().UnixNano())
+		return true
+	}
+	return false
+}
+
+func (c *Controller) shed() bool {
+	l := c.loss.Load()
+	return l > 0 && rand.Uint32N(1000) < l
+}
+
+// Busy reports whether new calls may be refused now, or were in the last
+// 64*T1 (their ACKs may still come): when it is false the gate need not
+// read a request's headers at all.
+func (c *Controller) Busy(now time.Time) bool {
+	return c.loss.Load() > 0 || c.cfg.MaxCalls > 0 && c.active() >= c.cfg.MaxCalls ||
+		now.UnixNano()-c.lastRef.Load() < int64(32*time.Second)
+}
+
+// RetryAfter is a Retry-After in seconds, drawn at random so that the
+// refused callers do not all come back in the same second.
+func (c *Controller) RetryAfter() int {
+	return c.cfg.RetryAfterMin + rand.IntN(c.cfg.RetryAfterMax-c.cfg.RetryAfterMin+1)
+}
+
+// Loss is the percentage of new calls refused now (RFC 7339 "oc").
+func (c *Controller) Loss() int { return int(c.loss.Load()+5) / 10 }
+
+// Validity is how long a client may apply Loss (RFC 7339 "oc-validity"):
+// a few sampling intervals while shedding; 0 (stop reducing) otherwise.
+func (c *Controller) Validity() time.Duration {
+	if c.loss.Load() == 0 {
+		return 0
+	}
+	return 20 * c.cfg.Interval
+}
+
+// Refused is the number of new calls refused so far.
+func (c *Controller) Refused() int64 { return c.refused.Load() }
+
+// Overloaded reports whether an overload episode is in progress.
+func (c *Controller) Overloaded() bool { return c.loss.Load() > 0 || c.capped.Load() }
+
+// Run samples the load every Interval with probe until ctx ends.
+func (c *Controller) Run(ctx context.Context, probe func() Sample) {
+	t := time.NewTicker(c.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s := probe()
+			s.Active = c.active()
+			c.Update(s)
+		}
+	}
+}
+
+// Update takes one sample: the loss share rises in proportion to how far
+// the load is over its target, holds while it is near, and falls slowly
+// once it is well below (so that the switch does not swing between
+// refusing everything and nothing).
+func (c *Controller) Update(s Sample) {
+	c.last = s
+	ratio, cause := 0.0, ""
+	if c.cfg.QueueTarget > 0 {
+		ratio, cause = s.Queue/c.cfg.QueueTarget, "receive queue"
+	}
+	if c.cfg.DelayTarget > 0 {
+		if r := float64(s.Delay) / float64(c.cfg.DelayTarget); r > ratio {
+			ratio, cause = r, "scheduling delay"
+		}
+	}
+	l := c.loss.Load()
+	switch {
+	case ratio >= 1:
+		l += 50 + uint32(min(ratio-1, 4)*100)
+		if l > maxLoss {
+			l = maxLoss
+		}
+	case ratio < 0.5:
+		l -= min(l, stepDown)
+	}
+	if old := c.loss.Swap(l); old != l {
+		c.seq.Store(max(c.seq.Load()+1, time.Now().UnixMilli()))
+	}
+	capped := c.cfg.MaxCalls > 0 && s.Active >= c.cfg.MaxCalls
+	c.capped.Store(capped)
+	if capped && ratio < 1 {
+		cause = "max_calls"
+	}
+
+	busy := l > 0 || capped
+	switch {
+	case busy && !c.over:
+		c.over, c.quiet = true, 0
+		c.publish("start", cause)
+	case busy:
+		c.quiet = 0
+	case c.over:
+		// An episode ends after a second without shedding.
+		if c.quiet++; time.Duration(c.quiet)*c.cfg.Interval >= time.Second {
+			c.over = false
+			c.publish("end", "")
+		}
+	}
+}
+
+func (c *Controller) publish(state, cause string) {
+	if c.bus == nil {
+		return
+	}
+	c.bus.Publish(&events.Event{Kind: events.Overload, State: state, Cause: cause,
+		Level: c.Loss(), Status: 503})
+}

@@ -1,0 +1,135 @@
+package overload
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/softswitch/softswitch/core/events"
+)
+
+func refusedShare(c *Controller, n int) float64 {
+	r := 0
+	for range n {
+		if c.RefuseNew() {
+			r++
+		}
+	}
+	return float64(r) / float64(n)
+}
+
+func TestShedsUnderLoadAndRecovers(t *testing.T) {
+	bus := events.New()
+	var got []events.Event
+	bus.Subscribe(func(e *events.Event) { got = append(got, *e) })
+	c := New(Config{QueueTarget: 0.25, DelayTarget: 20 * time.Millisecond, RetryAfterMin: 5, RetryAfterMax: 15}, nil, bus)
+	if refusedShare(c, 1000) != 0 || c.Overloaded() {
+		t.Fatal("refuses without load")
+	}
+	// The queue fills: the share refused rises step by step.
+	var prev uint32
+	for i := range 5 {
+		c.Update(Sample{Queue: 0.3})
+		if l := c.loss.Load(); l <= prev {
+			t.Fatalf("step %d: loss %d did not rise from %d", i, l, prev)
+		}
+		prev = c.loss.Load()
+	}
+	if len(got) != 1 || got[0].Kind != events.Overload || got[0].State != "start" || got[0].Cause != "receive queue" {
+		t.Fatalf("events %+v, want one overload start for the receive queue", got)
+	}
+	share := refusedShare(c, 20000)
+	want := float64(c.Loss()) / 100
+	if share < want-0.03 || share > want+0.03 {
+		t.Fatalf("refused %.2f of new calls, loss says %.2f", share, want)
+	}
+	// Scheduling delay alone also counts.
+	seq := c.Seq()
+	c.Update(Sample{Delay: 200 * time.Millisecond})
+	c.Update(Sample{Delay: 200 * time.Millisecond})
+	if c.loss.Load() != maxLoss {
+		t.Fatalf("loss %d at ten times the delay target, want the ceiling %d", c.loss.Load(), maxLoss)
+	}
+	if c.Seq() <= seq {
+		t.Fatal("oc-seq did not grow with the loss share")
+	}
+	if refusedShare(c, 10000) > 0.97 {
+		t.Fatal("refuses every new call: some must go through")
+	}
+	// Near the target: hold.
+	c.Update(Sample{Queue: 0.2})
+	if c.loss.Load() != maxLoss {
+		t.Fatal("loss changed near the target")
+	}
+	// Well below: falls slowly, then the episode ends after a quiet second.
+	for range 100 {
+		c.Update(Sample{Queue: 0.01})
+	}
+	if c.loss.Load() != 0 || c.Overloaded() || c.Validity() != 0 {
+		t.Fatalf("loss %d after 10 s without load", c.loss.Load())
+	}
+	if last := got[len(got)-1]; last.State != "end" {
+		t.Fatalf("no overload end event: %+v", got)
+	}
+	for range 100 {
+		r := c.RetryAfter()
+		if r < 5 || r > 15 {
+			t.Fatalf("Retry-After %d outside [5, 15]", r)
+		}
+	}
+}
+
+func TestMaxCalls(t *testing.T) {
+	active := 0
+	bus := events.New()
+	var got []events.Event
+	bus.Subscribe(func(e *events.Event) { got = append(got, *e) })
+	c := New(Config{MaxCalls: 3}, func() int { return active }, bus)
+	for active = range 3 {
+		if c.RefuseNew() {
+			t.Fatalf("refused with %d calls of 3", active)
+		}
+	}
+	active = 3
+	if !c.RefuseNew() || c.Refused() != 1 {
+		t.Fatal("not refused at max_calls")
+	}
+	c.Update(Sample{Active: 3})
+	if len(got) != 1 || got[0].State != "start" || got[0].Cause != "max_calls" {
+		t.Fatalf("events %+v", got)
+	}
+	for range 11 {
+		c.Update(Sample{Active: 1})
+	}
+	if got[len(got)-1].State != "end" {
+		t.Fatalf("events %+v", got)
+	}
+}
+
+func TestProbeMeasuresTheQueue(t *testing.T) {
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.(*net.UDPConn).SetReadBuffer(64 << 10)
+	p := NewProbe(conn)
+	if q := p.Sample().Queue; q != 0 {
+		t.Fatalf("empty queue measured %.2f", q)
+	}
+	out, err := net.Dial("udp", conn.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	msg := make([]byte, 1000)
+	for range 200 {
+		out.Write(msg)
+	}
+	if q := p.Sample().Queue; q < 0.5 {
+		t.Fatalf("queue of unread datagrams measured %.2f, want well filled", q)
+	}
+	// The scheduling delay is measured too (whatever it is here).
+	p.Sample()
+	p.Sample()
+}
