@@ -116,6 +116,7 @@ func run(args []string) error {
 	bus := events.New()
 	counters := &stats.Counters{}
 	counters.Attach(bus)
+	bus.Subscribe(func(e *events.Event) { logProtection(log, e) })
 
 	subs := &auth.Subscribers{}
 	secret, err := digestSecret(db)
@@ -356,6 +357,25 @@ func housekeeping(ctx context.Context, a *digest.Authority, loc *registrar.Locat
 		case now := <-t.C:
 			a.Purge(now)
 			loc.Purge(now)
+		}
+	}
+}
+
+// logProtection logs what the front door does to protect the switch:
+// sources blocked and unblocked, overload episodes.
+func logProtection(log *slog.Logger, e *events.Event) {
+	switch e.Kind {
+	case events.SourceBlock:
+		if e.State == "blocked" {
+			log.Warn("source blocked: request rate over its limit", "source", e.Source, "until", e.Until.UTC().Format(time.RFC3339))
+		} else {
+			log.Info("source unblocked", "source", e.Source)
+		}
+	case events.Overload:
+		if e.State == "start" {
+			log.Warn("overload: refusing new calls (503)", "cause", e.Cause, "percent", e.Level)
+		} else {
+			log.Info("overload ended: new calls accepted again")
 		}
 	}
 }
