@@ -105,7 +105,8 @@ func run(args []string) error {
 	if os.Getenv("SOFTSWITCH_STACK_DEBUG") != "" {
 		stackLevel = slog.LevelDebug
 	}
-	sip.SetDefaultLogger(slog.New(server.RateLimited(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: stackLevel}), 5)).With("component", "sipgo"))
+	stackLog := slog.New(server.RateLimited(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: stackLevel}), 5)).With("component", "sipgo")
+	sip.SetDefaultLogger(stackLog)
 
 	db, err := store.Open(cfg.Data.Dir, log)
 	if err != nil {
@@ -160,7 +161,9 @@ func run(args []string) error {
 	shed := overload.New(overload.Config{MaxCalls: cfg.Overload.MaxCalls, QueueTarget: cfg.Overload.QueueTarget,
 		DelayTarget: cfg.Overload.DelayTarget.Duration, RetryAfterMin: cfg.Overload.RetryAfterMin,
 		RetryAfterMax: cfg.Overload.RetryAfterMax}, func() int { return calls.Active() }, bus)
-	srv := &server.Server{Log: log, Gate: &gate.Gate{Admission: admit, Overload: shed}, Overload: shed}
+	parser := sipparse.New()
+	srv := &server.Server{Log: log, Gate: &gate.Gate{Admission: admit, Overload: shed}, Overload: shed,
+		Parser: parser, StackLog: stackLog}
 	bound, err := srv.Listen(cfg.SIP.Listen)
 	if err != nil {
 		return err
@@ -192,7 +195,7 @@ func run(args []string) error {
 	// 2xx retransmissions reach HandleStrayResponse, which re-sends the ACK.
 	sip.Timer_M = 2 * time.Second
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.SIP.UserAgent), sipgo.WithUserAgentHostname(host),
-		sipgo.WithUserAgentParser(sipparse.New()),
+		sipgo.WithUserAgentParser(parser),
 		// Every UDP datagram is mended before sipgo parses it (core/inbound);
 		// TCP streams are, in core/server's listener.
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(srv.Filter)),
@@ -208,14 +211,17 @@ func run(args []string) error {
 	if srv.SIP, err = sipgo.NewServer(ua); err != nil {
 		return err
 	}
-	if srv.Client, err = sipgo.NewClient(ua, sipgo.WithClientHostname(host), sipgo.WithClientPort(port)); err != nil {
+	// sipgo's client sends from its own UDP socket (probes, trunk
+	// registrations): their responses must come back to it, not to the
+	// call path's socket (core/sipudp).
+	if srv.Client, err = sipgo.NewClient(ua, sipgo.WithClientHostname(host), sipgo.WithClientPort(srv.SidePort())); err != nil {
 		return err
 	}
 	srv.Calls = call.NewManager(call.Config{
 		Host: host, Port: port, UDPAddr: bound,
 		NoAnswerTimeout: cfg.Call.NoAnswerTimeout.Duration, TimerC: cfg.Call.TimerC.Duration,
 		SessionExpires: cfg.Call.SessionExpires, MinSE: cfg.Call.MinSE, MaxForwards: cfg.Call.MaxForwards,
-	}, srv.Client, authn, router, bus, log)
+	}, srv.Client, srv.UDPEndpoint(), authn, router, bus, log)
 	calls = srv.Calls
 	srv.Reg = &registrar.Registrar{Loc: loc, Auth: authn, MinExpires: cfg.Registrar.MinExpires,
 		MaxExpires: cfg.Registrar.MaxExpires, DefaultExpires: cfg.Registrar.DefaultExpires, Log: log}
@@ -232,6 +238,7 @@ func run(args []string) error {
 	safe.Loop("housekeeping", ctx.Done(), func() { housekeeping(ctx, authority, loc) })
 	safe.Loop("admission sweep", ctx.Done(), func() { sweep(ctx, admit) })
 	probe := overload.NewProbe(srv.UDPConn())
+	probe.Stack = srv.UDPEndpoint().Load
 	safe.Loop("overload control", ctx.Done(), func() { shed.Run(ctx, probe.Sample) })
 	prober := &gateway.Prober{Set: func() *gateway.Set { return router.Tables().Set },
 		Ping: router.Pinger(srv.Client), Bus: bus, Log: log}

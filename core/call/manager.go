@@ -133,8 +133,15 @@ func (m *Manager) validResponse(r *sip.Response, from string) bool {
 }
 
 // NewManager builds a manager that sends through client.
-func NewManager(cfg Config, client *sipgo.Client, a *auth.Authenticator, r Router, bus *events.Bus, log *slog.Logger) *Manager {
-	return newManager(cfg, sipgoWire{client}, a, r, bus, log)
+//
+// udp, when not nil, carries everything sent over UDP (the switch's own
+// transaction layer, core/sipudp); the rest goes through sipgo.
+func NewManager(cfg Config, client *sipgo.Client, udp Wire, a *auth.Authenticator, r Router, bus *events.Bus, log *slog.Logger) *Manager {
+	var w Wire = sipgoWire{client}
+	if udp != nil {
+		w = splitWire{udp: udp, other: w}
+	}
+	return newManager(cfg, w, a, r, bus, log)
 }
 
 func newManager(cfg Config, w Wire, a *auth.Authenticator, r Router, bus *events.Bus, log *slog.Logger) *Manager {

@@ -51,3 +51,32 @@ func (w sipgoWire) Write(msg sip.Message) error {
 		return w.client.TransportLayer().WriteMsg(msg)
 	}
 }
+
+// splitWire sends UDP through one wire and the other transports through
+// another.
+type splitWire struct{ udp, other Wire }
+
+func (w splitWire) Request(req *sip.Request) (sip.ClientTransaction, error) {
+	if isUDP(req) {
+		return w.udp.Request(req)
+	}
+	return w.other.Request(req)
+}
+
+func (w splitWire) Write(msg sip.Message) error {
+	if isUDP(msg) {
+		return w.udp.Write(msg)
+	}
+	return w.other.Write(msg)
+}
+
+// isUDP: the message's transport, else its top Via's.
+func isUDP(msg sip.Message) bool {
+	if t := msg.Transport(); t != "" {
+		return strings.EqualFold(t, "UDP")
+	}
+	if v := msg.Via(); v != nil {
+		return strings.EqualFold(v.Transport, "UDP")
+	}
+	return true
+}

@@ -12,6 +12,10 @@ import (
 
 // Probe measures the load of a process serving one UDP socket.
 type Probe struct {
+	// Stack, when set, reports the fullest queue of the SIP stack's
+	// workers (0..1) and the oldest message age since the last sample.
+	Stack func() (queue float64, age time.Duration)
+
 	conn    *net.UDPConn
 	sched   []metrics.Sample
 	prev    []uint64 // the scheduling-latency histogram's counts at the last sample
@@ -30,7 +34,13 @@ func NewProbe(conn net.PacketConn) *Probe {
 
 // Sample measures now.
 func (p *Probe) Sample() Sample {
-	return Sample{Queue: p.queue(), Delay: p.delay()}
+	s := Sample{Queue: p.queue(), Delay: p.delay()}
+	if p.Stack != nil {
+		q, age := p.Stack()
+		s.Queue = max(s.Queue, q)
+		s.Delay = max(s.Delay, age) // a message's age is the delay it saw
+	}
+	return s
 }
 
 // queue is the receive queue's fill: the kernel's memory for datagrams

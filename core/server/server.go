@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/emiago/sipgo"
@@ -23,6 +24,7 @@ import (
 	"github.com/softswitch/softswitch/core/registrar"
 	"github.com/softswitch/softswitch/core/safe"
 	"github.com/softswitch/softswitch/core/sipcheck"
+	"github.com/softswitch/softswitch/core/sipudp"
 	"github.com/softswitch/softswitch/core/udpsrc"
 )
 
@@ -49,9 +51,19 @@ type Server struct {
 	// (nil: not offered).
 	Overload *overload.Controller
 
-	udp  net.PacketConn
-	udpw net.PacketConn // udp answering from the address each peer sent to
-	tcp  net.Listener
+	// Parser reads the UDP datagrams (sipgo's, as core/sipparse sets it).
+	Parser *sip.Parser
+	// StackLog is the SIP stack's rate-limited log (sipgo's records and
+	// ours for unparseable datagrams).
+	StackLog *slog.Logger
+
+	udp    net.PacketConn
+	udpw   net.PacketConn // udp answering from the address each peer sent to
+	side   net.PacketConn // sipgo's own UDP socket (its probes and registrations)
+	tcp    net.Listener
+	ep     *sipudp.Endpoint
+	epOnce sync.Once
+	h      map[sip.RequestMethod]sipgo.RequestHandler // set by Serve
 }
 
 // Listen binds UDP and TCP on addr before serving, so that start-up fails
@@ -68,8 +80,25 @@ func (s *Server) Listen(addr string) (string, error) {
 		udp.Close()
 		return "", fmt.Errorf("SIP TCP listen on %s: %w", tcpAddr, err)
 	}
-	s.udp, s.tcp = udp, inbound.Listener(tcp)
+	host, _, _ := net.SplitHostPort(tcpAddr)
+	side, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		udp.Close()
+		tcp.Close()
+		return "", fmt.Errorf("SIP UDP side socket on %s: %w", host, err)
+	}
+	s.udp, s.tcp, s.side = udp, inbound.Listener(tcp), side
 	return tcpAddr, nil
+}
+
+// SidePort is the port of sipgo's own UDP socket: the Via port of the
+// requests sipgo sends (gateway probes, trunk registrations), so that
+// their responses come back to sipgo, not to the call path's socket.
+func (s *Server) SidePort() int {
+	if ua, ok := s.side.LocalAddr().(*net.UDPAddr); ok {
+		return ua.Port
+	}
+	return 0
 }
 
 // UDPConn is the bound UDP socket (after Listen).
@@ -81,6 +110,9 @@ func (s *Server) UDPConn() net.PacketConn { return s.udp }
 func (s *Server) Filter(p sip.TransportReadProps, data []byte) ([]byte, error) {
 	if p.Transport != "UDP" {
 		return data, nil // streams are framed and mended by inbound.Listener
+	}
+	if len(data) < 4 || string(data[:4]) != "SIP/" {
+		return nil, nil // the side socket takes responses only: requests come to the listen port
 	}
 	var src netip.AddrPort
 	if ua, ok := p.RemoteAddr.(*net.UDPAddr); ok {
@@ -99,40 +131,28 @@ func (s *Server) reply(b []byte, to netip.AddrPort) {
 	}
 }
 
-// Serve registers the handlers and serves until ctx ends.
+// Serve registers the handlers and serves until ctx ends: UDP on the
+// switch's own stack (core/sipudp), TCP on sipgo's.
 func (s *Server) Serve(ctx context.Context) error {
 	srv := s.SIP
-	srv.OnRegister(s.checked(s.Reg.Handle, false))
-	srv.OnInvite(s.checked(s.invite, true))
+	s.h = s.handlers() // the UDP endpoint's too: read by its workers, which start below
+	for m, h := range s.h {
+		srv.OnRequest(m, h)
+	}
 	srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {
 		defer safe.Recover("ACK handler")
 		s.ack(req, tx)
 	})
-	srv.OnBye(s.checked(s.Calls.HandleBye, false))
-	srv.OnCancel(s.checked(func(req *sip.Request, tx sip.ServerTransaction) {
-		// A CANCEL that matched an INVITE was answered by the stack.
-		tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
-	}, false))
-	srv.OnOptions(s.checked(s.options, false))
-	for _, m := range []sip.RequestMethod{sip.PRACK, sip.UPDATE, sip.INFO, sip.MESSAGE, sip.NOTIFY, sip.REFER} {
-		srv.OnRequest(m, s.checked(s.inDialogOnly, true))
-	}
-	// A method nobody here knows: 501 with what we do know (RFC 3261
-	// §8.2.1; 405 would claim we know it and refuse it here).
-	srv.OnNoRoute(s.checked(func(req *sip.Request, tx sip.ServerTransaction) {
-		res := sip.NewResponseFromRequest(req, 501, "Not Implemented", nil)
-		res.AppendHeader(sip.NewHeader("Allow", Allow))
-		tx.Respond(res)
-	}, false))
-	errc := make(chan error, 2)
-	// Answers leave from the address each peer sent to (a pair's virtual
-	// address, on a node listening on all of them).
-	s.udpw = udpsrc.Wrap(s.udp, s.Source)
-	if s.Gate != nil {
-		s.Gate.Reply = s.reply
-	}
-	safe.Go("SIP UDP listener", func() { errc <- srv.ServeUDP(s.udpw) }, func() { errc <- errors.New("UDP listener failed") })
+	srv.OnNoRoute(s.checked(s.notImplemented, false))
+	errc := make(chan error, 3)
+	ep := s.UDPEndpoint()
+	safe.Go("SIP UDP endpoint", func() { errc <- ep.Serve(ctx) }, func() { errc <- errors.New("UDP endpoint failed") })
 	safe.Go("SIP TCP listener", func() { errc <- srv.ServeTCP(s.tcp) }, func() { errc <- errors.New("TCP listener failed") })
+	if s.side != nil {
+		// sipgo's own UDP socket: the responses to the requests sipgo
+		// sends itself (gateway probes, trunk registrations).
+		safe.Go("SIP UDP side socket", func() { errc <- srv.ServeUDP(udpsrc.Wrap(s.side, s.Source)) }, func() { errc <- errors.New("UDP side socket failed") })
+	}
 	select {
 	case <-ctx.Done():
 		return nil
@@ -144,10 +164,112 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 }
 
+// UDPEndpoint is the switch's UDP stack (made once; the call manager
+// sends through it).
+func (s *Server) UDPEndpoint() *sipudp.Endpoint {
+	s.epOnce.Do(func() {
+		// Answers leave from the address each peer sent to (a pair's
+		// virtual address, on a node listening on all of them).
+		s.udpw = udpsrc.Wrap(s.udp, s.Source)
+		if s.Gate != nil {
+			s.Gate.Reply = s.reply
+		}
+		ack := func(req *sip.Request, tx sip.ServerTransaction) {
+			defer safe.Recover("ACK handler")
+			s.ack(req, tx)
+		}
+		other := s.checked(s.notImplemented, false)
+		s.ep = &sipudp.Endpoint{
+			Conn:   s.udpw,
+			Parser: s.Parser,
+			Filter: func(data []byte, src netip.AddrPort) []byte {
+				if s.Gate == nil {
+					return inbound.Fix(data, src)
+				}
+				return s.Gate.Filter(data, src)
+			},
+			Handler: func(req *sip.Request, tx sip.ServerTransaction) {
+				if req.Method == sip.ACK {
+					ack(req, tx)
+					return
+				}
+				if f, ok := s.h[req.Method]; ok {
+					f(req, tx)
+					return
+				}
+				other(req, tx)
+			},
+			Inline: inline,
+			Stray: func(r *sip.Response) {
+				if s.Calls != nil {
+					s.Calls.HandleStrayResponse(r)
+				}
+			},
+			Unparseable: func(data []byte, err error) {
+				// The same record (and count) as sipgo's for TCP.
+				s.stackLog().Error("failed to parse", "data", string(data), "error", err)
+			},
+			Log: s.Log,
+		}
+		s.ep.Init()
+	})
+	return s.ep
+}
+
+// inline says which requests are served on the worker that read them:
+// those whose handlers never wait (on a response from the other leg, a
+// timer). An initial INVITE's handler waits for its final response, an
+// in-dialog request's for the other leg: they get a goroutine.
+func inline(req *sip.Request) bool {
+	switch req.Method {
+	case sip.ACK, sip.BYE, sip.CANCEL, sip.REGISTER:
+		return true
+	case sip.OPTIONS:
+		return tagOf(req.To()) == ""
+	}
+	return false
+}
+
+func (s *Server) stackLog() *slog.Logger {
+	if s.StackLog != nil {
+		return s.StackLog
+	}
+	return sip.DefaultLogger()
+}
+
+// handlers is the request handler of each method we serve.
+func (s *Server) handlers() map[sip.RequestMethod]sipgo.RequestHandler {
+	h := map[sip.RequestMethod]sipgo.RequestHandler{
+		sip.REGISTER: s.checked(s.Reg.Handle, false),
+		sip.INVITE:   s.checked(s.invite, true),
+		sip.BYE:      s.checked(s.Calls.HandleBye, false),
+		sip.CANCEL: s.checked(func(req *sip.Request, tx sip.ServerTransaction) {
+			// A CANCEL that matched an INVITE was answered by the stack.
+			tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
+		}, false),
+		sip.OPTIONS: s.checked(s.options, false),
+	}
+	for _, m := range []sip.RequestMethod{sip.PRACK, sip.UPDATE, sip.INFO, sip.MESSAGE, sip.NOTIFY, sip.REFER} {
+		h[m] = s.checked(s.inDialogOnly, true)
+	}
+	return h
+}
+
+// notImplemented: a method nobody here knows gets 501 with what we do
+// know (RFC 3261 §8.2.1; 405 would claim we know it and refuse it here).
+func (s *Server) notImplemented(req *sip.Request, tx sip.ServerTransaction) {
+	res := sip.NewResponseFromRequest(req, 501, "Not Implemented", nil)
+	res.AppendHeader(sip.NewHeader("Allow", Allow))
+	tx.Respond(res)
+}
+
 // Close stops the listeners and the stack.
 func (s *Server) Close() {
 	if s.udp != nil {
 		s.udp.Close()
+	}
+	if s.side != nil {
+		s.side.Close()
 	}
 	if s.tcp != nil {
 		s.tcp.Close()

@@ -1,0 +1,250 @@
+// Package sipudp is the switch's own SIP over UDP: the receive path and
+// the transaction layer (RFC 3261 §17) for the socket calls come in on.
+// sipgo stays the SIP library (messages, parser, TCP and TLS); this
+// package replaces its UDP transport and transaction layer, which start a
+// goroutine for every datagram and a runtime timer for every
+// transaction.
+//
+// The path of a datagram:
+//
+//	readers (a few goroutines on the socket)
+//	  -> filter (core/gate: admission, overload refusal, mending)
+//	  -> worker chosen by the Call-ID (one call's messages stay ordered
+//	     on one long-lived goroutine; a full queue drops the datagram,
+//	     and UDP's retransmission brings it back)
+//	  -> parse (sipgo's parser), transaction match:
+//	       request: a retransmission gets the last response again; ACK of
+//	       a non-2xx and CANCEL of a pending INVITE are handled here;
+//	       a new request creates a server transaction and goes to the
+//	       handler (on the worker, or on a goroutine of its own for the
+//	       methods whose handlers wait: Inline decides)
+//	       response: to its client transaction, else to Stray
+//
+// Transaction timers (retransmissions, timeouts) run on one timer wheel
+// (core/wheel). Responses go to the address the request came from (RFC
+// 3581), as the top Via says after core/inbound mended it.
+package sipudp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"hash/maphash"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/softswitch/softswitch/core/safe"
+	"github.com/softswitch/softswitch/core/wheel"
+)
+
+// Handler serves a request in its server transaction.
+type Handler func(req *sip.Request, tx sip.ServerTransaction)
+
+// Endpoint is the UDP socket's stack.
+type Endpoint struct {
+	// Conn is the socket; writes go through it (core/udpsrc picks the
+	// source address).
+	Conn   net.PacketConn
+	Parser *sip.Parser
+	// Filter sees each datagram first; nil from it drops the datagram.
+	Filter func(data []byte, src netip.AddrPort) []byte
+	// Handler serves new requests; Inline says whether it may run on the
+	// worker (it must then not wait on the network or a timer).
+	Handler Handler
+	Inline  func(req *sip.Request) bool
+	// Stray gets responses that match no client transaction.
+	Stray func(res *sip.Response)
+	// Unparseable hears of datagrams the parser refused.
+	Unparseable func(data []byte, err error)
+	Log         *slog.Logger
+	// Workers is the number of worker goroutines (0: 4 per processor, at
+	// least 8): enough that a handler that holds its worker briefly (a
+	// store lookup) does not stall the calls hashed to the others.
+	Workers int
+	// QueueLen is each worker's queue length (0: 2048).
+	QueueLen int
+
+	wheel   *wheel.Wheel
+	seed    maphash.Seed
+	queues  []chan item
+	servers txTable[*serverTx]
+	clients txTable[*clientTx]
+	maxAge  atomic.Int64 // oldest message age seen since the last Load (ns)
+	dropped atomic.Int64 // datagrams dropped on a full queue
+	closed  atomic.Bool
+}
+
+type item struct {
+	data []byte
+	src  netip.AddrPort
+	at   int64 // when it was read (unix ns)
+}
+
+// ErrClosed is returned by Request and Write after the endpoint stopped.
+var ErrClosed = errors.New("sipudp: endpoint closed")
+
+// Serve reads and serves until ctx ends or the socket is closed.
+func (e *Endpoint) Serve(ctx context.Context) error {
+	e.init()
+	stop := make(chan struct{})
+	defer close(stop)
+	safe.Loop("SIP timer wheel", stop, func() { e.wheel.Run(stop) })
+	var wg sync.WaitGroup
+	for i := range e.queues {
+		wg.Add(1)
+		q := e.queues[i]
+		safe.Go("SIP worker", func() { defer wg.Done(); e.work(q) }, wg.Done)
+	}
+	readers := max(1, min(runtime.GOMAXPROCS(0), 4))
+	errc := make(chan error, readers)
+	for range readers {
+		safe.Go("SIP UDP reader", func() { errc <- e.read() }, func() { errc <- errors.New("UDP reader failed") })
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	e.closed.Store(true)
+	e.Conn.Close()
+	for i := 1; i < readers; i++ {
+		<-errc
+	}
+	for _, q := range e.queues {
+		close(q)
+	}
+	wg.Wait()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+// init prepares what Request needs before Serve runs (the daemon starts
+// trunk registrations and probes right away).
+func (e *Endpoint) init() {
+	if e.wheel != nil {
+		return
+	}
+	e.wheel = wheel.New(10 * time.Millisecond)
+	e.seed = maphash.MakeSeed()
+	n := e.Workers
+	if n <= 0 {
+		n = max(8, 4*runtime.GOMAXPROCS(0))
+	}
+	ql := e.QueueLen
+	if ql <= 0 {
+		ql = 2048
+	}
+	e.queues = make([]chan item, n)
+	for i := range e.queues {
+		e.queues[i] = make(chan item, ql)
+	}
+	e.servers.init()
+	e.clients.init()
+}
+
+// Init makes the endpoint ready for Request before Serve starts.
+func (e *Endpoint) Init() *Endpoint { e.init(); return e }
+
+func (e *Endpoint) read() error {
+	buf := make([]byte, 65535)
+	for {
+		n, addr, err := e.Conn.ReadFrom(buf)
+		if err != nil {
+			if e.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return net.ErrClosed
+			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		if n <= 4 && len(bytes.Trim(buf[:n], "\r\n\x00")) == 0 {
+			continue // keep-alive
+		}
+		ua, ok := addr.(*net.UDPAddr)
+		if !ok {
+			continue
+		}
+		src := ua.AddrPort()
+		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+		data := buf[:n]
+		if e.Filter != nil {
+			if data = e.Filter(data, src); len(data) == 0 {
+				continue
+			}
+		}
+		// The datagram leaves the read buffer here: one copy, its own.
+		msg := make([]byte, len(data))
+		copy(msg, data)
+		q := e.queues[e.queueOf(msg)]
+		select {
+		case q <- item{data: msg, src: src, at: time.Now().UnixNano()}:
+		default:
+			e.dropped.Add(1) // the sender retransmits; the overload control sees the queue
+		}
+	}
+}
+
+// queueOf hashes the Call-ID so that a call's messages stay on one worker.
+func (e *Endpoint) queueOf(data []byte) int {
+	id := callID(data)
+	return int(maphash.Bytes(e.seed, id) % uint64(len(e.queues)))
+}
+
+func (e *Endpoint) work(q chan item) {
+	for it := range q {
+		if age := time.Now().UnixNano() - it.at; age > e.maxAge.Load() {
+			e.maxAge.Store(age) // racy max: a sample for the overload control
+		}
+		e.handle(it)
+	}
+}
+
+// handle runs one datagram; a panic costs that datagram only.
+func (e *Endpoint) handle(it item) {
+	defer safe.Recover("SIP worker")
+	msg, err := e.Parser.ParseSIP(it.data)
+	if err != nil {
+		if e.Unparseable != nil {
+			e.Unparseable(it.data, err)
+		}
+		return
+	}
+	msg.SetTransport("UDP")
+	msg.SetSource(it.src.String())
+	switch m := msg.(type) {
+	case *sip.Request:
+		e.request(m, it.src)
+	case *sip.Response:
+		e.response(m)
+	}
+}
+
+// Load reports the fullest worker queue (0..1) and the oldest message
+// age seen since the last call: the overload control's samples.
+func (e *Endpoint) Load() (queue float64, age time.Duration) {
+	for _, q := range e.queues {
+		if f := float64(len(q)) / float64(cap(q)); f > queue {
+			queue = f
+		}
+	}
+	return queue, time.Duration(e.maxAge.Swap(0))
+}
+
+// Dropped is the number of datagrams dropped because a worker's queue
+// was full.
+func (e *Endpoint) Dropped() int64 { return e.dropped.Load() }
+
+// Transactions is the number of server and client transactions alive.
+func (e *Endpoint) Transactions() (servers, clients int) {
+	return e.servers.len(), e.clients.len()
+}

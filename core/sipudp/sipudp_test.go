@@ -1,0 +1,468 @@
+package sipudp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// 64*T1 is 640 ms here.
+func TestMain(m *testing.M) {
+	sip.SetTimers(10*time.Millisecond, 40*time.Millisecond, 50*time.Millisecond)
+	sip.Timer_M = 200 * time.Millisecond
+	os.Exit(m.Run())
+}
+
+// peer is a UDP socket of the test: a phone or a gateway.
+type peer struct {
+	t    *testing.T
+	conn *net.UDPConn
+	addr string
+}
+
+func newPeer(t *testing.T) *peer {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &peer{t: t, conn: c, addr: c.LocalAddr().String()}
+}
+
+func (p *peer) send(to, msg string) {
+	ua, _ := net.ResolveUDPAddr("udp", to)
+	if _, err := p.conn.WriteToUDP([]byte(msg), ua); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// recv returns the next message's text, or "" after within.
+func (p *peer) recv(within time.Duration) string {
+	buf := make([]byte, 65535)
+	p.conn.SetReadDeadline(time.Now().Add(within))
+	n, _, err := p.conn.ReadFromUDP(buf)
+	if err != nil {
+		return ""
+	}
+	return string(buf[:n])
+}
+
+// count counts messages starting with prefix during d.
+func (p *peer) count(prefix string, d time.Duration) int {
+	n := 0
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		if m := p.recv(time.Until(end)); strings.HasPrefix(m, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+type bed struct {
+	e     *Endpoint
+	addr  string
+	mu    sync.Mutex
+	reqs  []*sip.Request
+	txs   []sip.ServerTransaction
+	got   chan *sip.Request
+	stray chan *sip.Response
+	serve func(req *sip.Request, tx sip.ServerTransaction)
+	bad   []string
+}
+
+func (b *bed) setServe(f func(req *sip.Request, tx sip.ServerTransaction)) {
+	b.mu.Lock()
+	b.serve = f
+	b.mu.Unlock()
+}
+
+func newBed(t *testing.T, serve func(req *sip.Request, tx sip.ServerTransaction)) *bed {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bed{addr: c.LocalAddr().String(), got: make(chan *sip.Request, 64), stray: make(chan *sip.Response, 64), serve: serve}
+	b.e = &Endpoint{Conn: c, Parser: sip.NewParser(), Workers: 4,
+		Handler: func(req *sip.Request, tx sip.ServerTransaction) {
+			b.mu.Lock()
+			b.reqs = append(b.reqs, req)
+			b.txs = append(b.txs, tx)
+			serve := b.serve
+			b.mu.Unlock()
+			b.got <- req
+			if serve != nil {
+				serve(req, tx)
+			}
+			if req.Method == sip.INVITE && tx != nil {
+				// Like the B2BUA: the handler returns once the
+				// transaction has its final response.
+				select {
+				case <-tx.Done():
+				case <-time.After(5 * time.Second):
+				}
+			}
+		},
+		Inline: func(req *sip.Request) bool { return req.Method != sip.INVITE },
+		Stray:  func(r *sip.Response) { b.stray <- r },
+		Unparseable: func(data []byte, _ error) {
+			b.mu.Lock()
+			b.bad = append(b.bad, string(data))
+			b.mu.Unlock()
+		},
+	}
+	b.e.Init()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.e.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return b
+}
+
+func request(method, from, branch, callID string, cseq int, extra string) string {
+	return fmt.Sprintf("%s sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=%s;rport\r\n"+
+		"From: <sip:a@x>;tag=fa\r\nTo: <sip:100@x>%s\r\nCall-ID: %s\r\nCSeq: %d %s\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+		method, from, branch, extra, callID, cseq, method)
+}
+
+func (b *bed) next(t *testing.T) *sip.Request {
+	select {
+	case r := <-b.got:
+		return r
+	case <-time.After(2 * time.Second):
+		t.Fatal("the handler got nothing")
+	}
+	return nil
+}
+
+func (b *bed) tx(i int) sip.ServerTransaction {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.txs[i]
+}
+
+// A final non-2xx to an INVITE is retransmitted until the ACK, which is
+// absorbed; a retransmitted INVITE gets the last response and never
+// reaches the handler again.
+func TestServerInviteFailure(t *testing.T) {
+	b := newBed(t, nil)
+	p := newPeer(t)
+	inv := request("INVITE", p.addr, "z9hG4bK-1", "c1", 1, "")
+	p.send(b.addr, inv)
+	req := b.next(t)
+	if req.Source() != p.addr || req.Transport() != "UDP" {
+		t.Fatalf("source %q transport %q", req.Source(), req.Transport())
+	}
+	tx := b.tx(0)
+	tx.Respond(sip.NewResponseFromRequest(req, 180, "Ringing", nil))
+	if m := p.recv(time.Second); !strings.HasPrefix(m, "SIP/2.0 180") {
+		t.Fatalf("got %q", m)
+	}
+	p.send(b.addr, inv) // a copy: the 180 again
+	if m := p.recv(time.Second); !strings.HasPrefix(m, "SIP/2.0 180") {
+		t.Fatalf("copy got %q", m)
+	}
+	tx.Respond(sip.NewResponseFromRequest(req, 486, "Busy Here", nil))
+	if n := p.count("SIP/2.0 486", 100*time.Millisecond); n < 3 {
+		t.Fatalf("486 sent %d times in 100 ms without an ACK, want retransmissions (T1 10 ms)", n)
+	}
+	p.send(b.addr, request("ACK", p.addr, "z9hG4bK-1", "c1", 1, ";tag=x"))
+	time.Sleep(20 * time.Millisecond)
+	if n := p.count("SIP/2.0 486", 100*time.Millisecond); n != 0 {
+		t.Fatalf("486 retransmitted %d times after the ACK", n)
+	}
+	select {
+	case r := <-b.got:
+		t.Fatalf("handler got %s", r.Method)
+	case <-time.After(50 * time.Millisecond):
+	}
+	select {
+	case <-tx.Done():
+	case <-time.After(time.Second):
+		t.Fatal("transaction not ended after Timer I")
+	}
+	if s, c := b.e.Transactions(); s != 0 || c != 0 {
+		t.Fatalf("transactions left: %d server, %d client", s, c)
+	}
+}
+
+// A CANCEL of a pending INVITE gets 200, the INVITE 487, and its handler
+// learns at once (Done, ErrTransactionCanceled).
+func TestServerCancel(t *testing.T) {
+	b := newBed(t, nil)
+	p := newPeer(t)
+	p.send(b.addr, request("INVITE", p.addr, "z9hG4bK-2", "c2", 1, ""))
+	b.next(t)
+	tx := b.tx(0)
+	p.send(b.addr, request("CANCEL", p.addr, "z9hG4bK-2", "c2", 1, ""))
+	var got []string
+	for range 3 {
+		if m := p.recv(time.Second); m != "" {
+			got = append(got, strings.SplitN(m, "\r\n", 2)[0]+" / "+strings.SplitN(strings.SplitN(m, "CSeq: ", 2)[1], "\r\n", 2)[0])
+		}
+		if len(got) == 2 {
+			break
+		}
+	}
+	if len(got) < 2 || !strings.Contains(strings.Join(got, ","), "SIP/2.0 200 OK / 1 CANCEL") ||
+		!strings.Contains(strings.Join(got, ","), "SIP/2.0 487 Request Terminated / 1 INVITE") {
+		t.Fatalf("got %q", got)
+	}
+	select {
+	case <-tx.Done():
+		if !errors.Is(tx.Err(), sip.ErrTransactionCanceled) {
+			t.Fatalf("Err %v", tx.Err())
+		}
+	case <-time.After(time.Second):
+		t.Fatal("handler not told of the CANCEL")
+	}
+	// A CANCEL that matches nothing goes to the handler.
+	p.send(b.addr, request("CANCEL", p.addr, "z9hG4bK-none", "c3", 1, ""))
+	if r := b.next(t); r.Method != sip.CANCEL {
+		t.Fatalf("handler got %s", r.Method)
+	}
+}
+
+// The 100 Trying of a slow core (Timer_1xx), and a non-INVITE's final
+// response repeated for its copies.
+func TestServerTryingAndNonInvite(t *testing.T) {
+	b := newBed(t, nil)
+	p := newPeer(t)
+	p.send(b.addr, request("INVITE", p.addr, "z9hG4bK-3", "c4", 1, ""))
+	b.next(t)
+	if m := p.recv(time.Second); !strings.HasPrefix(m, "SIP/2.0 100 Trying") {
+		t.Fatalf("got %q, want 100 Trying", m)
+	}
+	b.setServe(func(req *sip.Request, tx sip.ServerTransaction) {
+		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	opt := request("OPTIONS", p.addr, "z9hG4bK-4", "c5", 1, "")
+	p.send(b.addr, opt)
+	b.next(t)
+	if m := p.recv(time.Second); !strings.HasPrefix(m, "SIP/2.0 200") {
+		t.Fatalf("got %q", m)
+	}
+	p.send(b.addr, opt)
+	if m := p.recv(time.Second); !strings.HasPrefix(m, "SIP/2.0 200") {
+		t.Fatalf("copy got %q", m)
+	}
+	select {
+	case r := <-b.got:
+		t.Fatalf("the copy reached the handler: %s", r.Method)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+// Requests without a branch get a stateless 400; garbage is reported.
+func TestServerMalformed(t *testing.T) {
+	b := newBed(t, nil)
+	p := newPeer(t)
+	p.send(b.addr, strings.Replace(request("OPTIONS", p.addr, "x", "c6", 1, ""), ";branch=x", "", 1))
+	if m := p.recv(time.Second); !strings.HasPrefix(m, "SIP/2.0 400") {
+		t.Fatalf("got %q, want 400", m)
+	}
+	p.send(b.addr, "this is not SIP\r\n\r\n")
+	time.Sleep(100 * time.Millisecond)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.bad) != 1 {
+		t.Fatalf("unparseable reported %d times", len(b.bad))
+	}
+}
+
+// An INVITE client transaction: retransmitted until a provisional, a
+// final non-2xx ACKed by the transaction (and again for its copies).
+func TestClientInviteFailure(t *testing.T) {
+	b := newBed(t, nil)
+	g := newPeer(t)
+	req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: "200", Host: "127.0.0.1"})
+	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP", Host: "127.0.0.1", Port: 5060, Params: sip.NewParams()}
+	via.Params.Add("branch", "z9hG4bK-c1")
+	req.AppendHeader(via)
+	req.AppendHeader(&sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "a", Host: "x"}, Params: tagParams("t1")})
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: "200", Host: "x"}, Params: sip.NewParams()})
+	cid := sip.CallIDHeader("cc1")
+	req.AppendHeader(&cid)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
+	req.SetBody(nil)
+	req.SetDestination(g.addr)
+	tx, err := b.e.Request(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := g.count("INVITE", 60*time.Millisecond); n < 2 {
+		t.Fatalf("INVITE sent %d times in 60 ms, want retransmissions (Timer A)", n)
+	}
+	res := func(code int, reason string) string {
+		return fmt.Sprintf("SIP/2.0 %d %s\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-c1\r\nFrom: <sip:a@x>;tag=t1\r\n"+
+			"To: <sip:200@x>;tag=g1\r\nCall-ID: cc1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", code, reason)
+	}
+	g.send(b.addr, res(180, "Ringing"))
+	if r := <-tx.Responses(); r.StatusCode != 180 {
+		t.Fatalf("got %d", r.StatusCode)
+	}
+	if n := g.count("INVITE", 60*time.Millisecond); n != 0 {
+		t.Fatalf("INVITE retransmitted %d times after a provisional", n)
+	}
+	g.send(b.addr, res(486, "Busy Here"))
+	if r := <-tx.Responses(); r.StatusCode != 486 {
+		t.Fatalf("got %d", r.StatusCode)
+	}
+	ack := g.recv(time.Second)
+	if !strings.HasPrefix(ack, "ACK sip:200@127.0.0.1") || !strings.Contains(ack, "branch=z9hG4bK-c1") ||
+		!strings.Contains(ack, "tag=g1") || !strings.Contains(ack, "CSeq: 1 ACK") {
+		t.Fatalf("ACK %q", ack)
+	}
+	g.send(b.addr, res(486, "Busy Here"))
+	if m := g.recv(time.Second); !strings.HasPrefix(m, "ACK ") {
+		t.Fatalf("copy of the 486 got %q, want the ACK again", m)
+	}
+	select {
+	case r := <-tx.Responses():
+		t.Fatalf("the copy was delivered: %d", r.StatusCode)
+	case <-time.After(30 * time.Millisecond):
+	}
+	// A response nobody waits for is a stray.
+	g.send(b.addr, strings.Replace(res(200, "OK"), "z9hG4bK-c1", "z9hG4bK-other", 1))
+	select {
+	case r := <-b.stray:
+		if r.StatusCode != 200 {
+			t.Fatalf("stray %d", r.StatusCode)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("no stray response")
+	}
+}
+
+// A non-INVITE client transaction nobody answers times out (Timer F) and
+// says so; an answered INVITE's 2xx copies reach OnRetransmission.
+func TestClientTimeoutAndAccepted(t *testing.T) {
+	b := newBed(t, nil)
+	g := newPeer(t)
+	mk := func(method sip.RequestMethod, branch string) *sip.Request {
+		req := sip.NewRequest(method, sip.Uri{Scheme: "sip", Host: "127.0.0.1"})
+		via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP", Host: "127.0.0.1", Port: 5060, Params: sip.NewParams()}
+		via.Params.Add("branch", branch)
+		req.AppendHeader(via)
+		req.AppendHeader(&sip.FromHeader{Address: sip.Uri{Scheme: "sip", Host: "x"}, Params: tagParams("t")})
+		req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", Host: "x"}, Params: sip.NewParams()})
+		cid := sip.CallIDHeader("cc-" + branch)
+		req.AppendHeader(&cid)
+		req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: method})
+		req.SetBody(nil)
+		req.SetDestination(g.addr)
+		return req
+	}
+	tx, err := b.e.Request(mk(sip.OPTIONS, "z9hG4bK-o1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-tx.Done():
+		if !errors.Is(tx.Err(), sip.ErrTransactionTimeout) {
+			t.Fatalf("Err %v", tx.Err())
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("no timeout")
+	}
+	inv, err := b.e.Request(mk(sip.INVITE, "z9hG4bK-i1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copies := make(chan int, 4)
+	inv.OnRetransmission(func(r *sip.Response) { copies <- r.StatusCode })
+	ok := "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-i1\r\nFrom: <sip:x>;tag=t\r\nTo: <sip:x>;tag=g\r\n" +
+		"Call-ID: cc-z9hG4bK-i1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+	g.send(b.addr, ok)
+	if r := <-inv.Responses(); r.StatusCode != 200 {
+		t.Fatal(r.StatusCode)
+	}
+	g.send(b.addr, ok)
+	select {
+	case c := <-copies:
+		if c != 200 {
+			t.Fatal(c)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("2xx copy not heard")
+	}
+	select {
+	case <-inv.Done():
+	case <-time.After(2 * time.Second):
+		t.Fatal("accepted transaction not ended after Timer M")
+	}
+}
+
+func TestResponseDest(t *testing.T) {
+	src := netip.MustParseAddrPort("192.0.2.9:4000")
+	for via, want := range map[string]string{
+		"SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bKx":                        "10.0.0.1:5070",
+		"SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKx":                             "10.0.0.1:5060",
+		"SIP/2.0/UDP 10.0.0.1:5070;received=192.0.2.9;branch=z9hG4bKx":     "192.0.2.9:5070",
+		"SIP/2.0/UDP 10.0.0.1:5070;rport=4000;received=192.0.2.9;branch=z": "192.0.2.9:4000",
+		"SIP/2.0/UDP phone.example.com;branch=z9hG4bKx":                    "192.0.2.9:5060",
+	} {
+		m, err := sip.ParseMessage([]byte("OPTIONS sip:x SIP/2.0\r\nVia: " + via + "\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := responseDest(m.(*sip.Request).Via(), src)
+		if !ok || got.String() != want {
+			t.Errorf("%s: %v, want %s", via, got, want)
+		}
+	}
+}
+
+func TestCallID(t *testing.T) {
+	for msg, want := range map[string]string{
+		"INVITE x SIP/2.0\r\nVia: a\r\nCall-ID: abc@d\r\n\r\n":   "abc@d",
+		"INVITE x SIP/2.0\r\nVia: a\r\ni:  xyz \r\n\r\n":         "xyz",
+		"SIP/2.0 200 OK\r\nCALL-ID:q\r\n\r\nCall-ID: body\r\n":   "q",
+		"INVITE x SIP/2.0\r\nVia: a\r\n\r\nCall-ID: in-body\r\n": "",
+	} {
+		if got := string(callID([]byte(msg))); got != want {
+			t.Errorf("%q: %q, want %q", msg, got, want)
+		}
+	}
+}
+
+func FuzzEndpoint(f *testing.F) {
+	f.Add([]byte("INVITE sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"))
+	f.Add([]byte("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"))
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer c.Close()
+	e := (&Endpoint{Conn: c, Parser: sip.NewParser(), Workers: 1,
+		Handler: func(req *sip.Request, tx sip.ServerTransaction) {
+			if tx != nil {
+				tx.Respond(sip.NewResponseFromRequest(req, 486, "Busy Here", nil))
+			}
+		}}).Init()
+	src := netip.MustParseAddrPort("127.0.0.1:9")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		e.queueOf(data)
+		e.handle(item{data: data, src: src})
+	})
+}
+
+func tagParams(tag string) sip.HeaderParams {
+	p := sip.NewParams()
+	p.Add("tag", tag)
+	return p
+}

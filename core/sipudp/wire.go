@@ -1,0 +1,217 @@
+package sipudp
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// callID finds the Call-ID of a raw message (long or compact form), for
+// choosing its worker; nil when there is none (the parser decides).
+func callID(data []byte) []byte {
+	at := bytes.IndexByte(data, '\n') + 1
+	for at > 0 && at < len(data) {
+		end := bytes.IndexByte(data[at:], '\n')
+		if end < 0 {
+			end = len(data) - at
+		}
+		line := data[at : at+end]
+		if len(line) <= 1 {
+			return nil // the empty line: end of headers
+		}
+		if c := line[0] | 0x20; c == 'c' || c == 'i' {
+			if colon := bytes.IndexByte(line, ':'); colon > 0 {
+				name := bytes.TrimRight(line[:colon], " \t")
+				if bytes.EqualFold(name, []byte("call-id")) || bytes.EqualFold(name, []byte("i")) {
+					return bytes.TrimSpace(line[colon+1:])
+				}
+			}
+		}
+		at += end + 1
+	}
+	return nil
+}
+
+const shards = 64
+
+// txTable is a sharded map of transactions by key.
+type txTable[T any] struct {
+	shard [shards]struct {
+		mu sync.Mutex
+		m  map[string]T
+		_  [40]byte
+	}
+}
+
+func (t *txTable[T]) init() {
+	for i := range t.shard {
+		t.shard[i].m = make(map[string]T)
+	}
+}
+
+func shardOf(key string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h = (h ^ uint32(key[i])) * 16777619
+	}
+	return int(h % shards)
+}
+
+func (t *txTable[T]) get(key string) (T, bool) {
+	s := &t.shard[shardOf(key)]
+	s.mu.Lock()
+	v, ok := s.m[key]
+	s.mu.Unlock()
+	return v, ok
+}
+
+// add stores v unless key is taken; it returns what is stored.
+func (t *txTable[T]) add(key string, v T) (T, bool) {
+	s := &t.shard[shardOf(key)]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.m[key]; ok {
+		return old, false
+	}
+	s.m[key] = v
+	return v, true
+}
+
+func (t *txTable[T]) del(key string) {
+	s := &t.shard[shardOf(key)]
+	s.mu.Lock()
+	delete(s.m, key)
+	s.mu.Unlock()
+}
+
+func (t *txTable[T]) len() int {
+	n := 0
+	for i := range t.shard {
+		s := &t.shard[i]
+		s.mu.Lock()
+		n += len(s.m)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// serverKey is RFC 3261 §17.2.3's match: branch, sent-by, method (ACK
+// matches the INVITE).
+func serverKey(req *sip.Request, method sip.RequestMethod) (string, bool) {
+	v := req.Via()
+	if v == nil {
+		return "", false
+	}
+	branch, _ := v.Params.Get("branch")
+	if branch == "" {
+		return "", false // core/inbound gives RFC 2543 requests one
+	}
+	if method == "" {
+		method = req.Method
+		if method == sip.ACK {
+			method = sip.INVITE
+		}
+	}
+	return branch + "|" + v.Host + ":" + strconv.Itoa(v.Port) + "|" + string(method), true
+}
+
+// clientKey matches a response to its request: our branch and the CSeq
+// method (RFC 3261 §17.1.3).
+func clientKey(branch string, method sip.RequestMethod) string {
+	return branch + "|" + string(method)
+}
+
+// responseDest is where a response to a request with top Via v goes: the
+// received address (or the sent-by host when it is an address, or the
+// source) and the rport (or sent-by port, or 5060): RFC 3261 §18.2.2,
+// RFC 3581.
+func responseDest(v *sip.ViaHeader, src netip.AddrPort) (netip.AddrPort, bool) {
+	if v == nil {
+		return src, src.IsValid()
+	}
+	ip := src.Addr()
+	if r, ok := v.Params.Get("received"); ok {
+		if a, err := netip.ParseAddr(r); err == nil {
+			ip = a
+		}
+	} else if a, err := netip.ParseAddr(v.Host); err == nil {
+		ip = a
+	}
+	port := v.Port
+	if p, ok := v.Params.Get("rport"); ok && p != "" {
+		if n, err := strconv.Atoi(p); err == nil && n > 0 && n < 65536 {
+			port = n
+		}
+	}
+	if port <= 0 {
+		port = 5060
+	}
+	if !ip.IsValid() || port > 65535 {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(ip.Unmap(), uint16(port)), true
+}
+
+// requestDest is where a request goes: its destination (an address and
+// port: routing resolved names already).
+func requestDest(req *sip.Request) (netip.AddrPort, error) {
+	d := req.Destination()
+	ap, err := netip.ParseAddrPort(d)
+	if err != nil {
+		return netip.AddrPort{}, errors.New("sipudp: destination is not an address:port: " + d)
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+}
+
+var bufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// encode renders msg; the caller owns the bytes.
+func encode(msg sip.Message) []byte {
+	b := bufs.Get().(*bytes.Buffer)
+	b.Reset()
+	msg.StringWrite(b)
+	out := make([]byte, b.Len())
+	copy(out, b.Bytes())
+	if b.Cap() <= 64<<10 {
+		bufs.Put(b)
+	}
+	return out
+}
+
+func (e *Endpoint) writeTo(data []byte, to netip.AddrPort) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	_, err := e.Conn.WriteTo(data, net.UDPAddrFromAddrPort(to))
+	return err
+}
+
+// Write sends msg outside any transaction: a request to its destination,
+// a response where its top Via says.
+func (e *Endpoint) Write(msg sip.Message) error {
+	switch m := msg.(type) {
+	case *sip.Request:
+		to, err := requestDest(m)
+		if err != nil {
+			return err
+		}
+		return e.writeTo(encode(m), to)
+	case *sip.Response:
+		// Where its request came from (NewResponseFromRequest says), else
+		// where its top Via says.
+		to, err := netip.ParseAddrPort(m.Destination())
+		if err != nil {
+			var ok bool
+			if to, ok = responseDest(m.Via(), netip.AddrPort{}); !ok {
+				return errors.New("sipudp: no address to send the response to")
+			}
+		}
+		return e.writeTo(encode(m), netip.AddrPortFrom(to.Addr().Unmap(), to.Port()))
+	}
+	return errors.New("sipudp: not a SIP message")
+}
