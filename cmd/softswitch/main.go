@@ -159,10 +159,10 @@ func run(args []string) error {
 
 	var calls *call.Manager // set below; the stack starts serving after that
 	shed := overload.New(overload.Config{MaxCalls: cfg.Overload.MaxCalls, QueueTarget: cfg.Overload.QueueTarget,
-		DelayTarget: cfg.Overload.DelayTarget.Duration, RetryAfterMin: cfg.Overload.RetryAfterMin,
+		AgeTarget: cfg.Overload.AgeTarget.Duration, RetryAfterMin: cfg.Overload.RetryAfterMin,
 		RetryAfterMax: cfg.Overload.RetryAfterMax}, func() int { return calls.Active() }, bus)
 	parser := sipparse.New()
-	srv := &server.Server{Log: log, Gate: &gate.Gate{Admission: admit, Overload: shed}, Overload: shed,
+	srv := &server.Server{Log: log, Gate: &gate.Gate{Admission: admit}, Overload: shed,
 		Parser: parser, StackLog: stackLog}
 	bound, err := srv.Listen(cfg.SIP.Listen)
 	if err != nil {

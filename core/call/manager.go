@@ -151,6 +151,10 @@ func newManager(cfg Config, w Wire, a *auth.Authenticator, r Router, bus *events
 	return &Manager{cfg: cfg, wire: w, auth: a, router: r, bus: bus, log: log, tab: newTable()}
 }
 
+// Known reports whether callID is one of our calls' (either leg): an
+// INVITE with it is a copy or a loop, never a new call to refuse.
+func (m *Manager) Known(callID string) bool { return m.tab.get(callID) != nil }
+
 // Active returns the number of calls in progress.
 func (m *Manager) Active() int { return int(m.count.Load()) }
 

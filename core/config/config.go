@@ -147,7 +147,7 @@ type Admission struct {
 type Overload struct {
 	MaxCalls      int      `toml:"max_calls"`       // concurrent calls at most; 0: no cap
 	QueueTarget   float64  `toml:"queue_target"`    // receive queue fill (0..1) above which new calls are shed
-	DelayTarget   Duration `toml:"delay_target"`    // scheduling delay above which new calls are shed
+	AgeTarget     Duration `toml:"age_target"`      // message age (read to served) above which a message is late
 	RetryAfterMin int      `toml:"retry_after_min"` // seconds
 	RetryAfterMax int      `toml:"retry_after_max"`
 }
@@ -229,7 +229,7 @@ func Default() Config {
 			MaxForwards:     70,
 		},
 		Admission: Admission{Rate: 100, Burst: 400, Block: Duration{time.Minute}, MaxSources: 1 << 17},
-		Overload: Overload{QueueTarget: 0.25, DelayTarget: Duration{20 * time.Millisecond},
+		Overload: Overload{QueueTarget: 0.25, AgeTarget: Duration{200 * time.Millisecond},
 			RetryAfterMin: 5, RetryAfterMax: 20},
 		Data:    Data{Dir: "./data"},
 		Log:     Log{Level: "info"},
@@ -594,8 +594,8 @@ func (c *Config) validateLoad() error {
 		return invalid("overload.max_calls", "must be 0 (no cap) or more")
 	case o.QueueTarget < 0 || o.QueueTarget > 1:
 		return invalid("overload.queue_target", "must be between 0 (off) and 1")
-	case o.DelayTarget.Duration < 0:
-		return invalid("overload.delay_target", "must be 0 (off) or more")
+	case o.AgeTarget.Duration < 0:
+		return invalid("overload.age_target", "must be 0 (off) or more")
 	case o.RetryAfterMin < 1:
 		return invalid("overload.retry_after_min", "must be at least 1")
 	case o.RetryAfterMax < o.RetryAfterMin:

@@ -4,13 +4,14 @@
 // Retry-After) so that the calls it admits complete, instead of letting
 // every call slow down until retransmissions swamp it.
 //
-// The load is sampled every Interval: the fill of the SIP socket's kernel
-// receive queue (requests waiting to be read) and the scheduling delay of
-// the process's goroutines (how long work that is ready waits for a CPU:
-// with a goroutine per message it is each message's wait). Either over
-// its target raises the share of new calls refused (RFC 7339's "loss"
-// algorithm, as the server); well below both it falls again. A cap on
-// concurrent calls (max_calls) refuses every new call above it.
+// The load is sampled every Interval: the fill of the queues in front of
+// the SIP stack (the socket's kernel receive queue, the workers' queues)
+// and the share of messages that waited longer than AgeTarget between
+// being read and being served. A queue over its target, or most messages
+// late (the median age over its target: single pauses do not count),
+// raises the share of new calls refused (RFC 7339's "loss" algorithm, as
+// the server); well below both it falls again. A cap on concurrent calls
+// (max_calls) refuses every new call above it.
 //
 // Only new calls (INVITE without a To tag) are refused: in-dialog
 // requests, ACK, CANCEL, BYE, REGISTER and OPTIONS keepalives keep
@@ -31,7 +32,7 @@ import (
 type Config struct {
 	MaxCalls      int           // concurrent calls at most; 0: no cap
 	QueueTarget   float64       // receive queue fill (0..1) above which new calls are shed
-	DelayTarget   time.Duration // scheduling delay (90th percentile) above which new calls are shed
+	AgeTarget     time.Duration // message age above which a message counts as late
 	RetryAfterMin int           // seconds; Retry-After is drawn from [min, max]
 	RetryAfterMax int
 	Interval      time.Duration // how often the load is sampled
@@ -39,15 +40,15 @@ type Config struct {
 
 // Sample is one measurement of the load.
 type Sample struct {
-	Queue  float64       // receive queue fill, 0..1
-	Delay  time.Duration // scheduling delay, 90th percentile over the interval
-	Active int           // calls in progress
+	Queue  float64 // the fullest queue's fill, 0..1
+	Late   float64 // share of the messages served later than AgeTarget, 0..1
+	Active int     // calls in progress
 }
 
 // Limits of the loss share, per mille.
 const (
 	maxLoss  = 950 // a few new calls always go through: the load must be measured with them
-	stepDown = 20  // per interval once the load is well below target (2 % per 100 ms)
+	stepDown = 10  // per interval once the load is below target (1 % per 100 ms)
 )
 
 // Controller holds the share of new calls refused.
@@ -62,6 +63,7 @@ type Controller struct {
 	lastRef atomic.Int64 // unix nanoseconds of the last refusal
 
 	// Touched by Update only (one goroutine).
+	hot   int // samples in a row over target
 	over  bool
 	quiet int // intervals in a row without load, to end an episode
 	last  Sample
@@ -155,6 +157,9 @@ func (c *Controller) Run(ctx context.Context, probe func() Sample) {
 	}
 }
 
+// AgeTarget is the message age above which a message counts as late.
+func (c *Controller) AgeTarget() time.Duration { return c.cfg.AgeTarget }
+
 // Update takes one sample: the loss share rises in proportion to how far
 // the load is over its target, holds while it is near, and falls slowly
 // once it is well below (so that the switch does not swing between
@@ -165,19 +170,27 @@ func (c *Controller) Update(s Sample) {
 	if c.cfg.QueueTarget > 0 {
 		ratio, cause = s.Queue/c.cfg.QueueTarget, "receive queue"
 	}
-	if c.cfg.DelayTarget > 0 {
-		if r := float64(s.Delay) / float64(c.cfg.DelayTarget); r > ratio {
-			ratio, cause = r, "scheduling delay"
+	if c.cfg.AgeTarget > 0 {
+		if r := s.Late / 0.5; r > ratio { // most messages late: the median age is over the target
+			ratio, cause = r, "message age"
 		}
 	}
 	l := c.loss.Load()
+	if ratio >= 1 {
+		c.hot++
+	} else {
+		c.hot = 0
+	}
 	switch {
+	case ratio >= 1 && c.hot < 2 && l == 0:
+		// One sample over target (a collection cycle, a burst) is no
+		// overload yet; two in a row are.
 	case ratio >= 1:
-		l += 50 + uint32(min(ratio-1, 4)*100)
+		l += 20 + uint32(min(ratio-1, 3)*30)
 		if l > maxLoss {
 			l = maxLoss
 		}
-	case ratio < 0.5:
+	case ratio < 0.8:
 		l -= min(l, stepDown)
 	}
 	if old := c.loss.Swap(l); old != l {

@@ -22,11 +22,16 @@ func TestShedsUnderLoadAndRecovers(t *testing.T) {
 	bus := events.New()
 	var got []events.Event
 	bus.Subscribe(func(e *events.Event) { got = append(got, *e) })
-	c := New(Config{QueueTarget: 0.25, DelayTarget: 20 * time.Millisecond, RetryAfterMin: 5, RetryAfterMax: 15}, nil, bus)
+	c := New(Config{QueueTarget: 0.25, AgeTarget: 20 * time.Millisecond, RetryAfterMin: 5, RetryAfterMax: 15}, nil, bus)
 	if refusedShare(c, 1000) != 0 || c.Overloaded() {
 		t.Fatal("refuses without load")
 	}
-	// The queue fills: the share refused rises step by step.
+	// One sample over target is no overload (a collection cycle).
+	c.Update(Sample{Queue: 0.3})
+	if c.Overloaded() {
+		t.Fatal("shedding after one sample over target")
+	}
+	// The queue stays full: the share refused rises step by step.
 	var prev uint32
 	for i := range 5 {
 		c.Update(Sample{Queue: 0.3})
@@ -43,12 +48,13 @@ func TestShedsUnderLoadAndRecovers(t *testing.T) {
 	if share < want-0.03 || share > want+0.03 {
 		t.Fatalf("refused %.2f of new calls, loss says %.2f", share, want)
 	}
-	// Scheduling delay alone also counts.
+	// Late messages alone also count.
 	seq := c.Seq()
-	c.Update(Sample{Delay: 200 * time.Millisecond})
-	c.Update(Sample{Delay: 200 * time.Millisecond})
+	for range 20 {
+		c.Update(Sample{Late: 1})
+	}
 	if c.loss.Load() != maxLoss {
-		t.Fatalf("loss %d at ten times the delay target, want the ceiling %d", c.loss.Load(), maxLoss)
+		t.Fatalf("loss %d with every message late, want the ceiling %d", c.loss.Load(), maxLoss)
 	}
 	if c.Seq() <= seq {
 		t.Fatal("oc-seq did not grow with the loss share")
@@ -56,17 +62,17 @@ func TestShedsUnderLoadAndRecovers(t *testing.T) {
 	if refusedShare(c, 10000) > 0.97 {
 		t.Fatal("refuses every new call: some must go through")
 	}
-	// Near the target: hold.
-	c.Update(Sample{Queue: 0.2})
+	// Near the target: hold. A few late messages (a pause) do not count.
+	c.Update(Sample{Queue: 0.2, Late: 0.3})
 	if c.loss.Load() != maxLoss {
 		t.Fatal("loss changed near the target")
 	}
 	// Well below: falls slowly, then the episode ends after a quiet second.
-	for range 100 {
+	for range 120 {
 		c.Update(Sample{Queue: 0.01})
 	}
 	if c.loss.Load() != 0 || c.Overloaded() || c.Validity() != 0 {
-		t.Fatalf("loss %d after 10 s without load", c.loss.Load())
+		t.Fatalf("loss %d after 12 s without load", c.loss.Load())
 	}
 	if last := got[len(got)-1]; last.State != "end" {
 		t.Fatalf("no overload end event: %+v", got)
@@ -129,7 +135,9 @@ func TestProbeMeasuresTheQueue(t *testing.T) {
 	if q := p.Sample().Queue; q < 0.5 {
 		t.Fatalf("queue of unread datagrams measured %.2f, want well filled", q)
 	}
-	// The scheduling delay is measured too (whatever it is here).
-	p.Sample()
-	p.Sample()
+	// The stack's own queues count too.
+	p.Stack = func() (float64, float64) { return 0.9, 0.7 }
+	if s := p.Sample(); s.Queue < 0.9 || s.Late != 0.7 {
+		t.Fatalf("sample %+v", s)
+	}
 }

@@ -124,13 +124,6 @@ func (s *Server) Filter(p sip.TransportReadProps, data []byte) ([]byte, error) {
 	return s.Gate.Filter(data, src), nil
 }
 
-// reply sends a stateless answer from the gate.
-func (s *Server) reply(b []byte, to netip.AddrPort) {
-	if s.udpw != nil {
-		s.udpw.WriteTo(b, net.UDPAddrFromAddrPort(to))
-	}
-}
-
 // Serve registers the handlers and serves until ctx ends: UDP on the
 // switch's own stack (core/sipudp), TCP on sipgo's.
 func (s *Server) Serve(ctx context.Context) error {
@@ -171,9 +164,6 @@ func (s *Server) UDPEndpoint() *sipudp.Endpoint {
 		// Answers leave from the address each peer sent to (a pair's
 		// virtual address, on a node listening on all of them).
 		s.udpw = udpsrc.Wrap(s.udp, s.Source)
-		if s.Gate != nil {
-			s.Gate.Reply = s.reply
-		}
 		ack := func(req *sip.Request, tx sip.ServerTransaction) {
 			defer safe.Recover("ACK handler")
 			s.ack(req, tx)
@@ -200,6 +190,7 @@ func (s *Server) UDPEndpoint() *sipudp.Endpoint {
 				other(req, tx)
 			},
 			Inline: inline,
+			Refuse: s.refuse,
 			Stray: func(r *sip.Response) {
 				if s.Calls != nil {
 					s.Calls.HandleStrayResponse(r)
@@ -211,9 +202,27 @@ func (s *Server) UDPEndpoint() *sipudp.Endpoint {
 			},
 			Log: s.Log,
 		}
+		if s.Overload != nil {
+			s.ep.LateAfter = s.Overload.AgeTarget()
+		}
 		s.ep.Init()
 	})
 	return s.ep
+}
+
+// refuse answers 503 to a new call the overload control sheds (R22):
+// Retry-After drawn at random, Reason Q.850 42 (switching equipment
+// congestion), and RFC 7339's oc for a client that offered it. A copy of
+// an INVITE whose call exists is never refused.
+func (s *Server) refuse(req *sip.Request) *sip.Response {
+	if s.Overload == nil || req.CallID() == nil || s.Calls != nil && s.Calls.Known(req.CallID().Value()) || !s.Overload.RefuseNew() {
+		return nil
+	}
+	offerOC(req, s.Overload)
+	res := sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
+	res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(s.Overload.RetryAfter())))
+	res.AppendHeader(sip.NewHeader("Reason", `Q.850;cause=42;text="Switching equipment congestion"`))
+	return res
 }
 
 // inline says which requests are served on the worker that read them:

@@ -59,6 +59,11 @@ type Endpoint struct {
 	// worker (it must then not wait on the network or a timer).
 	Handler Handler
 	Inline  func(req *sip.Request) bool
+	// Refuse, when set, may refuse a new call (an INVITE without a To
+	// tag that is no copy of one in progress) before its handler runs:
+	// the response it returns is sent in the transaction (retransmitted
+	// until its ACK, and again for copies of the INVITE).
+	Refuse func(req *sip.Request) *sip.Response
 	// Stray gets responses that match no client transaction.
 	Stray func(res *sip.Response)
 	// Unparseable hears of datagrams the parser refused.
@@ -70,13 +75,17 @@ type Endpoint struct {
 	Workers int
 	// QueueLen is each worker's queue length (0: 2048).
 	QueueLen int
+	// LateAfter is the message age (from read to served) above which a
+	// message counts as late in Load (0: none is).
+	LateAfter time.Duration
 
 	wheel   *wheel.Wheel
 	seed    maphash.Seed
 	queues  []chan item
 	servers txTable[*serverTx]
 	clients txTable[*clientTx]
-	maxAge  atomic.Int64 // oldest message age seen since the last Load (ns)
+	served  atomic.Int64 // messages served since the last Load
+	late    atomic.Int64 // of which older than LateAfter
 	dropped atomic.Int64 // datagrams dropped on a full queue
 	closed  atomic.Bool
 }
@@ -201,9 +210,11 @@ func (e *Endpoint) queueOf(data []byte) int {
 }
 
 func (e *Endpoint) work(q chan item) {
+	late := int64(e.LateAfter)
 	for it := range q {
-		if age := time.Now().UnixNano() - it.at; age > e.maxAge.Load() {
-			e.maxAge.Store(age) // racy max: a sample for the overload control
+		e.served.Add(1)
+		if late > 0 && time.Now().UnixNano()-it.at > late {
+			e.late.Add(1)
 		}
 		e.handle(it)
 	}
@@ -229,15 +240,19 @@ func (e *Endpoint) handle(it item) {
 	}
 }
 
-// Load reports the fullest worker queue (0..1) and the oldest message
-// age seen since the last call: the overload control's samples.
-func (e *Endpoint) Load() (queue float64, age time.Duration) {
+// Load reports the fullest worker queue (0..1) and the share of the
+// messages served since the last call that were late: the overload
+// control's samples.
+func (e *Endpoint) Load() (queue, late float64) {
 	for _, q := range e.queues {
 		if f := float64(len(q)) / float64(cap(q)); f > queue {
 			queue = f
 		}
 	}
-	return queue, time.Duration(e.maxAge.Swap(0))
+	if n := e.served.Swap(0); n > 0 {
+		late = float64(e.late.Swap(0)) / float64(n)
+	}
+	return queue, late
 }
 
 // Dropped is the number of datagrams dropped because a worker's queue

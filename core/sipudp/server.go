@@ -76,6 +76,13 @@ func (e *Endpoint) request(req *sip.Request, src netip.AddrPort) {
 		old.retransmitted()
 		return
 	}
+	if tx.invite && e.Refuse != nil && !hasToTag(req) {
+		if res := e.Refuse(req); res != nil {
+			tx.Respond(res)
+			tx.handlerDone()
+			return
+		}
+	}
 	if tx.invite {
 		// RFC 3261 §17.2.1: 100 Trying if the core is slow to answer.
 		tx.mu.Lock()
@@ -311,3 +318,8 @@ func (tx *serverTx) Err() error {
 // Acks: the ACK of a non-2xx final is absorbed here; that of a 2xx goes
 // to the handler of ACK. Nothing is delivered on this channel.
 func (tx *serverTx) Acks() <-chan *sip.Request { return nil }
+
+func hasToTag(req *sip.Request) bool {
+	to := req.To()
+	return to != nil && to.Params.Has("tag")
+}

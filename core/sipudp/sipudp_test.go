@@ -86,7 +86,7 @@ func (b *bed) setServe(f func(req *sip.Request, tx sip.ServerTransaction)) {
 	b.mu.Unlock()
 }
 
-func newBed(t *testing.T, serve func(req *sip.Request, tx sip.ServerTransaction)) *bed {
+func newBed(t *testing.T, serve func(req *sip.Request, tx sip.ServerTransaction), opts ...func(*Endpoint)) *bed {
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -119,6 +119,9 @@ func newBed(t *testing.T, serve func(req *sip.Request, tx sip.ServerTransaction)
 			b.bad = append(b.bad, string(data))
 			b.mu.Unlock()
 		},
+	}
+	for _, o := range opts {
+		o(b.e)
 	}
 	b.e.Init()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -465,4 +468,49 @@ func tagParams(tag string) sip.HeaderParams {
 	p := sip.NewParams()
 	p.Add("tag", tag)
 	return p
+}
+
+// A new call the core refuses (overload) gets its 503 in a transaction:
+// copies of the INVITE get the same 503, the ACK is absorbed, the handler
+// never sees any of it; an in-dialog INVITE is never asked about.
+func TestRefuseNewCall(t *testing.T) {
+	asked := make(chan string, 8)
+	p := newPeer(t)
+	b2 := newBed(t, nil, func(e *Endpoint) {
+		e.Refuse = func(req *sip.Request) *sip.Response {
+			asked <- req.CallID().Value()
+			res := sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
+			res.AppendHeader(sip.NewHeader("Retry-After", "7"))
+			return res
+		}
+	})
+	inv := request("INVITE", p.addr, "z9hG4bK-r1", "refused-1", 1, "")
+	p.send(b2.addr, inv)
+	if m := p.recv(time.Second); !strings.HasPrefix(m, "SIP/2.0 503") || !strings.Contains(m, "Retry-After: 7") {
+		t.Fatalf("got %q", m)
+	}
+	p.send(b2.addr, inv)
+	if m := p.recv(time.Second); !strings.HasPrefix(m, "SIP/2.0 503") {
+		t.Fatalf("copy got %q", m)
+	}
+	p.send(b2.addr, request("ACK", p.addr, "z9hG4bK-r1", "refused-1", 1, ";tag=x"))
+	time.Sleep(30 * time.Millisecond)
+	if n := p.count("SIP/2.0 503", 60*time.Millisecond); n != 0 {
+		t.Fatalf("503 sent %d more times after the ACK", n)
+	}
+	if len(asked) != 1 {
+		t.Fatalf("Refuse asked %d times, want once", len(asked))
+	}
+	p.send(b2.addr, request("INVITE", p.addr, "z9hG4bK-r2", "in-dialog", 2, ";tag=abc"))
+	if r := b2.next(t); r.CallID().Value() != "in-dialog" {
+		t.Fatalf("handler got %s", r.CallID().Value())
+	}
+	select {
+	case r := <-b2.got:
+		t.Fatalf("handler got the refused call: %s", r.CallID().Value())
+	default:
+	}
+	if len(asked) != 1 {
+		t.Fatal("Refuse asked about an in-dialog INVITE")
+	}
 }
