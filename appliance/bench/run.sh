@@ -698,7 +698,7 @@ REPORT=$(
     echo
     echo "Machine: $NCPU CPUs, $cpu_model, Linux $(uname -r); Kamailio ${kam_ver:-?}; SIPp ${sipp_ver:-?}; ${go_ver:-go ?}; softswitch ${git_rev}."
     echo "Server pinned to CPU $SERVER_CPU, sipp (UAC, UAS gateway) and the capture to CPU $LOAD_CPU; UDP on 127.0.0.1."
-    echo "Kamailio: kamailio.cfg (tm + rr + dialog, no database), $KAM_CHILDREN UDP workers, -x $KAM_MEM, -m $KAM_SHM_MB MB shm, -M $KAM_PKG_MB MB pkg."
+    echo "Kamailio: kamailio.cfg (tm + rr + dialog + acc writing a line per INVITE and BYE to its log, no database), $KAM_CHILDREN UDP workers, -x $KAM_MEM, -m $KAM_SHM_MB MB shm, -M $KAM_PKG_MB MB pkg."
     echo
     row "metric" "softswitch" "Kamailio" "softswitch / Kamailio"
     row "---" "---:" "---:" "---:"
