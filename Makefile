@@ -66,7 +66,7 @@ fuzz:
 
 ## bench: softswitch vs Kamailio under the same sipp load (not part of test)
 bench:
-	bash appliance/bench/run.sh $(if $(OUT),--out $(OUT))
+	bash appliance/bench/run.sh --plot docs/overload.png $(if $(OUT),--out $(OUT))
 
 clean:
 	rm -rf bin data dist

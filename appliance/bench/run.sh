@@ -18,8 +18,17 @@
 #   3. INVITE->200 latency p50/p99 in that same fixed-rate run, captured on the
 #      wire by sipcap.py (sipp's own RTD clock has 4 ms steps here);
 #   4. RSS and PSS (smaps_rollup, summed over the process tree) with HOLD_CALLS
-#      concurrent held calls (uac_hold.xml), on a freshly restarted server.
+#      concurrent held calls (uac_hold.xml), on a freshly restarted server;
+#   5. CPU per call and latency again at FIXED_RATE2 calls/s;
+#   6. the overload run: offered load OVER_MULTS times the clean rate, each
+#      OVER_SECONDS long (uac_overload.xml: a 503 is ACKed, not a failure),
+#      goodput = calls the gateway completed per second, OPTIONS from a
+#      second sipp at 10/s throughout; drawn with gnuplot to --plot FILE.
 # Then prints a markdown report (and writes it to --out FILE).
+#
+# CPU_BUDGET=N gives each server N % of one core (a cgroup cpu quota, the
+# same for both): use it when sipp is the limit, so that the server is what
+# the clean rate measures.
 #
 # Environment knobs (defaults in brackets):
 #   BIN [build ./cmd/softswitch]   START_RATE [200]   MAX_RATE [12800]
@@ -27,6 +36,8 @@
 #   HOLD_CALLS [10000]   HOLD_RATE [1000]   SERVER_CPU [0]   LOAD_CPU [1]
 #   KAM_SHM_MB [1024]   KAM_PKG_MB [32]   KAM_CHILDREN [4]   KAM_MEM [tlsf]
 #   SEARCH_BUDGET [240] seconds per system for the rate search
+#   FIXED_RATE2 [2000]   OVER_MULTS ["0.5 1 1.5 2 2.5 3"]   OVER_SECONDS [20]
+#   CPU_BUDGET [] percent of one core for each server (cgroup cpu quota)
 #   BASELINE [1] also measure sipp->sipp latency without a server in between
 set -uo pipefail
 
@@ -34,6 +45,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 
 OUT=""
+PLOT=""
+CGROUP=""              # the cpu cgroup of CPU_BUDGET
 BIN="${BIN:-}"
 SYSTEMS="softswitch,kamailio"
 KEEP=0
@@ -47,6 +60,10 @@ FIXED_RATE=${FIXED_RATE:-500}
 FIXED_SECONDS=${FIXED_SECONDS:-10}
 HOLD_CALLS=${HOLD_CALLS:-10000}
 HOLD_RATE=${HOLD_RATE:-1000}
+FIXED_RATE2=${FIXED_RATE2:-2000}
+OVER_MULTS=${OVER_MULTS:-"0.5 1 1.5 2 2.5 3"}
+OVER_SECONDS=${OVER_SECONDS:-20}
+CPU_BUDGET=${CPU_BUDGET:-}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 KAM_SHM_MB=${KAM_SHM_MB:-1024}
@@ -63,18 +80,21 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --out) OUT=${2:?--out needs a file}; shift 2 ;;
         --out=*) OUT=${1#--out=}; shift ;;
+        --plot) PLOT=${2:?--plot needs a file}; shift 2 ;;
+        --plot=*) PLOT=${1#--plot=}; shift ;;
         --bin) BIN=${2:?--bin needs a path}; shift 2 ;;
         --bin=*) BIN=${1#--bin=}; shift ;;
         --systems) SYSTEMS=${2:?--systems needs a list}; shift 2 ;;
         --systems=*) SYSTEMS=${1#--systems=}; shift ;;
         --quick) START_RATE=400; STEP_SECONDS=3; BISECT_STEPS=1; FIXED_SECONDS=4
-                 HOLD_CALLS=2000; SEARCH_BUDGET=90; shift ;;
+                 HOLD_CALLS=2000; SEARCH_BUDGET=90; OVER_SECONDS=5; OVER_MULTS="1 2"; shift ;;
         --keep) KEEP=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "run.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
 [ -n "$OUT" ] && case "$OUT" in /*) ;; *) OUT="$PWD/$OUT" ;; esac
+[ -n "$PLOT" ] && case "$PLOT" in /*) ;; *) PLOT="$PWD/$PLOT" ;; esac
 [ -n "$BIN" ] && case "$BIN" in /*) ;; *) BIN="$PWD/$BIN" ;; esac
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -117,6 +137,7 @@ cleanup() {
     for p in ${SERVER_KIDS:-}; do       # Kamailio workers left behind by a killed main process
         [ "$(cat "/proc/$p/comm" 2>/dev/null)" = kamailio ] && kill -KILL "$p" 2>/dev/null
     done
+    [ -n "$CGROUP" ] && rmdir "$CGROUP" 2>/dev/null
     if [ "$KEEP" = 1 ]; then
         log "kept work dir: $TMP"
     else
@@ -276,6 +297,7 @@ declare -A NOISY        # runs where the server CPU was busier than the server i
 declare -A STEAL_MAX    # highest hypervisor steal seen on the server CPU
 NOTES=()                # free-text notes for the report
 STEPS_MD=()             # rows of the step log
+OVER_MD=()              # rows of the overload run
 
 note() { NOTES+=("$*"); log "note: $*"; }
 
@@ -350,6 +372,7 @@ run_load() {
     succ_uac=$(stat_field "$dir/uac.csv" "SuccessfulCall(C)")
     succ_uas=$(stat_field "$dir/uas.csv" "SuccessfulCall(C)")
     R_SUCC=$(( succ_uac < succ_uas ? succ_uac : succ_uas ))
+    R_SUCC_UAS=${succ_uas:-0} R_FAILED_UAC=$(stat_field "$dir/uac.csv" "FailedCall(C)")
     R_FAILED=$(( calls - R_SUCC )); [ "$R_FAILED" -lt 0 ] && R_FAILED=0
     R_FAILPCT=$(awk -v f="$R_FAILED" -v n="$calls" 'BEGIN { printf "%.3f", 100 * f / n }')
     R_ACH=$(achieved_rate "$dir/uac.csv" "$calls")
@@ -392,6 +415,21 @@ step_row() {            # step_row PHASE RATE CALLS VERDICT
 }
 
 # ---------------------------------------------------------------- servers
+cpu_budget() {          # the cgroup that holds each server to CPU_BUDGET % of a core
+    [ -n "$CPU_BUDGET" ] || return 0
+    local q=$(( CPU_BUDGET * 1000 ))
+    if [ -d /sys/fs/cgroup/cpu ] && [ -w /sys/fs/cgroup/cpu ]; then
+        CGROUP=/sys/fs/cgroup/cpu/ssbench-$$
+        mkdir -p "$CGROUP" && echo 100000 >"$CGROUP/cpu.cfs_period_us" && echo "$q" >"$CGROUP/cpu.cfs_quota_us" && return 0
+    elif [ -f /sys/fs/cgroup/cgroup.controllers ] && grep -qw cpu /sys/fs/cgroup/cgroup.controllers; then
+        echo +cpu >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
+        CGROUP=/sys/fs/cgroup/ssbench-$$
+        mkdir -p "$CGROUP" && echo "$q 100000" >"$CGROUP/cpu.max" && return 0
+    fi
+    die "CPU_BUDGET=$CPU_BUDGET: no writable cgroup cpu controller here"
+}
+join_budget() { [ -z "$CGROUP" ] || echo "$BASHPID" >"$CGROUP/cgroup.procs"; }
+
 start_server() {        # start_server SYSTEM -> SERVER_PID, SERVER_LOG
     local sys=$1 d="$TMP/$1"
     mkdir -p "$d"
@@ -426,12 +464,12 @@ prefix = "9"
 action = "route"
 route = "bench"
 EOF
-        (exec taskset -c "$SERVER_CPU" "$BIN" --config "$d/softswitch.toml" --data-dir "$d/data" \
+        (join_budget; exec taskset -c "$SERVER_CPU" "$BIN" --config "$d/softswitch.toml" --data-dir "$d/data" \
             --sip-listen "127.0.0.1:$SERVER_PORT" --log-level warn >"$SERVER_LOG" 2>&1) &
         ;;
     kamailio)
         mkdir -p "$d/run"
-        (exec taskset -c "$SERVER_CPU" kamailio -f "$HERE/kamailio.cfg" -DD -E \
+        (join_budget; exec taskset -c "$SERVER_CPU" kamailio -f "$HERE/kamailio.cfg" -DD -E \
             -x "$KAM_MEM" -m "$KAM_SHM_MB" -M "$KAM_PKG_MB" -Y "$d/run" -P "$d/run/kamailio.pid" \
             -l "udp:127.0.0.1:$SERVER_PORT" -A "GW_URI=\"sip:127.0.0.1:$GW_PORT\"" \
             -A "CHILDREN=$KAM_CHILDREN" >"$SERVER_LOG" 2>&1) &
@@ -534,8 +572,9 @@ search_rate() {         # sets RES[$SYS,rate] and RES[$SYS,rate_note]
     log "[$SYS] highest clean rate: $lo calls/s${lim_note:+ (at least; $lim_note)}"
 }
 
-fixed_rate() {          # CPU per call + latency at FIXED_RATE
-    local calls=$(( FIXED_RATE * FIXED_SECONDS )) v
+fixed_rate() {          # fixed_rate [RATE [KEY]]: CPU per call + latency at RATE (FIXED_RATE)
+    local FIXED_RATE=${1:-$FIXED_RATE} k=${2:-} v
+    local calls=$(( FIXED_RATE * FIXED_SECONDS ))
     wait_udp_drained "$SERVER_PORT" 10 || true
     # warm-up (the server may just have been restarted): not measured
     run_load warmup "$FIXED_RATE" $(( FIXED_RATE * 3 )) uac.xml 0 0 || { note "$SYS: warm-up run failed"; return 1; }
@@ -543,22 +582,22 @@ fixed_rate() {          # CPU per call + latency at FIXED_RATE
     sleep 2
     wait_udp_drained "$SERVER_PORT" 10 || true
     log "[$SYS] fixed load: $FIXED_RATE calls/s x $calls calls (CPU per call, latency)"
-    run_load fixed "$FIXED_RATE" "$calls" uac.xml 0 1 || { note "$SYS: fixed-rate run failed"; return 1; }
-    step_row fixed "$FIXED_RATE" "$calls" "$( [ $(( R_FAILED * 1000 )) -lt "$calls" ] && echo clean || echo "fail${R_ERRS:+ ($R_ERRS)}")"
+    run_load "fixed$k" "$FIXED_RATE" "$calls" uac.xml 0 1 || { note "$SYS: fixed-rate run failed"; return 1; }
+    step_row "fixed$k" "$FIXED_RATE" "$calls" "$( [ $(( R_FAILED * 1000 )) -lt "$calls" ] && echo clean || echo "fail${R_ERRS:+ ($R_ERRS)}")"
     if [ "$R_SUCC" -gt 0 ]; then
-        RES[$SYS,cpu_us]=$(awk -v t="$R_TICKS" -v hz="$CLK_TCK" -v n="$R_SUCC" 'BEGIN { printf "%.0f", t * 1e6 / hz / n }')
-        RES[$SYS,cpu_core]=$(awk -v t="$R_TICKS" -v hz="$CLK_TCK" -v r="$FIXED_RATE" -v n="$R_SUCC" 'BEGIN { printf "%.0f", 100 * t / hz / n * r }')
+        RES[$SYS,cpu_us$k]=$(awk -v t="$R_TICKS" -v hz="$CLK_TCK" -v n="$R_SUCC" 'BEGIN { printf "%.0f", t * 1e6 / hz / n }')
+        RES[$SYS,cpu_core$k]=$(awk -v t="$R_TICKS" -v hz="$CLK_TCK" -v r="$FIXED_RATE" -v n="$R_SUCC" 'BEGIN { printf "%.0f", 100 * t / hz / n * r }')
     fi
     [ "$R_FAILED" -gt 0 ] && note "$SYS: $R_FAILED of $calls calls failed in the fixed-rate run${R_ERRS:+ ($R_ERRS)}"
     [ $(( R_ACH * 100 )) -lt $(( FIXED_RATE * 95 )) ] && note "$SYS: fixed-rate run achieved only $R_ACH calls/s"
     if [ -n "$R_CAP" ] && [ -s "$R_CAP" ]; then
-        v=$(awk '$1 == "p50_ms" {print $2}' "$R_CAP"); RES[$SYS,p50]=$v
-        v=$(awk '$1 == "p99_ms" {print $2}' "$R_CAP"); RES[$SYS,p99]=$v
-        v=$(awk '$1 == "answered" {print $2}' "$R_CAP"); RES[$SYS,lat_n]=$v
+        v=$(awk '$1 == "p50_ms" {print $2}' "$R_CAP"); RES[$SYS,p50$k]=$v
+        v=$(awk '$1 == "p99_ms" {print $2}' "$R_CAP"); RES[$SYS,p99$k]=$v
+        v=$(awk '$1 == "answered" {print $2}' "$R_CAP"); RES[$SYS,lat_n$k]=$v
         v=$(awk '$1 == "drops" {print $2}' "$R_CAP"); [ "${v:-0}" != 0 ] && note "$SYS: latency capture dropped $v packets"
         v=$(awk '$1 == "error" {print $2}' "$R_CAP"); [ "${v:-none}" != none ] && note "$SYS: latency capture: $v"
     fi
-    log "[$SYS]   CPU ${RES[$SYS,cpu_us]:-?} us/call (${RES[$SYS,cpu_core]:-?} % of a core), latency p50 ${RES[$SYS,p50]:-?} ms p99 ${RES[$SYS,p99]:-?} ms, failed $R_FAILED"
+    log "[$SYS]   CPU ${RES[$SYS,cpu_us$k]:-?} us/call (${RES[$SYS,cpu_core$k]:-?} % of a core), latency p50 ${RES[$SYS,p50$k]:-?} ms p99 ${RES[$SYS,p99$k]:-?} ms, failed $R_FAILED"
 }
 
 hold_memory() {         # memory with HOLD_CALLS concurrent calls on a fresh server
@@ -580,6 +619,58 @@ hold_memory() {         # memory with HOLD_CALLS concurrent calls on a fresh ser
     fi
 }
 
+overload_run() {        # goodput against offered load (OVER_MULTS x the clean rate)
+    local clean=${RES[$SYS,rate]:-0} m rate calls opt_pid dir good ok fail
+    [ "$clean" -gt 0 ] || return 0
+    : >"$TMP/overload-$SYS.dat"
+    for m in $OVER_MULTS; do
+        rate=$(awk -v c="$clean" -v m="$m" 'BEGIN { printf "%d", c * m }')
+        calls=$(( rate * OVER_SECONDS ))
+        wait_udp_drained "$SERVER_PORT" 10 || true
+        dir="$TMP/$SYS/options-$m"; mkdir -p "$dir"
+        # keepalives from a second sipp all the while (10/s)
+        (cd "$dir" && exec timeout -k 5 $(( OVER_SECONDS + 60 )) taskset -c "$LOAD_CPU" sipp -sf "$HERE/options.xml" \
+            -i 127.0.0.1 -p "$(free_ports 1)" "127.0.0.1:$SERVER_PORT" -r 10 -m $(( OVER_SECONDS * 10 + 50 )) \
+            -timeout $(( OVER_SECONDS + 40 )) -nostdin -trace_stat -fd 1 -stf opt.csv >opt.out 2>&1) &
+        opt_pid=$!; PIDS+=("$opt_pid")
+        log "[$SYS] overload: $m x $clean = $rate calls/s offered for $OVER_SECONDS s"
+        run_load "over-$m" "$rate" "$calls" uac_overload.xml 0 0 || { note "$SYS: overload run at $rate calls/s failed"; stop_pid "$opt_pid"; break; }
+        wait "$opt_pid" 2>/dev/null; forget_pid "$opt_pid"
+        ok=$(stat_field "$dir/opt.csv" "SuccessfulCall(C)"); fail=$(stat_field "$dir/opt.csv" "FailedCall(C)")
+        good=$(awk -v n="$R_SUCC_UAS" -v s="$OVER_SECONDS" 'BEGIN { printf "%.0f", n / s }')
+        printf '%s %s %s %s %s %s %s\n' "$m" "$rate" "$good" "$R_SUCC_UAS" "${R_FAILED_UAC:-?}" "${ok:-0}" "${fail:-?}" >>"$TMP/overload-$SYS.dat"
+        OVER_MD+=("| $SYS | $m | $rate | $good | $(awk -v g="$good" -v c="$clean" 'BEGIN { printf "%.0f", 100 * g / c }') % | ${R_FAILED_UAC:-?} | ${ok:-0} / $(( ${ok:-0} + ${fail:-0} )) | $R_SRV_PCT % | $R_DROPS |")
+        log "[$SYS]   goodput $good calls/s ($R_SUCC_UAS completed), admitted calls failed: ${R_FAILED_UAC:-?}, OPTIONS 200: ${ok:-0}, failed ${fail:-?}"
+        server_alive || { note "$SYS: server died in the overload run at $rate calls/s"; return 1; }
+        sleep "$SETTLE"
+    done
+}
+
+plot_overload() {       # gnuplot of goodput against offered load, both systems
+    [ -n "$PLOT" ] || return 0
+    if ! command -v gnuplot >/dev/null 2>&1; then
+        log "installing gnuplot-nox (the overload plot) ..."
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnuplot-nox >"$TMP/apt.log" 2>&1 || { note "gnuplot not installed: no plot"; return 0; }
+    fi
+    local cmd="" s
+    for s in "${SYS_LIST[@]}"; do
+        [ -s "$TMP/overload-$s.dat" ] || continue
+        cmd+="${cmd:+, }'$TMP/overload-$s.dat' using 2:3 with linespoints lw 2 title '$s'"
+    done
+    [ -n "$cmd" ] || return 0
+    gnuplot <<EOF 2>"$TMP/gnuplot.log" || { note "gnuplot failed: $(head -n 1 "$TMP/gnuplot.log")"; return 0; }
+set terminal pngcairo size 800,500 noenhanced
+set output '$PLOT'
+set title 'Goodput against offered load ($START_TS, ${CPU_BUDGET:+$CPU_BUDGET % of a core each, }server on one CPU)'
+set xlabel 'offered calls/s'
+set ylabel 'completed calls/s'
+set key left top
+set grid
+plot x title 'offered' with lines dt 2 lc rgb 'gray', $cmd
+EOF
+    log "plot written to $PLOT"
+}
+
 run_system() {
     SYS=$1
     read -r SERVER_PORT GW_PORT UAC_PORT <<<"$(free_ports 3)"
@@ -595,6 +686,10 @@ run_system() {
     fi
     sleep "$SETTLE"
     fixed_rate
+    sleep "$SETTLE"
+    fixed_rate "$FIXED_RATE2" 2
+    sleep "$SETTLE"
+    overload_run
     # fresh process for the memory test, so peaks from the rate search don't count
     restart_server || { RES[$SYS,status]="did not restart"; return 1; }
     hold_memory
@@ -651,6 +746,7 @@ if [ "$b0" != "?" ] && [ "$b1" != "?" ] && { [ "$b0" -gt 10 ] || [ "$b1" -gt 10 
     note "the machine was not idle before the run (CPU$SERVER_CPU ${b0}%, CPU$LOAD_CPU ${b1}% busy): other processes skew the figures"
 fi
 
+cpu_budget
 if [ "$BASELINE" = 1 ] && [ "$CAPTURE_OK" = 1 ]; then baseline; sleep 1; fi
 
 machine_notes() {
@@ -675,6 +771,7 @@ for s in "${SYS_LIST[@]}"; do
 done
 
 machine_notes
+plot_overload
 
 # ---------------------------------------------------------------- report
 cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
@@ -697,7 +794,7 @@ REPORT=$(
     echo "## softswitch vs Kamailio - $START_TS"
     echo
     echo "Machine: $NCPU CPUs, $cpu_model, Linux $(uname -r); Kamailio ${kam_ver:-?}; SIPp ${sipp_ver:-?}; ${go_ver:-go ?}; softswitch ${git_rev}."
-    echo "Server pinned to CPU $SERVER_CPU, sipp (UAC, UAS gateway) and the capture to CPU $LOAD_CPU; UDP on 127.0.0.1."
+    echo "Server pinned to CPU $SERVER_CPU${CPU_BUDGET:+ with a budget of $CPU_BUDGET % of it (cgroup cpu quota, both servers)}, sipp (UAC, UAS gateway) and the capture to CPU $LOAD_CPU; UDP on 127.0.0.1."
     echo "Kamailio: kamailio.cfg (tm + rr + dialog + acc writing a line per INVITE and BYE to its log, no database), $KAM_CHILDREN UDP workers, -x $KAM_MEM, -m $KAM_SHM_MB MB shm, -M $KAM_PKG_MB MB pkg."
     echo
     row "metric" "softswitch" "Kamailio" "softswitch / Kamailio"
@@ -707,6 +804,9 @@ REPORT=$(
     row "server CPU at $FIXED_RATE calls/s (% of one core)" "$(val $SS cpu_core)" "$(val $KA cpu_core)" "$(ratio "${RES[$SS,cpu_core]:-}" "${RES[$KA,cpu_core]:-}")"
     row "INVITE -> 200 p50 at $FIXED_RATE calls/s (ms)" "$(val $SS p50)" "$(val $KA p50)" "$(ratio "${RES[$SS,p50]:-}" "${RES[$KA,p50]:-}")"
     row "INVITE -> 200 p99 at $FIXED_RATE calls/s (ms)" "$(val $SS p99)" "$(val $KA p99)" "$(ratio "${RES[$SS,p99]:-}" "${RES[$KA,p99]:-}")"
+    row "server CPU per call at $FIXED_RATE2 calls/s (us)" "$(val $SS cpu_us2)" "$(val $KA cpu_us2)" "$(ratio "${RES[$SS,cpu_us2]:-}" "${RES[$KA,cpu_us2]:-}")"
+    row "INVITE -> 200 p50 at $FIXED_RATE2 calls/s (ms)" "$(val $SS p502)" "$(val $KA p502)" "$(ratio "${RES[$SS,p502]:-}" "${RES[$KA,p502]:-}")"
+    row "INVITE -> 200 p99 at $FIXED_RATE2 calls/s (ms)" "$(val $SS p992)" "$(val $KA p992)" "$(ratio "${RES[$SS,p992]:-}" "${RES[$KA,p992]:-}")"
     row "RSS, idle (MB)" "$(mbval $SS rss_idle)" "$(mbval $KA rss_idle)" "$(ratio "${RES[$SS,rss_idle]:-}" "${RES[$KA,rss_idle]:-}")"
     row "RSS, $HOLD_CALLS held calls (MB)" "$(mbval $SS rss_held)" "$(mbval $KA rss_held)" "$(ratio "${RES[$SS,rss_held]:-}" "${RES[$KA,rss_held]:-}")"
     row "PSS, idle (MB)" "$(mbval $SS pss_idle)" "$(mbval $KA pss_idle)" "$(ratio "${RES[$SS,pss_idle]:-}" "${RES[$KA,pss_idle]:-}")"
@@ -722,6 +822,14 @@ REPORT=$(
     echo "- Kamailio runs with -x $KAM_MEM: the Debian build's default allocator (qm, built with memory debugging) costs about 3x the CPU per call here."
     for n in "${NOTES[@]}"; do echo "- $n"; done
     echo
+    if [ "${#OVER_MD[@]}" -gt 0 ]; then
+        echo "Overload run (${OVER_SECONDS} s per point; goodput: calls the gateway completed per second; a 503 refusal is ACKed and is no failure; admitted calls failed: UAC calls that neither completed nor were refused):"
+        echo
+        echo "| system | x clean rate | offered calls/s | goodput calls/s | goodput / clean rate | admitted calls failed | OPTIONS 200 / sent | server process CPU | server UDP drops |"
+        echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        for r in "${OVER_MD[@]}"; do echo "$r"; done
+        echo
+    fi
     echo "Steps:"
     echo
     echo "| system | phase | target calls/s | calls | failed | achieved calls/s | server process CPU | CPU$SERVER_CPU busy | CPU$SERVER_CPU steal | CPU$LOAD_CPU (sipp) busy | server UDP drops | result |"

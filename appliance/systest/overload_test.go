@@ -89,7 +89,7 @@ func TestFloodedSourceIsBlocked(t *testing.T) {
 	g.kill()
 }
 
-// At max_calls the switch refuses new calls with a stateless 503: a
+// At max_calls the switch refuses new calls with a 503: a
 // randomised Retry-After within the configured bounds, Reason Q.850 42,
 // and RFC 7339's oc parameters for a client that offered them; OPTIONS
 // keepalives keep getting 200; once calls end, new calls go through.

@@ -424,10 +424,28 @@ func stripOption(m *sip.Response, name, tag string) {
 	}
 }
 
-// fireAndForget sends req on a goroutine of its own (its transaction may
-// dial) and drains its transaction; sipgo's Timer F bounds it.
+// fireAndForget sends req once the lock is released, in order with what
+// the call queued before it (a BYE relayed to the other leg leaves before
+// the 200 to the BYE's sender), and drains its transaction on a goroutine
+// of its own; the transaction's Timer F bounds it. Over UDP starting the
+// transaction only queues a datagram; another transport may dial, so
+// there the whole of it runs on the goroutine. Caller holds c.mu.
 func (c *Call) fireAndForget(where string, req *sip.Request) {
-	go c.m.fireAndForget(where, req)
+	c.after(func() {
+		if !isUDP(req) {
+			go c.m.fireAndForget(where, req)
+			return
+		}
+		tx, err := c.m.send(req)
+		if err != nil {
+			c.m.log.Debug("send failed", "method", req.Method, "err", err)
+			return
+		}
+		go func() {
+			defer safe.Recover(where)
+			c.m.drain(tx)
+		}()
+	})
 }
 
 func (m *Manager) fireAndForget(where string, req *sip.Request) {

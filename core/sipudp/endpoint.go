@@ -88,6 +88,9 @@ type Endpoint struct {
 	late    atomic.Int64 // of which older than LateAfter
 	dropped atomic.Int64 // datagrams dropped on a full queue
 	closed  atomic.Bool
+
+	out       chan outgoing // to the writer
+	sendDrops atomic.Int64
 }
 
 type item struct {
@@ -105,6 +108,7 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 	stop := make(chan struct{})
 	defer close(stop)
 	safe.Loop("SIP timer wheel", stop, func() { e.wheel.Run(stop) })
+	safe.Loop("SIP UDP writer", stop, func() { e.write(stop) })
 	var wg sync.WaitGroup
 	for i := range e.queues {
 		wg.Add(1)
@@ -158,6 +162,7 @@ func (e *Endpoint) init() {
 	}
 	e.servers.init()
 	e.clients.init()
+	e.out = make(chan outgoing, 16384)
 }
 
 // Init makes the endpoint ready for Request before Serve starts.

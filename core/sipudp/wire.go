@@ -183,12 +183,44 @@ func encode(msg sip.Message) []byte {
 	return out
 }
 
+// writeTo queues a datagram for the writer. Every goroutine of the
+// switch sends on the one socket: writing there directly, they would
+// queue on the socket's lock (and with one processor, behind a writer
+// that lost it in the system call) while their own work waits. One
+// writer goroutine does the system calls; a full queue drops the
+// datagram, as a full network would.
 func (e *Endpoint) writeTo(data []byte, to netip.AddrPort) error {
 	if e.closed.Load() {
 		return ErrClosed
 	}
-	_, err := e.Conn.WriteTo(data, net.UDPAddrFromAddrPort(to))
-	return err
+	select {
+	case e.out <- outgoing{data: data, to: to}:
+		return nil
+	default:
+		e.sendDrops.Add(1)
+		return errSendQueueFull
+	}
+}
+
+var errSendQueueFull = errors.New("sipudp: send queue full")
+
+type outgoing struct {
+	data []byte
+	to   netip.AddrPort
+}
+
+// write sends what writeTo queued until stop is closed.
+func (e *Endpoint) write(stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case o := <-e.out:
+			if _, err := e.Conn.WriteTo(o.data, net.UDPAddrFromAddrPort(o.to)); err != nil && e.Log != nil && !e.closed.Load() {
+				e.Log.Debug("UDP send failed", "to", o.to.String(), "err", err)
+			}
+		}
+	}
 }
 
 // Write sends msg outside any transaction: a request to its destination,
