@@ -245,14 +245,18 @@ func (e *Endpoint) handle(it item) {
 	}
 }
 
-// Load reports the fullest worker queue (0..1) and the share of the
-// messages served since the last call that were late: the overload
-// control's samples.
+// Load reports the workers' queues' fill (0..1, on average: one worker
+// held up by a slow handler is no overload of the switch) and the share
+// of the messages served since the last call that were late: the
+// overload control's samples.
 func (e *Endpoint) Load() (queue, late float64) {
+	n, c := 0, 0
 	for _, q := range e.queues {
-		if f := float64(len(q)) / float64(cap(q)); f > queue {
-			queue = f
-		}
+		n += len(q)
+		c += cap(q)
+	}
+	if c > 0 {
+		queue = float64(n) / float64(c)
 	}
 	if n := e.served.Swap(0); n > 0 {
 		late = float64(e.late.Swap(0)) / float64(n)
