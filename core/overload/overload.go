@@ -109,6 +109,13 @@ func (c *Controller) shed() bool {
 	return l > 0 && rand.Uint32N(1000) < l
 }
 
+// CountRefused counts a new call refused for another reason of load (it
+// waited too long in its queue).
+func (c *Controller) CountRefused() {
+	c.refused.Add(1)
+	c.lastRef.Store(time.Now().UnixNano())
+}
+
 // Busy reports whether new calls may be refused now, or were in the last
 // 64*T1 (their ACKs may still come): when it is false the gate need not
 // read a request's headers at all.

@@ -210,12 +210,18 @@ func (s *Server) UDPEndpoint() *sipudp.Endpoint {
 	return s.ep
 }
 
-// refuse answers 503 to a new call the overload control sheds (R22):
-// Retry-After drawn at random, Reason Q.850 42 (switching equipment
-// congestion), and RFC 7339's oc for a client that offered it. A copy of
-// an INVITE whose call exists is never refused.
-func (s *Server) refuse(req *sip.Request) *sip.Response {
-	if s.Overload == nil || req.CallID() == nil || s.Calls != nil && s.Calls.Known(req.CallID().Value()) || !s.Overload.RefuseNew() {
+// refuse answers 503 to a new call the overload control sheds (R22), or
+// one that waited too long in its queue (late): Retry-After drawn at
+// random, Reason Q.850 42 (switching equipment congestion), and RFC
+// 7339's oc for a client that offered it. A copy of an INVITE whose call
+// exists is never refused.
+func (s *Server) refuse(req *sip.Request, late bool) *sip.Response {
+	if s.Overload == nil || req.CallID() == nil || s.Calls != nil && s.Calls.Known(req.CallID().Value()) {
+		return nil
+	}
+	if late {
+		s.Overload.CountRefused()
+	} else if !s.Overload.RefuseNew() {
 		return nil
 	}
 	offerOC(req, s.Overload)

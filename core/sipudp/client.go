@@ -71,7 +71,9 @@ func (e *Endpoint) Request(req *sip.Request) (sip.ClientTransaction, error) {
 	tx.timer = e.wheel.After(tx.interval, tx.retransmit) // Timer A / E
 	tx.end = e.wheel.After(64*sip.T1, tx.timeout)        // Timer B / F
 	tx.mu.Unlock()
-	if err := e.writeTo(tx.data, dst); err != nil {
+	// A full send queue loses the datagram as a full network would: the
+	// retransmission timer sends it again. Only a closed endpoint fails.
+	if err := e.writeTo(tx.data, dst); errors.Is(err, ErrClosed) {
 		tx.terminate(errors.Join(err, sip.ErrTransactionTransport))
 		return nil, err
 	}

@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"golang.org/x/net/ipv4"
 
 	"github.com/softswitch/softswitch/core/safe"
 	"github.com/softswitch/softswitch/core/wheel"
@@ -62,8 +63,10 @@ type Endpoint struct {
 	// Refuse, when set, may refuse a new call (an INVITE without a To
 	// tag that is no copy of one in progress) before its handler runs:
 	// the response it returns is sent in the transaction (retransmitted
-	// until its ACK, and again for copies of the INVITE).
-	Refuse func(req *sip.Request) *sip.Response
+	// until its ACK, and again for copies of the INVITE). late: the
+	// INVITE waited longer than LateAfter in its queue (its caller has
+	// retransmitted it already): refuse it whatever the load is said to be.
+	Refuse func(req *sip.Request, late bool) *sip.Response
 	// Stray gets responses that match no client transaction.
 	Stray func(res *sip.Response)
 	// Unparseable hears of datagrams the parser refused.
@@ -81,7 +84,7 @@ type Endpoint struct {
 
 	wheel   *wheel.Wheel
 	seed    maphash.Seed
-	queues  []chan item
+	queues  []lane
 	servers txTable[*serverTx]
 	clients txTable[*clientTx]
 	served  atomic.Int64 // messages served since the last Load
@@ -97,7 +100,15 @@ type item struct {
 	data []byte
 	src  netip.AddrPort
 	at   int64 // when it was read (unix ns)
+	late bool  // a new call that waited longer than LateAfter
 }
+
+// lane is a worker's two queues: what keeps calls in progress going
+// (responses, ACK, BYE, CANCEL, in-dialog requests: hi) is served before
+// new work (new INVITEs, registrations, probes: lo). Under load the calls
+// the switch took complete; the new ones wait, and are refused once they
+// waited too long.
+type lane struct{ hi, lo chan item }
 
 // ErrClosed is returned by Request and Write after the endpoint stopped.
 var ErrClosed = errors.New("sipudp: endpoint closed")
@@ -112,8 +123,8 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for i := range e.queues {
 		wg.Add(1)
-		q := e.queues[i]
-		safe.Go("SIP worker", func() { defer wg.Done(); e.work(q) }, wg.Done)
+		l := e.queues[i]
+		safe.Go("SIP worker", func() { defer wg.Done(); e.work(l) }, wg.Done)
 	}
 	readers := max(1, min(runtime.GOMAXPROCS(0), 4))
 	errc := make(chan error, readers)
@@ -130,8 +141,9 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 	for i := 1; i < readers; i++ {
 		<-errc
 	}
-	for _, q := range e.queues {
-		close(q)
+	for _, l := range e.queues {
+		close(l.hi)
+		close(l.lo)
 	}
 	wg.Wait()
 	if errors.Is(err, net.ErrClosed) {
@@ -156,9 +168,9 @@ func (e *Endpoint) init() {
 	if ql <= 0 {
 		ql = 2048
 	}
-	e.queues = make([]chan item, n)
+	e.queues = make([]lane, n)
 	for i := range e.queues {
-		e.queues[i] = make(chan item, ql)
+		e.queues[i] = lane{hi: make(chan item, ql), lo: make(chan item, ql)}
 	}
 	e.servers.init()
 	e.clients.init()
@@ -168,43 +180,86 @@ func (e *Endpoint) init() {
 // Init makes the endpoint ready for Request before Serve starts.
 func (e *Endpoint) Init() *Endpoint { e.init(); return e }
 
+// read reads datagrams until the socket closes: many per system call
+// (recvmmsg) on a plain socket, one at a time on one that notes each
+// datagram's destination (core/udpsrc).
 func (e *Endpoint) read() error {
+	if uc, ok := e.Conn.(*net.UDPConn); ok {
+		if la, ok := uc.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() != nil {
+			return e.readBatch(ipv4.NewPacketConn(uc))
+		}
+	}
 	buf := make([]byte, 65535)
 	for {
 		n, addr, err := e.Conn.ReadFrom(buf)
 		if err != nil {
-			if e.closed.Load() || errors.Is(err, net.ErrClosed) {
-				return net.ErrClosed
+			if err := e.readError(err); err != nil {
+				return err
 			}
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				continue
-			}
-			return err
-		}
-		if n <= 4 && len(bytes.Trim(buf[:n], "\r\n\x00")) == 0 {
-			continue // keep-alive
-		}
-		ua, ok := addr.(*net.UDPAddr)
-		if !ok {
 			continue
 		}
-		src := ua.AddrPort()
-		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-		data := buf[:n]
-		if e.Filter != nil {
-			if data = e.Filter(data, src); len(data) == 0 {
-				continue
+		e.receive(buf[:n], addr)
+	}
+}
+
+func (e *Endpoint) readBatch(pc *ipv4.PacketConn) error {
+	msgs := make([]ipv4.Message, 16)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, 65535)}
+	}
+	for {
+		n, err := pc.ReadBatch(msgs, 0)
+		if err != nil {
+			if err := e.readError(err); err != nil {
+				return err
 			}
+			continue
 		}
-		// The datagram leaves the read buffer here: one copy, its own.
-		msg := make([]byte, len(data))
-		copy(msg, data)
-		q := e.queues[e.queueOf(msg)]
-		select {
-		case q <- item{data: msg, src: src, at: time.Now().UnixNano()}:
-		default:
-			e.dropped.Add(1) // the sender retransmits; the overload control sees the queue
+		for i := range n {
+			e.receive(msgs[i].Buffers[0][:msgs[i].N], msgs[i].Addr)
 		}
+	}
+}
+
+// readError: nil to read on, else why reading ends.
+func (e *Endpoint) readError(err error) error {
+	if e.closed.Load() || errors.Is(err, net.ErrClosed) {
+		return net.ErrClosed
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		return nil
+	}
+	return err
+}
+
+// receive passes one datagram through the filter to its worker.
+func (e *Endpoint) receive(data []byte, addr net.Addr) {
+	if len(data) <= 4 && len(bytes.Trim(data, "\r\n\x00")) == 0 {
+		return // keep-alive
+	}
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return
+	}
+	src := ua.AddrPort()
+	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	if e.Filter != nil {
+		if data = e.Filter(data, src); len(data) == 0 {
+			return
+		}
+	}
+	// The datagram leaves the read buffer here: one copy, its own.
+	msg := make([]byte, len(data))
+	copy(msg, data)
+	l := e.queues[e.queueOf(msg)]
+	q := l.hi
+	if isNew(msg) {
+		q = l.lo
+	}
+	select {
+	case q <- item{data: msg, src: src, at: time.Now().UnixNano()}:
+	default:
+		e.dropped.Add(1) // the sender retransmits; the overload control sees the queue
 	}
 }
 
@@ -214,9 +269,33 @@ func (e *Endpoint) queueOf(data []byte) int {
 	return int(maphash.Bytes(e.seed, id) % uint64(len(e.queues)))
 }
 
-func (e *Endpoint) work(q chan item) {
+func (e *Endpoint) work(l lane) {
 	late := int64(e.LateAfter)
-	for it := range q {
+	hi, lo := l.hi, l.lo
+	for hi != nil || lo != nil {
+		var it item
+		var ok bool
+		select { // what is in progress first
+		case it, ok = <-hi:
+			if !ok {
+				hi = nil
+				continue
+			}
+		default:
+			select {
+			case it, ok = <-hi:
+				if !ok {
+					hi = nil
+					continue
+				}
+			case it, ok = <-lo:
+				if !ok {
+					lo = nil
+					continue
+				}
+				it.late = late > 0 && time.Now().UnixNano()-it.at > late
+			}
+		}
 		e.served.Add(1)
 		if late > 0 && time.Now().UnixNano()-it.at > late {
 			e.late.Add(1)
@@ -239,7 +318,7 @@ func (e *Endpoint) handle(it item) {
 	msg.SetSource(it.src.String())
 	switch m := msg.(type) {
 	case *sip.Request:
-		e.request(m, it.src)
+		e.request(m, it.src, it.late)
 	case *sip.Response:
 		e.response(m)
 	}
@@ -251,9 +330,9 @@ func (e *Endpoint) handle(it item) {
 // overload control's samples.
 func (e *Endpoint) Load() (queue, late float64) {
 	n, c := 0, 0
-	for _, q := range e.queues {
-		n += len(q)
-		c += cap(q)
+	for _, l := range e.queues {
+		n += len(l.hi) + len(l.lo)
+		c += cap(l.hi) + cap(l.lo)
 	}
 	if c > 0 {
 		queue = float64(n) / float64(c)

@@ -44,7 +44,7 @@ type serverTx struct {
 }
 
 // request serves a request from src.
-func (e *Endpoint) request(req *sip.Request, src netip.AddrPort) {
+func (e *Endpoint) request(req *sip.Request, src netip.AddrPort, late bool) {
 	switch req.Method {
 	case sip.CANCEL:
 		if e.cancel(req, src) {
@@ -77,7 +77,7 @@ func (e *Endpoint) request(req *sip.Request, src netip.AddrPort) {
 		return
 	}
 	if tx.invite && e.Refuse != nil && !hasToTag(req) {
-		if res := e.Refuse(req); res != nil {
+		if res := e.Refuse(req, late); res != nil {
 			tx.Respond(res)
 			tx.handlerDone()
 			return

@@ -460,7 +460,7 @@ func FuzzEndpoint(f *testing.F) {
 	src := netip.MustParseAddrPort("127.0.0.1:9")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e.queueOf(data)
-		e.handle(item{data: data, src: src})
+		e.handle(item{data: data, src: src, late: len(data)%2 == 0})
 	})
 }
 
@@ -477,7 +477,7 @@ func TestRefuseNewCall(t *testing.T) {
 	asked := make(chan string, 8)
 	p := newPeer(t)
 	b2 := newBed(t, nil, func(e *Endpoint) {
-		e.Refuse = func(req *sip.Request) *sip.Response {
+		e.Refuse = func(req *sip.Request, _ bool) *sip.Response {
 			asked <- req.CallID().Value()
 			res := sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
 			res.AppendHeader(sip.NewHeader("Retry-After", "7"))
@@ -512,5 +512,20 @@ func TestRefuseNewCall(t *testing.T) {
 	}
 	if len(asked) != 1 {
 		t.Fatal("Refuse asked about an in-dialog INVITE")
+	}
+}
+
+func TestIsNew(t *testing.T) {
+	for msg, want := range map[string]bool{
+		"INVITE sip:x SIP/2.0\r\nVia: a\r\nTo: <sip:x@y>\r\n\r\n":                   true,
+		"INVITE sip:x SIP/2.0\r\nVia: a\r\nt: <sip:x@y;tag=u> ;tag=9\r\n\r\n":       false,
+		"INVITE sip:x SIP/2.0\r\nVia: a\r\nTo: \"a;tag=b\" <sip:x@y;tag=u>\r\n\r\n": true,
+		"INVITE sip:x SIP/2.0\r\nVia: a\r\nTo: sip:x@y ; TAG = 1\r\n\r\n":           false,
+		"BYE sip:x SIP/2.0\r\nVia: a\r\nTo: <sip:x@y>\r\n\r\n":                      false,
+		"SIP/2.0 200 OK\r\nTo: <sip:x@y>\r\n\r\n":                                   false,
+	} {
+		if got := isNew([]byte(msg)); got != want {
+			t.Errorf("%q: %v, want %v", msg, got, want)
+		}
 	}
 }

@@ -9,11 +9,43 @@ import (
 	"sync"
 
 	"github.com/emiago/sipgo/sip"
+	"golang.org/x/net/ipv4"
 )
 
 // callID finds the Call-ID of a raw message (long or compact form), for
 // choosing its worker; nil when there is none (the parser decides).
-func callID(data []byte) []byte {
+func callID(data []byte) []byte { return header(data, "call-id", "i") }
+
+// isNew reports whether a raw datagram is a new call: an INVITE whose To
+// has no tag.
+func isNew(data []byte) bool {
+	if len(data) < 7 || string(data[:7]) != "INVITE " {
+		return false
+	}
+	to := header(data, "to", "t")
+	if to == nil {
+		return true
+	}
+	if i := bytes.LastIndexByte(to, '>'); i >= 0 {
+		to = to[i+1:]
+	}
+	for {
+		i := bytes.IndexByte(to, ';')
+		if i < 0 {
+			return true
+		}
+		to = bytes.TrimLeft(to[i+1:], " \t")
+		if len(to) >= 3 && bytes.EqualFold(to[:3], []byte("tag")) {
+			if rest := bytes.TrimLeft(to[3:], " \t"); len(rest) > 0 && rest[0] == '=' {
+				return false
+			}
+		}
+	}
+}
+
+// header finds the value of the first header named long or short in a
+// raw message; nil when there is none.
+func header(data []byte, long, short string) []byte {
 	at := bytes.IndexByte(data, '\n') + 1
 	for at > 0 && at < len(data) {
 		end := bytes.IndexByte(data[at:], '\n')
@@ -24,12 +56,10 @@ func callID(data []byte) []byte {
 		if len(line) <= 1 {
 			return nil // the empty line: end of headers
 		}
-		if c := line[0] | 0x20; c == 'c' || c == 'i' {
-			if colon := bytes.IndexByte(line, ':'); colon > 0 {
-				name := bytes.TrimRight(line[:colon], " \t")
-				if bytes.EqualFold(name, []byte("call-id")) || bytes.EqualFold(name, []byte("i")) {
-					return bytes.TrimSpace(line[colon+1:])
-				}
+		if colon := bytes.IndexByte(line, ':'); colon > 0 {
+			name := bytes.TrimRight(line[:colon], " \t")
+			if bytes.EqualFold(name, []byte(long)) || bytes.EqualFold(name, []byte(short)) {
+				return bytes.TrimSpace(line[colon+1:])
 			}
 		}
 		at += end + 1
@@ -209,17 +239,59 @@ type outgoing struct {
 	to   netip.AddrPort
 }
 
-// write sends what writeTo queued until stop is closed.
+// write sends what writeTo queued until stop is closed: what is waiting
+// goes in batches of one system call (sendmmsg) on a plain socket; a
+// socket that picks each datagram's source address (core/udpsrc) gets
+// one call per datagram.
 func (e *Endpoint) write(stop <-chan struct{}) {
+	var batch *ipv4.PacketConn
+	if uc, ok := e.Conn.(*net.UDPConn); ok {
+		if la, ok := uc.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() != nil {
+			batch = ipv4.NewPacketConn(uc)
+		}
+	}
+	msgs := make([]ipv4.Message, 0, 64)
 	for {
+		var o outgoing
 		select {
 		case <-stop:
 			return
-		case o := <-e.out:
-			if _, err := e.Conn.WriteTo(o.data, net.UDPAddrFromAddrPort(o.to)); err != nil && e.Log != nil && !e.closed.Load() {
-				e.Log.Debug("UDP send failed", "to", o.to.String(), "err", err)
+		case o = <-e.out:
+		}
+		if batch == nil {
+			e.send(o)
+			continue
+		}
+		msgs = append(msgs[:0], message(o))
+	more:
+		for len(msgs) < cap(msgs) {
+			select {
+			case o = <-e.out:
+				msgs = append(msgs, message(o))
+			default:
+				break more
 			}
 		}
+		for sent := 0; sent < len(msgs); {
+			n, err := batch.WriteBatch(msgs[sent:], 0)
+			if err != nil {
+				if e.Log != nil && !e.closed.Load() {
+					e.Log.Debug("UDP send failed", "err", err)
+				}
+				n = max(n, 1) // skip the datagram that failed
+			}
+			sent += n
+		}
+	}
+}
+
+func message(o outgoing) ipv4.Message {
+	return ipv4.Message{Buffers: [][]byte{o.data}, Addr: net.UDPAddrFromAddrPort(o.to)}
+}
+
+func (e *Endpoint) send(o outgoing) {
+	if _, err := e.Conn.WriteTo(o.data, net.UDPAddrFromAddrPort(o.to)); err != nil && e.Log != nil && !e.closed.Load() {
+		e.Log.Debug("UDP send failed", "to", o.to.String(), "err", err)
 	}
 }
 
