@@ -235,8 +235,11 @@ func run(args []string) error {
 		return err
 	}
 	safe.Go("control socket", func() { ctl.Serve(ctx, ctlLn) })
-	safe.Loop("housekeeping", ctx.Done(), func() { housekeeping(ctx, authority, loc) })
-	safe.Loop("admission sweep", ctx.Done(), func() { sweep(ctx, admit) })
+	safe.Loop("housekeeping", ctx.Done(), func() {
+		every(ctx, 10*time.Second, func(now time.Time) { authority.Purge(now); loc.Purge(now) })
+	})
+	// Idle sources are forgotten and ended blocks announced.
+	safe.Loop("admission sweep", ctx.Done(), func() { every(ctx, time.Second, admit.Sweep) })
 	probe := overload.NewProbe(srv.UDPConn())
 	probe.Stack = srv.UDPEndpoint().Load
 	safe.Loop("overload control", ctx.Done(), func() { shed.Run(ctx, probe.Sample) })
@@ -354,16 +357,16 @@ func reload(path string, db *store.DB, subs *auth.Subscribers, a *auth.Authentic
 	return true
 }
 
-func housekeeping(ctx context.Context, a *digest.Authority, loc *registrar.Location) {
-	t := time.NewTicker(10 * time.Second)
+// every runs f every d until ctx ends.
+func every(ctx context.Context, d time.Duration, f func(now time.Time)) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			a.Purge(now)
-			loc.Purge(now)
+			f(now)
 		}
 	}
 }
@@ -383,21 +386,6 @@ func logProtection(log *slog.Logger, e *events.Event) {
 			log.Warn("overload: refusing new calls (503)", "cause", e.Cause, "percent", e.Level)
 		} else {
 			log.Info("overload ended: new calls accepted again")
-		}
-	}
-}
-
-// sweep forgets idle sources of the admission table and announces ended
-// blocks.
-func sweep(ctx context.Context, g *admission.Gate) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			g.Sweep(now)
 		}
 	}
 }
