@@ -132,13 +132,16 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 		safe.Go("SIP UDP reader", func() { errc <- e.read() }, func() { errc <- errors.New("UDP reader failed") })
 	}
 	var err error
+	ended := 0 // readers that returned
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
+		ended++
 	}
 	e.closed.Store(true)
 	e.Conn.Close()
-	for i := 1; i < readers; i++ {
+	// Every reader has returned before the queues it sends on close.
+	for ; ended < readers; ended++ {
 		<-errc
 	}
 	for _, l := range e.queues {

@@ -529,3 +529,39 @@ func TestIsNew(t *testing.T) {
 		}
 	}
 }
+
+// Stopping while datagrams arrive: every reader has returned before the
+// queues close (the race detector saw a reader send on a closing queue).
+func TestStopUnderLoad(t *testing.T) {
+	for range 5 {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := (&Endpoint{Conn: c, Parser: sip.NewParser(), Workers: 2,
+			Handler: func(*sip.Request, sip.ServerTransaction) {}}).Init()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- e.Serve(ctx) }()
+		p := newPeer(t)
+		stop := make(chan struct{})
+		go func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				// Not p.send: once the endpoint's socket is closed the
+				// kernel may refuse the datagram, which is no failure here.
+				p.conn.WriteToUDP([]byte(request("OPTIONS", p.addr, fmt.Sprintf("z9hG4bK-s%d", i), "stop", 1, "")), c.LocalAddr().(*net.UDPAddr))
+			}
+		}()
+		time.Sleep(20 * time.Millisecond)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		close(stop)
+	}
+}
