@@ -286,6 +286,7 @@ func run(args []string) error {
 			log.Info("stopped", "attempts", snap.Attempts, "answers", snap.Answers,
 				"invalid_responses", srv.Calls.InvalidResponses(), "unparseable", server.Unparseable(),
 				"refused_overload", shed.Refused(), "dropped_blocked", admit.Dropped(),
+				"dropped_queue_full", srv.UDPEndpoint().Dropped(), "dropped_send_queue_full", srv.UDPEndpoint().SendDrops(),
 				"recovered_panics", safe.Panics())
 			return nil
 		}

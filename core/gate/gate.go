@@ -24,12 +24,13 @@ type Gate struct {
 	Admission *admission.Gate
 }
 
-// Filter returns the datagram to parse (mended), or nil to drop it.
-func (g *Gate) Filter(data []byte, src netip.AddrPort) []byte {
+// Filter returns the datagram to parse (mended), or nil to drop it; now
+// is when it was read.
+func (g *Gate) Filter(data []byte, src netip.AddrPort, now time.Time) []byte {
 	if len(data) < 4 || string(data[:4]) == "SIP/" {
 		return data // a response
 	}
-	if g.Admission != nil && !g.Admission.Admit(src.Addr(), time.Now()) {
+	if g.Admission != nil && !g.Admission.Admit(src.Addr(), now) {
 		return nil
 	}
 	return inbound.Fix(data, src)

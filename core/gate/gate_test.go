@@ -26,7 +26,7 @@ func TestAdmissionDropsFlood(t *testing.T) {
 	g := &Gate{Admission: admission.New(admission.Config{Rate: 1, Burst: 3, Block: time.Minute}, nil)}
 	n := 0
 	for range 10 {
-		if g.Filter([]byte(invite), src) != nil {
+		if g.Filter([]byte(invite), src, time.Now()) != nil {
 			n++
 		}
 	}
@@ -34,14 +34,14 @@ func TestAdmissionDropsFlood(t *testing.T) {
 		t.Fatalf("passed %d of a burst of 10 at burst 3", n)
 	}
 	// Responses are not counted.
-	if g.Filter([]byte("SIP/2.0 180 Ringing\r\n\r\n"), src) == nil {
+	if g.Filter([]byte("SIP/2.0 180 Ringing\r\n\r\n"), src, time.Now()) == nil {
 		t.Fatal("response dropped")
 	}
 }
 
 func TestMendsAsBefore(t *testing.T) {
 	g := &Gate{}
-	out := g.Filter([]byte(invite), netip.MustParseAddrPort("203.0.113.5:5070"))
+	out := g.Filter([]byte(invite), netip.MustParseAddrPort("203.0.113.5:5070"), time.Now())
 	if !bytes.Contains(out, []byte("received=203.0.113.5")) {
 		t.Fatalf("not mended:\n%s", out)
 	}
@@ -52,7 +52,7 @@ func FuzzFilter(f *testing.F) {
 	f.Add([]byte("SIP/2.0 200 OK\r\n\r\n"))
 	g := &Gate{Admission: admission.New(admission.Config{Rate: 1e9, Burst: 1e9, Block: time.Minute}, nil)}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		g.Filter(data, src)
+		g.Filter(data, src, time.Now())
 	})
 }
 
@@ -62,6 +62,6 @@ func BenchmarkFilterPass(b *testing.B) {
 	data = bytes.Replace(data, []byte("192.0.2.1:5060;"), []byte("192.0.2.1:5060;rport=5060;received=192.0.2.1;"), 1)
 	b.ReportAllocs()
 	for b.Loop() {
-		g.Filter(data, src)
+		g.Filter(data, src, time.Now())
 	}
 }

@@ -60,13 +60,11 @@ type Controller struct {
 	capped  atomic.Bool   // at max_calls
 	refused atomic.Int64
 	seq     atomic.Int64 // RFC 7339 oc-seq: rises with every change of the loss share
-	lastRef atomic.Int64 // unix nanoseconds of the last refusal
 
 	// Touched by Update only (one goroutine).
 	hot   int // samples in a row over target
 	over  bool
 	quiet int // intervals in a row without load, to end an episode
-	last  Sample
 }
 
 // New returns a controller; active reports the calls in progress; bus
@@ -98,10 +96,16 @@ func (c *Controller) Seq() int64 { return c.seq.Load() }
 func (c *Controller) RefuseNew() bool {
 	if c.cfg.MaxCalls > 0 && c.active() >= c.cfg.MaxCalls || c.shed() {
 		c.refused.Add(1)
-		c.lastRef.Store(time.Now().UnixNano())
 		return true
 	}
 	return false
+}
+
+// Shedding reports whether RefuseNew may say yes now: two atomic loads,
+// for callers that would otherwise do work for every new call before
+// asking.
+func (c *Controller) Shedding() bool {
+	return c.loss.Load() > 0 || c.cfg.MaxCalls > 0 && c.active() >= c.cfg.MaxCalls
 }
 
 func (c *Controller) shed() bool {
@@ -111,18 +115,7 @@ func (c *Controller) shed() bool {
 
 // CountRefused counts a new call refused for another reason of load (it
 // waited too long in its queue).
-func (c *Controller) CountRefused() {
-	c.refused.Add(1)
-	c.lastRef.Store(time.Now().UnixNano())
-}
-
-// Busy reports whether new calls may be refused now, or were in the last
-// 64*T1 (their ACKs may still come): when it is false the gate need not
-// read a request's headers at all.
-func (c *Controller) Busy(now time.Time) bool {
-	return c.loss.Load() > 0 || c.cfg.MaxCalls > 0 && c.active() >= c.cfg.MaxCalls ||
-		now.UnixNano()-c.lastRef.Load() < int64(32*time.Second)
-}
+func (c *Controller) CountRefused() { c.refused.Add(1) }
 
 // RetryAfter is a Retry-After in seconds, drawn at random so that the
 // refused callers do not all come back in the same second.
@@ -172,7 +165,6 @@ func (c *Controller) AgeTarget() time.Duration { return c.cfg.AgeTarget }
 // once it is well below (so that the switch does not swing between
 // refusing everything and nothing).
 func (c *Controller) Update(s Sample) {
-	c.last = s
 	ratio, cause := 0.0, ""
 	if c.cfg.QueueTarget > 0 {
 		ratio, cause = s.Queue/c.cfg.QueueTarget, "receive queue"

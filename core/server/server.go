@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -104,9 +105,10 @@ func (s *Server) SidePort() int {
 // UDPConn is the bound UDP socket (after Listen).
 func (s *Server) UDPConn() net.PacketConn { return s.udp }
 
-// Filter is the stack's read filter: each UDP datagram passes core/gate
-// before sipgo parses it (nil: dropped). A filter that errs would end
-// the read loop: this one never does.
+// Filter is sipgo's read filter. sipgo reads UDP only on its side socket
+// (the call path's socket is core/sipudp's, behind core/gate): there it
+// passes responses and drops requests. A filter that errs would end the
+// read loop: this one never does.
 func (s *Server) Filter(p sip.TransportReadProps, data []byte) ([]byte, error) {
 	if p.Transport != "UDP" {
 		return data, nil // streams are framed and mended by inbound.Listener
@@ -114,14 +116,7 @@ func (s *Server) Filter(p sip.TransportReadProps, data []byte) ([]byte, error) {
 	if len(data) < 4 || string(data[:4]) != "SIP/" {
 		return nil, nil // the side socket takes responses only: requests come to the listen port
 	}
-	var src netip.AddrPort
-	if ua, ok := p.RemoteAddr.(*net.UDPAddr); ok {
-		src = ua.AddrPort()
-	}
-	if s.Gate == nil {
-		return inbound.Fix(data, src), nil
-	}
-	return s.Gate.Filter(data, src), nil
+	return data, nil // responses need no admission and no mending
 }
 
 // Serve registers the handlers and serves until ctx ends: UDP on the
@@ -172,11 +167,11 @@ func (s *Server) UDPEndpoint() *sipudp.Endpoint {
 		s.ep = &sipudp.Endpoint{
 			Conn:   s.udpw,
 			Parser: s.Parser,
-			Filter: func(data []byte, src netip.AddrPort) []byte {
+			Filter: func(data []byte, src netip.AddrPort, now time.Time) []byte {
 				if s.Gate == nil {
 					return inbound.Fix(data, src)
 				}
-				return s.Gate.Filter(data, src)
+				return s.Gate.Filter(data, src, now)
 			},
 			Handler: func(req *sip.Request, tx sip.ServerTransaction) {
 				if req.Method == sip.ACK {
@@ -216,7 +211,10 @@ func (s *Server) UDPEndpoint() *sipudp.Endpoint {
 // 7339's oc for a client that offered it. A copy of an INVITE whose call
 // exists is never refused.
 func (s *Server) refuse(req *sip.Request, late bool) *sip.Response {
-	if s.Overload == nil || req.CallID() == nil || s.Calls != nil && s.Calls.Known(req.CallID().Value()) {
+	if s.Overload == nil || !late && !s.Overload.Shedding() {
+		return nil // the common case: no lookup on the way of every new call
+	}
+	if req.CallID() == nil || s.Calls != nil && s.Calls.Known(req.CallID().Value()) {
 		return nil
 	}
 	if late {

@@ -55,7 +55,7 @@ type Endpoint struct {
 	Conn   net.PacketConn
 	Parser *sip.Parser
 	// Filter sees each datagram first; nil from it drops the datagram.
-	Filter func(data []byte, src netip.AddrPort) []byte
+	Filter func(data []byte, src netip.AddrPort, now time.Time) []byte
 	// Handler serves new requests; Inline says whether it may run on the
 	// worker (it must then not wait on the network or a timer).
 	Handler Handler
@@ -246,30 +246,31 @@ func (e *Endpoint) receive(data []byte, addr net.Addr) {
 	}
 	src := ua.AddrPort()
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	now := time.Now()
 	if e.Filter != nil {
-		if data = e.Filter(data, src); len(data) == 0 {
+		if data = e.Filter(data, src, now); len(data) == 0 {
 			return
 		}
 	}
 	// The datagram leaves the read buffer here: one copy, its own.
 	msg := make([]byte, len(data))
 	copy(msg, data)
-	l := e.queues[e.queueOf(msg)]
+	id, fresh := route(msg)
+	l := e.queues[e.queueOf(id)]
 	q := l.hi
-	if isNew(msg) {
+	if fresh {
 		q = l.lo
 	}
 	select {
-	case q <- item{data: msg, src: src, at: time.Now().UnixNano()}:
+	case q <- item{data: msg, src: src, at: now.UnixNano()}:
 	default:
 		e.dropped.Add(1) // the sender retransmits; the overload control sees the queue
 	}
 }
 
 // queueOf hashes the Call-ID so that a call's messages stay on one worker.
-func (e *Endpoint) queueOf(data []byte) int {
-	id := callID(data)
-	return int(maphash.Bytes(e.seed, id) % uint64(len(e.queues)))
+func (e *Endpoint) queueOf(callID []byte) int {
+	return int(maphash.Bytes(e.seed, callID) % uint64(len(e.queues)))
 }
 
 func (e *Endpoint) work(l lane) {
@@ -277,31 +278,28 @@ func (e *Endpoint) work(l lane) {
 	hi, lo := l.hi, l.lo
 	for hi != nil || lo != nil {
 		var it item
-		var ok bool
+		var ok, fresh bool
 		select { // what is in progress first
 		case it, ok = <-hi:
-			if !ok {
-				hi = nil
-				continue
-			}
 		default:
 			select {
 			case it, ok = <-hi:
-				if !ok {
-					hi = nil
-					continue
-				}
 			case it, ok = <-lo:
-				if !ok {
-					lo = nil
-					continue
-				}
-				it.late = late > 0 && time.Now().UnixNano()-it.at > late
+				fresh = true
 			}
+		}
+		if !ok { // that queue is closed: the endpoint stops
+			if fresh {
+				lo = nil
+			} else {
+				hi = nil
+			}
+			continue
 		}
 		e.served.Add(1)
 		if late > 0 && time.Now().UnixNano()-it.at > late {
 			e.late.Add(1)
+			it.late = fresh // a new call that waited too long
 		}
 		e.handle(it)
 	}
@@ -349,6 +347,10 @@ func (e *Endpoint) Load() (queue, late float64) {
 // Dropped is the number of datagrams dropped because a worker's queue
 // was full.
 func (e *Endpoint) Dropped() int64 { return e.dropped.Load() }
+
+// SendDrops is the number of datagrams dropped because the writer's
+// queue was full.
+func (e *Endpoint) SendDrops() int64 { return e.sendDrops.Load() }
 
 // Transactions is the number of server and client transactions alive.
 func (e *Endpoint) Transactions() (servers, clients int) {

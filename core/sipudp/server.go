@@ -40,7 +40,6 @@ type serverTx struct {
 	err      error
 	onTerm   []sip.FnTxTerminate
 	onCancel []sip.FnTxCancel
-	handling bool // the handler has not returned yet
 }
 
 // request serves a request from src.
@@ -71,7 +70,7 @@ func (e *Endpoint) request(req *sip.Request, src netip.AddrPort, late bool) {
 	// symmetric response routing, as sipgo did): a NAT in between, or a
 	// Via that names an address we cannot reach, changes nothing.
 	tx := &serverTx{e: e, key: key, req: req, dst: src, invite: req.Method == sip.INVITE,
-		done: make(chan struct{}), handling: true}
+		done: make(chan struct{})}
 	if old, fresh := e.servers.add(key, tx); !fresh {
 		old.retransmitted()
 		return
@@ -242,7 +241,6 @@ func (tx *serverTx) retransmitted() {
 // response ends now (its request was not answered: nothing to absorb).
 func (tx *serverTx) handlerDone() {
 	tx.mu.Lock()
-	tx.handling = false
 	open := !tx.final
 	tx.mu.Unlock()
 	if open {

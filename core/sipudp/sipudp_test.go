@@ -437,7 +437,7 @@ func TestCallID(t *testing.T) {
 		"SIP/2.0 200 OK\r\nCALL-ID:q\r\n\r\nCall-ID: body\r\n":   "q",
 		"INVITE x SIP/2.0\r\nVia: a\r\n\r\nCall-ID: in-body\r\n": "",
 	} {
-		if got := string(callID([]byte(msg))); got != want {
+		if got, _ := route([]byte(msg)); string(got) != want {
 			t.Errorf("%q: %q, want %q", msg, got, want)
 		}
 	}
@@ -459,7 +459,8 @@ func FuzzEndpoint(f *testing.F) {
 		}}).Init()
 	src := netip.MustParseAddrPort("127.0.0.1:9")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		e.queueOf(data)
+		id, _ := route(data)
+		e.queueOf(id)
 		e.handle(item{data: data, src: src, late: len(data)%2 == 0})
 	})
 }
@@ -524,7 +525,7 @@ func TestIsNew(t *testing.T) {
 		"BYE sip:x SIP/2.0\r\nVia: a\r\nTo: <sip:x@y>\r\n\r\n":                      false,
 		"SIP/2.0 200 OK\r\nTo: <sip:x@y>\r\n\r\n":                                   false,
 	} {
-		if got := isNew([]byte(msg)); got != want {
+		if _, got := route([]byte(msg)); got != want {
 			t.Errorf("%q: %v, want %v", msg, got, want)
 		}
 	}

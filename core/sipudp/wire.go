@@ -12,59 +12,59 @@ import (
 	"golang.org/x/net/ipv4"
 )
 
-// callID finds the Call-ID of a raw message (long or compact form), for
-// choosing its worker; nil when there is none (the parser decides).
-func callID(data []byte) []byte { return header(data, "call-id", "i") }
-
-// isNew reports whether a raw datagram is a new call: an INVITE whose To
-// has no tag.
-func isNew(data []byte) bool {
-	if len(data) < 7 || string(data[:7]) != "INVITE " {
-		return false
-	}
-	to := header(data, "to", "t")
-	if to == nil {
-		return true
-	}
-	if i := bytes.LastIndexByte(to, '>'); i >= 0 {
-		to = to[i+1:]
-	}
-	for {
-		i := bytes.IndexByte(to, ';')
-		if i < 0 {
-			return true
-		}
-		to = bytes.TrimLeft(to[i+1:], " \t")
-		if len(to) >= 3 && bytes.EqualFold(to[:3], []byte("tag")) {
-			if rest := bytes.TrimLeft(to[3:], " \t"); len(rest) > 0 && rest[0] == '=' {
-				return false
-			}
-		}
-	}
-}
-
-// header finds the value of the first header named long or short in a
-// raw message; nil when there is none.
-func header(data []byte, long, short string) []byte {
+// route reads what a raw message's worker is chosen by, in one pass over
+// its headers: the Call-ID (long or compact form; nil when there is none:
+// the parser decides), and whether it is a new call (an INVITE whose To
+// has no tag).
+func route(data []byte) (callID []byte, fresh bool) {
+	invite := len(data) >= 7 && string(data[:7]) == "INVITE "
+	fresh = invite
+	seenTo := false
 	at := bytes.IndexByte(data, '\n') + 1
-	for at > 0 && at < len(data) {
+	for at > 0 && at < len(data) && (callID == nil || invite && !seenTo) {
 		end := bytes.IndexByte(data[at:], '\n')
 		if end < 0 {
 			end = len(data) - at
 		}
 		line := data[at : at+end]
 		if len(line) <= 1 {
-			return nil // the empty line: end of headers
-		}
-		if colon := bytes.IndexByte(line, ':'); colon > 0 {
-			name := bytes.TrimRight(line[:colon], " \t")
-			if bytes.EqualFold(name, []byte(long)) || bytes.EqualFold(name, []byte(short)) {
-				return bytes.TrimSpace(line[colon+1:])
-			}
+			break // the empty line: end of headers
 		}
 		at += end + 1
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			continue
+		}
+		name := bytes.TrimRight(line[:colon], " \t")
+		switch {
+		case callID == nil && (bytes.EqualFold(name, []byte("call-id")) || bytes.EqualFold(name, []byte("i"))):
+			callID = bytes.TrimSpace(line[colon+1:])
+		case invite && !seenTo && (bytes.EqualFold(name, []byte("to")) || bytes.EqualFold(name, []byte("t"))):
+			seenTo = true
+			fresh = !hasTag(bytes.TrimSpace(line[colon+1:]))
+		}
 	}
-	return nil
+	return callID, fresh
+}
+
+// hasTag reports whether a To value has a tag parameter (after the
+// <...> of its URI).
+func hasTag(to []byte) bool {
+	if i := bytes.LastIndexByte(to, '>'); i >= 0 {
+		to = to[i+1:]
+	}
+	for {
+		i := bytes.IndexByte(to, ';')
+		if i < 0 {
+			return false
+		}
+		to = bytes.TrimLeft(to[i+1:], " \t")
+		if len(to) >= 3 && bytes.EqualFold(to[:3], []byte("tag")) {
+			if rest := bytes.TrimLeft(to[3:], " \t"); len(rest) > 0 && rest[0] == '=' {
+				return true
+			}
+		}
+	}
 }
 
 const shards = 64
