@@ -39,8 +39,10 @@ type Call struct {
 	a       *leg
 	forks   []*leg
 	b       *leg // the answering fork
-	aInvite *sip.Request
+	aInvite *sip.Request // dropped once the call is confirmed and acknowledged (compact)
 	aTx     sip.ServerTransaction
+	aSeq    uint32 // the caller's INVITE: its CSeq number and top Via branch,
+	aBranch string // kept when the request itself is dropped
 
 	a100rel, aTimer bool
 	finalQueued     bool          // the caller's INVITE has its final response (queued, or sent by the stack)
@@ -167,6 +169,10 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	} else {
 		c.a.target = from.Address
 	}
+	c.aSeq = req.CSeq().SeqNo
+	if v := req.Via(); v != nil {
+		c.aBranch, _ = v.Params.Get("branch")
+	}
 	c.offer = req.Body() // parsed once: the answer's SDP, or this offer if never answered
 	if !m.tab.add(callID, c.a) {
 		if first.Release != nil {
@@ -246,17 +252,33 @@ func (c *Call) guard(where string) {
 func (c *Call) isRetransmission(req *sip.Request) bool {
 	c.lock()
 	defer c.unlock()
-	a := c.aInvite
-	if req.CSeq().SeqNo != a.CSeq().SeqNo || tagOf(req.From().Params) != c.a.remoteTag {
+	if req.CSeq().SeqNo != c.aSeq || tagOf(req.From().Params) != c.a.remoteTag {
 		return false
 	}
-	v1, v2 := req.Via(), a.Via()
-	if v1 == nil || v2 == nil {
+	v := req.Via()
+	if v == nil {
 		return false
 	}
-	b1, _ := v1.Params.Get("branch")
-	b2, _ := v2.Params.Get("branch")
-	return b1 == b2
+	b, _ := v.Params.Get("branch")
+	return b == c.aBranch
+}
+
+// compact drops what a confirmed call no longer needs once the caller has
+// acknowledged the 2xx: the parsed INVITEs, the caller's transaction and
+// the failures seen while hunting. A held call keeps only its dialogs'
+// state (R21: memory per held call). Caller holds c.mu.
+func (c *Call) compact() {
+	if c.st != confirmed {
+		return
+	}
+	c.aInvite, c.aTx, c.bestFinal = nil, nil, nil
+	if c.media != nil {
+		c.offer = nil // only read at release when the answer had no SDP
+	}
+	if c.b != nil {
+		// Its transaction keeps what it needs for Timer M by itself.
+		c.b.invite, c.b.inviteTx = nil, nil
+	}
 }
 
 func (m *Manager) reply(tx sip.ServerTransaction, req *sip.Request, code int, reason string) {
@@ -398,7 +420,7 @@ func (c *Call) prackSelf(b *leg, r *sip.Response) {
 		return
 	}
 	req := b.newRequest(sip.PRACK, c.m)
-	req.AppendHeader(sip.NewHeader("RAck", rack(rseq, b.invite.CSeq().SeqNo)))
+	req.AppendHeader(sip.NewHeader("RAck", rack(rseq, b.inviteSeq)))
 	req.SetBody(nil)
 	c.fireAndForget("call prack", req)
 }
@@ -500,7 +522,7 @@ func (c *Call) answer(b *leg, r *sip.Response) {
 	c.finalQueued = true
 	c.write(res)
 	c.after(c.finish)
-	c.retransmit2xx(c.a, res, c.aInvite.CSeq().SeqNo)
+	c.retransmit2xx(c.a, res, c.aSeq)
 	c.m.bus.Publish(&events.Event{Kind: events.CallAnswer, CallID: c.a.callID, Calling: c.calling,
 		Called: c.called, Account: c.account, Setup: c.setup, Answer: c.answered, Media: c.media,
 		Gateway: b.gateway, CalledSent: b.remote.User, CallingSent: b.localURI.User})

@@ -70,7 +70,7 @@ func (c *Call) startFork(t Target) *leg {
 	} else {
 		req.SetBody(nil)
 	}
-	b.invite = req
+	b.invite, b.inviteSeq = req, req.CSeq().SeqNo
 	if !m.tab.add(b.callID, b) {
 		c.releaseLeg(b)
 		return nil // a collision of 120 random bits: not reached

@@ -544,3 +544,65 @@ func TestFindWhileForksChange(t *testing.T) {
 	<-finished
 	waitDone(t, done)
 }
+
+// Once the caller has acknowledged the 2xx the call keeps only its
+// dialogs' state (compact); everything a held call still meets works
+// from that state: a copy of the initial INVITE is absorbed, a callee's
+// 2xx retransmission gets the ACK again, a BYE from the callee ends it.
+func TestConfirmedCallIsCompacted(t *testing.T) {
+	b := newBed(t, Config{}, parallel("192.0.2.10"))
+	_, req, f, ok := answered(t, b, nil)
+	b.m.HandleAck(b.inDialog(sip.ACK, req.CallID().Value(), tagOf(ok.To().Params), 1))
+	l := b.m.tab.get(req.CallID().Value())
+	if l == nil {
+		t.Fatal("call not found")
+	}
+	c := l.call
+	c.lock()
+	compact := c.aInvite == nil && c.aTx == nil && c.b != nil && c.b.invite == nil && c.b.inviteTx == nil
+	callee := c.b.callID
+	c.unlock()
+	if !compact {
+		t.Fatal("the confirmed, acknowledged call still holds its INVITEs")
+	}
+
+	// A late copy of the initial INVITE: absorbed, no 482.
+	copyTx := newFakeServerTx(req)
+	b.m.HandleInvite(req, copyTx)
+	if len(copyTx.res) != 0 {
+		t.Fatalf("INVITE copy answered %d", copyTx.res[0].StatusCode)
+	}
+
+	// The callee did not get our ACK: its 2xx again gets the ACK again.
+	acks := len(b.wire.writtenRequests(sip.ACK))
+	f.mu.Lock()
+	hook := f.retrans
+	f.mu.Unlock()
+	if hook == nil {
+		t.Fatal("no retransmission hook on the callee's INVITE")
+	}
+	res := sip.NewResponseFromRequest(f.req, 200, "OK", nil)
+	hook(res)
+	if n := len(b.wire.writtenRequests(sip.ACK)); n != acks+1 {
+		t.Fatalf("ACKs written %d, want %d", n, acks+1)
+	}
+
+	m, err := sip.ParseMessage([]byte("BYE sip:1001@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKbye1\r\n" +
+		"From: <sip:1002@192.0.2.10>;tag=b-tag\r\nTo: <sip:1001@192.0.2.1>;tag=" + tagOf(f.req.From().Params) + "\r\n" +
+		"Call-ID: " + callee + "\r\nCSeq: 7 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bye := m.(*sip.Request)
+	bye.SetSource("192.0.2.10:5060")
+	bye.SetTransport("UDP")
+	btx := newFakeServerTx(bye)
+	b.m.HandleBye(bye, btx)
+	if r := btx.final(t); r.StatusCode != 200 {
+		t.Fatalf("callee's BYE answered %d", r.StatusCode)
+	}
+	b.wire.next(t, sip.BYE) // toward the caller
+	if e := b.release(); e.Cause != "BYE" || e.Side != events.SideCallee || !e.Answered {
+		t.Fatalf("release %+v", e)
+	}
+}

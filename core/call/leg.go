@@ -27,7 +27,8 @@ type leg struct {
 	remoteSeq uint32
 
 	// B forks only (fork.go describes their life).
-	invite          *sip.Request
+	invite          *sip.Request // dropped once the call is compacted
+	inviteSeq       uint32       // the INVITE's CSeq number
 	inviteTx        sip.ClientTransaction // nil until the INVITE is sent
 	aTag            string                // the To tag the caller sees for this fork
 	provisional     bool
@@ -107,6 +108,6 @@ func (l *leg) newRequestTag(method sip.RequestMethod, m *Manager, tag string) *s
 // number, method ACK); the caller sets the body.
 func (l *leg) ack2xx(m *Manager) *sip.Request {
 	ack := l.newRequest(sip.ACK, m)
-	ack.CSeq().SeqNo = l.invite.CSeq().SeqNo
+	ack.CSeq().SeqNo = l.inviteSeq
 	return ack
 }

@@ -74,7 +74,7 @@ func (m *Manager) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		if req.Method == sip.PRACK && !to.isA {
 			// RAck names the callee's own INVITE CSeq on its leg.
 			if rseq, _, _, ok := parseRAck(headerValue(req, "RAck")); ok {
-				out.AppendHeader(sip.NewHeader("RAck", rack(rseq, to.invite.CSeq().SeqNo)))
+				out.AppendHeader(sip.NewHeader("RAck", rack(rseq, to.inviteSeq)))
 			}
 		}
 		out.SetBody(req.Body())
@@ -203,7 +203,7 @@ func (m *Manager) HandleAck(req *sip.Request) {
 	}
 	defer c.unlock()
 	seq := req.CSeq().SeqNo
-	if from.isA && seq == c.aInvite.CSeq().SeqNo {
+	if from.isA && seq == c.aSeq {
 		if c.ackedA {
 			if c.b != nil && c.b.ack != nil {
 				c.write(c.b.ack)
@@ -221,6 +221,7 @@ func (m *Manager) HandleAck(req *sip.Request) {
 		ack.SetBody(req.Body())
 		b.setAck(ack)
 		c.write(ack)
+		c.compact()
 		return
 	}
 	if from.pendingAckTo != nil && seq == from.pendingAckIn {
@@ -311,11 +312,11 @@ func (m *Manager) HandleStrayResponse(res *sip.Response) {
 	c.lock()
 	defer c.unlock()
 	switch {
-	case l.ack != nil && cseq.SeqNo == l.invite.CSeq().SeqNo:
+	case l.ack != nil && cseq.SeqNo == l.inviteSeq:
 		c.write(l.ack)
 	case l.pendingAckReq != nil && cseq.SeqNo == l.pendingAckReq.CSeq().SeqNo:
 		c.write(l.pendingAckReq)
-	case cseq.SeqNo == l.invite.CSeq().SeqNo && l != c.b && (l.abandoned || c.st != early):
+	case cseq.SeqNo == l.inviteSeq && l != c.b && (l.abandoned || c.st != early):
 		c.learnDialog(l, res)
 		if l.final == 0 {
 			l.final = res.StatusCode

@@ -61,7 +61,8 @@ func (e *Endpoint) Request(req *sip.Request) (sip.ClientTransaction, error) {
 	if err != nil {
 		return nil, err
 	}
-	tx := &clientTx{e: e, key: clientKey(branch, req.Method), req: req, data: encode(req), dst: dst,
+	data := encode(req)
+	tx := &clientTx{e: e, key: clientKey(branch, req.Method), req: req, data: data, dst: dst,
 		invite: req.Method == sip.INVITE, responses: make(chan *sip.Response, 8), done: make(chan struct{})}
 	if _, fresh := e.clients.add(tx.key, tx); !fresh {
 		return nil, errors.New("sipudp: a transaction with this branch is running")
@@ -73,7 +74,7 @@ func (e *Endpoint) Request(req *sip.Request) (sip.ClientTransaction, error) {
 	tx.mu.Unlock()
 	// A full send queue loses the datagram as a full network would: the
 	// retransmission timer sends it again. Only a closed endpoint fails.
-	if err := e.writeTo(tx.data, dst); errors.Is(err, ErrClosed) {
+	if err := e.writeTo(data, dst); errors.Is(err, ErrClosed) {
 		tx.terminate(errors.Join(err, sip.ErrTransactionTransport))
 		return nil, err
 	}
@@ -96,8 +97,9 @@ func (tx *clientTx) retransmit() {
 		tx.interval = min(2*tx.interval, sip.T2)
 	}
 	tx.timer = tx.e.wheel.After(tx.interval, tx.retransmit)
+	data := tx.data
 	tx.mu.Unlock()
-	tx.e.writeTo(tx.data, tx.dst)
+	tx.e.writeTo(data, tx.dst)
 }
 
 // timeout: Timer B or F, nothing final came.
@@ -163,6 +165,9 @@ func (tx *clientTx) receive(res *sip.Response) {
 		tx.state = ctAccepted
 		tx.timer.Stop()
 		tx.end.Stop()
+		// Nothing is sent again from here: an answered call does not
+		// hold its INVITE for Timer M (32 s).
+		tx.req, tx.data = nil, nil
 		tx.end = tx.e.wheel.After(sip.Timer_M, func() { tx.terminate(nil) })
 	case tx.invite:
 		tx.state = ctCompleted
@@ -234,6 +239,7 @@ func (tx *clientTx) terminate(err error) {
 	tx.err = err
 	tx.timer.Stop()
 	tx.end.Stop()
+	tx.req, tx.data, tx.ack = nil, nil, nil
 	cbs := tx.onTerm
 	close(tx.done)
 	tx.mu.Unlock()

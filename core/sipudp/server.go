@@ -189,9 +189,10 @@ func (tx *serverTx) Respond(res *sip.Response) error {
 func (tx *serverTx) trying() {
 	tx.mu.Lock()
 	quiet := tx.state == stProceeding && tx.last == nil
+	req := tx.req
 	tx.mu.Unlock()
 	if quiet {
-		tx.Respond(sip.NewResponseFromRequest(tx.req, 100, "Trying", nil))
+		tx.Respond(sip.NewResponseFromRequest(req, 100, "Trying", nil))
 	}
 }
 
@@ -261,6 +262,7 @@ func (tx *serverTx) terminate(err error) {
 	}
 	tx.timer.Stop()
 	tx.end.Stop()
+	tx.last = nil // a call that holds its transaction does not hold its last response
 	cbs := tx.onTerm
 	err = tx.err
 	tx.mu.Unlock()
