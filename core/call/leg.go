@@ -27,8 +27,8 @@ type leg struct {
 	remoteSeq uint32
 
 	// B forks only (fork.go describes their life).
-	invite          *sip.Request // dropped once the call is compacted
-	inviteSeq       uint32       // the INVITE's CSeq number
+	invite          *sip.Request          // dropped once the call is compacted
+	inviteSeq       uint32                // the INVITE's CSeq number
 	inviteTx        sip.ClientTransaction // nil until the INVITE is sent
 	aTag            string                // the To tag the caller sees for this fork
 	provisional     bool
