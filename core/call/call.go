@@ -38,7 +38,7 @@ type Call struct {
 	st      state
 	a       *leg
 	forks   []*leg
-	b       *leg // the answering fork
+	b       *leg         // the answering fork
 	aInvite *sip.Request // dropped once the call is confirmed and acknowledged (compact)
 	aTx     sip.ServerTransaction
 	aSeq    uint32 // the caller's INVITE: its CSeq number and top Via branch,
