@@ -238,6 +238,7 @@ func run(args []string) error {
 	safe.Loop("housekeeping", ctx.Done(), func() {
 		every(ctx, 10*time.Second, func(now time.Time) { authority.Purge(now); loc.Purge(now) })
 	})
+	safe.Loop("collector pacing", ctx.Done(), func() { adaptGC(ctx, cfg.Runtime, log) })
 	// Idle sources are forgotten and ended blocks announced.
 	safe.Loop("admission sweep", ctx.Done(), func() { every(ctx, time.Second, admit.Sweep) })
 	probe := overload.NewProbe(srv.UDPConn())

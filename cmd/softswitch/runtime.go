@@ -2,11 +2,14 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/softswitch/softswitch/core/config"
 )
@@ -48,4 +51,52 @@ func memTotal() int64 {
 		}
 	}
 	return 0
+}
+
+// adaptGC keeps the heap's growth between collections near
+// heap_headroom_mb while the live heap is large (many calls held), and at
+// gc_percent while it is small (the CPU-cheap setting for call
+// throughput). Every second: the collector's cost grows with the live
+// heap only as far as that bounds the idle memory. It returns at once
+// when GOGC is set or the headroom is off.
+func adaptGC(ctx context.Context, rt config.Runtime, log *slog.Logger) {
+	if os.Getenv("GOGC") != "" || rt.HeapHeadroomMB == 0 || rt.GCPercent < 0 {
+		return
+	}
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	cur := rt.GCPercent
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		metrics.Read(sample)
+		if sample[0].Value.Kind() != metrics.KindUint64 {
+			return
+		}
+		p := gcPercentFor(sample[0].Value.Uint64(), uint64(rt.HeapHeadroomMB)<<20, rt.GCPercent)
+		// Small changes are not worth a new pacing.
+		if p*10 < cur*9 || p*10 > cur*11 {
+			debug.SetGCPercent(p)
+			log.Debug("collector pacing", "live_mb", sample[0].Value.Uint64()>>20, "gc_percent", p)
+			cur = p
+		}
+	}
+}
+
+// gcPercentFor is the GOGC that lets the heap grow by headroom above a live
+// heap of live bytes (at least by a quarter of it, at most by max percent).
+func gcPercentFor(live, headroom uint64, max int) int {
+	const floor = 50 // half the live heap: more frequent cycles cost too much CPU at high call rates
+	if live == 0 || headroom*100/live >= uint64(max) {
+		return max
+	}
+	p := int(headroom * 100 / live)
+	if p < floor {
+		p = floor
+	}
+	return min(p, max)
 }

@@ -173,6 +173,12 @@ type Runtime struct {
 	// MemoryLimitMB is a soft limit: near it the collector runs as often
 	// as needed whatever GCPercent says. 0 picks half the machine's RAM.
 	MemoryLimitMB int `toml:"memory_limit_mb"`
+	// HeapHeadroomMB caps the heap's growth between collections: with
+	// many calls held the live heap is large and GCPercent of it would be
+	// mostly idle memory, so the growth allowed is the larger of this and
+	// half the live heap, never more than GCPercent. 0: off (the default:
+	// it costs CPU at high call rates, docs/performance.md).
+	HeapHeadroomMB int `toml:"heap_headroom_mb"`
 }
 
 // HA describes this node of an active-standby pair; keepalived's
@@ -457,6 +463,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Runtime.MemoryLimitMB < 0 {
 		return invalid("runtime.memory_limit_mb", "must be 0 (half the RAM) or a size in MB")
+	}
+	if c.Runtime.HeapHeadroomMB < 0 {
+		return invalid("runtime.heap_headroom_mb", "must be 0 (off) or a size in MB")
 	}
 	seen := map[string]bool{}
 	for i, s := range c.Subscribers {

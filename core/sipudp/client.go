@@ -174,11 +174,13 @@ func (tx *clientTx) receive(res *sip.Response) {
 		tx.timer.Stop()
 		tx.end.Stop()
 		tx.ack = encode(ackFor(tx.req, res))
+		tx.req, tx.data = nil, nil // Timer D keeps only the ACK
 		tx.end = tx.e.wheel.After(sip.Timer_D, func() { tx.terminate(nil) })
 	default:
 		tx.state = ctCompleted
 		tx.timer.Stop()
 		tx.end.Stop()
+		tx.req, tx.data = nil, nil // nothing is sent again
 		tx.end = tx.e.wheel.After(sip.T4, func() { tx.terminate(nil) }) // Timer K
 	}
 	ack := tx.ack

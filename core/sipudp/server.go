@@ -140,8 +140,9 @@ func (e *Endpoint) cancel(req *sip.Request, src netip.AddrPort) bool {
 	}
 	inv.err = sip.ErrTransactionCanceled
 	cbs := inv.onCancel
+	invReq := inv.req
 	inv.mu.Unlock()
-	inv.Respond(sip.NewResponseFromRequest(inv.req, 487, "Request Terminated", nil))
+	inv.Respond(sip.NewResponseFromRequest(invReq, 487, "Request Terminated", nil))
 	// The handler learns now (Done, Err: cancelled), as from sipgo; the
 	// transaction itself stays to retransmit the 487 until its ACK.
 	inv.closeDone()
@@ -174,11 +175,15 @@ func (tx *serverTx) Respond(res *sip.Response) error {
 		return err
 	case tx.invite:
 		tx.final, tx.state = true, stCompleted
+		// From here on only the encoded response is sent again: the
+		// transaction does not hold its parsed request for Timer H.
+		tx.req = nil
 		tx.interval = sip.T1
 		tx.timer = tx.e.wheel.After(tx.interval, tx.timerG)
 		tx.end = tx.e.wheel.After(64*sip.T1, tx.timeoutH)
 	default:
 		tx.final, tx.state = true, stCompleted
+		tx.req = nil // Timer J keeps only the encoded response, for copies of the request
 		tx.end = tx.e.wheel.After(64*sip.T1, func() { tx.terminate(nil) }) // Timer J
 	}
 	tx.mu.Unlock()
@@ -262,7 +267,7 @@ func (tx *serverTx) terminate(err error) {
 	}
 	tx.timer.Stop()
 	tx.end.Stop()
-	tx.last = nil // a call that holds its transaction does not hold its last response
+	tx.req, tx.last = nil, nil // a call that holds its transaction holds neither
 	cbs := tx.onTerm
 	err = tx.err
 	tx.mu.Unlock()
