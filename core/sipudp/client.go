@@ -180,7 +180,7 @@ func (tx *clientTx) receive(res *sip.Response) {
 		tx.state = ctCompleted
 		tx.timer.Stop()
 		tx.end.Stop()
-		tx.req, tx.data = nil, nil // nothing is sent again
+		tx.req, tx.data = nil, nil                                      // nothing is sent again
 		tx.end = tx.e.wheel.After(sip.T4, func() { tx.terminate(nil) }) // Timer K
 	}
 	ack := tx.ack

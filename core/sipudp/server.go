@@ -183,7 +183,7 @@ func (tx *serverTx) Respond(res *sip.Response) error {
 		tx.end = tx.e.wheel.After(64*sip.T1, tx.timeoutH)
 	default:
 		tx.final, tx.state = true, stCompleted
-		tx.req = nil // Timer J keeps only the encoded response, for copies of the request
+		tx.req = nil                                                       // Timer J keeps only the encoded response, for copies of the request
 		tx.end = tx.e.wheel.After(64*sip.T1, func() { tx.terminate(nil) }) // Timer J
 	}
 	tx.mu.Unlock()
