@@ -20,7 +20,9 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,6 +30,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/softswitch/softswitch/appliance/ha"
+	"github.com/softswitch/softswitch/billing"
+	"github.com/softswitch/softswitch/billing/cdr"
 	"github.com/softswitch/softswitch/core/admission"
 	"github.com/softswitch/softswitch/core/auth"
 	"github.com/softswitch/softswitch/core/authlimit"
@@ -115,6 +119,12 @@ func run(args []string) error {
 	defer db.Close()
 
 	bus := events.New()
+	// Call records first: the calls a crash cut are recorded before any
+	// new call starts.
+	bill, err := openBilling(cfg, bus, log)
+	if err != nil {
+		return err
+	}
 	counters := &stats.Counters{}
 	counters.Attach(bus)
 	bus.Subscribe(func(e *events.Event) { logProtection(log, e) })
@@ -223,11 +233,19 @@ func run(args []string) error {
 		SessionExpires: cfg.Call.SessionExpires, MinSE: cfg.Call.MinSE, MaxForwards: cfg.Call.MaxForwards,
 	}, srv.Client, srv.UDPEndpoint(), authn, router, bus, log)
 	calls = srv.Calls
+	if bill != nil && cfg.Billing.OnSpoolFault == "refuse" {
+		calls.Hold = bill.Refusing
+	}
 	srv.Reg = &registrar.Registrar{Loc: loc, Auth: authn, MinExpires: cfg.Registrar.MinExpires,
 		MaxExpires: cfg.Registrar.MaxExpires, DefaultExpires: cfg.Registrar.DefaultExpires, Log: log}
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
+	billCtx, stopBilling := context.WithCancel(context.Background())
+	defer stopBilling()
+	if bill != nil {
+		safe.Go("CDR writer", func() { bill.Run(billCtx) })
+	}
 	ctl := &control.Server{Path: controlPath(cfg.Data.Dir), Log: log}
 	controlCommands(ctl, limiter, admit, bus)
 	ctlLn, err := ctl.Listen()
@@ -281,6 +299,13 @@ func run(args []string) error {
 			cancel()
 			stop()
 			srv.Close()
+			if bill != nil {
+				// The releases of the calls just ended are in its queue.
+				stopBilling()
+				if !bill.Wait(10 * time.Second) {
+					log.Error("CDR writer did not finish within 10s: the spool keeps the rest for the next start")
+				}
+			}
 			saveHandover(db, authority, limiter, log)
 			db.Flush()
 			snap := counters.Snapshot()
@@ -288,7 +313,7 @@ func run(args []string) error {
 				"invalid_responses", srv.Calls.InvalidResponses(), "unparseable", server.Unparseable(),
 				"refused_overload", shed.Refused(), "dropped_blocked", admit.Dropped(),
 				"dropped_queue_full", srv.UDPEndpoint().Dropped(), "dropped_send_queue_full", srv.UDPEndpoint().SendDrops(),
-				"recovered_panics", safe.Panics())
+				"cdr_records", billRecords(bill), "recovered_panics", safe.Panics())
 			return nil
 		}
 	}
@@ -448,4 +473,48 @@ func firstAddress() string {
 		}
 	}
 	return "127.0.0.1"
+}
+
+// openBilling opens the CDR writer ([billing]); nil when it is off.
+func openBilling(cfg config.Config, bus *events.Bus, log *slog.Logger) (*billing.Billing, error) {
+	b := cfg.Billing
+	if !b.Enabled {
+		log.Warn("call detail records are off ([billing] enabled = false)")
+		return nil, nil
+	}
+	dir := b.Dir
+	if dir == "" {
+		dir = filepath.Join(cfg.Data.Dir, "cdr")
+	}
+	node := b.Node
+	if node == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			return nil, fmt.Errorf("billing.node is empty and the host name is unknown: set [billing] node")
+		}
+		node = strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' {
+				return r
+			}
+			return '-'
+		}, h)
+	}
+	bill, err := billing.Open(billing.Config{Dir: dir, Node: node, Format: cdr.Format(b.Format),
+		RotateInterval: b.RotateInterval.Duration, RotateRecords: b.RotateRecords,
+		RotateBytes: int64(b.RotateMB) << 20, QueueLimit: b.QueueLimit,
+		RefuseOnFault: b.OnSpoolFault == "refuse"}, bus, log)
+	if err != nil {
+		return nil, err
+	}
+	bus.Subscribe(bill.Handle)
+	log.Info("call detail records", "dir", dir, "node", node, "format", b.Format)
+	return bill, nil
+}
+
+func billRecords(b *billing.Billing) int64 {
+	if b == nil {
+		return 0
+	}
+	_, n := b.Stats()
+	return n
 }

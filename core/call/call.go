@@ -57,9 +57,11 @@ type Call struct {
 	ackedA          bool
 
 	calling, called, account string
-	calledSent, callingSent  string // after number analysis
-	hunt                     Hunter // nil: parallel forks only
-	maxFwd                   uint32 // Max-Forwards for B legs
+	trunk, route             string    // for records: the trusted peer it came from, the route used
+	ringAt                   time.Time // first ringing
+	calledSent, callingSent  string    // after number analysis
+	hunt                     Hunter    // nil: parallel forks only
+	maxFwd                   uint32    // Max-Forwards for B legs
 	setup, answered          time.Time
 	offer                    []byte
 	media                    []string // media types and codecs (R5), from the SDP
@@ -112,9 +114,17 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		caller.Number = o.Sub.Number
 		caller.Account = o.Sub.Account
 	}
+	if m.Hold != nil && m.Hold() {
+		// Nothing could record the call: refused before it starts.
+		res := sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
+		res.AppendHeader(sip.NewHeader("Retry-After", "30"))
+		res.AppendHeader(sip.NewHeader("Reason", q850.Reason(42, "call records cannot be written")))
+		tx.Respond(res)
+		return
+	}
 	called := req.Recipient.User
 	if called == "" {
-		m.refuse(tx, req, Decision{Status: 404, Reason: "Not Found", Cause: 1})
+		m.refuseAttempt(tx, req, caller, called, Decision{Status: 404, Reason: "Not Found", Cause: 1})
 		return
 	}
 
@@ -123,13 +133,14 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		mf = h.Val()
 	}
 	if mf == 0 {
-		m.reply(tx, req, 483, "Too Many Hops")
+		m.refuseAttempt(tx, req, caller, called, Decision{Status: 483, Reason: "Too Many Hops", Cause: 25})
 		return
 	}
 
 	dec := m.router.Route(called, caller)
 	if dec.Redirect != "" {
 		m.redirect(tx, req, dec.Redirect)
+		m.attemptEnded(req, caller, called, dec, 302, 23, "redirected")
 		return
 	}
 	var first Target
@@ -138,7 +149,9 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		t, ok := dec.Hunt.Next()
 		if !ok {
 			// Every gateway is down, locked or at its limits.
-			m.refuse(tx, req, Decision{Status: 503, Reason: "Service Unavailable", Cause: 34})
+			d := dec
+			d.Status, d.Reason, d.Cause = 503, "Service Unavailable", 34
+			m.refuseAttempt(tx, req, caller, called, d)
 			return
 		}
 		first = t
@@ -146,13 +159,14 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		if dec.Status == 0 {
 			dec.Status, dec.Reason = 404, "Not Found"
 		}
-		m.refuse(tx, req, dec)
+		m.refuseAttempt(tx, req, caller, called, dec)
 		return
 	}
 
 	c := &Call{m: m, aInvite: req, aTx: tx, finalSent: make(chan struct{}),
 		calling: caller.Number, called: called, account: caller.Account, setup: time.Now(),
-		calledSent: dec.Called, callingSent: dec.Calling, hunt: dec.Hunt, maxFwd: mf - 1}
+		calledSent: dec.Called, callingSent: dec.Calling, hunt: dec.Hunt, maxFwd: mf - 1,
+		trunk: caller.Trunk, route: dec.Route}
 	if c.callingSent == "" {
 		c.callingSent = c.calling
 	}
@@ -185,7 +199,8 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	// The attempt is published before anything can end the call: its
 	// release must never come first.
 	m.bus.Publish(&events.Event{Kind: events.CallAttempt, CallID: callID, Calling: c.calling,
-		Called: called, Account: c.account, Setup: c.setup, CalledSent: dec.Called, CallingSent: dec.Calling})
+		Called: called, Account: c.account, Setup: c.setup, CalledSent: dec.Called, CallingSent: dec.Calling,
+		Trunk: c.trunk, Route: c.route})
 	cancelled := !tx.OnCancel(func(cancel *sip.Request) {
 		// Runs under the transaction's own lock: record, then act on a
 		// goroutine of our own (sending on tx from here would deadlock).
@@ -272,13 +287,44 @@ func (c *Call) compact() {
 		return
 	}
 	c.aInvite, c.aTx, c.bestFinal = nil, nil, nil
-	if c.media != nil {
-		c.offer = nil // only read at release when the answer had no SDP
-	}
 	if c.b != nil {
 		// Its transaction keeps what it needs for Timer M by itself.
 		c.b.invite, c.b.inviteTx = nil, nil
 	}
+}
+
+// refuseAttempt refuses an authenticated call attempt (refuse) and
+// publishes it: every attempt that passed authentication has a record.
+func (m *Manager) refuseAttempt(tx sip.ServerTransaction, req *sip.Request, caller Caller, called string, d Decision) {
+	m.refuse(tx, req, d)
+	q := d.Cause
+	if q == 0 {
+		q = q850.CauseForStatus(d.Status)
+	}
+	m.attemptEnded(req, caller, called, d, d.Status, q, "rejected")
+}
+
+// attemptEnded publishes an attempt the switch answered at once: its
+// attempt and its release.
+func (m *Manager) attemptEnded(req *sip.Request, caller Caller, called string, d Decision, status, q int, cause string) {
+	now := time.Now()
+	callID := req.CallID().Value()
+	calledSent, callingSent := d.Called, d.Calling
+	if callingSent == "" {
+		callingSent = caller.Number
+	}
+	m.bus.Publish(&events.Event{Kind: events.CallAttempt, Time: now, CallID: callID, Calling: caller.Number,
+		Called: called, Account: caller.Account, Setup: now, CalledSent: calledSent, CallingSent: callingSent,
+		Trunk: caller.Trunk, Route: d.Route})
+	ev := &events.Event{Kind: events.CallRelease, Time: now, CallID: callID, Calling: caller.Number, Called: called,
+		Account: caller.Account, Status: status, Q850: q, Cause: cause, Side: events.SideSwitch,
+		Setup: now, Trunk: caller.Trunk, Route: d.Route, CalledSent: calledSent, CallingSent: callingSent}
+	if body := req.Body(); len(body) > 0 {
+		if ms, err := sdpinfo.Parse(body); err == nil {
+			ev.MediaOffered = sdpinfo.Strings(ms)
+		}
+	}
+	m.bus.Publish(ev)
 }
 
 func (m *Manager) reply(tx sip.ServerTransaction, req *sip.Request, code int, reason string) {
@@ -409,6 +455,7 @@ func (c *Call) relayProvisional(b *leg, r *sip.Response) {
 	c.respond(c.aTx, res)
 	if !c.ringing && r.StatusCode >= 180 {
 		c.ringing = true
+		c.ringAt = time.Now()
 		c.m.bus.Publish(&events.Event{Kind: events.CallRinging, CallID: c.a.callID, Calling: c.calling, Called: c.called})
 	}
 }
@@ -525,7 +572,8 @@ func (c *Call) answer(b *leg, r *sip.Response) {
 	c.retransmit2xx(c.a, res, c.aSeq)
 	c.m.bus.Publish(&events.Event{Kind: events.CallAnswer, CallID: c.a.callID, Calling: c.calling,
 		Called: c.called, Account: c.account, Setup: c.setup, Answer: c.answered, Media: c.media,
-		Gateway: b.gateway, CalledSent: b.remote.User, CallingSent: b.localURI.User})
+		Gateway: b.gateway, CalledSent: b.remote.User, CallingSent: b.localURI.User,
+		Trunk: c.trunk, Route: c.route, Attempts: len(c.forks), Ringing: c.ringAt, CalleeCallID: b.callID})
 }
 
 // lastFork is the answering fork, else the last one tried.
@@ -669,9 +717,15 @@ func (c *Call) end(cause string, side events.Side, status, q int) {
 	}
 	ev := &events.Event{Kind: events.CallRelease, CallID: c.a.callID, Calling: c.calling, Called: c.called,
 		Account: c.account, Status: status, Q850: q, Cause: cause, Side: side, Answered: wasAnswered,
-		Setup: c.setup, Answer: c.answered, Media: c.media}
+		Setup: c.setup, Answer: c.answered, Media: c.media, Trunk: c.trunk, Route: c.route,
+		Attempts: len(c.forks), Ringing: c.ringAt, CalledSent: c.calledSent, CallingSent: c.callingSent}
+	if len(c.offer) > 0 {
+		if ms, err := sdpinfo.Parse(c.offer); err == nil {
+			ev.MediaOffered = sdpinfo.Strings(ms)
+		}
+	}
 	if l := c.lastFork(); l != nil {
-		ev.Gateway, ev.CalledSent, ev.CallingSent = l.gateway, l.remote.User, l.localURI.User
+		ev.Gateway, ev.CalledSent, ev.CallingSent, ev.CalleeCallID = l.gateway, l.remote.User, l.localURI.User, l.callID
 	}
 	m.bus.Publish(ev)
 }

@@ -69,6 +69,7 @@ type Decision struct {
 	Text     string // the Reason header's text; "" = the cause's name
 	Called   string // the numbers after analysis, for records
 	Calling  string
+	Route    string // the route chosen, for records ("" for a subscriber)
 }
 
 // Router picks where a call goes (core/routing implements it).
@@ -112,6 +113,10 @@ type Manager struct {
 	count   atomic.Int64
 
 	invalidResponses atomic.Int64
+
+	// Hold, when set and true, refuses new calls (503, Q.850 42): a
+	// subscriber that must record every call cannot (billing's spool).
+	Hold func() bool
 }
 
 // InvalidResponses is how many responses were dropped for lacking what

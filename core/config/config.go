@@ -43,6 +43,7 @@ type Config struct {
 	Call        Call          `toml:"call"`
 	Admission   Admission     `toml:"admission"`
 	Overload    Overload      `toml:"overload"`
+	Billing     Billing       `toml:"billing"`
 	Data        Data          `toml:"data"`
 	Log         Log           `toml:"log"`
 	Runtime     Runtime       `toml:"runtime"`
@@ -143,6 +144,19 @@ type Admission struct {
 	MaxSources  int      `toml:"max_sources"`  // sources tracked at most
 }
 
+// Billing configures the call detail records (docs/cdr.md).
+type Billing struct {
+	Enabled        bool     `toml:"enabled"`
+	Dir            string   `toml:"dir"`             // "" = <data.dir>/cdr
+	Node           string   `toml:"node"`            // "" = the host name
+	Format         string   `toml:"format"`          // csv or jsonl
+	RotateInterval Duration `toml:"rotate_interval"` // a file closes this long after its first record...
+	RotateRecords  int      `toml:"rotate_records"`  // ...or at this many records...
+	RotateMB       int      `toml:"rotate_mb"`       // ...or at this size, whichever comes first
+	OnSpoolFault   string   `toml:"on_spool_fault"`  // refuse (new calls get 503, cause 42) or continue (alarm only)
+	QueueLimit     int      `toml:"queue_limit"`     // events waiting to be written above which the spool is at fault
+}
+
 // Overload configures the overload control (docs/performance.md).
 type Overload struct {
 	MaxCalls      int      `toml:"max_calls"`       // concurrent calls at most; 0: no cap
@@ -237,6 +251,8 @@ func Default() Config {
 		Admission: Admission{Rate: 100, Burst: 400, Block: Duration{time.Minute}, MaxSources: 1 << 17},
 		Overload: Overload{QueueTarget: 0.25, AgeTarget: Duration{200 * time.Millisecond},
 			RetryAfterMin: 5, RetryAfterMax: 20},
+		Billing: Billing{Enabled: true, Format: "csv", RotateInterval: Duration{5 * time.Minute},
+			RotateRecords: 10000, RotateMB: 10, OnSpoolFault: "refuse", QueueLimit: 100000},
 		Data:    Data{Dir: "./data"},
 		Log:     Log{Level: "info"},
 		Runtime: Runtime{GCPercent: 400},
@@ -402,6 +418,9 @@ func (c *Config) Validate() error {
 		return invalid("registrar.min_expires", "need 1 <= min_expires <= default_expires <= max_expires (have %d, %d, %d)", r.MinExpires, r.DefaultExpires, r.MaxExpires)
 	}
 	if err := c.validateLoad(); err != nil {
+		return err
+	}
+	if err := c.validateBilling(); err != nil {
 		return err
 	}
 	if c.Auth.NonceLifetime.Duration < 10*time.Second {
@@ -584,6 +603,36 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
 	}
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func (c *Config) validateBilling() error {
+	b := c.Billing
+	switch {
+	case b.Format != "csv" && b.Format != "jsonl":
+		return invalid("billing.format", "must be csv or jsonl")
+	case b.RotateInterval.Duration < time.Second:
+		return invalid("billing.rotate_interval", "must be at least 1s")
+	case b.RotateRecords < 1:
+		return invalid("billing.rotate_records", "must be at least 1")
+	case b.RotateMB < 1:
+		return invalid("billing.rotate_mb", "must be at least 1")
+	case b.OnSpoolFault != "refuse" && b.OnSpoolFault != "continue":
+		return invalid("billing.on_spool_fault", "must be refuse or continue")
+	case b.QueueLimit < 1000:
+		return invalid("billing.queue_limit", "must be at least 1000")
+	case b.Node != "" && !validNode(b.Node):
+		return invalid("billing.node", "%q: letters, digits, '-' and '.' only (it is part of record ids and file names)", b.Node)
+	}
+	return nil
+}
+
+func validNode(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return len(s) <= 64
 }
 
 func (c *Config) validateLoad() error {

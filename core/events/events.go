@@ -25,6 +25,7 @@ const (
 	AuthBan                           // authentication failures banned a source or user (Source, AOR, State: banned/unbanned, Until, Level)
 	SourceBlock                       // a source went over its request rate and is blocked, or its block ended (Source, State: blocked/unblocked, Until)
 	Overload                          // the switch started or stopped refusing new calls for load (State: start/end/level, Level: percent refused, Cause: what measured it)
+	CDRSpool                          // the CDR spool cannot be written, or can again (State: failing/ok, Cause: the error)
 )
 
 func (k Kind) String() string {
@@ -53,6 +54,8 @@ func (k Kind) String() string {
 		return "source-block"
 	case Overload:
 		return "overload"
+	case CDRSpool:
+		return "cdr-spool"
 	}
 	return "unknown"
 }
@@ -105,6 +108,15 @@ type Event struct {
 	Source                  string    // invalid messages, bans: the peer's address (a ban: address or prefix)
 	Until                   time.Time // bans: when it ends
 	Level                   int       // bans: how many bans in a row (the duration escalates with it)
+
+	// Calls, for records (billing): who the caller is, where the call
+	// went, and what it carried.
+	Trunk        string    // the trusted peer the call came from ("" for a subscriber)
+	Route        string    // the route used ("" for a subscriber)
+	Attempts     int       // gateway (fork) attempts made
+	Ringing      time.Time // first ringing (18x), for releases
+	MediaOffered []string  // media and codecs in the caller's offer
+	CalleeCallID string    // the Call-ID of the callee leg (the answering or last fork)
 }
 
 // Handler receives events. It runs on the publisher's goroutine, on the

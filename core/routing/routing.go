@@ -88,7 +88,7 @@ func (r *Router) Route(called string, caller call.Caller) call.Decision {
 		h := &hunter{r: r, hunt: t.Set.Hunt(rt), country: country,
 			called:  numbering.Apply(rt.CalledOps, res.Called, country),
 			calling: numbering.Apply(rt.CallingOps, res.Calling, country)}
-		d.Hunt = h
+		d.Hunt, d.Route = h, res.Route
 		return d
 	}
 	// Local (an entry said so, or no entry matched): a subscriber.

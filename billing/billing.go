@@ -1,0 +1,532 @@
+// Package billing writes a call detail record for every call attempt
+// (docs/cdr.md). It hears call control on the event bus; the bus handler
+// only queues, and one writer goroutine makes the records durable in the
+// spool (bbolt), then closes them into CDR files that never change.
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/softswitch/softswitch/billing/cdr"
+	"github.com/softswitch/softswitch/core/events"
+	"github.com/softswitch/softswitch/core/safe"
+)
+
+// Config of the CDR writer.
+type Config struct {
+	Dir            string        // CDR directory: spool.db and the closed files
+	Node           string        // this node's name: in record ids and file names
+	Format         cdr.Format    // csv or jsonl
+	RotateInterval time.Duration // a file is closed this long after its first record...
+	RotateRecords  int           // ...or at this many records...
+	RotateBytes    int64         // ...or this size, whichever comes first
+	QueueLimit     int           // events waiting above which the spool counts as failing
+	RefuseOnFault  bool          // a failing spool refuses new calls (else: carry on and alarm)
+}
+
+// Billing is the CDR writer.
+type Billing struct {
+	cfg Config
+	log *slog.Logger
+	bus *events.Bus
+	sp  *spool
+
+	mu     sync.Mutex
+	queue  []*events.Event
+	kick   chan struct{}
+	queued atomic.Int64
+
+	failing atomic.Bool
+	done    chan struct{}
+
+	// The writer's own state (one goroutine).
+	calls      map[string]*cdr.Record // calls in progress by caller Call-ID
+	writes     []write                // changes not yet committed
+	nextID     uint64
+	nextClosed uint64
+	fileSeq    uint64
+	filedUpTo  uint64
+	pending    int   // released records not yet in a closed file
+	pendingB   int64 // their size (as stored)
+	opened     time.Time
+	lastErr    string
+	files      atomic.Int64 // files closed since start
+	records    atomic.Int64 // records made durable since start
+}
+
+type write struct {
+	closed bool   // closed bucket (key: release sequence) or open bucket (key: Call-ID)
+	del    bool   // delete key
+	seq    uint64 // closed key
+	callID string // open key
+	rec    *cdr.Record
+}
+
+// Open opens the spool in cfg.Dir and finishes what a crash left: a file
+// being closed is written again, and every call that was in progress gets
+// its record, "ended by restart".
+func Open(cfg Config, bus *events.Bus, log *slog.Logger) (*Billing, error) {
+	if cfg.Node == "" {
+		return nil, errors.New("billing: node name is empty")
+	}
+	sp, err := openSpool(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	b := &Billing{cfg: cfg, log: log, bus: bus, sp: sp, kick: make(chan struct{}, 1),
+		done: make(chan struct{}), calls: make(map[string]*cdr.Record)}
+	if err := b.recover(); err != nil {
+		sp.close()
+		return nil, fmt.Errorf("CDR spool %s: %w", cfg.Dir, err)
+	}
+	return b, nil
+}
+
+// Handle is the bus handler: it queues call events, never blocks.
+func (b *Billing) Handle(e *events.Event) {
+	switch e.Kind {
+	case events.CallAttempt, events.CallRinging, events.CallAnswer, events.CallRelease:
+	default:
+		return
+	}
+	b.mu.Lock()
+	b.queue = append(b.queue, e)
+	b.mu.Unlock()
+	b.queued.Add(1)
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Refusing tells call control to refuse new calls: the operator chose
+// that policy and the spool cannot keep up or cannot be written.
+func (b *Billing) Refusing() bool {
+	if !b.cfg.RefuseOnFault {
+		return false
+	}
+	return b.failing.Load() || (b.cfg.QueueLimit > 0 && b.queued.Load() > int64(b.cfg.QueueLimit))
+}
+
+// Stats: files closed and records made durable since start, calls in
+// progress known to billing.
+func (b *Billing) Stats() (files, records int64) { return b.files.Load(), b.records.Load() }
+
+// Run writes until ctx ends; then it writes what is queued, closes the
+// current file, and closes the spool.
+func (b *Billing) Run(ctx context.Context) {
+	defer close(b.done)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		stopping := false
+		select {
+		case <-b.kick:
+		case <-tick.C:
+		case <-ctx.Done():
+			stopping = true
+		}
+		b.step(time.Now(), stopping)
+		if stopping {
+			if b.pending > 0 && len(b.writes) == 0 {
+				b.closeFile()
+			}
+			if err := b.sp.close(); err != nil {
+				b.log.Error("CDR spool close", "err", err)
+			}
+			return
+		}
+	}
+}
+
+// Wait returns once Run has finished.
+func (b *Billing) Wait(timeout time.Duration) bool {
+	select {
+	case <-b.done:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
+
+// step takes the queued events, commits them, and closes the file when it
+// is due.
+func (b *Billing) step(now time.Time, final bool) {
+	defer safe.Recover("billing writer")
+	b.mu.Lock()
+	batch := b.queue
+	b.queue = nil
+	b.mu.Unlock()
+	for _, e := range batch {
+		b.apply(e)
+	}
+	b.queued.Add(-int64(len(batch)))
+	// Calls in progress: the commit's alive time is their last durable
+	// time, so a heartbeat every second while there are any.
+	if len(b.writes) > 0 || len(b.calls) > 0 || final {
+		b.commit(now)
+	}
+	if b.pending > 0 && (b.pending >= b.cfg.RotateRecords || b.pendingB >= b.cfg.RotateBytes ||
+		now.Sub(b.opened) >= b.cfg.RotateInterval) && len(b.writes) == 0 {
+		b.closeFile()
+	}
+}
+
+// apply turns one event into record changes (queued in b.writes).
+func (b *Billing) apply(e *events.Event) {
+	r := b.calls[e.CallID]
+	if r == nil && e.Kind != events.CallAttempt {
+		if e.Kind != events.CallRelease {
+			return // ringing or answer of a call billing never saw start
+		}
+		r = b.newRecord(e) // a release without its attempt: recorded all the same
+	}
+	switch e.Kind {
+	case events.CallAttempt:
+		if r != nil {
+			return // a second attempt event for a call in progress: not a new call
+		}
+		r = b.newRecord(e)
+		b.calls[e.CallID] = r
+		b.writes = append(b.writes, write{callID: e.CallID, rec: r})
+	case events.CallRinging:
+		if r.Ringing.IsZero() {
+			r.Ringing = utc(e.Time)
+		}
+	case events.CallAnswer:
+		r.Answer = utc(e.Answer)
+		b.takeCallee(r, e)
+		r.MediaAnswered = e.Media
+		b.writes = append(b.writes, write{callID: e.CallID, rec: r})
+	case events.CallRelease:
+		delete(b.calls, e.CallID)
+		r.Release = utc(e.Time)
+		if r.Ringing.IsZero() && !e.Ringing.IsZero() {
+			r.Ringing = utc(e.Ringing)
+		}
+		b.takeCallee(r, e)
+		if e.Answered {
+			r.MediaAnswered = e.Media
+		}
+		if len(e.MediaOffered) > 0 {
+			r.MediaOffered = e.MediaOffered
+		}
+		r.Status, r.Q850, r.Side, r.Cause = e.Status, e.Q850, e.Side.String(), e.Cause
+		r.EndReason = endReason(e.Cause)
+		r.Finish()
+		seq := b.nextClosed
+		b.nextClosed++
+		b.writes = append(b.writes, write{callID: e.CallID, del: true}, write{closed: true, seq: seq, rec: r})
+	}
+}
+
+func (b *Billing) newRecord(e *events.Event) *cdr.Record {
+	r := &cdr.Record{ID: b.cfg.Node + "-" + strconv.FormatUint(b.nextID, 10), Node: b.cfg.Node,
+		CallingIn: e.Calling, CalledIn: e.Called, CallingOut: e.CallingSent, CalledOut: e.CalledSent,
+		Account: e.Account, Route: e.Route, Seizure: utc(e.Setup), CallID: e.CallID}
+	b.nextID++
+	if r.Seizure.IsZero() {
+		r.Seizure = utc(e.Time)
+	}
+	if e.Trunk != "" {
+		r.SourceKind, r.Source = "trunk", e.Trunk
+	} else {
+		r.SourceKind, r.Source = "subscriber", e.Calling
+	}
+	return r
+}
+
+// takeCallee copies what the event knows of the callee side.
+func (b *Billing) takeCallee(r *cdr.Record, e *events.Event) {
+	if e.Gateway != "" {
+		r.Gateway = e.Gateway
+	}
+	if e.CalledSent != "" {
+		r.CalledOut = e.CalledSent
+	}
+	if e.CallingSent != "" {
+		r.CallingOut = e.CallingSent
+	}
+	if e.Attempts > r.Attempts {
+		r.Attempts = e.Attempts
+	}
+	if e.CalleeCallID != "" {
+		r.CalleeCallID = e.CalleeCallID
+	}
+	if e.Route != "" {
+		r.Route = e.Route
+	}
+}
+
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.UTC().Truncate(time.Millisecond)
+}
+
+// endReason maps call control's release cause to the record's end reason.
+func endReason(cause string) string {
+	switch cause {
+	case "BYE":
+		return cdr.EndNormal
+	case "cancelled":
+		return cdr.EndCancelled
+	case "no answer":
+		return cdr.EndNoAnswer
+	case "rejected", "redirected":
+		return cdr.EndRejected
+	case "session timer expired", "session refresh failed":
+		return cdr.EndSessionTime
+	case "switch shutdown":
+		return cdr.EndShutdown
+	}
+	return cdr.EndFailed
+}
+
+// commit writes the queued changes and the counters in one bbolt
+// transaction. THIS is where records become durable: when Update
+// returns nil, bbolt has fdatasync'ed them. On failure nothing is lost:
+// the changes stay queued and are tried again every second.
+func (b *Billing) commit(now time.Time) {
+	err := b.sp.db.Update(func(tx *bolt.Tx) error {
+		open, closed := tx.Bucket(bucketOpen), tx.Bucket(bucketClosed)
+		for _, w := range b.writes {
+			var err error
+			switch {
+			case w.closed:
+				err = putRecord(closed, be(w.seq), w.rec)
+			case w.del:
+				err = open.Delete([]byte(w.callID))
+			default:
+				err = putRecord(open, []byte(w.callID), w.rec)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if err := putU64(tx, keyNextID, b.nextID); err != nil {
+			return err
+		}
+		if err := putU64(tx, keyNextClosed, b.nextClosed); err != nil {
+			return err
+		}
+		return putU64(tx, keyAlive, uint64(now.UnixMilli()))
+	})
+	if err != nil {
+		b.fault(err)
+		return
+	}
+	for _, w := range b.writes {
+		if w.closed {
+			if b.pending == 0 {
+				b.opened = w.rec.Release
+			}
+			b.pending++
+			b.pendingB += int64(recordSize(w.rec))
+			b.records.Add(1)
+		}
+	}
+	b.writes = b.writes[:0]
+	b.recovered()
+}
+
+// recordSize estimates a record's size in a file.
+func recordSize(r *cdr.Record) int {
+	n := 64
+	for _, s := range []string{r.ID, r.CallingIn, r.CalledIn, r.CallingOut, r.CalledOut, r.Account, r.Source,
+		r.Route, r.Gateway, r.CallID, r.CalleeCallID, r.Cause} {
+		n += len(s) + 1
+	}
+	for _, m := range r.MediaOffered {
+		n += len(m) + 2
+	}
+	for _, m := range r.MediaAnswered {
+		n += len(m) + 2
+	}
+	return n + 4*24 + 40
+}
+
+func (b *Billing) fault(err error) {
+	msg := err.Error()
+	if !b.failing.Swap(true) || msg != b.lastErr {
+		b.log.Error("CDR spool cannot be written: records are kept in memory and tried again every second",
+			"dir", b.cfg.Dir, "err", err, "refusing_new_calls", b.cfg.RefuseOnFault)
+		if b.bus != nil {
+			b.bus.Publish(&events.Event{Kind: events.CDRSpool, State: "failing", Cause: msg})
+		}
+	}
+	b.lastErr = msg
+}
+
+func (b *Billing) recovered() {
+	if b.failing.Swap(false) {
+		b.lastErr = ""
+		b.log.Info("CDR spool written again", "dir", b.cfg.Dir)
+		if b.bus != nil {
+			b.bus.Publish(&events.Event{Kind: events.CDRSpool, State: "ok"})
+		}
+	}
+}
+
+// closeFile closes the current file: the intent first (durable), then the
+// file (durable when writeFile returns), then the counters and the pruning
+// of its records in one commit. A crash anywhere in between is finished
+// at start by finishIntent.
+func (b *Billing) closeFile() {
+	in := fileIntent{Seq: b.fileSeq + 1, From: b.filedUpTo + 1, To: b.nextClosed - 1, Format: string(b.cfg.Format)}
+	if b.filedUpTo == 0 && b.fileSeq == 0 {
+		in.From = 0
+	}
+	in.Name = fileName(b.cfg.Node, in.Seq, b.opened, b.cfg.Format)
+	err := b.sp.db.Update(func(tx *bolt.Tx) error { return putJSON(tx, keyIntent, in) })
+	if err == nil {
+		err = b.finishIntent(in)
+	}
+	if err != nil {
+		b.fault(err)
+		return
+	}
+	b.files.Add(1)
+	b.pending, b.pendingB = 0, 0
+	b.log.Info("CDR file closed", "file", in.Name, "records", in.To-in.From+1)
+}
+
+// finishIntent writes the intent's file from the spool and commits it.
+func (b *Billing) finishIntent(in fileIntent) error {
+	each := func(yield func(*cdr.Record) error) error {
+		return b.sp.db.View(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bucketClosed).Cursor()
+			for k, v := c.Seek(be(in.From)); k != nil && u64(k) <= in.To; k, v = c.Next() {
+				r, err := getRecord(v)
+				if err != nil {
+					return fmt.Errorf("record %d in the spool: %w", u64(k), err)
+				}
+				if err := yield(r); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err := writeFile(b.cfg.Dir, in.Name, cdr.Format(in.Format), each); err != nil {
+		return err
+	}
+	return b.sp.db.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketClosed).Cursor()
+		for k, _ := c.Seek(be(in.From)); k != nil && u64(k) <= in.To; k, _ = c.Seek(be(in.From)) {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bucketMeta).Delete(keyIntent); err != nil {
+			return err
+		}
+		if err := putU64(tx, keyFileSeq, in.Seq); err != nil {
+			return err
+		}
+		b.fileSeq, b.filedUpTo = in.Seq, in.To
+		return putU64(tx, keyFiledUpTo, in.To)
+	})
+}
+
+// recover loads the counters, finishes a file a crash left half closed,
+// and closes every call that was in progress as "ended by restart", its
+// release time the last time the writer was alive.
+func (b *Billing) recover() error {
+	removeTemps(b.cfg.Dir)
+	var in *fileIntent
+	var alive time.Time
+	err := b.sp.db.View(func(tx *bolt.Tx) error {
+		b.nextID, b.nextClosed = getU64(tx, keyNextID), getU64(tx, keyNextClosed)
+		b.fileSeq, b.filedUpTo = getU64(tx, keyFileSeq), getU64(tx, keyFiledUpTo)
+		if ms := getU64(tx, keyAlive); ms > 0 {
+			alive = time.UnixMilli(int64(ms)).UTC()
+		}
+		if v := tx.Bucket(bucketMeta).Get(keyIntent); v != nil {
+			in = &fileIntent{}
+			return getJSON(v, in)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		b.log.Warn("finishing a CDR file a stop left half closed", "file", in.Name)
+		if err := b.finishIntent(*in); err != nil {
+			return err
+		}
+	}
+	var cut []*cdr.Record
+	var cutIDs []string
+	err = b.sp.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketOpen).ForEach(func(k, v []byte) error {
+			r, err := getRecord(v)
+			if err != nil {
+				return fmt.Errorf("call %q in the spool: %w", k, err)
+			}
+			cut = append(cut, r)
+			cutIDs = append(cutIDs, string(k))
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	for i, r := range cut {
+		r.Release = alive
+		for _, t := range []time.Time{r.Seizure, r.Ringing, r.Answer} {
+			if t.After(r.Release) {
+				r.Release = t
+			}
+		}
+		r.EndReason, r.Cause, r.Side, r.Q850 = cdr.EndRestart, "ended by restart", events.SideSwitch.String(), 41
+		r.Finish()
+		b.writes = append(b.writes, write{callID: cutIDs[i], del: true}, write{closed: true, seq: b.nextClosed, rec: r})
+		b.nextClosed++
+	}
+	if len(cut) > 0 {
+		b.commit(time.Now())
+		if len(b.writes) > 0 {
+			return errors.New(b.lastErr)
+		}
+		b.log.Warn("calls in progress when the switch stopped recorded as ended by restart", "calls", len(cut), "last_alive", alive)
+	}
+	// What is released and not yet in a file.
+	return b.sp.db.View(func(tx *bolt.Tx) error {
+		b.pending, b.pendingB = 0, 0
+		return tx.Bucket(bucketClosed).ForEach(func(k, v []byte) error {
+			if b.pending == 0 {
+				if r, err := getRecord(v); err == nil {
+					b.opened = r.Release
+				}
+			}
+			b.pending++
+			b.pendingB += int64(len(v))
+			return nil
+		})
+	})
+}
+
+// removeTemps deletes the temporary files of a write a crash interrupted.
+func removeTemps(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if n := e.Name(); strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".tmp") {
+			os.Remove(filepath.Join(dir, n))
+		}
+	}
+}

@@ -1,0 +1,255 @@
+package billing
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/softswitch/softswitch/billing/cdr"
+	"github.com/softswitch/softswitch/core/events"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func cfgFor(dir string) Config {
+	return Config{Dir: dir, Node: "ss1", Format: cdr.CSV, RotateInterval: time.Hour, RotateRecords: 2,
+		RotateBytes: 1 << 20, QueueLimit: 1000, RefuseOnFault: true}
+}
+
+var t0 = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+
+func attempt(id string, at time.Time) *events.Event {
+	return &events.Event{Kind: events.CallAttempt, Time: at, Setup: at, CallID: id, Calling: "1001",
+		Called: "9123", CalledSent: "123", CallingSent: "1001", Trunk: "peer1", Route: "r1"}
+}
+
+func release(id string, at time.Time, cause string, status int, answered bool) *events.Event {
+	return &events.Event{Kind: events.CallRelease, Time: at, CallID: id, Cause: cause, Status: status, Q850: 16,
+		Side: events.SideCaller, Answered: answered, Gateway: "gw1", Attempts: 1, CalleeCallID: "b-" + id,
+		Media: []string{"audio PCMU/8000"}, MediaOffered: []string{"audio PCMU/8000", "audio PCMA/8000"}}
+}
+
+// readCSV reads every closed CSV file of dir in name order and checks its
+// sidecar.
+func readCSV(t *testing.T, dir string) (names []string, rows [][]string) {
+	t.Helper()
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".csv") && !strings.HasPrefix(e.Name(), ".") {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		data, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		side, err := os.ReadFile(filepath.Join(dir, n+".sha256"))
+		if err != nil {
+			t.Fatalf("%s has no sidecar: %v", n, err)
+		}
+		sum := sha256.Sum256(data)
+		if want := hex.EncodeToString(sum[:]) + "  " + n + "\n"; string(side) != want {
+			t.Fatalf("%s sidecar %q, want %q", n, side, want)
+		}
+		recs, err := csv.NewReader(strings.NewReader(string(data))).ReadAll()
+		if err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+		if strings.Join(recs[0], ",") != strings.Join(cdr.Columns, ",") {
+			t.Fatalf("%s header %v", n, recs[0])
+		}
+		rows = append(rows, recs[1:]...)
+	}
+	return names, rows
+}
+
+func col(row []string, name string) string {
+	for i, c := range cdr.Columns {
+		if c == name {
+			return row[i]
+		}
+	}
+	panic(name)
+}
+
+func TestRecordsRotateIntoFiles(t *testing.T) {
+	dir := t.TempDir()
+	b, err := Open(cfgFor(dir), nil, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Handle(attempt("c1", t0))
+	b.Handle(&events.Event{Kind: events.CallRinging, Time: t0.Add(time.Second), CallID: "c1"})
+	b.Handle(&events.Event{Kind: events.CallAnswer, Time: t0.Add(2 * time.Second), Answer: t0.Add(2 * time.Second), CallID: "c1", Gateway: "gw1", Media: []string{"audio PCMU/8000"}})
+	b.Handle(release("c1", t0.Add(62500*time.Millisecond), "BYE", 200, true))
+	b.Handle(attempt("c2", t0))
+	b.Handle(release("c2", t0.Add(time.Second), "cancelled", 487, false))
+	b.Handle(attempt("c3", t0))
+	b.Handle(release("c3", t0.Add(time.Second), "rejected", 404, false))
+	b.step(t0.Add(time.Minute), false)
+	names, rows := readCSV(t, dir)
+	if len(names) != 1 || !strings.HasPrefix(names[0], "ss1_0000000001_20261201T100102Z") {
+		t.Fatalf("files %v", names)
+	}
+	if len(rows) != 3 {
+		t.Fatalf("%d records in the file, want 3", len(rows))
+	}
+	r := rows[0]
+	for k, want := range map[string]string{"record_id": "ss1-0", "caller_call_id": "c1", "callee_call_id": "b-c1",
+		"seizure": "2026-12-01T10:00:00.000Z", "ringing": "2026-12-01T10:00:01.000Z", "answer": "2026-12-01T10:00:02.000Z",
+		"release": "2026-12-01T10:01:02.500Z", "duration_ms": "62500", "billable_ms": "60500", "end_reason": "normal",
+		"source_kind": "trunk", "source": "peer1", "route": "r1", "gateway": "gw1", "called_sent": "123",
+		"media_offered": "audio PCMU/8000; audio PCMA/8000", "media_answered": "audio PCMU/8000"} {
+		if got := col(r, k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	if col(rows[1], "end_reason") != "cancelled" || col(rows[2], "end_reason") != "rejected" || col(rows[2], "billable_ms") != "0" {
+		t.Errorf("rows %v", rows[1:])
+	}
+	// The next file continues the sequence, ids go on.
+	b.Handle(attempt("c4", t0))
+	b.Handle(release("c4", t0.Add(2*time.Minute), "no answer", 480, false))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	b.Run(ctx) // stops at once: closes the current file
+	names, rows = readCSV(t, dir)
+	if len(names) != 2 || !strings.HasPrefix(names[1], "ss1_0000000002_") || len(rows) != 4 || col(rows[3], "record_id") != "ss1-3" {
+		t.Fatalf("files %v, %d rows", names, len(rows))
+	}
+}
+
+// kill -9 with calls in progress: at the next start each gets its record,
+// "ended by restart" at the last durable time; ids are never reused.
+func TestRestartEndsCallsInProgress(t *testing.T) {
+	dir := t.TempDir()
+	b, err := Open(cfgFor(dir), nil, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Handle(attempt("c1", t0))
+	b.Handle(&events.Event{Kind: events.CallAnswer, Time: t0.Add(time.Second), Answer: t0.Add(time.Second), CallID: "c1"})
+	b.Handle(attempt("c2", t0))
+	b.step(t0.Add(5*time.Second), false)
+	b.sp.close() // the process dies: nothing more is written
+
+	b, err = Open(cfgFor(dir), nil, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Handle(attempt("c3", t0.Add(time.Hour)))
+	b.Handle(release("c3", t0.Add(time.Hour+time.Second), "BYE", 200, false))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	b.Run(ctx)
+	_, rows := readCSV(t, dir)
+	if len(rows) != 3 {
+		t.Fatalf("%d records, want 3", len(rows))
+	}
+	ids := map[string]bool{}
+	for _, r := range rows {
+		if ids[col(r, "record_id")] {
+			t.Fatalf("record id %s twice", col(r, "record_id"))
+		}
+		ids[col(r, "record_id")] = true
+	}
+	for _, r := range rows[:2] {
+		if col(r, "end_reason") != cdr.EndRestart {
+			t.Fatalf("call %s: end reason %q", col(r, "caller_call_id"), col(r, "end_reason"))
+		}
+		// The writer was alive at t0+5s (its last commit's time).
+		if got := col(r, "release"); got < "2026-12-01T10:00:05.000Z" {
+			t.Fatalf("call %s released at %s, before the last durable time", col(r, "caller_call_id"), got)
+		}
+	}
+	if col(rows[0], "billable_ms") == "0" {
+		t.Fatal("the answered call cut by the restart bills nothing")
+	}
+}
+
+// A crash between the file's intent and its commit: the file is written
+// again, the same name, the same bytes; no sequence number is skipped.
+func TestCrashWhileClosingAFile(t *testing.T) {
+	dir := t.TempDir()
+	b, err := Open(cfgFor(dir), nil, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Handle(attempt("c1", t0))
+	b.Handle(release("c1", t0.Add(time.Second), "BYE", 200, false))
+	b.cfg.RotateRecords = 100 // not yet
+	b.step(t0.Add(2*time.Second), false)
+	// The intent is durable and the file half written, then the process dies.
+	in := fileIntent{Seq: 1, From: 0, To: 0, Format: "csv", Name: fileName("ss1", 1, b.opened, cdr.CSV)}
+	if err := b.sp.db.Update(func(tx *bolt.Tx) error { return putJSON(tx, keyIntent, in) }); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "."+in.Name+".tmp"), []byte("record_id,no"), 0o640)
+	b.sp.close()
+
+	b, err = Open(cfgFor(dir), nil, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, rows := readCSV(t, dir)
+	if len(names) != 1 || names[0] != in.Name || len(rows) != 1 {
+		t.Fatalf("files %v rows %d", names, len(rows))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "."+in.Name+".tmp")); !os.IsNotExist(err) {
+		t.Fatal("the temporary file was left")
+	}
+	b.Handle(attempt("c2", t0))
+	b.Handle(release("c2", t0.Add(time.Second), "BYE", 200, false))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	b.Run(ctx)
+	names, _ = readCSV(t, dir)
+	if len(names) != 2 || !strings.HasPrefix(names[1], "ss1_0000000002_") {
+		t.Fatalf("files %v", names)
+	}
+}
+
+// A spool that cannot be written keeps the records and, by policy,
+// refuses new calls until it can.
+func TestSpoolFaultRefusesAndKeeps(t *testing.T) {
+	dir := t.TempDir()
+	bus := events.New()
+	var seen []string
+	bus.Subscribe(func(e *events.Event) {
+		if e.Kind == events.CDRSpool {
+			seen = append(seen, e.State)
+		}
+	})
+	b, err := Open(cfgFor(dir), bus, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.fault(os.ErrPermission)
+	if !b.Refusing() {
+		t.Fatal("a failing spool does not refuse new calls")
+	}
+	b.Handle(attempt("c1", t0))
+	b.Handle(release("c1", t0.Add(time.Second), "BYE", 200, false))
+	b.step(t0.Add(2*time.Second), false)
+	if b.Refusing() || len(seen) != 2 || seen[1] != "ok" {
+		t.Fatalf("after a good commit: refusing %v, events %v", b.Refusing(), seen)
+	}
+	b.cfg.RefuseOnFault = false
+	b.fault(os.ErrPermission)
+	if b.Refusing() {
+		t.Fatal("policy continue refuses calls")
+	}
+}

@@ -1,0 +1,121 @@
+package billing
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/softswitch/softswitch/billing/cdr"
+)
+
+// The spool is the CDRs' durable store, a bbolt file of its own
+// (spool.db in the CDR directory): calls in progress by Call-ID, released
+// calls by their release sequence until they are in a closed file, and
+// the counters that keep record ids and file sequence numbers unique
+// across restarts. Every change is a bbolt commit: durable (fdatasync)
+// once Update returns.
+var (
+	bucketOpen   = []byte("open")   // caller Call-ID -> Record (JSON), calls in progress
+	bucketClosed = []byte("closed") // release sequence (8 bytes, big endian) -> Record (JSON)
+	bucketMeta   = []byte("meta")
+)
+
+var (
+	keyNextID     = []byte("next_id")     // the next record id's number
+	keyNextClosed = []byte("next_closed") // the next release sequence
+	keyFileSeq    = []byte("file_seq")    // the sequence number of the last closed file
+	keyFiledUpTo  = []byte("filed_up_to") // the release sequence of the last record in a closed file
+	keyIntent     = []byte("intent")      // the file being closed (fileIntent, JSON)
+	keyAlive      = []byte("alive")       // when the writer last committed (unix ms): a crash's last durable time
+)
+
+type spool struct {
+	db *bolt.DB
+}
+
+func openSpool(dir string) (*spool, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("CDR directory %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, "spool.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("%s is locked by another process (is a softswitch already running with this CDR directory?)", path)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketOpen, bucketClosed, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &spool{db: db}, nil
+}
+
+func (s *spool) close() error { return s.db.Close() }
+
+func u64(b []byte) uint64 {
+	if len(b) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}
+
+func be(n uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], n)
+	return b[:]
+}
+
+func getU64(tx *bolt.Tx, key []byte) uint64 { return u64(tx.Bucket(bucketMeta).Get(key)) }
+
+func putU64(tx *bolt.Tx, key []byte, n uint64) error { return tx.Bucket(bucketMeta).Put(key, be(n)) }
+
+func putRecord(b *bolt.Bucket, key []byte, r *cdr.Record) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, data)
+}
+
+func getRecord(data []byte) (*cdr.Record, error) {
+	r := &cdr.Record{}
+	return r, json.Unmarshal(data, r)
+}
+
+// fileIntent is a file being closed: recorded before the file is
+// renamed into place, so that a crash at any point is finished the same
+// way at start (the file is written again from the spool, byte for byte).
+type fileIntent struct {
+	Seq    uint64 `json:"seq"`
+	Name   string `json:"name"`
+	From   uint64 `json:"from"` // release sequences, inclusive
+	To     uint64 `json:"to"`
+	Format string `json:"format"`
+}
+
+func putJSON(tx *bolt.Tx, key []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketMeta).Put(key, data)
+}
+
+func getJSON(data []byte, v any) error { return json.Unmarshal(data, v) }
