@@ -18,6 +18,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/softswitch/softswitch/billing/cdr"
 	"github.com/softswitch/softswitch/core/events"
@@ -57,9 +58,11 @@ type Billing struct {
 	nextID     uint64
 	nextClosed uint64
 	fileSeq    uint64
-	filedUpTo  uint64
-	pending    int   // released records not yet in a closed file
-	pendingB   int64 // their size (as stored)
+	gen        uint64 // the bucket released records go to
+	lastCommit time.Time
+	retry      *fileIntent // a file whose closing failed half way, tried again
+	pending    int         // released records not yet in a closed file
+	pendingB   int64       // their size (as stored)
 	opened     time.Time
 	lastErr    string
 	files      atomic.Int64 // files closed since start
@@ -134,6 +137,15 @@ func (b *Billing) Run(ctx context.Context) {
 		stopping := false
 		select {
 		case <-b.kick:
+			// One commit (two fdatasyncs) per commitEvery at most: under
+			// load the batch grows instead of the number of syncs.
+			if wait := commitEvery - time.Since(b.lastCommit); wait > 0 {
+				select {
+				case <-time.After(wait):
+				case <-ctx.Done():
+					stopping = true
+				}
+			}
 		case <-tick.C:
 		case <-ctx.Done():
 			stopping = true
@@ -150,6 +162,10 @@ func (b *Billing) Run(ctx context.Context) {
 		}
 	}
 }
+
+// commitEvery paces the writer's commits: a released call is durable
+// within about this long (plus the sync itself).
+const commitEvery = 10 * time.Millisecond
 
 // Wait returns once Run has finished.
 func (b *Billing) Wait(timeout time.Duration) bool {
@@ -178,7 +194,15 @@ func (b *Billing) step(now time.Time, final bool) {
 	if len(b.writes) > 0 || len(b.calls) > 0 || final {
 		b.commit(now)
 	}
-	if b.pending > 0 && (b.pending >= b.cfg.RotateRecords || b.pendingB >= b.cfg.RotateBytes ||
+	if b.retry != nil && len(b.writes) == 0 {
+		if err := b.finishIntent(*b.retry); err != nil {
+			b.fault(err)
+		} else {
+			b.files.Add(1)
+			b.recovered()
+		}
+	}
+	if b.pending > 0 && b.retry == nil && (b.pending >= b.cfg.RotateRecords || b.pendingB >= b.cfg.RotateBytes ||
 		now.Sub(b.opened) >= b.cfg.RotateInterval) && len(b.writes) == 0 {
 		b.closeFile()
 	}
@@ -301,8 +325,13 @@ func endReason(cause string) string {
 // returns nil, bbolt has fdatasync'ed them. On failure nothing is lost:
 // the changes stay queued and are tried again every second.
 func (b *Billing) commit(now time.Time) {
+	b.lastCommit = time.Now()
 	err := b.sp.db.Update(func(tx *bolt.Tx) error {
-		open, closed := tx.Bucket(bucketOpen), tx.Bucket(bucketClosed)
+		open := tx.Bucket(bucketOpen)
+		closed, err := tx.CreateBucketIfNotExists(closedBucket(b.gen))
+		if err != nil {
+			return err
+		}
 		for _, w := range b.writes {
 			var err error
 			switch {
@@ -386,30 +415,43 @@ func (b *Billing) recovered() {
 // of its records in one commit. A crash anywhere in between is finished
 // at start by finishIntent.
 func (b *Billing) closeFile() {
-	in := fileIntent{Seq: b.fileSeq + 1, From: b.filedUpTo + 1, To: b.nextClosed - 1, Format: string(b.cfg.Format)}
-	if b.filedUpTo == 0 && b.fileSeq == 0 {
-		in.From = 0
-	}
+	in := fileIntent{Seq: b.fileSeq + 1, Gen: b.gen, Format: string(b.cfg.Format)}
 	in.Name = fileName(b.cfg.Node, in.Seq, b.opened, b.cfg.Format)
-	err := b.sp.db.Update(func(tx *bolt.Tx) error { return putJSON(tx, keyIntent, in) })
-	if err == nil {
-		err = b.finishIntent(in)
-	}
+	// The intent and the next generation in one commit: records released
+	// from now on go to the next file.
+	err := b.sp.db.Update(func(tx *bolt.Tx) error {
+		if err := putU64(tx, keyGen, in.Gen+1); err != nil {
+			return err
+		}
+		return putJSON(tx, keyIntent, in)
+	})
 	if err != nil {
 		b.fault(err)
 		return
 	}
-	b.files.Add(1)
+	b.gen = in.Gen + 1
+	n := b.pending
 	b.pending, b.pendingB = 0, 0
-	b.log.Info("CDR file closed", "file", in.Name, "records", in.To-in.From+1)
+	if err := b.finishIntent(in); err != nil {
+		// Tried again every second, and at the next start.
+		b.fault(err)
+		b.retry = &in
+		return
+	}
+	b.files.Add(1)
+	b.log.Info("CDR file closed", "file", in.Name, "records", n)
 }
 
 // finishIntent writes the intent's file from the spool and commits it.
 func (b *Billing) finishIntent(in fileIntent) error {
 	each := func(yield func(*cdr.Record) error) error {
 		return b.sp.db.View(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bucketClosed).Cursor()
-			for k, v := c.Seek(be(in.From)); k != nil && u64(k) <= in.To; k, v = c.Next() {
+			bk := tx.Bucket(closedBucket(in.Gen))
+			if bk == nil {
+				return nil
+			}
+			c := bk.Cursor()
+			for k, v := c.First(); k != nil; k, v = c.Next() {
 				r, err := getRecord(v)
 				if err != nil {
 					return fmt.Errorf("record %d in the spool: %w", u64(k), err)
@@ -424,22 +466,19 @@ func (b *Billing) finishIntent(in fileIntent) error {
 	if err := writeFile(b.cfg.Dir, in.Name, cdr.Format(in.Format), each); err != nil {
 		return err
 	}
-	return b.sp.db.Update(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketClosed).Cursor()
-		for k, _ := c.Seek(be(in.From)); k != nil && u64(k) <= in.To; k, _ = c.Seek(be(in.From)) {
-			if err := c.Delete(); err != nil {
-				return err
-			}
+	err := b.sp.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(closedBucket(in.Gen)); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+			return err
 		}
 		if err := tx.Bucket(bucketMeta).Delete(keyIntent); err != nil {
 			return err
 		}
-		if err := putU64(tx, keyFileSeq, in.Seq); err != nil {
-			return err
-		}
-		b.fileSeq, b.filedUpTo = in.Seq, in.To
-		return putU64(tx, keyFiledUpTo, in.To)
+		return putU64(tx, keyFileSeq, in.Seq)
 	})
+	if err == nil {
+		b.fileSeq, b.retry = in.Seq, nil
+	}
+	return err
 }
 
 // recover loads the counters, finishes a file a crash left half closed,
@@ -451,7 +490,7 @@ func (b *Billing) recover() error {
 	var alive time.Time
 	err := b.sp.db.View(func(tx *bolt.Tx) error {
 		b.nextID, b.nextClosed = getU64(tx, keyNextID), getU64(tx, keyNextClosed)
-		b.fileSeq, b.filedUpTo = getU64(tx, keyFileSeq), getU64(tx, keyFiledUpTo)
+		b.fileSeq, b.gen = getU64(tx, keyFileSeq), getU64(tx, keyGen)
 		if ms := getU64(tx, keyAlive); ms > 0 {
 			alive = time.UnixMilli(int64(ms)).UTC()
 		}
@@ -508,7 +547,11 @@ func (b *Billing) recover() error {
 	// What is released and not yet in a file.
 	return b.sp.db.View(func(tx *bolt.Tx) error {
 		b.pending, b.pendingB = 0, 0
-		return tx.Bucket(bucketClosed).ForEach(func(k, v []byte) error {
+		bk := tx.Bucket(closedBucket(b.gen))
+		if bk == nil {
+			return nil
+		}
+		return bk.ForEach(func(k, v []byte) error {
 			if b.pending == 0 {
 				if r, err := getRecord(v); err == nil {
 					b.opened = r.Release

@@ -193,8 +193,13 @@ func TestCrashWhileClosingAFile(t *testing.T) {
 	b.cfg.RotateRecords = 100 // not yet
 	b.step(t0.Add(2*time.Second), false)
 	// The intent is durable and the file half written, then the process dies.
-	in := fileIntent{Seq: 1, From: 0, To: 0, Format: "csv", Name: fileName("ss1", 1, b.opened, cdr.CSV)}
-	if err := b.sp.db.Update(func(tx *bolt.Tx) error { return putJSON(tx, keyIntent, in) }); err != nil {
+	in := fileIntent{Seq: 1, Gen: 0, Format: "csv", Name: fileName("ss1", 1, b.opened, cdr.CSV)}
+	if err := b.sp.db.Update(func(tx *bolt.Tx) error {
+		if err := putU64(tx, keyGen, 1); err != nil {
+			return err
+		}
+		return putJSON(tx, keyIntent, in)
+	}); err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(dir, "."+in.Name+".tmp"), []byte("record_id,no"), 0o640)

@@ -17,21 +17,25 @@ import (
 
 // The spool is the CDRs' durable store, a bbolt file of its own
 // (spool.db in the CDR directory): calls in progress by Call-ID, released
-// calls by their release sequence until they are in a closed file, and
+// calls by their release sequence until they are in a closed file (one
+// bucket per file to come, dropped whole once the file is closed), and
 // the counters that keep record ids and file sequence numbers unique
 // across restarts. Every change is a bbolt commit: durable (fdatasync)
-// once Update returns.
+// once Update returns. Records are in cdr's binary encoding.
 var (
-	bucketOpen   = []byte("open")   // caller Call-ID -> Record (JSON), calls in progress
-	bucketClosed = []byte("closed") // release sequence (8 bytes, big endian) -> Record (JSON)
-	bucketMeta   = []byte("meta")
+	bucketOpen = []byte("open") // caller Call-ID -> Record, calls in progress
+	bucketMeta = []byte("meta")
 )
+
+// closedBucket holds the released records of file generation gen: release
+// sequence (8 bytes, big endian) -> Record.
+func closedBucket(gen uint64) []byte { return append([]byte("closed-"), be(gen)...) }
 
 var (
 	keyNextID     = []byte("next_id")     // the next record id's number
 	keyNextClosed = []byte("next_closed") // the next release sequence
 	keyFileSeq    = []byte("file_seq")    // the sequence number of the last closed file
-	keyFiledUpTo  = []byte("filed_up_to") // the release sequence of the last record in a closed file
+	keyGen        = []byte("gen")         // the generation released records go to now
 	keyIntent     = []byte("intent")      // the file being closed (fileIntent, JSON)
 	keyAlive      = []byte("alive")       // when the writer last committed (unix ms): a crash's last durable time
 )
@@ -53,7 +57,7 @@ func openSpool(dir string) (*spool, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketOpen, bucketClosed, bucketMeta} {
+		for _, b := range [][]byte{bucketOpen, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -87,16 +91,12 @@ func getU64(tx *bolt.Tx, key []byte) uint64 { return u64(tx.Bucket(bucketMeta).G
 func putU64(tx *bolt.Tx, key []byte, n uint64) error { return tx.Bucket(bucketMeta).Put(key, be(n)) }
 
 func putRecord(b *bolt.Bucket, key []byte, r *cdr.Record) error {
-	data, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	return b.Put(key, data)
+	return b.Put(key, r.AppendBinary(nil))
 }
 
 func getRecord(data []byte) (*cdr.Record, error) {
 	r := &cdr.Record{}
-	return r, json.Unmarshal(data, r)
+	return r, r.UnmarshalBinary(data)
 }
 
 // fileIntent is a file being closed: recorded before the file is
@@ -105,8 +105,7 @@ func getRecord(data []byte) (*cdr.Record, error) {
 type fileIntent struct {
 	Seq    uint64 `json:"seq"`
 	Name   string `json:"name"`
-	From   uint64 `json:"from"` // release sequences, inclusive
-	To     uint64 `json:"to"`
+	Gen    uint64 `json:"gen"` // the records' bucket
 	Format string `json:"format"`
 }
 
