@@ -33,6 +33,23 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# vsftpd plays the billing centre in the CDR tests (started by them on a
+# loopback port). The package must not start its own server on port 21:
+# the install runs under a policy-rc.d that forbids starting services, and
+# the unit is disabled.
+if ! command -v vsftpd >/dev/null 2>&1 && [ ! -x /usr/sbin/vsftpd ]; then
+  echo "deps: installing vsftpd (service not started)"
+  ours=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && ours=1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends vsftpd >/dev/null
+  [ -n "$ours" ] && rm -f /usr/sbin/policy-rc.d
+  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now vsftpd >/dev/null 2>&1 || true; fi
+fi
+
 # staticcheck, pinned, from the Go module proxy.
 SC_VERSION=v0.8.2  # staticcheck 2026.2.2; the proxy serves the module version, not the release name
 gobin="$(go env GOPATH)/bin"

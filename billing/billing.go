@@ -49,8 +49,10 @@ type Billing struct {
 	kick   chan struct{}
 	queued atomic.Int64
 
-	failing atomic.Bool
-	done    chan struct{}
+	failing     atomic.Bool
+	pushFailing atomic.Bool
+	done        chan struct{}
+	closed      chan struct{} // a file was closed (for the pusher)
 
 	// The writer's own state (one goroutine).
 	calls      map[string]*cdr.Record // calls in progress by caller Call-ID
@@ -89,7 +91,7 @@ func Open(cfg Config, bus *events.Bus, log *slog.Logger) (*Billing, error) {
 		return nil, err
 	}
 	b := &Billing{cfg: cfg, log: log, bus: bus, sp: sp, kick: make(chan struct{}, 1),
-		done: make(chan struct{}), calls: make(map[string]*cdr.Record)}
+		done: make(chan struct{}), closed: make(chan struct{}, 1), calls: make(map[string]*cdr.Record)}
 	if err := b.recover(); err != nil {
 		sp.close()
 		return nil, fmt.Errorf("CDR spool %s: %w", cfg.Dir, err)
@@ -473,10 +475,21 @@ func (b *Billing) finishIntent(in fileIntent) error {
 		if err := tx.Bucket(bucketMeta).Delete(keyIntent); err != nil {
 			return err
 		}
+		files, err := tx.CreateBucketIfNotExists(bucketFiles)
+		if err != nil {
+			return err
+		}
+		if err := files.Put(be(in.Seq), []byte(in.Name)); err != nil {
+			return err
+		}
 		return putU64(tx, keyFileSeq, in.Seq)
 	})
 	if err == nil {
 		b.fileSeq, b.retry = in.Seq, nil
+		select {
+		case b.closed <- struct{}{}:
+		default:
+		}
 	}
 	return err
 }

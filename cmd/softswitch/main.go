@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -245,6 +246,15 @@ func run(args []string) error {
 	defer stopBilling()
 	if bill != nil {
 		safe.Go("CDR writer", func() { bill.Run(billCtx) })
+		if p := cfg.Billing.Push; len(p.Servers) > 0 {
+			pc := billing.PushConfig{Servers: p.Servers, User: p.User, Password: p.Password, Dir: p.Dir,
+				ExplicitTLS: p.TLS == "explicit", Timeout: p.Timeout.Duration,
+				RetryMin: p.RetryMin.Duration, RetryMax: p.RetryMax.Duration}
+			if p.Insecure {
+				pc.TLS = &tls.Config{InsecureSkipVerify: true} // the operator's explicit choice
+			}
+			safe.Loop("CDR push", billCtx.Done(), func() { bill.Push(billCtx, pc) })
+		}
 	}
 	ctl := &control.Server{Path: controlPath(cfg.Data.Dir), Log: log}
 	controlCommands(ctl, limiter, admit, bus)

@@ -155,6 +155,20 @@ type Billing struct {
 	RotateMB       int      `toml:"rotate_mb"`       // ...or at this size, whichever comes first
 	OnSpoolFault   string   `toml:"on_spool_fault"`  // refuse (new calls get 503, cause 42) or continue (alarm only)
 	QueueLimit     int      `toml:"queue_limit"`     // events waiting to be written above which the spool is at fault
+	Push           Push     `toml:"push"`
+}
+
+// Push is where closed CDR files are uploaded over FTP (docs/cdr.md).
+type Push struct {
+	Servers  []string `toml:"servers"` // host:port, tried in order; empty: no push
+	User     string   `toml:"user"`
+	Password string   `toml:"password"` // no default; never logged
+	Dir      string   `toml:"dir"`      // remote directory; "" = the login directory
+	TLS      string   `toml:"tls"`      // none or explicit (AUTH TLS, FTPS)
+	Insecure bool     `toml:"insecure_skip_verify"`
+	Timeout  Duration `toml:"timeout"`
+	RetryMin Duration `toml:"retry_min"`
+	RetryMax Duration `toml:"retry_max"`
 }
 
 // Overload configures the overload control (docs/performance.md).
@@ -252,7 +266,9 @@ func Default() Config {
 		Overload: Overload{QueueTarget: 0.25, AgeTarget: Duration{200 * time.Millisecond},
 			RetryAfterMin: 5, RetryAfterMax: 20},
 		Billing: Billing{Enabled: true, Format: "csv", RotateInterval: Duration{5 * time.Minute},
-			RotateRecords: 10000, RotateMB: 10, OnSpoolFault: "refuse", QueueLimit: 100000},
+			RotateRecords: 10000, RotateMB: 10, OnSpoolFault: "refuse", QueueLimit: 100000,
+			Push: Push{TLS: "none", Timeout: Duration{30 * time.Second}, RetryMin: Duration{5 * time.Second},
+				RetryMax: Duration{5 * time.Minute}}},
 		Data:    Data{Dir: "./data"},
 		Log:     Log{Level: "info"},
 		Runtime: Runtime{GCPercent: 400},
@@ -622,6 +638,22 @@ func (c *Config) validateBilling() error {
 		return invalid("billing.queue_limit", "must be at least 1000")
 	case b.Node != "" && !validNode(b.Node):
 		return invalid("billing.node", "%q: letters, digits, '-' and '.' only (it is part of record ids and file names)", b.Node)
+	}
+	p := b.Push
+	for i, s := range p.Servers {
+		if _, port, err := net.SplitHostPort(s); err != nil || port == "" {
+			return invalid(fmt.Sprintf("billing.push.servers[%d]", i), "%q is not host:port", s)
+		}
+	}
+	switch {
+	case len(p.Servers) > 0 && (p.User == "" || p.Password == ""):
+		return invalid("billing.push.user", "push servers need a user and a password (there is no default)")
+	case p.TLS != "none" && p.TLS != "explicit":
+		return invalid("billing.push.tls", "must be none or explicit")
+	case p.Timeout.Duration < time.Second:
+		return invalid("billing.push.timeout", "must be at least 1s")
+	case p.RetryMin.Duration < time.Second || p.RetryMax.Duration < p.RetryMin.Duration:
+		return invalid("billing.push.retry_min", "need 1s <= retry_min <= retry_max")
 	}
 	return nil
 }

@@ -26,6 +26,7 @@ const (
 	SourceBlock                       // a source went over its request rate and is blocked, or its block ended (Source, State: blocked/unblocked, Until)
 	Overload                          // the switch started or stopped refusing new calls for load (State: start/end/level, Level: percent refused, Cause: what measured it)
 	CDRSpool                          // the CDR spool cannot be written, or can again (State: failing/ok, Cause: the error)
+	CDRDelivery                       // closed CDR files cannot be pushed to the billing centre, or can again (State: failing/ok, Cause)
 )
 
 func (k Kind) String() string {
@@ -56,6 +57,8 @@ func (k Kind) String() string {
 		return "overload"
 	case CDRSpool:
 		return "cdr-spool"
+	case CDRDelivery:
+		return "cdr-delivery"
 	}
 	return "unknown"
 }

@@ -1,0 +1,239 @@
+package systest
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// vsftpd is Debian's vsftpd as the billing centre's FTP server, on a free
+// loopback port, anonymous uploads (and renames) into incoming/.
+type vsftpd struct {
+	t        *testing.T
+	Addr     string
+	Incoming string
+	conf     string
+	cmd      *exec.Cmd
+	done     chan struct{}
+}
+
+func startVsftpd(t *testing.T) *vsftpd {
+	t.Helper()
+	bin, err := exec.LookPath("vsftpd")
+	if err != nil {
+		bin = "/usr/sbin/vsftpd"
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("vsftpd is not installed (make deps installs it): %v", err)
+	}
+	ftpUser, err := user.Lookup("ftp")
+	if err != nil {
+		t.Fatalf("the ftp user (made by Debian's vsftpd package): %v", err)
+	}
+	uid, _ := strconv.Atoi(ftpUser.Uid)
+	gid, _ := strconv.Atoi(ftpUser.Gid)
+	dir := t.TempDir()
+	root, empty := filepath.Join(dir, "root"), filepath.Join(dir, "empty")
+	incoming := filepath.Join(root, "incoming")
+	for _, d := range []string{root, empty, incoming} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chmod(root, 0o555) // vsftpd refuses a writable anonymous root
+	os.Chmod(dir, 0o755)
+	if err := os.Chown(incoming, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	port, pasv := freePort(t), freePort(t)
+	conf := filepath.Join(dir, "vsftpd.conf")
+	cfg := fmt.Sprintf(`listen=YES
+listen_ipv6=NO
+listen_address=127.0.0.1
+listen_port=%d
+background=NO
+anonymous_enable=YES
+local_enable=NO
+write_enable=YES
+anon_upload_enable=YES
+anon_mkdir_write_enable=YES
+anon_other_write_enable=YES
+anon_world_readable_only=NO
+no_anon_password=YES
+anon_root=%s
+anon_umask=022
+pasv_enable=YES
+pasv_address=127.0.0.1
+pasv_min_port=%d
+pasv_max_port=%d
+secure_chroot_dir=%s
+seccomp_sandbox=NO
+isolate=NO
+isolate_network=NO
+xferlog_enable=YES
+vsftpd_log_file=%s
+ftp_username=ftp
+`, port, root, pasv, pasv, empty, filepath.Join(dir, "vsftpd.log"))
+	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	v := &vsftpd{t: t, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Incoming: incoming, conf: conf}
+	v.start()
+	t.Cleanup(v.stop)
+	return v
+}
+
+func (v *vsftpd) start() {
+	v.t.Helper()
+	v.cmd = exec.Command("vsftpd", v.conf)
+	// Its own process group: stop ends the sessions it forked too, as an
+	// outage of the billing centre would.
+	v.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out bytes.Buffer
+	v.cmd.Stdout, v.cmd.Stderr = &out, &out
+	if err := v.cmd.Start(); err != nil {
+		v.t.Fatalf("vsftpd: %v", err)
+	}
+	v.done = make(chan struct{})
+	go func(c *exec.Cmd, done chan struct{}) { c.Wait(); close(done) }(v.cmd, v.done)
+	for i := 0; i < 100; i++ {
+		if c, err := net.DialTimeout("tcp", v.Addr, 100*time.Millisecond); err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-v.done:
+			v.t.Fatalf("vsftpd exited: %s", out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	v.t.Fatalf("vsftpd not listening on %s", v.Addr)
+}
+
+func (v *vsftpd) stop() {
+	if v.cmd == nil {
+		return
+	}
+	syscall.Kill(-v.cmd.Process.Pid, syscall.SIGKILL)
+	// Its sessions leave the group (setsid): they run with its command line.
+	exec.Command("pkill", "-KILL", "-f", "vsftpd "+v.conf).Run()
+	<-v.done
+	v.cmd = nil
+}
+
+// closedFiles lists the closed CDR files (and sidecars) in dir.
+func closedFiles(dir string) []string {
+	ents, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range ents {
+		n := e.Name()
+		if strings.HasPrefix(n, ".") || !(strings.HasSuffix(n, ".csv") || strings.HasSuffix(n, ".csv.sha256")) {
+			continue
+		}
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// waitDelivered waits until local has at least atLeast closed files (and
+// sidecars) and every one of them is in remote with the same bytes.
+func waitDelivered(t *testing.T, local, remote string, atLeast int, within time.Duration) []string {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		want := closedFiles(local)
+		missing := ""
+		for _, n := range want {
+			a, _ := os.ReadFile(filepath.Join(local, n))
+			b, err := os.ReadFile(filepath.Join(remote, n))
+			if err != nil || !bytes.Equal(a, b) {
+				missing = n
+				break
+			}
+		}
+		if missing == "" && len(want) >= atLeast {
+			return want
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not delivered within %v (local %v, remote %v)", missing, within, want, closedFiles(remote))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestCDRFilesPushedOverFTP: closed files reach vsftpd complete, renamed,
+// with their sidecars; through an outage of the server nothing is lost,
+// nothing arrives twice, and the sequence has no gap.
+func TestCDRFilesPushedOverFTP(t *testing.T) {
+	t.Parallel()
+	ftpd := startVsftpd(t)
+	pg := freePort(t)
+	cfg := defaultConfig()
+	cfg.Extra = fmt.Sprintf("[billing]\nnode = \"push1\"\nrotate_records = 10\n"+
+		"[billing.push]\nservers = [%q]\nuser = \"anonymous\"\npassword = \"cdr@example.net\"\ndir = \"incoming\"\n"+
+		"retry_min = \"1s\"\nretry_max = \"2s\"\ntimeout = \"5s\"\n\n", ftpd.Addr) + huntTOML("", gw("gw-ok", pg, 1, 1, ""))
+	srv := startServer(t, cfg)
+	startUAS(t, "gw", "uas_answer.xml", sippOpts{Port: pg, Calls: -1, Timeout: 90 * time.Second})
+	calls := func(name string, n int) {
+		runSipp(t, sippOpts{Name: name, Scenario: "uac_trusted_call.xml", Remote: srv.Addr, LocalIP: trustedIP,
+			Service: "0301234", Keys: map[string]string{"caller": "0401111", "max_forwards": "70"},
+			Calls: n, Rate: 40, Timeout: 30 * time.Second}).requireOK(t)
+	}
+	cdrDir := filepath.Join(srv.DataDir, "cdr")
+
+	calls("before", 30)
+	first := waitDelivered(t, cdrDir, ftpd.Incoming, 6, 20*time.Second) // 3 files of 10 and their sidecars
+
+	// The billing centre is down while calls go on and files rotate.
+	ftpd.stop()
+	calls("outage", 25)
+	time.Sleep(2 * time.Second) // at least one failed attempt
+	if n := len(closedFiles(cdrDir)); n <= len(first) {
+		t.Fatalf("no file closed during the outage (%d)", n)
+	}
+	ftpd.start()
+	all := waitDelivered(t, cdrDir, ftpd.Incoming, 10, 30*time.Second) // 5 files of 10
+	srv.stop()
+
+	// Each sequence number once, no gap, no leftover temporary upload.
+	remote, _ := os.ReadDir(ftpd.Incoming)
+	seqs := map[int]bool{}
+	for _, e := range remote {
+		n := e.Name()
+		if strings.HasPrefix(n, ".") {
+			t.Errorf("a temporary upload was left: %s", n)
+			continue
+		}
+		if !strings.HasSuffix(n, ".csv") {
+			continue
+		}
+		f := strings.Split(n, "_")
+		seq, err := strconv.Atoi(f[1])
+		if err != nil || seqs[seq] {
+			t.Errorf("%s: sequence read %d twice or unreadable", n, seq)
+		}
+		seqs[seq] = true
+	}
+	for i := 1; i <= len(seqs); i++ {
+		if !seqs[i] {
+			t.Errorf("file sequence %d missing on the server (%v)", i, all)
+		}
+	}
+	recs := cdrFiles(t, ftpd.Incoming)
+	if len(recs) < 50 {
+		t.Errorf("%d records delivered, want at least 50 of the 55 calls (the rest are in the file closed at stop)", len(recs))
+	}
+	waitLog(t, srv, time.Second, "CDR files cannot be delivered")
+	waitLog(t, srv, time.Second, "CDR files delivered again")
+}
