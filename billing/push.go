@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path"
 	"path/filepath"
@@ -153,6 +154,12 @@ func (p *pusher) dial() error {
 				// Servers such as vsftpd refuse data connections that do
 				// not resume the control connection's TLS session.
 				tc.ClientSessionCache = tls.NewLRUClientSessionCache(8)
+			}
+			if tc.ServerName == "" {
+				// The session cache is keyed by ServerName, else by the
+				// remote address: a data connection's port differs, and
+				// without a name it would never find the session.
+				tc.ServerName, _, _ = net.SplitHostPort(s)
 			}
 			opts = append(opts, ftp.DialWithExplicitTLS(tc))
 		}

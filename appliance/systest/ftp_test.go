@@ -2,7 +2,13 @@ package systest
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -22,12 +28,13 @@ type vsftpd struct {
 	t        *testing.T
 	Addr     string
 	Incoming string
+	CertFile string // FTPS: the server's self-signed certificate
 	conf     string
 	cmd      *exec.Cmd
 	done     chan struct{}
 }
 
-func startVsftpd(t *testing.T) *vsftpd {
+func startVsftpd(t *testing.T, ftps bool) *vsftpd {
 	t.Helper()
 	bin, err := exec.LookPath("vsftpd")
 	if err != nil {
@@ -84,10 +91,19 @@ xferlog_enable=YES
 vsftpd_log_file=%s
 ftp_username=ftp
 `, port, root, pasv, pasv, empty, filepath.Join(dir, "vsftpd.log"))
+	var cert string
+	if ftps {
+		var key string
+		cert, key = selfSigned(t, dir)
+		// Explicit FTPS only, on control and data, with TLS session reuse
+		// on the data connections (vsftpd's default require_ssl_reuse).
+		cfg += fmt.Sprintf("ssl_enable=YES\nallow_anon_ssl=YES\nforce_anon_logins_ssl=YES\nforce_anon_data_ssl=YES\n"+
+			"require_ssl_reuse=YES\nssl_tlsv1=YES\nssl_sslv2=NO\nssl_sslv3=NO\nrsa_cert_file=%s\nrsa_private_key_file=%s\n", cert, key)
+	}
 	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	v := &vsftpd{t: t, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Incoming: incoming, conf: conf}
+	v := &vsftpd{t: t, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Incoming: incoming, conf: conf, CertFile: cert}
 	v.start()
 	t.Cleanup(v.stop)
 	return v
@@ -177,7 +193,7 @@ func waitDelivered(t *testing.T, local, remote string, atLeast int, within time.
 // nothing arrives twice, and the sequence has no gap.
 func TestCDRFilesPushedOverFTP(t *testing.T) {
 	t.Parallel()
-	ftpd := startVsftpd(t)
+	ftpd := startVsftpd(t, false)
 	pg := freePort(t)
 	cfg := defaultConfig()
 	cfg.Extra = fmt.Sprintf("[billing]\nnode = \"push1\"\nrotate_records = 10\n"+
@@ -236,4 +252,47 @@ func TestCDRFilesPushedOverFTP(t *testing.T) {
 	}
 	waitLog(t, srv, time.Second, "CDR files cannot be delivered")
 	waitLog(t, srv, time.Second, "CDR files delivered again")
+}
+
+// selfSigned writes a certificate and key for 127.0.0.1 into dir.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "billing-centre"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), 0o600)
+	return certFile, keyFile
+}
+
+// TestCDRFilesPushedOverFTPS: the same delivery over explicit FTPS
+// (AUTH TLS, PROT P, TLS session reuse on the data connections).
+func TestCDRFilesPushedOverFTPS(t *testing.T) {
+	t.Parallel()
+	ftpd := startVsftpd(t, true)
+	pg := freePort(t)
+	cfg := defaultConfig()
+	cfg.Extra = fmt.Sprintf("[billing]\nnode = \"ftps1\"\nrotate_records = 5\n"+
+		"[billing.push]\nservers = [%q]\nuser = \"anonymous\"\npassword = \"cdr@example.net\"\ndir = \"incoming\"\n"+
+		"tls = \"explicit\"\nca_file = %q\nretry_min = \"1s\"\nretry_max = \"2s\"\ntimeout = \"5s\"\n\n", ftpd.Addr, ftpd.CertFile) +
+		huntTOML("", gw("gw-ok", pg, 1, 1, ""))
+	srv := startServer(t, cfg)
+	startUAS(t, "gw", "uas_answer.xml", sippOpts{Port: pg, Calls: -1, Timeout: 60 * time.Second})
+	runSipp(t, sippOpts{Name: "calls", Scenario: "uac_trusted_call.xml", Remote: srv.Addr, LocalIP: trustedIP,
+		Service: "0301234", Keys: map[string]string{"caller": "0401111", "max_forwards": "70"},
+		Calls: 10, Rate: 20, Timeout: 30 * time.Second}).requireOK(t)
+	waitDelivered(t, filepath.Join(srv.DataDir, "cdr"), ftpd.Incoming, 4, 20*time.Second)
+	if recs := cdrFiles(t, ftpd.Incoming); len(recs) != 10 {
+		t.Errorf("%d records delivered over FTPS, want 10", len(recs))
+	}
 }

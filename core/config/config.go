@@ -165,6 +165,7 @@ type Push struct {
 	Password string   `toml:"password"` // no default; never logged
 	Dir      string   `toml:"dir"`      // remote directory; "" = the login directory
 	TLS      string   `toml:"tls"`      // none or explicit (AUTH TLS, FTPS)
+	CAFile   string   `toml:"ca_file"`  // PEM certificates that sign the server's; "" = the system's
 	Insecure bool     `toml:"insecure_skip_verify"`
 	Timeout  Duration `toml:"timeout"`
 	RetryMin Duration `toml:"retry_min"`
