@@ -27,14 +27,17 @@ import (
 
 // Config of the CDR writer.
 type Config struct {
-	Dir            string        // CDR directory: spool.db and the closed files
-	Node           string        // this node's name: in record ids and file names
-	Format         cdr.Format    // csv or jsonl
-	RotateInterval time.Duration // a file is closed this long after its first record...
-	RotateRecords  int           // ...or at this many records...
-	RotateBytes    int64         // ...or this size, whichever comes first
-	QueueLimit     int           // events waiting above which the spool counts as failing
-	RefuseOnFault  bool          // a failing spool refuses new calls (else: carry on and alarm)
+	Dir                string        // CDR directory: spool.db and the closed files
+	Node               string        // this node's name: in record ids and file names
+	Format             cdr.Format    // csv or jsonl
+	RotateInterval     time.Duration // a file is closed this long after its first record...
+	RotateRecords      int           // ...or at this many records...
+	RotateBytes        int64         // ...or this size, whichever comes first
+	QueueLimit         int           // events waiting above which the spool counts as failing
+	RefuseOnFault      bool          // a failing spool refuses new calls (else: carry on and alarm)
+	Retention          time.Duration // closed files are removed this long after they closed, once delivered; 0: kept
+	DiskAlarmPercent   int           // file system use (percent) that raises cdr-disk; 0: not watched
+	KeepUntilDelivered bool          // a push target is configured: no file is removed before it has it
 }
 
 // Billing is the CDR writer.
@@ -51,6 +54,8 @@ type Billing struct {
 
 	failing     atomic.Bool
 	pushFailing atomic.Bool
+	diskHigh    bool
+	lastSweep   time.Time
 	done        chan struct{}
 	closed      chan struct{} // a file was closed (for the pusher)
 
@@ -203,6 +208,10 @@ func (b *Billing) step(now time.Time, final bool) {
 			b.files.Add(1)
 			b.recovered()
 		}
+	}
+	if now.Sub(b.lastSweep) >= time.Minute {
+		b.lastSweep = now
+		b.sweep(now)
 	}
 	if b.pending > 0 && b.retry == nil && (b.pending >= b.cfg.RotateRecords || b.pendingB >= b.cfg.RotateBytes ||
 		now.Sub(b.opened) >= b.cfg.RotateInterval) && len(b.writes) == 0 {

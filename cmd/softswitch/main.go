@@ -517,7 +517,8 @@ func openBilling(cfg config.Config, bus *events.Bus, log *slog.Logger) (*billing
 	bill, err := billing.Open(billing.Config{Dir: dir, Node: node, Format: cdr.Format(b.Format),
 		RotateInterval: b.RotateInterval.Duration, RotateRecords: b.RotateRecords,
 		RotateBytes: int64(b.RotateMB) << 20, QueueLimit: b.QueueLimit,
-		RefuseOnFault: b.OnSpoolFault == "refuse"}, bus, log)
+		RefuseOnFault: b.OnSpoolFault == "refuse", Retention: b.Retention.Duration, DiskAlarmPercent: b.DiskAlarm,
+		KeepUntilDelivered: len(b.Push.Servers) > 0}, bus, log)
 	if err != nil {
 		return nil, err
 	}

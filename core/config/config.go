@@ -155,6 +155,8 @@ type Billing struct {
 	RotateMB       int      `toml:"rotate_mb"`       // ...or at this size, whichever comes first
 	OnSpoolFault   string   `toml:"on_spool_fault"`  // refuse (new calls get 503, cause 42) or continue (alarm only)
 	QueueLimit     int      `toml:"queue_limit"`     // events waiting to be written above which the spool is at fault
+	Retention      Duration `toml:"retention"`       // closed files kept this long, and until delivered; 0: for ever
+	DiskAlarm      int      `toml:"disk_alarm_percent"`
 	Push           Push     `toml:"push"`
 }
 
@@ -268,6 +270,7 @@ func Default() Config {
 			RetryAfterMin: 5, RetryAfterMax: 20},
 		Billing: Billing{Enabled: true, Format: "csv", RotateInterval: Duration{5 * time.Minute},
 			RotateRecords: 10000, RotateMB: 10, OnSpoolFault: "refuse", QueueLimit: 100000,
+			Retention: Duration{30 * 24 * time.Hour}, DiskAlarm: 80,
 			Push: Push{TLS: "none", Timeout: Duration{30 * time.Second}, RetryMin: Duration{5 * time.Second},
 				RetryMax: Duration{5 * time.Minute}}},
 		Data:    Data{Dir: "./data"},
@@ -637,6 +640,10 @@ func (c *Config) validateBilling() error {
 		return invalid("billing.on_spool_fault", "must be refuse or continue")
 	case b.QueueLimit < 1000:
 		return invalid("billing.queue_limit", "must be at least 1000")
+	case b.Retention.Duration < 0:
+		return invalid("billing.retention", "must be 0 (keep for ever) or more")
+	case b.DiskAlarm < 0 || b.DiskAlarm > 99:
+		return invalid("billing.disk_alarm_percent", "must be 0 (off) to 99")
 	case b.Node != "" && !validNode(b.Node):
 		return invalid("billing.node", "%q: letters, digits, '-' and '.' only (it is part of record ids and file names)", b.Node)
 	}

@@ -27,6 +27,7 @@ const (
 	Overload                          // the switch started or stopped refusing new calls for load (State: start/end/level, Level: percent refused, Cause: what measured it)
 	CDRSpool                          // the CDR spool cannot be written, or can again (State: failing/ok, Cause: the error)
 	CDRDelivery                       // closed CDR files cannot be pushed to the billing centre, or can again (State: failing/ok, Cause)
+	CDRDisk                           // the CDR directory's file system passed its use threshold, or fell back (State: high/ok, Level: percent used)
 )
 
 func (k Kind) String() string {
@@ -59,6 +60,8 @@ func (k Kind) String() string {
 		return "cdr-spool"
 	case CDRDelivery:
 		return "cdr-delivery"
+	case CDRDisk:
+		return "cdr-disk"
 	}
 	return "unknown"
 }
