@@ -21,6 +21,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/softswitch/softswitch/billing/cdr"
+	"github.com/softswitch/softswitch/billing/rating"
 	"github.com/softswitch/softswitch/core/events"
 	"github.com/softswitch/softswitch/core/safe"
 )
@@ -52,6 +53,7 @@ type Billing struct {
 	kick   chan struct{}
 	queued atomic.Int64
 
+	plan        atomic.Pointer[rating.Plan] // nil: records are not rated
 	failing     atomic.Bool
 	pushFailing atomic.Bool
 	diskHigh    bool
@@ -261,10 +263,29 @@ func (b *Billing) apply(e *events.Event) {
 		r.Status, r.Q850, r.Side, r.Cause = e.Status, e.Q850, e.Side.String(), e.Cause
 		r.EndReason = endReason(e.Cause)
 		r.Finish()
+		b.rate(r)
 		seq := b.nextClosed
 		b.nextClosed++
 		b.writes = append(b.writes, write{callID: e.CallID, del: true}, write{closed: true, seq: seq, rec: r})
 	}
+}
+
+// SetPlan swaps the tariffs (nil: no rating); records released from now
+// on are rated with it.
+func (b *Billing) SetPlan(p *rating.Plan) { b.plan.Store(p) }
+
+// rate fills the record's charge, currency and meter pulses.
+func (b *Billing) rate(r *cdr.Record) {
+	p := b.plan.Load()
+	if p == nil {
+		return
+	}
+	ch, err := p.Rate(rating.Call{Account: r.Account, Calling: r.CallingIn, Called: r.CalledOut,
+		Answer: r.Answer, Billable: time.Duration(r.BillableMS) * time.Millisecond})
+	if err != nil {
+		b.log.Debug("call not rated", "record", r.ID, "err", err)
+	}
+	r.Charge, r.Currency, r.Pulses = ch.Amount, ch.Currency, ch.Pulses
 }
 
 func (b *Billing) newRecord(e *events.Event) *cdr.Record {

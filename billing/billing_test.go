@@ -17,6 +17,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/softswitch/softswitch/billing/cdr"
+	"github.com/softswitch/softswitch/billing/rating"
 	"github.com/softswitch/softswitch/core/events"
 )
 
@@ -256,5 +257,40 @@ func TestSpoolFaultRefusesAndKeeps(t *testing.T) {
 	b.fault(os.ErrPermission)
 	if b.Refusing() {
 		t.Fatal("policy continue refuses calls")
+	}
+}
+
+// A released call is rated with the plan in force: charge, currency and
+// meter pulses in its record.
+func TestRecordsAreRated(t *testing.T) {
+	dir := t.TempDir()
+	b, err := Open(cfgFor(dir), nil, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := rating.Compile(rating.Spec{Default: "std", Precision: 2, Tariffs: []rating.TariffSpec{{Name: "std", Currency: "EUR",
+		Rates: []rating.RateSpec{{Prefix: "1", ConnectFee: "0.10", Price: "0.60", Unit: "60s", Increments: "60/60", Pulse: "30s"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.SetPlan(plan)
+	b.Handle(attempt("c1", t0)) // called as sent: 123
+	b.Handle(&events.Event{Kind: events.CallAnswer, Time: t0, Answer: t0, CallID: "c1"})
+	b.Handle(release("c1", t0.Add(61*time.Second), "BYE", 200, true))
+	b.Handle(attempt("c2", t0))
+	b.Handle(release("c2", t0.Add(time.Second), "cancelled", 487, false))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	b.Run(ctx)
+	_, rows := readCSV(t, dir)
+	if len(rows) != 2 {
+		t.Fatalf("%d rows", len(rows))
+	}
+	// 61 s billed 120 s x 0.60/min + 0.10 = 1.30; pulses every 30 s: 3.
+	if c, cur, p := col(rows[0], "charge"), col(rows[0], "currency"), col(rows[0], "meter_pulses"); c != "1.30" || cur != "EUR" || p != "3" {
+		t.Errorf("answered call: charge %s %s, %s pulses", c, cur, p)
+	}
+	if c := col(rows[1], "charge"); c != "0.00" {
+		t.Errorf("cancelled call charged %s", c)
 	}
 }

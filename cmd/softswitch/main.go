@@ -34,6 +34,7 @@ import (
 	"github.com/softswitch/softswitch/appliance/ha"
 	"github.com/softswitch/softswitch/billing"
 	"github.com/softswitch/softswitch/billing/cdr"
+	"github.com/softswitch/softswitch/billing/rating"
 	"github.com/softswitch/softswitch/core/admission"
 	"github.com/softswitch/softswitch/core/auth"
 	"github.com/softswitch/softswitch/core/authlimit"
@@ -303,8 +304,11 @@ func run(args []string) error {
 			return err
 		case s := <-sigs:
 			if s == syscall.SIGHUP {
-				if reload(*cfgPath, db, subs, authn, router, bus, log) {
+				if cfg, ok := reload(*cfgPath, db, subs, authn, router, bus, log); ok {
 					regs.Start(ctx, router.Tables().Set.Registrations())
+					if err := setRating(bill, cfg, log); err != nil {
+						log.Error("SIGHUP: tariffs refused, the old ones stay", "err", err) // not reached: Load compiled them
+					}
 				}
 				continue
 			}
@@ -381,22 +385,22 @@ func provision(cfg config.Config, db *store.DB, subs *auth.Subscribers, a *auth.
 
 // reload re-reads provisioning from the config file; false if it was
 // refused (the running provisioning is unchanged).
-func reload(path string, db *store.DB, subs *auth.Subscribers, a *auth.Authenticator, r *routing.Router, bus *events.Bus, log *slog.Logger) bool {
+func reload(path string, db *store.DB, subs *auth.Subscribers, a *auth.Authenticator, r *routing.Router, bus *events.Bus, log *slog.Logger) (config.Config, bool) {
 	if path == "" {
 		log.Warn("SIGHUP: no config file to reload")
-		return false
+		return config.Config{}, false
 	}
 	cfg, err := config.Load(path)
 	if err != nil {
 		log.Error("SIGHUP: config refused, running provisioning unchanged", "err", err)
-		return false
+		return cfg, false
 	}
 	if err := provision(cfg, db, subs, a, r, bus); err != nil {
 		log.Error("SIGHUP: reload failed", "err", err)
-		return false
+		return cfg, false
 	}
 	log.Info("SIGHUP: provisioning reloaded", "subscribers", len(cfg.Subscribers), "trusted_peers", len(cfg.Trusted))
-	return true
+	return cfg, true
 }
 
 // every runs f every d until ctx ends.
@@ -522,6 +526,9 @@ func openBilling(cfg config.Config, bus *events.Bus, log *slog.Logger) (*billing
 	if err != nil {
 		return nil, err
 	}
+	if err := setRating(bill, cfg, log); err != nil {
+		return nil, err
+	}
 	bus.Subscribe(bill.Handle)
 	log.Info("call detail records", "dir", dir, "node", node, "format", b.Format)
 	return bill, nil
@@ -551,4 +558,23 @@ func pushTLS(p config.Push) (*tls.Config, error) {
 		}
 	}
 	return tc, nil
+}
+
+// setRating compiles [rating] (Validate compiled it once already) and
+// gives it to billing: a whole new plan, or none when no tariff exists.
+func setRating(bill *billing.Billing, cfg config.Config, log *slog.Logger) error {
+	if bill == nil {
+		return nil
+	}
+	if len(cfg.Rating.Tariffs) == 0 {
+		bill.SetPlan(nil)
+		return nil
+	}
+	plan, err := rating.Compile(cfg.Rating)
+	if err != nil {
+		return err
+	}
+	bill.SetPlan(plan)
+	log.Info("tariffs loaded", "tariffs", len(cfg.Rating.Tariffs), "default", cfg.Rating.Default)
+	return nil
 }

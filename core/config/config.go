@@ -14,6 +14,7 @@ import (
 
 	toml "github.com/pelletier/go-toml/v2"
 
+	"github.com/softswitch/softswitch/billing/rating"
 	"github.com/softswitch/softswitch/core/numbering"
 	"github.com/softswitch/softswitch/core/routing"
 	"github.com/softswitch/softswitch/interwork/gateway"
@@ -44,6 +45,7 @@ type Config struct {
 	Admission   Admission     `toml:"admission"`
 	Overload    Overload      `toml:"overload"`
 	Billing     Billing       `toml:"billing"`
+	Rating      rating.Spec   `toml:"rating"` // tariffs (docs/billing.md); provisioning, reloaded on SIGHUP
 	Data        Data          `toml:"data"`
 	Log         Log           `toml:"log"`
 	Runtime     Runtime       `toml:"runtime"`
@@ -280,6 +282,7 @@ func Default() Config {
 			CheckInterval: Duration{time.Second}, CheckFailures: 2, CheckTimeout: Duration{2 * time.Second},
 			ScriptUser: "softswitch"},
 		Numbering: numbering.DefaultSettings(),
+		Rating:    rating.Spec{Precision: 4},
 	}
 }
 
@@ -441,6 +444,13 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateBilling(); err != nil {
+		return err
+	}
+	if _, err := rating.Compile(c.Rating); err != nil {
+		var re *rating.Error
+		if errors.As(err, &re) {
+			return invalid(re.Key, "%s", re.Reason)
+		}
 		return err
 	}
 	if c.Auth.NonceLifetime.Duration < 10*time.Second {
