@@ -38,6 +38,7 @@ type Config struct {
 	RefuseOnFault      bool          // a failing spool refuses new calls (else: carry on and alarm)
 	Retention          time.Duration // closed files are removed this long after they closed, once delivered; 0: kept
 	DiskAlarmPercent   int           // file system use (percent) that raises cdr-disk; 0: not watched
+	Hot                bool          // hot billing: each record as soon as it is durable, in hot/ and on the bus
 	KeepUntilDelivered bool          // a push target is configured: no file is removed before it has it
 }
 
@@ -54,6 +55,7 @@ type Billing struct {
 	queued atomic.Int64
 
 	plan        atomic.Pointer[rating.Plan] // nil: records are not rated
+	hot         *hot
 	failing     atomic.Bool
 	pushFailing atomic.Bool
 	diskHigh    bool
@@ -99,6 +101,9 @@ func Open(cfg Config, bus *events.Bus, log *slog.Logger) (*Billing, error) {
 	}
 	b := &Billing{cfg: cfg, log: log, bus: bus, sp: sp, kick: make(chan struct{}, 1),
 		done: make(chan struct{}), closed: make(chan struct{}, 1), calls: make(map[string]*cdr.Record)}
+	if cfg.Hot {
+		b.hot = &hot{dir: filepath.Join(cfg.Dir, "hot"), bus: bus, node: cfg.Node}
+	}
 	if err := b.recover(); err != nil {
 		sp.close()
 		return nil, fmt.Errorf("CDR spool %s: %w", cfg.Dir, err)
@@ -163,6 +168,9 @@ func (b *Billing) Run(ctx context.Context) {
 		if stopping {
 			if b.pending > 0 && len(b.writes) == 0 {
 				b.closeFile()
+			}
+			if b.hot != nil {
+				b.hot.close()
 			}
 			if err := b.sp.close(); err != nil {
 				b.log.Error("CDR spool close", "err", err)
@@ -398,6 +406,11 @@ func (b *Billing) commit(now time.Time) {
 			b.pending++
 			b.pendingB += int64(recordSize(w.rec))
 			b.records.Add(1)
+			if b.hot != nil {
+				if err := b.hot.emit(w.rec); err != nil {
+					b.log.Warn("hot billing stream", "err", err)
+				}
+			}
 		}
 	}
 	b.writes = b.writes[:0]

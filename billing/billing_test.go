@@ -294,3 +294,39 @@ func TestRecordsAreRated(t *testing.T) {
 		t.Errorf("cancelled call charged %s", c)
 	}
 }
+
+// Hot billing: a record is in the hot stream and on the bus as soon as it
+// is durable, before any file closes.
+func TestHotBilling(t *testing.T) {
+	dir := t.TempDir()
+	cfg := cfgFor(dir)
+	cfg.Hot, cfg.RotateRecords = true, 1000
+	bus := events.New()
+	var got []*cdr.Record
+	bus.Subscribe(func(e *events.Event) {
+		if e.Kind == events.CallRecord {
+			got = append(got, e.Detail.(*cdr.Record))
+		}
+	})
+	b, err := Open(cfg, bus, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Handle(attempt("c1", t0))
+	b.Handle(release("c1", t0.Add(time.Second), "BYE", 200, false))
+	b.step(t0.Add(2*time.Second), false)
+	if len(got) != 1 || got[0].CallID != "c1" {
+		t.Fatalf("bus records %v", got)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "hot", "hot-*.jsonl"))
+	if len(files) != 1 {
+		t.Fatalf("hot files %v", files)
+	}
+	data, _ := os.ReadFile(files[0])
+	if !strings.Contains(string(data), `"record_id":"ss1-0"`) || strings.Count(string(data), "\n") != 1 {
+		t.Fatalf("hot stream %q", data)
+	}
+	if names, _ := readCSV(t, dir); len(names) != 0 {
+		t.Fatalf("a file closed already: %v", names)
+	}
+}

@@ -522,7 +522,7 @@ func openBilling(cfg config.Config, bus *events.Bus, log *slog.Logger) (*billing
 		RotateInterval: b.RotateInterval.Duration, RotateRecords: b.RotateRecords,
 		RotateBytes: int64(b.RotateMB) << 20, QueueLimit: b.QueueLimit,
 		RefuseOnFault: b.OnSpoolFault == "refuse", Retention: b.Retention.Duration, DiskAlarmPercent: b.DiskAlarm,
-		KeepUntilDelivered: len(b.Push.Servers) > 0}, bus, log)
+		KeepUntilDelivered: len(b.Push.Servers) > 0, Hot: b.Hot}, bus, log)
 	if err != nil {
 		return nil, err
 	}

@@ -158,6 +158,7 @@ type Billing struct {
 	OnSpoolFault   string   `toml:"on_spool_fault"`  // refuse (new calls get 503, cause 42) or continue (alarm only)
 	QueueLimit     int      `toml:"queue_limit"`     // events waiting to be written above which the spool is at fault
 	Retention      Duration `toml:"retention"`       // closed files kept this long, and until delivered; 0: for ever
+	Hot            bool     `toml:"hot_billing"`     // each record in hot/ and on the bus as soon as it is durable
 	DiskAlarm      int      `toml:"disk_alarm_percent"`
 	Push           Push     `toml:"push"`
 }

@@ -28,6 +28,7 @@ const (
 	CDRSpool                          // the CDR spool cannot be written, or can again (State: failing/ok, Cause: the error)
 	CDRDelivery                       // closed CDR files cannot be pushed to the billing centre, or can again (State: failing/ok, Cause)
 	CDRDisk                           // the CDR directory's file system passed its use threshold, or fell back (State: high/ok, Level: percent used)
+	CallRecord                        // a call's detail record is durable (hot billing): CallID, Detail holds the record
 )
 
 func (k Kind) String() string {
@@ -62,6 +63,8 @@ func (k Kind) String() string {
 		return "cdr-delivery"
 	case CDRDisk:
 		return "cdr-disk"
+	case CallRecord:
+		return "call-record"
 	}
 	return "unknown"
 }
@@ -114,6 +117,7 @@ type Event struct {
 	Source                  string    // invalid messages, bans: the peer's address (a ban: address or prefix)
 	Until                   time.Time // bans: when it ends
 	Level                   int       // bans: how many bans in a row (the duration escalates with it)
+	Detail                  any       // a kind's own payload (CallRecord: billing's record), for subscribers that know it
 
 	// Calls, for records (billing): who the caller is, where the call
 	// went, and what it carried.
