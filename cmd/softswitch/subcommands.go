@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/softswitch/softswitch/appliance/firstboot"
 	"github.com/softswitch/softswitch/appliance/ha"
 	"github.com/softswitch/softswitch/core/config"
@@ -47,11 +49,25 @@ func runningDataDir(cfgPath, dataDir string) (string, error) {
 //	softswitch unban [--config FILE] [--data-dir DIR] ADDRESS|PREFIX|USER   lift them
 //	softswitch blocked [--config FILE] [--data-dir DIR]   sources blocked for their request rate
 //	softswitch unblock [--config FILE] [--data-dir DIR] ADDRESS   lift a block
+//	softswitch hash-password < PASSWORD                   the bcrypt hash for [billing.pull] password_hash
 func subcommand(args []string) (ok bool, err error) {
 	if len(args) == 0 {
 		return false, nil
 	}
 	switch args[0] {
+	case "hash-password":
+		// The password comes on standard input (never a command-line
+		// argument, which other users of the host could read).
+		var line string
+		if _, err := fmt.Fscanln(os.Stdin, &line); err != nil || line == "" {
+			return true, fmt.Errorf("hash-password: give the password on standard input")
+		}
+		h, err := bcrypt.GenerateFromPassword([]byte(line), 12)
+		if err != nil {
+			return true, err
+		}
+		fmt.Println(string(h))
+		return true, nil
 	case "bans", "unban", "blocked", "unblock":
 		fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 		cfgPath := fs.String("config", "", "the softswitch configuration (default: /etc/softswitch/softswitch.toml if present)")

@@ -14,6 +14,8 @@ import (
 
 	toml "github.com/pelletier/go-toml/v2"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/softswitch/softswitch/billing/rating"
 	"github.com/softswitch/softswitch/core/numbering"
 	"github.com/softswitch/softswitch/core/routing"
@@ -161,6 +163,15 @@ type Billing struct {
 	Hot            bool     `toml:"hot_billing"`     // each record in hot/ and on the bus as soon as it is durable
 	DiskAlarm      int      `toml:"disk_alarm_percent"`
 	Push           Push     `toml:"push"`
+	Pull           Pull     `toml:"pull"`
+}
+
+// Pull is the read-only SFTP server the billing centre fetches files from.
+type Pull struct {
+	SFTPListen   string `toml:"sftp_listen"`   // host:port; "" = off
+	User         string `toml:"user"`          // the billing centre's account (not the admin's)
+	PasswordHash string `toml:"password_hash"` // bcrypt (softswitch hash-password)
+	HostKeyFile  string `toml:"host_key_file"` // "" = <data.dir>/sftp_host_key (made at first start)
 }
 
 // Push is where closed CDR files are uploaded over FTP (docs/cdr.md).
@@ -673,6 +684,17 @@ func (c *Config) validateBilling() error {
 		return invalid("billing.push.timeout", "must be at least 1s")
 	case p.RetryMin.Duration < time.Second || p.RetryMax.Duration < p.RetryMin.Duration:
 		return invalid("billing.push.retry_min", "need 1s <= retry_min <= retry_max")
+	}
+	if l := b.Pull; l.SFTPListen != "" {
+		if _, _, err := net.SplitHostPort(l.SFTPListen); err != nil {
+			return invalid("billing.pull.sftp_listen", "%q is not host:port", l.SFTPListen)
+		}
+		if l.User == "" {
+			return invalid("billing.pull.user", "the pull server needs a user (there is no default)")
+		}
+		if _, err := bcrypt.Cost([]byte(l.PasswordHash)); err != nil {
+			return invalid("billing.pull.password_hash", "not a bcrypt hash (make one with: softswitch hash-password)")
+		}
 	}
 	return nil
 }
