@@ -175,7 +175,7 @@ func TestApplyPairNode(t *testing.T) {
 		t.Errorf("management network file:\n%s", m)
 	}
 	fw := read(t, root, "/etc/nftables.conf")
-	for _, want := range []string{`iifname "eth0" udp dport 5060`, `iifname "eth0" ip saddr { 10.200.0.12 } meta l4proto 112`, `iifname "eth1" udp dport 161`, `iifname "eth1" tcp dport { 22, 23 }`} {
+	for _, want := range []string{`iifname "eth0" udp dport 5060`, `iifname "eth0" ip saddr { 10.200.0.12 } meta l4proto 112`, `iifname "eth1" udp dport 161`, `iifname "eth1" tcp dport { 22, 23 }`, `iifname "eth1" tcp dport 2222`} {
 		if !strings.Contains(fw, want) {
 			t.Errorf("firewall lacks %q:\n%s", want, fw)
 		}

@@ -6,10 +6,15 @@ import (
 	"strings"
 )
 
+// CDRPullPort is where the appliance's billing centre fetches CDR files
+// over SFTP ([billing.pull] sftp_listen; docs/install.md): open on the
+// management side only.
+const CDRPullPort = 2222
+
 // Firewall renders /etc/nftables.conf. With one interface everything the
 // node serves comes in on it; with a management interface of its own,
-// SIP and VRRP are accepted only on the service side and SSH, Telnet and
-// SNMP only on the management side. New SSH/Telnet connections are
+// SIP and VRRP are accepted only on the service side and SSH, Telnet,
+// SNMP and the CDR pull only on the management side. New SSH/Telnet connections are
 // rate-limited per source address against password guessing.
 func Firewall(s Settings) string {
 	var b strings.Builder
@@ -47,6 +52,8 @@ table inet softswitch {
 	fmt.Fprintf(&b, "        %sudp dport 161 accept comment \"SNMP\"\n", mgmt)
 	fmt.Fprintf(&b, "        %stcp dport { 22, 23 } ct state new update @mgmt4 { ip saddr limit rate 10/minute burst 10 packets } accept comment \"SSH, Telnet CLI: 10 new connections a minute per source\"\n", mgmt)
 	fmt.Fprintf(&b, "        %stcp dport { 22, 23 } ct state new update @mgmt6 { ip6 saddr limit rate 10/minute burst 10 packets } accept\n", mgmt)
+	fmt.Fprintf(&b, "        %stcp dport %d ct state new update @mgmt4 { ip saddr limit rate 10/minute burst 10 packets } accept comment \"CDR pull (SFTP) for the billing centre\"\n", mgmt, CDRPullPort)
+	fmt.Fprintf(&b, "        %stcp dport %d ct state new update @mgmt6 { ip6 saddr limit rate 10/minute burst 10 packets } accept\n", mgmt, CDRPullPort)
 	b.WriteString(`    }
     chain forward {
         type filter hook forward priority filter; policy drop;
