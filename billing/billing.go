@@ -49,10 +49,14 @@ type Billing struct {
 	bus *events.Bus
 	sp  *spool
 
-	mu     sync.Mutex
-	queue  []*events.Event
-	kick   chan struct{}
-	queued atomic.Int64
+	mu       sync.Mutex
+	queue    []*events.Event
+	enqueued uint64        // events queued since start (guarded by mu)
+	durable  uint64        // of those, how many are committed (guarded by mu)
+	commitCh chan struct{} // closed at each commit that advances durable (guarded by mu)
+	waiters  atomic.Int32  // callers waiting in WaitDurable: the writer commits at once
+	kick     chan struct{}
+	queued   atomic.Int64
 
 	plan        atomic.Pointer[rating.Plan] // nil: records are not rated
 	hot         *hot
@@ -120,6 +124,7 @@ func (b *Billing) Handle(e *events.Event) {
 	}
 	b.mu.Lock()
 	b.queue = append(b.queue, e)
+	b.enqueued++
 	b.mu.Unlock()
 	b.queued.Add(1)
 	select {
@@ -153,7 +158,7 @@ func (b *Billing) Run(ctx context.Context) {
 		case <-b.kick:
 			// One commit (two fdatasyncs) per commitEvery at most: under
 			// load the batch grows instead of the number of syncs.
-			if wait := commitEvery - time.Since(b.lastCommit); wait > 0 {
+			if wait := commitEvery - time.Since(b.lastCommit); wait > 0 && b.waiters.Load() == 0 {
 				select {
 				case <-time.After(wait):
 				case <-ctx.Done():
@@ -180,6 +185,44 @@ func (b *Billing) Run(ctx context.Context) {
 	}
 }
 
+// WaitDurable returns once every call event published before it was
+// called is durable in the spool, or false after timeout. Call control
+// waits here after a call's seizure and before it goes on, so that no
+// crash can lose a call that anyone saw (group commit: while callers wait
+// the writer does not pace its commits).
+func (b *Billing) WaitDurable(timeout time.Duration) bool {
+	b.mu.Lock()
+	want := b.enqueued
+	b.mu.Unlock()
+	b.waiters.Add(1)
+	defer b.waiters.Add(-1)
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		b.mu.Lock()
+		if b.durable >= want {
+			b.mu.Unlock()
+			return true
+		}
+		if b.commitCh == nil {
+			b.commitCh = make(chan struct{})
+		}
+		ch := b.commitCh
+		b.mu.Unlock()
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return false
+		case <-b.done:
+			return false
+		}
+	}
+}
+
 // commitEvery paces the writer's commits: a released call is durable
 // within about this long (plus the sync itself).
 const commitEvery = 10 * time.Millisecond
@@ -201,6 +244,7 @@ func (b *Billing) step(now time.Time, final bool) {
 	b.mu.Lock()
 	batch := b.queue
 	b.queue = nil
+	upTo := b.enqueued
 	b.mu.Unlock()
 	for _, e := range batch {
 		b.apply(e)
@@ -210,6 +254,18 @@ func (b *Billing) step(now time.Time, final bool) {
 	// time, so a heartbeat every second while there are any.
 	if len(b.writes) > 0 || len(b.calls) > 0 || final {
 		b.commit(now)
+	}
+	if len(b.writes) == 0 {
+		// Everything queued up to upTo is durable (or needed no write).
+		b.mu.Lock()
+		if upTo > b.durable {
+			b.durable = upTo
+			if b.commitCh != nil {
+				close(b.commitCh)
+				b.commitCh = nil
+			}
+		}
+		b.mu.Unlock()
 	}
 	if b.retry != nil && len(b.writes) == 0 {
 		if err := b.finishIntent(*b.retry); err != nil {

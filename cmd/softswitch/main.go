@@ -236,8 +236,13 @@ func run(args []string) error {
 		SessionExpires: cfg.Call.SessionExpires, MinSE: cfg.Call.MinSE, MaxForwards: cfg.Call.MaxForwards,
 	}, srv.Client, srv.UDPEndpoint(), authn, router, bus, log)
 	calls = srv.Calls
-	if bill != nil && cfg.Billing.OnSpoolFault == "refuse" {
-		calls.Hold = bill.Refusing
+	if bill != nil {
+		if cfg.Billing.OnSpoolFault == "refuse" {
+			calls.Hold = bill.Refusing
+		}
+		// A call goes on only once its seizure is durable: no crash loses
+		// a call anyone saw (docs/cdr.md).
+		calls.Durable = func() bool { return bill.WaitDurable(2 * time.Second) }
 	}
 	srv.Reg = &registrar.Registrar{Loc: loc, Auth: authn, MinExpires: cfg.Registrar.MinExpires,
 		MaxExpires: cfg.Registrar.MaxExpires, DefaultExpires: cfg.Registrar.DefaultExpires, Log: log}
