@@ -7,15 +7,22 @@ import (
 	"time"
 )
 
-// TestCDRFieldsPerReleaseKind: one call per kind of release, its record
-// compared field by field with what the caller's sipp saw.
+// TestCDRFieldsPerReleaseKind: one call per kind of release (caller and
+// callee hang up, busy, cancelled, unknown number, no answer, switch
+// shutdown), its record compared field by field with what the caller's
+// sipp saw.
 func TestCDRFieldsPerReleaseKind(t *testing.T) {
 	t.Parallel()
 	pAns, pBye, pBusy, pRing := freePort(t), freePort(t), freePort(t), freePort(t)
+	pNoAns, pHold := freePort(t), freePort(t)
 	cfg := defaultConfig()
+	cfg.NoAnswerTimeout = "3s"
 	cfg.Extra = "[billing]\nnode = \"fld1\"\n\n" +
 		gatewayTOML("gw-answer", pAns, "") + gatewayTOML("gw-bye", pBye, "") +
 		gatewayTOML("gw-busy", pBusy, "") + gatewayTOML("gw-ring", pRing, "") +
+		gatewayTOML("gw-noans", pNoAns, "") + gatewayTOML("gw-hold", pHold, "") +
+		"[[analysis]]\nprefix = \"035\"\naction = \"route\"\nroute = \"gw-noans\"\n\n" +
+		"[[analysis]]\nprefix = \"036\"\naction = \"route\"\nroute = \"gw-hold\"\n\n" +
 		"[[analysis]]\nprefix = \"031\"\naction = \"route\"\nroute = \"gw-answer\"\n\n" +
 		"[[analysis]]\nprefix = \"034\"\naction = \"route\"\nroute = \"gw-bye\"\n\n" +
 		"[[analysis]]\nprefix = \"032\"\naction = \"route\"\nroute = \"gw-busy\"\n\n" +
@@ -26,6 +33,8 @@ func TestCDRFieldsPerReleaseKind(t *testing.T) {
 	startUAS(t, "gw-bye", "uas_answer_bye.xml", sippOpts{Port: pBye})
 	startUAS(t, "gw-busy", "uas_busy.xml", sippOpts{Port: pBusy})
 	startUAS(t, "gw-ring", "uas_ring.xml", sippOpts{Port: pRing})
+	startUAS(t, "gw-noans", "uas_ring.xml", sippOpts{Port: pNoAns})
+	startUAS(t, "gw-hold", "uas_answer.xml", sippOpts{Port: pHold})
 
 	type want struct {
 		name, scenario, number                 string
@@ -38,12 +47,18 @@ func TestCDRFieldsPerReleaseKind(t *testing.T) {
 		{"busy", "uac_rejected.xml", "0321234", "rejected", "callee", "486", "17", "gw-busy", "", false, false},
 		{"cancelled", "uac_cancel.xml", "0331234", "cancelled", "caller", "487", "", "gw-ring", "", false, true},
 		{"unknown number", "uac_rejected.xml", "03991234", "rejected", "switch", "404", "1", "", "", false, false},
+		{"no answer", "uac_rejected.xml", "0351234", "no answer", "switch", "480", "19", "gw-noans", "", false, true},
 	}
 	results := map[string]*sippResult{}
 	for _, c := range cases {
 		results[c.name] = runSipp(t, callOpts(srv, c.name, c.scenario, c.number))
 	}
+	// A call up when the switch is stopped: BYE to both sides, cause 41.
+	held := startSipp(t, callOpts(srv, "shutdown", "uac_call_recv_bye.xml", "0361234"))
+	time.Sleep(2 * time.Second)
 	srv.stop()
+	results["shutdown"] = held.wait()
+	cases = append(cases, want{"shutdown", "", "0361234", "switch shutdown", "switch", "503", "41", "gw-hold", "", true, false})
 	recs := cdrFiles(t, filepath.Join(srv.DataDir, "cdr"))
 	if len(recs) != len(cases) {
 		t.Errorf("%d records, want %d", len(recs), len(cases))
@@ -95,7 +110,7 @@ func TestCDRFieldsPerReleaseKind(t *testing.T) {
 		}
 		// What the caller saw: the final status of its (last) INVITE.
 		if fin := res.finalStatuses("INVITE"); len(fin) > 0 {
-			if got := strconv.Itoa(fin[len(fin)-1]); c.status != "200" && got != c.status {
+			if got := strconv.Itoa(fin[len(fin)-1]); !c.answered && got != c.status {
 				t.Errorf("%s: the caller got %s, the record says %s", c.name, got, c.status)
 			}
 		}
