@@ -87,17 +87,9 @@ func callIDs(r *sippResult) []string {
 // closed file, once, in an unbroken file sequence.
 func TestCDRsSurviveKill(t *testing.T) {
 	t.Parallel()
-	pg := freePort(t)
-	cfg := defaultConfig()
-	cfg.Extra = "[billing]\nnode = \"sys1\"\nrotate_records = 25\n\n" +
-		"[[analysis]]\nprefix = \"0399\"\naction = \"refuse\"\nstatus = 404\n\n" + huntTOML("", gw("gw-ok", pg, 1, 1, ""))
-	srv := startServer(t, cfg)
-	g := startUAS(t, "gw", "uas_answer.xml", sippOpts{Port: pg, Calls: -1, Timeout: 90 * time.Second})
-
-	done := runSipp(t, sippOpts{Name: "calls", Scenario: "uac_trusted_call.xml", Remote: srv.Addr, LocalIP: trustedIP,
-		Service: "0301234", Keys: map[string]string{"caller": "0401111", "max_forwards": "70"},
-		Calls: 60, Rate: 30, Timeout: 30 * time.Second})
-	done.requireOK(t)
+	srv := billingBed(t, "[billing]\nnode = \"sys1\"\nrotate_records = 25\n\n"+
+		"[[analysis]]\nprefix = \"0399\"\naction = \"refuse\"\nstatus = 404\n")
+	done := trunkCalls(t, srv, "calls", 60, 30)
 	// Refused by number analysis after it passed authentication: a record too.
 	refused := runSipp(t, sippOpts{Name: "refused", Scenario: "uac_rejected.xml", Remote: srv.Addr, LocalIP: trustedIP,
 		Service: "03991234", Keys: map[string]string{"caller": "0401111", "max_forwards": "70"}, Timeout: 10 * time.Second})
@@ -109,7 +101,6 @@ func TestCDRsSurviveKill(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	srv.kill()
 	held.kill()
-	g.kill()
 	srv.start()
 	srv.stop() // closes the current file
 

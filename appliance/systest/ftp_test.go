@@ -188,24 +188,44 @@ func waitDelivered(t *testing.T, local, remote string, atLeast int, within time.
 	}
 }
 
+// pushTOML is [billing] (node, rotation after rotate records) with a
+// [billing.push] to ftpd's incoming/; extra adds push keys.
+func pushTOML(node string, rotate int, ftpd *vsftpd, extra string) string {
+	return fmt.Sprintf("[billing]\nnode = %q\nrotate_records = %d\n"+
+		"[billing.push]\nservers = [%q]\nuser = \"anonymous\"\npassword = \"cdr@example.net\"\ndir = \"incoming\"\n"+
+		"retry_min = \"1s\"\nretry_max = \"2s\"\ntimeout = \"5s\"\n%s\n", node, rotate, ftpd.Addr, extra)
+}
+
+// billingBed starts a switch with billingTOML and one gateway that
+// answers every call (the analysis routes every number to it).
+func billingBed(t *testing.T, billingTOML string) *server {
+	t.Helper()
+	pg := freePort(t)
+	cfg := defaultConfig()
+	cfg.Extra = billingTOML + "\n" + huntTOML("", gw("gw-ok", pg, 1, 1, ""))
+	srv := startServer(t, cfg)
+	startUAS(t, "gw", "uas_answer.xml", sippOpts{Port: pg, Calls: -1, Timeout: 120 * time.Second})
+	return srv
+}
+
+// trunkCalls runs n answered calls from the trusted peer through srv.
+func trunkCalls(t *testing.T, srv *server, name string, n, rate int) *sippResult {
+	t.Helper()
+	r := runSipp(t, sippOpts{Name: name, Scenario: "uac_trusted_call.xml", Remote: srv.Addr, LocalIP: trustedIP,
+		Service: "0301234", Keys: map[string]string{"caller": "0401111", "max_forwards": "70"},
+		Calls: n, Rate: rate, Timeout: 30 * time.Second})
+	r.requireOK(t)
+	return r
+}
+
 // TestCDRFilesPushedOverFTP: closed files reach vsftpd complete, renamed,
 // with their sidecars; through an outage of the server nothing is lost,
 // nothing arrives twice, and the sequence has no gap.
 func TestCDRFilesPushedOverFTP(t *testing.T) {
 	t.Parallel()
 	ftpd := startVsftpd(t, false)
-	pg := freePort(t)
-	cfg := defaultConfig()
-	cfg.Extra = fmt.Sprintf("[billing]\nnode = \"push1\"\nrotate_records = 10\n"+
-		"[billing.push]\nservers = [%q]\nuser = \"anonymous\"\npassword = \"cdr@example.net\"\ndir = \"incoming\"\n"+
-		"retry_min = \"1s\"\nretry_max = \"2s\"\ntimeout = \"5s\"\n\n", ftpd.Addr) + huntTOML("", gw("gw-ok", pg, 1, 1, ""))
-	srv := startServer(t, cfg)
-	startUAS(t, "gw", "uas_answer.xml", sippOpts{Port: pg, Calls: -1, Timeout: 90 * time.Second})
-	calls := func(name string, n int) {
-		runSipp(t, sippOpts{Name: name, Scenario: "uac_trusted_call.xml", Remote: srv.Addr, LocalIP: trustedIP,
-			Service: "0301234", Keys: map[string]string{"caller": "0401111", "max_forwards": "70"},
-			Calls: n, Rate: 40, Timeout: 30 * time.Second}).requireOK(t)
-	}
+	srv := billingBed(t, pushTOML("push1", 10, ftpd, ""))
+	calls := func(name string, n int) { trunkCalls(t, srv, name, n, 40) }
 	cdrDir := filepath.Join(srv.DataDir, "cdr")
 
 	calls("before", 30)
@@ -280,17 +300,8 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 func TestCDRFilesPushedOverFTPS(t *testing.T) {
 	t.Parallel()
 	ftpd := startVsftpd(t, true)
-	pg := freePort(t)
-	cfg := defaultConfig()
-	cfg.Extra = fmt.Sprintf("[billing]\nnode = \"ftps1\"\nrotate_records = 5\n"+
-		"[billing.push]\nservers = [%q]\nuser = \"anonymous\"\npassword = \"cdr@example.net\"\ndir = \"incoming\"\n"+
-		"tls = \"explicit\"\nca_file = %q\nretry_min = \"1s\"\nretry_max = \"2s\"\ntimeout = \"5s\"\n\n", ftpd.Addr, ftpd.CertFile) +
-		huntTOML("", gw("gw-ok", pg, 1, 1, ""))
-	srv := startServer(t, cfg)
-	startUAS(t, "gw", "uas_answer.xml", sippOpts{Port: pg, Calls: -1, Timeout: 60 * time.Second})
-	runSipp(t, sippOpts{Name: "calls", Scenario: "uac_trusted_call.xml", Remote: srv.Addr, LocalIP: trustedIP,
-		Service: "0301234", Keys: map[string]string{"caller": "0401111", "max_forwards": "70"},
-		Calls: 10, Rate: 20, Timeout: 30 * time.Second}).requireOK(t)
+	srv := billingBed(t, pushTOML("ftps1", 5, ftpd, fmt.Sprintf("tls = \"explicit\"\nca_file = %q\n", ftpd.CertFile)))
+	trunkCalls(t, srv, "calls", 10, 20)
 	waitDelivered(t, filepath.Join(srv.DataDir, "cdr"), ftpd.Incoming, 4, 20*time.Second)
 	if recs := cdrFiles(t, ftpd.Incoming); len(recs) != 10 {
 		t.Errorf("%d records delivered over FTPS, want 10", len(recs))
@@ -306,13 +317,7 @@ func TestCDRFilesPushedOverFTPS(t *testing.T) {
 func TestCDRsNoLossThroughKills(t *testing.T) {
 	t.Parallel()
 	ftpd := startVsftpd(t, false)
-	pg := freePort(t)
-	cfg := defaultConfig()
-	cfg.Extra = fmt.Sprintf("[billing]\nnode = \"kill1\"\nrotate_records = 15\n"+
-		"[billing.push]\nservers = [%q]\nuser = \"anonymous\"\npassword = \"cdr@example.net\"\ndir = \"incoming\"\n"+
-		"retry_min = \"1s\"\nretry_max = \"2s\"\ntimeout = \"5s\"\n\n", ftpd.Addr) + huntTOML("", gw("gw-ok", pg, 1, 1, ""))
-	srv := startServer(t, cfg)
-	startUAS(t, "gw", "uas_answer.xml", sippOpts{Port: pg, Calls: -1, Timeout: 120 * time.Second})
+	srv := billingBed(t, pushTOML("kill1", 15, ftpd, ""))
 
 	var runs []*sippResult
 	for i, hold := range []time.Duration{300 * time.Millisecond, 2 * time.Second, 900 * time.Millisecond} {
@@ -325,10 +330,7 @@ func TestCDRsNoLossThroughKills(t *testing.T) {
 		runs = append(runs, p.res)
 		srv.start()
 	}
-	last := runSipp(t, sippOpts{Name: "after", Scenario: "uac_trusted_call.xml", Remote: srv.Addr, LocalIP: trustedIP,
-		Service: "0301234", Keys: map[string]string{"caller": "0401111", "max_forwards": "70"},
-		Calls: 20, Rate: 40, Timeout: 30 * time.Second})
-	last.requireOK(t)
+	last := trunkCalls(t, srv, "after", 20, 40)
 	runs = append(runs, last)
 	srv.stop()  // closes the last file
 	srv.start() // and delivers it

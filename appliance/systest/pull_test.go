@@ -30,16 +30,10 @@ func TestCDRPullOverSFTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pg, sp := freePort(t), freePort(t)
-	cfg := defaultConfig()
-	cfg.Extra = fmt.Sprintf("[billing]\nnode = \"pull1\"\nrotate_records = 5\n"+
-		"[billing.pull]\nsftp_listen = \"127.0.0.1:%d\"\nuser = \"billing\"\npassword_hash = %q\n\n", sp, hash) +
-		huntTOML("", gw("gw-ok", pg, 1, 1, ""))
-	srv := startServer(t, cfg)
-	startUAS(t, "gw", "uas_answer.xml", sippOpts{Port: pg, Calls: -1, Timeout: 60 * time.Second})
-	runSipp(t, sippOpts{Name: "calls", Scenario: "uac_trusted_call.xml", Remote: srv.Addr, LocalIP: trustedIP,
-		Service: "0301234", Keys: map[string]string{"caller": "0401111", "max_forwards": "70"},
-		Calls: 5, Rate: 20, Timeout: 30 * time.Second}).requireOK(t)
+	sp := freePort(t)
+	srv := billingBed(t, fmt.Sprintf("[billing]\nnode = \"pull1\"\nrotate_records = 5\n"+
+		"[billing.pull]\nsftp_listen = \"127.0.0.1:%d\"\nuser = \"billing\"\npassword_hash = %q\n", sp, hash))
+	trunkCalls(t, srv, "calls", 5, 20)
 	cdrDir := filepath.Join(srv.DataDir, "cdr")
 	var name string
 	for i := 0; i < 50 && name == ""; i++ {
