@@ -24,6 +24,7 @@ import (
 	"github.com/softswitch/softswitch/billing/rating"
 	"github.com/softswitch/softswitch/core/events"
 	"github.com/softswitch/softswitch/core/safe"
+	"github.com/softswitch/softswitch/core/sdpinfo"
 )
 
 // Config of the CDR writer.
@@ -106,7 +107,7 @@ func Open(cfg Config, bus *events.Bus, log *slog.Logger) (*Billing, error) {
 	b := &Billing{cfg: cfg, log: log, bus: bus, sp: sp, kick: make(chan struct{}, 1),
 		done: make(chan struct{}), closed: make(chan struct{}, 1), calls: make(map[string]*cdr.Record)}
 	if cfg.Hot {
-		b.hot = &hot{dir: filepath.Join(cfg.Dir, "hot"), bus: bus, node: cfg.Node}
+		b.hot = &hot{dir: filepath.Join(cfg.Dir, "hot"), bus: bus}
 	}
 	if err := b.recover(); err != nil {
 		sp.close()
@@ -142,8 +143,7 @@ func (b *Billing) Refusing() bool {
 	return b.failing.Load() || (b.cfg.QueueLimit > 0 && b.queued.Load() > int64(b.cfg.QueueLimit))
 }
 
-// Stats: files closed and records made durable since start, calls in
-// progress known to billing.
+// Stats: files closed and records made durable since start.
 func (b *Billing) Stats() (files, records int64) { return b.files.Load(), b.records.Load() }
 
 // Run writes until ctx ends; then it writes what is queued, closes the
@@ -321,8 +321,11 @@ func (b *Billing) apply(e *events.Event) {
 		if e.Answered {
 			r.MediaAnswered = e.Media
 		}
-		if len(e.MediaOffered) > 0 {
-			r.MediaOffered = e.MediaOffered
+		if len(e.Offer) > 0 {
+			// Parsed here, on the writer, not on the call's message path.
+			if ms, err := sdpinfo.Parse(e.Offer); err == nil {
+				r.MediaOffered = sdpinfo.Strings(ms)
+			}
 		}
 		r.Status, r.Q850, r.Side, r.Cause = e.Status, e.Q850, e.Side.String(), e.Cause
 		r.EndReason = endReason(e.Cause)
@@ -421,7 +424,7 @@ func endReason(cause string) string {
 // returns nil, bbolt has fdatasync'ed them. On failure nothing is lost:
 // the changes stay queued and are tried again every second.
 func (b *Billing) commit(now time.Time) {
-	b.lastCommit = time.Now()
+	b.lastCommit = now
 	err := b.sp.db.Update(func(tx *bolt.Tx) error {
 		open := tx.Bucket(bucketOpen)
 		closed, err := tx.CreateBucketIfNotExists(closedBucket(b.gen))

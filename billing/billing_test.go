@@ -28,6 +28,10 @@ func cfgFor(dir string) Config {
 		RotateBytes: 1 << 20, QueueLimit: 1000, RefuseOnFault: true}
 }
 
+// offerSDP offers two audio streams, PCMU and PCMA.
+const offerSDP = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n" +
+	"m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\nm=audio 4002 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n"
+
 var t0 = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 
 func attempt(id string, at time.Time) *events.Event {
@@ -38,7 +42,7 @@ func attempt(id string, at time.Time) *events.Event {
 func release(id string, at time.Time, cause string, status int, answered bool) *events.Event {
 	return &events.Event{Kind: events.CallRelease, Time: at, CallID: id, Cause: cause, Status: status, Q850: 16,
 		Side: events.SideCaller, Answered: answered, Gateway: "gw1", Attempts: 1, CalleeCallID: "b-" + id,
-		Media: []string{"audio PCMU/8000"}, MediaOffered: []string{"audio PCMU/8000", "audio PCMA/8000"}}
+		Media: []string{"audio PCMU/8000"}, Offer: []byte(offerSDP)}
 }
 
 // readCSV reads every closed CSV file of dir in name order and checks its

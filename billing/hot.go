@@ -16,11 +16,10 @@ import (
 // and published on the bus (CallRecord) for accounting. The spool and the
 // closed files stay the records of reference: this stream is a copy.
 type hot struct {
-	dir  string
-	day  string
-	f    *os.File
-	bus  *events.Bus
-	node string
+	dir string
+	day string
+	f   *os.File
+	bus *events.Bus
 }
 
 func (h *hot) emit(r *cdr.Record) error {

@@ -3,16 +3,14 @@ package billing
 import (
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/softswitch/softswitch/billing/cdr"
+	"github.com/softswitch/softswitch/core/store"
 )
 
 // The spool is the CDRs' durable store, a bbolt file of its own
@@ -48,25 +46,9 @@ func openSpool(dir string) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("CDR directory %s: %w", dir, err)
 	}
-	path := filepath.Join(dir, "spool.db")
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType})
+	db, err := store.OpenFile(filepath.Join(dir, "spool.db"), "CDR directory", bucketOpen, bucketMeta)
 	if err != nil {
-		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("%s is locked by another process (is a softswitch already running with this CDR directory?)", path)
-		}
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketOpen, bucketMeta} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err
 	}
 	return &spool{db: db}, nil
 }

@@ -330,12 +330,8 @@ func (m *Manager) attemptEnded(req *sip.Request, caller Caller, called string, d
 		Trunk: caller.Trunk, Route: d.Route})
 	ev := &events.Event{Kind: events.CallRelease, Time: now, CallID: callID, Calling: caller.Number, Called: called,
 		Account: caller.Account, Status: status, Q850: q, Cause: cause, Side: events.SideSwitch,
-		Setup: now, Trunk: caller.Trunk, Route: d.Route, CalledSent: calledSent, CallingSent: callingSent}
-	if body := req.Body(); len(body) > 0 {
-		if ms, err := sdpinfo.Parse(body); err == nil {
-			ev.MediaOffered = sdpinfo.Strings(ms)
-		}
-	}
+		Setup: now, Trunk: caller.Trunk, Route: d.Route, CalledSent: calledSent, CallingSent: callingSent,
+		Offer: req.Body()}
 	m.bus.Publish(ev)
 }
 
@@ -730,12 +726,8 @@ func (c *Call) end(cause string, side events.Side, status, q int) {
 	ev := &events.Event{Kind: events.CallRelease, CallID: c.a.callID, Calling: c.calling, Called: c.called,
 		Account: c.account, Status: status, Q850: q, Cause: cause, Side: side, Answered: wasAnswered,
 		Setup: c.setup, Answer: c.answered, Media: c.media, Trunk: c.trunk, Route: c.route,
-		Attempts: len(c.forks), Ringing: c.ringAt, CalledSent: c.calledSent, CallingSent: c.callingSent}
-	if len(c.offer) > 0 {
-		if ms, err := sdpinfo.Parse(c.offer); err == nil {
-			ev.MediaOffered = sdpinfo.Strings(ms)
-		}
-	}
+		Attempts: len(c.forks), Ringing: c.ringAt, CalledSent: c.calledSent, CallingSent: c.callingSent,
+		Offer: c.offer}
 	if l := c.lastFork(); l != nil {
 		ev.Gateway, ev.CalledSent, ev.CallingSent, ev.CalleeCallID = l.gateway, l.remote.User, l.localURI.User, l.callID
 	}

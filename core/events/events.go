@@ -125,7 +125,7 @@ type Event struct {
 	Route        string    // the route used ("" for a subscriber)
 	Attempts     int       // gateway (fork) attempts made
 	Ringing      time.Time // first ringing (18x), for releases
-	MediaOffered []string  // media and codecs in the caller's offer
+	Offer        []byte    // the caller's SDP offer (releases), for subscribers to read off the call path
 	CalleeCallID string    // the Call-ID of the callee leg (the answering or last fork)
 }
 

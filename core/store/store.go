@@ -59,21 +59,19 @@ type DB struct {
 	flushed chan chan struct{}
 }
 
-// Open opens (creating) dir/softswitch.db.
-func Open(dir string, log *slog.Logger) (*DB, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("data dir %s: %w", dir, err)
-	}
-	path := filepath.Join(dir, "softswitch.db")
+// OpenFile opens (creating) the bbolt file path with the buckets given:
+// the project's one way to open a bbolt file (the CDR spool uses it too).
+// owner names the directory in the "locked" error ("data dir").
+func OpenFile(path, owner string, buckets ...[]byte) (*bolt.DB, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("%s is locked by another process (is a softswitch already running with this data dir?)", path)
+			return nil, fmt.Errorf("%s is locked by another process (is a softswitch already running with this %s?)", path, owner)
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketSubscribers, bucketBindings, bucketTables, bucketState} {
+		for _, b := range buckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -83,6 +81,19 @@ func Open(dir string, log *slog.Logger) (*DB, error) {
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("init %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// Open opens (creating) dir/softswitch.db.
+func Open(dir string, log *slog.Logger) (*DB, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, "softswitch.db")
+	db, err := OpenFile(path, "data dir", bucketSubscribers, bucketBindings, bucketTables, bucketState)
+	if err != nil {
+		return nil, err
 	}
 	s := &DB{db: db, log: log, pending: map[string][]Binding{}, kick: make(chan struct{}, 1),
 		done: make(chan struct{}), flushed: make(chan chan struct{})}
