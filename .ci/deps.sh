@@ -26,6 +26,8 @@ command -v nft >/dev/null 2>&1 || need+=(nftables)              # checks the fir
 command -v expect >/dev/null 2>&1 || need+=(expect)             # the image test logs in as the admin
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 command -v svcrack >/dev/null 2>&1 || need+=(sipvicious)        # the guessing and enumeration attacks of the system tests
+command -v curl >/dev/null 2>&1 || need+=(curl)                # the CDR pull tests (FTP, FTPS, SFTP)
+command -v lftp >/dev/null 2>&1 || need+=(lftp)                # the CDR pull test (FTPS)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/subtle"
+	"encoding/binary"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/net/netutil"
 
 	"github.com/softswitch/softswitch/core/safe"
 )
@@ -58,6 +60,7 @@ func (b *Billing) ServeSFTP(ctx context.Context, cfg PullConfig, ln net.Listener
 		},
 	}
 	sc.AddHostKey(key)
+	ln = netutil.LimitListener(ln, maxPullSessions)
 	go func() { <-ctx.Done(); ln.Close() }()
 	for {
 		conn, err := ln.Accept()
@@ -141,11 +144,79 @@ func closedName(name string) bool {
 // file maps a request path to a closed file's local path.
 func (h *pullFS) file(p string) (string, error) {
 	h.idle.Reset(10 * time.Minute)
-	clean := path.Clean("/" + p)
-	if path.Dir(clean) != "/" || !closedName(path.Base(clean)) {
+	local, ok := h.b.pullPath(p)
+	if !ok {
 		return "", sftp.ErrSSHFxPermissionDenied
 	}
-	return filepath.Join(h.b.cfg.Dir, path.Base(clean)), nil
+	return local, nil
+}
+
+// pullPath maps a client's path to a closed file's local path; anything
+// but a closed file or sidecar directly in the CDR directory is refused.
+func (b *Billing) pullPath(p string) (string, bool) {
+	clean := path.Clean("/" + p)
+	if path.Dir(clean) != "/" || !closedName(path.Base(clean)) {
+		return "", false
+	}
+	return filepath.Join(b.cfg.Dir, path.Base(clean)), true
+}
+
+// pullList is the closed files and sidecars of the CDR directory.
+func (b *Billing) pullList() ([]os.FileInfo, error) {
+	ents, err := os.ReadDir(b.cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []os.FileInfo
+	for _, e := range ents {
+		if closedName(e.Name()) {
+			if fi, err := e.Info(); err == nil {
+				out = append(out, fi)
+			}
+		}
+	}
+	return out, nil
+}
+
+// recordFetch logs a fetch and keeps it in the spool, so what each consumer
+// fetched can be shown (softswitch ctl cdr-fetched).
+func (b *Billing) recordFetch(name, user, proto string) {
+	b.log.Info("CDR pull: file fetched", "user", user, "file", name, "protocol", proto)
+	err := b.sp.db.Update(func(tx *bolt.Tx) error {
+		bk, err := tx.CreateBucketIfNotExists(bucketFetched)
+		if err != nil {
+			return err
+		}
+		return bk.Put([]byte(name+"\x00"+user), be(uint64(time.Now().UnixMilli())))
+	})
+	if err != nil {
+		b.log.Warn("CDR pull: recording a fetch failed", "file", name, "err", err)
+	}
+}
+
+// Fetch is one file a consumer fetched, and when (the latest time).
+type Fetch struct {
+	File, User string
+	At         time.Time
+}
+
+// Fetched lists what the pull server's consumers fetched, by file name.
+func (b *Billing) Fetched() ([]Fetch, error) {
+	var out []Fetch
+	err := b.sp.db.View(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bucketFetched)
+		if bk == nil {
+			return nil
+		}
+		return bk.ForEach(func(k, v []byte) error {
+			name, user, _ := strings.Cut(string(k), "\x00")
+			if len(v) == 8 {
+				out = append(out, Fetch{File: name, User: user, At: time.UnixMilli(int64(binary.BigEndian.Uint64(v))).UTC()})
+			}
+			return nil
+		})
+	})
+	return out, err
 }
 
 func (h *pullFS) Fileread(r *sftp.Request) (io.ReaderAt, error) {
@@ -157,16 +228,7 @@ func (h *pullFS) Fileread(r *sftp.Request) (io.ReaderAt, error) {
 	if err != nil {
 		return nil, sftp.ErrSSHFxNoSuchFile
 	}
-	name := filepath.Base(local)
-	h.b.log.Info("CDR pull: file fetched", "user", h.user, "file", name)
-	// What each consumer fetched, kept in the spool (a small commit).
-	h.b.sp.db.Update(func(tx *bolt.Tx) error {
-		bk, err := tx.CreateBucketIfNotExists(bucketFetched)
-		if err != nil {
-			return err
-		}
-		return bk.Put([]byte(name+"\x00"+h.user), be(uint64(time.Now().UnixMilli())))
-	})
+	h.b.recordFetch(filepath.Base(local), h.user, "sftp")
 	return f, nil
 }
 
@@ -196,18 +258,11 @@ func (h *pullFS) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 		if path.Clean("/"+r.Filepath) != "/" {
 			return nil, sftp.ErrSSHFxPermissionDenied
 		}
-		ents, err := os.ReadDir(h.b.cfg.Dir)
+		fis, err := h.b.pullList()
 		if err != nil {
 			return nil, err
 		}
-		var out listing
-		for _, e := range ents {
-			if closedName(e.Name()) {
-				if fi, err := e.Info(); err == nil {
-					out = append(out, fi)
-				}
-			}
-		}
+		out := listing(fis)
 		return out, nil
 	case "Stat":
 		if path.Clean("/"+r.Filepath) == "/" {
@@ -255,3 +310,6 @@ func hostKey(file string) (ssh.Signer, error) {
 	}
 	return ssh.NewSignerFromKey(priv)
 }
+
+// Node is the node name in the file names and records.
+func (b *Billing) Node() string { return b.cfg.Node }

@@ -175,7 +175,7 @@ func TestApplyPairNode(t *testing.T) {
 		t.Errorf("management network file:\n%s", m)
 	}
 	fw := read(t, root, "/etc/nftables.conf")
-	for _, want := range []string{`iifname "eth0" udp dport 5060`, `iifname "eth0" ip saddr { 10.200.0.12 } meta l4proto 112`, `iifname "eth1" udp dport 161`, `iifname "eth1" tcp dport { 22, 23 }`, `iifname "eth1" tcp dport 2222`} {
+	for _, want := range []string{`iifname "eth0" udp dport 5060`, `iifname "eth0" ip saddr { 10.200.0.12 } meta l4proto 112`, `iifname "eth1" udp dport 161`, `iifname "eth1" tcp dport { 22, 23 }`, `iifname "eth1" tcp dport 2222`, `iifname "eth1" tcp dport 2121`, `iifname "eth1" tcp dport 30000-30049`} {
 		if !strings.Contains(fw, want) {
 			t.Errorf("firewall lacks %q:\n%s", want, fw)
 		}
@@ -274,5 +274,13 @@ func TestGeneratedPassword(t *testing.T) {
 			t.Fatalf("password %q %v", p, err)
 		}
 		seen[p] = true
+	}
+}
+
+// TestFirewallPassivePortsMatchDefault: the firewall opens the passive
+// range the pull server uses by default.
+func TestFirewallPassivePortsMatchDefault(t *testing.T) {
+	if got := config.Default().Billing.Pull.PassivePorts; got != CDRPullPassivePort {
+		t.Fatalf("config default passive_ports %q, the firewall opens %q", got, CDRPullPassivePort)
 	}
 }

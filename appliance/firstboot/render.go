@@ -6,10 +6,14 @@ import (
 	"strings"
 )
 
-// CDRPullPort is where the appliance's billing centre fetches CDR files
-// over SFTP ([billing.pull] sftp_listen; docs/install.md): open on the
-// management side only.
-const CDRPullPort = 2222
+// Where the appliance's billing centre fetches CDR files ([billing.pull];
+// docs/install.md): SFTP, FTP/FTPS control and the FTP passive data ports
+// (the config's default passive_ports), open on the management side only.
+const (
+	CDRPullPort        = 2222
+	CDRPullFTPPort     = 2121
+	CDRPullPassivePort = "30000-30049"
+)
 
 // Firewall renders /etc/nftables.conf. With one interface everything the
 // node serves comes in on it; with a management interface of its own,
@@ -54,6 +58,9 @@ table inet softswitch {
 	fmt.Fprintf(&b, "        %stcp dport { 22, 23 } ct state new update @mgmt6 { ip6 saddr limit rate 10/minute burst 10 packets } accept\n", mgmt)
 	fmt.Fprintf(&b, "        %stcp dport %d ct state new update @mgmt4 { ip saddr limit rate 10/minute burst 10 packets } accept comment \"CDR pull (SFTP) for the billing centre\"\n", mgmt, CDRPullPort)
 	fmt.Fprintf(&b, "        %stcp dport %d ct state new update @mgmt6 { ip6 saddr limit rate 10/minute burst 10 packets } accept\n", mgmt, CDRPullPort)
+	fmt.Fprintf(&b, "        %stcp dport %d ct state new update @mgmt4 { ip saddr limit rate 10/minute burst 10 packets } accept comment \"CDR pull (FTP, FTPS) for the billing centre\"\n", mgmt, CDRPullFTPPort)
+	fmt.Fprintf(&b, "        %stcp dport %d ct state new update @mgmt6 { ip6 saddr limit rate 10/minute burst 10 packets } accept\n", mgmt, CDRPullFTPPort)
+	fmt.Fprintf(&b, "        %stcp dport %s accept comment \"CDR pull: FTP passive data connections\"\n", mgmt, CDRPullPassivePort)
 	b.WriteString(`    }
     chain forward {
         type filter hook forward priority filter; policy drop;

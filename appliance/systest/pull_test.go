@@ -1,6 +1,8 @@
 package systest
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -26,27 +28,9 @@ func curlSFTP(t *testing.T, args ...string) (string, error) {
 // path outside the CDR directory and the spool itself are refused.
 func TestCDRPullOverSFTP(t *testing.T) {
 	t.Parallel()
-	hash, err := bcrypt.GenerateFromPassword([]byte("pull-s3cret"), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
 	sp := freePort(t)
-	srv := billingBed(t, fmt.Sprintf("[billing]\nnode = \"pull1\"\nrotate_records = 5\n"+
-		"[billing.pull]\nsftp_listen = \"127.0.0.1:%d\"\nuser = \"billing\"\npassword_hash = %q\n", sp, hash))
-	trunkCalls(t, srv, "calls", 5, 20)
-	cdrDir := filepath.Join(srv.DataDir, "cdr")
-	var name string
-	for i := 0; i < 50 && name == ""; i++ {
-		for _, n := range closedFiles(cdrDir) {
-			if strings.HasSuffix(n, ".csv") {
-				name = n
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if name == "" {
-		t.Fatal("no CDR file closed")
-	}
+	srv, cdrDir, name := pullBed(t, "pull1", fmt.Sprintf("sftp_listen = \"127.0.0.1:%d\"\nuser = \"billing\"\npassword_hash = %q\n",
+		sp, pullHash(t)))
 	base := fmt.Sprintf("sftp://127.0.0.1:%d/", sp)
 	user := "billing:pull-s3cret"
 
@@ -89,4 +73,155 @@ func TestCDRPullOverSFTP(t *testing.T) {
 		t.Error("an upload landed in the CDR directory")
 	}
 	waitLog(t, srv, 5*time.Second, "CDR pull: login refused", "user=billing")
+}
+
+// pullBed is a switch with a pull server (pullTOML's [billing.pull] body)
+// and closed CDR files; it returns the server, the CDR directory and the
+// name of a closed CSV file.
+func pullBed(t *testing.T, node, pullTOML string) (*server, string, string) {
+	t.Helper()
+	srv := billingBed(t, fmt.Sprintf("[billing]\nnode = %q\nrotate_records = 5\n[billing.pull]\n%s", node, pullTOML))
+	trunkCalls(t, srv, "calls", 5, 20)
+	cdrDir := filepath.Join(srv.DataDir, "cdr")
+	for i := 0; i < 50; i++ {
+		for _, n := range closedFiles(cdrDir) {
+			if strings.HasSuffix(n, ".csv") {
+				return srv, cdrDir, n
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("no CDR file closed")
+	return nil, "", ""
+}
+
+// pullHash is the bcrypt hash of the billing centre's test password.
+func pullHash(t *testing.T) []byte {
+	hash, err := bcrypt.GenerateFromPassword([]byte("pull-s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hash
+}
+
+// lftp runs lftp's commands against the FTP pull server with explicit
+// FTPS on control and data (the certificate is self-signed).
+func lftp(t *testing.T, port int, user, commands string) (string, error) {
+	t.Helper()
+	script := "set ftp:ssl-force true; set ftp:ssl-protect-data true; set ssl:verify-certificate no; " +
+		"set net:max-retries 1; set net:timeout 10; set cmd:fail-exit true; " +
+		fmt.Sprintf("open -u %s -p %d 127.0.0.1; %s", user, port, commands)
+	cmd := exec.Command("timeout", "30", "lftp", "-c", script)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestCDRPullOverFTP: the billing centre fetches closed files over plain
+// FTP and explicit FTPS with curl and with lftp; logins with a wrong
+// password or an unknown user, writes, deletes, renames, new directories,
+// paths outside the CDR directory and the spool are refused; every fetch
+// is recorded. With ftp_tls = "required" (the default) a login without
+// TLS is refused.
+func TestCDRPullOverFTP(t *testing.T) {
+	t.Parallel()
+	hash := pullHash(t)
+	fp, pasv := freePort(t), freePort(t)
+	srv, cdrDir, name := pullBed(t, "pullftp", fmt.Sprintf("ftp_listen = \"127.0.0.1:%d\"\nftp_tls = \"optional\"\n"+
+		"passive_ports = \"%d-%d\"\nuser = \"billing\"\npassword_hash = %q\n", fp, pasv, pasv+19, hash))
+	base := fmt.Sprintf("ftp://127.0.0.1:%d/", fp)
+	user := "billing:pull-s3cret"
+	want, _ := os.ReadFile(filepath.Join(cdrDir, name))
+	sum, _ := os.ReadFile(filepath.Join(cdrDir, name+".sha256"))
+	if len(want) == 0 || len(sum) == 0 {
+		t.Fatalf("closed file %s or its sidecar is empty", name)
+	}
+	fetch := func(how string, args ...string) {
+		t.Helper()
+		got := filepath.Join(t.TempDir(), "got")
+		if out, err := curlSFTP(t, append(args, "--user", user, "-o", got, base+name)...); err != nil {
+			t.Fatalf("%s fetch: %v\n%s", how, err, out)
+		}
+		if b, _ := os.ReadFile(got); string(b) != string(want) {
+			t.Fatalf("%s: fetched %d bytes, the file has %d", how, len(b), len(want))
+		}
+	}
+
+	out, err := curlSFTP(t, "--user", user, "-l", base)
+	if err != nil || !strings.Contains(out, name) || !strings.Contains(out, name+".sha256") ||
+		strings.Contains(out, "spool.db") || strings.Contains(out, ".part") {
+		t.Fatalf("listing: %v\n%s", err, out)
+	}
+	fetch("plain FTP")
+	waitLog(t, srv, 5*time.Second, "CDR pull: file fetched", "user=billing", name, "protocol=ftp")
+	fetch("FTPS", "--ssl-reqd")
+	waitLog(t, srv, 5*time.Second, "CDR pull: logged in", "protocol=ftp", "tls=true")
+
+	// lftp over FTPS: list, then fetch the file and its sidecar, which
+	// must agree.
+	dir := t.TempDir()
+	out, err = lftp(t, fp, "billing,pull-s3cret", fmt.Sprintf("cls -1; lcd %s; get %s; get %s.sha256", dir, name, name))
+	if err != nil || !strings.Contains(out, name) {
+		t.Fatalf("lftp: %v\n%s", err, out)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, name))
+	gotSum, _ := os.ReadFile(filepath.Join(dir, name+".sha256"))
+	if string(got) != string(want) || string(gotSum) != string(sum) {
+		t.Fatalf("lftp fetched %d bytes and sidecar %q; the file has %d, sidecar %q", len(got), gotSum, len(want), sum)
+	}
+	if h := sha256.Sum256(got); !strings.Contains(string(sum), hex.EncodeToString(h[:])) {
+		t.Fatalf("sidecar %q does not match the fetched file", sum)
+	}
+
+	refused := map[string][]string{
+		"wrong password": {"--user", "billing:guess", "-l", base},
+		"unknown user":   {"--user", "admin:pull-s3cret", "-l", base},
+		"write":          {"--user", user, "-T", filepath.Join(dir, name), base + "new.csv"},
+		"overwrite":      {"--user", user, "-T", filepath.Join(dir, name), base + name},
+		"append":         {"--user", user, "--append", "-T", filepath.Join(dir, name), base + name},
+		"delete":         {"--user", user, "-Q", "DELE " + name, base},
+		"rename":         {"--user", user, "-Q", "RNFR " + name, "-Q", "RNTO x.csv", base},
+		"mkdir":          {"--user", user, "-Q", "MKD d", base},
+		"outside":        {"--user", user, "--path-as-is", "-o", os.DevNull, base + "../softswitch.toml"},
+		"absolute":       {"--user", user, "-o", os.DevNull, base + "/etc/passwd"},
+		"the spool":      {"--user", user, "-o", os.DevNull, base + "spool.db"},
+		"a subdirectory": {"--user", user, "-l", base + "hot/"},
+	}
+	for what, args := range refused {
+		if out, err := curlSFTP(t, args...); err == nil {
+			t.Errorf("%s: not refused\n%s", what, out)
+		}
+	}
+	if out, err := lftp(t, fp, "billing,pull-s3cret", "rm "+name); err == nil {
+		t.Errorf("lftp rm: not refused\n%s", out)
+	}
+	if out, err := lftp(t, fp, "billing,pull-s3cret", fmt.Sprintf("lcd %s; put %s -o up.csv", dir, name)); err == nil {
+		t.Errorf("lftp put: not refused\n%s", out)
+	}
+	if a2, _ := os.ReadFile(filepath.Join(cdrDir, name)); string(a2) != string(want) {
+		t.Error("the closed file changed")
+	}
+	for _, n := range []string{"new.csv", "x.csv", "d", "up.csv"} {
+		if _, err := os.Stat(filepath.Join(cdrDir, n)); err == nil {
+			t.Errorf("%s appeared in the CDR directory", n)
+		}
+	}
+	waitLog(t, srv, 5*time.Second, "CDR pull: login refused", "user=admin", "protocol=ftp")
+	if out := softswitchCmd(t, srv, "cdr-fetched"); !strings.Contains(out, name) || !strings.Contains(out, "billing") {
+		t.Errorf("cdr-fetched does not list %s:\n%s", name, out)
+	}
+
+	// The default: explicit FTPS only.
+	fp2, pasv2 := freePort(t), freePort(t)
+	cfg := defaultConfig()
+	cfg.Extra = fmt.Sprintf("[billing.pull]\nftp_listen = \"127.0.0.1:%d\"\npassive_ports = \"%d-%d\"\n"+
+		"user = \"billing\"\npassword_hash = %q\n", fp2, pasv2, pasv2+9, hash)
+	strict := startServer(t, cfg)
+	base2 := fmt.Sprintf("ftp://127.0.0.1:%d/", fp2)
+	if out, err := curlSFTP(t, "--user", user, "-l", base2); err == nil {
+		t.Errorf("a plain FTP login was not refused with ftp_tls = required\n%s", out)
+	}
+	if out, err := curlSFTP(t, "--ssl-reqd", "--user", user, "-l", base2); err != nil {
+		t.Errorf("FTPS listing with ftp_tls = required: %v\n%s", err, out)
+	}
+	waitLog(t, strict, 5*time.Second, "CDR pull server (FTP)", "certificate_sha256=")
 }

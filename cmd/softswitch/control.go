@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/softswitch/softswitch/billing"
 	"github.com/softswitch/softswitch/core/admission"
 	"github.com/softswitch/softswitch/core/authlimit"
 	"github.com/softswitch/softswitch/core/config"
@@ -150,3 +151,22 @@ func formatBans(bs []authlimit.Ban) string {
 }
 
 func controlPath(dataDir string) string { return filepath.Join(dataDir, control.SocketName) }
+
+// cdrCommands registers the billing commands of the control socket.
+func cdrCommands(s *control.Server, bill *billing.Billing) {
+	s.Handle("cdr-fetched", "list the CDR files the pull server's consumers fetched", func([]string) (string, error) {
+		fs, err := bill.Fetched()
+		if err != nil {
+			return "", err
+		}
+		if len(fs) == 0 {
+			return "no file fetched", nil
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "%-48s %-16s %s\n", "FILE", "USER", "LAST FETCH (UTC)")
+		for _, f := range fs {
+			fmt.Fprintf(&b, "%-48s %-16s %s\n", f.File, f.User, f.At.Format("2006-01-02 15:04:05.000"))
+		}
+		return b.String(), nil
+	})
+}

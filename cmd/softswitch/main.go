@@ -283,9 +283,17 @@ func run(args []string) error {
 			})
 			log.Info("CDR pull server (SFTP)", "listen", ln.Addr().String(), "user", l.User)
 		}
+		if l := cfg.Billing.Pull; l.FTPListen != "" {
+			if err := startFTPPull(ctx, cfg, bill, log); err != nil {
+				return err
+			}
+		}
 	}
 	ctl := &control.Server{Path: controlPath(cfg.Data.Dir), Log: log}
 	controlCommands(ctl, limiter, admit, bus)
+	if bill != nil {
+		cdrCommands(ctl, bill)
+	}
 	ctlLn, err := ctl.Listen()
 	if err != nil {
 		return err

@@ -49,6 +49,7 @@ func runningDataDir(cfgPath, dataDir string) (string, error) {
 //	softswitch unban [--config FILE] [--data-dir DIR] ADDRESS|PREFIX|USER   lift them
 //	softswitch blocked [--config FILE] [--data-dir DIR]   sources blocked for their request rate
 //	softswitch unblock [--config FILE] [--data-dir DIR] ADDRESS   lift a block
+//	softswitch cdr-fetched [--config FILE] [--data-dir DIR]  the CDR files the billing centre fetched
 //	softswitch hash-password < PASSWORD                   the bcrypt hash for [billing.pull] password_hash
 func subcommand(args []string) (ok bool, err error) {
 	if len(args) == 0 {
@@ -68,7 +69,7 @@ func subcommand(args []string) (ok bool, err error) {
 		}
 		fmt.Println(string(h))
 		return true, nil
-	case "bans", "unban", "blocked", "unblock":
+	case "bans", "unban", "blocked", "unblock", "cdr-fetched":
 		fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 		cfgPath := fs.String("config", "", "the softswitch configuration (default: /etc/softswitch/softswitch.toml if present)")
 		dataDir := fs.String("data-dir", "", "data directory the daemon runs with (overrides data.dir)")

@@ -166,9 +166,15 @@ type Billing struct {
 	Pull           Pull     `toml:"pull"`
 }
 
-// Pull is the read-only SFTP server the billing centre fetches files from.
+// Pull is the read-only SFTP and FTP/FTPS servers the billing centre
+// fetches files from.
 type Pull struct {
 	SFTPListen   string `toml:"sftp_listen"`   // host:port; "" = off
+	FTPListen    string `toml:"ftp_listen"`    // host:port; "" = off
+	FTPTLS       string `toml:"ftp_tls"`       // required (explicit FTPS only) | optional (plain FTP too)
+	PassivePorts string `toml:"passive_ports"` // FIRST-LAST, the FTP data connections
+	TLSCertFile  string `toml:"tls_cert_file"` // "" = <data.dir>/ftps_cert.pem (self-signed at first start)
+	TLSKeyFile   string `toml:"tls_key_file"`  // "" = <data.dir>/ftps_key.pem
 	User         string `toml:"user"`          // the billing centre's account (not the admin's)
 	PasswordHash string `toml:"password_hash"` // bcrypt (softswitch hash-password)
 	HostKeyFile  string `toml:"host_key_file"` // "" = <data.dir>/sftp_host_key (made at first start)
@@ -286,7 +292,8 @@ func Default() Config {
 			RotateRecords: 10000, RotateMB: 10, OnSpoolFault: "refuse", QueueLimit: 100000,
 			Retention: Duration{30 * 24 * time.Hour}, DiskAlarm: 80,
 			Push: Push{TLS: "none", Timeout: Duration{30 * time.Second}, RetryMin: Duration{5 * time.Second},
-				RetryMax: Duration{5 * time.Minute}}},
+				RetryMax: Duration{5 * time.Minute}},
+			Pull: Pull{FTPTLS: "required", PassivePorts: "30000-30049"}},
 		Data:    Data{Dir: "./data"},
 		Log:     Log{Level: "info"},
 		Runtime: Runtime{GCPercent: 400},
@@ -365,13 +372,25 @@ func Parse(path string, data []byte) (Config, error) {
 	return cfg, nil
 }
 
+// PassiveRange parses passive_ports ("30000-30049").
+func (l Pull) PassiveRange() (first, last int, err error) {
+	a, b, ok := strings.Cut(l.PassivePorts, "-")
+	first, e1 := strconv.Atoi(strings.TrimSpace(a))
+	last, e2 := strconv.Atoi(strings.TrimSpace(b))
+	if !ok || e1 != nil || e2 != nil || first < 1024 || last > 65535 || first > last {
+		return 0, 0, fmt.Errorf("%q is not FIRST-LAST within 1024-65535", l.PassivePorts)
+	}
+	return first, last, nil
+}
+
 func invalid(key, format string, a ...any) error {
 	return &Error{Reason: key + ": " + fmt.Sprintf(format, a...), key: key}
 }
 
 // findLine returns the line where key is set. Keys are dotted paths
 // with array indexes, like "sip.listen" or "group[1].member[0].gateway":
-// an index counts [[table]] headers, the last part is a "key =" line.
+// an index counts [[table]] headers, the last part is a "key =" line, or
+// the table's header when the key is missing.
 func findLine(data []byte, key string) int {
 	if key == "" {
 		return 0
@@ -397,7 +416,7 @@ func findLine(data []byte, key string) int {
 		}
 		return -1
 	}
-	start, path := 0, ""
+	start, path, inTable := 0, "", false
 	segs := strings.Split(key, ".")
 	for si, seg := range segs {
 		name, idx := seg, -1
@@ -422,12 +441,16 @@ func findLine(data []byte, key string) int {
 			if last {
 				return l + 1
 			}
-			start = l
+			start, inTable = l, true
 		case last:
-			return keyLine(start, name)
+			if l := keyLine(start, name); l > 0 || !inTable {
+				return l
+			}
+			// A missing key: the line of its table.
+			return start + 1
 		default:
 			if l := header(start, "["+full+"]", 0); l >= 0 {
-				start = l
+				start, inTable = l, true
 			}
 		}
 		path = full
@@ -685,10 +708,27 @@ func (c *Config) validateBilling() error {
 	case p.RetryMin.Duration < time.Second || p.RetryMax.Duration < p.RetryMin.Duration:
 		return invalid("billing.push.retry_min", "need 1s <= retry_min <= retry_max")
 	}
-	if l := b.Pull; l.SFTPListen != "" {
+	l := b.Pull
+	if l.SFTPListen != "" {
 		if _, _, err := net.SplitHostPort(l.SFTPListen); err != nil {
 			return invalid("billing.pull.sftp_listen", "%q is not host:port", l.SFTPListen)
 		}
+	}
+	if l.FTPListen != "" {
+		if _, _, err := net.SplitHostPort(l.FTPListen); err != nil {
+			return invalid("billing.pull.ftp_listen", "%q is not host:port", l.FTPListen)
+		}
+		if l.FTPTLS != "required" && l.FTPTLS != "optional" {
+			return invalid("billing.pull.ftp_tls", "must be required or optional")
+		}
+		if _, _, err := l.PassiveRange(); err != nil {
+			return invalid("billing.pull.passive_ports", "%v", err)
+		}
+		if (l.TLSCertFile == "") != (l.TLSKeyFile == "") {
+			return invalid("billing.pull.tls_cert_file", "give both tls_cert_file and tls_key_file, or neither (a self-signed pair is made)")
+		}
+	}
+	if l.SFTPListen != "" || l.FTPListen != "" {
 		if l.User == "" {
 			return invalid("billing.pull.user", "the pull server needs a user (there is no default)")
 		}

@@ -68,6 +68,10 @@ func TestErrorsCarryFileAndLine(t *testing.T) {
 		{"[[gateway]]\nname = \"a\"\naddress = \"10.0.0.1\"\n[[group]]\nname = \"g\"\n[[group.member]]\ngateway = \"a\"\n[[group.member]]\ngateway = \"b\"\n", 9, "no gateway named"},
 		{"[numbering]\nmax_called_digits = 40\n", 2, "max_called_digits"},
 		{"[sip\n", 1, ""},
+		{"[billing.pull]\nftp_listen = \"127.0.0.1:2121\"\nftp_tls = \"maybe\"\n", 3, "billing.pull.ftp_tls"},
+		{"[billing.pull]\nftp_listen = \"127.0.0.1:2121\"\npassive_ports = \"30050-30000\"\n", 3, "billing.pull.passive_ports"},
+		{"[billing.pull]\nftp_listen = \"127.0.0.1:2121\"\n", 1, "billing.pull.user"},
+		{"[billing.pull]\nftp_listen = \"2121\"\n", 2, "billing.pull.ftp_listen"},
 	}
 	for _, c := range cases {
 		_, err := Parse("bad.toml", []byte(c.src))
