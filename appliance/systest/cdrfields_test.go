@@ -8,19 +8,24 @@ import (
 )
 
 // TestCDRFieldsPerReleaseKind: one call per kind of release (caller and
-// callee hang up, busy, cancelled, unknown number, no answer, switch
-// shutdown), its record compared field by field with what the caller's
-// sipp saw.
+// callee hang up, busy, cancelled, unknown number, no answer, all gateways
+// down, session timer, switch shutdown), its record compared field by
+// field with what the caller's sipp saw.
 func TestCDRFieldsPerReleaseKind(t *testing.T) {
 	t.Parallel()
 	pAns, pBye, pBusy, pRing := freePort(t), freePort(t), freePort(t), freePort(t)
-	pNoAns, pHold := freePort(t), freePort(t)
+	pNoAns, pHold, pDead, pST := freePort(t), freePort(t), freePort(t), freePort(t)
 	cfg := defaultConfig()
 	cfg.NoAnswerTimeout = "3s"
+	cfg.SessionExpires, cfg.MinSE = 10, 5 // the session timer call ends after 10 s
 	cfg.Extra = "[billing]\nnode = \"fld1\"\n\n" +
 		gatewayTOML("gw-answer", pAns, "") + gatewayTOML("gw-bye", pBye, "") +
 		gatewayTOML("gw-busy", pBusy, "") + gatewayTOML("gw-ring", pRing, "") +
 		gatewayTOML("gw-noans", pNoAns, "") + gatewayTOML("gw-hold", pHold, "") +
+		gatewayTOML("gw-dead", pDead, "probe = true\nprobe_interval = \"200ms\"\nprobe_failures = 2\n") +
+		gatewayTOML("gw-st", pST, "") +
+		"[[analysis]]\nprefix = \"037\"\naction = \"route\"\nroute = \"gw-dead\"\n\n" +
+		"[[analysis]]\nprefix = \"038\"\naction = \"route\"\nroute = \"gw-st\"\n\n" +
 		"[[analysis]]\nprefix = \"035\"\naction = \"route\"\nroute = \"gw-noans\"\n\n" +
 		"[[analysis]]\nprefix = \"036\"\naction = \"route\"\nroute = \"gw-hold\"\n\n" +
 		"[[analysis]]\nprefix = \"031\"\naction = \"route\"\nroute = \"gw-answer\"\n\n" +
@@ -35,6 +40,15 @@ func TestCDRFieldsPerReleaseKind(t *testing.T) {
 	startUAS(t, "gw-ring", "uas_ring.xml", sippOpts{Port: pRing})
 	startUAS(t, "gw-noans", "uas_ring.xml", sippOpts{Port: pNoAns})
 	startUAS(t, "gw-hold", "uas_answer.xml", sippOpts{Port: pHold})
+	gwST := startUAS(t, "gw-st", "uas_session_timer.xml", sippOpts{Port: pST, Keys: map[string]string{"user": "0381234"},
+		Timeout: 60 * time.Second})
+	// Nothing answers gw-dead's probes: it is marked down.
+	waitLog(t, srv, 10*time.Second, "gateway state", "gateway=gw-dead", "state=down")
+	// Nobody refreshes this call: the switch ends it after 10 s, while the
+	// other calls are made.
+	stOpts := callOpts(srv, "session timer", "uac_session_timer.xml", "0381234")
+	stOpts.Timeout = 60 * time.Second
+	stCall := startSipp(t, stOpts)
 
 	type want struct {
 		name, scenario, number                 string
@@ -48,11 +62,15 @@ func TestCDRFieldsPerReleaseKind(t *testing.T) {
 		{"cancelled", "uac_cancel.xml", "0331234", "cancelled", "caller", "487", "", "gw-ring", "", false, true},
 		{"unknown number", "uac_rejected.xml", "03991234", "rejected", "switch", "404", "1", "", "", false, false},
 		{"no answer", "uac_rejected.xml", "0351234", "no answer", "switch", "480", "19", "gw-noans", "", false, true},
+		{"all gateways down", "uac_rejected.xml", "0371234", "rejected", "switch", "503", "34", "", "", false, false},
 	}
 	results := map[string]*sippResult{}
 	for _, c := range cases {
 		results[c.name] = runSipp(t, callOpts(srv, c.name, c.scenario, c.number))
 	}
+	results["session timer"] = stCall.wait()
+	gwST.wait().expectOK(t)
+	cases = append(cases, want{"session timer", "", "0381234", "session timer", "switch", "408", "102", "gw-st", "", true, false})
 	// A call up when the switch is stopped: BYE to both sides, cause 41.
 	held := startSipp(t, callOpts(srv, "shutdown", "uac_call_recv_bye.xml", "0361234"))
 	time.Sleep(2 * time.Second)
@@ -87,6 +105,14 @@ func TestCDRFieldsPerReleaseKind(t *testing.T) {
 			check("q850_cause", c.q850)
 		}
 		check("gateway", c.gateway)
+		switch c.name {
+		case "all gateways down":
+			check("route", "gw-dead")
+			check("gateway_attempts", "0")
+		case "caller hangs up":
+			check("route", "gw-answer")
+			check("gateway_attempts", "1")
+		}
 		check("source_kind", "subscriber")
 		check("source", "1001")
 		check("calling_received", "1001")
