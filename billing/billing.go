@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"github.com/softswitch/softswitch/billing/cdr"
 	"github.com/softswitch/softswitch/billing/rating"
 	"github.com/softswitch/softswitch/core/events"
+	"github.com/softswitch/softswitch/core/failpoint"
 	"github.com/softswitch/softswitch/core/safe"
 	"github.com/softswitch/softswitch/core/sdpinfo"
 )
@@ -69,20 +71,25 @@ type Billing struct {
 	closed      chan struct{} // a file was closed (for the pusher)
 
 	// The writer's own state (one goroutine).
-	calls      map[string]*cdr.Record // calls in progress by caller Call-ID
-	writes     []write                // changes not yet committed
-	nextID     uint64
-	nextClosed uint64
-	fileSeq    uint64
-	gen        uint64 // the bucket released records go to
-	lastCommit time.Time
-	retry      *fileIntent // a file whose closing failed half way, tried again
-	pending    int         // released records not yet in a closed file
-	pendingB   int64       // their size (as stored)
-	opened     time.Time
-	lastErr    string
-	files      atomic.Int64 // files closed since start
-	records    atomic.Int64 // records made durable since start
+	calls map[string]*cdr.Record // calls in progress by caller Call-ID
+	// Unanswered calls a crash cut, by caller Call-ID: their callers may
+	// still be retransmitting the INVITE to this start, which then goes
+	// on with the same record; closed "ended by restart" at orphansUntil.
+	orphans      map[string]*cdr.Record
+	orphansUntil time.Time
+	writes       []write // changes not yet committed
+	nextID       uint64
+	nextClosed   uint64
+	fileSeq      uint64
+	gen          uint64 // the bucket released records go to
+	lastCommit   time.Time
+	retry        *fileIntent // a file whose closing failed half way, tried again
+	pending      int         // released records not yet in a closed file
+	pendingB     int64       // their size (as stored)
+	opened       time.Time
+	lastErr      string
+	files        atomic.Int64 // files closed since start
+	records      atomic.Int64 // records made durable since start
 }
 
 type write struct {
@@ -250,6 +257,14 @@ func (b *Billing) step(now time.Time, final bool) {
 		b.apply(e)
 	}
 	b.queued.Add(-int64(len(batch)))
+	if len(b.orphans) > 0 {
+		if b.orphansUntil.IsZero() {
+			b.orphansUntil = now.Add(orphanWait) // on the writer's clock
+		}
+		if final || !now.Before(b.orphansUntil) {
+			b.closeOrphans()
+		}
+	}
 	// Calls in progress: the commit's alive time is their last durable
 	// time, so a heartbeat every second while there are any.
 	if len(b.writes) > 0 || len(b.calls) > 0 || final {
@@ -299,7 +314,16 @@ func (b *Billing) apply(e *events.Event) {
 		if r != nil {
 			return // a second attempt event for a call in progress: not a new call
 		}
-		r = b.newRecord(e)
+		if o := b.orphans[e.CallID]; o != nil && o.CallingIn == e.Calling && o.CalledIn == e.Called {
+			// The caller's INVITE, retransmitted to this start, of a call a
+			// crash cut before it was answered: the same attempt, so the
+			// same record (id and seizure) goes on.
+			delete(b.orphans, e.CallID)
+			r = b.fillRecord(o.ID, e)
+			r.Seizure = o.Seizure
+		} else {
+			r = b.newRecord(e)
+		}
 		b.calls[e.CallID] = r
 		b.writes = append(b.writes, write{callID: e.CallID, rec: r})
 	case events.CallRinging:
@@ -356,10 +380,16 @@ func (b *Billing) rate(r *cdr.Record) {
 }
 
 func (b *Billing) newRecord(e *events.Event) *cdr.Record {
-	r := &cdr.Record{ID: b.cfg.Node + "-" + strconv.FormatUint(b.nextID, 10), Node: b.cfg.Node,
+	r := b.fillRecord(b.cfg.Node+"-"+strconv.FormatUint(b.nextID, 10), e)
+	b.nextID++
+	return r
+}
+
+// fillRecord is a record with id filled from an attempt event.
+func (b *Billing) fillRecord(id string, e *events.Event) *cdr.Record {
+	r := &cdr.Record{ID: id, Node: b.cfg.Node,
 		CallingIn: e.Calling, CalledIn: e.Called, CallingOut: e.CallingSent, CalledOut: e.CalledSent,
 		Account: e.Account, Route: e.Route, Seizure: utc(e.Setup), CallID: e.CallID}
-	b.nextID++
 	if r.Seizure.IsZero() {
 		r.Seizure = utc(e.Time)
 	}
@@ -534,6 +564,7 @@ func (b *Billing) closeFile() {
 		return
 	}
 	b.gen = in.Gen + 1
+	failpoint.Hit(b.cfg.Dir, "cdr-intent") // the intent is durable, the file not written
 	n := b.pending
 	b.pending, b.pendingB = 0, 0
 	if err := b.finishIntent(in); err != nil {
@@ -570,6 +601,7 @@ func (b *Billing) finishIntent(in fileIntent) error {
 	if err := writeFile(b.cfg.Dir, in.Name, cdr.Format(in.Format), each); err != nil {
 		return err
 	}
+	failpoint.Hit(b.cfg.Dir, "cdr-file-written") // the file is in place, the spool not told
 	err := b.sp.db.Update(func(tx *bolt.Tx) error {
 		if err := tx.DeleteBucket(closedBucket(in.Gen)); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 			return err
@@ -640,24 +672,33 @@ func (b *Billing) recover() error {
 	if err != nil {
 		return err
 	}
+	b.orphans = map[string]*cdr.Record{}
 	for i, r := range cut {
-		r.Release = alive
-		for _, t := range []time.Time{r.Seizure, r.Ringing, r.Answer} {
-			if t.After(r.Release) {
-				r.Release = t
+		// The release time is the last durable time of the start that had
+		// the call (kept in the record by an earlier recovery).
+		if r.Release.IsZero() {
+			r.Release = alive
+			for _, t := range []time.Time{r.Seizure, r.Ringing, r.Answer} {
+				if t.After(r.Release) {
+					r.Release = t
+				}
 			}
 		}
-		r.EndReason, r.Cause, r.Side, r.Q850 = cdr.EndRestart, "ended by restart", events.SideSwitch.String(), 41
-		r.Finish()
-		b.writes = append(b.writes, write{callID: cutIDs[i], del: true}, write{closed: true, seq: b.nextClosed, rec: r})
-		b.nextClosed++
+		if r.Answer.IsZero() {
+			// Durable with its release time: a crash now keeps it.
+			b.orphans[cutIDs[i]] = r
+			b.writes = append(b.writes, write{callID: cutIDs[i], rec: r})
+			continue
+		}
+		b.endByRestart(cutIDs[i], r)
 	}
 	if len(cut) > 0 {
 		b.commit(time.Now())
 		if len(b.writes) > 0 {
 			return errors.New(b.lastErr)
 		}
-		b.log.Warn("calls in progress when the switch stopped recorded as ended by restart", "calls", len(cut), "last_alive", alive)
+		b.log.Warn("calls in progress when the switch stopped: answered ones recorded as ended by restart, "+
+			"unanswered ones wait for their caller's INVITE", "calls", len(cut), "unanswered", len(b.orphans), "last_alive", alive)
 	}
 	// What is released and not yet in a file.
 	return b.sp.db.View(func(tx *bolt.Tx) error {
@@ -677,6 +718,34 @@ func (b *Billing) recover() error {
 			return nil
 		})
 	})
+}
+
+// orphanWait is how long a caller may still retransmit its INVITE
+// (RFC 3261 Timer B, 64*T1): an unanswered call a crash cut is taken up
+// again by its retransmission until then.
+const orphanWait = 32 * time.Second
+
+// endByRestart queues r, a call a crash cut, as released "ended by
+// restart" at its release time.
+func (b *Billing) endByRestart(callID string, r *cdr.Record) {
+	r.EndReason, r.Cause, r.Side, r.Q850 = cdr.EndRestart, "ended by restart", events.SideSwitch.String(), 41
+	r.Finish()
+	b.writes = append(b.writes, write{callID: callID, del: true}, write{closed: true, seq: b.nextClosed, rec: r})
+	b.nextClosed++
+}
+
+// closeOrphans ends the unanswered calls no retransmission took up.
+func (b *Billing) closeOrphans() {
+	ids := make([]string, 0, len(b.orphans))
+	for id := range b.orphans {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		b.endByRestart(id, b.orphans[id])
+	}
+	b.log.Info("unanswered calls cut by the last stop recorded as ended by restart", "calls", len(ids))
+	clear(b.orphans)
 }
 
 // removeTemps deletes the temporary files of a write a crash interrupted.

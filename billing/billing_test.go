@@ -171,17 +171,82 @@ func TestRestartEndsCallsInProgress(t *testing.T) {
 		}
 		ids[col(r, "record_id")] = true
 	}
-	for _, r := range rows[:2] {
+	byCall := map[string][]string{}
+	for _, r := range rows {
+		byCall[col(r, "caller_call_id")] = r
+	}
+	for _, id := range []string{"c1", "c2"} {
+		r := byCall[id]
 		if col(r, "end_reason") != cdr.EndRestart {
-			t.Fatalf("call %s: end reason %q", col(r, "caller_call_id"), col(r, "end_reason"))
+			t.Fatalf("call %s: end reason %q", id, col(r, "end_reason"))
 		}
 		// The writer was alive at t0+5s (its last commit's time).
 		if got := col(r, "release"); got < "2026-12-01T10:00:05.000Z" {
-			t.Fatalf("call %s released at %s, before the last durable time", col(r, "caller_call_id"), got)
+			t.Fatalf("call %s released at %s, before the last durable time", id, got)
 		}
 	}
-	if col(rows[0], "billable_ms") == "0" {
+	if col(byCall["c3"], "end_reason") != "normal" {
+		t.Fatalf("call c3: %v", byCall["c3"])
+	}
+	if col(byCall["c1"], "billable_ms") == "0" {
 		t.Fatal("the answered call cut by the restart bills nothing")
+	}
+}
+
+// An unanswered call a crash cut: its caller's INVITE, retransmitted to
+// the next start, goes on with the same record (id and seizure), once; an
+// unanswered call nobody retransmits is ended by restart after Timer B,
+// with the release time of the start that had it, even across a second
+// crash.
+func TestRetransmittedInviteTakesUpItsRecord(t *testing.T) {
+	dir := t.TempDir()
+	b, err := Open(cfgFor(dir), nil, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Handle(attempt("c1", t0))
+	b.Handle(attempt("c2", t0))
+	b.step(t0.Add(time.Second), false)
+	b.sp.close() // dies
+
+	b, err = Open(cfgFor(dir), nil, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.step(t0.Add(10*time.Second), false)
+	b.sp.close() // dies again, the orphans not yet closed
+
+	b, err = Open(cfgFor(dir), nil, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Handle(attempt("c1", t0.Add(20*time.Second))) // the retransmission
+	b.Handle(release("c1", t0.Add(25*time.Second), "BYE", 200, false))
+	b.step(t0.Add(21*time.Second), false)
+	if len(b.orphans) != 1 {
+		t.Fatalf("%d orphans after the take-up, want 1", len(b.orphans))
+	}
+	b.step(t0.Add(21*time.Second+orphanWait), false) // Timer B is over
+	if len(b.orphans) != 0 {
+		t.Fatalf("%d orphans after Timer B", len(b.orphans))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	b.Run(ctx)
+	_, rows := readCSV(t, dir)
+	if len(rows) != 2 {
+		t.Fatalf("%d records, want 2: %v", len(rows), rows)
+	}
+	byCall := map[string][]string{}
+	for _, r := range rows {
+		byCall[col(r, "caller_call_id")] = r
+	}
+	c1, c2 := byCall["c1"], byCall["c2"]
+	if col(c1, "end_reason") != "normal" || col(c1, "record_id") != "ss1-0" || !strings.HasPrefix(col(c1, "seizure"), "2026-12-01T10:00:00") {
+		t.Fatalf("taken-up call: %v", c1)
+	}
+	if col(c2, "end_reason") != cdr.EndRestart || col(c2, "record_id") != "ss1-1" || col(c2, "release") > "2026-12-01T10:00:01.999Z" {
+		t.Fatalf("orphan: %v", c2)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/softswitch/softswitch/core/events"
+	"github.com/softswitch/softswitch/core/failpoint"
 	"github.com/softswitch/softswitch/core/safe"
 )
 
@@ -132,10 +133,12 @@ func (p *pusher) upload(name string) error {
 		if size != st.Size() {
 			return fmt.Errorf("%s: the server has %d bytes of %d", tmp, size, st.Size())
 		}
+		failpoint.Hit(p.b.cfg.Dir, "cdr-upload-stored") // a .part on the server
 		if err := p.conn.Rename(tmp, path.Join(p.cfg.Dir, n)); err != nil {
 			return fmt.Errorf("RNFR/RNTO %s: %w", n, err)
 		}
 	}
+	failpoint.Hit(p.b.cfg.Dir, "cdr-upload-renamed") // delivered, not yet marked
 	return nil
 }
 

@@ -308,68 +308,90 @@ func TestCDRFilesPushedOverFTPS(t *testing.T) {
 	}
 }
 
-// TestCDRsNoLossThroughKills: calls of random lengths while the daemon is
-// killed (kill -9) three times, with calls in progress and files closing
-// and uploading; restarted each time. At the end the billing centre
-// (vsftpd) holds one record for every call attempt the switch answered in
-// any way, none twice, no record of a call nobody made, calls cut by a
-// kill marked "ended by restart", and an unbroken file sequence.
+// TestCDRsNoLossThroughKills: 500 calls from sipp with random hold times
+// while the switch is killed (SIGKILL) five times: from outside with calls
+// in progress, and at failpoints in the middle of a file's rotation (the
+// intent durable but no file; the file in place but the spool not told)
+// and of an upload (a .part on the server; renamed on the server but not
+// marked delivered); restarted each time. At the end the billing centre
+// (vsftpd) holds one record for every call sipp made (its Call-ID in the
+// record), none twice, none for a call nobody made; the calls a kill cut
+// (sipp's BYE got 481 from the restarted switch) are "ended by restart",
+// the others normal; the file sequence is unbroken, each file arrived
+// once under its own name and no partial upload is left.
 func TestCDRsNoLossThroughKills(t *testing.T) {
 	t.Parallel()
 	ftpd := startVsftpd(t, false)
 	srv := billingBed(t, pushTOML("kill1", 15, ftpd, ""))
+	cdrDir := filepath.Join(srv.DataDir, "cdr")
 
-	var runs []*sippResult
-	for i, hold := range []time.Duration{300 * time.Millisecond, 2 * time.Second, 900 * time.Millisecond} {
-		p := startSipp(t, sippOpts{Name: fmt.Sprintf("round%d", i), Scenario: "uac_trusted_hold.xml", Remote: srv.Addr,
-			LocalIP: trustedIP, Service: "0301234", Keys: map[string]string{"caller": "0401111", "max_forwards": "70"},
-			Calls: 80, Rate: 40, Pause: hold, Timeout: 60 * time.Second})
-		time.Sleep(time.Duration(1200+500*i) * time.Millisecond)
-		srv.kill()
-		p.kill()
-		runs = append(runs, p.res)
+	calls := startSipp(t, sippOpts{Name: "calls", Scenario: "uac_trusted_random_hold.xml", Remote: srv.Addr,
+		LocalIP: trustedIP, Service: "0301234", Keys: map[string]string{"caller": "0401111", "max_forwards": "70"},
+		Calls: 500, Rate: 20, Timeout: 150 * time.Second})
+	time.Sleep(3 * time.Second)
+	srv.kill() // calls in progress
+	srv.start()
+	for _, point := range []string{"cdr-intent", "cdr-upload-stored", "cdr-file-written", "cdr-upload-renamed"} {
+		time.Sleep(2 * time.Second)
+		srv.failAt(point, 20*time.Second)
 		srv.start()
 	}
-	last := trunkCalls(t, srv, "after", 20, 40)
-	runs = append(runs, last)
+	res := calls.wait()
 	srv.stop()  // closes the last file
 	srv.start() // and delivers it
-	waitDelivered(t, filepath.Join(srv.DataDir, "cdr"), ftpd.Incoming, 2, 30*time.Second)
+	delivered := waitDelivered(t, cdrDir, ftpd.Incoming, 2, 30*time.Second)
 	srv.stop()
 
-	recs := cdrFiles(t, ftpd.Incoming)
-	sent := map[string]bool{}
-	answeredBySwitch := 0
-	for _, r := range runs {
-		for _, id := range callIDs(r) {
-			sent[id] = true
+	if remote := closedFiles(ftpd.Incoming); strings.Join(remote, " ") != strings.Join(delivered, " ") {
+		t.Errorf("the billing centre has %v, the switch closed %v", remote, delivered)
+	}
+	if ents, _ := os.ReadDir(ftpd.Incoming); len(ents) != len(delivered) { // files and sidecars
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
 		}
-		seen := map[string]bool{}
-		for _, m := range r.ReceivedResponses("INVITE") {
-			id := m.Header("Call-ID")
-			if seen[id] || m.Status == 100 { // 100 Trying is the transaction layer's, not the call's
-				continue
-			}
-			if seen[id] {
-				continue
-			}
-			seen[id] = true
-			answeredBySwitch++
-			if recs[id] == nil {
-				t.Errorf("call %s (%s) got %d from the switch but has no record", id, r.Name, m.Status)
-			}
-		}
+		t.Errorf("the billing centre's directory holds more than the files and sidecars: %v", names)
+	}
+	recs := cdrFiles(t, ftpd.Incoming) // sequence, checksums, one record per Call-ID
+	sent := callIDs(res)
+	if len(sent) != 500 {
+		t.Errorf("sipp made %d calls, want 500", len(sent))
+	}
+	byeStatus := map[string]int{}
+	for _, m := range res.ReceivedFinals("BYE") {
+		byeStatus[m.Header("Call-ID")] = m.Status
 	}
 	restarted := 0
-	for id, rec := range recs {
-		if !sent[id] {
-			t.Errorf("record %s for a call nobody made (%s)", rec["record_id"], id)
+	for _, id := range sent {
+		r := recs[id]
+		if r == nil {
+			t.Errorf("call %s has no record", id)
+			continue
 		}
-		if rec["end_reason"] == "ended by restart" {
+		switch byeStatus[id] {
+		case 481: // the switch that had the call died
+			if r["end_reason"] != "ended by restart" {
+				t.Errorf("call %s was cut by a kill but its record ends %q", id, r["end_reason"])
+			}
+		case 200:
+			if r["end_reason"] != "normal" || r["answer"] == "" {
+				t.Errorf("call %s ended normally but its record ends %q (answer %q)", id, r["end_reason"], r["answer"])
+			}
+		}
+		if r["end_reason"] == "ended by restart" {
 			restarted++
 		}
 	}
-	t.Logf("%d calls reached the switch, %d records, %d ended by restart", answeredBySwitch, len(recs), restarted)
+	want := map[string]bool{}
+	for _, id := range sent {
+		want[id] = true
+	}
+	for id, r := range recs {
+		if !want[id] {
+			t.Errorf("record %s for a call nobody made (%s)", r["record_id"], id)
+		}
+	}
+	t.Logf("%d calls, %d records in %d files, %d ended by restart", len(sent), len(recs), len(delivered)/2, restarted)
 	if restarted == 0 {
 		t.Error("no call was in progress at any kill: the test did not test the restart")
 	}

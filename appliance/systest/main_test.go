@@ -63,7 +63,9 @@ func runMain(m *testing.M) int {
 	softswitchBin = filepath.Join(binDir, "softswitch")
 	// Built with the race detector: races are found by -race, not by
 	// review, and the system tests drive every concurrent path there is.
-	build := exec.Command(goTool(), "build", "-race", "-o", softswitchBin, "./cmd/softswitch")
+	// With the failpoints (core/failpoint) the crash tests kill it at
+	// named points of the CDR paths.
+	build := exec.Command(goTool(), "build", "-race", "-tags", "failpoints", "-o", softswitchBin, "./cmd/softswitch")
 	build.Dir = root
 	var out bytes.Buffer
 	build.Stdout = &out

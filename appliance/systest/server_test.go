@@ -327,6 +327,31 @@ func (s *server) stop() {
 	s.checkLog()
 }
 
+// failAt arms the failpoint name (core/failpoint) in the CDR directory
+// and waits up to within for the daemon to die there.
+func (s *server) failAt(name string, within time.Duration) {
+	s.t.Helper()
+	if s.cmd == nil {
+		s.t.Fatal("softswitch not running")
+	}
+	trigger := filepath.Join(s.DataDir, "cdr", ".failpoint-"+name)
+	if err := os.WriteFile(trigger, nil, 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+	cmd, done := s.cmd, s.done
+	select {
+	case <-done:
+	case <-time.After(within):
+		s.t.Fatalf("softswitch did not reach failpoint %s within %s", name, within)
+	}
+	s.cmd = nil
+	if st, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !st.Signaled() || st.Signal() != syscall.SIGKILL {
+		s.t.Errorf("softswitch pid %d ended at failpoint %s with %s, not SIGKILL", cmd.Process.Pid, name, errOrOK(s.exitErr))
+	}
+	s.log.Close()
+	s.checkLog()
+}
+
 // kill ends the daemon with SIGKILL, as a crash or power loss would; the
 // test expects it, so it is not an error.
 func (s *server) kill() {
