@@ -26,6 +26,8 @@ lint:
 	@ignored=$$(git ls-files -ci --exclude-standard 2>/dev/null); test -z "$$ignored" || { echo "tracked files that .gitignore ignores: $$ignored"; exit 1; }
 	$(GO) vet $(PKGS)
 	$(GOBIN)/staticcheck $(PKGS)
+	$(GO) vet -tags failpoints ./core/failpoint/ ./billing/
+	$(GOBIN)/staticcheck -tags failpoints ./core/failpoint/
 
 ## unit: the unit tests, with the race detector
 unit:
