@@ -24,6 +24,10 @@
 #      OVER_SECONDS long (uac_overload.xml: a 503 is ACKed, not a failure),
 #      goodput = calls the gateway completed per second, OPTIONS from a
 #      second sipp at 10/s throughout; drawn with gnuplot to --plot FILE.
+# System softswitch-nocdr is the softswitch with CDRs off ([billing]
+# enabled = false): steps 1, 2, 3 and 5 only, for the cost of CDRs (the
+# softswitch system runs with CDRs on, the default). Kamailio's acc module
+# writes its lines to its log file in the same run.
 # Then prints a markdown report (and writes it to --out FILE).
 #
 # CPU_BUDGET=N gives each server N % of one core (a cgroup cpu quota, the
@@ -48,7 +52,7 @@ OUT=""
 PLOT=""
 CGROUP=""              # the cpu cgroup of CPU_BUDGET
 BIN="${BIN:-}"
-SYSTEMS="softswitch,kamailio"
+SYSTEMS="softswitch,softswitch-nocdr,kamailio"
 KEEP=0
 START_RATE=${START_RATE:-200}
 MAX_RATE=${MAX_RATE:-12800}
@@ -435,7 +439,7 @@ start_server() {        # start_server SYSTEM -> SERVER_PID, SERVER_LOG
     mkdir -p "$d"
     SERVER_LOG="$d/server-$(date +%H%M%S).log"
     case "$sys" in
-    softswitch)
+    softswitch|softswitch-nocdr)
         mkdir -p "$d/data"
         cat >"$d/softswitch.toml" <<EOF
 [sip]
@@ -464,6 +468,8 @@ prefix = "9"
 action = "route"
 route = "bench"
 EOF
+        # CDRs are on by default (the spool in data/cdr, fdatasync per batch).
+        [ "$sys" = softswitch-nocdr ] && printf '\n[billing]\nenabled = false\n' >>"$d/softswitch.toml"
         (join_budget; exec taskset -c "$SERVER_CPU" "$BIN" --config "$d/softswitch.toml" --data-dir "$d/data" \
             --sip-listen "127.0.0.1:$SERVER_PORT" --log-level warn >"$SERVER_LOG" 2>&1) &
         ;;
@@ -688,6 +694,11 @@ run_system() {
     fixed_rate
     sleep "$SETTLE"
     fixed_rate "$FIXED_RATE2" 2
+    if [ "$SYS" = softswitch-nocdr ]; then   # the CDR cost only
+        stop_server
+        [ "${RES[$SYS,status]}" = ok ]
+        return
+    fi
     sleep "$SETTLE"
     overload_run
     # fresh process for the memory test, so peaks from the rate search don't count
@@ -715,11 +726,11 @@ baseline() {            # sipp UAC -> sipp UAS directly: the latency floor sipp 
 START_TS=$(date -u '+%Y-%m-%d %H:%M UTC')
 IFS=, read -r -a SYS_LIST <<<"$SYSTEMS"
 for s in "${SYS_LIST[@]}"; do
-    case "$s" in softswitch|kamailio) ;; *) die "unknown system '$s' (softswitch, kamailio)" ;; esac
+    case "$s" in softswitch|softswitch-nocdr|kamailio) ;; *) die "unknown system '$s' (softswitch, softswitch-nocdr, kamailio)" ;; esac
 done
 
 BUILD_NOTE=""
-case ",$SYSTEMS," in *,softswitch,*)
+case ",$SYSTEMS," in *,softswitch,*|*,softswitch-nocdr,*)
     if [ -z "$BIN" ]; then
         command -v go >/dev/null 2>&1 || die "go not found (or pass BIN=/path/to/softswitch)"
         log "building ./cmd/softswitch ..."
@@ -760,8 +771,8 @@ machine_notes() {
 
 OVERALL=0
 for s in "${SYS_LIST[@]}"; do
-    if [ "$s" = softswitch ] && [ -z "$BIN" ]; then
-        RES[softswitch,status]="not built"
+    if [ "$s" != kamailio ] && [ -z "$BIN" ]; then
+        RES[$s,status]="not built"
         note "$BUILD_NOTE"
         OVERALL=1
         continue
@@ -795,7 +806,7 @@ REPORT=$(
     echo
     echo "Machine: $NCPU CPUs, $cpu_model, Linux $(uname -r); Kamailio ${kam_ver:-?}; SIPp ${sipp_ver:-?}; ${go_ver:-go ?}; softswitch ${git_rev}."
     echo "Server pinned to CPU $SERVER_CPU${CPU_BUDGET:+ with a budget of $CPU_BUDGET % of it (cgroup cpu quota, both servers)}, sipp (UAC, UAS gateway) and the capture to CPU $LOAD_CPU; UDP on 127.0.0.1."
-    echo "Kamailio: kamailio.cfg (tm + rr + dialog + acc writing a line per INVITE and BYE to its log, no database), $KAM_CHILDREN UDP workers, -x $KAM_MEM, -m $KAM_SHM_MB MB shm, -M $KAM_PKG_MB MB pkg."
+    echo "Kamailio: kamailio.cfg (tm + rr + dialog + acc writing a line per INVITE and BYE to its log file (stderr with -E; not fsynced), no database), $KAM_CHILDREN UDP workers, -x $KAM_MEM, -m $KAM_SHM_MB MB shm, -M $KAM_PKG_MB MB pkg."
     echo
     row "metric" "softswitch" "Kamailio" "softswitch / Kamailio"
     row "---" "---:" "---:" "---:"
@@ -813,6 +824,19 @@ REPORT=$(
     row "PSS, $HOLD_CALLS held calls (MB)" "$(mbval $SS pss_held)" "$(mbval $KA pss_held)" "$(ratio "${RES[$SS,pss_held]:-}" "${RES[$KA,pss_held]:-}")"
     row "PSS growth per held call (KB)" "$(val $SS pss_per_call)" "$(val $KA pss_per_call)" "$(ratio "${RES[$SS,pss_per_call]:-}" "${RES[$KA,pss_per_call]:-}")"
     echo
+    if [[ ",$SYSTEMS," == *,softswitch-nocdr,* ]]; then
+        NC=softswitch-nocdr
+        echo "CDR cost (the softswitch with CDRs on, the default, against the same binary with \`[billing] enabled = false\`; Kamailio's acc writes its lines to its log file in its run):"
+        echo
+        row "metric" "CDRs on" "CDRs off" "on / off"
+        row "---" "---:" "---:" "---:"
+        row "max call rate, < 0.1 % failed (calls/s)" "$(rate_cell $SS)" "$(rate_cell $NC)" "$(ratio "${RES[$SS,rate]:-}" "${RES[$NC,rate]:-}")"
+        row "server CPU per call at $FIXED_RATE calls/s (us)" "$(val $SS cpu_us)" "$(val $NC cpu_us)" "$(ratio "${RES[$SS,cpu_us]:-}" "${RES[$NC,cpu_us]:-}")"
+        row "server CPU per call at $FIXED_RATE2 calls/s (us)" "$(val $SS cpu_us2)" "$(val $NC cpu_us2)" "$(ratio "${RES[$SS,cpu_us2]:-}" "${RES[$NC,cpu_us2]:-}")"
+        row "INVITE -> 200 p99 at $FIXED_RATE calls/s (ms)" "$(val $SS p99)" "$(val $NC p99)" "$(ratio "${RES[$SS,p99]:-}" "${RES[$NC,p99]:-}")"
+        row "INVITE -> 200 p99 at $FIXED_RATE2 calls/s (ms)" "$(val $SS p992)" "$(val $NC p992)" "$(ratio "${RES[$SS,p992]:-}" "${RES[$NC,p992]:-}")"
+        echo
+    fi
     echo "Notes:"
     echo
     echo "- Calls: INVITE, 100/180/200, ACK, BYE, 200 with SDP but no media (uac.xml, uas.xml); the gateway is a sipp UAS behind the server. A call counts as failed unless both the UAC and the UAS scenario completed it. Rate steps run $STEP_SECONDS s of calls each (doubling from $START_RATE calls/s, then bisecting)."

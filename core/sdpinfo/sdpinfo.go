@@ -4,10 +4,9 @@
 package sdpinfo
 
 import (
+	"errors"
 	"strconv"
 	"strings"
-
-	"github.com/pion/sdp/v3"
 )
 
 // Media is one m= line: its type and the codecs offered, in order.
@@ -18,47 +17,109 @@ type Media struct {
 	Dir    string   // sendrecv, sendonly, recvonly, inactive
 }
 
-// Parse reads body. Bodies that are not valid SDP give an error; callers
-// relay them anyway and record no media.
+// Parse reads body. Bodies that are not SDP (a "v=" line first; m= lines
+// with a numeric port) give an error; callers relay them anyway and record no media. It reads only
+// what records need, line by line, without building the whole session
+// description (it runs once or twice per call).
 func Parse(body []byte) ([]Media, error) {
-	var s sdp.SessionDescription
-	if err := s.UnmarshalString(string(body)); err != nil {
-		return nil, err
+	text := string(body)
+	var (
+		out     []Media
+		sessDir = ""
+		cur     *Media
+		fmts    []string
+		rtpmap  [][2]string // payload type -> encoding name, this m= section
+		first   = true
+	)
+	flush := func() {
+		if cur == nil {
+			return
+		}
+		for _, f := range fmts {
+			name := ""
+			for _, r := range rtpmap {
+				if r[0] == f {
+					name = r[1]
+					break
+				}
+			}
+			if name == "" {
+				if n, err := strconv.Atoi(f); err == nil && staticNames[n] != "" {
+					name = staticNames[n]
+				} else {
+					name = f
+				}
+			}
+			cur.Codecs = append(cur.Codecs, name)
+		}
+		out = append(out, *cur)
+		cur, fmts, rtpmap = nil, nil, rtpmap[:0]
 	}
-	sessDir := direction(s.Attributes, "sendrecv")
-	out := make([]Media, 0, len(s.MediaDescriptions))
-	for _, m := range s.MediaDescriptions {
-		md := Media{Type: m.MediaName.Media, Port: m.MediaName.Port.Value, Dir: direction(m.Attributes, sessDir)}
-		rtpmap := map[string]string{}
-		for _, a := range m.Attributes {
-			if a.Key == "rtpmap" {
-				if sp := strings.IndexByte(a.Value, ' '); sp > 0 {
-					rtpmap[a.Value[:sp]] = strings.TrimSpace(a.Value[sp+1:])
+	for len(text) > 0 {
+		line, rest, _ := strings.Cut(text, "\n")
+		text = rest
+		line = strings.TrimSuffix(line, "\r")
+		if line == "" {
+			continue
+		}
+		if first {
+			if !strings.HasPrefix(line, "v=") {
+				return nil, errors.New("sdp: the first line is not v=")
+			}
+			first = false
+			continue
+		}
+		if len(line) < 2 || line[1] != '=' {
+			continue // not a type=value line: read past it, as pion/sdp does
+		}
+		val := line[2:]
+		switch line[0] {
+		case 'm':
+			flush()
+			f := strings.Fields(val)
+			if len(f) < 3 {
+				return nil, errors.New("sdp: short m= line")
+			}
+			port, _, _ := strings.Cut(f[1], "/")
+			n, err := strconv.Atoi(port)
+			if err != nil || n < 0 || n > 65535 {
+				return nil, errors.New("sdp: bad port in m= line")
+			}
+			cur = &Media{Type: f[0], Port: n}
+			fmts = f[3:]
+		case 'a':
+			key, v, _ := strings.Cut(val, ":")
+			switch key {
+			case "sendrecv", "sendonly", "recvonly", "inactive":
+				if cur != nil {
+					if cur.Dir == "" {
+						cur.Dir = key
+					}
+				} else if sessDir == "" {
+					sessDir = key
+				}
+			case "rtpmap":
+				if cur != nil {
+					if sp := strings.IndexByte(v, ' '); sp > 0 {
+						rtpmap = append(rtpmap, [2]string{v[:sp], strings.TrimSpace(v[sp+1:])})
+					}
 				}
 			}
 		}
-		for _, f := range m.MediaName.Formats {
-			if name, ok := rtpmap[f]; ok {
-				md.Codecs = append(md.Codecs, name)
-			} else if n, err := strconv.Atoi(f); err == nil && staticNames[n] != "" {
-				md.Codecs = append(md.Codecs, staticNames[n])
-			} else {
-				md.Codecs = append(md.Codecs, f)
-			}
+	}
+	if first {
+		return nil, errors.New("sdp: empty")
+	}
+	flush()
+	if sessDir == "" {
+		sessDir = "sendrecv"
+	}
+	for i := range out {
+		if out[i].Dir == "" {
+			out[i].Dir = sessDir
 		}
-		out = append(out, md)
 	}
 	return out, nil
-}
-
-func direction(attrs []sdp.Attribute, def string) string {
-	for _, a := range attrs {
-		switch a.Key {
-		case "sendrecv", "sendonly", "recvonly", "inactive":
-			return a.Key
-		}
-	}
-	return def
 }
 
 // Strings renders media as "audio PCMU/8000 PCMA/8000" lines.

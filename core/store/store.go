@@ -63,7 +63,7 @@ type DB struct {
 // the project's one way to open a bbolt file (the CDR spool uses it too).
 // owner names the directory in the "locked" error ("data dir").
 func OpenFile(path, owner string, buckets ...[]byte) (*bolt.DB, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("%s is locked by another process (is a softswitch already running with this %s?)", path, owner)
