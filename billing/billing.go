@@ -42,6 +42,7 @@ type Config struct {
 	Retention          time.Duration // closed files are removed this long after they closed, once delivered; 0: kept
 	DiskAlarmPercent   int           // file system use (percent) that raises cdr-disk; 0: not watched
 	Hot                bool          // hot billing: each record as soon as it is durable, in hot/ and on the bus
+	SyncInterval       time.Duration // commits (fdatasync) at most this often; 0: 100 ms
 	KeepUntilDelivered bool          // a push target is configured: no file is removed before it has it
 }
 
@@ -54,10 +55,13 @@ type Billing struct {
 
 	mu       sync.Mutex
 	queue    []*events.Event
+	jseq     uint64        // the last journal sequence number given (guarded by mu)
+	jcur     *jfile        // the journal file appends go to (guarded by mu)
 	enqueued uint64        // events queued since start (guarded by mu)
 	durable  uint64        // of those, how many are committed (guarded by mu)
 	commitCh chan struct{} // closed at each commit that advances durable (guarded by mu)
 	waiters  atomic.Int32  // callers waiting in WaitDurable: the writer commits at once
+	jfailing atomic.Bool   // the last journal append failed
 	kick     chan struct{}
 	queued   atomic.Int64
 
@@ -71,7 +75,11 @@ type Billing struct {
 	closed      chan struct{} // a file was closed (for the pusher)
 
 	// The writer's own state (one goroutine).
-	calls map[string]*cdr.Record // calls in progress by caller Call-ID
+	jspare       *jfile                 // the other journal file
+	jspareUntil  uint64                 // jspare may hold events up to this sequence number; 0: it is empty
+	applied      uint64                 // journal sequence number of the last event applied
+	appliedSaved uint64                 // ... and committed to the spool
+	calls        map[string]*cdr.Record // calls in progress by caller Call-ID
 	// Unanswered calls a crash cut, by caller Call-ID: their callers may
 	// still be retransmitting the INVITE to this start, which then goes
 	// on with the same record; closed "ended by restart" at orphansUntil.
@@ -85,6 +93,7 @@ type Billing struct {
 	lastCommit   time.Time
 	retry        *fileIntent // a file whose closing failed half way, tried again
 	pending      int         // released records not yet in a closed file
+	unsaved      int         // released records in writes, not yet committed
 	pendingB     int64       // their size (as stored)
 	opened       time.Time
 	lastErr      string
@@ -95,6 +104,7 @@ type Billing struct {
 type write struct {
 	closed bool   // closed bucket (key: release sequence) or open bucket (key: Call-ID)
 	del    bool   // delete key
+	fresh  bool   // a new call's first write: its key is not in the bucket yet
 	seq    uint64 // closed key
 	callID string // open key
 	rec    *cdr.Record
@@ -120,10 +130,31 @@ func Open(cfg Config, bus *events.Bus, log *slog.Logger) (*Billing, error) {
 		sp.close()
 		return nil, fmt.Errorf("CDR spool %s: %w", cfg.Dir, err)
 	}
+	// The spool has everything the journal held: both files start empty.
+	b.appliedSaved = b.applied
+	for n := range 2 {
+		jf, err := openJournalFile(cfg.Dir, n)
+		if err == nil {
+			err = jf.empty()
+		}
+		if err != nil {
+			b.closeJournal()
+			sp.close()
+			return nil, fmt.Errorf("CDR journal in %s: %w", cfg.Dir, err)
+		}
+		if n == 0 {
+			b.jcur = jf
+		} else {
+			b.jspare = jf
+		}
+	}
 	return b, nil
 }
 
-// Handle is the bus handler: it queues call events, never blocks.
+// Handle is the bus handler. It appends the event to the journal (one
+// write(2) to the page cache, no sync, no lock held) and queues it for
+// the writer: when Handle returns, a crash of the process can no longer
+// lose the event (journal.go).
 func (b *Billing) Handle(e *events.Event) {
 	switch e.Kind {
 	case events.CallAttempt, events.CallRinging, events.CallAnswer, events.CallRelease:
@@ -131,9 +162,30 @@ func (b *Billing) Handle(e *events.Event) {
 		return
 	}
 	b.mu.Lock()
+	b.jseq++
+	seq, jf := b.jseq, b.jcur
+	if jf != nil {
+		jf.inflight.Add(1)
+	}
 	b.queue = append(b.queue, e)
 	b.enqueued++
 	b.mu.Unlock()
+	if jf != nil {
+		bp := entryPool.Get().(*[]byte)
+		buf := encodeEntry((*bp)[:0], seq, e)
+		err := jf.append(buf) // safe from a process crash from here on
+		jf.inflight.Done()
+		*bp = buf
+		entryPool.Put(bp)
+		if err != nil {
+			if !b.jfailing.Swap(true) {
+				b.log.Error("CDR journal cannot be written: events wait for the spool's commit",
+					"dir", b.cfg.Dir, "err", err, "refusing_new_calls", b.cfg.RefuseOnFault)
+			}
+		} else if b.jfailing.Load() && b.jfailing.Swap(false) {
+			b.log.Info("CDR journal written again", "dir", b.cfg.Dir)
+		}
+	}
 	b.queued.Add(1)
 	select {
 	case b.kick <- struct{}{}:
@@ -147,7 +199,7 @@ func (b *Billing) Refusing() bool {
 	if !b.cfg.RefuseOnFault {
 		return false
 	}
-	return b.failing.Load() || (b.cfg.QueueLimit > 0 && b.queued.Load() > int64(b.cfg.QueueLimit))
+	return b.failing.Load() || b.jfailing.Load() || (b.cfg.QueueLimit > 0 && b.queued.Load() > int64(b.cfg.QueueLimit))
 }
 
 // Stats: files closed and records made durable since start.
@@ -163,9 +215,9 @@ func (b *Billing) Run(ctx context.Context) {
 		stopping := false
 		select {
 		case <-b.kick:
-			// One commit (two fdatasyncs) per commitEvery at most: under
+			// One commit (two fdatasyncs) per sync interval at most: under
 			// load the batch grows instead of the number of syncs.
-			if wait := commitEvery - time.Since(b.lastCommit); wait > 0 && b.waiters.Load() == 0 {
+			if wait := b.syncEvery() - time.Since(b.lastCommit); wait > 0 && b.waiters.Load() == 0 {
 				select {
 				case <-time.After(wait):
 				case <-ctx.Done():
@@ -184,6 +236,7 @@ func (b *Billing) Run(ctx context.Context) {
 			if b.hot != nil {
 				b.hot.close()
 			}
+			b.closeJournal()
 			if err := b.sp.close(); err != nil {
 				b.log.Error("CDR spool close", "err", err)
 			}
@@ -193,10 +246,11 @@ func (b *Billing) Run(ctx context.Context) {
 }
 
 // WaitDurable returns once every call event published before it was
-// called is durable in the spool, or false after timeout. Call control
-// waits here after a call's seizure and before it goes on, so that no
-// crash can lose a call that anyone saw (group commit: while callers wait
-// the writer does not pace its commits).
+// called is committed to the spool (fdatasync: safe from power loss too),
+// or false after timeout. Calls do not wait here: the journal keeps their
+// events from a process crash at once (journal.go); this is for whoever
+// needs the stronger promise (while someone waits the writer does not
+// pace its commits).
 func (b *Billing) WaitDurable(timeout time.Duration) bool {
 	b.mu.Lock()
 	want := b.enqueued
@@ -230,9 +284,14 @@ func (b *Billing) WaitDurable(timeout time.Duration) bool {
 	}
 }
 
-// commitEvery paces the writer's commits: a released call is durable
-// within about this long (plus the sync itself).
-const commitEvery = 10 * time.Millisecond
+// syncEvery paces the writer's commits: what the journal holds is safe
+// from power loss too within about this long (plus the sync itself).
+func (b *Billing) syncEvery() time.Duration {
+	if b.cfg.SyncInterval > 0 {
+		return b.cfg.SyncInterval
+	}
+	return 100 * time.Millisecond
+}
 
 // Wait returns once Run has finished.
 func (b *Billing) Wait(timeout time.Duration) bool {
@@ -252,10 +311,22 @@ func (b *Billing) step(now time.Time, final bool) {
 	batch := b.queue
 	b.queue = nil
 	upTo := b.enqueued
+	lastSeq := b.jseq
 	b.mu.Unlock()
-	for _, e := range batch {
+	first := lastSeq - uint64(len(batch)) + 1 // the batch is consecutive journal numbers
+	for i, e := range batch {
 		b.apply(e)
+		b.applied = first + uint64(i)
+		// A file holds rotate_records at most: it closes as soon as that
+		// many are released, whatever else the batch holds.
+		if b.retry == nil && b.pending+b.unsaved >= b.cfg.RotateRecords {
+			b.commit(now)
+			if len(b.writes) == 0 {
+				b.closeFile()
+			}
+		}
 	}
+	b.applied = lastSeq
 	b.queued.Add(-int64(len(batch)))
 	if len(b.orphans) > 0 {
 		if b.orphansUntil.IsZero() {
@@ -267,8 +338,11 @@ func (b *Billing) step(now time.Time, final bool) {
 	}
 	// Calls in progress: the commit's alive time is their last durable
 	// time, so a heartbeat every second while there are any.
-	if len(b.writes) > 0 || len(b.calls) > 0 || final {
+	if len(b.writes) > 0 || len(b.calls) > 0 || final || b.appliedSaved < b.applied {
 		b.commit(now)
+	}
+	if len(b.writes) == 0 {
+		b.turnJournal()
 	}
 	if len(b.writes) == 0 {
 		// Everything queued up to upTo is durable (or needed no write).
@@ -325,10 +399,12 @@ func (b *Billing) apply(e *events.Event) {
 			r = b.newRecord(e)
 		}
 		b.calls[e.CallID] = r
-		b.writes = append(b.writes, write{callID: e.CallID, rec: r})
+		b.writes = append(b.writes, write{callID: e.CallID, rec: r, fresh: true})
 	case events.CallRinging:
 		if r.Ringing.IsZero() {
 			r.Ringing = utc(e.Time)
+			// Written too: the spool's commit covers the journal up to here.
+			b.writes = append(b.writes, write{callID: e.CallID, rec: r})
 		}
 	case events.CallAnswer:
 		r.Answer = utc(e.Answer)
@@ -358,6 +434,7 @@ func (b *Billing) apply(e *events.Event) {
 		seq := b.nextClosed
 		b.nextClosed++
 		b.writes = append(b.writes, write{callID: e.CallID, del: true}, write{closed: true, seq: seq, rec: r})
+		b.unsaved++
 	}
 }
 
@@ -455,13 +532,30 @@ func endReason(cause string) string {
 // the changes stay queued and are tried again every second.
 func (b *Billing) commit(now time.Time) {
 	b.lastCommit = now
+	// A call's open record is written once per commit, as it is last (the
+	// record pointer holds its latest state), and not at all when the call
+	// began and ended within the commit: short calls cost the spool their
+	// closed record only.
+	last := make(map[string]int, len(b.writes))
+	fresh := map[string]bool{}
+	for i, w := range b.writes {
+		if !w.closed {
+			if _, seen := last[w.callID]; !seen && w.fresh {
+				fresh[w.callID] = true
+			}
+			last[w.callID] = i
+		}
+	}
 	err := b.sp.db.Update(func(tx *bolt.Tx) error {
 		open := tx.Bucket(bucketOpen)
 		closed, err := tx.CreateBucketIfNotExists(closedBucket(b.gen))
 		if err != nil {
 			return err
 		}
-		for _, w := range b.writes {
+		for i, w := range b.writes {
+			if !w.closed && (last[w.callID] != i || w.del && fresh[w.callID]) {
+				continue
+			}
 			var err error
 			switch {
 			case w.closed:
@@ -479,6 +573,9 @@ func (b *Billing) commit(now time.Time) {
 			return err
 		}
 		if err := putU64(tx, keyNextClosed, b.nextClosed); err != nil {
+			return err
+		}
+		if err := putU64(tx, keyJournal, b.applied); err != nil {
 			return err
 		}
 		return putU64(tx, keyAlive, uint64(now.UnixMilli()))
@@ -503,7 +600,47 @@ func (b *Billing) commit(now time.Time) {
 		}
 	}
 	b.writes = b.writes[:0]
+	b.unsaved = 0
+	b.appliedSaved = b.applied
 	b.recovered()
+}
+
+// closeJournal stops the appends (later events only queue) and closes
+// the files.
+func (b *Billing) closeJournal() {
+	b.mu.Lock()
+	cur := b.jcur
+	b.jcur = nil
+	b.mu.Unlock()
+	for _, jf := range []*jfile{cur, b.jspare} {
+		if jf != nil {
+			jf.inflight.Wait()
+			jf.f.Close()
+		}
+	}
+	b.jspare = nil
+}
+
+// turnJournal empties the spare journal file once the spool has what it
+// held, and switches files when the active one has grown.
+func (b *Billing) turnJournal() {
+	if b.jspare == nil {
+		return
+	}
+	if b.jspareUntil != 0 && b.appliedSaved >= b.jspareUntil {
+		if err := b.jspare.empty(); err != nil {
+			b.log.Warn("CDR journal: emptying a file failed", "err", err)
+			return
+		}
+		b.jspareUntil = 0
+	}
+	if b.jspareUntil == 0 && b.jcur.size.Load() > journalRotate {
+		b.mu.Lock()
+		old := b.jcur
+		b.jcur, b.jspare = b.jspare, old
+		b.jspareUntil = b.jseq
+		b.mu.Unlock()
+	}
 }
 
 // recordSize estimates a record's size in a file.
@@ -656,22 +793,50 @@ func (b *Billing) recover() error {
 			return err
 		}
 	}
-	var cut []*cdr.Record
-	var cutIDs []string
+	// The calls in progress, then what the journal holds beyond the spool:
+	// applied in order, as the writer would have.
+	var applied uint64
 	err = b.sp.db.View(func(tx *bolt.Tx) error {
+		applied = getU64(tx, keyJournal)
 		return tx.Bucket(bucketOpen).ForEach(func(k, v []byte) error {
 			r, err := getRecord(v)
 			if err != nil {
 				return fmt.Errorf("call %q in the spool: %w", k, err)
 			}
-			cut = append(cut, r)
-			cutIDs = append(cutIDs, string(k))
+			b.calls[string(k)] = r
 			return nil
 		})
 	})
 	if err != nil {
 		return err
 	}
+	replay, maxSeq, err := readJournals(b.cfg.Dir, applied)
+	if err != nil {
+		return err
+	}
+	for _, j := range replay {
+		b.apply(j.e)
+		for _, t := range []time.Time{j.e.Time, j.e.Setup, j.e.Answer, j.e.Ringing} {
+			if t.After(alive) {
+				alive = t.UTC()
+			}
+		}
+	}
+	b.applied = max(applied, maxSeq)
+	b.jseq = b.applied
+	if len(replay) > 0 {
+		b.log.Warn("CDR journal: events the spool had not committed applied again", "events", len(replay))
+	}
+	cutIDs := make([]string, 0, len(b.calls))
+	for id := range b.calls {
+		cutIDs = append(cutIDs, id)
+	}
+	sort.Strings(cutIDs)
+	cut := make([]*cdr.Record, len(cutIDs))
+	for i, id := range cutIDs {
+		cut[i] = b.calls[id]
+	}
+	clear(b.calls)
 	b.orphans = map[string]*cdr.Record{}
 	for i, r := range cut {
 		// The release time is the last durable time of the start that had
@@ -692,11 +857,13 @@ func (b *Billing) recover() error {
 		}
 		b.endByRestart(cutIDs[i], r)
 	}
-	if len(cut) > 0 {
+	if len(b.writes) > 0 || b.applied > applied {
 		b.commit(time.Now())
 		if len(b.writes) > 0 {
 			return errors.New(b.lastErr)
 		}
+	}
+	if len(cut) > 0 {
 		b.log.Warn("calls in progress when the switch stopped: answered ones recorded as ended by restart, "+
 			"unanswered ones wait for their caller's INVITE", "calls", len(cut), "unanswered", len(b.orphans), "last_alive", alive)
 	}
@@ -732,6 +899,7 @@ func (b *Billing) endByRestart(callID string, r *cdr.Record) {
 	r.Finish()
 	b.writes = append(b.writes, write{callID: callID, del: true}, write{closed: true, seq: b.nextClosed, rec: r})
 	b.nextClosed++
+	b.unsaved++
 }
 
 // closeOrphans ends the unanswered calls no retransmission took up.

@@ -240,9 +240,8 @@ func run(args []string) error {
 		if cfg.Billing.OnSpoolFault == "refuse" {
 			calls.Hold = bill.Refusing
 		}
-		// A call goes on only once its seizure is durable: no crash loses
-		// a call anyone saw (docs/cdr.md).
-		calls.Durable = func() bool { return bill.WaitDurable(2 * time.Second) }
+		// No wait for the spool: a call's events are safe from a crash of
+		// the process once published (billing's journal, docs/cdr.md).
 	}
 	srv.Reg = &registrar.Registrar{Loc: loc, Auth: authn, MinExpires: cfg.Registrar.MinExpires,
 		MaxExpires: cfg.Registrar.MaxExpires, DefaultExpires: cfg.Registrar.DefaultExpires, Log: log}
@@ -552,7 +551,7 @@ func openBilling(cfg config.Config, bus *events.Bus, log *slog.Logger) (*billing
 		RotateInterval: b.RotateInterval.Duration, RotateRecords: b.RotateRecords,
 		RotateBytes: int64(b.RotateMB) << 20, QueueLimit: b.QueueLimit,
 		RefuseOnFault: b.OnSpoolFault == "refuse", Retention: b.Retention.Duration, DiskAlarmPercent: b.DiskAlarm,
-		KeepUntilDelivered: len(b.Push.Servers) > 0, Hot: b.Hot}, bus, log)
+		KeepUntilDelivered: len(b.Push.Servers) > 0, Hot: b.Hot, SyncInterval: b.SyncInterval.Duration}, bus, log)
 	if err != nil {
 		return nil, err
 	}

@@ -140,7 +140,6 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	dec := m.router.Route(called, caller)
 	if dec.Redirect != "" {
 		m.attemptEnded(req, caller, called, dec, 302, 23, "redirected")
-		m.awaitDurable()
 		m.redirect(tx, req, dec.Redirect)
 		return
 	}
@@ -202,7 +201,6 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	m.bus.Publish(&events.Event{Kind: events.CallAttempt, CallID: callID, Calling: c.calling,
 		Called: called, Account: c.account, Setup: c.setup, CalledSent: dec.Called, CallingSent: dec.Calling,
 		Trunk: c.trunk, Route: c.route})
-	m.awaitDurable()
 	cancelled := !tx.OnCancel(func(cancel *sip.Request) {
 		// Runs under the transaction's own lock: record, then act on a
 		// goroutine of our own (sending on tx from here would deadlock).
@@ -303,17 +301,7 @@ func (m *Manager) refuseAttempt(tx sip.ServerTransaction, req *sip.Request, call
 		q = q850.CauseForStatus(d.Status)
 	}
 	m.attemptEnded(req, caller, called, d, d.Status, q, "rejected")
-	m.awaitDurable()
 	m.refuse(tx, req, d)
-}
-
-// awaitDurable waits for the call records' subscriber (Durable), bounded:
-// a spool that cannot keep up is billing's fault to report, not a reason
-// to hold calls for ever.
-func (m *Manager) awaitDurable() {
-	if m.Durable != nil && !m.Durable() {
-		m.log.Debug("call record not durable in time: the call goes on")
-	}
 }
 
 // attemptEnded publishes an attempt the switch answered at once: its

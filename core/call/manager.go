@@ -117,11 +117,6 @@ type Manager struct {
 	// Hold, when set and true, refuses new calls (503, Q.850 42): a
 	// subscriber that must record every call cannot (billing's spool).
 	Hold func() bool
-	// Durable, when set, is waited for after a call attempt is published
-	// and before the call goes on (its INVITE forwarded, its refusal
-	// sent): the subscriber that records calls has made it durable. It
-	// runs on the INVITE's own goroutine, never on a worker.
-	Durable func() bool
 }
 
 // InvalidResponses is how many responses were dropped for lacking what

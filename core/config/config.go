@@ -161,6 +161,7 @@ type Billing struct {
 	QueueLimit     int      `toml:"queue_limit"`     // events waiting to be written above which the spool is at fault
 	Retention      Duration `toml:"retention"`       // closed files kept this long, and until delivered; 0: for ever
 	Hot            bool     `toml:"hot_billing"`     // each record in hot/ and on the bus as soon as it is durable
+	SyncInterval   Duration `toml:"sync_interval"`   // the spool's commits (fdatasync) at most this often
 	DiskAlarm      int      `toml:"disk_alarm_percent"`
 	Push           Push     `toml:"push"`
 	Pull           Pull     `toml:"pull"`
@@ -288,7 +289,7 @@ func Default() Config {
 		Admission: Admission{Rate: 100, Burst: 400, Block: Duration{time.Minute}, MaxSources: 1 << 17},
 		Overload: Overload{QueueTarget: 0.25, AgeTarget: Duration{200 * time.Millisecond},
 			RetryAfterMin: 5, RetryAfterMax: 20},
-		Billing: Billing{Enabled: true, Format: "csv", RotateInterval: Duration{5 * time.Minute},
+		Billing: Billing{Enabled: true, Format: "csv", RotateInterval: Duration{5 * time.Minute}, SyncInterval: Duration{100 * time.Millisecond},
 			RotateRecords: 10000, RotateMB: 10, OnSpoolFault: "refuse", QueueLimit: 100000,
 			Retention: Duration{30 * 24 * time.Hour}, DiskAlarm: 80,
 			Push: Push{TLS: "none", Timeout: Duration{30 * time.Second}, RetryMin: Duration{5 * time.Second},
@@ -677,6 +678,8 @@ func (c *Config) validateBilling() error {
 		return invalid("billing.format", "must be csv or jsonl")
 	case b.RotateInterval.Duration < time.Second:
 		return invalid("billing.rotate_interval", "must be at least 1s")
+	case b.SyncInterval.Duration < time.Millisecond || b.SyncInterval.Duration > time.Second:
+		return invalid("billing.sync_interval", "must be between 1ms and 1s")
 	case b.RotateRecords < 1:
 		return invalid("billing.rotate_records", "must be at least 1")
 	case b.RotateMB < 1:
