@@ -319,7 +319,7 @@ func (b *Billing) step(now time.Time, final bool) {
 		b.applied = first + uint64(i)
 		// A file holds rotate_records at most: it closes as soon as that
 		// many are released, whatever else the batch holds.
-		if b.retry == nil && b.pending+b.unsaved >= b.cfg.RotateRecords {
+		if b.retry == nil && !b.failing.Load() && b.pending+b.unsaved >= b.cfg.RotateRecords {
 			b.commit(now)
 			if len(b.writes) == 0 {
 				b.closeFile()
