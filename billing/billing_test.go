@@ -24,6 +24,16 @@ import (
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
+// mustOpen opens the writer of cfg or fails the test.
+func mustOpen(t *testing.T, cfg Config) *Billing {
+	t.Helper()
+	b, err := Open(cfg, nil, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func cfgFor(dir string) Config {
 	return Config{Dir: dir, Node: "ss1", Format: cdr.CSV, RotateInterval: time.Hour, RotateRecords: 2,
 		RotateBytes: 1 << 20, QueueLimit: 1000, RefuseOnFault: true}
@@ -93,10 +103,7 @@ func col(row []string, name string) string {
 
 func TestRecordsRotateIntoFiles(t *testing.T) {
 	dir := t.TempDir()
-	b, err := Open(cfgFor(dir), nil, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := mustOpen(t, cfgFor(dir))
 	b.Handle(attempt("c1", t0))
 	b.Handle(&events.Event{Kind: events.CallRinging, Time: t0.Add(time.Second), CallID: "c1"})
 	b.Handle(&events.Event{Kind: events.CallAnswer, Time: t0.Add(2 * time.Second), Answer: t0.Add(2 * time.Second), CallID: "c1", Gateway: "gw1", Media: []string{"audio PCMU/8000"}})
@@ -145,20 +152,14 @@ func TestRecordsRotateIntoFiles(t *testing.T) {
 // "ended by restart" at the last durable time; ids are never reused.
 func TestRestartEndsCallsInProgress(t *testing.T) {
 	dir := t.TempDir()
-	b, err := Open(cfgFor(dir), nil, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := mustOpen(t, cfgFor(dir))
 	b.Handle(attempt("c1", t0))
 	b.Handle(&events.Event{Kind: events.CallAnswer, Time: t0.Add(time.Second), Answer: t0.Add(time.Second), CallID: "c1"})
 	b.Handle(attempt("c2", t0))
 	b.step(t0.Add(5*time.Second), false)
 	b.sp.close() // the process dies: nothing more is written
 
-	b, err = Open(cfgFor(dir), nil, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b = mustOpen(t, cfgFor(dir))
 	b.Handle(attempt("c3", t0.Add(time.Hour)))
 	b.Handle(release("c3", t0.Add(time.Hour+time.Second), "BYE", 200, false))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -204,26 +205,17 @@ func TestRestartEndsCallsInProgress(t *testing.T) {
 // crash.
 func TestRetransmittedInviteTakesUpItsRecord(t *testing.T) {
 	dir := t.TempDir()
-	b, err := Open(cfgFor(dir), nil, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := mustOpen(t, cfgFor(dir))
 	b.Handle(attempt("c1", t0))
 	b.Handle(attempt("c2", t0))
 	b.step(t0.Add(time.Second), false)
 	b.sp.close() // dies
 
-	b, err = Open(cfgFor(dir), nil, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b = mustOpen(t, cfgFor(dir))
 	b.step(t0.Add(10*time.Second), false)
 	b.sp.close() // dies again, the orphans not yet closed
 
-	b, err = Open(cfgFor(dir), nil, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b = mustOpen(t, cfgFor(dir))
 	b.Handle(attempt("c1", t0.Add(20*time.Second))) // the retransmission
 	b.Handle(release("c1", t0.Add(25*time.Second), "BYE", 200, false))
 	b.step(t0.Add(21*time.Second), false)
@@ -258,10 +250,7 @@ func TestRetransmittedInviteTakesUpItsRecord(t *testing.T) {
 // again, the same name, the same bytes; no sequence number is skipped.
 func TestCrashWhileClosingAFile(t *testing.T) {
 	dir := t.TempDir()
-	b, err := Open(cfgFor(dir), nil, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := mustOpen(t, cfgFor(dir))
 	b.Handle(attempt("c1", t0))
 	b.Handle(release("c1", t0.Add(time.Second), "BYE", 200, false))
 	b.cfg.RotateRecords = 100 // not yet
@@ -279,10 +268,7 @@ func TestCrashWhileClosingAFile(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "."+in.Name+".tmp"), []byte("record_id,no"), 0o640)
 	b.sp.close()
 
-	b, err = Open(cfgFor(dir), nil, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b = mustOpen(t, cfgFor(dir))
 	names, rows := readCSV(t, dir)
 	if len(names) != 1 || names[0] != in.Name || len(rows) != 1 {
 		t.Fatalf("files %v rows %d", names, len(rows))
@@ -337,10 +323,7 @@ func TestSpoolFaultRefusesAndKeeps(t *testing.T) {
 // meter pulses in its record.
 func TestRecordsAreRated(t *testing.T) {
 	dir := t.TempDir()
-	b, err := Open(cfgFor(dir), nil, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := mustOpen(t, cfgFor(dir))
 	plan, err := rating.Compile(rating.Spec{Default: "std", Precision: 2, Tariffs: []rating.TariffSpec{{Name: "std", Currency: "EUR",
 		Rates: []rating.RateSpec{{Prefix: "1", ConnectFee: "0.10", Price: "0.60", Unit: "60s", Increments: "60/60", Pulse: "30s"}}}}})
 	if err != nil {
@@ -408,10 +391,7 @@ func TestHotBilling(t *testing.T) {
 // the call's seizure is in the spool.
 func TestWaitDurable(t *testing.T) {
 	dir := t.TempDir()
-	b, err := Open(cfgFor(dir), nil, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := mustOpen(t, cfgFor(dir))
 	ctx, cancel := context.WithCancel(context.Background())
 	go b.Run(ctx)
 	b.Handle(attempt("c1", t0))
@@ -440,10 +420,7 @@ func TestRotateRecordsIsExactWithinABatch(t *testing.T) {
 	dir := t.TempDir()
 	cfg := cfgFor(dir)
 	cfg.RotateRecords = 5
-	b, err := Open(cfg, nil, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := mustOpen(t, cfg)
 	for i := 0; i < 23; i++ {
 		id := "c" + strconv.Itoa(i)
 		b.Handle(attempt(id, t0))

@@ -49,10 +49,7 @@ func TestJournalEntryRoundTrip(t *testing.T) {
 // torn entry at the end of the journal (power loss) is ignored.
 func TestJournalKeepsWhatTheSpoolNeverGot(t *testing.T) {
 	dir := t.TempDir()
-	b, err := Open(cfgFor(dir), nil, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := mustOpen(t, cfgFor(dir))
 	b.Handle(attempt("c1", t0))
 	b.Handle(&events.Event{Kind: events.CallAnswer, Time: t0.Add(time.Second), Answer: t0.Add(time.Second), CallID: "c1"})
 	b.Handle(attempt("c2", t0))
@@ -66,10 +63,7 @@ func TestJournalKeepsWhatTheSpoolNeverGot(t *testing.T) {
 	f.Write([]byte{0, 0, 1, 0, 1, 2, 3, 4, 5}) // a torn entry
 	f.Close()
 
-	b, err = Open(cfgFor(dir), nil, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b = mustOpen(t, cfgFor(dir))
 	stop(b)
 	_, rows := readCSV(t, dir)
 	byCall := map[string][]string{}
@@ -102,10 +96,7 @@ func TestJournalTurns(t *testing.T) {
 	dir := t.TempDir()
 	cfg := cfgFor(dir)
 	cfg.RotateRecords = 1000
-	b, err := Open(cfg, nil, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := mustOpen(t, cfg)
 	now := t0
 	turns := 0
 	for i := 0; i < 300; i++ {
@@ -125,10 +116,7 @@ func TestJournalTurns(t *testing.T) {
 		t.Fatalf("%d turns of the journal files", turns)
 	}
 	crash(b)
-	b, err = Open(cfg, nil, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b = mustOpen(t, cfg)
 	stop(b)
 	_, rows := readCSV(t, dir)
 	seen := map[string]int{}
