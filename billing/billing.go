@@ -1,7 +1,8 @@
 // Package billing writes a call detail record for every call attempt
 // (docs/cdr.md). It hears call control on the event bus; the bus handler
-// only queues, and one writer goroutine makes the records durable in the
-// spool (bbolt), then closes them into CDR files that never change.
+// appends each event to a journal (no sync) and queues it, and one writer
+// goroutine makes the records durable in the spool (bbolt), then closes
+// them into CDR files that never change.
 package billing
 
 import (
@@ -55,13 +56,9 @@ type Billing struct {
 
 	mu       sync.Mutex
 	queue    []*events.Event
-	jseq     uint64        // the last journal sequence number given (guarded by mu)
-	jcur     *jfile        // the journal file appends go to (guarded by mu)
-	enqueued uint64        // events queued since start (guarded by mu)
-	durable  uint64        // of those, how many are committed (guarded by mu)
-	commitCh chan struct{} // closed at each commit that advances durable (guarded by mu)
-	waiters  atomic.Int32  // callers waiting in WaitDurable: the writer commits at once
-	jfailing atomic.Bool   // the last journal append failed
+	jseq     uint64      // the last journal sequence number given (guarded by mu)
+	jcur     *jfile      // the journal file appends go to (guarded by mu)
+	jfailing atomic.Bool // the last journal append failed
 	kick     chan struct{}
 	queued   atomic.Int64
 
@@ -168,7 +165,6 @@ func (b *Billing) Handle(e *events.Event) {
 		jf.inflight.Add(1)
 	}
 	b.queue = append(b.queue, e)
-	b.enqueued++
 	b.mu.Unlock()
 	if jf != nil {
 		bp := entryPool.Get().(*[]byte)
@@ -217,7 +213,7 @@ func (b *Billing) Run(ctx context.Context) {
 		case <-b.kick:
 			// One commit (two fdatasyncs) per sync interval at most: under
 			// load the batch grows instead of the number of syncs.
-			if wait := b.syncEvery() - time.Since(b.lastCommit); wait > 0 && b.waiters.Load() == 0 {
+			if wait := b.syncEvery() - time.Since(b.lastCommit); wait > 0 {
 				select {
 				case <-time.After(wait):
 				case <-ctx.Done():
@@ -241,45 +237,6 @@ func (b *Billing) Run(ctx context.Context) {
 				b.log.Error("CDR spool close", "err", err)
 			}
 			return
-		}
-	}
-}
-
-// WaitDurable returns once every call event published before it was
-// called is committed to the spool (fdatasync: safe from power loss too),
-// or false after timeout. Calls do not wait here: the journal keeps their
-// events from a process crash at once (journal.go); this is for whoever
-// needs the stronger promise (while someone waits the writer does not
-// pace its commits).
-func (b *Billing) WaitDurable(timeout time.Duration) bool {
-	b.mu.Lock()
-	want := b.enqueued
-	b.mu.Unlock()
-	b.waiters.Add(1)
-	defer b.waiters.Add(-1)
-	select {
-	case b.kick <- struct{}{}:
-	default:
-	}
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		b.mu.Lock()
-		if b.durable >= want {
-			b.mu.Unlock()
-			return true
-		}
-		if b.commitCh == nil {
-			b.commitCh = make(chan struct{})
-		}
-		ch := b.commitCh
-		b.mu.Unlock()
-		select {
-		case <-ch:
-		case <-deadline.C:
-			return false
-		case <-b.done:
-			return false
 		}
 	}
 }
@@ -310,7 +267,6 @@ func (b *Billing) step(now time.Time, final bool) {
 	b.mu.Lock()
 	batch := b.queue
 	b.queue = nil
-	upTo := b.enqueued
 	lastSeq := b.jseq
 	b.mu.Unlock()
 	first := lastSeq - uint64(len(batch)) + 1 // the batch is consecutive journal numbers
@@ -343,18 +299,6 @@ func (b *Billing) step(now time.Time, final bool) {
 	}
 	if len(b.writes) == 0 {
 		b.turnJournal()
-	}
-	if len(b.writes) == 0 {
-		// Everything queued up to upTo is durable (or needed no write).
-		b.mu.Lock()
-		if upTo > b.durable {
-			b.durable = upTo
-			if b.commitCh != nil {
-				close(b.commitCh)
-				b.commitCh = nil
-			}
-		}
-		b.mu.Unlock()
 	}
 	if b.retry != nil && len(b.writes) == 0 {
 		if err := b.finishIntent(*b.retry); err != nil {

@@ -387,33 +387,6 @@ func TestHotBilling(t *testing.T) {
 	}
 }
 
-// WaitDurable returns once what was published before it is committed:
-// the call's seizure is in the spool.
-func TestWaitDurable(t *testing.T) {
-	dir := t.TempDir()
-	b := mustOpen(t, cfgFor(dir))
-	ctx, cancel := context.WithCancel(context.Background())
-	go b.Run(ctx)
-	b.Handle(attempt("c1", t0))
-	if !b.WaitDurable(5 * time.Second) {
-		t.Fatal("the seizure was not durable within 5 s")
-	}
-	var found bool
-	b.sp.db.View(func(tx *bolt.Tx) error {
-		found = tx.Bucket(bucketOpen).Get([]byte("c1")) != nil
-		return nil
-	})
-	if !found {
-		t.Fatal("WaitDurable returned before the call was in the spool")
-	}
-	cancel()
-	b.Wait(5 * time.Second)
-	b.Handle(attempt("c2", t0))
-	if b.WaitDurable(200 * time.Millisecond) {
-		t.Fatal("WaitDurable after the writer stopped said durable")
-	}
-}
-
 // One batch with more released calls than a file holds: every file gets
 // exactly rotate_records, the rest waits for the next file.
 func TestRotateRecordsIsExactWithinABatch(t *testing.T) {

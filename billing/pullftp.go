@@ -18,6 +18,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"time"
 
@@ -147,7 +148,7 @@ func (f *ftpFS) Chmod(string, os.FileMode) error            { return errReadOnly
 func (f *ftpFS) Chown(string, int, int) error               { return errReadOnly }
 func (f *ftpFS) Chtimes(string, time.Time, time.Time) error { return errReadOnly }
 
-func isRoot(p string) bool { return filepath.Clean("/"+p) == "/" }
+func isRoot(p string) bool { return path.Clean("/"+p) == "/" }
 
 func (f *ftpFS) Stat(p string) (os.FileInfo, error) {
 	if isRoot(p) {
