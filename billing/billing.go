@@ -148,8 +148,8 @@ func Open(cfg Config, bus *events.Bus, log *slog.Logger) (*Billing, error) {
 	return b, nil
 }
 
-// Handle is the bus handler. It appends the event to the journal (one
-// write(2) to the page cache, no sync, no lock held) and queues it for
+// Handle is the bus handler. It appends the event to the journal (a copy
+// into the page cache, no system call, no sync, no lock held) and queues it for
 // the writer: when Handle returns, a crash of the process can no longer
 // lose the event (journal.go).
 func (b *Billing) Handle(e *events.Event) {
@@ -550,16 +550,20 @@ func (b *Billing) commit(now time.Time) {
 }
 
 // closeJournal stops the appends (later events only queue) and closes
-// the files.
+// the files; it empties them when the spool has everything they held.
 func (b *Billing) closeJournal() {
 	b.mu.Lock()
 	cur := b.jcur
 	b.jcur = nil
+	all := b.appliedSaved >= b.jseq
 	b.mu.Unlock()
 	for _, jf := range []*jfile{cur, b.jspare} {
 		if jf != nil {
 			jf.inflight.Wait()
-			jf.f.Close()
+			if all {
+				jf.f.Truncate(0)
+			}
+			jf.close()
 		}
 	}
 	b.jspare = nil
@@ -578,7 +582,8 @@ func (b *Billing) turnJournal() {
 		}
 		b.jspareUntil = 0
 	}
-	if b.jspareUntil == 0 && b.jcur.size.Load() > journalRotate {
+	b.jcur.handBack()
+	if b.jspareUntil == 0 && b.jcur.off.Load() > journalRotate {
 		b.mu.Lock()
 		old := b.jcur
 		b.jcur, b.jspare = b.jspare, old

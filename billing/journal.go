@@ -8,74 +8,152 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/softswitch/softswitch/core/events"
+	"golang.org/x/sys/unix"
 )
 
 // The journal makes a call event safe against a crash of the process the
 // moment the bus handler returns, without the call waiting for a disk
-// sync: the handler appends the event to journal-0 or journal-1 in the
-// CDR directory (one write(2), O_APPEND, no fsync; the kernel's page
-// cache outlives a killed process), then queues it for the writer, whose
-// batched spool commit (fdatasync) makes it safe against power loss too
-// within sync_interval (100 ms by default). The spool keeps the sequence number of the last
-// event it applied (keyJournal); at start, the journal's later events
-// are applied again, in order. The files take turns: once the spool has
-// applied everything in one, it is emptied and the next turn writes it.
+// sync and without a system call: the handler copies the event into
+// journal-0 or journal-1 in the CDR directory, mapped shared into memory
+// (the page cache holds the copy, and it outlives a killed process), then
+// queues it for the writer, whose batched spool commit (fdatasync) makes
+// it safe against power loss too within sync_interval (100 ms by
+// default). The spool keeps the sequence number of the last event it
+// applied (keyJournal); at start, the journal's later events are applied
+// again, in order. The files take turns: once the spool has applied
+// everything in one, it is emptied and the next turn writes it.
 //
-// An entry: length (4 bytes, big endian) and CRC-32C of the payload, then
-// the payload: the event's sequence number and the fields billing reads.
-// A torn last entry (power loss) fails its CRC and ends the reading.
+// A file's blocks are allocated before it is mapped (fallocate): a full
+// disk then cannot fault a copy. Where allocation or mapping fails, or an
+// entry lies beyond the mapped size (the spool fell behind), the entry is
+// written with pwrite(2) instead: the same bytes at the same place.
+//
+// An entry, at an 8-byte boundary: length (4 bytes, big endian) and
+// CRC-32C of the payload, then the payload: the event's sequence number
+// and the fields billing reads. Concurrent handlers reserve their places
+// with an atomic add, so a process killed in the middle of a copy can
+// leave a hole before entries that were complete: the length is stored
+// first, so a cut entry fails its CRC and is stepped over; a place
+// reserved but not yet begun reads as zeros and is stepped over 8 bytes
+// at a time. Either way it is the event of a handler that had not
+// returned, whose effect never left the switch.
 
 var keyJournal = []byte("journal") // sequence number of the last journaled event the spool applied
 
 // journalRotate is the size after which the active file is switched (a
-// variable for the tests).
+// variable for the tests). A file is mapped to twice that: the writer
+// switches files at its next commit, so a file seldom outgrows it.
 var journalRotate int64 = 4 << 20
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 type jfile struct {
 	f        *os.File
-	size     atomic.Int64
+	mem      []byte         // the file's first bytes, mapped shared; nil: pwrite only
+	off      atomic.Int64   // bytes reserved by appends (8-byte aligned)
+	returned int            // mem below this was handed back to the kernel (writer only)
 	inflight sync.WaitGroup // appends under way
 }
 
 func openJournalFile(dir string, n int) (*jfile, error) {
-	f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("journal-%d", n)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("journal-%d", n)), os.O_CREATE|os.O_RDWR, 0o640)
 	if err != nil {
 		return nil, err
 	}
-	j := &jfile{f: f}
-	if st, err := f.Stat(); err == nil {
-		j.size.Store(st.Size())
-	}
-	return j, nil
+	return &jfile{f: f}, nil
 }
 
-// append writes one entry; safe for concurrent use (O_APPEND writes of a
-// whole entry do not interleave).
+// mapSize is how much of a journal file is mapped.
+func mapSize() int { return int(2*journalRotate+4095) &^ 4095 }
+
+// append writes one entry; safe for concurrent use.
 func (j *jfile) append(entry []byte) error {
-	n, err := j.f.Write(entry)
-	j.size.Add(int64(n))
-	if err == nil && n != len(entry) {
+	n := int64(len(entry)+7) &^ 7
+	at := j.off.Add(n) - n
+	if at+n <= int64(len(j.mem)) && j.copyIn(at, entry) == nil {
+		return nil
+	}
+	w, err := j.f.WriteAt(entry, at)
+	if err == nil && w != len(entry) {
 		err = io.ErrShortWrite
 	}
 	return err
 }
 
-// empty truncates the file once every append to it has finished.
+// copyIn copies entry into the mapping at at, the length first. A fault
+// (the file shrank under us, an I/O error on a page) becomes an error,
+// and the caller writes the entry with pwrite instead.
+func (j *jfile) copyIn(at int64, entry []byte) (err error) {
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if r := recover(); r != nil {
+			err = fmt.Errorf("journal mapping: %v", r)
+		}
+	}()
+	m := j.mem[at : at+int64(len(entry))]
+	copy(m[:4], entry[:4])
+	copy(m[4:], entry[4:])
+	return nil
+}
+
+// empty clears the file once every append to it has finished, gives its
+// blocks back and takes fresh ones, and maps it if it is not yet.
 func (j *jfile) empty() error {
 	j.inflight.Wait()
 	if err := j.f.Truncate(0); err != nil {
 		return err
 	}
-	j.size.Store(0)
+	j.off.Store(0)
+	j.returned = 0
+	size := mapSize()
+	if err := unix.Fallocate(int(j.f.Fd()), 0, 0, int64(size)); err != nil {
+		// No blocks to be had (or no fallocate here): pwrite only, so
+		// that a full disk is an error and never a fault.
+		j.unmap()
+		return nil
+	}
+	if j.mem == nil {
+		mem, err := unix.Mmap(int(j.f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+		if err == nil {
+			j.mem = mem
+		}
+	}
 	return nil
+}
+
+// handBack unmaps the pages below what has been written, less a margin
+// for appends still copying: the page cache keeps them (and their
+// writes), they just stop counting in the process's memory. An append
+// that touches one again maps it again.
+func (j *jfile) handBack() {
+	upto := int(min(j.off.Load(), int64(len(j.mem)))) - 256<<10
+	upto &^= 4095
+	if upto <= j.returned {
+		return
+	}
+	if unix.Madvise(j.mem[j.returned:upto], unix.MADV_DONTNEED) == nil {
+		j.returned = upto
+	}
+}
+
+func (j *jfile) unmap() {
+	if j.mem != nil {
+		unix.Munmap(j.mem)
+		j.mem = nil
+	}
+}
+
+func (j *jfile) close() {
+	j.unmap()
+	j.f.Close()
 }
 
 var entryPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
@@ -210,8 +288,9 @@ type journaled struct {
 }
 
 // readJournals returns the events of both files with a sequence number
-// above applied, in order; a file's reading ends at its first bad entry
-// (only a power loss tears one, and only the last).
+// above applied, in order. Cut entries and holes are stepped over (the
+// comment at the top); a length that runs past the end ends the file's
+// reading (only a power loss writes one).
 func readJournals(dir string, applied uint64) ([]journaled, uint64, error) {
 	var out []journaled
 	var maxSeq uint64
@@ -225,14 +304,22 @@ func readJournals(dir string, applied uint64) ([]journaled, uint64, error) {
 		}
 		for len(data) >= 8 {
 			l := binary.BigEndian.Uint32(data)
-			sum := binary.BigEndian.Uint32(data[4:])
-			if uint64(l) > uint64(len(data)-8) || crc32.Checksum(data[8:8+l], castagnoli) != sum {
+			if l == 0 {
+				data = data[8:]
+				continue
+			}
+			if uint64(l) > uint64(len(data)-8) {
 				break
 			}
-			seq, e, err := decodePayload(data[8 : 8+l])
-			data = data[8+l:]
+			entry := data[8 : 8+l]
+			sum := binary.BigEndian.Uint32(data[4:])
+			data = data[min(len(data), int(8+l+7)&^7):]
+			if crc32.Checksum(entry, castagnoli) != sum {
+				continue
+			}
+			seq, e, err := decodePayload(entry)
 			if err != nil {
-				break
+				continue
 			}
 			maxSeq = max(maxSeq, seq)
 			if seq > applied {

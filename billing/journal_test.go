@@ -87,6 +87,46 @@ func TestJournalKeepsWhatTheSpoolNeverGot(t *testing.T) {
 	}
 }
 
+// A process killed while handlers were copying leaves holes: a place
+// reserved and never begun (zeros), an entry cut after its length. The
+// complete entries around them are read; those of the handlers that had
+// not returned are not.
+func TestJournalStepsOverHoles(t *testing.T) {
+	dir := t.TempDir()
+	b := mustOpen(t, cfgFor(dir))
+	if b.jcur.mem == nil {
+		t.Fatal("the journal is not mapped here: the test would only see pwrite")
+	}
+	b.Handle(attempt("c1", t0))
+	b.jcur.off.Add(24) // a handler reserved 24 bytes and was killed
+	cut := encodeEntry(nil, 99, attempt("cut", t0))
+	at := b.jcur.off.Add(int64(len(cut)+7)&^7) - int64(len(cut)+7)&^7
+	copy(b.jcur.mem[at:], cut[:len(cut)/2]) // killed half way through
+	b.Handle(release("c1", t0.Add(2*time.Second), "BYE", 200, false))
+	b.Handle(attempt("c2", t0.Add(time.Second)))
+	crash(b)
+
+	evs, _, err := readJournals(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, j := range evs {
+		got = append(got, fmt.Sprint(j.e.Kind, " ", j.e.CallID))
+	}
+	want := []string{
+		fmt.Sprint(events.CallAttempt, " c1"), fmt.Sprint(events.CallRelease, " c1"), fmt.Sprint(events.CallAttempt, " c2"),
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("read %q, want %q", got, want)
+	}
+	b = mustOpen(t, cfgFor(dir))
+	stop(b)
+	if _, rows := readCSV(t, dir); len(rows) != 2 {
+		t.Fatalf("%d records, want 2 (c1 released, c2 ended by restart)", len(rows))
+	}
+}
+
 // The files take turns: with a small turn size, many calls, steps and a
 // crash at the end, every call is recorded once and nothing is applied
 // twice.
