@@ -91,6 +91,8 @@ type Billing struct {
 	retry        *fileIntent // a file whose closing failed half way, tried again
 	pending      int         // released records not yet in a closed file
 	unsaved      int         // released records in writes, not yet committed
+	unsavedB     int64       // their size in a file
+	sizer        *cdr.Sizer  // sizes records as the file will hold them
 	pendingB     int64       // their size (as stored)
 	opened       time.Time
 	lastErr      string
@@ -103,6 +105,7 @@ type write struct {
 	del    bool   // delete key
 	fresh  bool   // a new call's first write: its key is not in the bucket yet
 	seq    uint64 // closed key
+	size   int64  // a closed record's size in a file
 	callID string // open key
 	rec    *cdr.Record
 }
@@ -114,11 +117,15 @@ func Open(cfg Config, bus *events.Bus, log *slog.Logger) (*Billing, error) {
 	if cfg.Node == "" {
 		return nil, errors.New("billing: node name is empty")
 	}
+	sizer, err := cdr.NewSizer(cfg.Format)
+	if err != nil {
+		return nil, fmt.Errorf("billing: %w", err)
+	}
 	sp, err := openSpool(cfg.Dir)
 	if err != nil {
 		return nil, err
 	}
-	b := &Billing{cfg: cfg, log: log, bus: bus, sp: sp, kick: make(chan struct{}, 1),
+	b := &Billing{cfg: cfg, log: log, bus: bus, sp: sp, kick: make(chan struct{}, 1), sizer: sizer,
 		done: make(chan struct{}), closed: make(chan struct{}, 1), calls: make(map[string]*cdr.Record)}
 	if cfg.Hot {
 		b.hot = &hot{dir: filepath.Join(cfg.Dir, "hot"), bus: bus}
@@ -273,9 +280,11 @@ func (b *Billing) step(now time.Time, final bool) {
 	for i, e := range batch {
 		b.apply(e)
 		b.applied = first + uint64(i)
-		// A file holds rotate_records at most: it closes as soon as that
-		// many are released, whatever else the batch holds.
-		if b.retry == nil && !b.failing.Load() && b.pending+b.unsaved >= b.cfg.RotateRecords {
+		// A file holds rotate_records at most, and rotate_mb plus one
+		// record: it closes as soon as either is reached, whatever else
+		// the batch holds.
+		if b.retry == nil && !b.failing.Load() && (b.pending+b.unsaved >= b.cfg.RotateRecords ||
+			b.pending+b.unsaved > 0 && b.pendingB+b.unsavedB >= b.cfg.RotateBytes) {
 			b.commit(now)
 			if len(b.writes) == 0 {
 				b.closeFile()
@@ -377,8 +386,10 @@ func (b *Billing) apply(e *events.Event) {
 		b.rate(r)
 		seq := b.nextClosed
 		b.nextClosed++
-		b.writes = append(b.writes, write{callID: e.CallID, del: true}, write{closed: true, seq: seq, rec: r})
+		size := b.sizer.Size(r)
+		b.writes = append(b.writes, write{callID: e.CallID, del: true}, write{closed: true, seq: seq, rec: r, size: size})
 		b.unsaved++
+		b.unsavedB += size
 	}
 }
 
@@ -532,9 +543,10 @@ func (b *Billing) commit(now time.Time) {
 		if w.closed {
 			if b.pending == 0 {
 				b.opened = w.rec.Release
+				b.pendingB = b.sizer.Header()
 			}
 			b.pending++
-			b.pendingB += int64(recordSize(w.rec))
+			b.pendingB += w.size
 			b.records.Add(1)
 			if b.hot != nil {
 				if err := b.hot.emit(w.rec); err != nil {
@@ -544,7 +556,7 @@ func (b *Billing) commit(now time.Time) {
 		}
 	}
 	b.writes = b.writes[:0]
-	b.unsaved = 0
+	b.unsaved, b.unsavedB = 0, 0
 	b.appliedSaved = b.applied
 	b.recovered()
 }
@@ -590,22 +602,6 @@ func (b *Billing) turnJournal() {
 		b.jspareUntil = b.jseq
 		b.mu.Unlock()
 	}
-}
-
-// recordSize estimates a record's size in a file.
-func recordSize(r *cdr.Record) int {
-	n := 64
-	for _, s := range []string{r.ID, r.CallingIn, r.CalledIn, r.CallingOut, r.CalledOut, r.Account, r.Source,
-		r.Route, r.Gateway, r.CallID, r.CalleeCallID, r.Cause} {
-		n += len(s) + 1
-	}
-	for _, m := range r.MediaOffered {
-		n += len(m) + 2
-	}
-	for _, m := range r.MediaAnswered {
-		n += len(m) + 2
-	}
-	return n + 4*24 + 40
 }
 
 func (b *Billing) fault(err error) {
@@ -824,13 +820,16 @@ func (b *Billing) recover() error {
 			return nil
 		}
 		return bk.ForEach(func(k, v []byte) error {
+			r, err := getRecord(v)
+			if err != nil {
+				return fmt.Errorf("record %d in the spool: %w", u64(k), err)
+			}
 			if b.pending == 0 {
-				if r, err := getRecord(v); err == nil {
-					b.opened = r.Release
-				}
+				b.opened = r.Release
+				b.pendingB = b.sizer.Header()
 			}
 			b.pending++
-			b.pendingB += int64(len(v))
+			b.pendingB += b.sizer.Size(r)
 			return nil
 		})
 	})
@@ -846,9 +845,11 @@ const orphanWait = 32 * time.Second
 func (b *Billing) endByRestart(callID string, r *cdr.Record) {
 	r.EndReason, r.Cause, r.Side, r.Q850 = cdr.EndRestart, "ended by restart", events.SideSwitch.String(), 41
 	r.Finish()
-	b.writes = append(b.writes, write{callID: callID, del: true}, write{closed: true, seq: b.nextClosed, rec: r})
+	size := b.sizer.Size(r)
+	b.writes = append(b.writes, write{callID: callID, del: true}, write{closed: true, seq: b.nextClosed, rec: r, size: size})
 	b.nextClosed++
 	b.unsaved++
+	b.unsavedB += size
 }
 
 // closeOrphans ends the unanswered calls no retransmission took up.

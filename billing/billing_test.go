@@ -414,3 +414,53 @@ func TestRotateRecordsIsExactWithinABatch(t *testing.T) {
 		t.Fatalf("%d records pending, want 3", b.pending)
 	}
 }
+
+// A file closes as soon as its size reaches rotate_mb: no file is more
+// than one record over, in either format, across batches and a crash
+// (the restarted writer counts what the spool holds the same way).
+func TestRotateBytesWithinOneRecord(t *testing.T) {
+	for _, f := range []cdr.Format{cdr.CSV, cdr.JSON} {
+		t.Run(string(f), func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := cfgFor(dir)
+			cfg.Format, cfg.RotateRecords, cfg.RotateBytes = f, 1000, 3000
+			b := mustOpen(t, cfg)
+			for i := 0; i < 60; i++ {
+				id := "c" + strconv.Itoa(i) + strings.Repeat("x", i*3) // records of many sizes
+				e := attempt(id, t0)
+				if i%5 == 0 {
+					e.Calling = `"quoted, with a comma"` // CSV quotes it, JSON escapes it
+				}
+				b.Handle(e)
+				b.Handle(release(id, t0.Add(time.Second), "BYE", 200, false))
+				switch {
+				case i == 25:
+					b.step(t0.Add(2*time.Second), false)
+					crash(b)
+					b = mustOpen(t, cfg)
+				case i%4 == 0:
+					b.step(t0.Add(2*time.Second), false)
+				}
+			}
+			b.step(t0.Add(2*time.Second), false)
+			ents, _ := os.ReadDir(dir)
+			files := 0
+			for _, e := range ents {
+				if !strings.HasSuffix(e.Name(), "."+string(f)) || strings.HasPrefix(e.Name(), ".") {
+					continue
+				}
+				data, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+				body := strings.TrimSuffix(string(data), "\n")
+				last := body[strings.LastIndex(body, "\n")+1:]
+				if int64(len(data)) < cfg.RotateBytes || int64(len(data)-len(last)-1) >= cfg.RotateBytes {
+					t.Errorf("%s: %d bytes, its last record %d: want it to reach %d only with its last record",
+						e.Name(), len(data), len(last)+1, cfg.RotateBytes)
+				}
+				files++
+			}
+			if files < 3 {
+				t.Fatalf("%d files closed by size", files)
+			}
+		})
+	}
+}

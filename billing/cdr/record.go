@@ -147,3 +147,41 @@ func (e *Encoder) Flush() error {
 	}
 	return nil
 }
+
+// A Sizer tells how many bytes records take in a file of one format, by
+// encoding them into a counter: exact, whatever the quoting or escaping.
+type Sizer struct {
+	enc    *Encoder
+	n      counter
+	header int64
+}
+
+type counter int64
+
+func (c *counter) Write(p []byte) (int, error) { *c += counter(len(p)); return len(p), nil }
+
+// NewSizer sizes records for format f.
+func NewSizer(f Format) (*Sizer, error) {
+	s := &Sizer{}
+	enc, err := NewEncoder(f, &s.n)
+	if err != nil {
+		return nil, err
+	}
+	if err := enc.Flush(); err != nil {
+		return nil, err
+	}
+	s.enc, s.header = enc, int64(s.n)
+	return s, nil
+}
+
+// Header is the size of what a file holds before its first record.
+func (s *Sizer) Header() int64 { return s.header }
+
+// Size is r's size in a file.
+func (s *Sizer) Size(r *Record) int64 {
+	before := s.n
+	if s.enc.Encode(r) != nil || s.enc.Flush() != nil {
+		return 0
+	}
+	return int64(s.n - before)
+}
