@@ -362,7 +362,10 @@ func (b *Billing) apply(e *events.Event) {
 	case events.CallAnswer:
 		r.Answer = utc(e.Answer)
 		b.takeCallee(r, e)
-		r.MediaAnswered = e.Media
+		// Parsed here, on the writer, not on the call's message path.
+		if ms, err := sdpinfo.Parse(e.AnswerSDP); err == nil && len(ms) > 0 {
+			r.MediaAnswered = sdpinfo.Strings(ms)
+		}
 		b.writes = append(b.writes, write{callID: e.CallID, rec: r})
 	case events.CallRelease:
 		delete(b.calls, e.CallID)
@@ -371,11 +374,7 @@ func (b *Billing) apply(e *events.Event) {
 			r.Ringing = utc(e.Ringing)
 		}
 		b.takeCallee(r, e)
-		if e.Answered {
-			r.MediaAnswered = e.Media
-		}
 		if len(e.Offer) > 0 {
-			// Parsed here, on the writer, not on the call's message path.
 			if ms, err := sdpinfo.Parse(e.Offer); err == nil {
 				r.MediaOffered = sdpinfo.Strings(ms)
 			}

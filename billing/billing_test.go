@@ -43,6 +43,10 @@ func cfgFor(dir string) Config {
 const offerSDP = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n" +
 	"m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\nm=audio 4002 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n"
 
+// answerSDP answers with PCMU.
+const answerSDP = "v=0\r\no=- 2 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\n" +
+	"m=audio 5000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+
 var t0 = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 
 func attempt(id string, at time.Time) *events.Event {
@@ -53,7 +57,7 @@ func attempt(id string, at time.Time) *events.Event {
 func release(id string, at time.Time, cause string, status int, answered bool) *events.Event {
 	return &events.Event{Kind: events.CallRelease, Time: at, CallID: id, Cause: cause, Status: status, Q850: 16,
 		Side: events.SideCaller, Answered: answered, Gateway: "gw1", Attempts: 1, CalleeCallID: "b-" + id,
-		Media: []string{"audio PCMU/8000"}, Offer: []byte(offerSDP)}
+		Offer: []byte(offerSDP)}
 }
 
 // readCSV reads every closed CSV file of dir in name order and checks its
@@ -106,7 +110,7 @@ func TestRecordsRotateIntoFiles(t *testing.T) {
 	b := mustOpen(t, cfgFor(dir))
 	b.Handle(attempt("c1", t0))
 	b.Handle(&events.Event{Kind: events.CallRinging, Time: t0.Add(time.Second), CallID: "c1"})
-	b.Handle(&events.Event{Kind: events.CallAnswer, Time: t0.Add(2 * time.Second), Answer: t0.Add(2 * time.Second), CallID: "c1", Gateway: "gw1", Media: []string{"audio PCMU/8000"}})
+	b.Handle(&events.Event{Kind: events.CallAnswer, Time: t0.Add(2 * time.Second), Answer: t0.Add(2 * time.Second), CallID: "c1", Gateway: "gw1", AnswerSDP: []byte(answerSDP)})
 	b.Handle(release("c1", t0.Add(62500*time.Millisecond), "BYE", 200, true))
 	b.Handle(attempt("c2", t0))
 	b.Handle(release("c2", t0.Add(time.Second), "cancelled", 487, false))

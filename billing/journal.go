@@ -36,8 +36,8 @@ import (
 // written with pwrite(2) instead: the same bytes at the same place.
 //
 // An entry, at an 8-byte boundary: length (4 bytes, big endian) and
-// CRC-32C of the payload, then the payload: the event's sequence number
-// and the fields billing reads. Concurrent handlers reserve their places
+// CRC-32C of the payload, then the payload: a version byte, the event's
+// sequence number and the fields billing reads. Concurrent handlers reserve their places
 // with an atomic add, so a process killed in the middle of a copy can
 // leave a hole before entries that were complete: the length is stored
 // first, so a cut entry fails its CRC and is stepped over; a place
@@ -162,6 +162,7 @@ var entryPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b
 func encodeEntry(buf []byte, seq uint64, e *events.Event) []byte {
 	buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0) // length, CRC
 	p := len(buf)
+	buf = append(buf, entryVersion)
 	buf = binary.BigEndian.AppendUint64(buf, seq)
 	buf = append(buf, byte(e.Kind))
 	for _, t := range []time.Time{e.Time, e.Setup, e.Answer, e.Ringing} {
@@ -184,19 +185,20 @@ func encodeEntry(buf []byte, seq uint64, e *events.Event) []byte {
 	} else {
 		buf = append(buf, 0)
 	}
-	buf = binary.AppendUvarint(buf, uint64(len(e.Media)))
-	for _, s := range e.Media {
-		buf = binary.AppendUvarint(buf, uint64(len(s)))
-		buf = append(buf, s...)
+	for _, sdp := range [][]byte{e.AnswerSDP, e.Offer} {
+		buf = binary.AppendUvarint(buf, uint64(len(sdp)))
+		buf = append(buf, sdp...)
 	}
-	buf = binary.AppendUvarint(buf, uint64(len(e.Offer)))
-	buf = append(buf, e.Offer...)
 	binary.BigEndian.PutUint32(buf[p-8:], uint32(len(buf)-p))
 	binary.BigEndian.PutUint32(buf[p-4:], crc32.Checksum(buf[p:], castagnoli))
 	return buf
 }
 
-var errEntry = errors.New("journal entry cut short")
+var errEntry = errors.New("journal entry cut short or of another version")
+
+// entryVersion starts each payload: an entry another version wrote (an
+// upgrade after a crash) is not misread.
+const entryVersion = 1
 
 type entryReader struct {
 	b   []byte
@@ -244,12 +246,12 @@ func (r *entryReader) time() time.Time {
 
 // decodePayload reads an entry's payload.
 func decodePayload(p []byte) (uint64, *events.Event, error) {
-	if len(p) < 9 {
+	if len(p) < 10 || p[0] != entryVersion {
 		return 0, nil, errEntry
 	}
-	seq := binary.BigEndian.Uint64(p)
-	e := &events.Event{Kind: events.Kind(p[8])}
-	r := &entryReader{b: p[9:]}
+	seq := binary.BigEndian.Uint64(p[1:])
+	e := &events.Event{Kind: events.Kind(p[9])}
+	r := &entryReader{b: p[10:]}
 	e.Time, e.Setup, e.Answer, e.Ringing = r.time(), r.time(), r.time(), r.time()
 	for _, s := range []*string{&e.CallID, &e.Calling, &e.Called, &e.Account, &e.Cause, &e.Gateway, &e.CalledSent,
 		&e.CallingSent, &e.Trunk, &e.Route, &e.CalleeCallID} {
@@ -269,12 +271,10 @@ func decodePayload(p []byte) (uint64, *events.Event, error) {
 	} else {
 		r.err = errEntry
 	}
-	nm := r.uvarint()
-	for i := uint64(0); i < nm && r.err == nil; i++ {
-		e.Media = append(e.Media, string(r.bytes()))
-	}
-	if off := r.bytes(); len(off) > 0 {
-		e.Offer = append([]byte(nil), off...)
+	for _, sdp := range []*[]byte{&e.AnswerSDP, &e.Offer} {
+		if b := r.bytes(); len(b) > 0 {
+			*sdp = append([]byte(nil), b...)
+		}
 	}
 	if r.err != nil {
 		return 0, nil, r.err

@@ -15,7 +15,6 @@ import (
 	"github.com/softswitch/softswitch/core/events"
 	"github.com/softswitch/softswitch/core/q850"
 	"github.com/softswitch/softswitch/core/safe"
-	"github.com/softswitch/softswitch/core/sdpinfo"
 )
 
 type state uint8
@@ -63,8 +62,7 @@ type Call struct {
 	hunt                     Hunter    // nil: parallel forks only
 	maxFwd                   uint32    // Max-Forwards for B legs
 	setup, answered          time.Time
-	offer                    []byte
-	media                    []string // media types and codecs (R5), from the SDP
+	offer                    []byte // the caller's SDP: records read it off the call path
 
 	noAnswer *time.Timer
 
@@ -187,7 +185,7 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if v := req.Via(); v != nil {
 		c.aBranch, _ = v.Params.Get("branch")
 	}
-	c.offer = req.Body() // parsed once: the answer's SDP, or this offer if never answered
+	c.offer = req.Body()
 	if !m.tab.add(callID, c.a) {
 		if first.Release != nil {
 			first.Release()
@@ -551,9 +549,6 @@ func (c *Call) answer(b *leg, r *sip.Response) {
 		}
 	}
 	c.a.localTag = b.aTag
-	if ms, err := sdpinfo.Parse(r.Body()); err == nil && len(ms) > 0 {
-		c.media = sdpinfo.Strings(ms)
-	}
 	res := c.responseToA(b, r, c.aInvite)
 	c.negotiateTimer(r, res)
 	// The 2xx goes out directly, not through the INVITE transaction: the
@@ -567,7 +562,7 @@ func (c *Call) answer(b *leg, r *sip.Response) {
 	c.after(c.finish)
 	c.retransmit2xx(c.a, res, c.aSeq)
 	c.m.bus.Publish(&events.Event{Kind: events.CallAnswer, CallID: c.a.callID, Calling: c.calling,
-		Called: c.called, Account: c.account, Setup: c.setup, Answer: c.answered, Media: c.media,
+		Called: c.called, Account: c.account, Setup: c.setup, Answer: c.answered, AnswerSDP: r.Body(),
 		Gateway: b.gateway, CalledSent: b.remote.User, CallingSent: b.localURI.User,
 		Trunk: c.trunk, Route: c.route, Attempts: len(c.forks), Ringing: c.ringAt, CalleeCallID: b.callID})
 }
@@ -681,11 +676,6 @@ func (c *Call) end(cause string, side events.Side, status, q int) {
 	}
 	wasAnswered := c.st == confirmed
 	c.st = ended
-	if c.media == nil && len(c.offer) > 0 {
-		if ms, err := sdpinfo.Parse(c.offer); err == nil {
-			c.media = sdpinfo.Strings(ms)
-		}
-	}
 	c.stopTimer(&c.noAnswer)
 	c.stopTimer(&c.seWatchdog)
 	c.stopTimer(&c.seRefresh)
@@ -713,7 +703,7 @@ func (c *Call) end(cause string, side events.Side, status, q int) {
 	}
 	ev := &events.Event{Kind: events.CallRelease, CallID: c.a.callID, Calling: c.calling, Called: c.called,
 		Account: c.account, Status: status, Q850: q, Cause: cause, Side: side, Answered: wasAnswered,
-		Setup: c.setup, Answer: c.answered, Media: c.media, Trunk: c.trunk, Route: c.route,
+		Setup: c.setup, Answer: c.answered, Trunk: c.trunk, Route: c.route,
 		Attempts: len(c.forks), Ringing: c.ringAt, CalledSent: c.calledSent, CallingSent: c.callingSent,
 		Offer: c.offer}
 	if l := c.lastFork(); l != nil {

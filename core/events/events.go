@@ -107,7 +107,6 @@ type Event struct {
 	Answered bool      // for releases: whether the call had been answered
 	Setup    time.Time // seizure time, for releases
 	Answer   time.Time // answer time, for releases of answered calls
-	Media    []string  // media and codecs, e.g. "audio PCMU/8000"
 	AOR      string    // registrations: the number
 	Delta    int       // registrations: change in the number of bindings
 	Gateway  string    // gateway or trunk registration name; for calls, the gateway that took it
@@ -126,6 +125,7 @@ type Event struct {
 	Attempts     int       // gateway (fork) attempts made
 	Ringing      time.Time // first ringing (18x), for releases
 	Offer        []byte    // the caller's SDP offer (releases), for subscribers to read off the call path
+	AnswerSDP    []byte    // the answer's SDP (answers), likewise
 	CalleeCallID string    // the Call-ID of the callee leg (the answering or last fork)
 }
 
