@@ -30,8 +30,8 @@ import (
 // fetch closed CDR files (R18, pull).
 type PullConfig struct {
 	User         string
-	PasswordHash string // bcrypt; the clear password is never stored
-	HostKeyFile  string // ed25519, made at first start (0600)
+	PasswordHash string     // bcrypt; the clear password is never stored
+	HostKey      ssh.Signer // SFTPHostKey
 }
 
 var bucketFetched = []byte("fetched") // file name \x00 user -> unix ms of the fetch
@@ -40,10 +40,6 @@ var bucketFetched = []byte("fetched") // file name \x00 user -> unix ms of the f
 // closed files of the CDR directory to list, stat and read, nothing else
 // (writes, deletes, renames, links and paths outside are refused).
 func (b *Billing) ServeSFTP(ctx context.Context, cfg PullConfig, ln net.Listener) error {
-	key, err := hostKey(cfg.HostKeyFile)
-	if err != nil {
-		return err
-	}
 	sc := &ssh.ServerConfig{
 		MaxAuthTries: 3,
 		PasswordCallback: func(c ssh.ConnMetadata, pass []byte) (*ssh.Permissions, error) {
@@ -59,7 +55,7 @@ func (b *Billing) ServeSFTP(ctx context.Context, cfg PullConfig, ln net.Listener
 			return nil, errors.New("permission denied")
 		},
 	}
-	sc.AddHostKey(key)
+	sc.AddHostKey(cfg.HostKey)
 	ln = netutil.LimitListener(ln, maxPullSessions)
 	go func() { <-ctx.Done(); ln.Close() }()
 	for {
@@ -285,14 +281,20 @@ func (h *pullFS) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 	return nil, sftp.ErrSSHFxOpUnsupported
 }
 
-// hostKey reads the server's ed25519 key, or makes and stores one.
-func hostKey(file string) (ssh.Signer, error) {
-	if data, err := os.ReadFile(file); err == nil {
+// SFTPHostKey reads the SFTP server's key, or makes and stores an
+// ed25519 one (0600) when file does not exist; a file that exists and
+// cannot be read or parsed is an error, never replaced.
+func SFTPHostKey(file string) (ssh.Signer, error) {
+	data, err := os.ReadFile(file)
+	if err == nil {
 		k, err := ssh.ParsePrivateKey(data)
 		if err != nil {
 			return nil, fmt.Errorf("SFTP host key %s: %w", file, err)
 		}
 		return k, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("SFTP host key: %w", err)
 	}
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +74,36 @@ func TestCDRPullOverSFTP(t *testing.T) {
 		t.Error("an upload landed in the CDR directory")
 	}
 	waitLog(t, srv, 5*time.Second, "CDR pull: login refused", "user=billing")
+
+	// The fingerprint in the start log is the key clients see: pinned to
+	// it, curl logs in; pinned to another, it refuses.
+	log, _ := os.ReadFile(srv.LogPath)
+	m := regexp.MustCompile(`CDR pull server \(SFTP\).* host_key=SHA256:(\S+)`).FindSubmatch(log)
+	if m == nil {
+		t.Fatal("no host key fingerprint in the start log")
+	}
+	if out, err := curlSFTP(t, "--hostpubsha256", string(m[1]), "--user", user, "-l", base); err != nil {
+		t.Fatalf("pinned to the logged fingerprint: %v\n%s", err, out)
+	}
+	if out, err := curlSFTP(t, "--hostpubsha256", "AAAA"+string(m[1][4:]), "--user", user, "-l", base); err == nil {
+		t.Fatalf("pinned to another fingerprint, curl logged in\n%s", out)
+	}
+
+	// A host key file that cannot be parsed stops the start with the
+	// reason; it is not replaced.
+	srv.stop()
+	keyFile := filepath.Join(srv.DataDir, "sftp_host_key")
+	if err := os.WriteFile(keyFile, []byte("not a key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start, err := exec.Command(softswitchBin, "--config", srv.Config, "--data-dir", srv.DataDir,
+		"--sip-listen", srv.Addr).CombinedOutput()
+	if err == nil || !strings.Contains(string(start), "billing.pull.host_key_file") || !strings.Contains(string(start), keyFile) {
+		t.Fatalf("start with a broken host key: %v\n%s", err, start)
+	}
+	if k, _ := os.ReadFile(keyFile); string(k) != "not a key\n" {
+		t.Fatal("the broken host key file was replaced")
+	}
 }
 
 // pullBed is a switch with a pull server (pullTOML's [billing.pull] body)

@@ -271,27 +271,8 @@ func run(args []string) error {
 			}
 			safe.Loop("CDR push", billCtx.Done(), func() { bill.Push(billCtx, pc) })
 		}
-		if l := cfg.Billing.Pull; l.SFTPListen != "" {
-			ln, err := net.Listen("tcp", l.SFTPListen)
-			if err != nil {
-				return fmt.Errorf("billing.pull.sftp_listen: %w", err)
-			}
-			keyFile := l.HostKeyFile
-			if keyFile == "" {
-				keyFile = filepath.Join(cfg.Data.Dir, "sftp_host_key")
-			}
-			pl := billing.PullConfig{User: l.User, PasswordHash: l.PasswordHash, HostKeyFile: keyFile}
-			safe.Go("CDR pull (SFTP)", func() {
-				if err := bill.ServeSFTP(ctx, pl, ln); err != nil {
-					log.Error("CDR pull server stopped", "err", err)
-				}
-			})
-			log.Info("CDR pull server (SFTP)", "listen", ln.Addr().String(), "user", l.User)
-		}
-		if l := cfg.Billing.Pull; l.FTPListen != "" {
-			if err := startFTPPull(ctx, cfg, bill, log); err != nil {
-				return err
-			}
+		if err := startPull(ctx, cfg, bill, log); err != nil {
+			return err
 		}
 	}
 	ctl := &control.Server{Path: controlPath(cfg.Data.Dir), Log: log}
