@@ -52,6 +52,22 @@ if ! command -v vsftpd >/dev/null 2>&1 && [ ! -x /usr/sbin/vsftpd ]; then
   if command -v systemctl >/dev/null 2>&1; then systemctl disable --now vsftpd >/dev/null 2>&1 || true; fi
 fi
 
+# FreeRADIUS is the RADIUS server of the AAA tests (started by them on
+# loopback ports with a configuration of their own). Like vsftpd, the
+# package's own server must not start (it would take 1812/1813).
+if ! command -v freeradius >/dev/null 2>&1 && [ ! -x /usr/sbin/freeradius ]; then
+  echo "deps: installing freeradius (service not started)"
+  ours=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && ours=1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends freeradius >/dev/null
+  [ -n "$ours" ] && rm -f /usr/sbin/policy-rc.d
+  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now freeradius >/dev/null 2>&1 || true; fi
+fi
+
 # staticcheck, pinned, from the Go module proxy.
 SC_VERSION=v0.8.2  # staticcheck 2026.2.2; the proxy serves the module version, not the release name
 gobin="$(go env GOPATH)/bin"
