@@ -45,6 +45,7 @@ type Config struct {
 	Hot                bool          // hot billing: each record as soon as it is durable, in hot/ and on the bus
 	SyncInterval       time.Duration // commits (fdatasync) at most this often; 0: 100 ms
 	KeepUntilDelivered bool          // a push target is configured: no file is removed before it has it
+	Outboxes           []string      // accounting consumers, each with its outbox (outbox.go)
 }
 
 // Billing is the CDR writer.
@@ -83,6 +84,8 @@ type Billing struct {
 	orphans      map[string]*cdr.Record
 	orphansUntil time.Time
 	writes       []write // changes not yet committed
+	boxes        map[string]*outbox
+	outWrites    []outWrite // outbox entries not yet committed
 	nextID       uint64
 	nextClosed   uint64
 	fileSeq      uint64
@@ -121,11 +124,15 @@ func Open(cfg Config, bus *events.Bus, log *slog.Logger) (*Billing, error) {
 	if err != nil {
 		return nil, fmt.Errorf("billing: %w", err)
 	}
+	boxes, err := newOutboxes(cfg.Outboxes)
+	if err != nil {
+		return nil, err
+	}
 	sp, err := openSpool(cfg.Dir)
 	if err != nil {
 		return nil, err
 	}
-	b := &Billing{cfg: cfg, log: log, bus: bus, sp: sp, kick: make(chan struct{}, 1), sizer: sizer,
+	b := &Billing{cfg: cfg, log: log, bus: bus, sp: sp, kick: make(chan struct{}, 1), sizer: sizer, boxes: boxes,
 		done: make(chan struct{}), closed: make(chan struct{}, 1), calls: make(map[string]*cdr.Record)}
 	if cfg.Hot {
 		b.hot = &hot{dir: filepath.Join(cfg.Dir, "hot"), bus: bus}
@@ -303,7 +310,7 @@ func (b *Billing) step(now time.Time, final bool) {
 	}
 	// Calls in progress: the commit's alive time is their last durable
 	// time, so a heartbeat every second while there are any.
-	if len(b.writes) > 0 || len(b.calls) > 0 || final || b.appliedSaved < b.applied {
+	if len(b.writes) > 0 || len(b.calls) > 0 || final || b.appliedSaved < b.applied || b.outboxesToDelete() {
 		b.commit(now)
 	}
 	if len(b.writes) == 0 {
@@ -360,6 +367,7 @@ func (b *Billing) apply(e *events.Event) {
 			b.writes = append(b.writes, write{callID: e.CallID, rec: r})
 		}
 	case events.CallAnswer:
+		first := r.Answer.IsZero()
 		r.Answer = utc(e.Answer)
 		b.takeCallee(r, e)
 		// Parsed here, on the writer, not on the call's message path.
@@ -367,6 +375,9 @@ func (b *Billing) apply(e *events.Event) {
 			r.MediaAnswered = sdpinfo.Strings(ms)
 		}
 		b.writes = append(b.writes, write{callID: e.CallID, rec: r})
+		if first {
+			b.report(OutboxStart, r)
+		}
 	case events.CallRelease:
 		delete(b.calls, e.CallID)
 		r.Release = utc(e.Time)
@@ -383,6 +394,9 @@ func (b *Billing) apply(e *events.Event) {
 		r.EndReason = endReason(e.Cause)
 		r.Finish()
 		b.rate(r)
+		if !r.Answer.IsZero() {
+			b.report(OutboxStop, r)
+		}
 		seq := b.nextClosed
 		b.nextClosed++
 		size := b.sizer.Size(r)
@@ -532,6 +546,9 @@ func (b *Billing) commit(now time.Time) {
 		if err := putU64(tx, keyJournal, b.applied); err != nil {
 			return err
 		}
+		if err := b.putOutboxes(tx); err != nil {
+			return err
+		}
 		return putU64(tx, keyAlive, uint64(now.UnixMilli()))
 	})
 	if err != nil {
@@ -554,6 +571,7 @@ func (b *Billing) commit(now time.Time) {
 			}
 		}
 	}
+	b.committedOutboxes()
 	b.writes = b.writes[:0]
 	b.unsaved, b.unsavedB = 0, 0
 	b.appliedSaved = b.applied
@@ -719,6 +737,7 @@ func (b *Billing) recover() error {
 	err := b.sp.db.View(func(tx *bolt.Tx) error {
 		b.nextID, b.nextClosed = getU64(tx, keyNextID), getU64(tx, keyNextClosed)
 		b.fileSeq, b.gen = getU64(tx, keyFileSeq), getU64(tx, keyGen)
+		b.loadOutboxes(tx)
 		if ms := getU64(tx, keyAlive); ms > 0 {
 			alive = time.UnixMilli(int64(ms)).UTC()
 		}
@@ -844,6 +863,9 @@ const orphanWait = 32 * time.Second
 func (b *Billing) endByRestart(callID string, r *cdr.Record) {
 	r.EndReason, r.Cause, r.Side, r.Q850 = cdr.EndRestart, "ended by restart", events.SideSwitch.String(), 41
 	r.Finish()
+	if !r.Answer.IsZero() {
+		b.report(OutboxStop, r)
+	}
 	size := b.sizer.Size(r)
 	b.writes = append(b.writes, write{callID: callID, del: true}, write{closed: true, seq: b.nextClosed, rec: r, size: size})
 	b.nextClosed++
