@@ -45,6 +45,7 @@ type outbox struct {
 	keySeq    []byte        // meta key: the last sequence given
 	seq       uint64        // writer: the last sequence given
 	deleted   uint64        // writer: entries up to here are deleted
+	deleting  uint64        // writer: the commit under way deletes up to here
 	delivered atomic.Uint64 // the consumer: delivered up to here
 	notify    chan struct{} // entries were committed
 }
@@ -90,9 +91,13 @@ func (b *Billing) putOutboxes(tx *bolt.Tx) error {
 		if err := putU64(tx, box.keySeq, box.seq); err != nil {
 			return err
 		}
+		box.deleting = box.deleted
 		if upto := box.delivered.Load(); upto > box.deleted {
+			box.deleting = upto
+			// From the first entry on (a cursor's Next after Delete
+			// skips one: seek the first again each time).
 			c := bk.Cursor()
-			for k, _ := c.First(); k != nil && u64(k) <= upto; k, _ = c.Next() {
+			for k, _ := c.First(); k != nil && u64(k) <= upto; k, _ = c.First() {
 				if err := c.Delete(); err != nil {
 					return err
 				}
@@ -110,7 +115,7 @@ func (b *Billing) putOutboxes(tx *bolt.Tx) error {
 // committedOutboxes runs after a successful commit.
 func (b *Billing) committedOutboxes() {
 	for _, box := range b.boxes {
-		box.deleted = max(box.deleted, box.delivered.Load())
+		box.deleted = box.deleting // not delivered.Load(): it may have moved since
 	}
 	for _, w := range b.outWrites {
 		select {
