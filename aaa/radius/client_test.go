@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/md5"
+	"maps"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -326,5 +329,32 @@ func TestDigestAttributes(t *testing.T) {
 	}
 	if err := (Digest{Response: "short"}).AddTo(p); err == nil {
 		t.Fatal("a short response was taken")
+	}
+}
+
+// The dictionary shipped for RADIUS servers names the attributes the
+// switch sends, under its vendor number.
+func TestDictionaryMatches(t *testing.T) {
+	data, err := os.ReadFile("../../docs/dictionary.softswitch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"Softswitch-Q850-Cause": int(VSAQ850Cause), "Softswitch-SIP-Status": int(VSASIPStatus),
+		"Softswitch-Release-Side": int(VSAReleaseSide), "Softswitch-Gateway": int(VSAGateway),
+		"Softswitch-Called-Sent": int(VSACalledSent), "Softswitch-Calling-Sent": int(VSACallingSent),
+		"Softswitch-Call-ID": int(VSACallID)}
+	got := map[string]int{}
+	vendor := 0
+	for _, l := range strings.Split(string(data), "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) >= 3 && f[0] == "VENDOR":
+			vendor, _ = strconv.Atoi(f[2])
+		case len(f) >= 4 && f[0] == "ATTRIBUTE":
+			got[f[1]], _ = strconv.Atoi(f[2])
+		}
+	}
+	if vendor != VendorID || !maps.Equal(got, want) {
+		t.Fatalf("dictionary: vendor %d, attributes %v; the code: %d, %v", vendor, got, VendorID, want)
 	}
 }

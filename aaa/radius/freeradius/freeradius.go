@@ -27,6 +27,9 @@ type Options struct {
 	// Message-Authenticator, as FreeRADIUS 3.2.1 (Debian bookworm) does
 	// by default; otherwise the post-auth section adds one to both.
 	Unsigned bool
+	// Dictionary, when set, is a dictionary file the server loads besides
+	// its own (the switch's vendor-specific attributes).
+	Dictionary string
 }
 
 // Server is a running FreeRADIUS.
@@ -155,6 +158,13 @@ post-auth {
 }
 }
 `, s.Auth.Port(), s.Acct.Port(), sign, sign),
+	}
+	if o.Dictionary != "" {
+		abs, err := filepath.Abs(o.Dictionary)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		files["dictionary"] = "$INCLUDE " + abs + "\n"
 	}
 	for _, d := range []string{"mods-enabled", "sites-enabled", "log", "run", "radacct"} {
 		if err := os.MkdirAll(filepath.Join(s.dir, d), 0o700); err != nil {

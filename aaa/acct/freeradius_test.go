@@ -1,0 +1,102 @@
+package acct
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	ourradius "github.com/softswitch/softswitch/aaa/radius"
+	"github.com/softswitch/softswitch/aaa/radius/freeradius"
+	"github.com/softswitch/softswitch/core/events"
+)
+
+// detailRecords splits FreeRADIUS's detail file into its records
+// (attribute name -> value, quotes removed).
+func detailRecords(t *testing.T, path string) []map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("detail file: %v", err)
+	}
+	var out []map[string]string
+	line := regexp.MustCompile(`^\s+([A-Za-z0-9-]+) = (.*)$`)
+	for _, block := range strings.Split(strings.TrimSpace(string(data)), "\n\n") {
+		rec := map[string]string{}
+		for _, l := range strings.Split(block, "\n") {
+			if m := line.FindStringSubmatch(l); m != nil {
+				rec[m[1]] = strings.Trim(m[2], `"`)
+			}
+		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+// One answered call, accounted to a real FreeRADIUS: its Start and Stop
+// in the detail file, compared field by field with the CDR.
+func TestAccountingToFreeRADIUS(t *testing.T) {
+	srv := freeradius.Start(t, freeradius.Options{Secret: "acct-s3cret", Dictionary: "../../docs/dictionary.softswitch"})
+	b := openBilling(t, t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go b.Run(ctx)
+	cl := ourradius.New([]ourradius.Server{{Addr: srv.Acct, Secret: []byte("acct-s3cret")}})
+	defer cl.Close()
+	s := &Sender{Name: "radius", Box: b, Log: quiet,
+		T: &RADIUS{Client: cl, NAS: ourradius.NAS{Identifier: "n1", IP: netip.MustParseAddr("127.0.0.1")}}}
+	go s.Run(ctx)
+
+	b.Handle(&events.Event{Kind: events.CallAttempt, Time: t0, Setup: t0, CallID: "call-1@test", Calling: "0401234",
+		Called: "0305678", CalledSent: "305678", CallingSent: "401234", Trunk: "peer-a", Account: "acc-7"})
+	b.Handle(&events.Event{Kind: events.CallAnswer, Time: t0.Add(2 * time.Second), Answer: t0.Add(2 * time.Second),
+		CallID: "call-1@test", Gateway: "gw-1"})
+	b.Handle(&events.Event{Kind: events.CallRelease, Time: t0.Add(62*time.Second + 300*time.Millisecond), CallID: "call-1@test",
+		Cause: "BYE", Status: 200, Q850: 16, Side: events.SideCallee, Answered: true, Gateway: "gw-1", Attempts: 1})
+	waitFor(t, "Start and Stop delivered", func() bool { return empty(b) && strings.Count(readFile(srv.Detail), "Acct-Status-Type") == 2 })
+
+	recs := detailRecords(t, srv.Detail)
+	if len(recs) != 2 {
+		t.Fatalf("%d detail records", len(recs))
+	}
+	start, stop := recs[0], recs[1]
+	common := map[string]string{"Acct-Session-Id": "n1-0", "User-Name": "acc-7", "Calling-Station-Id": "0401234",
+		"Called-Station-Id": "0305678", "NAS-Identifier": "n1", "NAS-IP-Address": "127.0.0.1",
+		"Softswitch-Gateway": "gw-1", "Softswitch-Called-Sent": "305678", "Softswitch-Calling-Sent": "401234",
+		"Softswitch-Call-ID": "call-1@test"}
+	for k, v := range common {
+		if start[k] != v || stop[k] != v {
+			t.Errorf("%s: start %q, stop %q, want %q", k, start[k], stop[k], v)
+		}
+	}
+	want := map[string]map[string]string{
+		"start": {"Acct-Status-Type": "Start", "Event-Timestamp": "Dec  2 2026 10:00:02 UTC"},
+		"stop": {"Acct-Status-Type": "Stop", "Event-Timestamp": "Dec  2 2026 10:01:02 UTC", "Acct-Session-Time": "61",
+			"Acct-Terminate-Cause": "User-Request", "Softswitch-Q850-Cause": "16", "Softswitch-SIP-Status": "200",
+			"Softswitch-Release-Side": "callee"},
+	}
+	for name, rec := range map[string]map[string]string{"start": start, "stop": stop} {
+		for k, v := range want[name] {
+			if rec[k] != v {
+				t.Errorf("%s %s = %q, want %q", name, k, rec[k], v)
+			}
+		}
+		if rec["Acct-Delay-Time"] == "" {
+			t.Errorf("%s has no Acct-Delay-Time: %v", name, rec)
+		}
+	}
+	if t.Failed() {
+		t.Logf("detail:\n%s", readFile(srv.Detail))
+	}
+	if _, ok := start["Acct-Session-Time"]; ok {
+		t.Error("a Start with a session time")
+	}
+}
+
+func readFile(p string) string {
+	b, _ := os.ReadFile(p)
+	return string(b)
+}
