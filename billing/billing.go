@@ -85,7 +85,8 @@ type Billing struct {
 	orphansUntil time.Time
 	writes       []write // changes not yet committed
 	boxes        map[string]*outbox
-	outWrites    []outWrite // outbox entries not yet committed
+	outWrites    []outWrite   // outbox entries not yet committed
+	outPending   atomic.Int64 // len(outWrites), for OutboxSettled
 	nextID       uint64
 	nextClosed   uint64
 	fileSeq      uint64

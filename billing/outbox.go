@@ -77,6 +77,7 @@ func (b *Billing) report(kind OutboxKind, r *cdr.Record) {
 	for _, box := range b.boxes {
 		box.seq++
 		b.outWrites = append(b.outWrites, outWrite{box: box, seq: box.seq, val: val})
+		b.outPending.Add(1)
 	}
 }
 
@@ -123,6 +124,7 @@ func (b *Billing) committedOutboxes() {
 		default:
 		}
 	}
+	b.outPending.Add(-int64(len(b.outWrites)))
 	b.outWrites = b.outWrites[:0]
 }
 
@@ -210,4 +212,15 @@ func (b *Billing) OutboxNotify(name string) <-chan struct{} {
 		return box.notify
 	}
 	return nil
+}
+
+// OutboxSettled tells whether outbox name holds nothing and nothing is on
+// its way there (every event handed to the writer applied, every entry
+// committed): at a clean stop, accounting is then delivered.
+func (b *Billing) OutboxSettled(name string) bool {
+	if b.queued.Load() != 0 || b.outPending.Load() != 0 {
+		return false
+	}
+	es, err := b.Outbox(name, 0, 1)
+	return err == nil && len(es) == 0
 }

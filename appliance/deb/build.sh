@@ -43,7 +43,7 @@ for s in postinst prerm postrm; do
     install -m 0755 "$HERE/debian/$s" "$ROOT/DEBIAN/$s"
 done
 install -m 0644 "$REPO/README.md" "$ROOT/usr/share/doc/softswitch/README.md"
-for d in config.md numbering.md causes.md install.md; do
+for d in config.md numbering.md causes.md install.md cdr.md billing.md aaa.md dictionary.softswitch; do
     install -m 0644 "$REPO/docs/$d" "$ROOT/usr/share/doc/softswitch/$d"
 done
 install -m 0644 "$HERE/debian/copyright" "$ROOT/usr/share/doc/softswitch/copyright"

@@ -274,6 +274,10 @@ func run(args []string) error {
 		if err := startPull(ctx, cfg, bill, log); err != nil {
 			return err
 		}
+		if len(cfg.AAA.Accounting) > 0 {
+			nasIP, _ := netip.ParseAddr(host)
+			startAccounting(billCtx, cfg, bill, nasIP, bus, log)
+		}
 	}
 	ctl := &control.Server{Path: controlPath(cfg.Data.Dir), Log: log}
 	controlCommands(ctl, limiter, admit, bus)
@@ -334,6 +338,9 @@ func run(args []string) error {
 			srv.Close()
 			if bill != nil {
 				// The releases of the calls just ended are in its queue.
+				if len(cfg.AAA.Accounting) > 0 {
+					drainAccounting(bill, 3*time.Second, log)
+				}
 				stopBilling()
 				if !bill.Wait(10 * time.Second) {
 					log.Error("CDR writer did not finish within 10s: the spool keeps the rest for the next start")
@@ -536,7 +543,8 @@ func openBilling(cfg config.Config, bus *events.Bus, log *slog.Logger) (*billing
 		RotateInterval: b.RotateInterval.Duration, RotateRecords: b.RotateRecords,
 		RotateBytes: int64(b.RotateMB) << 20, QueueLimit: b.QueueLimit,
 		RefuseOnFault: b.OnSpoolFault == "refuse", Retention: b.Retention.Duration, DiskAlarmPercent: b.DiskAlarm,
-		KeepUntilDelivered: len(b.Push.Servers) > 0, Hot: b.Hot, SyncInterval: b.SyncInterval.Duration}, bus, log)
+		KeepUntilDelivered: len(b.Push.Servers) > 0, Hot: b.Hot, SyncInterval: b.SyncInterval.Duration,
+		Outboxes: outboxes(cfg)}, bus, log)
 	if err != nil {
 		return nil, err
 	}
@@ -546,6 +554,14 @@ func openBilling(cfg config.Config, bus *events.Bus, log *slog.Logger) (*billing
 	bus.Subscribe(bill.Handle)
 	log.Info("call detail records", "dir", dir, "node", node, "format", b.Format)
 	return bill, nil
+}
+
+// outboxes are the billing outboxes accounting reads.
+func outboxes(cfg config.Config) []string {
+	if len(cfg.AAA.Accounting) > 0 {
+		return []string{accountingOutbox}
+	}
+	return nil
 }
 
 func billRecords(b *billing.Billing) int64 {

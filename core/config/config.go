@@ -47,6 +47,7 @@ type Config struct {
 	Admission   Admission     `toml:"admission"`
 	Overload    Overload      `toml:"overload"`
 	Billing     Billing       `toml:"billing"`
+	AAA         AAA           `toml:"aaa"`
 	Rating      rating.Spec   `toml:"rating"` // tariffs (docs/billing.md); provisioning, reloaded on SIGHUP
 	Data        Data          `toml:"data"`
 	Log         Log           `toml:"log"`
@@ -480,6 +481,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateBilling(); err != nil {
+		return err
+	}
+	if err := c.validateAAA(); err != nil {
 		return err
 	}
 	if _, err := rating.Compile(c.Rating); err != nil {

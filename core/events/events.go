@@ -29,6 +29,9 @@ const (
 	CDRDelivery                       // closed CDR files cannot be pushed to the billing centre, or can again (State: failing/ok, Cause)
 	CDRDisk                           // the CDR directory's file system passed its use threshold, or fell back (State: high/ok, Level: percent used)
 	CallRecord                        // a call's detail record is durable (hot billing): CallID, Detail holds the record
+	AAAServer                         // an AAA server stopped answering or answers again (Source: address, State: down/up, Cause: radius/diameter)
+	AAADropped                        // an AAA answer failed verification and was dropped (Source: address, Cause: why)
+	AAADelivery                       // accounting cannot be delivered, or can again (State: failing/ok, Cause: the error)
 )
 
 func (k Kind) String() string {
@@ -65,6 +68,12 @@ func (k Kind) String() string {
 		return "cdr-disk"
 	case CallRecord:
 		return "call-record"
+	case AAAServer:
+		return "aaa-server"
+	case AAADropped:
+		return "aaa-dropped"
+	case AAADelivery:
+		return "aaa-delivery"
 	}
 	return "unknown"
 }

@@ -1,0 +1,136 @@
+package systest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/softswitch/softswitch/aaa/radius/freeradius"
+)
+
+// radiusDetail reads FreeRADIUS's detail file: one map per request
+// received (attribute -> value, quotes removed).
+func radiusDetail(path string) []map[string]string {
+	data, _ := os.ReadFile(path)
+	var out []map[string]string
+	line := regexp.MustCompile(`^\s+([A-Za-z0-9-]+) = (.*)$`)
+	for _, block := range strings.Split(strings.TrimSpace(string(data)), "\n\n") {
+		rec := map[string]string{}
+		for _, l := range strings.Split(block, "\n") {
+			if m := line.FindStringSubmatch(l); m != nil {
+				rec[m[1]] = strings.Trim(m[2], `"`)
+			}
+		}
+		if len(rec) > 0 {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// TestRADIUSAccountingThroughOutageAndKill: the accounting server is
+// down while 50 calls are made and the switch is killed (kill -9) with
+// calls in progress; once the server is back, every call's Start and
+// Stop arrive, each identity (Acct-Session-Id and status) once apart
+// from retransmissions, joined to the CDRs by record id and Call-ID; the
+// calls the kill cut end "ended by restart" (NAS-Reboot).
+func TestRADIUSAccountingThroughOutageAndKill(t *testing.T) {
+	t.Parallel()
+	rad := freeradius.Start(t, freeradius.Options{Secret: "acct-secret-0123456789",
+		Dictionary: "../../docs/dictionary.softswitch"})
+	srv := billingBed(t, fmt.Sprintf("[billing]\nnode = \"acc1\"\nrotate_records = 20\n\n"+
+		"[aaa]\naccounting = [\"rad1\"]\n\n[[aaa.radius]]\nname = \"rad1\"\naddress = \"127.0.0.1\"\n"+
+		"acct_port = %d\nsecret = \"acct-secret-0123456789\"\ntimeout = \"200ms\"\ntries = 2\ndead_time = \"1s\"\n",
+		rad.Acct.Port()))
+
+	// Up: accounted at once.
+	first := trunkCalls(t, srv, "up", 5, 20)
+	waitDetail := func(what string, within time.Duration, ok func([]map[string]string) bool) []map[string]string {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for {
+			recs := radiusDetail(rad.Detail)
+			if ok(recs) {
+				return recs
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within %s; the detail file has %d requests", what, within, len(recs))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitDetail("the first 5 calls' Start and Stop", 10*time.Second, func(r []map[string]string) bool { return len(r) >= 10 })
+
+	// Down: 20 calls, 5 held through a kill -9, 20 more after the restart.
+	rad.Stop()
+	before := trunkCalls(t, srv, "outage-1", 20, 40)
+	held := startSipp(t, sippOpts{Name: "held", Scenario: "uac_trusted_hold.xml", Remote: srv.Addr, LocalIP: trustedIP,
+		Service: "0305678", Keys: map[string]string{"caller": "0402222", "max_forwards": "70"},
+		Calls: 5, Rate: 20, Pause: 60 * time.Second, Timeout: 90 * time.Second})
+	time.Sleep(2 * time.Second) // answered on both sides
+	srv.kill()
+	held.kill()
+	srv.start()
+	after := trunkCalls(t, srv, "outage-2", 20, 40)
+	time.Sleep(time.Second)
+	rad.Restart()
+
+	var ids []string
+	for _, r := range []*sippResult{first, before, held.res, after} {
+		ids = append(ids, callIDs(r)...)
+	}
+	if len(ids) != 50 {
+		t.Fatalf("%d calls made, want 50", len(ids))
+	}
+	recs := waitDetail("every Start and Stop", 30*time.Second, func(r []map[string]string) bool {
+		seen := map[string]bool{}
+		for _, x := range r {
+			seen[x["Acct-Session-Id"]+" "+x["Acct-Status-Type"]] = true
+		}
+		return len(seen) >= 100
+	})
+	srv.stop() // closes the CDR file: the join below needs it
+	cdrs := cdrFiles(t, filepath.Join(srv.DataDir, "cdr"))
+
+	byIdentity := map[string]map[string]string{}
+	for _, x := range recs {
+		key := x["Acct-Session-Id"] + " " + x["Acct-Status-Type"]
+		if prev, dup := byIdentity[key]; dup && prev["Softswitch-Call-ID"] != x["Softswitch-Call-ID"] {
+			t.Errorf("identity %s sent for two calls: %s and %s", key, prev["Softswitch-Call-ID"], x["Softswitch-Call-ID"])
+		}
+		byIdentity[key] = x
+	}
+	if len(byIdentity) != 100 {
+		t.Errorf("%d identities in the detail file, want 100 (50 Start, 50 Stop)", len(byIdentity))
+	}
+	heldIDs := map[string]bool{}
+	for _, id := range callIDs(held.res) {
+		heldIDs[id] = true
+	}
+	for _, id := range ids {
+		c := cdrs[id]
+		if c == nil {
+			t.Errorf("call %s has no CDR", id)
+			continue
+		}
+		start, stop := byIdentity[c["record_id"]+" Start"], byIdentity[c["record_id"]+" Stop"]
+		if start == nil || stop == nil {
+			t.Errorf("call %s (record %s): Start %v, Stop %v", id, c["record_id"], start != nil, stop != nil)
+			continue
+		}
+		if start["Softswitch-Call-ID"] != id || stop["Softswitch-Call-ID"] != id || stop["NAS-Identifier"] != "acc1" {
+			t.Errorf("call %s: Start %v, Stop %v", id, start, stop)
+		}
+		want := "User-Request"
+		if heldIDs[id] {
+			want = "NAS-Reboot"
+		}
+		if stop["Acct-Terminate-Cause"] != want {
+			t.Errorf("call %s: Acct-Terminate-Cause %q, want %q (CDR end reason %q)", id, stop["Acct-Terminate-Cause"], want, c["end_reason"])
+		}
+	}
+}

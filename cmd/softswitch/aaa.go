@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/softswitch/softswitch/aaa/acct"
+	"github.com/softswitch/softswitch/aaa/radius"
+	"github.com/softswitch/softswitch/billing"
+	"github.com/softswitch/softswitch/core/config"
+	"github.com/softswitch/softswitch/core/events"
+	"github.com/softswitch/softswitch/core/safe"
+)
+
+// accountingOutbox is billing's outbox the RADIUS accounting reads.
+const accountingOutbox = "radius"
+
+// startAccounting sends the CDR writer's accounting outbox to the
+// [aaa] accounting servers until ctx ends (docs/aaa.md).
+func startAccounting(ctx context.Context, cfg config.Config, bill *billing.Billing, nasIP netip.Addr,
+	bus *events.Bus, log *slog.Logger) {
+	a := cfg.AAA
+	var servers []radius.Server
+	var first config.RadiusServer
+	for i, name := range a.Accounting {
+		r, _ := a.RadiusServer(name) // validated
+		if i == 0 {
+			first = r
+		}
+		_, acctAddr := r.Addrs()
+		servers = append(servers, radius.Server{Addr: acctAddr, Secret: []byte(r.Secret)})
+	}
+	cl := radius.New(servers)
+	// One client, so one timing: that of the first server named.
+	cl.Timeout, cl.Tries, cl.DeadTime = first.Timeout.Duration, first.Tries, first.DeadTime.Duration
+	cl.OnState = func(addr netip.AddrPort, up bool) {
+		state := "down"
+		if up {
+			state = "up"
+			log.Info("RADIUS server answers again", "server", addr.String())
+		} else {
+			log.Warn("RADIUS server not answering: passed over for its dead time", "server", addr.String())
+		}
+		bus.Publish(&events.Event{Kind: events.AAAServer, Source: addr.String(), State: state, Cause: "radius"})
+	}
+	var lastDropLog atomic.Int64
+	cl.OnDrop = func(addr netip.AddrPort, why string) {
+		// A flood of forgeries must not flood the log: one line in 10 s,
+		// the count is in the statistics.
+		if now := time.Now().UnixNano(); now-lastDropLog.Load() > int64(10*time.Second) {
+			lastDropLog.Store(now)
+			log.Warn("RADIUS answer dropped: it failed verification (forged, or the secret differs)",
+				"server", addr.String(), "why", why, "dropped_total", cl.Stats.Dropped.Load())
+		}
+		bus.Publish(&events.Event{Kind: events.AAADropped, Source: addr.String(), Cause: why})
+	}
+	s := &acct.Sender{Name: accountingOutbox, Box: bill, Interim: a.InterimInterval.Duration, Log: log,
+		T: &acct.RADIUS{Client: cl, NAS: radius.NAS{Identifier: bill.Node(), IP: nasIP}},
+		OnFailing: func(failing bool, err error) {
+			if failing {
+				bus.Publish(&events.Event{Kind: events.AAADelivery, State: "failing", Cause: err.Error()})
+			} else {
+				bus.Publish(&events.Event{Kind: events.AAADelivery, State: "ok"})
+			}
+		}}
+	safe.Go("RADIUS accounting", func() {
+		defer cl.Close()
+		s.Run(ctx)
+	})
+	log.Info("RADIUS accounting", "servers", a.Accounting, "interim", a.InterimInterval.Duration.String())
+}
+
+// drainAccounting gives the accounting of the calls a stop has just ended
+// up to max to be delivered; what is not stays in the spool and goes at
+// the next start.
+func drainAccounting(bill *billing.Billing, max time.Duration, log *slog.Logger) {
+	deadline := time.Now().Add(max)
+	for !bill.OutboxSettled(accountingOutbox) {
+		if time.Now().After(deadline) {
+			log.Warn("accounting not all delivered at the stop: the rest goes at the next start")
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,100 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// AAA says which servers authenticate, authorise and account
+// (docs/aaa.md). Accounting for now: RADIUS accounting to the servers
+// named, in order.
+type AAA struct {
+	Accounting      []string       `toml:"accounting"`       // RADIUS servers, by name, tried in order; empty: no accounting
+	InterimInterval Duration       `toml:"interim_interval"` // Interim-Update period; 0: none
+	Radius          []RadiusServer `toml:"radius"`
+}
+
+// RadiusServer is one RADIUS server.
+type RadiusServer struct {
+	Name     string   `toml:"name"`
+	Address  string   `toml:"address"`   // an IP address (no DNS at run time)
+	AuthPort int      `toml:"auth_port"` // 0 = 1812
+	AcctPort int      `toml:"acct_port"` // 0 = 1813
+	Secret   string   `toml:"secret"`    // shared secret, 16 characters at least; no default; never logged or shown
+	Timeout  Duration `toml:"timeout"`   // the first try's wait, doubled at each retry; 0 = 1s
+	Tries    int      `toml:"tries"`     // sends before the next server; 0 = 3
+	DeadTime Duration `toml:"dead_time"` // a server that answered none is passed over this long; 0 = 30s
+}
+
+// Addrs are the server's authentication and accounting addresses.
+func (r RadiusServer) Addrs() (auth, acct netip.AddrPort) {
+	ip, _ := netip.ParseAddr(r.Address) // validated
+	ap, cp := r.AuthPort, r.AcctPort
+	if ap == 0 {
+		ap = 1812
+	}
+	if cp == 0 {
+		cp = 1813
+	}
+	return netip.AddrPortFrom(ip, uint16(ap)), netip.AddrPortFrom(ip, uint16(cp))
+}
+
+// RadiusServer returns the server named name.
+func (a AAA) RadiusServer(name string) (RadiusServer, bool) {
+	for _, r := range a.Radius {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return RadiusServer{}, false
+}
+
+// minSecret is the shortest shared secret taken (RFC 3579 §4.3.3 asks for
+// 16 octets at least: the secret is all that keys the authenticators).
+const minSecret = 16
+
+func (c *Config) validateAAA() error {
+	a := c.AAA
+	seen := map[string]bool{}
+	for i, r := range a.Radius {
+		key := func(k string) string { return fmt.Sprintf("aaa.radius[%d].%s", i, k) }
+		switch {
+		case r.Name == "" || seen[r.Name]:
+			return invalid(key("name"), "%q: every RADIUS server needs a name of its own", r.Name)
+		case !validAddr(r.Address):
+			return invalid(key("address"), "%q is not an IP address (names are not resolved at run time)", r.Address)
+		case r.AuthPort < 0 || r.AuthPort > 65535:
+			return invalid(key("auth_port"), "must be a port (0: 1812)")
+		case r.AcctPort < 0 || r.AcctPort > 65535:
+			return invalid(key("acct_port"), "must be a port (0: 1813)")
+		case len(r.Secret) < minSecret:
+			return invalid(key("secret"), "must be at least %d characters (there is no default)", minSecret)
+		case r.Timeout.Duration < 0 || r.Timeout.Duration > 30*time.Second:
+			return invalid(key("timeout"), "must be 0 (1s) to 30s")
+		case r.Tries < 0 || r.Tries > 10:
+			return invalid(key("tries"), "must be 0 (3) to 10")
+		case r.DeadTime.Duration < 0:
+			return invalid(key("dead_time"), "must be 0 (30s) or more")
+		}
+		seen[r.Name] = true
+	}
+	for i, n := range a.Accounting {
+		if !seen[n] {
+			return invalid(fmt.Sprintf("aaa.accounting[%d]", i), "no [[aaa.radius]] server is named %q", n)
+		}
+	}
+	switch {
+	case len(a.Accounting) > 0 && !c.Billing.Enabled:
+		return invalid("aaa.accounting", "needs [billing] enabled = true: Acct-Session-Id is the CDR's record id, "+
+			"and accounting records wait in the CDR spool until delivered")
+	case a.InterimInterval.Duration != 0 && a.InterimInterval.Duration < 10*time.Second:
+		return invalid("aaa.interim_interval", "must be 0 (none) or at least 10s")
+	}
+	return nil
+}
+
+func validAddr(s string) bool {
+	_, err := netip.ParseAddr(s)
+	return err == nil
+}
