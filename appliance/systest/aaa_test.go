@@ -134,3 +134,49 @@ func TestRADIUSAccountingThroughOutageAndKill(t *testing.T) {
 		}
 	}
 }
+
+// TestRADIUSDigestAuth: with registration_auth and call_auth on a
+// FreeRADIUS, REGISTER and INVITE digests are checked there: its
+// passwords work and the local table's do not, a user only it knows
+// registers, a call goes through; with the server stopped REGISTER gets
+// 503 with a Retry-After (no ban, no 401 loop); no password is logged.
+func TestRADIUSDigestAuth(t *testing.T) {
+	t.Parallel()
+	rad := freeradius.Start(t, freeradius.Options{Secret: "auth-secret-0123456789",
+		Users: "1001\tCleartext-Password := \"radius-1001\"\n1002\tCleartext-Password := \"radius-1002\"\n" +
+			"3003\tCleartext-Password := \"radius-3003\"\n"})
+	cfg := defaultConfig()
+	cfg.Extra = fmt.Sprintf("[aaa]\nregistration_auth = [\"rad1\"]\ncall_auth = [\"rad1\"]\n\n"+
+		"[[aaa.radius]]\nname = \"rad1\"\naddress = \"127.0.0.1\"\nauth_port = %d\nsecret = \"auth-secret-0123456789\"\n"+
+		"timeout = \"200ms\"\ntries = 2\ndead_time = \"2s\"\n", rad.Auth.Port())
+	srv := startServer(t, cfg)
+
+	callee := startUAS(t, "callee-1002", "uas_answer.xml", sippOpts{Keys: map[string]string{"user": "1002"}})
+	registerContact(t, srv, "1002", "radius-1002", callee.Port)
+	registerContact(t, srv, "3003", "radius-3003", freePort(t)) // in RADIUS only
+	local := runSipp(t, sippOpts{Name: "register-local-password", Scenario: "register_rejected.xml", Remote: srv.Addr,
+		Service: "1002", AuthUser: "1002", AuthPass: "secret1002",
+		Keys: map[string]string{"contact": contactFor("1002", callee.Port), "expires": "3600"}, Timeout: 15 * time.Second})
+	local.requireOK(t)
+
+	o := callOpts(srv, "caller-1001", "uac_call_bye.xml", "1002")
+	o.AuthPass = "radius-1001"
+	a := runSipp(t, o)
+	callee.wait().requireOK(t)
+	a.expectOK(t)
+	requireFinals(t, a, "INVITE", 407, 200)
+
+	rad.Stop()
+	down := runSipp(t, sippOpts{Name: "register-server-down", Scenario: "register_unavailable.xml", Remote: srv.Addr,
+		Service: "3003", AuthUser: "3003", AuthPass: "radius-3003",
+		Keys: map[string]string{"contact": contactFor("3003", 5999), "expires": "3600"}, Timeout: 15 * time.Second})
+	down.requireOK(t)
+	waitLog(t, srv, 5*time.Second, "RADIUS server not answering")
+
+	log, _ := os.ReadFile(srv.LogPath)
+	for _, pw := range []string{"radius-1001", "radius-1002", "radius-3003", "auth-secret-0123456789"} {
+		if strings.Contains(string(log), pw) {
+			t.Errorf("%q is in the log", pw)
+		}
+	}
+}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"os"
 	"sync/atomic"
 	"time"
 
 	"github.com/softswitch/softswitch/aaa/acct"
 	"github.com/softswitch/softswitch/aaa/radius"
 	"github.com/softswitch/softswitch/billing"
+	"github.com/softswitch/softswitch/core/auth"
 	"github.com/softswitch/softswitch/core/config"
 	"github.com/softswitch/softswitch/core/events"
 	"github.com/softswitch/softswitch/core/safe"
@@ -23,15 +25,61 @@ const accountingOutbox = "radius"
 func startAccounting(ctx context.Context, cfg config.Config, bill *billing.Billing, nasIP netip.Addr,
 	bus *events.Bus, log *slog.Logger) {
 	a := cfg.AAA
+	cl := radiusClient(cfg, a.Accounting, true, bus, log)
+	s := &acct.Sender{Name: accountingOutbox, Box: bill, Interim: a.InterimInterval.Duration, Log: log,
+		T: &acct.RADIUS{Client: cl, NAS: radius.NAS{Identifier: bill.Node(), IP: nasIP}},
+		OnFailing: func(failing bool, err error) {
+			if failing {
+				bus.Publish(&events.Event{Kind: events.AAADelivery, State: "failing", Cause: err.Error()})
+			} else {
+				bus.Publish(&events.Event{Kind: events.AAADelivery, State: "ok"})
+			}
+		}}
+	safe.Go("RADIUS accounting", func() {
+		defer cl.Close()
+		s.Run(ctx)
+	})
+	log.Info("RADIUS accounting", "servers", a.Accounting, "interim", a.InterimInterval.Duration.String())
+}
+
+// radiusAuth sets the digest checks [aaa] gives RADIUS servers; the
+// returned function closes their clients.
+func radiusAuth(cfg config.Config, authn *auth.Authenticator, nas string, bus *events.Bus, log *slog.Logger) func() {
+	var closers []func()
+	if names := cfg.AAA.RegistrationAuth; len(names) > 0 {
+		cl := radiusClient(cfg, names, false, bus, log)
+		closers = append(closers, cl.Close)
+		authn.RemoteRegister = &radius.DigestChecker{Client: cl, NAS: radius.NAS{Identifier: nas}}
+		log.Info("REGISTER digests checked by RADIUS", "servers", names)
+	}
+	if names := cfg.AAA.CallAuth; len(names) > 0 {
+		cl := radiusClient(cfg, names, false, bus, log)
+		closers = append(closers, cl.Close)
+		authn.RemoteCall = &radius.DigestChecker{Client: cl, NAS: radius.NAS{Identifier: nas}}
+		log.Info("INVITE digests checked by RADIUS", "servers", names)
+	}
+	return func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+}
+
+// radiusClient is a client of the [[aaa.radius]] servers named, on their
+// accounting or authentication ports, reporting on the bus and the log.
+func radiusClient(cfg config.Config, names []string, accounting bool, bus *events.Bus, log *slog.Logger) *radius.Client {
 	var servers []radius.Server
 	var first config.RadiusServer
-	for i, name := range a.Accounting {
-		r, _ := a.RadiusServer(name) // validated
+	for i, name := range names {
+		r, _ := cfg.AAA.RadiusServer(name) // validated
 		if i == 0 {
 			first = r
 		}
-		_, acctAddr := r.Addrs()
-		servers = append(servers, radius.Server{Addr: acctAddr, Secret: []byte(r.Secret)})
+		authAddr, acctAddr := r.Addrs()
+		if accounting {
+			authAddr = acctAddr
+		}
+		servers = append(servers, radius.Server{Addr: authAddr, Secret: []byte(r.Secret)})
 	}
 	cl := radius.New(servers)
 	// One client, so one timing: that of the first server named.
@@ -57,20 +105,7 @@ func startAccounting(ctx context.Context, cfg config.Config, bill *billing.Billi
 		}
 		bus.Publish(&events.Event{Kind: events.AAADropped, Source: addr.String(), Cause: why})
 	}
-	s := &acct.Sender{Name: accountingOutbox, Box: bill, Interim: a.InterimInterval.Duration, Log: log,
-		T: &acct.RADIUS{Client: cl, NAS: radius.NAS{Identifier: bill.Node(), IP: nasIP}},
-		OnFailing: func(failing bool, err error) {
-			if failing {
-				bus.Publish(&events.Event{Kind: events.AAADelivery, State: "failing", Cause: err.Error()})
-			} else {
-				bus.Publish(&events.Event{Kind: events.AAADelivery, State: "ok"})
-			}
-		}}
-	safe.Go("RADIUS accounting", func() {
-		defer cl.Close()
-		s.Run(ctx)
-	})
-	log.Info("RADIUS accounting", "servers", a.Accounting, "interim", a.InterimInterval.Duration.String())
+	return cl
 }
 
 // drainAccounting gives the accounting of the calls a stop has just ended
@@ -85,4 +120,17 @@ func drainAccounting(bill *billing.Billing, max time.Duration, log *slog.Logger)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// nasName is how the switch names itself to AAA servers: its CDR node
+// name, else the host name.
+func nasName(cfg config.Config, bill *billing.Billing) string {
+	if bill != nil {
+		return bill.Node()
+	}
+	if cfg.Billing.Node != "" {
+		return cfg.Billing.Node
+	}
+	h, _ := os.Hostname()
+	return h
 }

@@ -143,10 +143,17 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	authority := digest.NewAuthorityWith(cfg.SIP.Realm, cfg.Auth.Algorithms, cfg.Auth.NonceLifetime.Duration, secret)
+	algorithms := cfg.Auth.Algorithms
+	if cfg.AAA.RemoteAuth() {
+		// What a RADIUS server's digest module checks (validated: MD5 is
+		// among auth.algorithms).
+		algorithms = []string{"MD5"}
+	}
+	authority := digest.NewAuthorityWith(cfg.SIP.Realm, algorithms, cfg.Auth.NonceLifetime.Duration, secret)
 	limiter := authlimit.New(limiterConfig(cfg.Auth))
 	takeHandover(db, authority, limiter, log)
 	authn := &auth.Authenticator{Digest: authority, Subs: subs, Limiter: limiter, Bus: bus, Log: log}
+	defer radiusAuth(cfg, authn, nasName(cfg, bill), bus, log)()
 	// The front door (core/gate): per-source admission and overload
 	// control, before a datagram is parsed.
 	admit := admission.New(admission.Config{Rate: cfg.Admission.Rate, Burst: cfg.Admission.Burst,
@@ -182,7 +189,7 @@ func run(args []string) error {
 		RetryAfterMax: cfg.Overload.RetryAfterMax}, func() int { return calls.Active() }, bus)
 	parser := sipparse.New()
 	srv := &server.Server{Log: log, Gate: &gate.Gate{Admission: admit}, Overload: shed,
-		Parser: parser, StackLog: stackLog}
+		Parser: parser, StackLog: stackLog, SlowRegister: authn.Remote(false)}
 	bound, err := srv.Listen(cfg.SIP.Listen)
 	if err != nil {
 		return err

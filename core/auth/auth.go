@@ -3,6 +3,7 @@
 package auth
 
 import (
+	"context"
 	"log/slog"
 	"net/netip"
 	"sync/atomic"
@@ -56,7 +57,27 @@ type Authenticator struct {
 	// OnPeers, when set, hears every new trusted peer list (the
 	// admission gate gives trusted peers their own rate).
 	OnPeers func([]Peer)
-	peers   atomic.Pointer[[]Peer]
+	// RemoteRegister and RemoteCall, when set, check the digest responses
+	// of REGISTER and of INVITE (aaa/: a RADIUS server that holds the
+	// passwords); nil: the local subscriber table does.
+	RemoteRegister, RemoteCall Remote
+	peers                      atomic.Pointer[[]Peer]
+}
+
+// Remote checks a digest response where the password is: true when it
+// is right; an error when no server answered (the request then gets 503,
+// and no failure counts against the user).
+type Remote interface {
+	CheckDigest(ctx context.Context, c *digest.Credentials, alg, method string) (bool, error)
+}
+
+// Remote reports whether requests of this kind (proxy: INVITE) are
+// checked remotely, and may wait on the network.
+func (a *Authenticator) Remote(proxy bool) bool {
+	if proxy {
+		return a.RemoteCall != nil
+	}
+	return a.RemoteRegister != nil
 }
 
 // SetPeers replaces the trusted peer list.
@@ -90,7 +111,7 @@ func (a *Authenticator) TrustedPeer(src string) (string, bool) {
 type Outcome struct {
 	Sub    store.Subscriber
 	OK     bool
-	Status int    // when !OK: 401/407 (challenge) or 403
+	Status int    // when !OK: 401/407 (challenge), 403, or 503 (the remote checker did not answer)
 	Reason string // when !OK
 	Stale  bool
 }
@@ -101,6 +122,12 @@ type Outcome struct {
 // banned for guessing (core/authlimit) gets 403 without its credentials
 // being checked: a right guess then looks like a wrong one.
 func (a *Authenticator) Authenticate(req *sip.Request, proxy bool) Outcome {
+	return a.AuthenticateCtx(context.Background(), req, proxy)
+}
+
+// AuthenticateCtx is Authenticate; a remote check (Remote) gives up when
+// ctx ends (the caller cancelled).
+func (a *Authenticator) AuthenticateCtx(ctx context.Context, req *sip.Request, proxy bool) Outcome {
 	now := time.Now()
 	challenge := Outcome{Status: 401, Reason: "Unauthorized"}
 	hdr := "Authorization"
@@ -124,6 +151,24 @@ func (a *Authenticator) Authenticate(req *sip.Request, proxy bool) Outcome {
 		return Outcome{Status: 403, Reason: "Forbidden"}
 	}
 	sub, known := a.Subs.Get(creds.Username)
+	remote := a.RemoteRegister
+	if proxy {
+		remote = a.RemoteCall
+	}
+	if remote != nil {
+		if !known {
+			// The server knows the user; the local table, when it has
+			// him, adds his account.
+			sub = store.Subscriber{Number: creds.Username}
+		}
+		res, err := a.Digest.CheckWith(creds, func(alg string) (bool, error) {
+			return remote.CheckDigest(ctx, creds, alg, string(req.Method))
+		})
+		if err != nil {
+			return Outcome{Status: 503, Reason: "Service Unavailable"}
+		}
+		return a.settled(res, sub, src, creds.Username, now, challenge)
+	}
 	ha1 := ""
 	if known {
 		ha1 = sub.HA1MD5
@@ -131,15 +176,22 @@ func (a *Authenticator) Authenticate(req *sip.Request, proxy bool) Outcome {
 			ha1 = sub.HA1SHA256
 		}
 	}
-	switch a.Digest.Check(creds, string(req.Method), ha1) {
+	return a.settled(a.Digest.Check(creds, string(req.Method), ha1), sub, src, creds.Username, now, challenge)
+}
+
+// settled turns a digest check's result into the outcome, counting
+// failures toward bans.
+func (a *Authenticator) settled(res digest.Result, sub store.Subscriber, src netip.Addr, user string, now time.Time,
+	challenge Outcome) Outcome {
+	switch res {
 	case digest.OK:
-		a.Limiter.Succeeded(src, creds.Username, now)
+		a.Limiter.Succeeded(src, user, now)
 		return Outcome{Sub: sub, OK: true}
 	case digest.Stale:
 		challenge.Stale = true
 		return challenge
 	default:
-		a.banned(a.Limiter.Failed(src, creds.Username, now))
+		a.banned(a.Limiter.Failed(src, user, now))
 		return challenge
 	}
 }
@@ -159,8 +211,13 @@ func (a *Authenticator) banned(bans []authlimit.Ban) {
 	}
 }
 
-// Challenge writes the challenge headers of o onto res.
+// Challenge writes the challenge headers of o onto res (for a 503: when
+// to try again).
 func (a *Authenticator) Challenge(res *sip.Response, o Outcome) {
+	if o.Status == 503 {
+		res.AppendHeader(sip.NewHeader("Retry-After", "10"))
+		return
+	}
 	name := "WWW-Authenticate"
 	if o.Status == 407 {
 		name = "Proxy-Authenticate"

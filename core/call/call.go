@@ -12,6 +12,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/softswitch/softswitch/core/auth"
 	"github.com/softswitch/softswitch/core/events"
 	"github.com/softswitch/softswitch/core/q850"
 	"github.com/softswitch/softswitch/core/safe"
@@ -102,7 +103,10 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		caller.Trunk = name
 		caller.Number = trunkCalling(req)
 	} else {
-		o := m.auth.Authenticate(req, true)
+		o, waited := m.authenticate(req, tx)
+		if waited && tx.Err() != nil {
+			return // cancelled while a server checked it: the stack answered 487
+		}
 		if !o.OK {
 			res := sip.NewResponseFromRequest(req, o.Status, o.Reason, nil)
 			m.auth.Challenge(res, o)
@@ -768,3 +772,26 @@ func (c *Call) byeBoth(skip *leg, reason string) {
 func rack(rseq, cseq uint32) string {
 	return strconv.FormatUint(uint64(rseq), 10) + " " + strconv.FormatUint(uint64(cseq), 10) + " INVITE"
 }
+
+// authenticate checks the caller's digest. A remote check (a RADIUS
+// server) waits on the network here, on this INVITE's own goroutine and
+// under no lock; a CANCEL meanwhile ends the wait (waited and tx.Err()
+// tell). Retransmissions of the INVITE are the transaction's.
+func (m *Manager) authenticate(req *sip.Request, tx sip.ServerTransaction) (o auth.Outcome, waited bool) {
+	if !m.auth.Remote(true) {
+		return m.auth.Authenticate(req, true), false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), remoteAuthWait)
+	defer cancel()
+	safe.Go("INVITE auth wait", func() {
+		select {
+		case <-tx.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	})
+	return m.auth.AuthenticateCtx(ctx, req, true), true
+}
+
+// remoteAuthWait bounds a remote digest check (failover included).
+const remoteAuthWait = 15 * time.Second

@@ -3,16 +3,19 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 )
 
 // AAA says which servers authenticate, authorise and account
-// (docs/aaa.md). Accounting for now: RADIUS accounting to the servers
-// named, in order.
+// (docs/aaa.md): RADIUS servers by name, tried in the order listed.
 type AAA struct {
-	Accounting      []string       `toml:"accounting"`       // RADIUS servers, by name, tried in order; empty: no accounting
-	InterimInterval Duration       `toml:"interim_interval"` // Interim-Update period; 0: none
-	Radius          []RadiusServer `toml:"radius"`
+	RegistrationAuth []string       `toml:"registration_auth"` // REGISTER digests checked by these; empty: the local table
+	CallAuth         []string       `toml:"call_auth"`         // INVITE digests checked by these; empty: the local table
+	Accounting       []string       `toml:"accounting"`        // RADIUS servers, by name, tried in order; empty: no accounting
+	InterimInterval  Duration       `toml:"interim_interval"`  // Interim-Update period; 0: none
+	Radius           []RadiusServer `toml:"radius"`
 }
 
 // RadiusServer is one RADIUS server.
@@ -79,10 +82,18 @@ func (c *Config) validateAAA() error {
 		}
 		seen[r.Name] = true
 	}
-	for i, n := range a.Accounting {
-		if !seen[n] {
-			return invalid(fmt.Sprintf("aaa.accounting[%d]", i), "no [[aaa.radius]] server is named %q", n)
+	for _, list := range []struct {
+		key   string
+		names []string
+	}{{"registration_auth", a.RegistrationAuth}, {"call_auth", a.CallAuth}, {"accounting", a.Accounting}} {
+		for i, n := range list.names {
+			if !seen[n] {
+				return invalid(fmt.Sprintf("aaa.%s[%d]", list.key, i), "no [[aaa.radius]] server is named %q", n)
+			}
 		}
+	}
+	if a.RemoteAuth() && !slices.ContainsFunc(c.Auth.Algorithms, func(s string) bool { return strings.EqualFold(s, "MD5") }) {
+		return invalid("auth.algorithms", "digests checked by RADIUS need MD5 (FreeRADIUS's digest module knows no other)")
 	}
 	switch {
 	case len(a.Accounting) > 0 && !c.Billing.Enabled:
@@ -93,6 +104,9 @@ func (c *Config) validateAAA() error {
 	}
 	return nil
 }
+
+// RemoteAuth tells whether some digests are checked by RADIUS servers.
+func (a AAA) RemoteAuth() bool { return len(a.RegistrationAuth) > 0 || len(a.CallAuth) > 0 }
 
 func validAddr(s string) bool {
 	_, err := netip.ParseAddr(s)

@@ -314,21 +314,10 @@ func (a *Authority) Challenges(stale bool) []string {
 // Check verifies c for method with the stored HA1 of c.Algorithm
 // (ha1 == "" means the user is unknown; the same work is done anyway).
 func (a *Authority) Check(c *Credentials, method, ha1 string) Result {
-	alg := c.Algorithm
-	okAlg := false
-	for _, x := range a.Algorithms {
-		if strings.EqualFold(x, alg) {
-			alg, okAlg = x, true
-		}
-	}
-	if !okAlg || c.Realm != a.Realm || c.QOP != "auth" || c.CNonce == "" {
+	alg, nc, ok := a.precheck(c)
+	if !ok {
 		return Bad
 	}
-	nc, err := strconv.ParseUint(c.NC, 16, 64)
-	if err != nil || len(c.NC) != 8 || nc == 0 {
-		return Bad
-	}
-	issued, ours := a.nonceTime(c.Nonce)
 	known := ha1 != ""
 	if !known {
 		ha1 = strings.Repeat("0", newHash(alg).Size()*2) // equal work for unknown users
@@ -338,7 +327,50 @@ func (a *Authority) Check(c *Credentials, method, ha1 string) Result {
 	if subtle.ConstantTimeCompare([]byte(want), []byte(strings.ToLower(c.Response))) != 1 || !known {
 		return Bad
 	}
-	// The password is right from here on.
+	return a.settle(c, nc)
+}
+
+// CheckWith verifies c with verify instead of a stored HA1: someone who
+// holds the password (a RADIUS server) checks the response for the
+// algorithm given. The nonce checks are Check's, after the response was
+// found right, so a wrong password never learns whether its nonce was
+// fresh. An error of verify (no answer) is returned as is, with Bad.
+func (a *Authority) CheckWith(c *Credentials, verify func(alg string) (bool, error)) (Result, error) {
+	alg, nc, ok := a.precheck(c)
+	if !ok {
+		return Bad, nil
+	}
+	good, err := verify(alg)
+	if err != nil || !good {
+		return Bad, err
+	}
+	return a.settle(c, nc), nil
+}
+
+// precheck checks what needs no password: an algorithm we offer, our
+// realm, qop=auth with a cnonce, a well-formed nonce count.
+func (a *Authority) precheck(c *Credentials) (alg string, nc uint64, ok bool) {
+	alg = c.Algorithm
+	okAlg := false
+	for _, x := range a.Algorithms {
+		if strings.EqualFold(x, alg) {
+			alg, okAlg = x, true
+		}
+	}
+	if !okAlg || c.Realm != a.Realm || c.QOP != "auth" || c.CNonce == "" {
+		return "", 0, false
+	}
+	nc, err := strconv.ParseUint(c.NC, 16, 64)
+	if err != nil || len(c.NC) != 8 || nc == 0 {
+		return "", 0, false
+	}
+	return alg, nc, true
+}
+
+// settle checks the nonce of a response found right: ours, fresh, and
+// its count above any seen before (replay protection).
+func (a *Authority) settle(c *Credentials, nc uint64) Result {
+	issued, ours := a.nonceTime(c.Nonce)
 	if !ours {
 		return Stale // another key's nonce (the other node's, an old key's)
 	}

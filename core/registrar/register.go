@@ -1,6 +1,7 @@
 package registrar
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"strconv"
@@ -23,6 +24,10 @@ type Registrar struct {
 	Log            *slog.Logger
 }
 
+// remoteWait bounds a remote digest check (a RADIUS server's answer,
+// failover included): well within the 32 s a client retransmits.
+const remoteWait = 15 * time.Second
+
 // Handle processes one REGISTER and responds on tx.
 func (r *Registrar) Handle(req *sip.Request, tx sip.ServerTransaction) {
 	res := r.handle(req)
@@ -34,7 +39,9 @@ func (r *Registrar) Handle(req *sip.Request, tx sip.ServerTransaction) {
 func (r *Registrar) handle(req *sip.Request) *sip.Response {
 	to := req.To()
 	aor := to.Address.User
-	o := r.Auth.Authenticate(req, false)
+	ctx, cancel := context.WithTimeout(context.Background(), remoteWait)
+	defer cancel()
+	o := r.Auth.AuthenticateCtx(ctx, req, false)
 	if !o.OK {
 		res := sip.NewResponseFromRequest(req, o.Status, o.Reason, nil)
 		r.Auth.Challenge(res, o)

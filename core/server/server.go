@@ -57,6 +57,10 @@ type Server struct {
 	// StackLog is the SIP stack's rate-limited log (sipgo's records and
 	// ours for unparseable datagrams).
 	StackLog *slog.Logger
+	// SlowRegister: REGISTER may wait on the network (its digest is
+	// checked by a RADIUS server), so it runs on a goroutine of its own,
+	// not on the worker.
+	SlowRegister bool
 
 	udp    net.PacketConn
 	udpw   net.PacketConn // udp answering from the address each peer sent to
@@ -184,7 +188,9 @@ func (s *Server) UDPEndpoint() *sipudp.Endpoint {
 				}
 				other(req, tx)
 			},
-			Inline: inline,
+			Inline: func(req *sip.Request) bool {
+				return inline(req) && !(s.SlowRegister && req.Method == sip.REGISTER)
+			},
 			Refuse: s.refuse,
 			Stray: func(r *sip.Response) {
 				if s.Calls != nil {
