@@ -491,6 +491,8 @@ func endReason(cause string) string {
 		return cdr.EndSessionTime
 	case "switch shutdown":
 		return cdr.EndShutdown
+	case "time limit":
+		return cdr.EndTimeLimit
 	}
 	return cdr.EndFailed
 }

@@ -180,3 +180,60 @@ func TestRADIUSDigestAuth(t *testing.T) {
 		}
 	}
 }
+
+// TestRADIUSCallAuthorization: subscribers' calls are authorised by a
+// FreeRADIUS (Service-Type Call-Check): a calling-card user's call is
+// released when its Session-Timeout is used up (both legs get a BYE with
+// the reason; the CDR says "time limit"), a refused user gets 403 with
+// Q.850 21; with the server stopped, calls are refused (fail closed).
+func TestRADIUSCallAuthorization(t *testing.T) {
+	t.Parallel()
+	rad := freeradius.Start(t, freeradius.Options{Secret: "authz-secret-0123456789",
+		Users: "1001\tService-Type == Call-Check, Auth-Type := Accept\n\tSession-Timeout = 2\n\n" +
+			"1002\tService-Type == Call-Check, Auth-Type := Reject\n\tReply-Message = \"no credit\"\n"})
+	cfg := defaultConfig()
+	cfg.Extra = fmt.Sprintf("[billing]\nnode = \"az1\"\n\n[aaa]\ncall_authorization = [\"rad1\"]\n\n"+
+		"[[aaa.radius]]\nname = \"rad1\"\naddress = \"127.0.0.1\"\nauth_port = %d\nsecret = \"authz-secret-0123456789\"\n"+
+		"timeout = \"200ms\"\ntries = 2\n", rad.Auth.Port())
+	srv := startServer(t, cfg)
+	callee := startUAS(t, "callee-1002", "uas_answer.xml", sippOpts{Keys: map[string]string{"user": "1002"}})
+	registerContact(t, srv, "1002", "secret1002", callee.Port)
+
+	// 1001 has 2 s of credit: the switch ends the call.
+	a := runSipp(t, callOpts(srv, "caller-1001", "uac_call_recv_bye.xml", "1002"))
+	b := callee.wait()
+	a.expectOK(t)
+	b.requireOK(t)
+	for name, r := range map[string]*sippResult{"caller": a, "callee": b} {
+		bye := r.mustReceivedRequest(t, "BYE")
+		if reason := bye.Header("Reason"); !strings.Contains(reason, "cause=16") || !strings.Contains(reason, "granted time used up") {
+			t.Errorf("the %s's BYE has Reason %q", name, reason)
+		}
+	}
+
+	// 1002 is refused.
+	refused := runSipp(t, sippOpts{Name: "caller-1002", Scenario: "uac_rejected.xml", Remote: srv.Addr, Service: "1001",
+		AuthUser: "1002", AuthPass: "secret1002", Keys: map[string]string{"caller": "1002", "max_forwards": "70"},
+		Timeout: 20 * time.Second})
+	requireFinals(t, refused, "INVITE", 407, 403)
+
+	// Fail closed: no server answers, the call is refused with 503.
+	rad.Stop()
+	closed := runSipp(t, sippOpts{Name: "caller-1001-closed", Scenario: "uac_rejected.xml", Remote: srv.Addr, Service: "1002",
+		AuthUser: "1001", AuthPass: "secret1001", Keys: map[string]string{"caller": "1001", "max_forwards": "70"},
+		Timeout: 20 * time.Second})
+	requireFinals(t, closed, "INVITE", 407, 503)
+
+	srv.stop()
+	recs := cdrFiles(t, filepath.Join(srv.DataDir, "cdr"))
+	ended := recs[callIDs(a)[0]]
+	if ended == nil || ended["end_reason"] != "time limit" || ended["release_side"] != "switch" || ended["answer"] == "" {
+		t.Errorf("the time-limited call's record: %v", ended)
+	}
+	if r := recs[callIDs(refused)[0]]; r == nil || r["end_reason"] != "rejected" || r["release_status"] != "403" || r["q850_cause"] != "21" {
+		t.Errorf("the refused call's record: %v", r)
+	}
+	if r := recs[callIDs(closed)[0]]; r == nil || r["release_status"] != "503" || r["q850_cause"] != "41" {
+		t.Errorf("the fail-closed call's record: %v", r)
+	}
+}

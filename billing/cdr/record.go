@@ -21,6 +21,7 @@ const (
 	EndFailed      = "failed"        // a protocol or network failure (no ACK, peer not responding)
 	EndSessionTime = "session timer" // RFC 4028 session timer expired or refresh failed
 	EndShutdown    = "switch shutdown"
+	EndTimeLimit   = "time limit"       // the authoriser's granted duration (prepaid) was used up
 	EndRestart     = "ended by restart" // in progress when the switch stopped without a release
 )
 

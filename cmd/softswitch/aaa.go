@@ -12,6 +12,7 @@ import (
 	"github.com/softswitch/softswitch/aaa/radius"
 	"github.com/softswitch/softswitch/billing"
 	"github.com/softswitch/softswitch/core/auth"
+	"github.com/softswitch/softswitch/core/call"
 	"github.com/softswitch/softswitch/core/config"
 	"github.com/softswitch/softswitch/core/events"
 	"github.com/softswitch/softswitch/core/safe"
@@ -42,9 +43,11 @@ func startAccounting(ctx context.Context, cfg config.Config, bill *billing.Billi
 	log.Info("RADIUS accounting", "servers", a.Accounting, "interim", a.InterimInterval.Duration.String())
 }
 
-// radiusAuth sets the digest checks [aaa] gives RADIUS servers; the
-// returned function closes their clients.
-func radiusAuth(cfg config.Config, authn *auth.Authenticator, nas string, bus *events.Bus, log *slog.Logger) func() {
+// radiusAuth sets the digest checks [aaa] gives RADIUS servers and
+// returns the call authoriser (nil: none) and a function that closes
+// their clients.
+func radiusAuth(cfg config.Config, authn *auth.Authenticator, nas string, bus *events.Bus,
+	log *slog.Logger) (authz call.Authorizer, closeAll func()) {
 	var closers []func()
 	if names := cfg.AAA.RegistrationAuth; len(names) > 0 {
 		cl := radiusClient(cfg, names, false, bus, log)
@@ -52,13 +55,19 @@ func radiusAuth(cfg config.Config, authn *auth.Authenticator, nas string, bus *e
 		authn.RemoteRegister = &radius.DigestChecker{Client: cl, NAS: radius.NAS{Identifier: nas}}
 		log.Info("REGISTER digests checked by RADIUS", "servers", names)
 	}
+	if names := cfg.AAA.CallAuthorization; len(names) > 0 {
+		cl := radiusClient(cfg, names, false, bus, log)
+		closers = append(closers, cl.Close)
+		authz = &radius.CallAuthorizer{Client: cl, NAS: radius.NAS{Identifier: nas}}
+		log.Info("subscribers' calls authorised by RADIUS", "servers", names, "when_unanswered", cfg.AAA.AuthorizationFailure)
+	}
 	if names := cfg.AAA.CallAuth; len(names) > 0 {
 		cl := radiusClient(cfg, names, false, bus, log)
 		closers = append(closers, cl.Close)
 		authn.RemoteCall = &radius.DigestChecker{Client: cl, NAS: radius.NAS{Identifier: nas}}
 		log.Info("INVITE digests checked by RADIUS", "servers", names)
 	}
-	return func() {
+	return authz, func() {
 		for _, c := range closers {
 			c()
 		}

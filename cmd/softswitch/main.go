@@ -153,7 +153,8 @@ func run(args []string) error {
 	limiter := authlimit.New(limiterConfig(cfg.Auth))
 	takeHandover(db, authority, limiter, log)
 	authn := &auth.Authenticator{Digest: authority, Subs: subs, Limiter: limiter, Bus: bus, Log: log}
-	defer radiusAuth(cfg, authn, nasName(cfg, bill), bus, log)()
+	authz, closeAAA := radiusAuth(cfg, authn, nasName(cfg, bill), bus, log)
+	defer closeAAA()
 	// The front door (core/gate): per-source admission and overload
 	// control, before a datagram is parsed.
 	admit := admission.New(admission.Config{Rate: cfg.Admission.Rate, Burst: cfg.Admission.Burst,
@@ -249,6 +250,9 @@ func run(args []string) error {
 		SessionExpires: cfg.Call.SessionExpires, MinSE: cfg.Call.MinSE, MaxForwards: cfg.Call.MaxForwards,
 	}, srv.Client, srv.UDPEndpoint(), authn, router, bus, log)
 	calls = srv.Calls
+	if authz != nil {
+		calls.Authz, calls.AuthzFailOpen = authz, cfg.AAA.AuthorizationFailure == "open"
+	}
 	if bill != nil {
 		if cfg.Billing.OnSpoolFault == "refuse" {
 			calls.Hold = bill.Refusing

@@ -66,6 +66,8 @@ type Call struct {
 	offer                    []byte // the caller's SDP: records read it off the call path
 
 	noAnswer *time.Timer
+	grant    time.Duration // the authoriser's limit from the answer on; 0: none
+	limit    *time.Timer
 
 	seInterval   int
 	seWatchdog   *time.Timer
@@ -139,6 +141,18 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 
+	var grant time.Duration
+	if m.Authz != nil && caller.Trunk == "" {
+		g, d, ok := m.authorize(req, tx, caller, called)
+		if !ok {
+			if d.Status != 0 {
+				m.refuseAttempt(tx, req, caller, called, d)
+			}
+			return
+		}
+		grant = g
+	}
+
 	dec := m.router.Route(called, caller)
 	if dec.Redirect != "" {
 		m.attemptEnded(req, caller, called, dec, 302, 23, "redirected")
@@ -168,7 +182,7 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	c := &Call{m: m, aInvite: req, aTx: tx, finalSent: make(chan struct{}),
 		calling: caller.Number, called: called, account: caller.Account, setup: time.Now(),
 		calledSent: dec.Called, callingSent: dec.Calling, hunt: dec.Hunt, maxFwd: mf - 1,
-		trunk: caller.Trunk, route: dec.Route}
+		trunk: caller.Trunk, route: dec.Route, grant: grant}
 	if c.callingSent == "" {
 		c.callingSent = c.calling
 	}
@@ -547,6 +561,9 @@ func (c *Call) answer(b *leg, r *sip.Response) {
 	c.b = b
 	c.answered = time.Now()
 	c.stopTimer(&c.noAnswer)
+	if c.grant > 0 {
+		c.limit = time.AfterFunc(c.grant, c.timeLimit)
+	}
 	for _, f := range c.forks {
 		if f != b {
 			c.abandon(f, `SIP;cause=200;text="Call completed elsewhere"`) // RFC 3326
@@ -681,6 +698,7 @@ func (c *Call) end(cause string, side events.Side, status, q int) {
 	wasAnswered := c.st == confirmed
 	c.st = ended
 	c.stopTimer(&c.noAnswer)
+	c.stopTimer(&c.limit)
 	c.stopTimer(&c.seWatchdog)
 	c.stopTimer(&c.seRefresh)
 	c.stopTimer(&c.a.retrans)

@@ -117,6 +117,11 @@ type Manager struct {
 	// Hold, when set and true, refuses new calls (503, Q.850 42): a
 	// subscriber that must record every call cannot (billing's spool).
 	Hold func() bool
+	// Authz, when set, authorises subscribers' calls (authorize.go);
+	// AuthzFailOpen lets calls go on, without a limit, when it cannot
+	// answer (else they are refused: 503, cause 41).
+	Authz         Authorizer
+	AuthzFailOpen bool
 }
 
 // InvalidResponses is how many responses were dropped for lacking what

@@ -11,11 +11,17 @@ import (
 // AAA says which servers authenticate, authorise and account
 // (docs/aaa.md): RADIUS servers by name, tried in the order listed.
 type AAA struct {
-	RegistrationAuth []string       `toml:"registration_auth"` // REGISTER digests checked by these; empty: the local table
-	CallAuth         []string       `toml:"call_auth"`         // INVITE digests checked by these; empty: the local table
-	Accounting       []string       `toml:"accounting"`        // RADIUS servers, by name, tried in order; empty: no accounting
-	InterimInterval  Duration       `toml:"interim_interval"`  // Interim-Update period; 0: none
-	Radius           []RadiusServer `toml:"radius"`
+	RegistrationAuth []string `toml:"registration_auth"` // REGISTER digests checked by these; empty: the local table
+	CallAuth         []string `toml:"call_auth"`         // INVITE digests checked by these; empty: the local table
+	// CallAuthorization: subscribers' calls authorised by these (a
+	// calling card's granted time); empty: every authenticated call goes.
+	CallAuthorization []string `toml:"call_authorization"`
+	// AuthorizationFailure: when no server answers, "closed" refuses the
+	// call (503, cause 41), "open" lets it go on without a limit.
+	AuthorizationFailure string         `toml:"authorization_failure"`
+	Accounting           []string       `toml:"accounting"`       // RADIUS servers, by name, tried in order; empty: no accounting
+	InterimInterval      Duration       `toml:"interim_interval"` // Interim-Update period; 0: none
+	Radius               []RadiusServer `toml:"radius"`
 }
 
 // RadiusServer is one RADIUS server.
@@ -85,7 +91,8 @@ func (c *Config) validateAAA() error {
 	for _, list := range []struct {
 		key   string
 		names []string
-	}{{"registration_auth", a.RegistrationAuth}, {"call_auth", a.CallAuth}, {"accounting", a.Accounting}} {
+	}{{"registration_auth", a.RegistrationAuth}, {"call_auth", a.CallAuth},
+		{"call_authorization", a.CallAuthorization}, {"accounting", a.Accounting}} {
 		for i, n := range list.names {
 			if !seen[n] {
 				return invalid(fmt.Sprintf("aaa.%s[%d]", list.key, i), "no [[aaa.radius]] server is named %q", n)
@@ -96,6 +103,8 @@ func (c *Config) validateAAA() error {
 		return invalid("auth.algorithms", "digests checked by RADIUS need MD5 (FreeRADIUS's digest module knows no other)")
 	}
 	switch {
+	case a.AuthorizationFailure != "closed" && a.AuthorizationFailure != "open":
+		return invalid("aaa.authorization_failure", "must be closed (refuse calls when no server answers) or open")
 	case len(a.Accounting) > 0 && !c.Billing.Enabled:
 		return invalid("aaa.accounting", "needs [billing] enabled = true: Acct-Session-Id is the CDR's record id, "+
 			"and accounting records wait in the CDR spool until delivered")

@@ -303,6 +303,7 @@ func Default() Config {
 			CheckInterval: Duration{time.Second}, CheckFailures: 2, CheckTimeout: Duration{2 * time.Second},
 			ScriptUser: "softswitch"},
 		Numbering: numbering.DefaultSettings(),
+		AAA:       AAA{AuthorizationFailure: "closed"},
 		Rating:    rating.Spec{Precision: 4},
 	}
 }
