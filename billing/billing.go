@@ -435,7 +435,7 @@ func (b *Billing) newRecord(e *events.Event) *cdr.Record {
 func (b *Billing) fillRecord(id string, e *events.Event) *cdr.Record {
 	r := &cdr.Record{ID: id, Node: b.cfg.Node,
 		CallingIn: e.Calling, CalledIn: e.Called, CallingOut: e.CallingSent, CalledOut: e.CalledSent,
-		Account: e.Account, Route: e.Route, Seizure: utc(e.Setup), CallID: e.CallID}
+		Account: e.Account, Route: e.Route, Seizure: utc(e.Setup), CallID: e.CallID, AAAClass: e.AAAClass}
 	if r.Seizure.IsZero() {
 		r.Seizure = utc(e.Time)
 	}

@@ -173,7 +173,7 @@ func encodeEntry(buf []byte, seq uint64, e *events.Event) []byte {
 		buf = binary.AppendVarint(buf, ns)
 	}
 	for _, s := range []string{e.CallID, e.Calling, e.Called, e.Account, e.Cause, e.Gateway, e.CalledSent,
-		e.CallingSent, e.Trunk, e.Route, e.CalleeCallID} {
+		e.CallingSent, e.Trunk, e.Route, e.CalleeCallID, e.AAAClass} {
 		buf = binary.AppendUvarint(buf, uint64(len(s)))
 		buf = append(buf, s...)
 	}
@@ -198,7 +198,7 @@ var errEntry = errors.New("journal entry cut short or of another version")
 
 // entryVersion starts each payload: an entry another version wrote (an
 // upgrade after a crash) is not misread.
-const entryVersion = 1
+const entryVersion = 2
 
 type entryReader struct {
 	b   []byte
@@ -254,7 +254,7 @@ func decodePayload(p []byte) (uint64, *events.Event, error) {
 	r := &entryReader{b: p[10:]}
 	e.Time, e.Setup, e.Answer, e.Ringing = r.time(), r.time(), r.time(), r.time()
 	for _, s := range []*string{&e.CallID, &e.Calling, &e.Called, &e.Account, &e.Cause, &e.Gateway, &e.CalledSent,
-		&e.CallingSent, &e.Trunk, &e.Route, &e.CalleeCallID} {
+		&e.CallingSent, &e.Trunk, &e.Route, &e.CalleeCallID, &e.AAAClass} {
 		*s = string(r.bytes())
 	}
 	for _, n := range []*int{&e.Status, &e.Q850, nil, &e.Attempts} {

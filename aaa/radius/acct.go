@@ -85,6 +85,9 @@ func AccountingRequest(kind AcctKind, r *cdr.Record, now time.Time, nas NAS) *ra
 		vsaInt(p, VSASIPStatus, uint32(r.Status))
 		vsaString(p, VSAReleaseSide, r.Side)
 	}
+	if r.AAAClass != "" {
+		rfc2865.Class_Add(p, []byte(r.AAAClass)) // as the authorisation gave it (RFC 2865 §5.25)
+	}
 	vsaString(p, VSAGateway, r.Gateway)
 	vsaString(p, VSACalledSent, r.CalledOut)
 	vsaString(p, VSACallingSent, r.CallingOut)

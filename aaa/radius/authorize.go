@@ -46,7 +46,7 @@ func (a *CallAuthorizer) Authorize(ctx context.Context, r call.AuthzRequest) (ca
 	}
 	switch resp.Code {
 	case radius.CodeAccessAccept:
-		g := call.Grant{Allow: true}
+		g := call.Grant{Allow: true, Class: string(rfc2865.Class_Get(resp))}
 		if st, err := rfc2865.SessionTimeout_Lookup(resp); err == nil && st > 0 {
 			g.Duration = time.Duration(st) * time.Second
 		}

@@ -189,12 +189,13 @@ func TestRADIUSDigestAuth(t *testing.T) {
 func TestRADIUSCallAuthorization(t *testing.T) {
 	t.Parallel()
 	rad := freeradius.Start(t, freeradius.Options{Secret: "authz-secret-0123456789",
-		Users: "1001\tService-Type == Call-Check, Auth-Type := Accept\n\tSession-Timeout = 2\n\n" +
+		Dictionary: "../../docs/dictionary.softswitch",
+		Users: "1001\tService-Type == Call-Check, Auth-Type := Accept\n\tSession-Timeout = 2,\n\tClass = \"card-42\"\n\n" +
 			"1002\tService-Type == Call-Check, Auth-Type := Reject\n\tReply-Message = \"no credit\"\n"})
 	cfg := defaultConfig()
-	cfg.Extra = fmt.Sprintf("[billing]\nnode = \"az1\"\n\n[aaa]\ncall_authorization = [\"rad1\"]\n\n"+
-		"[[aaa.radius]]\nname = \"rad1\"\naddress = \"127.0.0.1\"\nauth_port = %d\nsecret = \"authz-secret-0123456789\"\n"+
-		"timeout = \"200ms\"\ntries = 2\n", rad.Auth.Port())
+	cfg.Extra = fmt.Sprintf("[billing]\nnode = \"az1\"\n\n[aaa]\ncall_authorization = [\"rad1\"]\naccounting = [\"rad1\"]\n\n"+
+		"[[aaa.radius]]\nname = \"rad1\"\naddress = \"127.0.0.1\"\nauth_port = %d\nacct_port = %d\n"+
+		"secret = \"authz-secret-0123456789\"\ntimeout = \"200ms\"\ntries = 2\n", rad.Auth.Port(), rad.Acct.Port())
 	srv := startServer(t, cfg)
 	callee := startUAS(t, "callee-1002", "uas_answer.xml", sippOpts{Keys: map[string]string{"user": "1002"}})
 	registerContact(t, srv, "1002", "secret1002", callee.Port)
@@ -209,6 +210,25 @@ func TestRADIUSCallAuthorization(t *testing.T) {
 		if reason := bye.Header("Reason"); !strings.Contains(reason, "cause=16") || !strings.Contains(reason, "granted time used up") {
 			t.Errorf("the %s's BYE has Reason %q", name, reason)
 		}
+	}
+
+	// Its accounting echoes the Class the authorisation gave.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var classes []string
+		for _, x := range radiusDetail(rad.Detail) {
+			if x["Softswitch-Call-ID"] == callIDs(a)[0] {
+				classes = append(classes, x["Acct-Status-Type"]+" "+x["Class"])
+			}
+		}
+		want := "Start 0x636172642d3432,Stop 0x636172642d3432" // "card-42"
+		if strings.Join(classes, ",") == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("accounting of the card call: %q, want %q", classes, want)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 
 	// 1002 is refused.

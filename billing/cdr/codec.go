@@ -38,6 +38,12 @@ func (r *Record) AppendBinary(b []byte) []byte {
 			b = append(b, s...)
 		}
 	}
+	// Fields added later follow, each read only when present, so records
+	// written before them still read.
+	if r.AAAClass != "" {
+		b = binary.AppendUvarint(b, uint64(len(r.AAAClass)))
+		b = append(b, r.AAAClass...)
+	}
 	return b
 }
 
@@ -106,6 +112,12 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 				return err
 			}
 			*l = append(*l, s)
+		}
+	}
+	r.AAAClass = ""
+	if len(b) > 0 {
+		if r.AAAClass, err = str(); err != nil {
+			return err
 		}
 	}
 	return nil

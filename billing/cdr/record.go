@@ -58,6 +58,9 @@ type Record struct {
 	Charge        string    `json:"charge"`   // decimal, empty when not rated
 	Currency      string    `json:"currency"` // ISO 4217, empty when not rated
 	Pulses        int       `json:"meter_pulses"`
+	// AAAClass is the Class the call's authorisation (RADIUS) gave, for
+	// accounting to echo; not a column of the files.
+	AAAClass string `json:"-"`
 }
 
 // Finish sets the durations from the times.

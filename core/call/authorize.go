@@ -31,6 +31,7 @@ type AuthzRequest struct {
 type Grant struct {
 	Allow    bool
 	Duration time.Duration // the call is released this long after its answer; 0: no limit
+	Class    string        // echoed in the call's accounting (RADIUS Class)
 	// When refused: the status and Q.850 cause to answer with (0: 403,
 	// 21 call rejected), and a text for the log.
 	Status int
@@ -44,7 +45,7 @@ const authorizeWait = 15 * time.Second
 // authorize asks m.Authz about a subscriber's call. ok false: the call
 // must not go on, and d says how to refuse it (d.Status 0: the caller
 // cancelled meanwhile and the stack answered).
-func (m *Manager) authorize(req *sip.Request, tx sip.ServerTransaction, caller Caller, called string) (grant time.Duration, d Decision, ok bool) {
+func (m *Manager) authorize(req *sip.Request, tx sip.ServerTransaction, caller Caller, called string) (grant Grant, d Decision, ok bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), authorizeWait)
 	defer cancel()
 	safe.Go("INVITE authorisation wait", func() {
@@ -57,16 +58,16 @@ func (m *Manager) authorize(req *sip.Request, tx sip.ServerTransaction, caller C
 	g, err := m.Authz.Authorize(ctx, AuthzRequest{CallID: req.CallID().Value(), Calling: caller.Number, Called: called,
 		Account: caller.Account, Source: req.Source()})
 	if tx.Err() != nil {
-		return 0, Decision{}, false
+		return Grant{}, Decision{}, false
 	}
 	if err != nil {
 		if m.AuthzFailOpen {
 			m.log.Warn("call authorisation unavailable: the call goes on without a limit (fail open)",
 				"call", req.CallID().Value(), "err", err)
-			return 0, Decision{}, true
+			return Grant{Allow: true}, Decision{}, true
 		}
 		m.log.Warn("call authorisation unavailable: the call is refused (fail closed)", "call", req.CallID().Value(), "err", err)
-		return 0, Decision{Status: 503, Reason: "Service Unavailable", Cause: 41}, false
+		return Grant{}, Decision{Status: 503, Reason: "Service Unavailable", Cause: 41}, false
 	}
 	if !g.Allow {
 		d := Decision{Status: g.Status, Reason: reasonPhrase(g.Status), Cause: g.Cause}
@@ -76,9 +77,11 @@ func (m *Manager) authorize(req *sip.Request, tx sip.ServerTransaction, caller C
 		if d.Cause == 0 {
 			d.Cause = 21
 		}
-		return 0, d, false
+		m.log.Info("call refused by its authorisation", "call", req.CallID().Value(), "calling", caller.Number,
+			"status", d.Status, "reply", g.Reason)
+		return Grant{}, d, false
 	}
-	return g.Duration, Decision{}, true
+	return g, Decision{}, true
 }
 
 // timeLimit releases an answered call whose granted duration is used up:

@@ -67,6 +67,7 @@ type Call struct {
 
 	noAnswer *time.Timer
 	grant    time.Duration // the authoriser's limit from the answer on; 0: none
+	class    string        // the authoriser's Class, for accounting
 	limit    *time.Timer
 
 	seInterval   int
@@ -141,7 +142,7 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 
-	var grant time.Duration
+	var grant Grant
 	if m.Authz != nil && caller.Trunk == "" {
 		g, d, ok := m.authorize(req, tx, caller, called)
 		if !ok {
@@ -182,7 +183,7 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	c := &Call{m: m, aInvite: req, aTx: tx, finalSent: make(chan struct{}),
 		calling: caller.Number, called: called, account: caller.Account, setup: time.Now(),
 		calledSent: dec.Called, callingSent: dec.Calling, hunt: dec.Hunt, maxFwd: mf - 1,
-		trunk: caller.Trunk, route: dec.Route, grant: grant}
+		trunk: caller.Trunk, route: dec.Route, grant: grant.Duration, class: grant.Class}
 	if c.callingSent == "" {
 		c.callingSent = c.calling
 	}
@@ -216,7 +217,7 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	// release must never come first.
 	m.bus.Publish(&events.Event{Kind: events.CallAttempt, CallID: callID, Calling: c.calling,
 		Called: called, Account: c.account, Setup: c.setup, CalledSent: dec.Called, CallingSent: dec.Calling,
-		Trunk: c.trunk, Route: c.route})
+		Trunk: c.trunk, Route: c.route, AAAClass: c.class})
 	cancelled := !tx.OnCancel(func(cancel *sip.Request) {
 		// Runs under the transaction's own lock: record, then act on a
 		// goroutine of our own (sending on tx from here would deadlock).
