@@ -100,3 +100,42 @@ func readFile(p string) string {
 	b, _ := os.ReadFile(p)
 	return string(b)
 }
+
+// Interim-Update every interval for an answered call, with the session
+// time so far, until its Stop.
+func TestInterimToFreeRADIUS(t *testing.T) {
+	srv := freeradius.Start(t, freeradius.Options{Secret: "acct-s3cret"})
+	b := openBilling(t, t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go b.Run(ctx)
+	cl := ourradius.New([]ourradius.Server{{Addr: srv.Acct, Secret: []byte("acct-s3cret")}})
+	defer cl.Close()
+	go (&Sender{Name: "radius", Box: b, Log: quiet, Interim: time.Second,
+		T: &RADIUS{Client: cl, NAS: ourradius.NAS{Identifier: "n1"}}}).Run(ctx)
+
+	now := time.Now().UTC()
+	b.Handle(&events.Event{Kind: events.CallAttempt, Time: now, Setup: now, CallID: "held@test", Calling: "1001", Called: "1002"})
+	b.Handle(&events.Event{Kind: events.CallAnswer, Time: now, Answer: now, CallID: "held@test"})
+	waitFor(t, "two Interim-Updates", func() bool {
+		return strings.Count(readFile(srv.Detail), "Acct-Status-Type = Interim-Update") >= 2
+	})
+	b.Handle(&events.Event{Kind: events.CallRelease, Time: time.Now().UTC(), CallID: "held@test", Cause: "BYE",
+		Status: 200, Q850: 16, Answered: true})
+	waitFor(t, "the Stop", func() bool { return strings.Contains(readFile(srv.Detail), "Acct-Status-Type = Stop") })
+	var kinds []string
+	for _, r := range detailRecords(t, srv.Detail) {
+		kinds = append(kinds, r["Acct-Status-Type"])
+		if r["Acct-Status-Type"] == "Interim-Update" && (r["Acct-Session-Time"] == "" || r["Acct-Session-Id"] != "n1-0") {
+			t.Errorf("interim %v", r)
+		}
+	}
+	if kinds[0] != "Start" || kinds[len(kinds)-1] != "Stop" {
+		t.Fatalf("order %v", kinds)
+	}
+	// No interim after the Stop.
+	time.Sleep(1500 * time.Millisecond)
+	if n := len(detailRecords(t, srv.Detail)); n != len(kinds) {
+		t.Fatalf("%d requests after the Stop, had %d", n, len(kinds))
+	}
+}
