@@ -68,6 +68,15 @@ if ! command -v freeradius >/dev/null 2>&1 && [ ! -x /usr/sbin/freeradius ]; the
   if command -v systemctl >/dev/null 2>&1; then systemctl disable --now freeradius >/dev/null 2>&1 || true; fi
 fi
 
+# freeDiameter is the Diameter peer of the AAA tests (started by them with
+# a configuration of their own; the packages ship no service).
+if ! command -v freeDiameterd >/dev/null 2>&1; then
+  echo "deps: installing freediameterd, freediameter-extensions"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends freediameterd freediameter-extensions >/dev/null
+fi
+
 # staticcheck, pinned, from the Go module proxy.
 SC_VERSION=v0.8.2  # staticcheck 2026.2.2; the proxy serves the module version, not the release name
 gobin="$(go env GOPATH)/bin"
