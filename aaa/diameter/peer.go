@@ -142,11 +142,13 @@ func (p *Peer) connect(ctx context.Context) (diam.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn, err := cli.NewConn(nc, p.cfg.Addr)
+	fc := &filterConn{Conn: nc, dict: dict.Default, origin: [2]string{p.cfg.OriginHost, p.cfg.OriginRealm}}
+	conn, err := cli.NewConn(fc, p.cfg.Addr)
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("capabilities exchange: %w", err)
 	}
+	fc.dconn.Store(&conn)
 	return conn, nil
 }
 
@@ -236,23 +238,28 @@ func (p *Peer) serve(c diam.Conn, m *diam.Message) {
 		}
 		return
 	}
-	a := m.Answer(diam.CommandUnsupported)
+	a := m.Answer(0)
 	a.Header.CommandFlags |= diam.ErrorFlag
-	a.NewAVP(avp.OriginHost, avp.Mbit, 0, datatype.DiameterIdentity(p.cfg.OriginHost))
-	a.NewAVP(avp.OriginRealm, avp.Mbit, 0, datatype.DiameterIdentity(p.cfg.OriginRealm))
+	addResult(a, diam.CommandUnsupported, p.cfg.OriginHost, p.cfg.OriginRealm)
 	safe.Go("Diameter answer", func() { a.WriteTo(c) })
 }
 
 // serveDPR answers the peer's goodbye and closes; Run reconnects after
 // the backoff.
 func (p *Peer) serveDPR(c diam.Conn, m *diam.Message) {
-	a := m.Answer(diam.Success)
-	a.NewAVP(avp.OriginHost, avp.Mbit, 0, datatype.DiameterIdentity(p.cfg.OriginHost))
-	a.NewAVP(avp.OriginRealm, avp.Mbit, 0, datatype.DiameterIdentity(p.cfg.OriginRealm))
+	a := m.Answer(0)
+	addResult(a, diam.Success, p.cfg.OriginHost, p.cfg.OriginRealm)
 	p.cfg.Log.Info("Diameter peer said goodbye (DPR)", "peer", p.cfg.Addr)
 	safe.Go("Diameter DPA", func() {
 		a.WriteTo(c)
 		time.Sleep(100 * time.Millisecond) // let the DPA leave
 		c.Close()
 	})
+}
+
+// addResult adds Result-Code, Origin-Host and Origin-Realm to answer a.
+func addResult(a *diam.Message, code uint32, host, realm string) {
+	a.NewAVP(avp.ResultCode, avp.Mbit, 0, datatype.Unsigned32(code))
+	a.NewAVP(avp.OriginHost, avp.Mbit, 0, datatype.DiameterIdentity(host))
+	a.NewAVP(avp.OriginRealm, avp.Mbit, 0, datatype.DiameterIdentity(realm))
 }
