@@ -1,0 +1,53 @@
+package diameter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fiorix/go-diameter/v4/diam"
+)
+
+// Client sends requests to the first open peer of an ordered list, and
+// to the next when that one fails.
+type Client struct {
+	Peers   []*Peer
+	Timeout time.Duration // an answer's wait on one peer (Tx); default 5 s
+}
+
+// ErrNoPeer: no peer is open.
+var ErrNoPeer = errors.New("diameter: no peer is open")
+
+// Send returns the answer to m from the first open peer; when a peer is
+// lost, or does not answer in time, m goes to the next with the T flag
+// set (RFC 6733 §5.5.4: a possible retransmission), the same End-to-End
+// Identifier, so that the server can tell a repetition.
+func (c *Client) Send(ctx context.Context, m *diam.Message) (*diam.Message, error) {
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	var last error = ErrNoPeer
+	tried := false
+	for _, p := range c.Peers {
+		if !p.Open() {
+			continue
+		}
+		if tried {
+			m.Header.CommandFlags |= diam.RetransmittedFlag
+		}
+		tried = true
+		tctx, cancel := context.WithTimeout(ctx, timeout)
+		a, err := p.Send(tctx, m)
+		cancel()
+		if err == nil {
+			return a, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		last = fmt.Errorf("diameter peer %s: %w", p.Addr(), err)
+	}
+	return nil, last
+}

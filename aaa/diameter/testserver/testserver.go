@@ -1,0 +1,86 @@
+// Package testserver is a Diameter server for tests, on go-diameter's
+// server side (freeDiameter, the tests' real peer, answers neither
+// accounting nor credit control): it exchanges capabilities, answers
+// watchdogs and DPR, and hands ACR and CCR to the test's functions,
+// recording every request it got. Imported by tests only.
+package testserver
+
+import (
+	"net"
+	"sync"
+	"testing"
+
+	"github.com/fiorix/go-diameter/v4/diam"
+	"github.com/fiorix/go-diameter/v4/diam/avp"
+	"github.com/fiorix/go-diameter/v4/diam/datatype"
+	"github.com/fiorix/go-diameter/v4/diam/dict"
+	"github.com/fiorix/go-diameter/v4/diam/sm"
+)
+
+// Server is a running test server.
+type Server struct {
+	Addr string
+	// Answer makes the answer to a request (nil: none is sent). Set it
+	// before clients connect.
+	Answer func(m *diam.Message) *diam.Message
+	srv    *diam.Server
+	ln     net.Listener
+	mu     sync.Mutex
+	got    []*diam.Message
+}
+
+// Start serves on a free loopback port until the test ends. answer
+// makes each ACR's and CCR's answer.
+func Start(t *testing.T, host string, answer func(m *diam.Message) *diam.Message) *Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Addr: ln.Addr().String(), Answer: answer, ln: ln}
+	machine := sm.New(&sm.Settings{OriginHost: datatype.DiameterIdentity(host), OriginRealm: "test",
+		VendorID: 0, ProductName: "testserver"})
+	h := func(c diam.Conn, m *diam.Message) {
+		s.mu.Lock()
+		s.got = append(s.got, m)
+		s.mu.Unlock()
+		if a := s.Answer(m); a != nil {
+			a.WriteTo(c)
+		}
+	}
+	machine.HandleFunc("ACR", h)
+	machine.HandleFunc("CCR", h)
+	machine.HandleFunc("DPR", func(c diam.Conn, m *diam.Message) {
+		a := m.Answer(diam.Success)
+		a.NewAVP(avp.OriginHost, avp.Mbit, 0, datatype.DiameterIdentity(host))
+		a.NewAVP(avp.OriginRealm, avp.Mbit, 0, datatype.DiameterIdentity("test"))
+		a.WriteTo(c)
+	})
+	s.srv = &diam.Server{Handler: machine, Dict: dict.Default}
+	go s.srv.Serve(ln)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Close stops serving and drops the connections.
+func (s *Server) Close() { s.srv.Close(); s.ln.Close() }
+
+// Got is every ACR and CCR received so far.
+func (s *Server) Got() []*diam.Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*diam.Message(nil), s.got...)
+}
+
+// Success answers m with 2001 from host.
+func Success(m *diam.Message, host string) *diam.Message {
+	a := m.Answer(diam.Success)
+	a.NewAVP(avp.OriginHost, avp.Mbit, 0, datatype.DiameterIdentity(host))
+	a.NewAVP(avp.OriginRealm, avp.Mbit, 0, datatype.DiameterIdentity("test"))
+	for _, code := range []uint32{avp.SessionID, avp.AccountingRecordType, avp.AccountingRecordNumber} {
+		if v, err := m.FindAVP(code, 0); err == nil {
+			a.AddAVP(v)
+		}
+	}
+	return a
+}
