@@ -106,7 +106,7 @@ func (s *Sender) Run(ctx context.Context) {
 	}
 	for {
 		// Read more and fill the window, unless backing off.
-		for !failing && inflight < window {
+		for ctx.Err() == nil && !failing && inflight < window {
 			if len(queue) == 0 {
 				es, err := s.Box.Outbox(s.Name, cursor, 4*window)
 				if err != nil {

@@ -9,6 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fiorix/go-diameter/v4/diam"
+	"github.com/fiorix/go-diameter/v4/diam/avp"
+	"github.com/fiorix/go-diameter/v4/diam/datatype"
+
+	"github.com/softswitch/softswitch/aaa/diameter/testserver"
 	"github.com/softswitch/softswitch/aaa/radius/freeradius"
 )
 
@@ -255,5 +260,46 @@ func TestRADIUSCallAuthorization(t *testing.T) {
 	}
 	if r := recs[callIDs(closed)[0]]; r == nil || r["release_status"] != "503" || r["q850_cause"] != "41" {
 		t.Errorf("the fail-closed call's record: %v", r)
+	}
+}
+
+// TestDiameterAccounting: accounting to a Diameter server (the Go test
+// server: freeDiameter answers no ACR): each answered call's START and
+// STOP records, Session-Id naming the CDR's record id; at the switch's
+// stop a DPR.
+func TestDiameterAccounting(t *testing.T) {
+	t.Parallel()
+	acctSrv := testserver.Start(t, "acct.test", func(m *diam.Message) *diam.Message { return testserver.Success(m, "acct.test") })
+	srv := billingBed(t, fmt.Sprintf("[billing]\nnode = \"dia1\"\n\n[aaa]\naccounting = [\"d1\"]\norigin_host = \"ss1.test\"\n"+
+		"origin_realm = \"test\"\n\n[[aaa.diameter]]\nname = \"d1\"\naddress = %q\n", acctSrv.Addr))
+	calls := trunkCalls(t, srv, "calls", 3, 20)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(acctSrv.Got()) < 6 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	srv.stop()
+	cdrs := cdrFiles(t, filepath.Join(srv.DataDir, "cdr"))
+	got := map[string]bool{}
+	for _, m := range acctSrv.Got() {
+		sid, _ := m.FindAVP(avp.SessionID, 0)
+		rt, _ := m.FindAVP(avp.AccountingRecordType, 0)
+		if sid == nil || rt == nil {
+			t.Fatalf("an ACR without Session-Id or Accounting-Record-Type: %v", m)
+		}
+		got[fmt.Sprint(string(sid.Data.(datatype.UTF8String)), " ", int(rt.Data.(datatype.Enumerated)))] = true
+	}
+	for _, id := range callIDs(calls) {
+		c := cdrs[id]
+		if c == nil {
+			t.Fatalf("call %s has no CDR", id)
+		}
+		for _, rt := range []string{"2", "4"} { // START_RECORD, STOP_RECORD
+			if key := "ss1.test;" + c["record_id"] + " " + rt; !got[key] {
+				t.Errorf("no ACR %q; got %v", key, got)
+			}
+		}
+	}
+	if !acctSrv.DPR() {
+		t.Error("no DPR at the switch's stop")
 	}
 }

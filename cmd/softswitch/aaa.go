@@ -5,10 +5,12 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/softswitch/softswitch/aaa/acct"
+	"github.com/softswitch/softswitch/aaa/diameter"
 	"github.com/softswitch/softswitch/aaa/radius"
 	"github.com/softswitch/softswitch/billing"
 	"github.com/softswitch/softswitch/core/auth"
@@ -22,13 +24,28 @@ import (
 const accountingOutbox = "radius"
 
 // startAccounting sends the CDR writer's accounting outbox to the
-// [aaa] accounting servers until ctx ends (docs/aaa.md).
+// [aaa] accounting servers until ctx ends (docs/aaa.md); the returned
+// function waits, up to 3 s, for the sender and the Diameter peers to
+// finish (their DPR) once ctx has ended.
 func startAccounting(ctx context.Context, cfg config.Config, bill *billing.Billing, nasIP netip.Addr,
-	bus *events.Bus, log *slog.Logger) {
+	bus *events.Bus, log *slog.Logger) (wait func()) {
+	var wg sync.WaitGroup
 	a := cfg.AAA
-	cl := radiusClient(cfg, a.Accounting, true, bus, log)
-	s := &acct.Sender{Name: accountingOutbox, Box: bill, Interim: a.InterimInterval.Duration, Log: log,
-		T: &acct.RADIUS{Client: cl, NAS: radius.NAS{Identifier: bill.Node(), IP: nasIP}},
+	var t acct.Transport
+	closeT := func() {}
+	if a.AccountingDiameter() {
+		peers := diameterPeers(ctx, &wg, cfg, a.Accounting, []uint32{3}, bus, log)
+		realm := a.DestinationRealm
+		if realm == "" {
+			realm = a.OriginRealm
+		}
+		t = &acct.Diameter{Client: &diameter.Client{Peers: peers}, Interval: a.InterimInterval.Duration,
+			ID: diameter.Identity{OriginHost: a.OriginHost, OriginRealm: a.OriginRealm, DestinationRealm: realm}}
+	} else {
+		cl := radiusClient(cfg, a.Accounting, true, bus, log)
+		t, closeT = &acct.RADIUS{Client: cl, NAS: radius.NAS{Identifier: bill.Node(), IP: nasIP}}, cl.Close
+	}
+	s := &acct.Sender{Name: accountingOutbox, Box: bill, Interim: a.InterimInterval.Duration, Log: log, T: t,
 		OnFailing: func(failing bool, err error) {
 			if failing {
 				bus.Publish(&events.Event{Kind: events.AAADelivery, State: "failing", Cause: err.Error()})
@@ -36,11 +53,42 @@ func startAccounting(ctx context.Context, cfg config.Config, bill *billing.Billi
 				bus.Publish(&events.Event{Kind: events.AAADelivery, State: "ok"})
 			}
 		}}
-	safe.Go("RADIUS accounting", func() {
-		defer cl.Close()
+	wg.Add(1)
+	safe.Go("accounting", func() {
+		defer wg.Done()
+		defer closeT()
 		s.Run(ctx)
-	})
-	log.Info("RADIUS accounting", "servers", a.Accounting, "interim", a.InterimInterval.Duration.String())
+	}, wg.Done)
+	log.Info("accounting", "servers", a.Accounting, "diameter", a.AccountingDiameter(), "interim", a.InterimInterval.Duration.String())
+	return func() {
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(3 * time.Second):
+			log.Warn("accounting did not finish within 3 s of the stop")
+		}
+	}
+}
+
+// diameterPeers starts the Diameter peers named (each kept connected
+// until ctx ends, then DPR), advertising apps (3: base accounting).
+func diameterPeers(ctx context.Context, wg *sync.WaitGroup, cfg config.Config, names []string, acctApps []uint32,
+	bus *events.Bus, log *slog.Logger) []*diameter.Peer {
+	var peers []*diameter.Peer
+	for _, name := range names {
+		d, _ := cfg.AAA.DiameterPeer(name) // validated
+		p := diameter.NewPeer(diameter.Config{Addr: d.Address, OriginHost: cfg.AAA.OriginHost,
+			OriginRealm: cfg.AAA.OriginRealm, AcctApps: acctApps, Watchdog: d.Watchdog.Duration, Log: log,
+			OnState: func(addr string, open bool) {
+				state := map[bool]string{true: "up", false: "down"}[open]
+				bus.Publish(&events.Event{Kind: events.AAAServer, Source: addr, State: state, Cause: "diameter"})
+			}})
+		wg.Add(1)
+		safe.Go("Diameter peer", func() { defer wg.Done(); p.Run(ctx) }, wg.Done)
+		peers = append(peers, p)
+	}
+	return peers
 }
 
 // radiusAuth sets the digest checks [aaa] gives RADIUS servers and

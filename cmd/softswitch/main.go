@@ -267,6 +267,7 @@ func run(args []string) error {
 	defer stop()
 	billCtx, stopBilling := context.WithCancel(context.Background())
 	defer stopBilling()
+	accountingDone := func() {}
 	if bill != nil {
 		safe.Go("CDR writer", func() { bill.Run(billCtx) })
 		if p := cfg.Billing.Push; len(p.Servers) > 0 {
@@ -287,7 +288,7 @@ func run(args []string) error {
 		}
 		if len(cfg.AAA.Accounting) > 0 {
 			nasIP, _ := netip.ParseAddr(host)
-			startAccounting(billCtx, cfg, bill, nasIP, bus, log)
+			accountingDone = startAccounting(billCtx, cfg, bill, nasIP, bus, log)
 		}
 	}
 	ctl := &control.Server{Path: controlPath(cfg.Data.Dir), Log: log}
@@ -356,6 +357,7 @@ func run(args []string) error {
 				if !bill.Wait(10 * time.Second) {
 					log.Error("CDR writer did not finish within 10s: the spool keeps the rest for the next start")
 				}
+				accountingDone()
 			}
 			saveHandover(db, authority, limiter, log)
 			db.Flush()

@@ -22,6 +22,39 @@ type AAA struct {
 	Accounting           []string       `toml:"accounting"`       // RADIUS servers, by name, tried in order; empty: no accounting
 	InterimInterval      Duration       `toml:"interim_interval"` // Interim-Update period; 0: none
 	Radius               []RadiusServer `toml:"radius"`
+
+	// Diameter: the switch's identity, and its peers (RFC 6733).
+	OriginHost       string         `toml:"origin_host"`       // e.g. ss1.operator.net
+	OriginRealm      string         `toml:"origin_realm"`      // e.g. operator.net
+	DestinationRealm string         `toml:"destination_realm"` // "" = origin_realm
+	Diameter         []DiameterPeer `toml:"diameter"`
+}
+
+// DiameterPeer is one Diameter server.
+type DiameterPeer struct {
+	Name     string   `toml:"name"`
+	Address  string   `toml:"address"`  // IP:port (no DNS at run time); TCP
+	Watchdog Duration `toml:"watchdog"` // Tw, a DWR after this long idle; 0 = 30s
+}
+
+// DiameterPeer returns the peer named name.
+func (a AAA) DiameterPeer(name string) (DiameterPeer, bool) {
+	for _, d := range a.Diameter {
+		if d.Name == name {
+			return d, true
+		}
+	}
+	return DiameterPeer{}, false
+}
+
+// AccountingDiameter tells whether accounting goes to Diameter peers
+// (validated: a list names one kind only).
+func (a AAA) AccountingDiameter() bool {
+	if len(a.Accounting) == 0 {
+		return false
+	}
+	_, ok := a.DiameterPeer(a.Accounting[0])
+	return ok
 }
 
 // RadiusServer is one RADIUS server.
@@ -88,6 +121,29 @@ func (c *Config) validateAAA() error {
 		}
 		seen[r.Name] = true
 	}
+	radius := map[string]bool{}
+	for n := range seen {
+		radius[n] = true
+	}
+	for i, d := range a.Diameter {
+		key := func(k string) string { return fmt.Sprintf("aaa.diameter[%d].%s", i, k) }
+		ap, err := netip.ParseAddrPort(d.Address)
+		switch {
+		case d.Name == "" || seen[d.Name]:
+			return invalid(key("name"), "%q: every AAA server needs a name of its own", d.Name)
+		case err != nil || ap.Port() == 0:
+			return invalid(key("address"), "%q is not IP:port (names are not resolved at run time)", d.Address)
+		case d.Watchdog.Duration != 0 && d.Watchdog.Duration < 6*time.Second:
+			return invalid(key("watchdog"), "must be 0 (30s) or at least 6s (RFC 3539)")
+		}
+		seen[d.Name] = true
+	}
+	if len(a.Diameter) > 0 && (!validIdentity(a.OriginHost) || !validIdentity(a.OriginRealm)) {
+		return invalid("aaa.origin_host", "Diameter peers need origin_host and origin_realm (DiameterIdentity, e.g. ss1.operator.net)")
+	}
+	if a.DestinationRealm != "" && !validIdentity(a.DestinationRealm) {
+		return invalid("aaa.destination_realm", "%q is not a realm", a.DestinationRealm)
+	}
 	for _, list := range []struct {
 		key   string
 		names []string
@@ -95,7 +151,13 @@ func (c *Config) validateAAA() error {
 		{"call_authorization", a.CallAuthorization}, {"accounting", a.Accounting}} {
 		for i, n := range list.names {
 			if !seen[n] {
-				return invalid(fmt.Sprintf("aaa.%s[%d]", list.key, i), "no [[aaa.radius]] server is named %q", n)
+				return invalid(fmt.Sprintf("aaa.%s[%d]", list.key, i), "no [[aaa.radius]] or [[aaa.diameter]] server is named %q", n)
+			}
+			if radius[n] != radius[list.names[0]] {
+				return invalid(fmt.Sprintf("aaa.%s[%d]", list.key, i), "%q: one list names RADIUS servers or Diameter peers, not both", n)
+			}
+			if !radius[n] && list.key != "accounting" {
+				return invalid(fmt.Sprintf("aaa.%s[%d]", list.key, i), "%q is a Diameter peer: %s is RADIUS only for now", n, list.key)
 			}
 		}
 	}
@@ -116,6 +178,18 @@ func (c *Config) validateAAA() error {
 
 // RemoteAuth tells whether some digests are checked by RADIUS servers.
 func (a AAA) RemoteAuth() bool { return len(a.RegistrationAuth) > 0 || len(a.CallAuth) > 0 }
+
+func validIdentity(s string) bool {
+	if s == "" || len(s) > 255 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
 
 func validAddr(s string) bool {
 	_, err := netip.ParseAddr(s)

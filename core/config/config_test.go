@@ -75,7 +75,10 @@ func TestErrorsCarryFileAndLine(t *testing.T) {
 		{"[[aaa.radius]]\nname = \"r1\"\naddress = \"radius.example\"\nsecret = \"0123456789abcdef\"\n", 3, "aaa.radius[0].address"},
 		{"[[aaa.radius]]\nname = \"r1\"\naddress = \"192.0.2.1\"\nsecret = \"testing123\"\n", 4, "at least 16"},
 		{"[[aaa.radius]]\nname = \"r1\"\naddress = \"192.0.2.1\"\n", 1, "aaa.radius[0].secret"},
-		{"[aaa]\naccounting = [\"r9\"]\n[[aaa.radius]]\nname = \"r1\"\naddress = \"192.0.2.1\"\nsecret = \"0123456789abcdef\"\n", 2, "no [[aaa.radius]] server is named \"r9\""},
+		{"[aaa]\naccounting = [\"r9\"]\n[[aaa.radius]]\nname = \"r1\"\naddress = \"192.0.2.1\"\nsecret = \"0123456789abcdef\"\n", 2, "server is named \"r9\""},
+		{"[[aaa.diameter]]\nname = \"d1\"\naddress = \"192.0.2.1:3868\"\n", 0, "aaa.origin_host"},
+		{"[aaa]\norigin_host = \"ss1.test\"\norigin_realm = \"test\"\ncall_auth = [\"d1\"]\n[[aaa.diameter]]\nname = \"d1\"\naddress = \"192.0.2.1:3868\"\n", 4, "RADIUS only"},
+		{"[[aaa.diameter]]\nname = \"d1\"\naddress = \"192.0.2.1\"\n", 3, "aaa.diameter[0].address"},
 		{"[billing]\nenabled = false\n[aaa]\naccounting = [\"r1\"]\n[[aaa.radius]]\nname = \"r1\"\naddress = \"192.0.2.1\"\nsecret = \"0123456789abcdef\"\n", 4, "needs [billing] enabled"},
 	}
 	for _, c := range cases {

@@ -27,6 +27,14 @@ type Server struct {
 	ln     net.Listener
 	mu     sync.Mutex
 	got    []*diam.Message
+	dpr    bool
+}
+
+// DPR tells whether a peer said goodbye.
+func (s *Server) DPR() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dpr
 }
 
 // Start serves on a free loopback port until the test ends. answer
@@ -51,6 +59,9 @@ func Start(t *testing.T, host string, answer func(m *diam.Message) *diam.Message
 	machine.HandleFunc("ACR", h)
 	machine.HandleFunc("CCR", h)
 	machine.HandleFunc("DPR", func(c diam.Conn, m *diam.Message) {
+		s.mu.Lock()
+		s.dpr = true
+		s.mu.Unlock()
 		a := m.Answer(diam.Success)
 		a.NewAVP(avp.OriginHost, avp.Mbit, 0, datatype.DiameterIdentity(host))
 		a.NewAVP(avp.OriginRealm, avp.Mbit, 0, datatype.DiameterIdentity("test"))
