@@ -303,3 +303,63 @@ func TestDiameterAccounting(t *testing.T) {
 		t.Error("no DPR at the switch's stop")
 	}
 }
+
+// TestDiameterCreditControl: subscribers' calls authorised by a Diameter
+// online charging server (the tests' own: none is packaged). 1001 has 3 s
+// of credit granted 1 s at a time: the call is answered, its grant
+// extended (CCR-Update) until the final unit, then released with a BYE to
+// both legs; the OCS sees Initial, Updates, Termination. 1002 has no
+// credit: 403.
+func TestDiameterCreditControl(t *testing.T) {
+	t.Parallel()
+	o := testserver.NewOCS(map[string]int{"1001": 3, "1002": 0}, 1)
+	ocs := testserver.Start(t, "ocs.test", o.Answer)
+	cfg := defaultConfig()
+	cfg.Extra = fmt.Sprintf("[billing]\nnode = \"cc1\"\n\n[aaa]\ncall_authorization = [\"ocs1\"]\norigin_host = \"ss1.test\"\n"+
+		"origin_realm = \"test\"\n\n[[aaa.diameter]]\nname = \"ocs1\"\naddress = %q\n", ocs.Addr)
+	srv := startServer(t, cfg)
+	waitLog(t, srv, 10*time.Second, "Diameter peer open")
+	callee := startUAS(t, "callee-1002", "uas_answer.xml", sippOpts{Keys: map[string]string{"user": "1002"}})
+	registerContact(t, srv, "1002", "secret1002", callee.Port)
+
+	a := runSipp(t, callOpts(srv, "caller-1001", "uac_call_recv_bye.xml", "1002"))
+	b := callee.wait()
+	a.expectOK(t)
+	b.requireOK(t)
+	for name, r := range map[string]*sippResult{"caller": a, "callee": b} {
+		if reason := r.mustReceivedRequest(t, "BYE").Header("Reason"); !strings.Contains(reason, "granted time used up") {
+			t.Errorf("the %s's BYE has Reason %q", name, reason)
+		}
+	}
+	refused := runSipp(t, sippOpts{Name: "caller-1002", Scenario: "uac_rejected.xml", Remote: srv.Addr, Service: "1001",
+		AuthUser: "1002", AuthPass: "secret1002", Keys: map[string]string{"caller": "1002", "max_forwards": "70"},
+		Timeout: 20 * time.Second})
+	requireFinals(t, refused, "INVITE", 407, 403)
+
+	// 1001: Initial, two Updates (1 s, then the final 1 s), Termination;
+	// 1002: Initial, refused.
+	want := map[string]string{"1001": "1,2,2,3", "1002": "1"}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		kinds := map[string][]string{}
+		for _, l := range o.Log() {
+			f := strings.Fields(l)
+			kinds[f[3]] = append(kinds[f[3]], f[0])
+		}
+		ok := true
+		for user, w := range want {
+			ok = ok && strings.Join(kinds[user], ",") == w
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("CC-Request-Types %v, want %v (%v)", kinds, want, o.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	srv.stop()
+	if r := cdrFiles(t, filepath.Join(srv.DataDir, "cdr"))[callIDs(a)[0]]; r == nil || r["end_reason"] != "time limit" {
+		t.Errorf("the card call's record: %v", r)
+	}
+}

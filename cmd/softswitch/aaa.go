@@ -25,22 +25,16 @@ const accountingOutbox = "radius"
 
 // startAccounting sends the CDR writer's accounting outbox to the
 // [aaa] accounting servers until ctx ends (docs/aaa.md); the returned
-// function waits, up to 3 s, for the sender and the Diameter peers to
-// finish (their DPR) once ctx has ended.
-func startAccounting(ctx context.Context, cfg config.Config, bill *billing.Billing, nasIP netip.Addr,
+// function waits, up to 3 s, for the sender to finish once ctx has ended.
+func startAccounting(ctx context.Context, cfg config.Config, bill *billing.Billing, nasIP netip.Addr, dia *diameterSet,
 	bus *events.Bus, log *slog.Logger) (wait func()) {
 	var wg sync.WaitGroup
 	a := cfg.AAA
 	var t acct.Transport
 	closeT := func() {}
 	if a.AccountingDiameter() {
-		peers := diameterPeers(ctx, &wg, cfg, a.Accounting, []uint32{3}, bus, log)
-		realm := a.DestinationRealm
-		if realm == "" {
-			realm = a.OriginRealm
-		}
-		t = &acct.Diameter{Client: &diameter.Client{Peers: peers}, Interval: a.InterimInterval.Duration,
-			ID: diameter.Identity{OriginHost: a.OriginHost, OriginRealm: a.OriginRealm, DestinationRealm: realm}}
+		t = &acct.Diameter{Client: &diameter.Client{Peers: dia.list(a.Accounting)}, Interval: a.InterimInterval.Duration,
+			ID: diameterID(cfg)}
 	} else {
 		cl := radiusClient(cfg, a.Accounting, true, bus, log)
 		t, closeT = &acct.RADIUS{Client: cl, NAS: radius.NAS{Identifier: bill.Node(), IP: nasIP}}, cl.Close
@@ -71,30 +65,84 @@ func startAccounting(ctx context.Context, cfg config.Config, bill *billing.Billi
 	}
 }
 
-// diameterPeers starts the Diameter peers named (each kept connected
-// until ctx ends, then DPR), advertising apps (3: base accounting).
-func diameterPeers(ctx context.Context, wg *sync.WaitGroup, cfg config.Config, names []string, acctApps []uint32,
-	bus *events.Bus, log *slog.Logger) []*diameter.Peer {
-	var peers []*diameter.Peer
-	for _, name := range names {
-		d, _ := cfg.AAA.DiameterPeer(name) // validated
-		p := diameter.NewPeer(diameter.Config{Addr: d.Address, OriginHost: cfg.AAA.OriginHost,
-			OriginRealm: cfg.AAA.OriginRealm, AcctApps: acctApps, Watchdog: d.Watchdog.Duration, Log: log,
+// diameterSet is the [[aaa.diameter]] peers the configuration uses, each
+// kept connected until stop (then DPR), advertising the applications it
+// serves: 3 (base accounting) for accounting, 4 (credit control) for
+// call authorisation.
+type diameterSet struct {
+	peers  map[string]*diameter.Peer
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func startDiameter(cfg config.Config, bus *events.Bus, log *slog.Logger) *diameterSet {
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &diameterSet{peers: map[string]*diameter.Peer{}, cancel: cancel}
+	apps := map[string][2][]uint32{}
+	a := cfg.AAA
+	if a.AccountingDiameter() {
+		for _, n := range a.Accounting {
+			x := apps[n]
+			x[1] = []uint32{3}
+			apps[n] = x
+		}
+	}
+	for _, n := range a.CallAuthorization {
+		if _, ok := a.DiameterPeer(n); ok {
+			x := apps[n]
+			x[0] = []uint32{4}
+			apps[n] = x
+		}
+	}
+	for name, app := range apps {
+		dp, _ := a.DiameterPeer(name) // validated
+		p := diameter.NewPeer(diameter.Config{Addr: dp.Address, OriginHost: a.OriginHost, OriginRealm: a.OriginRealm,
+			AuthApps: app[0], AcctApps: app[1], Watchdog: dp.Watchdog.Duration, Log: log,
 			OnState: func(addr string, open bool) {
 				state := map[bool]string{true: "up", false: "down"}[open]
 				bus.Publish(&events.Event{Kind: events.AAAServer, Source: addr, State: state, Cause: "diameter"})
 			}})
-		wg.Add(1)
-		safe.Go("Diameter peer", func() { defer wg.Done(); p.Run(ctx) }, wg.Done)
-		peers = append(peers, p)
+		d.wg.Add(1)
+		safe.Go("Diameter peer", func() { defer d.wg.Done(); p.Run(ctx) }, d.wg.Done)
+		d.peers[name] = p
 	}
-	return peers
+	return d
+}
+
+// list is the peers named, in order.
+func (d *diameterSet) list(names []string) []*diameter.Peer {
+	var out []*diameter.Peer
+	for _, n := range names {
+		out = append(out, d.peers[n])
+	}
+	return out
+}
+
+// stop says goodbye to every peer (DPR) and waits up to 3 s.
+func (d *diameterSet) stop() {
+	d.cancel()
+	done := make(chan struct{})
+	go func() { d.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+	}
+}
+
+// diameterID is the switch's Diameter identity.
+func diameterID(cfg config.Config) diameter.Identity {
+	a := cfg.AAA
+	realm := a.DestinationRealm
+	if realm == "" {
+		realm = a.OriginRealm
+	}
+	return diameter.Identity{OriginHost: a.OriginHost, OriginRealm: a.OriginRealm, DestinationRealm: realm}
 }
 
 // radiusAuth sets the digest checks [aaa] gives RADIUS servers and
 // returns the call authoriser (nil: none) and a function that closes
 // their clients.
-func radiusAuth(cfg config.Config, authn *auth.Authenticator, nas string, bus *events.Bus,
+func radiusAuth(cfg config.Config, authn *auth.Authenticator, nas string, dia *diameterSet, bus *events.Bus,
 	log *slog.Logger) (authz call.Authorizer, closeAll func()) {
 	var closers []func()
 	if names := cfg.AAA.RegistrationAuth; len(names) > 0 {
@@ -103,7 +151,11 @@ func radiusAuth(cfg config.Config, authn *auth.Authenticator, nas string, bus *e
 		authn.RemoteRegister = &radius.DigestChecker{Client: cl, NAS: radius.NAS{Identifier: nas}}
 		log.Info("REGISTER digests checked by RADIUS", "servers", names)
 	}
-	if names := cfg.AAA.CallAuthorization; len(names) > 0 {
+	if names := cfg.AAA.CallAuthorization; len(names) > 0 && dia.peers[names[0]] != nil {
+		authz = &diameter.CreditControl{Client: &diameter.Client{Peers: dia.list(names)}, ID: diameterID(cfg), Log: log}
+		log.Info("subscribers' calls authorised by Diameter credit control", "peers", names,
+			"when_unanswered", cfg.AAA.AuthorizationFailure)
+	} else if len(names) > 0 {
 		cl := radiusClient(cfg, names, false, bus, log)
 		closers = append(closers, cl.Close)
 		authz = &radius.CallAuthorizer{Client: cl, NAS: radius.NAS{Identifier: nas}}

@@ -153,7 +153,9 @@ func run(args []string) error {
 	limiter := authlimit.New(limiterConfig(cfg.Auth))
 	takeHandover(db, authority, limiter, log)
 	authn := &auth.Authenticator{Digest: authority, Subs: subs, Limiter: limiter, Bus: bus, Log: log}
-	authz, closeAAA := radiusAuth(cfg, authn, nasName(cfg, bill), bus, log)
+	dia := startDiameter(cfg, bus, log)
+	defer dia.stop()
+	authz, closeAAA := radiusAuth(cfg, authn, nasName(cfg, bill), dia, bus, log)
 	defer closeAAA()
 	// The front door (core/gate): per-source admission and overload
 	// control, before a datagram is parsed.
@@ -288,7 +290,7 @@ func run(args []string) error {
 		}
 		if len(cfg.AAA.Accounting) > 0 {
 			nasIP, _ := netip.ParseAddr(host)
-			accountingDone = startAccounting(billCtx, cfg, bill, nasIP, bus, log)
+			accountingDone = startAccounting(billCtx, cfg, bill, nasIP, dia, bus, log)
 		}
 	}
 	ctl := &control.Server{Path: controlPath(cfg.Data.Dir), Log: log}
@@ -358,6 +360,7 @@ func run(args []string) error {
 					log.Error("CDR writer did not finish within 10s: the spool keeps the rest for the next start")
 				}
 				accountingDone()
+				dia.stop() // DPR, after the last accounting and credit control
 			}
 			saveHandover(db, authority, limiter, log)
 			db.Flush()

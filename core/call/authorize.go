@@ -32,11 +32,29 @@ type Grant struct {
 	Allow    bool
 	Duration time.Duration // the call is released this long after its answer; 0: no limit
 	Class    string        // echoed in the call's accounting (RADIUS Class)
+	// Session, when set, follows the call (Diameter credit control):
+	// asked for more before Duration is used up, unless Final, and told
+	// of the end. FailOpen: when it cannot answer an extension, the call
+	// goes on without a limit (else it is released).
+	Session  AuthzSession
+	Final    bool
+	FailOpen bool
 	// When refused: the status and Q.850 cause to answer with (0: 403,
 	// 21 call rejected), and a text for the log.
 	Status int
 	Cause  int
 	Reason string
+}
+
+// AuthzSession follows a call whose time is granted piece by piece.
+type AuthzSession interface {
+	// Extend reports the time used since the last report and asks for
+	// more; the call goes on meanwhile. It may wait on the network.
+	Extend(ctx context.Context, used time.Duration) (Grant, error)
+	// End reports the call's end and the time used since the last
+	// report (0 for a call never answered). It may wait on the network;
+	// it is called on a goroutine of its own.
+	End(used time.Duration)
 }
 
 // authorizeWait bounds an authorisation (failover included).
@@ -82,6 +100,89 @@ func (m *Manager) authorize(req *sip.Request, tx sip.ServerTransaction, caller C
 		return Grant{}, d, false
 	}
 	return g, Decision{}, true
+}
+
+// startGrant arms the granted time at the answer. Caller holds c.mu.
+func (c *Call) startGrant() {
+	if c.grant <= 0 {
+		return
+	}
+	c.reported = c.answered
+	c.deadline = c.answered.Add(c.grant)
+	c.armGrant()
+}
+
+// armGrant sets the timer of the current grant: the release at its end
+// when it is the last (or there is no session to ask), else the
+// extension a little before. Caller holds c.mu.
+func (c *Call) armGrant() {
+	c.stopTimer(&c.limit)
+	left := time.Until(c.deadline)
+	if c.authz == nil || c.grantFinal {
+		c.limit = time.AfterFunc(left, c.timeLimit)
+		return
+	}
+	// Ask early enough for the answer to come back in time.
+	early := min(5*time.Second, c.grant/4)
+	c.limit = time.AfterFunc(max(0, left-early), c.extendGrant)
+}
+
+// extendGrant asks the session for more time, off the lock, and arms
+// what it answered.
+func (c *Call) extendGrant() {
+	defer c.guard("call grant extension")
+	c.lock()
+	if c.st != confirmed || c.authz == nil {
+		c.unlock()
+		return
+	}
+	now := time.Now()
+	used := now.Sub(c.reported)
+	c.reported = now
+	s := c.authz
+	c.unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), authorizeWait)
+	g, err := s.Extend(ctx, used)
+	cancel()
+	c.lock()
+	defer c.unlock()
+	if c.st != confirmed {
+		return
+	}
+	switch {
+	case err != nil && c.grantFailOpen:
+		c.m.log.Warn("call credit cannot be extended: the call goes on without a limit", "call", c.a.callID, "err", err)
+		c.stopTimer(&c.limit)
+	case err != nil:
+		c.m.log.Warn("call credit cannot be extended: the call ends at its granted time", "call", c.a.callID, "err", err)
+		c.grantFinal = true
+		c.armGrant()
+	case !g.Allow:
+		c.grantFinal = true // no more: what is granted runs out
+		c.armGrant()
+	default:
+		c.grant, c.grantFinal, c.grantFailOpen = g.Duration, g.Final, g.FailOpen
+		c.deadline = c.deadline.Add(g.Duration)
+		if g.Duration <= 0 {
+			c.stopTimer(&c.limit) // no limit from now on
+			return
+		}
+		c.armGrant()
+	}
+}
+
+// endGrant tells the session of the call's end. Caller holds c.mu.
+func (c *Call) endGrant() {
+	s := c.authz
+	if s == nil {
+		return
+	}
+	c.authz = nil
+	var used time.Duration
+	if !c.answered.IsZero() && !c.reported.IsZero() {
+		used = time.Since(c.reported)
+	}
+	safe.Go("call credit end", func() { s.End(used) })
 }
 
 // timeLimit releases an answered call whose granted duration is used up:

@@ -68,7 +68,12 @@ type Call struct {
 	noAnswer *time.Timer
 	grant    time.Duration // the authoriser's limit from the answer on; 0: none
 	class    string        // the authoriser's Class, for accounting
-	limit    *time.Timer
+	// Credit control (authorize.go): the session that grants more time,
+	// when the current grant ends, and when used time was last reported.
+	authz                     AuthzSession
+	grantFinal, grantFailOpen bool
+	deadline, reported        time.Time
+	limit                     *time.Timer
 
 	seInterval   int
 	seWatchdog   *time.Timer
@@ -152,6 +157,15 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 		grant = g
+		if s := g.Session; s != nil {
+			// Until a call holds it, a refusal below must still close
+			// the session (the server's reservation).
+			defer func() {
+				if grant.Session != nil {
+					safe.Go("call credit end", func() { s.End(0) })
+				}
+			}()
+		}
 	}
 
 	dec := m.router.Route(called, caller)
@@ -183,7 +197,9 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	c := &Call{m: m, aInvite: req, aTx: tx, finalSent: make(chan struct{}),
 		calling: caller.Number, called: called, account: caller.Account, setup: time.Now(),
 		calledSent: dec.Called, callingSent: dec.Calling, hunt: dec.Hunt, maxFwd: mf - 1,
-		trunk: caller.Trunk, route: dec.Route, grant: grant.Duration, class: grant.Class}
+		trunk: caller.Trunk, route: dec.Route, grant: grant.Duration, class: grant.Class,
+		authz: grant.Session, grantFinal: grant.Final, grantFailOpen: grant.FailOpen}
+	grant.Session = nil // the call holds it now
 	if c.callingSent == "" {
 		c.callingSent = c.calling
 	}
@@ -209,6 +225,7 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		if first.Release != nil {
 			first.Release()
 		}
+		c.endGrant() // c is not shared yet: no lock needed
 		m.reply(tx, req, 482, "Merged Request")
 		return
 	}
@@ -562,9 +579,7 @@ func (c *Call) answer(b *leg, r *sip.Response) {
 	c.b = b
 	c.answered = time.Now()
 	c.stopTimer(&c.noAnswer)
-	if c.grant > 0 {
-		c.limit = time.AfterFunc(c.grant, c.timeLimit)
-	}
+	c.startGrant()
 	for _, f := range c.forks {
 		if f != b {
 			c.abandon(f, `SIP;cause=200;text="Call completed elsewhere"`) // RFC 3326
@@ -700,6 +715,7 @@ func (c *Call) end(cause string, side events.Side, status, q int) {
 	c.st = ended
 	c.stopTimer(&c.noAnswer)
 	c.stopTimer(&c.limit)
+	c.endGrant()
 	c.stopTimer(&c.seWatchdog)
 	c.stopTimer(&c.seRefresh)
 	c.stopTimer(&c.a.retrans)

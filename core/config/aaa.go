@@ -156,7 +156,7 @@ func (c *Config) validateAAA() error {
 			if radius[n] != radius[list.names[0]] {
 				return invalid(fmt.Sprintf("aaa.%s[%d]", list.key, i), "%q: one list names RADIUS servers or Diameter peers, not both", n)
 			}
-			if !radius[n] && list.key != "accounting" {
+			if !radius[n] && list.key != "accounting" && list.key != "call_authorization" {
 				return invalid(fmt.Sprintf("aaa.%s[%d]", list.key, i), "%q is a Diameter peer: %s is RADIUS only for now", n, list.key)
 			}
 		}

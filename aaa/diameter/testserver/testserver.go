@@ -6,6 +6,7 @@
 package testserver
 
 import (
+	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -94,4 +95,91 @@ func Success(m *diam.Message, host string) *diam.Message {
 		}
 	}
 	return a
+}
+
+// OCS is an online charging server for the tests: a balance per
+// subscriber (seconds), granted `unit` at a time, the last piece with a
+// Final-Unit-Indication; it records every request.
+type OCS struct {
+	mu      sync.Mutex
+	balance map[string]int
+	unit    int
+	log     []string // "type number used"
+}
+
+func grouped(m *diam.Message, code uint32) *diam.GroupedAVP {
+	v, err := m.FindAVP(code, 0)
+	if err != nil {
+		return nil
+	}
+	g, _ := v.Data.(*diam.GroupedAVP)
+	return g
+}
+
+func ccTime(g *diam.GroupedAVP) int {
+	if g == nil {
+		return -1
+	}
+	for _, x := range g.AVP {
+		if x.Code == avp.CCTime {
+			return int(x.Data.(datatype.Unsigned32))
+		}
+	}
+	return -1
+}
+
+func (o *OCS) Answer(m *diam.Message) *diam.Message {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	rt, _ := m.FindAVP(avp.CCRequestType, 0)
+	rn, _ := m.FindAVP(avp.CCRequestNumber, 0)
+	kind := int(rt.Data.(datatype.Enumerated))
+	used := ccTime(grouped(m, avp.UsedServiceUnit))
+	sub := grouped(m, avp.SubscriptionID)
+	user := string(sub.AVP[1].Data.(datatype.UTF8String))
+	o.log = append(o.log, fmt.Sprintf("%d %d %d %s", kind, int(rn.Data.(datatype.Unsigned32)), used, user))
+	if used > 0 {
+		o.balance[user] -= used
+	}
+	a := Success(m, "ocs.test")
+	for _, code := range []uint32{avp.CCRequestType, avp.CCRequestNumber} {
+		if v, err := m.FindAVP(code, 0); err == nil {
+			a.AddAVP(v)
+		}
+	}
+	if kind == 3 {
+		return a
+	}
+	left := o.balance[user]
+	if left <= 0 {
+		a = m.Answer(4012) // DIAMETER_CREDIT_LIMIT_REACHED
+		a.NewAVP(avp.OriginHost, avp.Mbit, 0, datatype.DiameterIdentity("ocs.test"))
+		a.NewAVP(avp.OriginRealm, avp.Mbit, 0, datatype.DiameterIdentity("test"))
+		return a
+	}
+	g := min(left, o.unit)
+	a.NewAVP(avp.GrantedServiceUnit, avp.Mbit, 0, &diam.GroupedAVP{AVP: []*diam.AVP{
+		diam.NewAVP(avp.CCTime, avp.Mbit, 0, datatype.Unsigned32(g))}})
+	if g == left {
+		a.NewAVP(avp.FinalUnitIndication, avp.Mbit, 0, &diam.GroupedAVP{AVP: []*diam.AVP{
+			diam.NewAVP(avp.FinalUnitAction, avp.Mbit, 0, datatype.Enumerated(0))}}) // TERMINATE
+	}
+	return a
+}
+
+// NewOCS is an OCS with these balances (seconds) granting unit at a time.
+func NewOCS(balance map[string]int, unit int) *OCS { return &OCS{balance: balance, unit: unit} }
+
+// Log is every request seen: "CC-Request-Type CC-Request-Number used user".
+func (o *OCS) Log() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.log...)
+}
+
+// Balance is what is left of a subscriber's balance.
+func (o *OCS) Balance(user string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.balance[user]
 }

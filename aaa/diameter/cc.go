@@ -1,0 +1,211 @@
+package diameter
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fiorix/go-diameter/v4/diam"
+	"github.com/fiorix/go-diameter/v4/diam/avp"
+	"github.com/fiorix/go-diameter/v4/diam/datatype"
+	"github.com/fiorix/go-diameter/v4/diam/dict"
+
+	"github.com/softswitch/softswitch/core/call"
+)
+
+// CC-Request-Type (RFC 4006 §8.3).
+const (
+	ccInitial     = 1
+	ccUpdate      = 2
+	ccTermination = 3
+)
+
+// Result codes of RFC 4006 §9 the switch acts on.
+const (
+	resultEndUserServiceDenied = 4010
+	resultCreditLimitReached   = 4012
+	resultUserUnknown          = 5030
+)
+
+// CreditControl authorises subscribers' calls with an online charging
+// server (RFC 4006, application 4, session based, time units): CCR-Initial
+// before the callee is called, CCR-Update before the granted time runs
+// out (with the time used), CCR-Termination at the end. It is core/call's
+// Authorizer; each call's session its AuthzSession.
+type CreditControl struct {
+	Client         *Client
+	ID             Identity
+	ServiceContext string        // Service-Context-Id; "" = "voice@" + origin realm
+	Request        time.Duration // CC-Time asked for in each request; default 300 s
+	Log            *slog.Logger
+	seq            atomic.Uint64
+	start          int64
+	once           sync.Once
+}
+
+type ccSession struct {
+	cc     *CreditControl
+	id     string
+	r      call.AuthzRequest
+	mu     sync.Mutex
+	number uint32
+	ended  bool
+}
+
+// Authorize implements core/call's Authorizer: CCR-Initial.
+func (c *CreditControl) Authorize(ctx context.Context, r call.AuthzRequest) (call.Grant, error) {
+	c.once.Do(func() { c.start = time.Now().Unix() })
+	s := &ccSession{cc: c, r: r, id: fmt.Sprintf("%s;%d;%d", c.ID.OriginHost, c.start, c.seq.Add(1))}
+	a, err := c.Client.Send(ctx, s.request(ccInitial, 0, -1))
+	if err != nil {
+		return call.Grant{}, err
+	}
+	g, err := s.grant(a)
+	if err == nil && g.Allow {
+		g.Session = s
+	}
+	return g, err
+}
+
+// Extend implements core/call's AuthzSession: CCR-Update.
+func (s *ccSession) Extend(ctx context.Context, used time.Duration) (call.Grant, error) {
+	s.mu.Lock()
+	s.number++
+	n := s.number
+	s.mu.Unlock()
+	a, err := s.cc.Client.Send(ctx, s.request(ccUpdate, n, used))
+	if err != nil {
+		return call.Grant{}, err
+	}
+	return s.grant(a)
+}
+
+// End implements core/call's AuthzSession: CCR-Termination.
+func (s *ccSession) End(used time.Duration) {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return
+	}
+	s.ended = true
+	s.number++
+	n := s.number
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	a, err := s.cc.Client.Send(ctx, s.request(ccTermination, n, used))
+	if err == nil && ResultCode(a) != diam.Success {
+		err = fmt.Errorf("Result-Code %d", ResultCode(a))
+	}
+	if err != nil && s.cc.Log != nil {
+		s.cc.Log.Warn("credit control: the end of a session was not acknowledged", "session", s.id, "err", err)
+	}
+}
+
+// request builds a CCR; used < 0: no Used-Service-Unit.
+func (s *ccSession) request(kind int, number uint32, used time.Duration) *diam.Message {
+	c := s.cc
+	m := diam.NewRequest(diam.CreditControl, 4, dict.Default)
+	m.NewAVP(avp.SessionID, avp.Mbit, 0, datatype.UTF8String(s.id))
+	m.NewAVP(avp.OriginHost, avp.Mbit, 0, datatype.DiameterIdentity(c.ID.OriginHost))
+	m.NewAVP(avp.OriginRealm, avp.Mbit, 0, datatype.DiameterIdentity(c.ID.OriginRealm))
+	m.NewAVP(avp.DestinationRealm, avp.Mbit, 0, datatype.DiameterIdentity(c.ID.DestinationRealm))
+	m.NewAVP(avp.AuthApplicationID, avp.Mbit, 0, datatype.Unsigned32(4))
+	ctxID := c.ServiceContext
+	if ctxID == "" {
+		ctxID = "voice@" + c.ID.OriginRealm
+	}
+	m.NewAVP(avp.ServiceContextID, avp.Mbit, 0, datatype.UTF8String(ctxID))
+	m.NewAVP(avp.CCRequestType, avp.Mbit, 0, datatype.Enumerated(kind))
+	m.NewAVP(avp.CCRequestNumber, avp.Mbit, 0, datatype.Unsigned32(number))
+	m.NewAVP(avp.EventTimestamp, avp.Mbit, 0, datatype.Time(time.Now()))
+	user := s.r.Calling
+	m.NewAVP(avp.SubscriptionID, avp.Mbit, 0, &diam.GroupedAVP{AVP: []*diam.AVP{
+		diam.NewAVP(avp.SubscriptionIDType, avp.Mbit, 0, datatype.Enumerated(0)), // END_USER_E164
+		diam.NewAVP(avp.SubscriptionIDData, avp.Mbit, 0, datatype.UTF8String(user)),
+	}})
+	if s.r.Account != "" {
+		m.NewAVP(avp.UserName, avp.Mbit, 0, datatype.UTF8String(s.r.Account))
+	}
+	// Not an RFC 4006 AVP: no M bit, so that a server may ignore it.
+	m.NewAVP(avp.CalledStationID, 0, 0, datatype.UTF8String(s.r.Called))
+	if kind != ccTermination {
+		ask := c.Request
+		if ask <= 0 {
+			ask = 300 * time.Second
+		}
+		m.NewAVP(avp.RequestedServiceUnit, avp.Mbit, 0, &diam.GroupedAVP{AVP: []*diam.AVP{
+			diam.NewAVP(avp.CCTime, avp.Mbit, 0, datatype.Unsigned32(ask/time.Second)),
+		}})
+	}
+	if used >= 0 {
+		m.NewAVP(avp.UsedServiceUnit, avp.Mbit, 0, &diam.GroupedAVP{AVP: []*diam.AVP{
+			// Whole seconds, rounded up: the server charges what began.
+			diam.NewAVP(avp.CCTime, avp.Mbit, 0, datatype.Unsigned32((used+time.Second-1)/time.Second)),
+		}})
+	}
+	return m
+}
+
+// grant reads a CCA: 2001 with Granted-Service-Unit CC-Time (none: no
+// limit), Final-Unit-Indication (no more after this), and
+// Credit-Control-Failure-Handling (CONTINUE: the call goes on when a
+// later request gets no answer); 4010/4012/5030 refuse; anything else is
+// an error (the operator's authorization_failure applies).
+func (s *ccSession) grant(a *diam.Message) (call.Grant, error) {
+	switch rc := ResultCode(a); rc {
+	case diam.Success:
+	case resultCreditLimitReached, resultEndUserServiceDenied:
+		return call.Grant{Status: 403, Cause: 21, Reason: fmt.Sprintf("credit control %d", rc)}, nil
+	case resultUserUnknown:
+		return call.Grant{Status: 403, Cause: 21, Reason: "credit control: user unknown"}, nil
+	default:
+		return call.Grant{}, fmt.Errorf("credit control answered Result-Code %d", rc)
+	}
+	g := call.Grant{Allow: true}
+	if gsu := findGrouped(a, avp.GrantedServiceUnit); gsu != nil {
+		for _, x := range gsu.AVP {
+			if x.Code == avp.CCTime {
+				if v, ok := x.Data.(datatype.Unsigned32); ok {
+					g.Duration = time.Duration(v) * time.Second
+				}
+			}
+		}
+	}
+	if v, err := a.FindAVP(avp.FinalUnitIndication, 0); err == nil && v != nil {
+		g.Final = true
+	} else if findGrouped(a, avp.FinalUnitIndication) != nil {
+		g.Final = true
+	}
+	if v, err := a.FindAVP(avp.CreditControlFailureHandling, 0); err == nil {
+		if e, ok := v.Data.(datatype.Enumerated); ok && e == 1 { // CONTINUE
+			g.FailOpen = true
+		}
+	}
+	return g, nil
+}
+
+// findGrouped finds a grouped AVP at the top of a or in its
+// Multiple-Services-Credit-Control.
+func findGrouped(a *diam.Message, code uint32) *diam.GroupedAVP {
+	if v, err := a.FindAVP(code, 0); err == nil {
+		if g, ok := v.Data.(*diam.GroupedAVP); ok {
+			return g
+		}
+	}
+	if v, err := a.FindAVP(avp.MultipleServicesCreditControl, 0); err == nil {
+		if mscc, ok := v.Data.(*diam.GroupedAVP); ok {
+			for _, x := range mscc.AVP {
+				if x.Code == code {
+					if g, ok := x.Data.(*diam.GroupedAVP); ok {
+						return g
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
