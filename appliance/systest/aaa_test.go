@@ -363,3 +363,50 @@ func TestDiameterCreditControl(t *testing.T) {
 		t.Errorf("the card call's record: %v", r)
 	}
 }
+
+// TestDiameterCreditControlFailureHandling: the OCS grants 1 s and then
+// answers no CCR-Update. With its Credit-Control-Failure-Handling
+// CONTINUE the call goes on without a limit until the caller hangs up;
+// without (TERMINATE) it ends when the granted second runs out.
+func TestDiameterCreditControlFailureHandling(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name     string
+		cont     bool
+		scenario string
+		end      string
+	}{
+		{"continue", true, "uac_call_bye_hold.xml", "normal"},
+		{"terminate", false, "uac_call_recv_bye.xml", "time limit"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o := testserver.NewOCS(map[string]int{"1001": 100}, 1)
+			o.SilentUpdates, o.Continue = true, c.cont
+			ocs := testserver.Start(t, "ocs.test", o.Answer)
+			cfg := defaultConfig()
+			cfg.Extra = fmt.Sprintf("[billing]\nnode = \"cf1\"\n\n[aaa]\ncall_authorization = [\"ocs1\"]\norigin_host = \"ss1.test\"\n"+
+				"origin_realm = \"test\"\n\n[[aaa.diameter]]\nname = \"ocs1\"\naddress = %q\n", ocs.Addr)
+			srv := startServer(t, cfg)
+			waitLog(t, srv, 10*time.Second, "Diameter peer open")
+			callee := startUAS(t, "callee-1002", "uas_answer.xml", sippOpts{Keys: map[string]string{"user": "1002"}})
+			registerContact(t, srv, "1002", "secret1002", callee.Port)
+			o2 := callOpts(srv, "caller-1001", c.scenario, "1002")
+			o2.Pause = 7 * time.Second // past the grant and the update's wait (5 s)
+			a := runSipp(t, o2)
+			callee.wait().requireOK(t)
+			a.expectOK(t)
+			srv.stop()
+			r := cdrFiles(t, filepath.Join(srv.DataDir, "cdr"))[callIDs(a)[0]]
+			if r == nil || r["end_reason"] != c.end {
+				t.Fatalf("record %v, want end reason %q", r, c.end)
+			}
+			var kinds []string
+			for _, l := range o.Log() {
+				kinds = append(kinds, strings.Fields(l)[0])
+			}
+			if len(kinds) < 3 || kinds[0] != "1" || kinds[1] != "2" || kinds[len(kinds)-1] != "3" {
+				t.Fatalf("CC-Request-Types %v", kinds)
+			}
+		})
+	}
+}

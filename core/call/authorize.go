@@ -140,6 +140,11 @@ func (c *Call) extendGrant() {
 	used := now.Sub(c.reported)
 	c.reported = now
 	s := c.authz
+	if !c.grantFailOpen {
+		// Failure handling TERMINATE: without an answer by then, the
+		// call ends when what is granted runs out (an answer re-arms).
+		c.limit = time.AfterFunc(time.Until(c.deadline), c.timeLimit)
+	}
 	c.unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), authorizeWait)
 	g, err := s.Extend(ctx, used)
@@ -151,7 +156,7 @@ func (c *Call) extendGrant() {
 	}
 	switch {
 	case err != nil && c.grantFailOpen:
-		c.m.log.Warn("call credit cannot be extended: the call goes on without a limit", "call", c.a.callID, "err", err)
+		c.m.log.Warn("call credit cannot be extended: the call goes on without a limit (CONTINUE)", "call", c.a.callID, "err", err)
 		c.stopTimer(&c.limit)
 	case err != nil:
 		c.m.log.Warn("call credit cannot be extended: the call ends at its granted time", "call", c.a.callID, "err", err)

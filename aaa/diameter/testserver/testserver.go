@@ -101,10 +101,15 @@ func Success(m *diam.Message, host string) *diam.Message {
 // subscriber (seconds), granted `unit` at a time, the last piece with a
 // Final-Unit-Indication; it records every request.
 type OCS struct {
+	// SilentUpdates: CCR-Update gets no answer (an OCS gone silent).
+	// Continue: answers carry Credit-Control-Failure-Handling CONTINUE.
+	// Set them before the first request.
+	SilentUpdates, Continue bool
+
 	mu      sync.Mutex
 	balance map[string]int
 	unit    int
-	log     []string // "type number used"
+	log     []string // "type number used user"
 }
 
 func grouped(m *diam.Message, code uint32) *diam.GroupedAVP {
@@ -149,6 +154,12 @@ func (o *OCS) Answer(m *diam.Message) *diam.Message {
 	}
 	if kind == 3 {
 		return a
+	}
+	if kind == 2 && o.SilentUpdates {
+		return nil
+	}
+	if o.Continue {
+		a.NewAVP(avp.CreditControlFailureHandling, avp.Mbit, 0, datatype.Enumerated(1))
 	}
 	left := o.balance[user]
 	if left <= 0 {
