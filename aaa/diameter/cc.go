@@ -44,6 +44,21 @@ type CreditControl struct {
 	seq            atomic.Uint64
 	start          int64
 	once           sync.Once
+	open           sync.WaitGroup // sessions not yet ended
+}
+
+// Wait waits up to max for every session to be ended (their
+// CCR-Termination answered or given up): at a stop, before the peers
+// are told goodbye.
+func (c *CreditControl) Wait(max time.Duration) bool {
+	done := make(chan struct{})
+	go func() { c.open.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(max):
+		return false
+	}
 }
 
 type ccSession struct {
@@ -65,6 +80,7 @@ func (c *CreditControl) Authorize(ctx context.Context, r call.AuthzRequest) (cal
 	}
 	g, err := s.grant(a)
 	if err == nil && g.Allow {
+		c.open.Add(1) // until End
 		g.Session = s
 	}
 	return g, err
@@ -94,6 +110,7 @@ func (s *ccSession) End(used time.Duration) {
 	s.number++
 	n := s.number
 	s.mu.Unlock()
+	defer s.cc.open.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	a, err := s.cc.Client.Send(ctx, s.request(ccTermination, n, used))

@@ -27,7 +27,10 @@
 # System softswitch-nocdr is the softswitch with CDRs off ([billing]
 # enabled = false): steps 1, 2, 3 and 5 only, for the cost of CDRs (the
 # softswitch system runs with CDRs on, the default). Kamailio's acc module
-# writes its lines to its log file in the same run.
+# writes its lines to its log file in the same run. System
+# softswitch-radius is the softswitch with RADIUS accounting (Start and
+# Stop per call) to a FreeRADIUS on the load CPU, writing its detail file:
+# steps 1, 2, 3 and 5, for the cost of accounting.
 # Then prints a markdown report (and writes it to --out FILE).
 #
 # CPU_BUDGET=N gives each server N % of one core (a cgroup cpu quota, the
@@ -52,7 +55,7 @@ OUT=""
 PLOT=""
 CGROUP=""              # the cpu cgroup of CPU_BUDGET
 BIN="${BIN:-}"
-SYSTEMS="softswitch,softswitch-nocdr,kamailio"
+SYSTEMS="softswitch,softswitch-nocdr,softswitch-radius,kamailio"
 KEEP=0
 START_RATE=${START_RATE:-200}
 MAX_RATE=${MAX_RATE:-12800}
@@ -439,7 +442,7 @@ start_server() {        # start_server SYSTEM -> SERVER_PID, SERVER_LOG
     mkdir -p "$d"
     SERVER_LOG="$d/server-$(date +%H%M%S).log"
     case "$sys" in
-    softswitch|softswitch-nocdr)
+    softswitch|softswitch-nocdr|softswitch-radius)
         mkdir -p "$d/data"
         cat >"$d/softswitch.toml" <<EOF
 [sip]
@@ -470,6 +473,11 @@ route = "bench"
 EOF
         # CDRs are on by default (the spool in data/cdr, fdatasync per batch).
         [ "$sys" = softswitch-nocdr ] && printf '\n[billing]\nenabled = false\n' >>"$d/softswitch.toml"
+        if [ "$sys" = softswitch-radius ]; then
+            start_freeradius "$d/radius" || return 1
+            printf '\n[aaa]\naccounting = ["bench"]\n\n[[aaa.radius]]\nname = "bench"\naddress = "127.0.0.1"\nacct_port = %s\nsecret = "bench-radius-secret-0123"\n' \
+                "$RADIUS_PORT" >>"$d/softswitch.toml"
+        fi
         (join_budget; exec taskset -c "$SERVER_CPU" "$BIN" --config "$d/softswitch.toml" --data-dir "$d/data" \
             --sip-listen "127.0.0.1:$SERVER_PORT" --log-level warn >"$SERVER_LOG" 2>&1) &
         ;;
@@ -494,6 +502,81 @@ EOF
     return 0
 }
 
+# start_freeradius DIR: a FreeRADIUS on LOAD_CPU answering accounting on
+# RADIUS_PORT (a free port) and writing its detail file, as an operator's
+# would; stopped with the server.
+start_freeradius() {
+    local dir=$1
+    command -v freeradius >/dev/null 2>&1 || { log "freeradius not installed (bash .ci/deps.sh installs it)"; return 1; }
+    RADIUS_PORT=$(free_ports 1)
+    mkdir -p "$dir/mods-enabled" "$dir/sites-enabled" "$dir/log" "$dir/run" "$dir/radacct"
+    chmod 700 "$dir"
+    cat >"$dir/radiusd.conf" <<EOF
+prefix = /usr
+exec_prefix = /usr
+sysconfdir = /etc
+localstatedir = /var
+sbindir = /usr/sbin
+logdir = $dir/log
+raddbdir = $dir
+radacctdir = $dir/radacct
+name = freeradius
+confdir = \${raddbdir}
+run_dir = $dir/run
+db_dir = $dir
+libdir = /usr/lib/freeradius
+pidfile = \${run_dir}/radiusd.pid
+max_requests = 65536
+log {
+	destination = stdout
+}
+security {
+	max_attributes = 200
+	reject_delay = 0
+	status_server = no
+}
+proxy_requests = no
+\$INCLUDE clients.conf
+thread pool {
+	start_servers = 4
+	max_servers = 8
+	min_spare_servers = 2
+	max_spare_servers = 6
+	max_requests_per_server = 0
+}
+modules {
+	\$INCLUDE mods-enabled/
+}
+\$INCLUDE sites-enabled/
+EOF
+    printf 'client local {\n\tipaddr = 127.0.0.1\n\tsecret = "bench-radius-secret-0123"\n}\n' >"$dir/clients.conf"
+    printf 'detail {\n\tfilename = ${radacctdir}/detail\n\tpermissions = 0600\n\theader = "%%t"\n}\n' >"$dir/mods-enabled/detail"
+    cat >"$dir/sites-enabled/default" <<EOF
+server default {
+listen {
+	type = acct
+	ipaddr = 127.0.0.1
+	port = $RADIUS_PORT
+}
+preacct {
+}
+accounting {
+	detail
+}
+}
+EOF
+    (exec taskset -c "$LOAD_CPU" freeradius -f -l stdout -d "$dir" >"$dir/freeradius.log" 2>&1) &
+    RADIUS_PID=$!; PIDS+=("$RADIUS_PID")
+    local i
+    for i in $(seq 1 100); do
+        grep -q "Ready to process requests" "$dir/freeradius.log" 2>/dev/null && return 0
+        kill -0 "$RADIUS_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    log "FreeRADIUS did not start; log tail:"; tail -n 15 "$dir/freeradius.log" >&2
+    return 1
+}
+
 stop_server() {
     local p
     SERVER_KIDS=$(tree_pids "$SERVER_PID" | tail -n +2)
@@ -503,6 +586,7 @@ stop_server() {
     done
     SERVER_KIDS=""
     return 0
+    if [ -n "${RADIUS_PID:-}" ]; then stop_pid "$RADIUS_PID" 5; RADIUS_PID=""; fi
 }
 
 restart_server() {
@@ -694,7 +778,7 @@ run_system() {
     fixed_rate
     sleep "$SETTLE"
     fixed_rate "$FIXED_RATE2" 2
-    if [ "$SYS" = softswitch-nocdr ]; then   # the CDR cost only
+    if [ "$SYS" = softswitch-nocdr ] || [ "$SYS" = softswitch-radius ]; then   # the CDR or accounting cost only
         stop_server
         [ "${RES[$SYS,status]}" = ok ]
         return
@@ -726,11 +810,11 @@ baseline() {            # sipp UAC -> sipp UAS directly: the latency floor sipp 
 START_TS=$(date -u '+%Y-%m-%d %H:%M UTC')
 IFS=, read -r -a SYS_LIST <<<"$SYSTEMS"
 for s in "${SYS_LIST[@]}"; do
-    case "$s" in softswitch|softswitch-nocdr|kamailio) ;; *) die "unknown system '$s' (softswitch, softswitch-nocdr, kamailio)" ;; esac
+    case "$s" in softswitch|softswitch-nocdr|softswitch-radius|kamailio) ;; *) die "unknown system '$s' (softswitch, softswitch-nocdr, softswitch-radius, kamailio)" ;; esac
 done
 
 BUILD_NOTE=""
-case ",$SYSTEMS," in *,softswitch,*|*,softswitch-nocdr,*)
+case ",$SYSTEMS," in *,softswitch,*|*,softswitch-nocdr,*|*,softswitch-radius,*)
     if [ -z "$BIN" ]; then
         command -v go >/dev/null 2>&1 || die "go not found (or pass BIN=/path/to/softswitch)"
         log "building ./cmd/softswitch ..."
@@ -835,6 +919,18 @@ REPORT=$(
         row "server CPU per call at $FIXED_RATE2 calls/s (us)" "$(val $SS cpu_us2)" "$(val $NC cpu_us2)" "$(ratio "${RES[$SS,cpu_us2]:-}" "${RES[$NC,cpu_us2]:-}")"
         row "INVITE -> 200 p99 at $FIXED_RATE calls/s (ms)" "$(val $SS p99)" "$(val $NC p99)" "$(ratio "${RES[$SS,p99]:-}" "${RES[$NC,p99]:-}")"
         row "INVITE -> 200 p99 at $FIXED_RATE2 calls/s (ms)" "$(val $SS p992)" "$(val $NC p992)" "$(ratio "${RES[$SS,p992]:-}" "${RES[$NC,p992]:-}")"
+        echo
+    fi
+    if [[ ",$SYSTEMS," == *,softswitch-radius,* ]]; then
+        RA=softswitch-radius
+        echo "RADIUS accounting cost (the softswitch with CDRs on and RADIUS accounting, a Start and a Stop per call, to a FreeRADIUS on CPU $LOAD_CPU writing its detail file, against the softswitch with CDRs on and no accounting):"
+        echo
+        row "metric" "accounting on" "accounting off" "on / off"
+        row "---" "---:" "---:" "---:"
+        row "max call rate, < 0.1 % failed (calls/s)" "$(rate_cell $RA)" "$(rate_cell $SS)" "$(ratio "${RES[$RA,rate]:-}" "${RES[$SS,rate]:-}")"
+        row "server CPU per call at $FIXED_RATE calls/s (us)" "$(val $RA cpu_us)" "$(val $SS cpu_us)" "$(ratio "${RES[$RA,cpu_us]:-}" "${RES[$SS,cpu_us]:-}")"
+        row "server CPU per call at $FIXED_RATE2 calls/s (us)" "$(val $RA cpu_us2)" "$(val $SS cpu_us2)" "$(ratio "${RES[$RA,cpu_us2]:-}" "${RES[$SS,cpu_us2]:-}")"
+        row "INVITE -> 200 p99 at $FIXED_RATE2 calls/s (ms)" "$(val $RA p992)" "$(val $SS p992)" "$(ratio "${RES[$RA,p992]:-}" "${RES[$SS,p992]:-}")"
         echo
     fi
     echo "Notes:"

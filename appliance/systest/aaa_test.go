@@ -410,3 +410,31 @@ func TestDiameterCreditControlFailureHandling(t *testing.T) {
 		})
 	}
 }
+
+// TestDiameterCreditControlAtStop: a call in progress when the switch
+// stops gets its CCR-Termination before the peers are told goodbye.
+func TestDiameterCreditControlAtStop(t *testing.T) {
+	t.Parallel()
+	o := testserver.NewOCS(map[string]int{"1001": 600}, 300)
+	ocs := testserver.Start(t, "ocs.test", o.Answer)
+	cfg := defaultConfig()
+	cfg.Extra = fmt.Sprintf("[aaa]\ncall_authorization = [\"ocs1\"]\norigin_host = \"ss1.test\"\norigin_realm = \"test\"\n\n"+
+		"[[aaa.diameter]]\nname = \"ocs1\"\naddress = %q\n", ocs.Addr)
+	srv := startServer(t, cfg)
+	waitLog(t, srv, 10*time.Second, "Diameter peer open")
+	callee := startUAS(t, "callee-1002", "uas_answer.xml", sippOpts{Keys: map[string]string{"user": "1002"}})
+	registerContact(t, srv, "1002", "secret1002", callee.Port)
+	o2 := callOpts(srv, "caller-1001", "uac_call_bye_hold.xml", "1002")
+	o2.Pause = 30 * time.Second
+	caller := startSipp(t, o2)
+	time.Sleep(3 * time.Second) // answered and held
+	srv.stop()
+	caller.kill()
+	var kinds []string
+	for _, l := range o.Log() {
+		kinds = append(kinds, strings.Fields(l)[0])
+	}
+	if strings.Join(kinds, ",") != "1,3" || !ocs.DPR() {
+		t.Fatalf("CC-Request-Types %v, DPR %v: want 1,3 then a DPR", kinds, ocs.DPR())
+	}
+}

@@ -31,6 +31,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/softswitch/softswitch/aaa/diameter"
 	"github.com/softswitch/softswitch/appliance/ha"
 	"github.com/softswitch/softswitch/billing"
 	"github.com/softswitch/softswitch/billing/cdr"
@@ -360,8 +361,11 @@ func run(args []string) error {
 					log.Error("CDR writer did not finish within 10s: the spool keeps the rest for the next start")
 				}
 				accountingDone()
-				dia.stop() // DPR, after the last accounting and credit control
 			}
+			if cc, ok := authz.(*diameter.CreditControl); ok && !cc.Wait(3*time.Second) {
+				log.Warn("credit control: not every session's end was acknowledged within 3 s of the stop")
+			}
+			dia.stop() // DPR, after the last accounting and credit control
 			saveHandover(db, authority, limiter, log)
 			db.Flush()
 			snap := counters.Snapshot()
