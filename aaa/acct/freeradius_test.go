@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/netip"
 	"os"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -14,26 +13,12 @@ import (
 	"github.com/softswitch/softswitch/core/events"
 )
 
-// detailRecords splits FreeRADIUS's detail file into its records
-// (attribute name -> value, quotes removed).
 func detailRecords(t *testing.T, path string) []map[string]string {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
+	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("detail file: %v", err)
 	}
-	var out []map[string]string
-	line := regexp.MustCompile(`^\s+([A-Za-z0-9-]+) = (.*)$`)
-	for _, block := range strings.Split(strings.TrimSpace(string(data)), "\n\n") {
-		rec := map[string]string{}
-		for _, l := range strings.Split(block, "\n") {
-			if m := line.FindStringSubmatch(l); m != nil {
-				rec[m[1]] = strings.Trim(m[2], `"`)
-			}
-		}
-		out = append(out, rec)
-	}
-	return out
+	return freeradius.Detail(path)
 }
 
 // One answered call, accounted to a real FreeRADIUS: its Start and Stop

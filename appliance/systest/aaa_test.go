@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -17,25 +16,8 @@ import (
 	"github.com/softswitch/softswitch/aaa/radius/freeradius"
 )
 
-// radiusDetail reads FreeRADIUS's detail file: one map per request
-// received (attribute -> value, quotes removed).
-func radiusDetail(path string) []map[string]string {
-	data, _ := os.ReadFile(path)
-	var out []map[string]string
-	line := regexp.MustCompile(`^\s+([A-Za-z0-9-]+) = (.*)$`)
-	for _, block := range strings.Split(strings.TrimSpace(string(data)), "\n\n") {
-		rec := map[string]string{}
-		for _, l := range strings.Split(block, "\n") {
-			if m := line.FindStringSubmatch(l); m != nil {
-				rec[m[1]] = strings.Trim(m[2], `"`)
-			}
-		}
-		if len(rec) > 0 {
-			out = append(out, rec)
-		}
-	}
-	return out
-}
+// radiusDetail reads FreeRADIUS's detail file: one map per request.
+func radiusDetail(path string) []map[string]string { return freeradius.Detail(path) }
 
 // TestRADIUSAccountingThroughOutageAndKill: the accounting server is
 // down while 50 calls are made and the switch is killed (kill -9) with
@@ -210,12 +192,7 @@ func TestRADIUSCallAuthorization(t *testing.T) {
 	b := callee.wait()
 	a.expectOK(t)
 	b.requireOK(t)
-	for name, r := range map[string]*sippResult{"caller": a, "callee": b} {
-		bye := r.mustReceivedRequest(t, "BYE")
-		if reason := bye.Header("Reason"); !strings.Contains(reason, "cause=16") || !strings.Contains(reason, "granted time used up") {
-			t.Errorf("the %s's BYE has Reason %q", name, reason)
-		}
-	}
+	requireTimeLimitBYEs(t, a, b)
 
 	// Its accounting echoes the Class the authorisation gave.
 	deadline := time.Now().Add(10 * time.Second)
@@ -313,24 +290,13 @@ func TestDiameterAccounting(t *testing.T) {
 func TestDiameterCreditControl(t *testing.T) {
 	t.Parallel()
 	o := testserver.NewOCS(map[string]int{"1001": 3, "1002": 0}, 1)
-	ocs := testserver.Start(t, "ocs.test", o.Answer)
-	cfg := defaultConfig()
-	cfg.Extra = fmt.Sprintf("[billing]\nnode = \"cc1\"\n\n[aaa]\ncall_authorization = [\"ocs1\"]\norigin_host = \"ss1.test\"\n"+
-		"origin_realm = \"test\"\n\n[[aaa.diameter]]\nname = \"ocs1\"\naddress = %q\n", ocs.Addr)
-	srv := startServer(t, cfg)
-	waitLog(t, srv, 10*time.Second, "Diameter peer open")
-	callee := startUAS(t, "callee-1002", "uas_answer.xml", sippOpts{Keys: map[string]string{"user": "1002"}})
-	registerContact(t, srv, "1002", "secret1002", callee.Port)
+	srv, callee, _ := cardBed(t, o, "cc1")
 
 	a := runSipp(t, callOpts(srv, "caller-1001", "uac_call_recv_bye.xml", "1002"))
 	b := callee.wait()
 	a.expectOK(t)
 	b.requireOK(t)
-	for name, r := range map[string]*sippResult{"caller": a, "callee": b} {
-		if reason := r.mustReceivedRequest(t, "BYE").Header("Reason"); !strings.Contains(reason, "granted time used up") {
-			t.Errorf("the %s's BYE has Reason %q", name, reason)
-		}
-	}
+	requireTimeLimitBYEs(t, a, b)
 	refused := runSipp(t, sippOpts{Name: "caller-1002", Scenario: "uac_rejected.xml", Remote: srv.Addr, Service: "1001",
 		AuthUser: "1002", AuthPass: "secret1002", Keys: map[string]string{"caller": "1002", "max_forwards": "70"},
 		Timeout: 20 * time.Second})
@@ -382,14 +348,7 @@ func TestDiameterCreditControlFailureHandling(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			o := testserver.NewOCS(map[string]int{"1001": 100}, 1)
 			o.SilentUpdates, o.Continue = true, c.cont
-			ocs := testserver.Start(t, "ocs.test", o.Answer)
-			cfg := defaultConfig()
-			cfg.Extra = fmt.Sprintf("[billing]\nnode = \"cf1\"\n\n[aaa]\ncall_authorization = [\"ocs1\"]\norigin_host = \"ss1.test\"\n"+
-				"origin_realm = \"test\"\n\n[[aaa.diameter]]\nname = \"ocs1\"\naddress = %q\n", ocs.Addr)
-			srv := startServer(t, cfg)
-			waitLog(t, srv, 10*time.Second, "Diameter peer open")
-			callee := startUAS(t, "callee-1002", "uas_answer.xml", sippOpts{Keys: map[string]string{"user": "1002"}})
-			registerContact(t, srv, "1002", "secret1002", callee.Port)
+			srv, callee, _ := cardBed(t, o, "cf1")
 			o2 := callOpts(srv, "caller-1001", c.scenario, "1002")
 			o2.Pause = 7 * time.Second // past the grant and the update's wait (5 s)
 			a := runSipp(t, o2)
@@ -416,14 +375,7 @@ func TestDiameterCreditControlFailureHandling(t *testing.T) {
 func TestDiameterCreditControlAtStop(t *testing.T) {
 	t.Parallel()
 	o := testserver.NewOCS(map[string]int{"1001": 600}, 300)
-	ocs := testserver.Start(t, "ocs.test", o.Answer)
-	cfg := defaultConfig()
-	cfg.Extra = fmt.Sprintf("[aaa]\ncall_authorization = [\"ocs1\"]\norigin_host = \"ss1.test\"\norigin_realm = \"test\"\n\n"+
-		"[[aaa.diameter]]\nname = \"ocs1\"\naddress = %q\n", ocs.Addr)
-	srv := startServer(t, cfg)
-	waitLog(t, srv, 10*time.Second, "Diameter peer open")
-	callee := startUAS(t, "callee-1002", "uas_answer.xml", sippOpts{Keys: map[string]string{"user": "1002"}})
-	registerContact(t, srv, "1002", "secret1002", callee.Port)
+	srv, _, ocs := cardBed(t, o, "st1")
 	o2 := callOpts(srv, "caller-1001", "uac_call_bye_hold.xml", "1002")
 	o2.Pause = 30 * time.Second
 	caller := startSipp(t, o2)
@@ -436,5 +388,33 @@ func TestDiameterCreditControlAtStop(t *testing.T) {
 	}
 	if strings.Join(kinds, ",") != "1,3" || !ocs.DPR() {
 		t.Fatalf("CC-Request-Types %v, DPR %v: want 1,3 then a DPR", kinds, ocs.DPR())
+	}
+}
+
+// cardBed is a switch whose subscribers' calls the test OCS o authorises
+// (Diameter credit control), with 1002 registered at a sipp UAS that
+// answers; it returns the switch, the UAS and the OCS's server.
+func cardBed(t *testing.T, o *testserver.OCS, node string) (*server, *sippProc, *testserver.Server) {
+	t.Helper()
+	ocs := testserver.Start(t, "ocs.test", o.Answer)
+	cfg := defaultConfig()
+	cfg.Extra = fmt.Sprintf("[billing]\nnode = %q\n\n[aaa]\ncall_authorization = [\"ocs1\"]\norigin_host = \"ss1.test\"\n"+
+		"origin_realm = \"test\"\n\n[[aaa.diameter]]\nname = \"ocs1\"\naddress = %q\n", node, ocs.Addr)
+	srv := startServer(t, cfg)
+	waitLog(t, srv, 10*time.Second, "Diameter peer open")
+	callee := startUAS(t, "callee-1002", "uas_answer.xml", sippOpts{Keys: map[string]string{"user": "1002"}})
+	registerContact(t, srv, "1002", "secret1002", callee.Port)
+	return srv, callee, ocs
+}
+
+// requireTimeLimitBYEs checks both legs of a call released at its granted
+// time got a BYE saying so.
+func requireTimeLimitBYEs(t *testing.T, caller, callee *sippResult) {
+	t.Helper()
+	for name, r := range map[string]*sippResult{"caller": caller, "callee": callee} {
+		if reason := r.mustReceivedRequest(t, "BYE").Header("Reason"); !strings.Contains(reason, "cause=16") ||
+			!strings.Contains(reason, "granted time used up") {
+			t.Errorf("the %s's BYE has Reason %q", name, reason)
+		}
 	}
 }

@@ -7,28 +7,21 @@
 package freediameter
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/softswitch/softswitch/aaa/internal/testproc"
 )
 
 // Server is a running freeDiameter.
 type Server struct {
+	*testproc.Proc
 	Addr string // 127.0.0.1:port
-	t    *testing.T
-	conf string
-	cmd  *exec.Cmd
-	done chan struct{}
-	mu   sync.Mutex
-	log  strings.Builder
 }
 
 // Start writes the configuration and starts the server; it fails the
@@ -66,107 +59,7 @@ LoadExtension = "/usr/lib/freeDiameter/acl_wl.fdx" : %q;
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), t: t, conf: conf}
-	s.start()
-	t.Cleanup(s.Stop)
-	return s
-}
-
-func (s *Server) start() {
-	s.cmd = exec.Command("freeDiameterd", "-c", s.conf)
-	out, err := s.cmd.StdoutPipe()
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.cmd.Stderr = s.cmd.Stdout
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("starting freeDiameter: %v", err)
-	}
-	ready := make(chan struct{})
-	s.done = make(chan struct{})
-	go func() {
-		defer close(s.done)
-		sc := bufio.NewScanner(out)
-		var once sync.Once
-		for sc.Scan() {
-			s.mu.Lock()
-			s.log.WriteString(sc.Text() + "\n")
-			s.mu.Unlock()
-			if strings.Contains(sc.Text(), "daemon initialized") {
-				once.Do(func() { close(ready) })
-			}
-		}
-		s.cmd.Wait()
-	}()
-	select {
-	case <-ready:
-	case <-s.done:
-		s.t.Fatalf("freeDiameter exited at start:\n%s", s.Log())
-	case <-time.After(15 * time.Second):
-		s.t.Fatalf("freeDiameter not ready within 15 s:\n%s", s.Log())
-	}
-}
-
-// Log is what the server printed so far.
-func (s *Server) Log() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.log.String()
-}
-
-// WaitLog waits up to within for a line holding every part.
-func (s *Server) WaitLog(within time.Duration, parts ...string) bool {
-	deadline := time.Now().Add(within)
-	for {
-		for _, line := range strings.Split(s.Log(), "\n") {
-			all := true
-			for _, p := range parts {
-				all = all && strings.Contains(line, p)
-			}
-			if all {
-				return true
-			}
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// Stop stops the server (SIGTERM: it sends DPR to its peers), then
-// SIGKILL after 20 s; safe twice.
-func (s *Server) Stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(20 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.done
-	}
-}
-
-// Kill ends the server at once (no DPR).
-func (s *Server) Kill() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		s.cmd.Process.Kill()
-		<-s.done
-	}
-}
-
-// Restart starts the stopped server again, same port and configuration.
-func (s *Server) Restart() {
-	s.Stop()
-	s.mu.Lock()
-	s.log.Reset()
-	s.mu.Unlock()
-	s.start()
+	// A peer that does not answer its DPR keeps it 16 s: Stop waits 20.
+	return &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port),
+		Proc: testproc.Start(t, "freeDiameter", "daemon initialized", 20*time.Second, "freeDiameterd", "-c", conf)}
 }

@@ -5,18 +5,18 @@
 package freeradius
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/softswitch/softswitch/aaa/internal/testproc"
 )
 
 // Options shape the server.
@@ -34,14 +34,11 @@ type Options struct {
 
 // Server is a running FreeRADIUS.
 type Server struct {
+	*testproc.Proc
 	Auth, Acct netip.AddrPort
 	Detail     string // the accounting detail file
 	dir        string
 	t          *testing.T
-	cmd        *exec.Cmd
-	done       chan struct{}
-	mu         sync.Mutex
-	log        strings.Builder
 }
 
 // Start writes the configuration and starts the server; it fails the
@@ -59,8 +56,7 @@ func Start(t *testing.T, o Options) *Server {
 	s := &Server{dir: dir, t: t, Detail: filepath.Join(dir, "radacct", "detail")}
 	s.Auth, s.Acct = freeUDP(t), freeUDP(t)
 	s.write(o)
-	s.start(bin)
-	t.Cleanup(s.Stop)
+	s.Proc = testproc.Start(t, "FreeRADIUS", "Ready to process requests", 5*time.Second, bin, "-f", "-l", "stdout", "-d", s.dir)
 	return s
 }
 
@@ -178,69 +174,22 @@ post-auth {
 	}
 }
 
-func (s *Server) start(bin string) {
-	s.cmd = exec.Command(bin, "-f", "-l", "stdout", "-d", s.dir)
-	out, err := s.cmd.StdoutPipe()
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.cmd.Stderr = s.cmd.Stdout
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("starting FreeRADIUS: %v", err)
-	}
-	ready := make(chan struct{})
-	s.done = make(chan struct{})
-	go func() {
-		defer close(s.done)
-		sc := bufio.NewScanner(out)
-		once := sync.Once{}
-		for sc.Scan() {
-			s.mu.Lock()
-			s.log.WriteString(sc.Text() + "\n")
-			s.mu.Unlock()
-			if strings.Contains(sc.Text(), "Ready to process requests") {
-				once.Do(func() { close(ready) })
+// Detail reads a detail file: one map per request received (attribute
+// name -> value, quotes removed).
+func Detail(path string) []map[string]string {
+	data, _ := os.ReadFile(path)
+	var out []map[string]string
+	line := regexp.MustCompile(`^\s+([A-Za-z0-9-]+) = (.*)$`)
+	for _, block := range strings.Split(strings.TrimSpace(string(data)), "\n\n") {
+		rec := map[string]string{}
+		for _, l := range strings.Split(block, "\n") {
+			if m := line.FindStringSubmatch(l); m != nil {
+				rec[m[1]] = strings.Trim(m[2], `"`)
 			}
 		}
-		s.cmd.Wait()
-	}()
-	select {
-	case <-ready:
-	case <-s.done:
-		s.t.Fatalf("FreeRADIUS exited at start:\n%s", s.Log())
-	case <-time.After(15 * time.Second):
-		s.t.Fatalf("FreeRADIUS not ready within 15 s:\n%s", s.Log())
+		if len(rec) > 0 {
+			out = append(out, rec)
+		}
 	}
-}
-
-// Log is what the server printed so far.
-func (s *Server) Log() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.log.String()
-}
-
-// Stop stops the server (SIGTERM, then SIGKILL after 5 s); safe twice.
-func (s *Server) Stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(5 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.done
-	}
-}
-
-// Restart starts the stopped server again on the same ports.
-func (s *Server) Restart() {
-	s.Stop()
-	s.start(s.cmd.Path)
+	return out
 }
