@@ -36,6 +36,10 @@ else
     (cd "$REPO" && CGO_ENABLED=0 go build -trimpath -buildmode=pie -ldflags=-s -o "$ROOT/usr/bin/softswitch" ./cmd/softswitch)
     chmod 0755 "$ROOT/usr/bin/softswitch"
 fi
+# The pair's health check, run by keepalived every couple of seconds: a
+# small binary of its own (appliance/ha.CheckBinary).
+(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -buildmode=pie -ldflags=-s -o "$ROOT/usr/bin/softswitch-check" ./cmd/softswitch-check)
+chmod 0755 "$ROOT/usr/bin/softswitch-check"
 install -m 0644 "$HERE/debian/softswitch.service" "$ROOT/lib/systemd/system/softswitch.service"
 install -m 0644 "$HERE/debian/softswitch.toml" "$ROOT/etc/softswitch/softswitch.toml"
 install -m 0644 "$HERE/debian/conffiles" "$ROOT/DEBIAN/conffiles"

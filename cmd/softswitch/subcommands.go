@@ -174,15 +174,7 @@ func subcommand(args []string) (ok bool, err error) {
 		if err := fs.Parse(args[1:]); err != nil {
 			return true, err
 		}
-		addr := *listen
-		if addr == "" {
-			cfg, err := config.Load(*cfgPath)
-			if err != nil {
-				return true, err
-			}
-			addr = cfg.SIP.Listen
-		}
-		return true, ha.Check(addr, *timeout)
+		return true, ha.CheckConfigured(*cfgPath, *listen, *timeout)
 	case "ha-notify":
 		fs := flag.NewFlagSet("ha-notify", flag.ContinueOnError)
 		dataDir := fs.String("data-dir", "/var/lib/softswitch", "the softswitch data directory")
