@@ -35,38 +35,29 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# vsftpd plays the billing centre in the CDR tests (started by them on a
-# loopback port). The package must not start its own server on port 21:
-# the install runs under a policy-rc.d that forbids starting services, and
-# the unit is disabled.
-if ! command -v vsftpd >/dev/null 2>&1 && [ ! -x /usr/sbin/vsftpd ]; then
-  echo "deps: installing vsftpd (service not started)"
-  ours=""
+# install_no_service PKG BIN: installs PKG when BIN is missing, without
+# letting the package start its own server (a policy-rc.d that forbids
+# starting services during the install, the unit disabled after it).
+install_no_service() {
+  local pkg=$1 bin=$2 ours=""
+  if command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ]; then return 0; fi
+  echo "deps: installing $pkg (service not started)"
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && ours=1
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends vsftpd >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "$pkg" >/dev/null
   [ -n "$ours" ] && rm -f /usr/sbin/policy-rc.d
-  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now vsftpd >/dev/null 2>&1 || true; fi
-fi
+  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$pkg" >/dev/null 2>&1 || true; fi
+}
 
-# FreeRADIUS is the RADIUS server of the AAA tests (started by them on
-# loopback ports with a configuration of their own). Like vsftpd, the
-# package's own server must not start (it would take 1812/1813).
-if ! command -v freeradius >/dev/null 2>&1 && [ ! -x /usr/sbin/freeradius ]; then
-  echo "deps: installing freeradius (service not started)"
-  ours=""
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && ours=1
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends freeradius >/dev/null
-  [ -n "$ours" ] && rm -f /usr/sbin/policy-rc.d
-  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now freeradius >/dev/null 2>&1 || true; fi
-fi
+# vsftpd plays the billing centre in the CDR tests, FreeRADIUS the RADIUS
+# server of the AAA tests; the tests start them on loopback ports with
+# configurations of their own, so the packages' servers (ports 21,
+# 1812/1813) must not run.
+install_no_service vsftpd vsftpd
+install_no_service freeradius freeradius
 
 # freeDiameter is the Diameter peer of the AAA tests (started by them with
 # a configuration of their own; the packages ship no service).

@@ -39,8 +39,12 @@ func (r *Registrar) Handle(req *sip.Request, tx sip.ServerTransaction) {
 func (r *Registrar) handle(req *sip.Request) *sip.Response {
 	to := req.To()
 	aor := to.Address.User
-	ctx, cancel := context.WithTimeout(context.Background(), remoteWait)
-	defer cancel()
+	ctx := context.Background()
+	if r.Auth.Remote(false) { // only a remote check waits: no timer otherwise
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, remoteWait)
+		defer cancel()
+	}
 	o := r.Auth.AuthenticateCtx(ctx, req, false)
 	if !o.OK {
 		res := sip.NewResponseFromRequest(req, o.Status, o.Reason, nil)
