@@ -493,6 +493,8 @@ func endReason(cause string) string {
 		return cdr.EndShutdown
 	case "time limit":
 		return cdr.EndTimeLimit
+	case "credit control failed":
+		return cdr.EndCreditFailed
 	}
 	return cdr.EndFailed
 }

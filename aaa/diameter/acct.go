@@ -36,15 +36,22 @@ func AccountingRequest(kind int, r *cdr.Record, now time.Time, interval time.Dur
 	m.NewAVP(avp.OriginRealm, avp.Mbit, 0, datatype.DiameterIdentity(id.OriginRealm))
 	m.NewAVP(avp.DestinationRealm, avp.Mbit, 0, datatype.DiameterIdentity(id.DestinationRealm))
 	m.NewAVP(avp.AccountingRecordType, avp.Mbit, 0, datatype.Enumerated(kind))
+	// Numbers as RFC 6733 §9.8.3 suggests: START 0, the k-th interim k,
+	// STOP one more than the last interim. Interims go out at least an
+	// interval apart, so counting intervals since the answer numbers
+	// them uniquely and in order, however many were lost.
 	number := 0
 	event := r.Answer
 	switch kind {
 	case RecordStop:
 		number, event = 1, r.Release
-	case RecordInterim:
-		number = 2
 		if interval > 0 {
-			number = 1 + int(now.Sub(r.Answer)/interval)
+			number = 1 + int(r.Release.Sub(r.Answer)/interval)
+		}
+	case RecordInterim:
+		number = 1
+		if interval > 0 {
+			number = max(1, int(now.Sub(r.Answer)/interval))
 		}
 	}
 	m.NewAVP(avp.AccountingRecordNumber, avp.Mbit, 0, datatype.Unsigned32(number))

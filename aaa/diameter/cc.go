@@ -23,6 +23,13 @@ const (
 	ccTermination = 3
 )
 
+// Credit-Control-Failure-Handling (RFC 4006 §8.14).
+const (
+	ccfhTerminate         = 0
+	ccfhContinue          = 1
+	ccfhRetryAndTerminate = 2
+)
+
 // Result codes of RFC 4006 §9 the switch acts on.
 const (
 	resultEndUserServiceDenied = 4010
@@ -35,11 +42,18 @@ const (
 // before the callee is called, CCR-Update before the granted time runs
 // out (with the time used), CCR-Termination at the end. It is core/call's
 // Authorizer; each call's session its AuthzSession.
+//
+// Client.Timeout is Tx (RFC 4006 §13), the wait for one peer's answer.
+// Which failure handling applies when none comes is the server's word
+// (Credit-Control-Failure-Handling in its last answer); until it has
+// said, or when it never does, FailOpen's: CONTINUE when true, else
+// RETRY_AND_TERMINATE. TERMINATE asks one peer; the others fail over.
 type CreditControl struct {
 	Client         *Client
 	ID             Identity
 	ServiceContext string        // Service-Context-Id; "" = "voice@" + origin realm
 	Request        time.Duration // CC-Time asked for in each request; default 300 s
+	FailOpen       bool          // the local failure handling (the operator's authorization_failure = open)
 	Log            *slog.Logger
 	seq            atomic.Uint64
 	start          int64
@@ -67,20 +81,31 @@ type ccSession struct {
 	r      call.AuthzRequest
 	mu     sync.Mutex
 	number uint32
+	ccfh   int           // the failure handling in force
+	used   time.Duration // the call's time so far
+	told   uint32        // seconds of it a server acknowledged
 	ended  bool
+	// over ends with the session: an update still waiting (or about to
+	// fail over) is given up, never sent after the Termination.
+	over context.Context
+	end  context.CancelFunc
 }
 
 // Authorize implements core/call's Authorizer: CCR-Initial.
 func (c *CreditControl) Authorize(ctx context.Context, r call.AuthzRequest) (call.Grant, error) {
 	c.once.Do(func() { c.start = time.Now().Unix() })
-	s := &ccSession{cc: c, r: r, id: fmt.Sprintf("%s;%d;%d", c.ID.OriginHost, c.start, c.seq.Add(1))}
-	a, err := c.Client.Send(ctx, s.request(ccInitial, 0, -1))
+	s := &ccSession{cc: c, r: r, id: fmt.Sprintf("%s;%d;%d", c.ID.OriginHost, c.start, c.seq.Add(1)), ccfh: ccfhRetryAndTerminate}
+	if c.FailOpen {
+		s.ccfh = ccfhContinue
+	}
+	a, err := c.Client.Send(ctx, s.request(ccInitial, 0, 0))
 	if err != nil {
 		return call.Grant{}, err
 	}
 	g, err := s.grant(a)
 	if err == nil && g.Allow {
 		c.open.Add(1) // until End
+		s.over, s.end = context.WithCancel(context.Background())
 		g.Session = s
 	}
 	return g, err
@@ -90,13 +115,42 @@ func (c *CreditControl) Authorize(ctx context.Context, r call.AuthzRequest) (cal
 func (s *ccSession) Extend(ctx context.Context, used time.Duration) (call.Grant, error) {
 	s.mu.Lock()
 	s.number++
-	n := s.number
+	n, ccfh := s.number, s.ccfh
+	secs := s.use(used)
 	s.mu.Unlock()
-	a, err := s.cc.Client.Send(ctx, s.request(ccUpdate, n, used))
+	send := s.cc.Client.Send
+	if ccfh == ccfhTerminate {
+		// "Granted only as long as there is a connection to the
+		// credit-control server" (RFC 4006 §8.14): no failover.
+		send = s.cc.Client.SendOne
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(s.over, cancel)()
+	a, err := send(ctx, s.request(ccUpdate, n, secs))
 	if err != nil {
 		return call.Grant{}, err
 	}
+	s.reported(secs)
 	return s.grant(a)
+}
+
+// use adds used to the session's time and returns the whole seconds to
+// report: what has begun (50 ms of timer lateness aside), less what a
+// server has already been told of. Reports add up to the call's time
+// rounded up once, not once per report. Caller holds s.mu.
+func (s *ccSession) use(used time.Duration) uint32 {
+	s.used += used
+	total := uint32(max(0, (s.used-50*time.Millisecond+time.Second-1)/time.Second))
+	return total - min(total, s.told)
+}
+
+// reported counts secs as known to the server: it answered the report
+// (unanswered, they go again with the next).
+func (s *ccSession) reported(secs uint32) {
+	s.mu.Lock()
+	s.told += secs
+	s.mu.Unlock()
 }
 
 // End implements core/call's AuthzSession: CCR-Termination.
@@ -107,13 +161,16 @@ func (s *ccSession) End(used time.Duration) {
 		return
 	}
 	s.ended = true
+	s.end()
 	s.number++
 	n := s.number
+	secs := s.use(used)
 	s.mu.Unlock()
 	defer s.cc.open.Done()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	// Every peer gets its Tx: the used time is worth the wait.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(len(s.cc.Client.Peers))*s.cc.Client.tx()+time.Second)
 	defer cancel()
-	a, err := s.cc.Client.Send(ctx, s.request(ccTermination, n, used))
+	a, err := s.cc.Client.Send(ctx, s.request(ccTermination, n, secs))
 	if err == nil && ResultCode(a) != diam.Success {
 		err = fmt.Errorf("Result-Code %d", ResultCode(a))
 	}
@@ -122,8 +179,8 @@ func (s *ccSession) End(used time.Duration) {
 	}
 }
 
-// request builds a CCR; used < 0: no Used-Service-Unit.
-func (s *ccSession) request(kind int, number uint32, used time.Duration) *diam.Message {
+// request builds a CCR with used seconds (the Initial: none).
+func (s *ccSession) request(kind int, number uint32, used uint32) *diam.Message {
 	c := s.cc
 	m := diam.NewRequest(diam.CreditControl, 4, dict.Default)
 	m.NewAVP(avp.SessionID, avp.Mbit, 0, datatype.UTF8String(s.id))
@@ -158,20 +215,19 @@ func (s *ccSession) request(kind int, number uint32, used time.Duration) *diam.M
 			diam.NewAVP(avp.CCTime, avp.Mbit, 0, datatype.Unsigned32(ask/time.Second)),
 		}})
 	}
-	if used >= 0 {
+	if kind != ccInitial {
 		m.NewAVP(avp.UsedServiceUnit, avp.Mbit, 0, &diam.GroupedAVP{AVP: []*diam.AVP{
-			// Whole seconds, rounded up: the server charges what began.
-			diam.NewAVP(avp.CCTime, avp.Mbit, 0, datatype.Unsigned32((used+time.Second-1)/time.Second)),
+			diam.NewAVP(avp.CCTime, avp.Mbit, 0, datatype.Unsigned32(used)),
 		}})
 	}
 	return m
 }
 
 // grant reads a CCA: 2001 with Granted-Service-Unit CC-Time (none: no
-// limit), Final-Unit-Indication (no more after this), and
-// Credit-Control-Failure-Handling (CONTINUE: the call goes on when a
-// later request gets no answer); 4010/4012/5030 refuse; anything else is
-// an error (the operator's authorization_failure applies).
+// limit), Validity-Time, Final-Unit-Indication (no more after this), and
+// Credit-Control-Failure-Handling (what a later request without an
+// answer does); 4010/4012/5030 refuse; anything else is an error (the
+// operator's authorization_failure applies).
 func (s *ccSession) grant(a *diam.Message) (call.Grant, error) {
 	switch rc := ResultCode(a); rc {
 	case diam.Success:
@@ -192,34 +248,46 @@ func (s *ccSession) grant(a *diam.Message) (call.Grant, error) {
 			}
 		}
 	}
-	if v, err := a.FindAVP(avp.FinalUnitIndication, 0); err == nil && v != nil {
-		g.Final = true
-	} else if findGrouped(a, avp.FinalUnitIndication) != nil {
-		g.Final = true
-	}
-	if v, err := a.FindAVP(avp.CreditControlFailureHandling, 0); err == nil {
-		if e, ok := v.Data.(datatype.Enumerated); ok && e == 1 { // CONTINUE
-			g.FailOpen = true
+	g.Final = findAVP(a, avp.FinalUnitIndication) != nil
+	if v := findAVP(a, avp.ValidityTime); v != nil {
+		if d, ok := v.Data.(datatype.Unsigned32); ok {
+			g.Validity = time.Duration(d) * time.Second
 		}
 	}
+	s.mu.Lock()
+	if v, err := a.FindAVP(avp.CreditControlFailureHandling, 0); err == nil {
+		if e, ok := v.Data.(datatype.Enumerated); ok && e >= ccfhTerminate && e <= ccfhRetryAndTerminate {
+			s.ccfh = int(e) // in force until an answer says otherwise
+		}
+	}
+	g.FailOpen = s.ccfh == ccfhContinue
+	s.mu.Unlock()
 	return g, nil
 }
 
 // findGrouped finds a grouped AVP at the top of a or in its
 // Multiple-Services-Credit-Control.
 func findGrouped(a *diam.Message, code uint32) *diam.GroupedAVP {
-	if v, err := a.FindAVP(code, 0); err == nil {
+	if v := findAVP(a, code); v != nil {
 		if g, ok := v.Data.(*diam.GroupedAVP); ok {
 			return g
 		}
+	}
+	return nil
+}
+
+// findAVP finds an AVP at the top of a or in its
+// Multiple-Services-Credit-Control (where servers of 3GPP's Gy put
+// Granted-Service-Unit and Validity-Time).
+func findAVP(a *diam.Message, code uint32) *diam.AVP {
+	if v, err := a.FindAVP(code, 0); err == nil && v != nil {
+		return v
 	}
 	if v, err := a.FindAVP(avp.MultipleServicesCreditControl, 0); err == nil {
 		if mscc, ok := v.Data.(*diam.GroupedAVP); ok {
 			for _, x := range mscc.AVP {
 				if x.Code == code {
-					if g, ok := x.Data.(*diam.GroupedAVP); ok {
-						return g
-					}
+					return x
 				}
 			}
 		}

@@ -24,10 +24,24 @@ var ErrNoPeer = errors.New("diameter: no peer is open")
 // set (RFC 6733 §5.5.4: a possible retransmission), the same End-to-End
 // Identifier, so that the server can tell a repetition.
 func (c *Client) Send(ctx context.Context, m *diam.Message) (*diam.Message, error) {
-	timeout := c.Timeout
-	if timeout <= 0 {
-		timeout = 5 * time.Second
+	return c.send(ctx, m, true)
+}
+
+// SendOne is Send without failover: the first open peer only.
+func (c *Client) SendOne(ctx context.Context, m *diam.Message) (*diam.Message, error) {
+	return c.send(ctx, m, false)
+}
+
+// tx is the wait for one peer's answer.
+func (c *Client) tx() time.Duration {
+	if c.Timeout <= 0 {
+		return 5 * time.Second
 	}
+	return c.Timeout
+}
+
+func (c *Client) send(ctx context.Context, m *diam.Message, failover bool) (*diam.Message, error) {
+	timeout := c.tx()
 	var last error = ErrNoPeer
 	tried := false
 	for _, p := range c.Peers {
@@ -48,6 +62,9 @@ func (c *Client) Send(ctx context.Context, m *diam.Message) (*diam.Message, erro
 			return nil, ctx.Err()
 		}
 		last = fmt.Errorf("diameter peer %s: %w", p.Addr(), err)
+		if !failover {
+			break
+		}
 	}
 	return nil, last
 }

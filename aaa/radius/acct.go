@@ -106,6 +106,8 @@ func terminateCause(end string) rfc2866.AcctTerminateCause {
 		return rfc2866.AcctTerminateCause_Value_AdminReboot
 	case cdr.EndTimeLimit:
 		return rfc2866.AcctTerminateCause_Value_SessionTimeout
+	case cdr.EndCreditFailed:
+		return rfc2866.AcctTerminateCause_Value_ServiceUnavailable
 	case cdr.EndRestart:
 		return rfc2866.AcctTerminateCause_Value_NASReboot
 	default:

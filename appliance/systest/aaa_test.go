@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -290,7 +291,7 @@ func TestDiameterAccounting(t *testing.T) {
 func TestDiameterCreditControl(t *testing.T) {
 	t.Parallel()
 	o := testserver.NewOCS(map[string]int{"1001": 3, "1002": 0}, 1)
-	srv, callee, _ := cardBed(t, o, "cc1")
+	srv, callee, _ := cardBed(t, "cc1", o.Answer)
 
 	a := runSipp(t, callOpts(srv, "caller-1001", "uac_call_recv_bye.xml", "1002"))
 	b := callee.wait()
@@ -328,29 +329,47 @@ func TestDiameterCreditControl(t *testing.T) {
 	if r := cdrFiles(t, filepath.Join(srv.DataDir, "cdr"))[callIDs(a)[0]]; r == nil || r["end_reason"] != "time limit" {
 		t.Errorf("the card call's record: %v", r)
 	}
+	// Each grant counts from its report, and reports add up to the call's
+	// time rounded up once: the 3 s are used, not overdrawn.
+	if left := o.Balance("1001"); left != 0 {
+		t.Errorf("1001's balance after the call: %d s, want 0 (%v)", left, o.Log())
+	}
 }
 
-// TestDiameterCreditControlFailureHandling: the OCS grants 1 s and then
-// answers no CCR-Update. With its Credit-Control-Failure-Handling
-// CONTINUE the call goes on without a limit until the caller hangs up;
-// without (TERMINATE) it ends when the granted second runs out.
+// TestDiameterCreditControlFailureHandling: the OCS grants 60 s valid for
+// 1 s (Validity-Time: an update every second), and the first of two OCSs
+// answers no update (Tx 1 s). What the switch does is what the answers'
+// Credit-Control-Failure-Handling says (RFC 4006 §8.14): TERMINATE asks
+// the first only and releases the call; RETRY_AND_TERMINATE fails over to
+// the second and the call goes on; CONTINUE, with both silent, lets the
+// call go on without a limit. In each the OCSs see the Termination.
 func TestDiameterCreditControlFailureHandling(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
-		name     string
-		cont     bool
-		scenario string
-		end      string
+		name      string
+		ccfh      int
+		bothQuiet bool
+		scenario  string
+		end       string
+		kinds     string // CC-Request-Types answered or logged, by pattern
 	}{
-		{"continue", true, "uac_call_bye_hold.xml", "normal"},
-		{"terminate", false, "uac_call_recv_bye.xml", "time limit"},
+		{"terminate", 0, false, "uac_call_recv_bye.xml", "credit control failed", `^1,3$`},
+		{"retry_and_terminate", 2, false, "uac_call_bye_hold.xml", "normal", `^1,(2,)+3$`},
+		{"continue", 1, true, "uac_call_bye_hold.xml", "normal", `^1,2,2,3$`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			o := testserver.NewOCS(map[string]int{"1001": 100}, 1)
-			o.SilentUpdates, o.Continue = true, c.cont
-			srv, callee, _ := cardBed(t, o, "cf1")
+			t.Parallel()
+			o := testserver.NewOCS(map[string]int{"1001": 600}, 60)
+			o.FailureHandling, o.Validity, o.SilentUpdates = c.ccfh, 1, c.bothQuiet
+			first := func(m *diam.Message) *diam.Message {
+				if testserver.IsUpdate(m) && !c.bothQuiet {
+					return nil // unheard: not in o's log
+				}
+				return o.Answer(m)
+			}
+			srv, callee, _ := cardBed(t, "cf-"+strings.ReplaceAll(c.name, "_", "-"), first, o.Answer)
 			o2 := callOpts(srv, "caller-1001", c.scenario, "1002")
-			o2.Pause = 7 * time.Second // past the grant and the update's wait (5 s)
+			o2.Pause = 5 * time.Second
 			a := runSipp(t, o2)
 			callee.wait().requireOK(t)
 			a.expectOK(t)
@@ -359,12 +378,17 @@ func TestDiameterCreditControlFailureHandling(t *testing.T) {
 			if r == nil || r["end_reason"] != c.end {
 				t.Fatalf("record %v, want end reason %q", r, c.end)
 			}
+			if c.end != "normal" {
+				if reason := a.mustReceivedRequest(t, "BYE").Header("Reason"); !strings.Contains(reason, "credit control unavailable") {
+					t.Errorf("the caller's BYE has Reason %q", reason)
+				}
+			}
 			var kinds []string
 			for _, l := range o.Log() {
 				kinds = append(kinds, strings.Fields(l)[0])
 			}
-			if len(kinds) < 3 || kinds[0] != "1" || kinds[1] != "2" || kinds[len(kinds)-1] != "3" {
-				t.Fatalf("CC-Request-Types %v", kinds)
+			if k := strings.Join(kinds, ","); !regexp.MustCompile(c.kinds).MatchString(k) {
+				t.Fatalf("CC-Request-Types %s, want %s", k, c.kinds)
 			}
 		})
 	}
@@ -375,7 +399,7 @@ func TestDiameterCreditControlFailureHandling(t *testing.T) {
 func TestDiameterCreditControlAtStop(t *testing.T) {
 	t.Parallel()
 	o := testserver.NewOCS(map[string]int{"1001": 600}, 300)
-	srv, _, ocs := cardBed(t, o, "st1")
+	srv, _, ocs := cardBed(t, "st1", o.Answer)
 	o2 := callOpts(srv, "caller-1001", "uac_call_bye_hold.xml", "1002")
 	o2.Pause = 30 * time.Second
 	caller := startSipp(t, o2)
@@ -391,20 +415,30 @@ func TestDiameterCreditControlAtStop(t *testing.T) {
 	}
 }
 
-// cardBed is a switch whose subscribers' calls the test OCS o authorises
-// (Diameter credit control), with 1002 registered at a sipp UAS that
-// answers; it returns the switch, the UAS and the OCS's server.
-func cardBed(t *testing.T, o *testserver.OCS, node string) (*server, *sippProc, *testserver.Server) {
+// cardBed is a switch whose subscribers' calls are authorised by online
+// charging servers of the tests' own (Diameter credit control, Tx 1 s),
+// one per answering function, in order; with 1002 registered at a sipp
+// UAS that answers. It returns the switch, the UAS and the first OCS.
+func cardBed(t *testing.T, node string, answers ...func(*diam.Message) *diam.Message) (*server, *sippProc, *testserver.Server) {
 	t.Helper()
-	ocs := testserver.Start(t, "ocs.test", o.Answer)
+	var names, peers []string
+	var ocs []*testserver.Server
+	for i, answer := range answers {
+		o := testserver.Start(t, fmt.Sprintf("ocs%d.test", i+1), answer)
+		ocs = append(ocs, o)
+		names = append(names, fmt.Sprintf("%q", fmt.Sprintf("ocs%d", i+1)))
+		peers = append(peers, fmt.Sprintf("[[aaa.diameter]]\nname = \"ocs%d\"\naddress = %q\n", i+1, o.Addr))
+	}
 	cfg := defaultConfig()
-	cfg.Extra = fmt.Sprintf("[billing]\nnode = %q\n\n[aaa]\ncall_authorization = [\"ocs1\"]\norigin_host = \"ss1.test\"\n"+
-		"origin_realm = \"test\"\n\n[[aaa.diameter]]\nname = \"ocs1\"\naddress = %q\n", node, ocs.Addr)
+	cfg.Extra = fmt.Sprintf("[billing]\nnode = %q\n\n[aaa]\ncall_authorization = [%s]\ncredit_control_tx = \"1s\"\n"+
+		"origin_host = \"ss1.test\"\norigin_realm = \"test\"\n\n%s", node, strings.Join(names, ", "), strings.Join(peers, "\n"))
 	srv := startServer(t, cfg)
-	waitLog(t, srv, 10*time.Second, "Diameter peer open")
+	for _, o := range ocs {
+		waitLog(t, srv, 10*time.Second, "Diameter peer open", o.Addr)
+	}
 	callee := startUAS(t, "callee-1002", "uas_answer.xml", sippOpts{Keys: map[string]string{"user": "1002"}})
 	registerContact(t, srv, "1002", "secret1002", callee.Port)
-	return srv, callee, ocs
+	return srv, callee, ocs[0]
 }
 
 // requireTimeLimitBYEs checks both legs of a call released at its granted

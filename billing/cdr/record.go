@@ -14,15 +14,16 @@ import (
 
 // End reasons (end_reason).
 const (
-	EndNormal      = "normal"        // answered, then hung up by either party
-	EndCancelled   = "cancelled"     // the caller gave up before the answer
-	EndNoAnswer    = "no answer"     // rang until the no-answer timer
-	EndRejected    = "rejected"      // refused: by the callee, a gateway, or the switch's routing
-	EndFailed      = "failed"        // a protocol or network failure (no ACK, peer not responding)
-	EndSessionTime = "session timer" // RFC 4028 session timer expired or refresh failed
-	EndShutdown    = "switch shutdown"
-	EndTimeLimit   = "time limit"       // the authoriser's granted duration (prepaid) was used up
-	EndRestart     = "ended by restart" // in progress when the switch stopped without a release
+	EndNormal       = "normal"        // answered, then hung up by either party
+	EndCancelled    = "cancelled"     // the caller gave up before the answer
+	EndNoAnswer     = "no answer"     // rang until the no-answer timer
+	EndRejected     = "rejected"      // refused: by the callee, a gateway, or the switch's routing
+	EndFailed       = "failed"        // a protocol or network failure (no ACK, peer not responding)
+	EndSessionTime  = "session timer" // RFC 4028 session timer expired or refresh failed
+	EndShutdown     = "switch shutdown"
+	EndTimeLimit    = "time limit"            // the authoriser's granted duration (prepaid) was used up
+	EndCreditFailed = "credit control failed" // no credit-control server answered a prepaid call's extension (RFC 4006 TERMINATE)
+	EndRestart      = "ended by restart"      // in progress when the switch stopped without a release
 )
 
 // Record is one call attempt. Times are UTC; zero times are empty in

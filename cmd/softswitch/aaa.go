@@ -152,9 +152,14 @@ func radiusAuth(cfg config.Config, authn *auth.Authenticator, nas string, dia *d
 		log.Info("REGISTER digests checked by RADIUS", "servers", names)
 	}
 	if names := cfg.AAA.CallAuthorization; len(names) > 0 && dia.peers[names[0]] != nil {
-		authz = &diameter.CreditControl{Client: &diameter.Client{Peers: dia.list(names)}, ID: diameterID(cfg), Log: log}
+		tx := cfg.AAA.CreditControlTx.Duration
+		if tx == 0 {
+			tx = config.DefaultCreditControlTx
+		}
+		authz = &diameter.CreditControl{Client: &diameter.Client{Peers: dia.list(names), Timeout: tx}, ID: diameterID(cfg),
+			FailOpen: cfg.AAA.AuthorizationFailure == "open", Log: log}
 		log.Info("subscribers' calls authorised by Diameter credit control", "peers", names,
-			"when_unanswered", cfg.AAA.AuthorizationFailure)
+			"when_unanswered", cfg.AAA.AuthorizationFailure, "tx", tx.String())
 	} else if len(names) > 0 {
 		cl := radiusClient(cfg, names, false, bus, log)
 		closers = append(closers, cl.Close)

@@ -30,15 +30,18 @@ type AuthzRequest struct {
 // Grant is an authoriser's answer.
 type Grant struct {
 	Allow    bool
-	Duration time.Duration // the call is released this long after its answer; 0: no limit
+	Duration time.Duration // the call is released this long after its answer (or the extension's report); 0: no limit
 	Class    string        // echoed in the call's accounting (RADIUS Class)
 	// Session, when set, follows the call (Diameter credit control):
 	// asked for more before Duration is used up, unless Final, and told
 	// of the end. FailOpen: when it cannot answer an extension, the call
-	// goes on without a limit (else it is released).
+	// goes on without a limit (else it is released at once). Validity:
+	// ask again this long after this answer even if granted time is left
+	// (RFC 4006 Validity-Time); 0: not before it runs out.
 	Session  AuthzSession
 	Final    bool
 	FailOpen bool
+	Validity time.Duration
 	// When refused: the status and Q.850 cause to answer with (0: 403,
 	// 21 call rejected), and a text for the log.
 	Status int
@@ -57,8 +60,9 @@ type AuthzSession interface {
 	End(used time.Duration)
 }
 
-// authorizeWait bounds an authorisation (failover included).
-const authorizeWait = 15 * time.Second
+// authorizeWait bounds an authorisation, failover included (the
+// authoriser's own waits are shorter: RADIUS's tries, Diameter's Tx).
+const authorizeWait = 30 * time.Second
 
 // authorize asks m.Authz about a subscriber's call. ok false: the call
 // must not go on, and d says how to refuse it (d.Status 0: the caller
@@ -104,31 +108,41 @@ func (m *Manager) authorize(req *sip.Request, tx sip.ServerTransaction, caller C
 
 // startGrant arms the granted time at the answer. Caller holds c.mu.
 func (c *Call) startGrant() {
-	if c.grant <= 0 {
-		return
-	}
 	c.reported = c.answered
-	c.deadline = c.answered.Add(c.grant)
+	if c.grant > 0 {
+		c.deadline = c.answered.Add(c.grant)
+	}
 	c.armGrant()
 }
 
 // armGrant sets the timer of the current grant: the release at its end
 // when it is the last (or there is no session to ask), else the
-// extension a little before. Caller holds c.mu.
+// extension a little before, or when the grant's validity ends (RFC 4006
+// Validity-Time), whichever comes first. Caller holds c.mu.
 func (c *Call) armGrant() {
 	c.stopTimer(&c.limit)
-	left := time.Until(c.deadline)
 	if c.authz == nil || c.grantFinal {
-		c.limit = time.AfterFunc(left, c.timeLimit)
+		if !c.deadline.IsZero() {
+			c.limit = time.AfterFunc(time.Until(c.deadline), c.timeLimit)
+		}
 		return
 	}
-	// Ask early enough for the answer to come back in time.
-	early := min(5*time.Second, c.grant/4)
-	c.limit = time.AfterFunc(max(0, left-early), c.extendGrant)
+	next, ok := time.Duration(0), false
+	if !c.deadline.IsZero() {
+		// Ask early enough for the answer to come back in time.
+		next, ok = time.Until(c.deadline)-min(5*time.Second, c.grant/4), true
+	}
+	if !c.validUntil.IsZero() && (!ok || time.Until(c.validUntil) < next) {
+		next, ok = time.Until(c.validUntil), true
+	}
+	if ok {
+		c.limit = time.AfterFunc(max(0, next), c.extendGrant)
+	}
 }
 
-// extendGrant asks the session for more time, off the lock, and arms
-// what it answered.
+// extendGrant reports the time used and asks the session for more, off
+// the lock. The new grant counts from the report: what was left of the
+// old one is given back (the server has charged what was used).
 func (c *Call) extendGrant() {
 	defer c.guard("call grant extension")
 	c.lock()
@@ -140,9 +154,10 @@ func (c *Call) extendGrant() {
 	used := now.Sub(c.reported)
 	c.reported = now
 	s := c.authz
-	if !c.grantFailOpen {
-		// Failure handling TERMINATE: without an answer by then, the
-		// call ends when what is granted runs out (an answer re-arms).
+	c.stopTimer(&c.limit)
+	if !c.grantFailOpen && !c.deadline.IsZero() {
+		// Unless failures are to be ignored (CONTINUE), what is granted
+		// may run out while the server is asked.
 		c.limit = time.AfterFunc(time.Until(c.deadline), c.timeLimit)
 	}
 	c.unlock()
@@ -151,26 +166,36 @@ func (c *Call) extendGrant() {
 	cancel()
 	c.lock()
 	defer c.unlock()
-	if c.st != confirmed {
+	if c.st != confirmed || c.authz != s {
 		return
 	}
 	switch {
 	case err != nil && c.grantFailOpen:
 		c.m.log.Warn("call credit cannot be extended: the call goes on without a limit (CONTINUE)", "call", c.a.callID, "err", err)
 		c.stopTimer(&c.limit)
+		c.deadline, c.validUntil = time.Time{}, time.Time{}
 	case err != nil:
-		c.m.log.Warn("call credit cannot be extended: the call ends at its granted time", "call", c.a.callID, "err", err)
-		c.grantFinal = true
-		c.armGrant()
+		// TERMINATE, RETRY_AND_TERMINATE (RFC 4006 §5.7): no server
+		// answered, so the service ends now.
+		c.m.log.Warn("call credit cannot be extended: the call is released", "call", c.a.callID, "err", err)
+		c.release("credit control failed", `Q.850;cause=16;text="credit control unavailable"`)
 	case !g.Allow:
-		c.grantFinal = true // no more: what is granted runs out
+		// No more: what was left of the last grant runs out.
+		c.m.log.Info("call credit refused: the call ends when its granted time runs out", "call", c.a.callID, "reply", g.Reason)
+		if c.deadline.IsZero() {
+			c.release("time limit", `Q.850;cause=16;text="credit refused"`)
+			return
+		}
+		c.grantFinal = true
 		c.armGrant()
 	default:
 		c.grant, c.grantFinal, c.grantFailOpen = g.Duration, g.Final, g.FailOpen
-		c.deadline = c.deadline.Add(g.Duration)
-		if g.Duration <= 0 {
-			c.stopTimer(&c.limit) // no limit from now on
-			return
+		c.deadline, c.validUntil = time.Time{}, time.Time{}
+		if g.Duration > 0 {
+			c.deadline = now.Add(g.Duration)
+		}
+		if g.Validity > 0 {
+			c.validUntil = time.Now().Add(g.Validity)
 		}
 		c.armGrant()
 	}
@@ -200,6 +225,12 @@ func (c *Call) timeLimit() {
 		return
 	}
 	c.m.log.Info("granted time used up: call released", "call", c.a.callID, "granted", c.grant.String())
-	c.byeBoth(nil, `Q.850;cause=16;text="granted time used up"`)
-	c.end("time limit", events.SideSwitch, 200, 16)
+	c.release("time limit", `Q.850;cause=16;text="granted time used up"`)
+}
+
+// release ends an answered call for its authorisation: BYE to both legs
+// with reason, the record's end why. Caller holds c.mu.
+func (c *Call) release(why, reason string) {
+	c.byeBoth(nil, reason)
+	c.end(why, events.SideSwitch, 200, 16)
 }

@@ -70,10 +70,11 @@ type Call struct {
 	class    string        // the authoriser's Class, for accounting
 	// Credit control (authorize.go): the session that grants more time,
 	// when the current grant ends, and when used time was last reported.
-	authz                     AuthzSession
-	grantFinal, grantFailOpen bool
-	deadline, reported        time.Time
-	limit                     *time.Timer
+	// deadline, validUntil: zero when none.
+	authz                          AuthzSession
+	grantFinal, grantFailOpen      bool
+	deadline, reported, validUntil time.Time
+	limit                          *time.Timer
 
 	seInterval   int
 	seWatchdog   *time.Timer
@@ -200,6 +201,9 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		trunk: caller.Trunk, route: dec.Route, grant: grant.Duration, class: grant.Class,
 		authz: grant.Session, grantFinal: grant.Final, grantFailOpen: grant.FailOpen}
 	grant.Session = nil // the call holds it now
+	if grant.Validity > 0 {
+		c.validUntil = time.Now().Add(grant.Validity)
+	}
 	if c.callingSent == "" {
 		c.callingSent = c.calling
 	}

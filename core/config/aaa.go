@@ -18,10 +18,13 @@ type AAA struct {
 	CallAuthorization []string `toml:"call_authorization"`
 	// AuthorizationFailure: when no server answers, "closed" refuses the
 	// call (503, cause 41), "open" lets it go on without a limit.
-	AuthorizationFailure string         `toml:"authorization_failure"`
-	Accounting           []string       `toml:"accounting"`       // RADIUS servers, by name, tried in order; empty: no accounting
-	InterimInterval      Duration       `toml:"interim_interval"` // Interim-Update period; 0: none
-	Radius               []RadiusServer `toml:"radius"`
+	AuthorizationFailure string `toml:"authorization_failure"`
+	// CreditControlTx: how long a credit-control request waits for one
+	// peer's answer (RFC 4006 Tx); 0: DefaultCreditControlTx.
+	CreditControlTx Duration       `toml:"credit_control_tx"`
+	Accounting      []string       `toml:"accounting"`       // RADIUS servers, by name, tried in order; empty: no accounting
+	InterimInterval Duration       `toml:"interim_interval"` // Interim-Update period; 0: none
+	Radius          []RadiusServer `toml:"radius"`
 
 	// Diameter: the switch's identity, and its peers (RFC 6733).
 	OriginHost       string         `toml:"origin_host"`       // e.g. ss1.operator.net
@@ -29,6 +32,9 @@ type AAA struct {
 	DestinationRealm string         `toml:"destination_realm"` // "" = origin_realm
 	Diameter         []DiameterPeer `toml:"diameter"`
 }
+
+// DefaultCreditControlTx is RFC 4006 §13's recommended Tx.
+const DefaultCreditControlTx = 10 * time.Second
 
 // DiameterPeer is one Diameter server.
 type DiameterPeer struct {
@@ -170,6 +176,8 @@ func (c *Config) validateAAA() error {
 	case len(a.Accounting) > 0 && !c.Billing.Enabled:
 		return invalid("aaa.accounting", "needs [billing] enabled = true: Acct-Session-Id is the CDR's record id, "+
 			"and accounting records wait in the CDR spool until delivered")
+	case a.CreditControlTx.Duration != 0 && (a.CreditControlTx.Duration < time.Second || a.CreditControlTx.Duration > 30*time.Second):
+		return invalid("aaa.credit_control_tx", "must be 0 (%s) or between 1s and 30s", DefaultCreditControlTx)
 	case a.InterimInterval.Duration != 0 && a.InterimInterval.Duration < 10*time.Second:
 		return invalid("aaa.interim_interval", "must be 0 (none) or at least 10s")
 	}

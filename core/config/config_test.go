@@ -80,6 +80,7 @@ func TestErrorsCarryFileAndLine(t *testing.T) {
 		{"[aaa]\norigin_host = \"ss1.test\"\norigin_realm = \"test\"\ncall_auth = [\"d1\"]\n[[aaa.diameter]]\nname = \"d1\"\naddress = \"192.0.2.1:3868\"\n", 4, "RADIUS only"},
 		{"[[aaa.diameter]]\nname = \"d1\"\naddress = \"192.0.2.1\"\n", 3, "aaa.diameter[0].address"},
 		{"[billing]\nenabled = false\n[aaa]\naccounting = [\"r1\"]\n[[aaa.radius]]\nname = \"r1\"\naddress = \"192.0.2.1\"\nsecret = \"0123456789abcdef\"\n", 4, "needs [billing] enabled"},
+		{"[aaa]\ncredit_control_tx = \"100ms\"\n", 2, "aaa.credit_control_tx"},
 	}
 	for _, c := range cases {
 		_, err := Parse("bad.toml", []byte(c.src))

@@ -102,9 +102,12 @@ func Success(m *diam.Message, host string) *diam.Message {
 // Final-Unit-Indication; it records every request.
 type OCS struct {
 	// SilentUpdates: CCR-Update gets no answer (an OCS gone silent).
-	// Continue: answers carry Credit-Control-Failure-Handling CONTINUE.
-	// Set them before the first request.
-	SilentUpdates, Continue bool
+	// FailureHandling: the Credit-Control-Failure-Handling answers carry
+	// (-1, NewOCS's: none). Validity: their Validity-Time in seconds (0:
+	// none). Set them before the first request.
+	SilentUpdates   bool
+	FailureHandling int
+	Validity        int
 
 	mu      sync.Mutex
 	balance map[string]int
@@ -158,8 +161,11 @@ func (o *OCS) Answer(m *diam.Message) *diam.Message {
 	if kind == 2 && o.SilentUpdates {
 		return nil
 	}
-	if o.Continue {
-		a.NewAVP(avp.CreditControlFailureHandling, avp.Mbit, 0, datatype.Enumerated(1))
+	if o.FailureHandling >= 0 {
+		a.NewAVP(avp.CreditControlFailureHandling, avp.Mbit, 0, datatype.Enumerated(o.FailureHandling))
+	}
+	if o.Validity > 0 {
+		a.NewAVP(avp.ValidityTime, avp.Mbit, 0, datatype.Unsigned32(o.Validity))
 	}
 	left := o.balance[user]
 	if left <= 0 {
@@ -179,7 +185,15 @@ func (o *OCS) Answer(m *diam.Message) *diam.Message {
 }
 
 // NewOCS is an OCS with these balances (seconds) granting unit at a time.
-func NewOCS(balance map[string]int, unit int) *OCS { return &OCS{balance: balance, unit: unit} }
+func NewOCS(balance map[string]int, unit int) *OCS {
+	return &OCS{balance: balance, unit: unit, FailureHandling: -1}
+}
+
+// IsUpdate tells whether m is a CCR-Update.
+func IsUpdate(m *diam.Message) bool {
+	rt, err := m.FindAVP(avp.CCRequestType, 0)
+	return err == nil && rt.Data.(datatype.Enumerated) == 2
+}
 
 // Log is every request seen: "CC-Request-Type CC-Request-Number used user".
 func (o *OCS) Log() []string {
