@@ -112,6 +112,9 @@ func (p *pair) connect(t *testing.T, node int, within time.Duration) {
 			}
 		}
 		p.Stop(name, syscall.SIGKILL)
+		// A master killed leaves its socket: the next one would find it,
+		// "disable multiplexing" and never serve `-O check`.
+		os.Remove(filepath.Join(p.Dir, "ssh-"+pairNodes[node].name))
 		if time.Now().After(deadline) {
 			t.Fatalf("no SSH connection to node %s's management interface after %v", pairNodes[node].name, within)
 		}
