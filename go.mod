@@ -6,6 +6,7 @@ require (
 	github.com/emiago/sipgo v1.7.2
 	github.com/fclairamb/ftpserverlib v0.32.3
 	github.com/fiorix/go-diameter/v4 v4.3.0
+	github.com/gosnmp/gosnmp v1.47.0
 	github.com/icholy/digest v1.2.0
 	github.com/jlaffaye/ftp v0.2.4
 	github.com/miekg/dns v1.1.73

@@ -28,6 +28,8 @@ command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 command -v svcrack >/dev/null 2>&1 || need+=(sipvicious)        # the guessing and enumeration attacks of the system tests
 command -v curl >/dev/null 2>&1 || need+=(curl)                # the CDR pull tests (FTP, FTPS, SFTP)
 command -v lftp >/dev/null 2>&1 || need+=(lftp)                # the CDR pull test (FTPS)
+command -v snmpget >/dev/null 2>&1 || need+=(snmp)              # net-snmp's tools query the SNMP agent
+command -v smilint >/dev/null 2>&1 || need+=(smitools)          # checks our MIB
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
