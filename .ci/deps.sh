@@ -60,6 +60,9 @@ install_no_service() {
 # 1812/1813) must not run.
 install_no_service vsftpd vsftpd
 install_no_service freeradius freeradius
+# snmptrapd receives the agent's notifications in the OAM tests (its own
+# service, on port 162, must not run).
+install_no_service snmptrapd snmptrapd
 
 # freeDiameter is the Diameter peer of the AAA tests (started by them with
 # a configuration of their own; the packages ship no service).

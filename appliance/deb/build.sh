@@ -47,9 +47,12 @@ for s in postinst prerm postrm; do
     install -m 0755 "$HERE/debian/$s" "$ROOT/DEBIAN/$s"
 done
 install -m 0644 "$REPO/README.md" "$ROOT/usr/share/doc/softswitch/README.md"
-for d in config.md numbering.md causes.md install.md cdr.md billing.md aaa.md dictionary.softswitch; do
+for d in config.md numbering.md causes.md install.md cdr.md billing.md aaa.md snmp.md dictionary.softswitch; do
     install -m 0644 "$REPO/docs/$d" "$ROOT/usr/share/doc/softswitch/$d"
 done
+# Where net-snmp and NMS look for MIB modules (docs/snmp.md).
+install -d "$ROOT/usr/share/snmp/mibs"
+install -m 0644 "$REPO/oam/snmp/mib/SOFTSWITCH-MIB.txt" "$ROOT/usr/share/snmp/mibs/SOFTSWITCH-MIB.txt"
 install -m 0644 "$HERE/debian/copyright" "$ROOT/usr/share/doc/softswitch/copyright"
 {
     echo "softswitch ($VERSION) unstable; urgency=medium"

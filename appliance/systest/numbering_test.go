@@ -79,20 +79,27 @@ func checkReason(t *testing.T, who string, m sipMsg, cause int) {
 // waitLog waits until the server log contains every one of parts on one line.
 func waitLog(t *testing.T, srv *server, within time.Duration, parts ...string) {
 	t.Helper()
+	waitFileLine(t, srv.LogPath, within, parts...)
+}
+
+// waitFileLine returns the file's text once a line of it has every part,
+// or fails.
+func waitFileLine(t *testing.T, path string, within time.Duration, parts ...string) string {
+	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		data, _ := os.ReadFile(srv.LogPath)
+		data, _ := os.ReadFile(path)
 		for _, line := range strings.Split(string(data), "\n") {
 			ok := true
 			for _, p := range parts {
 				ok = ok && strings.Contains(line, p)
 			}
 			if ok {
-				return
+				return string(data)
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no log line with %q within %v", parts, within)
+			t.Fatalf("no line with %q in %s within %v:\n%s", parts, path, within, data)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -54,6 +54,7 @@ import (
 	"github.com/softswitch/softswitch/interwork/gateway"
 	"github.com/softswitch/softswitch/interwork/resolve"
 	"github.com/softswitch/softswitch/interwork/trunkreg"
+	"github.com/softswitch/softswitch/oam/alarm"
 	"github.com/softswitch/softswitch/oam/control"
 	"github.com/softswitch/softswitch/oam/stats"
 )
@@ -98,6 +99,7 @@ func run(args []string) error {
 	// the port answer may stop us at once, and an uncaught SIGTERM would
 	// skip the clean stop (open CDR file closed, hand-over saved). One
 	// that arrives during start-up is served once start-up is done.
+	started := time.Now()
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 
@@ -111,7 +113,9 @@ func run(args []string) error {
 
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.Log.Level))
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	levelVar := new(slog.LevelVar) // SNMP may change it
+	levelVar.Set(level)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: levelVar}))
 	safe.SetLogger(log)
 	tuneRuntime(cfg.Runtime, log)
 	// sipgo's own logs: warnings and up, rate limited.
@@ -137,6 +141,8 @@ func run(args []string) error {
 	}
 	counters := &stats.Counters{}
 	counters.Attach(bus)
+	alarms := alarm.New()
+	alarms.Attach(bus)
 	bus.Subscribe(func(e *events.Event) { logProtection(log, e) })
 
 	subs := &auth.Subscribers{}
@@ -322,6 +328,15 @@ func run(args []string) error {
 	if cfg.HA.Enabled {
 		safe.Loop("HA role", ctx.Done(), func() { followRole(ctx, cfg.Data.Dir, prober, log) })
 	}
+	alarms.Notify = func(n alarm.Notice) {
+		log.Info("alarm", "id", n.ID, "type", string(n.Type), "severity", n.Severity.String(), "resource", n.Resource,
+			"text", n.Text, "cleared", n.Clear)
+	}
+	if err := startSNMP(ctx, cfg, snmpSources{alarms: alarms, counters: counters, level: levelVar, name: nasName(cfg, bill), start: started,
+		gateways: func() []*gateway.Gateway { return router.Tables().Set.Gateways() }}, log); err != nil {
+		return err
+	}
+	safe.Go("alarms", func() { alarms.Run(ctx.Done()) }) // after Notify is set for good
 	regs := &trunkreg.Registrar{Client: srv.Client, ContactHost: host, ContactPort: port, Bus: bus, Log: log}
 	regs.Start(ctx, router.Tables().Set.Registrations())
 	defer regs.Stop()

@@ -48,6 +48,7 @@ type Config struct {
 	Overload    Overload      `toml:"overload"`
 	Billing     Billing       `toml:"billing"`
 	AAA         AAA           `toml:"aaa"`
+	SNMP        SNMP          `toml:"snmp"`
 	Rating      rating.Spec   `toml:"rating"` // tariffs (docs/billing.md); provisioning, reloaded on SIGHUP
 	Data        Data          `toml:"data"`
 	Log         Log           `toml:"log"`
@@ -485,6 +486,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateAAA(); err != nil {
+		return err
+	}
+	if err := c.validateSNMP(); err != nil {
 		return err
 	}
 	if _, err := rating.Compile(c.Rating); err != nil {

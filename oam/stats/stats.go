@@ -3,7 +3,9 @@
 package stats
 
 import (
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/softswitch/softswitch/core/events"
 )
@@ -15,7 +17,67 @@ type Counters struct {
 	Releases      atomic.Int64
 	Failed        atomic.Int64 // released without answer
 	Active        atomic.Int64 // calls between attempt and release
+	Peak          atomic.Int64 // the most Active since the start
 	Registrations atomic.Int64 // current bindings
+
+	window window
+}
+
+// window counts attempts and answers per second over the last hour, for
+// the rolling figures (BHCA, ASR over 15 minutes, calls per second).
+type window struct {
+	mu       sync.Mutex
+	sec      [3600]int64 // the unix second each slot holds
+	attempts [3600]int32
+	answers  [3600]int32
+}
+
+func (w *window) add(now int64, attempt bool) {
+	i := now % 3600
+	w.mu.Lock()
+	if w.sec[i] != now {
+		w.sec[i], w.attempts[i], w.answers[i] = now, 0, 0
+	}
+	if attempt {
+		w.attempts[i]++
+	} else {
+		w.answers[i]++
+	}
+	w.mu.Unlock()
+}
+
+// sum adds up the last n seconds before now (now's own second excluded:
+// it is not over yet).
+func (w *window) sum(now int64, n int) (attempts, answers int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for s := now - int64(n); s < now; s++ {
+		if i := ((s % 3600) + 3600) % 3600; w.sec[i] == s {
+			attempts += int64(w.attempts[i])
+			answers += int64(w.answers[i])
+		}
+	}
+	return attempts, answers
+}
+
+// Rolling figures at now.
+type Rolling struct {
+	BusyHourAttempts int64   // attempts in the last 60 minutes
+	ASR15            float64 // answers per attempt over the last 15 minutes, 0 to 1 (0 when none)
+	CallsPerSecond   float64 // attempts per second over the last 10 seconds
+}
+
+// Rolling reads the windowed figures.
+func (c *Counters) Rolling(now time.Time) Rolling {
+	t := now.Unix()
+	var r Rolling
+	r.BusyHourAttempts, _ = c.window.sum(t, 3600)
+	if at, an := c.window.sum(t, 900); at > 0 {
+		r.ASR15 = float64(an) / float64(at)
+	}
+	at, _ := c.window.sum(t, 10)
+	r.CallsPerSecond = float64(at) / 10
+	return r
 }
 
 // Snapshot is a copy of the counters at one instant.
@@ -30,9 +92,16 @@ func (c *Counters) handle(e *events.Event) {
 	switch e.Kind {
 	case events.CallAttempt:
 		c.Attempts.Add(1)
-		c.Active.Add(1)
+		for a := c.Active.Add(1); ; {
+			p := c.Peak.Load()
+			if a <= p || c.Peak.CompareAndSwap(p, a) {
+				break
+			}
+		}
+		c.window.add(time.Now().Unix(), true)
 	case events.CallAnswer:
 		c.Answers.Add(1)
+		c.window.add(time.Now().Unix(), false)
 	case events.CallRelease:
 		c.Releases.Add(1)
 		c.Active.Add(-1)

@@ -1,0 +1,227 @@
+package systest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// snmpTool runs a net-snmp tool with numeric OIDs, one try of 3 s.
+func snmpTool(t *testing.T, tool string, args ...string) (string, error) {
+	t.Helper()
+	out, err := exec.Command(tool, append([]string{"-On", "-r", "1", "-t", "3"}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+func mustSNMP(t *testing.T, tool string, args ...string) string {
+	t.Helper()
+	out, err := snmpTool(t, tool, args...)
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", tool, args, err, out)
+	}
+	return out
+}
+
+// snmpValue is the value part of the one line snmpget printed for oid.
+func snmpValue(t *testing.T, out, oid string) string {
+	t.Helper()
+	for _, l := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(l, oid+" = "); ok {
+			return v
+		}
+	}
+	t.Fatalf("no %s in\n%s", oid, out)
+	return ""
+}
+
+const (
+	ssCallAttempts = ".1.3.6.1.4.1.32473.1.1.1.3.0"
+	ssCallAnswers  = ".1.3.6.1.4.1.32473.1.1.1.4.0"
+	ssActiveCalls  = ".1.3.6.1.4.1.32473.1.1.1.1.0"
+	ssGatewayEntry = ".1.3.6.1.4.1.32473.1.1.4.1"
+)
+
+// TestSNMPAgent: the daemon's agent over v2c and v3 as net-snmp's tools
+// see it: counters after sipp's calls equal the calls made; a gateway
+// locked by snmpset gets no more calls (the other one takes them) until
+// unlocked; a v3 authPriv walk of the whole tree names every object of
+// our MIB; a wrong key and an unknown community get nothing.
+func TestSNMPAgent(t *testing.T) {
+	t.Parallel()
+	pa, pb, ps := freePort(t), freePort(t), freePort(t)
+	agent := fmt.Sprintf("127.0.0.1:%d", ps)
+	cfg := defaultConfig()
+	cfg.Extra = fmt.Sprintf("[snmp]\nlisten = %q\nlocation = \"rack 7\"\n\n"+
+		"[[snmp.community]]\nname = \"noc-rw-community\"\naccess = \"write\"\nsources = [\"127.0.0.1\"]\n\n"+
+		"[[snmp.user]]\nname = \"noc\"\nauth = \"SHA-256\"\nauth_password = \"noc-auth-secret\"\npriv = \"AES\"\n"+
+		"priv_password = \"noc-priv-secret\"\naccess = \"write\"\n\n", agent) +
+		huntTOML("", gw("gw-a", pa, 1, 1, ""), gw("gw-b", pb, 2, 1, ""))
+	srv := startServer(t, cfg)
+	startUAS(t, "gw-a", "uas_answer.xml", sippOpts{Port: pa, Calls: -1, Timeout: 120 * time.Second})
+	startUAS(t, "gw-b", "uas_answer.xml", sippOpts{Port: pb, Calls: -1, Timeout: 120 * time.Second})
+	v2 := []string{"-v2c", "-c", "noc-rw-community", agent}
+	v3 := []string{"-v3", "-l", "authPriv", "-u", "noc", "-a", "SHA-256", "-A", "noc-auth-secret", "-x", "AES", "-X", "noc-priv-secret", agent}
+
+	out := mustSNMP(t, "snmpget", append(v2, ssCallAttempts, ".1.3.6.1.2.1.1.6.0")...)
+	if v := snmpValue(t, out, ssCallAttempts); v != "Counter64: 0" {
+		t.Fatalf("attempts before any call: %s", v)
+	}
+	if v := snmpValue(t, out, ".1.3.6.1.2.1.1.6.0"); v != `STRING: "rack 7"` {
+		t.Fatalf("sysLocation %s", v)
+	}
+	trunkCalls(t, srv, "calls-1", 7, 20)
+	gwAttempts := func(row int) string {
+		oid := fmt.Sprintf("%s.7.%d", ssGatewayEntry, row)
+		return snmpValue(t, mustSNMP(t, "snmpget", append(v2, oid)...), oid)
+	}
+	out = mustSNMP(t, "snmpget", append(v2, ssCallAttempts, ssCallAnswers, ssActiveCalls)...)
+	if a, b, c := snmpValue(t, out, ssCallAttempts), snmpValue(t, out, ssCallAnswers), snmpValue(t, out, ssActiveCalls); a != "Counter64: 7" ||
+		b != "Counter64: 7" || c != "Gauge32: 0" {
+		t.Fatalf("after 7 calls: attempts %s, answers %s, active %s", a, b, c)
+	}
+	if a, b := gwAttempts(1), gwAttempts(2); a != "Counter64: 7" || b != "Counter64: 0" {
+		t.Fatalf("gateway attempts a %s, b %s: gw-a (priority 1) should have taken all 7", a, b)
+	}
+
+	// Lock gw-a: the next calls go to gw-b.
+	mustSNMP(t, "snmpset", append(v2, ssGatewayEntry+".4.1", "i", "2")...)
+	trunkCalls(t, srv, "calls-2", 4, 20)
+	if a, b := gwAttempts(1), gwAttempts(2); a != "Counter64: 7" || b != "Counter64: 4" {
+		t.Fatalf("with gw-a locked: a %s, b %s", a, b)
+	}
+	out, err := snmpTool(t, "snmpset", append(v2, ssGatewayEntry+".4.1", "i", "5")...)
+	if err == nil || !strings.Contains(out, "wrongValue") {
+		t.Fatalf("admin state 5: %v\n%s", err, out)
+	}
+	mustSNMP(t, "snmpset", append(v3, ssGatewayEntry+".4.1", "i", "1")...)
+	trunkCalls(t, srv, "calls-3", 2, 20)
+	if a := gwAttempts(1); a != "Counter64: 9" {
+		t.Fatalf("gw-a unlocked: attempts %s", a)
+	}
+
+	// The whole tree over v3; our subtree with our MIB loaded: each of
+	// our objects has a name (a number left would be an object the agent
+	// serves and the MIB lacks).
+	walk := mustSNMP(t, "snmpwalk", append(v3, ".1")...)
+	for _, want := range []string{".1.3.6.1.2.1.1.6.0 = STRING: \"rack 7\"", ".1.3.6.1.6.3.10.2.1.2.0 = INTEGER: 1",
+		ssCallAttempts + " = Counter64: 13"} {
+		if !strings.Contains(walk, want) {
+			t.Errorf("the walk has no %q", want)
+		}
+	}
+	ours := mustSNMP(t, "snmpwalk", append([]string{"-M", "../../oam/snmp/mib/base:../../oam/snmp/mib", "-m", "SOFTSWITCH-MIB", "-Os"},
+		append(v3[:len(v3)-1], agent, ".1.3.6.1.4.1.32473")...)...)
+	named := regexp.MustCompile(`^ss[A-Za-z0-9]+(\.[0-9]+)+ = `)
+	lines := strings.Split(strings.TrimSpace(ours), "\n")
+	for _, l := range lines {
+		if !named.MatchString(l) {
+			t.Errorf("not named by SOFTSWITCH-MIB: %s", l)
+		}
+	}
+	for _, want := range []string{"ssCallAttempts.0 = Counter64: 13", "ssGatewayName.2 = STRING: gw-b",
+		"ssGatewayAdminState.1 = INTEGER: unlocked(1)", "ssLogLevel.0 = INTEGER: debug(1)"} {
+		if !strings.Contains(ours, want) {
+			t.Errorf("our subtree has no %q", want)
+		}
+	}
+	if len(lines) < 20 || t.Failed() {
+		t.Fatalf("our subtree:\n%s", ours)
+	}
+
+	for name, args := range map[string][]string{
+		"wrong key":         {"-v3", "-l", "authPriv", "-u", "noc", "-a", "SHA-256", "-A", "not-the-secret", "-x", "AES", "-X", "noc-priv-secret", agent},
+		"unknown community": {"-v2c", "-c", "public", agent},
+	} {
+		if out, err := snmpTool(t, "snmpget", append(args, ssCallAttempts)...); err == nil {
+			t.Errorf("%s: answered\n%s", name, out)
+		}
+	}
+	logData, _ := os.ReadFile(srv.LogPath)
+	log := string(logData)
+	for _, secret := range []string{"noc-rw-community", "noc-auth-secret", "noc-priv-secret"} {
+		if strings.Contains(log, secret) {
+			t.Errorf("%q is in the log", secret)
+		}
+	}
+}
+
+// snmptrapd is a net-snmp trap receiver on a free loopback port, logging
+// what it gets (numeric OIDs) to a file the test reads.
+type snmptrapd struct {
+	Addr string
+	out  string
+}
+
+func startSnmptrapd(t *testing.T, community string) *snmptrapd {
+	t.Helper()
+	bin, err := exec.LookPath("snmptrapd")
+	if err != nil {
+		bin = "/usr/sbin/snmptrapd"
+	}
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "snmptrapd.conf")
+	if err := os.WriteFile(conf, []byte("authCommunity log "+community+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := &snmptrapd{Addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), out: filepath.Join(dir, "traps.log")}
+	f, err := os.Create(d.out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-f", "-Lo", "-C", "-c", conf, "-On", "-m", "", "udp:"+d.Addr)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); f.Close() })
+	return d
+}
+
+// wait returns the log once it has a line with every part, or fails.
+func (d *snmptrapd) wait(t *testing.T, within time.Duration, parts ...string) string {
+	t.Helper()
+	return waitFileLine(t, d.out, within, parts...)
+}
+
+// TestSNMPGatewayAlarm: a gateway that stops answering its OPTIONS
+// probes raises ssGatewayDown, sent as an inform to snmptrapd and listed
+// in ssAlarmTable; when it answers again ssGatewayUp clears it and the
+// table is empty.
+func TestSNMPGatewayAlarm(t *testing.T) {
+	t.Parallel()
+	trapd := startSnmptrapd(t, "trap-community-1")
+	pg, ps := freePort(t), freePort(t)
+	agent := fmt.Sprintf("127.0.0.1:%d", ps)
+	sink := startUDPSinkOn(t, pg)
+	cfg := defaultConfig()
+	cfg.Extra = fmt.Sprintf("[snmp]\nlisten = %q\n\n[[snmp.community]]\nname = \"noc-ro-community\"\nsources = [\"127.0.0.0/8\"]\n\n"+
+		"[[snmp.target]]\naddress = %q\ncommunity = \"trap-community-1\"\ninform = true\n\n", agent, trapd.Addr) +
+		huntTOML("", gw("gw-probed", pg, 1, 1, "probe = true\nprobe_interval = \"200ms\"\nprobe_failures = 2\nprobe_recoveries = 2"))
+	srv := startServer(t, cfg)
+	v2 := []string{"-v2c", "-c", "noc-ro-community", agent}
+
+	const down, up = ".1.3.6.1.4.1.32473.1.0.1", ".1.3.6.1.4.1.32473.1.0.2"
+	trapd.wait(t, 10*time.Second, "OID: "+down, "STRING: \"gw-probed\"", ".1.3.6.1.4.1.32473.1.1.7.1.3.1 = INTEGER: 2")
+	table := mustSNMP(t, "snmpwalk", append(v2, ".1.3.6.1.4.1.32473.1.1.7")...)
+	for _, want := range []string{".1.3.6.1.4.1.32473.1.1.7.1.2.1 = OID: " + down, ".1.3.6.1.4.1.32473.1.1.7.1.4.1 = STRING: \"gw-probed\""} {
+		if !strings.Contains(table, want) {
+			t.Errorf("ssAlarmTable has no %q:\n%s", want, table)
+		}
+	}
+
+	sink.close()
+	startUAS(t, "gw-probed", "uas_options.xml", sippOpts{Port: pg, Calls: -1, Timeout: 60 * time.Second})
+	log := trapd.wait(t, 10*time.Second, "OID: "+up, "STRING: \"gw-probed\"", ".1.3.6.1.4.1.32473.1.1.7.1.3.1 = INTEGER: 5")
+	if n := strings.Count(log, "OID: "+down); n != 1 {
+		t.Errorf("%d ssGatewayDown notifications, want 1:\n%s", n, log)
+	}
+	if table := mustSNMP(t, "snmpwalk", append(v2, ".1.3.6.1.4.1.32473.1.1.7")...); strings.Contains(table, "32473.1.1.7.1.") {
+		t.Errorf("ssAlarmTable after the clear:\n%s", table)
+	}
+	waitLog(t, srv, 5*time.Second, "msg=alarm", "type=gateway-down", "cleared=true")
+}

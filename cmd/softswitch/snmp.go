@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/netip"
+	"path/filepath"
+	"runtime/debug"
+	"time"
+
+	"github.com/gosnmp/gosnmp"
+
+	"github.com/softswitch/softswitch/core/config"
+	"github.com/softswitch/softswitch/core/safe"
+	"github.com/softswitch/softswitch/interwork/gateway"
+	"github.com/softswitch/softswitch/oam/alarm"
+	"github.com/softswitch/softswitch/oam/snmp"
+	"github.com/softswitch/softswitch/oam/stats"
+)
+
+// snmpSources is what the agent reports on.
+type snmpSources struct {
+	alarms   *alarm.Manager
+	counters *stats.Counters
+	level    *slog.LevelVar
+	gateways func() []*gateway.Gateway
+	name     string
+	start    time.Time
+}
+
+// Objects of SOFTSWITCH-MIB (oam/snmp/mib/SOFTSWITCH-MIB.txt).
+var (
+	ssCalls   = snmp.Enterprise.Append(1, 1, 1)
+	ssSystem  = snmp.Enterprise.Append(1, 1, 3)
+	ssGateway = snmp.Enterprise.Append(1, 1, 4, 1)
+	ssAlarm   = snmp.Enterprise.Append(1, 1, 7, 1)
+	ssNotify  = snmp.Enterprise.Append(1, 0)
+)
+
+// notification is each alarm type's raise under ssNotifications; its
+// clear is the next one.
+var notification = map[alarm.Type]uint32{
+	alarm.GatewayDown: 1, alarm.TrunkRegLost: 3, alarm.AAAServerDown: 5, alarm.CDRDelivery: 7,
+	alarm.DiskThreshold: 9, alarm.Overload: 11, alarm.AuthBan: 13, alarm.CDRSpoolFailing: 16,
+}
+
+// startSNMP serves the agent when [snmp] listen is set.
+func startSNMP(ctx context.Context, cfg config.Config, src snmpSources, log *slog.Logger) error {
+	s := cfg.SNMP
+	if s.Listen == "" {
+		return nil
+	}
+	a := &snmp.Agent{MIB: &snmp.MIB{}, EngineFile: filepath.Join(cfg.Data.Dir, "snmp-engine"), Log: log}
+	for _, c := range s.Communities {
+		var sources []netip.Prefix
+		for _, p := range c.Sources {
+			pf, _ := config.ParsePrefix(p) // validated
+			sources = append(sources, pf)
+		}
+		a.Communities = append(a.Communities, snmp.Community{Name: c.Name, Write: c.Access == "write", Sources: sources})
+	}
+	for _, u := range s.Users {
+		auth := map[string]gosnmp.SnmpV3AuthProtocol{"SHA-224": gosnmp.SHA224, "SHA-256": gosnmp.SHA256,
+			"SHA-384": gosnmp.SHA384, "SHA-512": gosnmp.SHA512, "": gosnmp.SHA256}[u.Auth]
+		priv := map[string]gosnmp.SnmpV3PrivProtocol{"AES": gosnmp.AES, "AES-192": gosnmp.AES192, "AES-256": gosnmp.AES256,
+			"": gosnmp.AES, "none": gosnmp.NoPriv}[u.Priv]
+		a.Users = append(a.Users, snmp.User{Name: u.Name, Auth: auth, AuthPass: u.AuthPassword, Priv: priv,
+			PrivPass: u.PrivPassword, Write: u.Access == "write"})
+	}
+	a.MIB.RegisterSystem(snmp.System{Descr: "softswitch " + buildVersion(), Contact: s.Contact, Name: src.name,
+		Location: s.Location, Start: src.start})
+	registerCalls(a.MIB, src)
+	registerGateways(a.MIB, src.gateways, log)
+	registerAlarms(a.MIB, src.alarms, src.start)
+	if err := a.Listen(s.Listen); err != nil {
+		return fmt.Errorf("snmp: %w", err)
+	}
+	n := &snmp.Notifier{Start: src.start, Log: log}
+	for _, t := range s.Targets {
+		ap, _ := t.AddrPort() // validated
+		n.Targets = append(n.Targets, snmp.Target{Addr: ap, Community: t.Community, Inform: t.Inform})
+	}
+	n.Run(ctx)
+	logged := src.alarms.Notify
+	src.alarms.Notify = func(no alarm.Notice) {
+		logged(no)
+		base, ok := notification[no.Type]
+		if !ok {
+			return
+		}
+		if no.Clear {
+			base++
+		}
+		row := snmp.OID{no.ID}
+		n.Notify(ssNotify.Append(base), []snmp.Var{
+			{OID: ssAlarm.Append(3).Append(row...), Type: gosnmp.Integer, Value: int(no.Severity)},
+			{OID: ssAlarm.Append(4).Append(row...), Type: gosnmp.OctetString, Value: []byte(no.Resource)},
+			{OID: ssAlarm.Append(5).Append(row...), Type: gosnmp.OctetString, Value: []byte(no.Text)},
+		})
+	}
+	safe.Go("SNMP agent", func() { a.Serve(ctx) })
+	log.Info("SNMP agent", "listen", a.Addr().String(), "communities", len(a.Communities), "users", len(a.Users),
+		"engine", fmt.Sprintf("%x", a.EngineID()))
+	if len(a.Communities) == 0 && len(a.Users) == 0 {
+		log.Warn("SNMP agent: no [[snmp.community]] and no [[snmp.user]]: it answers nobody")
+	}
+	return nil
+}
+
+// gauge clamps a count to Gauge32: never below 0, never wrapping.
+func gauge(n int64) uint { return uint(min(max(n, 0), math.MaxUint32)) }
+
+func counter64(n int64) uint64 { return uint64(max(n, 0)) }
+
+func registerCalls(m *snmp.MIB, src snmpSources) {
+	c := src.counters
+	m.Scalar(ssCalls.Append(1), gosnmp.Gauge32, func() any { return gauge(c.Active.Load()) })
+	m.Scalar(ssCalls.Append(2), gosnmp.Gauge32, func() any { return gauge(c.Peak.Load()) })
+	m.Scalar(ssCalls.Append(3), gosnmp.Counter64, func() any { return counter64(c.Attempts.Load()) })
+	m.Scalar(ssCalls.Append(4), gosnmp.Counter64, func() any { return counter64(c.Answers.Load()) })
+	m.Scalar(ssCalls.Append(5), gosnmp.Counter64, func() any { return counter64(c.Failed.Load()) })
+	m.Scalar(ssCalls.Append(6), gosnmp.Gauge32, func() any { return uint(math.Round(c.Rolling(time.Now()).ASR15 * 100)) })
+	m.Scalar(ssCalls.Append(7), gosnmp.Gauge32, func() any { return gauge(c.Rolling(time.Now()).BusyHourAttempts) })
+	m.Scalar(ssCalls.Append(8), gosnmp.Gauge32, func() any { return uint(math.Round(c.Rolling(time.Now()).CallsPerSecond)) })
+	m.Scalar(ssCalls.Append(11), gosnmp.Gauge32, func() any { return gauge(c.Registrations.Load()) })
+	levels := []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError}
+	m.WritableScalar(ssSystem.Append(2), gosnmp.Integer, func() any {
+		for i, l := range levels {
+			if src.level.Level() <= l {
+				return i + 1
+			}
+		}
+		return 4
+	}, func(v gosnmp.SnmpPDU, commit bool) error {
+		n, _ := v.Value.(int)
+		if n < 1 || n > 4 {
+			return snmp.WrongValue("debug(1), info(2), warn(3) or error(4)")
+		}
+		if commit {
+			src.level.Set(levels[n-1])
+			slog.Default().Info("log level set over SNMP", "level", levels[n-1].String())
+		}
+		return nil
+	})
+}
+
+// registerGateways adds ssGatewayTable: one row per configured gateway,
+// indexed by its place in the configuration.
+func registerGateways(m *snmp.MIB, gateways func() []*gateway.Gateway, log *slog.Logger) {
+	gw := func(r snmp.Row) *gateway.Gateway { return r.Data.(*gateway.Gateway) }
+	m.Table(ssGateway, []snmp.Column{
+		{Sub: 2, Type: gosnmp.OctetString, Get: func(r snmp.Row) any { return []byte(gw(r).Name) }},
+		{Sub: 3, Type: gosnmp.Integer, Get: func(r snmp.Row) any {
+			if gw(r).Down() {
+				return 2
+			}
+			return 1
+		}},
+		{Sub: 4, Type: gosnmp.Integer, Get: func(r snmp.Row) any {
+			if gw(r).State() == gateway.Locked {
+				return 2
+			}
+			return 1
+		}, Set: func(r snmp.Row, v gosnmp.SnmpPDU, commit bool) error {
+			n, _ := v.Value.(int)
+			if n != 1 && n != 2 {
+				return snmp.WrongValue("unlocked(1) or locked(2)")
+			}
+			if commit {
+				gw(r).SetAdminLocked(n == 2)
+				log.Info("gateway admin state set over SNMP", "gateway", gw(r).Name, "locked", n == 2)
+			}
+			return nil
+		}},
+		{Sub: 5, Type: gosnmp.Gauge32, Get: func(r snmp.Row) any { return gauge(gw(r).Counters().Active) }},
+		{Sub: 6, Type: gosnmp.Gauge32, Get: func(r snmp.Row) any { return gauge(int64(gw(r).Spec().MaxChannels)) }},
+		{Sub: 7, Type: gosnmp.Counter64, Get: func(r snmp.Row) any { return counter64(gw(r).Counters().Out) }},
+	}, func() []snmp.Row {
+		var rows []snmp.Row
+		for i, g := range gateways() {
+			rows = append(rows, snmp.Row{Index: snmp.OID{uint32(i + 1)}, Data: g})
+		}
+		return rows
+	})
+}
+
+// buildVersion is the module version or VCS revision the binary was built from.
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown build)"
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			return s.Value[:12]
+		}
+	}
+	return bi.Main.Version
+}
+
+// registerAlarms adds ssAlarmTable: the active alarms by their ids.
+func registerAlarms(m *snmp.MIB, alarms *alarm.Manager, start time.Time) {
+	al := func(r snmp.Row) alarm.Alarm { return r.Data.(alarm.Alarm) }
+	m.Table(ssAlarm, []snmp.Column{
+		{Sub: 2, Type: gosnmp.ObjectIdentifier, Get: func(r snmp.Row) any { return ssNotify.Append(notification[al(r).Type]).String() }},
+		{Sub: 3, Type: gosnmp.Integer, Get: func(r snmp.Row) any { return int(al(r).Severity) }},
+		{Sub: 4, Type: gosnmp.OctetString, Get: func(r snmp.Row) any { return []byte(al(r).Resource) }},
+		{Sub: 5, Type: gosnmp.OctetString, Get: func(r snmp.Row) any { return []byte(al(r).Text) }},
+		{Sub: 6, Type: gosnmp.TimeTicks, Get: func(r snmp.Row) any {
+			return uint32(max(0, al(r).Raised.Sub(start)) / (10 * time.Millisecond))
+		}},
+	}, func() []snmp.Row {
+		var rows []snmp.Row
+		for _, a := range alarms.Active() {
+			rows = append(rows, snmp.Row{Index: snmp.OID{a.ID}, Data: a})
+		}
+		return rows
+	})
+}
