@@ -209,6 +209,24 @@ func (p *pusher) recover() {
 	}
 }
 
+// PushBacklog is how many closed files the push target does not have yet.
+func (b *Billing) PushBacklog() (int, error) {
+	n := 0
+	err := b.sp.db.View(func(tx *bolt.Tx) error {
+		files := tx.Bucket(bucketFiles)
+		if files == nil {
+			return nil
+		}
+		if k, _ := files.Cursor().Last(); len(k) == 8 {
+			if last, done := u64(k), getU64(tx, keyDelivered); last > done {
+				n = int(last - done)
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
 // nextUndelivered is the first closed file the push target does not have.
 func (b *Billing) nextUndelivered() (seq uint64, name string, ok bool, err error) {
 	err = b.sp.db.View(func(tx *bolt.Tx) error {

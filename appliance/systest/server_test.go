@@ -451,18 +451,40 @@ type udpSink struct {
 // startUDPSink listens on a free 127.0.0.1 port and records every datagram.
 func startUDPSink(t *testing.T) *udpSink {
 	t.Helper()
-	return startUDPSinkOn(t, freePort(t))
+	// Bound on the spot: a port picked first could be taken by any
+	// process's ephemeral socket before the sink binds it.
+	for range 100 {
+		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("udp sink: %v", err)
+		}
+		port := c.LocalAddr().(*net.UDPAddr).Port
+		portsMu.Lock()
+		taken := portsUsed[port]
+		portsUsed[port] = true
+		portsMu.Unlock()
+		if taken {
+			c.Close()
+			continue
+		}
+		return serveUDPSink(t, c, port)
+	}
+	t.Fatal("udp sink: no port")
+	return nil
 }
 
 // startUDPSinkOn is startUDPSink on a given port.
 func startUDPSinkOn(t *testing.T, port int) *udpSink {
 	t.Helper()
-	s := &udpSink{Port: port, done: make(chan struct{})}
-	c, err := net.ListenPacket("udp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)))
+	c, err := net.ListenPacket("udp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
 		t.Fatalf("udp sink: %v", err)
 	}
-	s.conn = c
+	return serveUDPSink(t, c, port)
+}
+
+func serveUDPSink(t *testing.T, c net.PacketConn, port int) *udpSink {
+	s := &udpSink{Port: port, done: make(chan struct{}), conn: c}
 	go func() {
 		defer close(s.done)
 		buf := make([]byte, 65536)

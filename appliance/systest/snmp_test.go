@@ -55,11 +55,17 @@ func TestSNMPAgent(t *testing.T) {
 	t.Parallel()
 	pa, pb, ps := freePort(t), freePort(t), freePort(t)
 	agent := fmt.Sprintf("127.0.0.1:%d", ps)
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cfg := defaultConfig()
-	cfg.Extra = fmt.Sprintf("[snmp]\nlisten = %q\nlocation = \"rack 7\"\n\n"+
-		"[[snmp.community]]\nname = \"noc-rw-community\"\naccess = \"write\"\nsources = [\"127.0.0.1\"]\n\n"+
-		"[[snmp.user]]\nname = \"noc\"\nauth = \"SHA-256\"\nauth_password = \"noc-auth-secret\"\npriv = \"AES\"\n"+
-		"priv_password = \"noc-priv-secret\"\naccess = \"write\"\n\n", agent) +
+	cfg.Extra = fmt.Sprintf("[metrics]\nlisten = %q\nsources = [\"127.0.0.1\"]\n\n", metricsAddr) +
+		fmt.Sprintf("[snmp]\nlisten = %q\nlocation = \"rack 7\"\n\n"+
+			"[[snmp.community]]\nname = \"noc-rw-community\"\naccess = \"write\"\nsources = [\"127.0.0.1\"]\n\n"+
+			"[[snmp.user]]\nname = \"noc\"\nauth = \"SHA-256\"\nauth_password = \"noc-auth-secret\"\npriv = \"AES\"\n"+
+			"priv_password = \"noc-priv-secret\"\naccess = \"write\"\n\n"+
+			"[[aaa.radius]]\nname = \"rad-x\"\naddress = \"127.0.0.1\"\nsecret = \"radius-secret-0123\"\n\n"+
+			"[[aaa.diameter]]\nname = \"dia-x\"\naddress = \"127.0.0.1:%d\"\n\n[aaa]\norigin_host = \"ss1.test\"\norigin_realm = \"test\"\n\n"+
+			"[[registration]]\nname = \"carrier-x\"\nregistrar = \"127.0.0.1:%d\"\ndomain = \"carrier.test\"\nuser = \"sw\"\n"+
+			"password = \"trunk-secret-1\"\nexpires = 60\n\n", agent, freePort(t), startUDPSink(t).Port) +
 		huntTOML("", gw("gw-a", pa, 1, 1, ""), gw("gw-b", pb, 2, 1, ""))
 	srv := startServer(t, cfg)
 	startUAS(t, "gw-a", "uas_answer.xml", sippOpts{Port: pa, Calls: -1, Timeout: 120 * time.Second})
@@ -124,13 +130,28 @@ func TestSNMPAgent(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"ssCallAttempts.0 = Counter64: 13", "ssGatewayName.2 = STRING: gw-b",
-		"ssGatewayAdminState.1 = INTEGER: unlocked(1)", "ssLogLevel.0 = INTEGER: debug(1)"} {
+		"ssGatewayAdminState.1 = INTEGER: unlocked(1)", "ssLogLevel.0 = INTEGER: debug(1)", "ssHaRole.0 = INTEGER: standalone(1)",
+		"ssCdrDeliveryState.0 = INTEGER: disabled(1)", "ssAaaServerName.1 = STRING: rad-x", "ssAaaServerProtocol.1 = INTEGER: radius(1)",
+		"ssAaaServerName.2 = STRING: dia-x", "ssAaaServerProtocol.2 = INTEGER: diameter(2)", "ssTrunkRegName.1 = STRING: carrier-x"} {
 		if !strings.Contains(ours, want) {
 			t.Errorf("our subtree has no %q", want)
 		}
 	}
 	if len(lines) < 20 || t.Failed() {
 		t.Fatalf("our subtree:\n%s", ours)
+	}
+
+	// The same figures for Prometheus.
+	scrape, err := exec.Command("curl", "-sS", "--max-time", "5", "http://"+metricsAddr+"/metrics").CombinedOutput()
+	if err != nil {
+		t.Fatalf("curl: %v\n%s", err, scrape)
+	}
+	for _, want := range []string{"# TYPE softswitch_call_attempts_total counter\nsoftswitch_call_attempts_total 13\n",
+		"softswitch_call_answers_total 13\n", `softswitch_gateway_attempts_total{gateway="gw-a"} 9`,
+		`softswitch_gateway_attempts_total{gateway="gw-b"} 4`, "softswitch_calls_active 0\n"} {
+		if !strings.Contains(string(scrape), want) {
+			t.Errorf("the metrics have no %q:\n%s", want, scrape)
+		}
 	}
 
 	for name, args := range map[string][]string{
@@ -195,9 +216,9 @@ func (d *snmptrapd) wait(t *testing.T, within time.Duration, parts ...string) st
 func TestSNMPGatewayAlarm(t *testing.T) {
 	t.Parallel()
 	trapd := startSnmptrapd(t, "trap-community-1")
-	pg, ps := freePort(t), freePort(t)
+	sink := startUDPSink(t) // bound at once: a port picked first may be taken meanwhile
+	pg, ps := sink.Port, freePort(t)
 	agent := fmt.Sprintf("127.0.0.1:%d", ps)
-	sink := startUDPSinkOn(t, pg)
 	cfg := defaultConfig()
 	cfg.Extra = fmt.Sprintf("[snmp]\nlisten = %q\n\n[[snmp.community]]\nname = \"noc-ro-community\"\nsources = [\"127.0.0.0/8\"]\n\n"+
 		"[[snmp.target]]\naddress = %q\ncommunity = \"trap-community-1\"\ninform = true\n\n", agent, trapd.Addr) +

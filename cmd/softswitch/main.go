@@ -198,8 +198,10 @@ func run(args []string) error {
 		AgeTarget: cfg.Overload.AgeTarget.Duration, RetryAfterMin: cfg.Overload.RetryAfterMin,
 		RetryAfterMax: cfg.Overload.RetryAfterMax}, func() int { return calls.Active() }, bus)
 	parser := sipparse.New()
+	delay := &stats.Delay{}
 	srv := &server.Server{Log: log, Gate: &gate.Gate{Admission: admit}, Overload: shed,
-		Parser: parser, StackLog: stackLog, SlowRegister: authn.Remote(false)}
+		Parser: parser, StackLog: stackLog, SlowRegister: authn.Remote(false),
+		Handled: func(d time.Duration) { delay.Record(d, time.Now()) }}
 	bound, err := srv.Listen(cfg.SIP.Listen)
 	if err != nil {
 		return err
@@ -302,6 +304,8 @@ func run(args []string) error {
 	}
 	ctl := &control.Server{Path: controlPath(cfg.Data.Dir), Log: log}
 	controlCommands(ctl, limiter, admit, bus)
+	users := cliUsers(db, cfg.CLI.PasswordCost)
+	userCommands(ctl, users)
 	if bill != nil {
 		cdrCommands(ctl, bill)
 	}
@@ -332,12 +336,25 @@ func run(args []string) error {
 		log.Info("alarm", "id", n.ID, "type", string(n.Type), "severity", n.Severity.String(), "resource", n.Resource,
 			"text", n.Text, "cleared", n.Clear)
 	}
-	if err := startSNMP(ctx, cfg, snmpSources{alarms: alarms, counters: counters, level: levelVar, name: nasName(cfg, bill), start: started,
-		gateways: func() []*gateway.Gateway { return router.Tables().Set.Gateways() }}, log); err != nil {
+	regs := &trunkreg.Registrar{Client: srv.Client, ContactHost: host, ContactPort: port, Bus: bus, Log: log}
+	src := snmpSources{alarms: alarms, counters: counters, delay: delay, level: levelVar, name: nasName(cfg, bill), start: started,
+		gateways: func() []*gateway.Gateway { return router.Tables().Set.Gateways() }, trunks: regs.Status}
+	if bill != nil && len(cfg.Billing.Push.Servers) > 0 {
+		src.backlog = bill.PushBacklog
+	}
+	if cfg.HA.Enabled {
+		src.role = func() string { return ha.ReadRole(cfg.Data.Dir) }
+	}
+	if err := startSNMP(ctx, cfg, src, log); err != nil {
+		return err
+	}
+	if err := startMetrics(ctx, cfg, src, log); err != nil {
+		return err
+	}
+	if err := startCLI(ctx, cfg, src, users, log); err != nil {
 		return err
 	}
 	safe.Go("alarms", func() { alarms.Run(ctx.Done()) }) // after Notify is set for good
-	regs := &trunkreg.Registrar{Client: srv.Client, ContactHost: host, ContactPort: port, Bus: bus, Log: log}
 	regs.Start(ctx, router.Tables().Set.Registrations())
 	defer regs.Stop()
 	served := make(chan error, 1)

@@ -8,13 +8,16 @@ import (
 	"net/netip"
 	"path/filepath"
 	"runtime/debug"
+	"sort"
 	"time"
 
 	"github.com/gosnmp/gosnmp"
 
+	"github.com/softswitch/softswitch/appliance/ha"
 	"github.com/softswitch/softswitch/core/config"
 	"github.com/softswitch/softswitch/core/safe"
 	"github.com/softswitch/softswitch/interwork/gateway"
+	"github.com/softswitch/softswitch/interwork/trunkreg"
 	"github.com/softswitch/softswitch/oam/alarm"
 	"github.com/softswitch/softswitch/oam/snmp"
 	"github.com/softswitch/softswitch/oam/stats"
@@ -24,8 +27,12 @@ import (
 type snmpSources struct {
 	alarms   *alarm.Manager
 	counters *stats.Counters
+	delay    *stats.Delay
 	level    *slog.LevelVar
 	gateways func() []*gateway.Gateway
+	trunks   func() []trunkreg.Status
+	backlog  func() (int, error) // nil: CDRs are not pushed
+	role     func() string       // nil: not in a pair
 	name     string
 	start    time.Time
 }
@@ -36,6 +43,9 @@ var (
 	ssSystem  = snmp.Enterprise.Append(1, 1, 3)
 	ssGateway = snmp.Enterprise.Append(1, 1, 4, 1)
 	ssAlarm   = snmp.Enterprise.Append(1, 1, 7, 1)
+	ssBilling = snmp.Enterprise.Append(1, 1, 2)
+	ssTrunk   = snmp.Enterprise.Append(1, 1, 5, 1)
+	ssAAA     = snmp.Enterprise.Append(1, 1, 6, 1)
 	ssNotify  = snmp.Enterprise.Append(1, 0)
 )
 
@@ -74,6 +84,9 @@ func startSNMP(ctx context.Context, cfg config.Config, src snmpSources, log *slo
 	registerCalls(a.MIB, src)
 	registerGateways(a.MIB, src.gateways, log)
 	registerAlarms(a.MIB, src.alarms, src.start)
+	registerNode(a.MIB, src)
+	registerTrunks(a.MIB, src.trunks)
+	registerAAA(a.MIB, cfg.AAA, src.counters)
 	if err := a.Listen(s.Listen); err != nil {
 		return fmt.Errorf("snmp: %w", err)
 	}
@@ -124,6 +137,14 @@ func registerCalls(m *snmp.MIB, src snmpSources) {
 	m.Scalar(ssCalls.Append(6), gosnmp.Gauge32, func() any { return uint(math.Round(c.Rolling(time.Now()).ASR15 * 100)) })
 	m.Scalar(ssCalls.Append(7), gosnmp.Gauge32, func() any { return gauge(c.Rolling(time.Now()).BusyHourAttempts) })
 	m.Scalar(ssCalls.Append(8), gosnmp.Gauge32, func() any { return uint(math.Round(c.Rolling(time.Now()).CallsPerSecond)) })
+	m.Scalar(ssCalls.Append(9), gosnmp.Gauge32, func() any {
+		mean, _, _ := src.delay.LastMinute(time.Now())
+		return gauge(int64(mean / time.Microsecond))
+	})
+	m.Scalar(ssCalls.Append(10), gosnmp.Gauge32, func() any {
+		_, p99, _ := src.delay.LastMinute(time.Now())
+		return gauge(int64(p99 / time.Microsecond))
+	})
 	m.Scalar(ssCalls.Append(11), gosnmp.Gauge32, func() any { return gauge(c.Registrations.Load()) })
 	levels := []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError}
 	m.WritableScalar(ssSystem.Append(2), gosnmp.Integer, func() any {
@@ -215,6 +236,109 @@ func registerAlarms(m *snmp.MIB, alarms *alarm.Manager, start time.Time) {
 		var rows []snmp.Row
 		for _, a := range alarms.Active() {
 			rows = append(rows, snmp.Row{Index: snmp.OID{a.ID}, Data: a})
+		}
+		return rows
+	})
+}
+
+// registerNode adds the billing delivery objects and the pair role.
+func registerNode(m *snmp.MIB, src snmpSources) {
+	m.Scalar(ssBilling.Append(1), gosnmp.Gauge32, func() any {
+		if src.backlog == nil {
+			return uint(0)
+		}
+		n, _ := src.backlog()
+		return gauge(int64(n))
+	})
+	m.Scalar(ssBilling.Append(2), gosnmp.Integer, func() any {
+		switch {
+		case src.backlog == nil:
+			return 1 // disabled
+		case src.counters.State("cdr-delivery") == "failing":
+			return 3
+		}
+		return 2
+	})
+	m.Scalar(ssSystem.Append(1), gosnmp.Integer, func() any {
+		if src.role == nil {
+			return 1 // standalone
+		}
+		switch src.role() {
+		case ha.RoleMaster:
+			return 2
+		case ha.RoleBackup:
+			return 3
+		}
+		return 4 // fault, stopped, or no role yet: not serving
+	})
+}
+
+// registerTrunks adds ssTrunkRegTable, rows in name order.
+func registerTrunks(m *snmp.MIB, trunks func() []trunkreg.Status) {
+	st := func(r snmp.Row) trunkreg.Status { return r.Data.(trunkreg.Status) }
+	m.Table(ssTrunk, []snmp.Column{
+		{Sub: 2, Type: gosnmp.OctetString, Get: func(r snmp.Row) any { return []byte(st(r).Name) }},
+		{Sub: 3, Type: gosnmp.Integer, Get: func(r snmp.Row) any {
+			switch st(r).State {
+			case "registered":
+				return 1
+			case "failed":
+				return 2
+			}
+			return 3
+		}},
+	}, func() []snmp.Row {
+		list := trunks()
+		sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+		rows := make([]snmp.Row, len(list))
+		for i, s := range list {
+			rows[i] = snmp.Row{Index: snmp.OID{uint32(i + 1)}, Data: s}
+		}
+		return rows
+	})
+}
+
+// aaaServer is a row of ssAaaServerTable.
+type aaaServer struct {
+	name, protocol string
+	addrs          []string // as the server events name them
+}
+
+// registerAAA adds ssAaaServerTable: the RADIUS servers, then the
+// Diameter peers, in configuration order. A server is down when an
+// event said so of one of its addresses and none said up since.
+func registerAAA(m *snmp.MIB, a config.AAA, c *stats.Counters) {
+	var servers []aaaServer
+	for _, r := range a.Radius {
+		s := aaaServer{name: r.Name, protocol: "radius"}
+		auth, acct := r.Addrs()
+		s.addrs = []string{auth.String(), acct.String()}
+		servers = append(servers, s)
+	}
+	for _, d := range a.Diameter {
+		servers = append(servers, aaaServer{name: d.Name, protocol: "diameter", addrs: []string{d.Address}})
+	}
+	sv := func(r snmp.Row) aaaServer { return r.Data.(aaaServer) }
+	m.Table(ssAAA, []snmp.Column{
+		{Sub: 2, Type: gosnmp.OctetString, Get: func(r snmp.Row) any { return []byte(sv(r).name) }},
+		{Sub: 3, Type: gosnmp.Integer, Get: func(r snmp.Row) any {
+			if sv(r).protocol == "diameter" {
+				return 2
+			}
+			return 1
+		}},
+		{Sub: 4, Type: gosnmp.Integer, Get: func(r snmp.Row) any {
+			for _, addr := range sv(r).addrs {
+				if c.State("aaa "+addr) == "down" {
+					return 2
+				}
+			}
+			return 1
+		}},
+	}, func() []snmp.Row {
+		rows := make([]snmp.Row, len(servers))
+		for i, s := range servers {
+			rows[i] = snmp.Row{Index: snmp.OID{uint32(i + 1)}, Data: s}
 		}
 		return rows
 	})

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"flag"
 	"fmt"
 	"os"
@@ -70,37 +71,43 @@ func subcommand(args []string) (ok bool, err error) {
 		fmt.Println(string(h))
 		return true, nil
 	case "bans", "unban", "blocked", "unblock", "cdr-fetched":
-		fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
-		cfgPath := fs.String("config", "", "the softswitch configuration (default: /etc/softswitch/softswitch.toml if present)")
-		dataDir := fs.String("data-dir", "", "data directory the daemon runs with (overrides data.dir)")
-		if err := fs.Parse(args[1:]); err != nil {
-			return true, err
-		}
-		dir, err := runningDataDir(*cfgPath, *dataDir)
-		if err != nil {
-			return true, err
-		}
-		line := args[0]
-		switch args[0] {
-		case "unban", "unblock":
-			if fs.NArg() != 1 {
-				what := "ADDRESS|PREFIX|USER"
-				if args[0] == "unblock" {
-					what = "ADDRESS"
+		return true, askRunning(args, func(fs *flag.FlagSet) (string, error) {
+			line := args[0]
+			switch args[0] {
+			case "unban", "unblock":
+				if fs.NArg() != 1 {
+					what := "ADDRESS|PREFIX|USER"
+					if args[0] == "unblock" {
+						what = "ADDRESS"
+					}
+					return "", fmt.Errorf("usage: softswitch %s [--config FILE] [--data-dir DIR] %s", args[0], what)
 				}
-				return true, fmt.Errorf("usage: softswitch %s [--config FILE] [--data-dir DIR] %s", args[0], what)
+				line += " " + fs.Arg(0)
 			}
-			line += " " + fs.Arg(0)
-		}
-		out, err := control.Ask(controlPath(dir), line)
-		if err != nil {
-			return true, err
-		}
-		if msg, failed := strings.CutPrefix(out, "error: "); failed {
-			return true, fmt.Errorf("%s", strings.TrimSpace(msg))
-		}
-		fmt.Print(out)
-		return true, nil
+			return line, nil
+		})
+	case "cli-user":
+		// softswitch cli-user add NAME LEVEL (password on stdin) | del NAME | list
+		return true, askRunning(args, func(fs *flag.FlagSet) (string, error) {
+			switch {
+			case fs.NArg() == 3 && fs.Arg(0) == "add":
+				pw, err := bufio.NewReader(os.Stdin).ReadString('\n')
+				if err != nil && pw == "" {
+					return "", fmt.Errorf("no password on standard input")
+				}
+				pw = strings.TrimRight(pw, "\r\n")
+				if strings.ContainsAny(pw, " \t") {
+					return "", fmt.Errorf("a password without blanks, please")
+				}
+				return "cli-user-add " + fs.Arg(1) + " " + fs.Arg(2) + " " + pw, nil
+			case fs.NArg() == 2 && fs.Arg(0) == "del":
+				return "cli-user-del " + fs.Arg(1), nil
+			case fs.NArg() == 1 && fs.Arg(0) == "list":
+				return "cli-users", nil
+			}
+			return "", fmt.Errorf("usage: softswitch cli-user [--config FILE] [--data-dir DIR] add NAME LEVEL | del NAME | list " +
+				"(add reads the password from standard input)")
+		})
 	case "ha-config":
 		fs := flag.NewFlagSet("ha-config", flag.ContinueOnError)
 		cfgPath := fs.String("config", "/etc/softswitch/softswitch.toml", "the softswitch configuration")
@@ -228,4 +235,33 @@ func firstBoot(root string) error {
 		fmt.Println("values: " + strings.Join(keys, "; "))
 	}
 	return firstboot.Apply(s, root, os.Stdout)
+}
+
+// askRunning sends the running daemon (found by --config and
+// --data-dir) the control command line makes of the remaining
+// arguments, and prints its answer.
+func askRunning(args []string, line func(fs *flag.FlagSet) (string, error)) error {
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "the softswitch configuration (default: /etc/softswitch/softswitch.toml if present)")
+	dataDir := fs.String("data-dir", "", "data directory the daemon runs with (overrides data.dir)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	dir, err := runningDataDir(*cfgPath, *dataDir)
+	if err != nil {
+		return err
+	}
+	l, err := line(fs)
+	if err != nil {
+		return err
+	}
+	out, err := control.Ask(controlPath(dir), l)
+	if err != nil {
+		return err
+	}
+	if msg, failed := strings.CutPrefix(out, "error: "); failed {
+		return fmt.Errorf("%s", strings.TrimSpace(msg))
+	}
+	fmt.Print(out)
+	return nil
 }

@@ -49,6 +49,8 @@ type Config struct {
 	Billing     Billing       `toml:"billing"`
 	AAA         AAA           `toml:"aaa"`
 	SNMP        SNMP          `toml:"snmp"`
+	Metrics     Metrics       `toml:"metrics"`
+	CLI         CLI           `toml:"cli"`
 	Rating      rating.Spec   `toml:"rating"` // tariffs (docs/billing.md); provisioning, reloaded on SIGHUP
 	Data        Data          `toml:"data"`
 	Log         Log           `toml:"log"`
@@ -489,6 +491,12 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateSNMP(); err != nil {
+		return err
+	}
+	if err := c.validateMetrics(); err != nil {
+		return err
+	}
+	if err := c.validateCLI(); err != nil {
 		return err
 	}
 	if _, err := rating.Compile(c.Rating); err != nil {

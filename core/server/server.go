@@ -61,6 +61,9 @@ type Server struct {
 	// checked by a RADIUS server), so it runs on a goroutine of its own,
 	// not on the worker.
 	SlowRegister bool
+	// Handled, when set, is told each UDP message's processing delay
+	// (from its read to the end of its handling), on the SIP workers.
+	Handled func(time.Duration)
 
 	udp    net.PacketConn
 	udpw   net.PacketConn // udp answering from the address each peer sent to
@@ -206,6 +209,7 @@ func (s *Server) UDPEndpoint() *sipudp.Endpoint {
 		if s.Overload != nil {
 			s.ep.LateAfter = s.Overload.AgeTarget()
 		}
+		s.ep.Handled = s.Handled
 		s.ep.Init()
 	})
 	return s.ep

@@ -81,6 +81,9 @@ type Endpoint struct {
 	// LateAfter is the message age (from read to served) above which a
 	// message counts as late in Load (0: none is).
 	LateAfter time.Duration
+	// Handled, when set, is told each datagram's delay from its read to
+	// the end of its handling (R21's message processing delay).
+	Handled func(time.Duration)
 
 	wheel   *wheel.Wheel
 	seed    maphash.Seed
@@ -302,6 +305,9 @@ func (e *Endpoint) work(l lane) {
 			it.late = fresh // a new call that waited too long
 		}
 		e.handle(it)
+		if e.Handled != nil {
+			e.Handled(time.Duration(time.Now().UnixNano() - it.at))
+		}
 	}
 }
 

@@ -38,8 +38,20 @@ type Server struct {
 }
 
 type command struct {
-	help string
-	h    Handler
+	help   string
+	h      Handler
+	secret bool // its arguments are not logged (a password)
+}
+
+// HandleSecret registers a command whose arguments hold a secret: the
+// log names the command only.
+func (s *Server) HandleSecret(name, help string, h Handler) {
+	s.Handle(name, help, h)
+	s.mu.Lock()
+	c := s.cmds[name]
+	c.secret = true
+	s.cmds[name] = c
+	s.mu.Unlock()
 }
 
 // Handle registers name (before Serve).
@@ -49,7 +61,7 @@ func (s *Server) Handle(name, help string, h Handler) {
 	if s.cmds == nil {
 		s.cmds = map[string]command{}
 	}
-	s.cmds[name] = command{help, h}
+	s.cmds[name] = command{help: help, h: h}
 }
 
 // Listen binds the socket (an old one left by a crash is removed first:
@@ -108,7 +120,11 @@ func (s *Server) Run(line string) string {
 		return fmt.Sprintf("error: unknown command %q (try help)\n", f[0])
 	}
 	if s.Log != nil {
-		s.Log.Info("control command", "command", f[0], "args", strings.Join(f[1:], " "))
+		args := strings.Join(f[1:], " ")
+		if cmd.secret {
+			args = "(not logged: a secret)"
+		}
+		s.Log.Info("control command", "command", f[0], "args", args)
 	}
 	out, err := cmd.h(f[1:])
 	if err != nil {

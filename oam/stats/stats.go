@@ -21,6 +21,26 @@ type Counters struct {
 	Registrations atomic.Int64 // current bindings
 
 	window window
+
+	mu     sync.Mutex
+	states map[string]string // "aaa ADDR": up/down; "cdr-delivery": failing/ok
+}
+
+// State is the last state an event reported for key ("aaa " + a
+// server's address, "cdr-delivery"); "" when none yet.
+func (c *Counters) State(key string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.states[key]
+}
+
+func (c *Counters) setState(key, state string) {
+	c.mu.Lock()
+	if c.states == nil {
+		c.states = map[string]string{}
+	}
+	c.states[key] = state
+	c.mu.Unlock()
 }
 
 // window counts attempts and answers per second over the last hour, for
@@ -110,6 +130,10 @@ func (c *Counters) handle(e *events.Event) {
 		}
 	case events.Registered, events.Unregistered:
 		c.Registrations.Add(int64(e.Delta))
+	case events.AAAServer:
+		c.setState("aaa "+e.Source, e.State)
+	case events.CDRDelivery:
+		c.setState("cdr-delivery", e.State)
 	}
 }
 

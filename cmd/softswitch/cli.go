@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/softswitch/softswitch/core/config"
+	"github.com/softswitch/softswitch/core/safe"
+	"github.com/softswitch/softswitch/core/store"
+	"github.com/softswitch/softswitch/interwork/gateway"
+	"github.com/softswitch/softswitch/oam/cli"
+	"github.com/softswitch/softswitch/oam/control"
+)
+
+// cliUsers keeps the command line's users in the store (bcrypt hashes).
+func cliUsers(db *store.DB, cost int) *cli.Users {
+	return &cli.Users{
+		Cost: cost,
+		Load: func() ([]cli.User, error) {
+			var us []cli.User
+			_, err := db.GetTable("cli-users", &us)
+			return us, err
+		},
+		Save: func(us []cli.User) error { return db.PutTable("cli-users", us) },
+	}
+}
+
+// userCommands lets root manage the users through the control socket
+// (softswitch cli-user ...): there is no default user.
+func userCommands(ctl *control.Server, users *cli.Users) {
+	ctl.HandleSecret("cli-user-add", "cli-user-add NAME LEVEL PASSWORD: add or replace a command-line user (view, operator, admin)",
+		func(args []string) (string, error) {
+			if len(args) != 3 {
+				return "", errors.New("usage: cli-user-add NAME LEVEL PASSWORD")
+			}
+			level, ok := cli.ParseLevel(args[1])
+			if !ok {
+				return "", fmt.Errorf("level %q: view, operator or admin", args[1])
+			}
+			if err := users.Add(args[0], args[2], level); err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("user %s (%s) saved", args[0], level), nil
+		})
+	ctl.Handle("cli-user-del", "cli-user-del NAME: remove a command-line user", func(args []string) (string, error) {
+		if len(args) != 1 {
+			return "", errors.New("usage: cli-user-del NAME")
+		}
+		ok, err := users.Delete(args[0])
+		if err != nil || !ok {
+			return fmt.Sprintf("no user %s", args[0]), err
+		}
+		return fmt.Sprintf("user %s removed", args[0]), nil
+	})
+	ctl.Handle("cli-users", "list the command-line users", func([]string) (string, error) {
+		us, err := users.List()
+		if err != nil {
+			return "", err
+		}
+		var b strings.Builder
+		for _, u := range us {
+			fmt.Fprintf(&b, "%-32s %s\n", u.Name, u.Level)
+		}
+		if b.Len() == 0 {
+			return "no users", nil
+		}
+		return b.String(), nil
+	})
+}
+
+// switchCLI is the command set: what the switch shows and what an
+// operator may change at run time.
+func switchCLI(src snmpSources, hostname string, log *slog.Logger) *cli.CLI {
+	c := &cli.CLI{Hostname: hostname}
+	c.Audit = func(user, from, line string, err error) {
+		refused := ""
+		if err != nil {
+			refused = err.Error()
+		}
+		log.Info("CLI audit", "user", user, "from", from, "command", line, "refused", refused)
+	}
+	c.Builtins()
+	show := "show what the switch knows"
+	gwArg := &cli.Arg{Name: "gateway", Help: "a gateway's name",
+		Complete: func() []string {
+			var n []string
+			for _, g := range src.gateways() {
+				n = append(n, g.Name)
+			}
+			return n
+		},
+		Check: func(s string) error {
+			for _, g := range src.gateways() {
+				if g.Name == s {
+					return nil
+				}
+			}
+			return errors.New("no such gateway")
+		}}
+	findGW := func(name string) *gateway.Gateway {
+		for _, g := range src.gateways() {
+			if g.Name == name {
+				return g
+			}
+		}
+		return nil
+	}
+	c.Exec.Add("show version", []string{show, "the build and how long it has run"}, cli.View, nil, func(s *cli.Session, _ []string) error {
+		s.Printf("softswitch %s\nnode %s\nup %s (since %s UTC)\n", buildVersion(), src.name,
+			time.Since(src.start).Round(time.Second), src.start.UTC().Format("2006-01-02 15:04:05"))
+		return nil
+	})
+	c.Exec.Add("show stats", []string{show, "traffic: calls, ASR, BHCA, calls per second, message delay"}, cli.View, nil,
+		func(s *cli.Session, _ []string) error {
+			k := src.counters
+			r := k.Rolling(time.Now())
+			mean, p99, n := src.delay.LastMinute(time.Now())
+			s.Printf("%-28s %d\n%-28s %d\n%-28s %d\n%-28s %d\n%-28s %d\n", "call attempts", k.Attempts.Load(), "calls answered",
+				k.Answers.Load(), "calls failed", k.Failed.Load(), "calls active", max(0, k.Active.Load()), "calls active, peak", k.Peak.Load())
+			s.Printf("%-28s %.1f %%\n%-28s %d\n%-28s %.1f\n", "ASR, 15 minutes", r.ASR15*100, "BHCA, 60 minutes", r.BusyHourAttempts,
+				"calls per second, 10 s", r.CallsPerSecond)
+			s.Printf("%-28s %d\n%-28s mean %v, p99 %v (%d messages, last minute)\n", "registrations", max(0, k.Registrations.Load()),
+				"message delay", mean, p99, n)
+			return nil
+		})
+	c.Exec.Add("show gateways", []string{show, "gateways: state, admin state, channels, attempts"}, cli.View, nil,
+		func(s *cli.Session, _ []string) error {
+			s.Printf("%-20s %-6s %-9s %8s %6s %10s\n", "GATEWAY", "STATE", "ADMIN", "CHANNELS", "LIMIT", "ATTEMPTS")
+			for _, g := range src.gateways() {
+				state, admin := "up", "unlocked"
+				if g.Down() {
+					state = "down"
+				}
+				if g.State() == gateway.Locked {
+					admin = "locked"
+				}
+				c := g.Counters()
+				s.Printf("%-20s %-6s %-9s %8d %6d %10d\n", g.Name, state, admin, c.Active, g.Spec().MaxChannels, c.Out)
+			}
+			return nil
+		})
+	c.Exec.Add("show alarms", []string{show, "the active alarms"}, cli.View, nil, func(s *cli.Session, _ []string) error {
+		s.Printf("%-5s %-9s %-26s %-32s %s\n", "ID", "SEVERITY", "TYPE", "RESOURCE", "RAISED (UTC)")
+		for _, a := range src.alarms.Active() {
+			s.Printf("%-5d %-9s %-26s %-32s %s\n", a.ID, a.Severity, a.Type, a.Resource, a.Raised.UTC().Format("2006-01-02 15:04:05"))
+		}
+		return nil
+	})
+	c.Exec.Add("show alarms history", []string{"", "", "alarms raised and cleared, oldest first"}, cli.View, nil,
+		func(s *cli.Session, _ []string) error {
+			for _, a := range src.alarms.History() {
+				state := "active"
+				if !a.Cleared.IsZero() {
+					state = "cleared " + a.Cleared.UTC().Format("2006-01-02 15:04:05")
+				}
+				s.Printf("%-5d %-9s %-26s %-32s %s %s\n", a.ID, a.Severity, a.Type, a.Resource,
+					a.Raised.UTC().Format("2006-01-02 15:04:05"), state)
+			}
+			return nil
+		})
+	idArg := &cli.Arg{Name: "id", Help: "an alarm's id (show alarms)", Check: func(s string) error {
+		_, err := strconv.ParseUint(s, 10, 32)
+		return err
+	}}
+	c.Exec.Add("clear alarm <id>", []string{"end something", "an active alarm, by hand", ""}, cli.Operator,
+		map[string]*cli.Arg{"id": idArg}, func(s *cli.Session, a []string) error {
+			id, _ := strconv.ParseUint(a[0], 10, 32)
+			if !src.alarms.Clear(uint32(id)) {
+				return fmt.Errorf("%% no active alarm %d", id)
+			}
+			s.Printf("alarm %d cleared\n", id)
+			return nil
+		})
+	for _, lock := range []bool{true, false} {
+		verb, help := "lock", "take a gateway out of service: no new calls, calls in progress go on"
+		if !lock {
+			verb, help = "unlock", "put a locked gateway back in service"
+		}
+		c.Exec.Add(verb+" gateway <gateway>", []string{help, "a gateway", ""}, cli.Operator, map[string]*cli.Arg{"gateway": gwArg},
+			func(s *cli.Session, a []string) error {
+				findGW(a[0]).SetAdminLocked(lock)
+				slog.Default().Info("gateway admin state set on the command line", "gateway", a[0], "locked", lock, "user", s.User, "from", s.From)
+				s.Printf("gateway %s %sed\n", a[0], verb)
+				return nil
+			})
+	}
+	return c
+}
+
+// startCLI serves the command line over SSH when [cli] ssh_listen is set.
+func startCLI(ctx context.Context, cfg config.Config, src snmpSources, users *cli.Users, log *slog.Logger) error {
+	l := cfg.CLI
+	if l.SSHListen == "" {
+		return nil
+	}
+	key, err := cli.LoadHostKey(filepath.Join(cfg.Data.Dir, "cli-ssh-host-key"))
+	if err != nil {
+		return fmt.Errorf("cli: ssh host key: %w", err)
+	}
+	idle := l.IdleTimeout.Duration
+	if idle == 0 {
+		idle = 15 * time.Minute
+	}
+	s := &cli.SSHServer{CLI: switchCLI(src, src.name, log), Users: users, HostKey: key, Idle: idle, Log: log}
+	for _, p := range l.Sources {
+		pf, _ := config.ParsePrefix(p) // validated
+		s.Sources = append(s.Sources, pf)
+	}
+	ln, err := net.Listen("tcp", l.SSHListen)
+	if err != nil {
+		return fmt.Errorf("cli: %w", err)
+	}
+	safe.Go("CLI SSH server", func() { s.Serve(ctx, ln) })
+	log.Info("command line", "ssh", ln.Addr().String(), "idle_timeout", idle.String())
+	return nil
+}
