@@ -60,8 +60,9 @@ func TestCLIOverSSH(t *testing.T) {
 	cfg := defaultConfig()
 	// password_cost 10, the lowest: the daemon is race-built, where
 	// bcrypt is 15 times slower.
-	cfg.Extra = fmt.Sprintf("[billing]\nnode = \"clitest\"\n\n[cli]\nssh_listen = \"127.0.0.1:%d\"\nsources = [\"127.0.0.0/8\"]\n"+
-		"password_cost = 10\n\n", pc) +
+	pt := freePort(t)
+	cfg.Extra = fmt.Sprintf("[billing]\nnode = \"clitest\"\n\n[cli]\nssh_listen = \"127.0.0.1:%d\"\ntelnet_listen = \"127.0.0.1:%d\"\n"+
+		"sources = [\"127.0.0.0/8\"]\npassword_cost = 10\n\n", pc, pt) +
 		huntTOML("", gw("gw-a", pa, 1, 1, ""), gw("gw-b", pb, 2, 1, ""))
 	srv := startServer(t, cfg)
 	startUAS(t, "gw-a", "uas_answer.xml", sippOpts{Port: pa, Calls: -1, Timeout: 120 * time.Second})
@@ -120,6 +121,26 @@ expect eof
 		t.Fatalf("view session: %v\n%s", err, out)
 	}
 
+	// The same command line over Telnet (the real client): login, Tab,
+	// a command; a wrong password refused.
+	for _, c := range []struct{ password, body string }{
+		{"ops-secret-1234", `expect "clitest# "
+send "sh\t"
+expect "show "
+send "stat\t\r"
+expect "call attempts"
+expect "clitest# "
+send "exit\r"
+expect eof`},
+		{"wrong-password-2", `expect "Login refused"
+expect eof`},
+	} {
+		out, err := expectTelnet(t, pt, "ops", c.password, c.body)
+		if err != nil {
+			t.Fatalf("telnet with %s: %v\n%s", c.password, err, out)
+		}
+	}
+
 	// A wrong password gets the same refusal as an unknown name; five
 	// make even the right one fail for a while.
 	for _, who := range [][2]string{{"ops", "wrong-password-1"}, {"nobody", "ops-secret-1234"}} {
@@ -174,3 +195,27 @@ expect eof
 }
 
 func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
+
+// expectTelnet logs in over telnet (the real client) and then does body.
+func expectTelnet(t *testing.T, port int, user, password, body string) (string, error) {
+	t.Helper()
+	script := fmt.Sprintf(`set timeout 10
+log_user 1
+spawn telnet 127.0.0.1 %d
+expect_after {
+  timeout { puts "\nEXPECT TIMEOUT"; exit 5 }
+  eof { puts "\nEXPECT EOF"; exit 6 }
+}
+expect "Username: "
+send "%s\r"
+expect "Password: "
+send "%s\r"
+%s
+`, port, user, password, body)
+	path := filepath.Join(t.TempDir(), "telnet.exp")
+	if err := os.WriteFile(path, []byte(script), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("expect", path).CombinedOutput()
+	return string(out), err
+}

@@ -130,7 +130,8 @@ func TestSNMPAgent(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"ssCallAttempts.0 = Counter64: 13", "ssGatewayName.2 = STRING: gw-b",
-		"ssGatewayAdminState.1 = INTEGER: unlocked(1)", "ssLogLevel.0 = INTEGER: debug(1)", "ssHaRole.0 = INTEGER: standalone(1)",
+		"ssGatewayAdminState.1 = INTEGER: unlocked(1)", "ssLogLevel.0 = INTEGER: debug(1)",
+		"ssGatewayCompletionRatio.1 = Gauge32: 100", "ssGatewayLastFailureCause.2 = Gauge32: 0", "ssHaRole.0 = INTEGER: standalone(1)",
 		"ssCdrDeliveryState.0 = INTEGER: disabled(1)", "ssAaaServerName.1 = STRING: rad-x", "ssAaaServerProtocol.1 = INTEGER: radius(1)",
 		"ssAaaServerName.2 = STRING: dia-x", "ssAaaServerProtocol.2 = INTEGER: diameter(2)", "ssTrunkRegName.1 = STRING: carrier-x"} {
 		if !strings.Contains(ours, want) {

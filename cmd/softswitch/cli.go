@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/softswitch/softswitch/core/config"
+	"github.com/softswitch/softswitch/core/q850"
 	"github.com/softswitch/softswitch/core/safe"
 	"github.com/softswitch/softswitch/core/store"
 	"github.com/softswitch/softswitch/interwork/gateway"
@@ -132,7 +134,8 @@ func switchCLI(src snmpSources, hostname string, log *slog.Logger) *cli.CLI {
 		})
 	c.Exec.Add("show gateways", []string{show, "gateways: state, admin state, channels, attempts"}, cli.View, nil,
 		func(s *cli.Session, _ []string) error {
-			s.Printf("%-20s %-6s %-9s %8s %6s %10s\n", "GATEWAY", "STATE", "ADMIN", "CHANNELS", "LIMIT", "ATTEMPTS")
+			s.Printf("%-20s %-6s %-9s %8s %6s %10s %5s %10s\n", "GATEWAY", "STATE", "ADMIN", "CHANNELS", "LIMIT", "ATTEMPTS",
+				"ASR", "LAST-CAUSE")
 			for _, g := range src.gateways() {
 				state, admin := "up", "unlocked"
 				if g.Down() {
@@ -142,7 +145,14 @@ func switchCLI(src snmpSources, hostname string, log *slog.Logger) *cli.CLI {
 					admin = "locked"
 				}
 				c := g.Counters()
-				s.Printf("%-20s %-6s %-9s %8d %6d %10d\n", g.Name, state, admin, c.Active, g.Spec().MaxChannels, c.Out)
+				asr, cause := "-", "-"
+				if ans, failed, last := g.Outcomes(); ans+failed > 0 {
+					asr = fmt.Sprintf("%d%%", ans*100/(ans+failed))
+					if last != 0 {
+						cause = fmt.Sprintf("%d (%d)", q850.CauseForStatus(last), last)
+					}
+				}
+				s.Printf("%-20s %-6s %-9s %8d %6d %10d %5s %10s\n", g.Name, state, admin, c.Active, g.Spec().MaxChannels, c.Out, asr, cause)
 			}
 			return nil
 		})
@@ -197,27 +207,40 @@ func switchCLI(src snmpSources, hostname string, log *slog.Logger) *cli.CLI {
 // startCLI serves the command line over SSH when [cli] ssh_listen is set.
 func startCLI(ctx context.Context, cfg config.Config, src snmpSources, users *cli.Users, log *slog.Logger) error {
 	l := cfg.CLI
-	if l.SSHListen == "" {
+	if l.SSHListen == "" && l.TelnetListen == "" {
 		return nil
-	}
-	key, err := cli.LoadHostKey(filepath.Join(cfg.Data.Dir, "cli-ssh-host-key"))
-	if err != nil {
-		return fmt.Errorf("cli: ssh host key: %w", err)
 	}
 	idle := l.IdleTimeout.Duration
 	if idle == 0 {
 		idle = 15 * time.Minute
 	}
-	s := &cli.SSHServer{CLI: switchCLI(src, src.name, log), Users: users, HostKey: key, Idle: idle, Log: log}
+	var sources []netip.Prefix
 	for _, p := range l.Sources {
 		pf, _ := config.ParsePrefix(p) // validated
-		s.Sources = append(s.Sources, pf)
+		sources = append(sources, pf)
 	}
-	ln, err := net.Listen("tcp", l.SSHListen)
-	if err != nil {
-		return fmt.Errorf("cli: %w", err)
+	commands := switchCLI(src, src.name, log)
+	if l.SSHListen != "" {
+		key, err := cli.LoadHostKey(filepath.Join(cfg.Data.Dir, "cli-ssh-host-key"))
+		if err != nil {
+			return fmt.Errorf("cli: ssh host key: %w", err)
+		}
+		s := &cli.SSHServer{CLI: commands, Users: users, HostKey: key, Idle: idle, Sources: sources, Log: log}
+		ln, err := net.Listen("tcp", l.SSHListen)
+		if err != nil {
+			return fmt.Errorf("cli: %w", err)
+		}
+		safe.Go("CLI SSH server", func() { s.Serve(ctx, ln) })
+		log.Info("command line over SSH", "listen", ln.Addr().String(), "idle_timeout", idle.String())
 	}
-	safe.Go("CLI SSH server", func() { s.Serve(ctx, ln) })
-	log.Info("command line", "ssh", ln.Addr().String(), "idle_timeout", idle.String())
+	if l.TelnetListen != "" {
+		s := &cli.TelnetServer{CLI: commands, Users: users, Idle: idle, Sources: sources, Log: log}
+		ln, err := net.Listen("tcp", l.TelnetListen)
+		if err != nil {
+			return fmt.Errorf("cli: %w", err)
+		}
+		safe.Go("CLI Telnet server", func() { s.Serve(ctx, ln) })
+		log.Warn("command line over Telnet: passwords cross the network in clear", "listen", ln.Addr().String())
+	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/softswitch/softswitch/appliance/ha"
 	"github.com/softswitch/softswitch/core/config"
+	"github.com/softswitch/softswitch/core/q850"
 	"github.com/softswitch/softswitch/core/safe"
 	"github.com/softswitch/softswitch/interwork/gateway"
 	"github.com/softswitch/softswitch/interwork/trunkreg"
@@ -198,6 +199,19 @@ func registerGateways(m *snmp.MIB, gateways func() []*gateway.Gateway, log *slog
 		{Sub: 5, Type: gosnmp.Gauge32, Get: func(r snmp.Row) any { return gauge(gw(r).Counters().Active) }},
 		{Sub: 6, Type: gosnmp.Gauge32, Get: func(r snmp.Row) any { return gauge(int64(gw(r).Spec().MaxChannels)) }},
 		{Sub: 7, Type: gosnmp.Counter64, Get: func(r snmp.Row) any { return counter64(gw(r).Counters().Out) }},
+		{Sub: 8, Type: gosnmp.Gauge32, Get: func(r snmp.Row) any {
+			ans, failed, _ := gw(r).Outcomes()
+			if ans+failed == 0 {
+				return uint(0)
+			}
+			return uint(ans * 100 / (ans + failed))
+		}},
+		{Sub: 9, Type: gosnmp.Gauge32, Get: func(r snmp.Row) any {
+			if _, _, st := gw(r).Outcomes(); st != 0 {
+				return uint(q850.CauseForStatus(st))
+			}
+			return uint(0)
+		}},
 	}, func() []snmp.Row {
 		var rows []snmp.Row
 		for i, g := range gateways() {

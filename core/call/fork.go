@@ -41,7 +41,7 @@ func (c *Call) startFork(t Target) *leg {
 		localName: a.From().DisplayName,
 		remote:    sip.Uri{Scheme: "sip", User: t.URI.User, Host: t.URI.Host},
 		target:    t.URI, dest: t.Dest, transport: strings.ToLower(t.Transport), gateway: t.Gateway,
-		release: t.Release, oc: t.OC}
+		release: t.Release, outcome: t.Outcome, oc: t.OC}
 	if b.transport == "" {
 		b.transport = "udp"
 	}
@@ -231,6 +231,7 @@ func (c *Call) onForkResponse(b *leg, r *sip.Response) bool {
 			}
 			return false
 		}
+		c.tellOutcome(b, code)
 		c.answer(b, r)
 		return false
 	}
@@ -254,6 +255,7 @@ func (c *Call) onForkResponse(b *leg, r *sip.Response) bool {
 // whether the hunt must move on. Caller holds c.mu.
 func (c *Call) forkOutcome(b *leg, r *sip.Response) bool {
 	b.counted = true
+	c.tellOutcome(b, r.StatusCode)
 	if c.st != early {
 		return false
 	}
@@ -420,6 +422,15 @@ func (c *Call) forkSilent(b *leg) {
 	}()
 	if next {
 		c.huntNext()
+	}
+}
+
+// tellOutcome tells the target's statistics the fork's final answer,
+// once. Caller holds c.mu.
+func (c *Call) tellOutcome(b *leg, status int) {
+	if f := b.outcome; f != nil {
+		b.outcome = nil
+		f(status)
 	}
 }
 

@@ -46,6 +46,7 @@ type leg struct {
 	silence         *time.Timer // the hunt's invite timeout
 	reap            *time.Timer // ends an abandoned fork 64*T1 after it was given up
 	release         func()      // gives back the gateway channel
+	outcome         func(int)   // told the final answer once (gateway statistics)
 	oc              Feedback    // the target's overload control (nil: not offered)
 
 	// A 2xx we sent on this leg, retransmitted until its ACK (timers.go).

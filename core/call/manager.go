@@ -32,6 +32,10 @@ type Target struct {
 	Calling   string  // calling number to send (From, P-Asserted-Identity); "" = Decision.Calling
 	Trusted   bool    // a gateway: it gets P-Asserted-Identity
 	Release   func()  // called once when the call is done with this target (its channel); may be nil
+	// Outcome, when set, is told once the target's final answer: a 2xx,
+	// or the failure (made up by the switch when it gave the target up).
+	// It runs under the call's lock: it must only count.
+	Outcome func(status int)
 	// OC, when set, offers the target RFC 7339 overload control (an oc
 	// parameter on our Via) and hears what it asks for.
 	OC Feedback

@@ -137,9 +137,10 @@ func (c *Config) validateMetrics() error {
 
 // CLI configures the command line's terminals (docs/cli.md).
 type CLI struct {
-	SSHListen   string   `toml:"ssh_listen"`   // IP:port, e.g. the management address's :2222; "" = none
-	Sources     []string `toml:"sources"`      // addresses or CIDRs that may connect; empty = any that reaches it
-	IdleTimeout Duration `toml:"idle_timeout"` // a session without a command this long is closed; 0 = 15m
+	SSHListen    string   `toml:"ssh_listen"`    // IP:port, e.g. the management address's :2222; "" = none
+	TelnetListen string   `toml:"telnet_listen"` // IP:port; "" = none (passwords cross in clear)
+	Sources      []string `toml:"sources"`       // addresses or CIDRs that may connect; empty = any that reaches it
+	IdleTimeout  Duration `toml:"idle_timeout"`  // a session without a command this long is closed; 0 = 15m
 	// PasswordCost is bcrypt's cost for new passwords: 10 to 14, 0 = 12
 	// (about 0.3 s a login on a server core; each step doubles it).
 	PasswordCost int `toml:"password_cost"`
@@ -150,6 +151,11 @@ func (c *Config) validateCLI() error {
 	if l.SSHListen != "" {
 		if ap, err := netip.ParseAddrPort(l.SSHListen); err != nil || ap.Port() == 0 {
 			return invalid("cli.ssh_listen", "%q is not IP:port (names are not resolved)", l.SSHListen)
+		}
+	}
+	if l.TelnetListen != "" {
+		if ap, err := netip.ParseAddrPort(l.TelnetListen); err != nil || ap.Port() == 0 {
+			return invalid("cli.telnet_listen", "%q is not IP:port (names are not resolved)", l.TelnetListen)
 		}
 	}
 	for i, src := range l.Sources {

@@ -214,7 +214,7 @@ func (h *hunter) target(g *gateway.Gateway, t resolve.Target) call.Target {
 		u.UriParams.Add("transport", "tcp")
 	}
 	return call.Target{URI: u, Dest: t.HostPort(), Transport: t.Transport, Gateway: g.Name,
-		Calling: calling, Trusted: true, Release: g.Release, OC: g.Feedback}
+		Calling: calling, Trusted: true, Release: g.Release, Outcome: g.RecordOutcome, OC: g.Feedback}
 }
 
 // Describe is a one-line summary of the tables, for logs.

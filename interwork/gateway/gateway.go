@@ -46,6 +46,9 @@ type live struct {
 	active   atomic.Int64 // channels in use
 	in, out  atomic.Int64 // calls received from / sent to it
 	rejected atomic.Int64 // attempts skipped for its limits
+	answered atomic.Int64 // calls it answered
+	failed   atomic.Int64 // calls it failed (its final answer, or none in time)
+	lastFail atomic.Int32 // the SIP status of its last failure
 	okRun    atomic.Int32 // probe results in a row
 	failRun  atomic.Int32
 
@@ -87,6 +90,23 @@ func (g *Gateway) State() State {
 		return Down
 	}
 	return Up
+}
+
+// RecordOutcome counts a call's final answer from the gateway (the switch
+// makes one up, 408, when it gives the gateway up).
+func (g *Gateway) RecordOutcome(status int) {
+	if status >= 200 && status < 300 {
+		g.live.answered.Add(1)
+		return
+	}
+	g.live.failed.Add(1)
+	g.live.lastFail.Store(int32(status))
+}
+
+// Outcomes: calls answered and failed by the gateway, and the SIP status
+// of its last failure (0: none yet).
+func (g *Gateway) Outcomes() (answered, failed int64, lastStatus int) {
+	return g.live.answered.Load(), g.live.failed.Load(), int(g.live.lastFail.Load())
 }
 
 // Down tells whether the gateway failed its probes (whatever its lock).

@@ -234,3 +234,14 @@ func TestOverloadFeedbackShedsCalls(t *testing.T) {
 		t.Fatalf("rejected %d, want %d", g.Counters().Rejected, n+101)
 	}
 }
+
+// A gateway's outcomes: answers, failures and the last failure's status.
+func TestOutcomes(t *testing.T) {
+	g := mustCompile(t, Spec{Gateways: []GatewaySpec{{Name: "g1", Address: "192.0.2.1:5060"}}}, nil).Gateway("g1")
+	for _, st := range []int{200, 503, 200, 408} {
+		g.RecordOutcome(st)
+	}
+	if a, f, last := g.Outcomes(); a != 2 || f != 2 || last != 408 {
+		t.Fatalf("answered %d failed %d last %d", a, f, last)
+	}
+}

@@ -75,31 +75,17 @@ func (s *SSHServer) Serve(ctx context.Context, ln net.Listener) {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		if !s.allowed(c.RemoteAddr()) || s.conns.Add(1) > MaxSessions {
-			if s.allowed(c.RemoteAddr()) {
-				s.conns.Add(-1)
-			}
+		if !allowedAddr(s.Sources, c.RemoteAddr()) {
+			c.Close()
+			continue
+		}
+		if s.conns.Add(1) > MaxSessions {
+			s.conns.Add(-1)
 			c.Close()
 			continue
 		}
 		safe.Go("CLI SSH connection", func() { s.serve(c) }, func() { s.conns.Add(-1) })
 	}
-}
-
-func (s *SSHServer) allowed(a net.Addr) bool {
-	if len(s.Sources) == 0 {
-		return true
-	}
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return false
-	}
-	for _, p := range s.Sources {
-		if p.Contains(ap.Addr().Unmap()) {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *SSHServer) serve(c net.Conn) {
@@ -130,7 +116,7 @@ func (s *SSHServer) serve(c net.Conn) {
 	defer sc.Close()
 	level, _ := strconv.Atoi(sc.Permissions.Extensions["level"])
 	s.Log.Info("CLI login", "user", sc.User(), "from", from, "via", "ssh", "level", Level(level).String())
-	go ssh.DiscardRequests(reqs)
+	safe.Go("CLI SSH global requests", func() { ssh.DiscardRequests(reqs) })
 	for nc := range chans {
 		if nc.ChannelType() != "session" {
 			nc.Reject(ssh.UnknownChannelType, "only sessions")
@@ -172,7 +158,7 @@ func (s *SSHServer) session(ch ssh.Channel, reqs <-chan *ssh.Request, sess *Sess
 				defer close(done)
 				tm.Run(s.Idle, func() { sc.Close() })
 			})
-			go func() { // window changes keep coming while the shell runs
+			safe.Go("CLI SSH window changes", func() { // they keep coming while the shell runs
 				for r := range reqs {
 					if r.Type == "window-change" && len(r.Payload) >= 8 {
 						tm.SetSize(int(binary.BigEndian.Uint32(r.Payload)), int(binary.BigEndian.Uint32(r.Payload[4:])))
@@ -181,7 +167,7 @@ func (s *SSHServer) session(ch ssh.Channel, reqs <-chan *ssh.Request, sess *Sess
 						r.Reply(false, nil)
 					}
 				}
-			}()
+			})
 			<-done
 			ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{0}))
 			return
