@@ -103,6 +103,12 @@ expect eof
 		t.Fatalf("calls while gw-a is locked:\n%s", gwAttempts)
 	}
 
+	for cmd, want := range map[string]string{"show bans": "no bans", "show cdr queue": "not pushed"} {
+		if out := softswitchSSH(t, pc, "ops", "ops-secret-1234", cmd); !strings.Contains(out, want) {
+			t.Errorf("%s:\n%s", cmd, out)
+		}
+	}
+
 	out, err = expectSSH(t, pc, "watcher", "watch-secret-99", `
 expect "clitest> "
 send "lock gateway gw-b\r"

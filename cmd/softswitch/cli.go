@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -201,6 +202,87 @@ func switchCLI(src snmpSources, hostname string, log *slog.Logger) *cli.CLI {
 				return nil
 			})
 	}
+	c.Exec.Add("show cdr queue", []string{show, "call detail records", "delivery to the billing centre"}, cli.View, nil,
+		func(s *cli.Session, _ []string) error {
+			if src.backlog == nil {
+				s.Printf("CDR files are not pushed (pull, or none configured)\n")
+				return nil
+			}
+			n, err := src.backlog()
+			if err != nil {
+				return fmt.Errorf("%% the spool: %v", err)
+			}
+			state := "ok"
+			if src.counters.State("cdr-delivery") == "failing" {
+				state = "failing"
+			}
+			s.Printf("%-28s %d\n%-28s %s\n", "files not yet delivered", n, "delivery", state)
+			return nil
+		})
+	c.Exec.Add("show aaa", []string{show, "RADIUS servers and Diameter peers, and whether they answer"}, cli.View, nil,
+		func(s *cli.Session, _ []string) error {
+			s.Printf("%-20s %-9s %-5s %s\n", "SERVER", "PROTOCOL", "STATE", "ADDRESSES")
+			for _, x := range aaaServers(src.aaa) {
+				state := "up"
+				if !x.up(src.counters) {
+					state = "down"
+				}
+				s.Printf("%-20s %-9s %-5s %s\n", x.name, x.protocol, state, strings.Join(x.addrs, " "))
+			}
+			return nil
+		})
+	c.Exec.Add("show trunks", []string{show, "the switch's registrations at carriers"}, cli.View, nil,
+		func(s *cli.Session, _ []string) error {
+			list := src.trunks()
+			sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+			s.Printf("%-20s %-13s %s\n", "REGISTRATION", "STATE", "LAST")
+			for _, t := range list {
+				s.Printf("%-20s %-13s %s\n", t.Name, t.State, t.Last)
+			}
+			return nil
+		})
+	aorArg := &cli.Arg{Name: "number", Help: "a subscriber's number (its address of record)"}
+	c.Exec.Add("show registrations <number>", []string{show, "a subscriber's registered contacts", ""}, cli.View,
+		map[string]*cli.Arg{"number": aorArg}, func(s *cli.Session, a []string) error {
+			bs := src.lookup(a[0])
+			if len(bs) == 0 {
+				s.Printf("%s is not registered\n", a[0])
+				return nil
+			}
+			for _, b := range bs {
+				s.Printf("%s via %s %s, expires in %s\n", b.Contact, b.Transport, b.Dest, time.Until(b.Expires).Round(time.Second))
+			}
+			return nil
+		})
+	c.Exec.Add("show bans", []string{show, "sources and users banned for failed authentications"}, cli.View, nil,
+		func(s *cli.Session, _ []string) error {
+			s.Printf("%s\n", strings.TrimRight(formatBans(src.limiter.Bans(time.Now())), "\n"))
+			return nil
+		})
+	c.Exec.Add("show blocked", []string{show, "sources blocked for their request rate"}, cli.View, nil,
+		func(s *cli.Session, _ []string) error {
+			s.Printf("%s\n", strings.TrimRight(formatBlocked(src.admit.Blocked(time.Now())), "\n"))
+			return nil
+		})
+	whoArg := &cli.Arg{Name: "who", Help: "an address, a prefix or a user"}
+	c.Exec.Add("clear ban <who>", []string{"", "lift authentication bans and forget the failures", ""}, cli.Operator,
+		map[string]*cli.Arg{"who": whoArg}, func(s *cli.Session, a []string) error {
+			s.Printf("%s\n", strings.TrimRight(liftBans(src.limiter, src.bus, a[0]), "\n"))
+			return nil
+		})
+	addrArg := &cli.Arg{Name: "address", Help: "a blocked source's IP address", Check: func(x string) error {
+		_, err := netip.ParseAddr(x)
+		return err
+	}}
+	c.Exec.Add("clear block <address>", []string{"", "lift a source's rate block", ""}, cli.Operator,
+		map[string]*cli.Arg{"address": addrArg}, func(s *cli.Session, a []string) error {
+			msg, err := unblock(src.admit, a[0])
+			if err != nil {
+				return fmt.Errorf("%% %v", err)
+			}
+			s.Printf("%s\n", msg)
+			return nil
+		})
 	return c
 }
 

@@ -89,29 +89,13 @@ func limiterConfig(c config.Auth) authlimit.Config {
 // controlCommands registers what the control socket answers.
 func controlCommands(s *control.Server, l *authlimit.Limiter, adm *admission.Gate, bus *events.Bus) {
 	s.Handle("blocked", "list sources blocked for their request rate", func([]string) (string, error) {
-		bs := adm.Blocked(time.Now())
-		if len(bs) == 0 {
-			return "no blocked sources", nil
-		}
-		var b strings.Builder
-		fmt.Fprintf(&b, "%-40s %s\n", "SOURCE", "UNTIL (UTC)")
-		for _, x := range bs {
-			fmt.Fprintf(&b, "%-40s %s\n", x.Source, x.Until.UTC().Format("2006-01-02 15:04:05"))
-		}
-		return b.String(), nil
+		return formatBlocked(adm.Blocked(time.Now())), nil
 	})
 	s.Handle("unblock", "unblock ADDRESS: lift the rate block of a source", func(args []string) (string, error) {
 		if len(args) != 1 {
 			return "", fmt.Errorf("usage: unblock ADDRESS")
 		}
-		ip, err := netip.ParseAddr(args[0])
-		if err != nil {
-			return "", fmt.Errorf("not an IP address: %q", args[0])
-		}
-		if !adm.Unblock(ip, time.Now()) {
-			return fmt.Sprintf("%s is not blocked", ip), nil
-		}
-		return fmt.Sprintf("unblocked %s", ip), nil
+		return unblock(adm, args[0])
 	})
 	s.Handle("bans", "list active authentication bans", func([]string) (string, error) {
 		return formatBans(l.Bans(time.Now())), nil
@@ -120,15 +104,46 @@ func controlCommands(s *control.Server, l *authlimit.Limiter, adm *admission.Gat
 		if len(args) != 1 {
 			return "", fmt.Errorf("usage: unban ADDRESS|PREFIX|USER")
 		}
-		lifted := l.Unban(args[0])
-		for _, b := range lifted {
-			bus.Publish(&events.Event{Kind: events.AuthBan, Source: b.Source, AOR: b.User, State: "unbanned", Cause: b.Kind.String()})
-		}
-		if len(lifted) == 0 {
-			return fmt.Sprintf("no ban of %s (its failure counts are forgotten)", args[0]), nil
-		}
-		return fmt.Sprintf("lifted %d ban(s):\n%s", len(lifted), formatBans(lifted)), nil
+		return liftBans(l, bus, args[0]), nil
 	})
+}
+
+// formatBlocked lists rate blocks (the control socket and the CLI).
+func formatBlocked(bs []admission.Block) string {
+	if len(bs) == 0 {
+		return "no blocked sources"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-40s %s\n", "SOURCE", "UNTIL (UTC)")
+	for _, x := range bs {
+		fmt.Fprintf(&b, "%-40s %s\n", x.Source, x.Until.UTC().Format("2006-01-02 15:04:05"))
+	}
+	return b.String()
+}
+
+// unblock lifts a source's rate block.
+func unblock(adm *admission.Gate, addr string) (string, error) {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return "", fmt.Errorf("not an IP address: %q", addr)
+	}
+	if !adm.Unblock(ip, time.Now()) {
+		return fmt.Sprintf("%s is not blocked", ip), nil
+	}
+	return fmt.Sprintf("unblocked %s", ip), nil
+}
+
+// liftBans lifts the bans of an address, prefix or user, and says so on
+// the bus (the alarms clear).
+func liftBans(l *authlimit.Limiter, bus *events.Bus, who string) string {
+	lifted := l.Unban(who)
+	for _, b := range lifted {
+		bus.Publish(&events.Event{Kind: events.AuthBan, Source: b.Source, AOR: b.User, State: "unbanned", Cause: b.Kind.String()})
+	}
+	if len(lifted) == 0 {
+		return fmt.Sprintf("no ban of %s (its failure counts are forgotten)", who)
+	}
+	return fmt.Sprintf("lifted %d ban(s):\n%s", len(lifted), formatBans(lifted))
 }
 
 func formatBans(bs []authlimit.Ban) string {

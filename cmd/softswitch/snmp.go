@@ -14,9 +14,13 @@ import (
 	"github.com/gosnmp/gosnmp"
 
 	"github.com/softswitch/softswitch/appliance/ha"
+	"github.com/softswitch/softswitch/core/admission"
+	"github.com/softswitch/softswitch/core/authlimit"
 	"github.com/softswitch/softswitch/core/config"
+	"github.com/softswitch/softswitch/core/events"
 	"github.com/softswitch/softswitch/core/q850"
 	"github.com/softswitch/softswitch/core/safe"
+	"github.com/softswitch/softswitch/core/store"
 	"github.com/softswitch/softswitch/interwork/gateway"
 	"github.com/softswitch/softswitch/interwork/trunkreg"
 	"github.com/softswitch/softswitch/oam/alarm"
@@ -36,6 +40,12 @@ type snmpSources struct {
 	role     func() string       // nil: not in a pair
 	name     string
 	start    time.Time
+	// For the command line.
+	aaa     config.AAA
+	limiter *authlimit.Limiter
+	admit   *admission.Gate
+	bus     *events.Bus
+	lookup  func(aor string) []store.Binding
 }
 
 // Objects of SOFTSWITCH-MIB (oam/snmp/mib/SOFTSWITCH-MIB.txt).
@@ -318,20 +328,34 @@ type aaaServer struct {
 	addrs          []string // as the server events name them
 }
 
-// registerAAA adds ssAaaServerTable: the RADIUS servers, then the
-// Diameter peers, in configuration order. A server is down when an
-// event said so of one of its addresses and none said up since.
-func registerAAA(m *snmp.MIB, a config.AAA, c *stats.Counters) {
+// aaaServers lists the RADIUS servers, then the Diameter peers, in
+// configuration order.
+func aaaServers(a config.AAA) []aaaServer {
 	var servers []aaaServer
 	for _, r := range a.Radius {
-		s := aaaServer{name: r.Name, protocol: "radius"}
 		auth, acct := r.Addrs()
-		s.addrs = []string{auth.String(), acct.String()}
-		servers = append(servers, s)
+		servers = append(servers, aaaServer{name: r.Name, protocol: "radius", addrs: []string{auth.String(), acct.String()}})
 	}
 	for _, d := range a.Diameter {
 		servers = append(servers, aaaServer{name: d.Name, protocol: "diameter", addrs: []string{d.Address}})
 	}
+	return servers
+}
+
+// up tells whether no event said one of the server's addresses is down
+// (and none said up since).
+func (s aaaServer) up(c *stats.Counters) bool {
+	for _, addr := range s.addrs {
+		if c.State("aaa "+addr) == "down" {
+			return false
+		}
+	}
+	return true
+}
+
+// registerAAA adds ssAaaServerTable.
+func registerAAA(m *snmp.MIB, a config.AAA, c *stats.Counters) {
+	servers := aaaServers(a)
 	sv := func(r snmp.Row) aaaServer { return r.Data.(aaaServer) }
 	m.Table(ssAAA, []snmp.Column{
 		{Sub: 2, Type: gosnmp.OctetString, Get: func(r snmp.Row) any { return []byte(sv(r).name) }},
@@ -342,12 +366,10 @@ func registerAAA(m *snmp.MIB, a config.AAA, c *stats.Counters) {
 			return 1
 		}},
 		{Sub: 4, Type: gosnmp.Integer, Get: func(r snmp.Row) any {
-			for _, addr := range sv(r).addrs {
-				if c.State("aaa "+addr) == "down" {
-					return 2
-				}
+			if sv(r).up(c) {
+				return 1
 			}
-			return 1
+			return 2
 		}},
 	}, func() []snmp.Row {
 		rows := make([]snmp.Row, len(servers))
