@@ -103,7 +103,7 @@ expect eof
 		t.Fatalf("calls while gw-a is locked:\n%s", gwAttempts)
 	}
 
-	for cmd, want := range map[string]string{"show bans": "no bans", "show cdr queue": "not pushed"} {
+	for cmd, want := range map[string]string{"show bans": "no bans", "show cdr queue": "not pushed", "show sessions": "ops"} {
 		if out := softswitchSSH(t, pc, "ops", "ops-secret-1234", cmd); !strings.Contains(out, want) {
 			t.Errorf("%s:\n%s", cmd, out)
 		}

@@ -81,7 +81,7 @@ func userCommands(ctl *control.Server, users *cli.Users) {
 // switchCLI is the command set: what the switch shows and what an
 // operator may change at run time.
 func switchCLI(src snmpSources, hostname string, log *slog.Logger) *cli.CLI {
-	c := &cli.CLI{Hostname: hostname}
+	c := &cli.CLI{Hostname: hostname, Sessions: &cli.Sessions{}}
 	c.Audit = func(user, from, line string, err error) {
 		refused := ""
 		if err != nil {
@@ -262,6 +262,35 @@ func switchCLI(src snmpSources, hostname string, log *slog.Logger) *cli.CLI {
 	c.Exec.Add("show blocked", []string{show, "sources blocked for their request rate"}, cli.View, nil,
 		func(s *cli.Session, _ []string) error {
 			s.Printf("%s\n", strings.TrimRight(formatBlocked(src.admit.Blocked(time.Now())), "\n"))
+			return nil
+		})
+	c.Exec.Add("show sessions", []string{show, "who is logged in to the command line"}, cli.View, nil,
+		func(s *cli.Session, _ []string) error {
+			s.Printf("%-4s %-20s %-7s %-40s %s\n", "ID", "USER", "VIA", "FROM", "SINCE (UTC)")
+			for _, l := range c.Sessions.List() {
+				me := ""
+				if l.ID == s.ID {
+					me = "  (this session)"
+				}
+				s.Printf("%-4d %-20s %-7s %-40s %s%s\n", l.ID, l.User, l.Via, l.From, l.Since.UTC().Format("2006-01-02 15:04:05"), me)
+			}
+			return nil
+		})
+	sessArg := &cli.Arg{Name: "id", Help: "a session's id (show sessions)", Check: func(x string) error {
+		_, err := strconv.Atoi(x)
+		return err
+	}}
+	c.Exec.Add("clear session <id>", []string{"", "end another user's session (its connection is closed)", ""}, cli.Admin,
+		map[string]*cli.Arg{"id": sessArg}, func(s *cli.Session, a []string) error {
+			id, _ := strconv.Atoi(a[0])
+			if id == s.ID {
+				return errors.New("% that is this session: exit instead")
+			}
+			if !c.Sessions.End(id) {
+				return fmt.Errorf("%% no session %d", id)
+			}
+			slog.Default().Info("CLI session ended by an admin", "session", id, "by", s.User, "from", s.From)
+			s.Printf("session %d ended\n", id)
 			return nil
 		})
 	whoArg := &cli.Arg{Name: "who", Help: "an address, a prefix or a user"}

@@ -330,7 +330,7 @@ func run(args []string) error {
 	prober.SetEnabled(!cfg.HA.Enabled)
 	safe.Loop("gateway prober", ctx.Done(), func() { prober.Run(ctx) })
 	if cfg.HA.Enabled {
-		safe.Loop("HA role", ctx.Done(), func() { followRole(ctx, cfg.Data.Dir, prober, log) })
+		safe.Loop("HA role", ctx.Done(), func() { followRole(ctx, cfg.Data.Dir, prober, bus, log) })
 	}
 	alarms.Notify = func(n alarm.Notice) {
 		log.Info("alarm", "id", n.ID, "type", string(n.Type), "severity", n.Severity.String(), "resource", n.Resource,
@@ -511,7 +511,7 @@ func logProtection(log *slog.Logger, e *events.Event) {
 }
 
 // followRole turns gateway probing on when this node is the active one.
-func followRole(ctx context.Context, dataDir string, p *gateway.Prober, log *slog.Logger) {
+func followRole(ctx context.Context, dataDir string, p *gateway.Prober, bus *events.Bus, log *slog.Logger) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	last := "none"
@@ -521,6 +521,7 @@ func followRole(ctx context.Context, dataDir string, p *gateway.Prober, log *slo
 			p.SetEnabled(role == ha.RoleMaster)
 			log.Info("HA role", "role", role, "probing", role == ha.RoleMaster)
 			last = role
+			bus.Publish(&events.Event{Kind: events.HARole, State: role})
 		}
 		select {
 		case <-ctx.Done():

@@ -107,6 +107,12 @@ func startSNMP(ctx context.Context, cfg config.Config, src snmpSources, log *slo
 		n.Targets = append(n.Targets, snmp.Target{Addr: ap, Community: t.Community, Inform: t.Inform})
 	}
 	n.Run(ctx)
+	// The pair role is no alarm: its changes are notified as they come.
+	src.bus.Subscribe(func(e *events.Event) {
+		if e.Kind == events.HARole {
+			n.Notify(ssNotify.Append(15), []snmp.Var{{OID: ssSystem.Append(1, 0), Type: gosnmp.Integer, Value: haRole(e.State)}})
+		}
+	})
 	logged := src.alarms.Notify
 	src.alarms.Notify = func(no alarm.Notice) {
 		logged(no)
@@ -287,14 +293,19 @@ func registerNode(m *snmp.MIB, src snmpSources) {
 		if src.role == nil {
 			return 1 // standalone
 		}
-		switch src.role() {
-		case ha.RoleMaster:
-			return 2
-		case ha.RoleBackup:
-			return 3
-		}
-		return 4 // fault, stopped, or no role yet: not serving
+		return haRole(src.role())
 	})
+}
+
+// haRole is ssHaRole's value of a keepalived role.
+func haRole(role string) int {
+	switch role {
+	case ha.RoleMaster:
+		return 2
+	case ha.RoleBackup:
+		return 3
+	}
+	return 4 // fault, stopped, or no role yet: not serving
 }
 
 // registerTrunks adds ssTrunkRegTable, rows in name order.

@@ -32,6 +32,7 @@ const (
 	AAAServer                         // an AAA server stopped answering or answers again (Source: address, State: down/up, Cause: radius/diameter)
 	AAADropped                        // an AAA answer failed verification and was dropped (Source: address, Cause: why)
 	AAADelivery                       // accounting cannot be delivered, or can again (State: failing/ok, Cause: the error)
+	HARole                            // the node's role in its pair changed (State: MASTER, BACKUP, FAULT, STOP)
 )
 
 func (k Kind) String() string {
@@ -74,6 +75,8 @@ func (k Kind) String() string {
 		return "aaa-dropped"
 	case AAADelivery:
 		return "aaa-delivery"
+	case HARole:
+		return "ha-role"
 	}
 	return "unknown"
 }

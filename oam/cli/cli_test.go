@@ -126,3 +126,22 @@ func TestConfigureCommitAbort(t *testing.T) {
 		t.Fatalf("audit %v", audit)
 	}
 }
+
+// Sessions are listed while they last; ending one calls its closer.
+func TestSessions(t *testing.T) {
+	var ss Sessions
+	ended := 0
+	a, doneA := ss.add("ops", "192.0.2.1", "ssh", func() { ended++ })
+	b, doneB := ss.add("noc", "192.0.2.2", "telnet", func() {})
+	if l := ss.List(); len(l) != 2 || l[0].ID != a || l[1].ID != b || l[1].Via != "telnet" {
+		t.Fatalf("list %+v", l)
+	}
+	if !ss.End(a) || ended != 1 || ss.End(99) {
+		t.Fatal("end")
+	}
+	doneA()
+	doneB()
+	if len(ss.List()) != 0 {
+		t.Fatalf("left %+v", ss.List())
+	}
+}

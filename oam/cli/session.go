@@ -24,11 +24,14 @@ type CLI struct {
 	// Audit is told of every configuration command: who, from where,
 	// what, and whether it was refused.
 	Audit func(user, from, line string, err error)
+	// Sessions, when set, lists the logged-in sessions.
+	Sessions *Sessions
 }
 
 // Session is one logged-in user's state.
 type Session struct {
 	CLI       *CLI
+	ID        int // in CLI.Sessions
 	User      string
 	From      string
 	Level     Level

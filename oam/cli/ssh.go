@@ -127,7 +127,10 @@ func (s *SSHServer) serve(c net.Conn) {
 			return
 		}
 		sess := &Session{CLI: s.CLI, User: sc.User(), From: from, Level: Level(level)}
+		id, done := s.CLI.Sessions.add(sess.User, from, "ssh", func() { sc.Close() })
+		sess.ID = id
 		s.session(ch, creqs, sess, sc)
+		done()
 		return // one session per connection
 	}
 }

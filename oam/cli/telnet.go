@@ -117,6 +117,9 @@ func (s *TelnetServer) serve(c net.Conn) {
 	c.SetDeadline(time.Time{})
 	s.Log.Info("CLI login", "user", name, "from", from, "via", "telnet", "level", level.String())
 	sess.User, sess.Level = name, level
+	id, done := s.CLI.Sessions.add(name, from, "telnet", func() { c.Close() })
+	defer done()
+	sess.ID = id
 	tm.s = sess
 	tm.Run(s.Idle, func() { c.Close() })
 }
