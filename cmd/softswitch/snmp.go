@@ -101,10 +101,16 @@ func startSNMP(ctx context.Context, cfg config.Config, src snmpSources, log *slo
 	if err := a.Listen(s.Listen); err != nil {
 		return fmt.Errorf("snmp: %w", err)
 	}
-	n := &snmp.Notifier{Start: src.start, Log: log}
+	n := &snmp.Notifier{Start: src.start, Agent: a, Log: log}
 	for _, t := range s.Targets {
 		ap, _ := t.AddrPort() // validated
-		n.Targets = append(n.Targets, snmp.Target{Addr: ap, Community: t.Community, Inform: t.Inform})
+		tg := snmp.Target{Addr: ap, Community: t.Community, Inform: t.Inform}
+		for i := range a.Users {
+			if t.User != "" && a.Users[i].Name == t.User {
+				tg.User = &a.Users[i]
+			}
+		}
+		n.Targets = append(n.Targets, tg)
 	}
 	n.Run(ctx)
 	// The pair role is no alarm: its changes are notified as they come.

@@ -18,11 +18,13 @@ type SNMP struct {
 	Targets     []SNMPTarget    `toml:"target"`
 }
 
-// SNMPTarget is a manager that gets notifications (SNMPv2c).
+// SNMPTarget is a manager that gets notifications: SNMPv2c with a
+// community, or SNMPv3 traps as one of the [[snmp.user]]s.
 type SNMPTarget struct {
 	Address   string `toml:"address"`   // IP or IP:port (162)
-	Community string `toml:"community"` // 8 characters at least
-	Inform    bool   `toml:"inform"`    // acknowledged and retried; false: traps
+	Community string `toml:"community"` // SNMPv2c: 8 characters at least
+	User      string `toml:"user"`      // SNMPv3: a [[snmp.user]]'s name
+	Inform    bool   `toml:"inform"`    // SNMPv2c: acknowledged and retried; false: traps
 }
 
 // AddrPort is the target's address with its port (162 when none).
@@ -88,8 +90,15 @@ func (c *Config) validateSNMP() error {
 		if ap, err := tg.AddrPort(); err != nil || ap.Port() == 0 {
 			return invalid(key("address"), "%q is not IP or IP:port (names are not resolved)", tg.Address)
 		}
-		if len(tg.Community) < 8 {
-			return invalid(key("community"), "8 characters at least")
+		switch {
+		case tg.User != "" && tg.Community != "":
+			return invalid(key("user"), "a target is SNMPv2c (community) or SNMPv3 (user), not both")
+		case tg.User != "" && !slices.ContainsFunc(s.Users, func(u SNMPUser) bool { return u.Name == tg.User }):
+			return invalid(key("user"), "no [[snmp.user]] is named %q", tg.User)
+		case tg.User != "" && tg.Inform:
+			return invalid(key("inform"), "SNMPv3 targets get traps only for now")
+		case tg.User == "" && len(tg.Community) < 8:
+			return invalid(key("community"), "8 characters at least (or user, for SNMPv3)")
 		}
 	}
 	names := map[string]bool{}

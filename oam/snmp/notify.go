@@ -13,11 +13,14 @@ import (
 	"github.com/softswitch/softswitch/core/safe"
 )
 
-// Target is a manager notifications go to (SNMPv2c).
+// Target is a manager notifications go to: SNMPv2c with a community,
+// or SNMPv3 traps as one of the agent's users (this engine is the
+// authoritative one, RFC 3414 §1.5.2).
 type Target struct {
 	Addr      netip.AddrPort
 	Community string
-	Inform    bool // acknowledged, retried; else a trap, sent once
+	User      *User // SNMPv3 (traps only); nil: v2c
+	Inform    bool  // acknowledged, retried; else a trap, sent once (v2c)
 }
 
 // Notifier sends notifications to its targets, each from a queue of its
@@ -25,6 +28,7 @@ type Target struct {
 type Notifier struct {
 	Targets []Target
 	Start   time.Time // sysUpTime counts from here
+	Agent   *Agent    // the engine SNMPv3 traps come from
 	Log     *slog.Logger
 
 	queues  []chan []gosnmp.SnmpPDU
@@ -71,6 +75,16 @@ func (n *Notifier) Notify(oid OID, vars []Var) {
 func (n *Notifier) send(ctx context.Context, t Target, q chan []gosnmp.SnmpPDU) {
 	g := &gosnmp.GoSNMP{Target: t.Addr.Addr().String(), Port: t.Addr.Port(), Version: gosnmp.Version2c,
 		Community: t.Community, Transport: "udp", Timeout: 2 * time.Second, Retries: 2, Context: ctx}
+	var sp *gosnmp.UsmSecurityParameters
+	if t.User != nil {
+		g.Version, g.SecurityModel, g.Community = gosnmp.Version3, gosnmp.UserSecurityModel, ""
+		g.MsgFlags = gosnmp.AuthNoPriv
+		if t.User.Priv > gosnmp.NoPriv {
+			g.MsgFlags = gosnmp.AuthPriv
+		}
+		sp = n.usm(t.User)
+		g.SecurityParameters = sp
+	}
 	connected := false
 	for {
 		select {
@@ -88,14 +102,31 @@ func (n *Notifier) send(ctx context.Context, t Target, q chan []gosnmp.SnmpPDU) 
 				}
 				connected = true
 			}
+			if sp != nil {
+				// Our engine's boots and time, as of now, in each trap.
+				sp.AuthoritativeEngineBoots, sp.AuthoritativeEngineTime = n.Agent.engine.Boots, n.Agent.engineTime()
+			}
 			// Informs wait for the manager's answer (Timeout, Retries);
 			// traps go once.
-			if _, err := g.SendTrap(gosnmp.SnmpTrap{Variables: pdus, IsInform: t.Inform}); err != nil {
+			if _, err := g.SendTrap(gosnmp.SnmpTrap{Variables: pdus, IsInform: t.Inform && t.User == nil}); err != nil {
 				n.Failed.Add(1)
 				n.log("SNMP notification not acknowledged", t, err)
 			}
 		}
 	}
+}
+
+// usm is u's security parameters for a trap from this engine.
+func (n *Notifier) usm(u *User) *gosnmp.UsmSecurityParameters {
+	a := n.Agent
+	sp := &gosnmp.UsmSecurityParameters{UserName: u.Name, AuthoritativeEngineID: string(a.engine.ID),
+		AuthoritativeEngineBoots: a.engine.Boots, AuthoritativeEngineTime: a.engineTime(),
+		AuthenticationProtocol: u.Auth, PrivacyProtocol: gosnmp.NoPriv}
+	if k := a.users[u.Name]; k != nil {
+		sp.SecretKey, sp.PrivacyKey = k.params.SecretKey, k.params.PrivacyKey
+		sp.PrivacyProtocol = k.params.PrivacyProtocol
+	}
+	return sp
 }
 
 func (n *Notifier) log(msg string, t Target, err error) {
