@@ -103,6 +103,29 @@ expect eof
 		t.Fatalf("calls while gw-a is locked:\n%s", gwAttempts)
 	}
 
+	// A call held through gw-b: show calls lists it, show call tells it.
+	held := startSipp(t, sippOpts{Name: "held", Scenario: "uac_trusted_hold.xml", Remote: srv.Addr, LocalIP: trustedIP,
+		Service: "0305678", Keys: map[string]string{"caller": "0402222", "max_forwards": "70"},
+		Calls: 1, Rate: 1, Pause: 30 * time.Second, Timeout: 60 * time.Second})
+	var list string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		if list = softswitchSSH(t, pc, "ops", "ops-secret-1234", "show calls"); strings.Contains(list, "answered") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("show calls with a call held:\n%s", list)
+		}
+	}
+	m := regexp.MustCompile(`answered\s+\S+\s+0402222\s+0305678\s+gw-b\s+(\S+)`).FindStringSubmatch(list)
+	if !strings.Contains(list, "1 calls in progress") || m == nil {
+		t.Fatalf("show calls:\n%s", list)
+	}
+	if detail := softswitchSSH(t, pc, "ops", "ops-secret-1234", "show call "+m[1]); !regexpMatch(`gateway\s+gw-b`, detail) ||
+		!strings.Contains(detail, "talking") {
+		t.Fatalf("show call %s:\n%s", m[1], detail)
+	}
+	held.kill()
+
 	for cmd, want := range map[string]string{"show bans": "no bans", "show cdr queue": "not pushed", "show sessions": "ops"} {
 		if out := softswitchSSH(t, pc, "ops", "ops-secret-1234", cmd); !strings.Contains(out, want) {
 			t.Errorf("%s:\n%s", cmd, out)

@@ -3,6 +3,7 @@ package systest
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -138,31 +139,46 @@ var (
 )
 
 // freePort returns a port on 127.0.0.1 that was free for both UDP and TCP
-// a moment ago and that no other test of this process was given.
+// a moment ago and that no other test of this process was given. It is
+// below the kernel's ephemeral range: there, any process's outgoing
+// connection (ssh, telnet, curl, sipp) could take it before the test
+// binds it (CI of 05:04 failed so).
 func freePort(t testing.TB) int {
 	t.Helper()
 	portsMu.Lock()
 	defer portsMu.Unlock()
-	for range 100 {
-		uc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("free port: %v", err)
+	hi := ephemeralLow()
+	for range 1000 {
+		port := 10000 + rand.IntN(hi-10000)
+		if portsUsed[port] {
+			continue
 		}
-		port := uc.LocalAddr().(*net.UDPAddr).Port
+		uc, err := net.ListenPacket("udp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
 		tl, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		uc.Close()
 		if err != nil {
 			continue
 		}
 		tl.Close()
-		if portsUsed[port] {
-			continue
-		}
 		portsUsed[port] = true
 		return port
 	}
-	t.Fatalf("free port: no port free for both UDP and TCP after 100 tries")
+	t.Fatalf("free port: no port free for both UDP and TCP after 1000 tries")
 	return 0
+}
+
+// ephemeralLow is the bottom of the kernel's ephemeral port range.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if f := strings.Fields(string(b)); err == nil && len(f) == 2 {
+		if n, err := strconv.Atoi(f[0]); err == nil && n > 15000 {
+			return n
+		}
+	}
+	return 32768
 }
 
 // udpPortBound reports whether some socket is bound to UDP port on any

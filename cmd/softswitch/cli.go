@@ -202,6 +202,43 @@ func switchCLI(src snmpSources, hostname string, log *slog.Logger) *cli.CLI {
 				return nil
 			})
 	}
+	c.Exec.Add("show calls", []string{show, "the calls in progress, oldest first (at most 100)"}, cli.View, nil,
+		func(s *cli.Session, _ []string) error {
+			list, n := src.calls(100)
+			s.Printf("%d calls in progress\n", n)
+			if n == 0 {
+				return nil
+			}
+			s.Printf("%-9s %-9s %-16s %-16s %-16s %s\n", "STATE", "DURATION", "CALLING", "CALLED", "GATEWAY", "CALL-ID")
+			for _, x := range list {
+				s.Printf("%-9s %-9s %-16s %-16s %-16s %s\n", x.State, time.Since(x.Setup).Round(time.Second), x.Calling, x.Called,
+					orDash(x.Gateway), x.CallID)
+			}
+			return nil
+		})
+	callArg := &cli.Arg{Name: "call-id", Help: "a call's Call-ID on the caller's side (show calls)"}
+	c.Exec.Add("show call <call-id>", []string{show, "one call in progress, in detail", ""}, cli.View,
+		map[string]*cli.Arg{"call-id": callArg}, func(s *cli.Session, a []string) error {
+			list, _ := src.calls(1 << 30)
+			for _, x := range list {
+				if x.CallID != a[0] {
+					continue
+				}
+				rows := [][2]string{{"call-id", x.CallID}, {"state", x.State}, {"calling", x.Calling}, {"called", x.Called},
+					{"called, sent", orDash(x.CalledSent)}, {"account", orDash(x.Account)}, {"from trunk", orDash(x.Trunk)},
+					{"route", orDash(x.Route)}, {"gateway", orDash(x.Gateway)}, {"forks", strconv.Itoa(x.Forks)},
+					{"setup (UTC)", x.Setup.UTC().Format("2006-01-02 15:04:05")}}
+				if !x.Answered.IsZero() {
+					rows = append(rows, [2]string{"answered (UTC)", x.Answered.UTC().Format("2006-01-02 15:04:05")},
+						[2]string{"talking", time.Since(x.Answered).Round(time.Second).String()})
+				}
+				for _, r := range rows {
+					s.Printf("%-16s %s\n", r[0], r[1])
+				}
+				return nil
+			}
+			return fmt.Errorf("%% no call %s in progress", a[0])
+		})
 	c.Exec.Add("show cdr queue", []string{show, "call detail records", "delivery to the billing centre"}, cli.View, nil,
 		func(s *cli.Session, _ []string) error {
 			if src.backlog == nil {
@@ -313,6 +350,13 @@ func switchCLI(src snmpSources, hostname string, log *slog.Logger) *cli.CLI {
 			return nil
 		})
 	return c
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // startCLI serves the command line over SSH when [cli] ssh_listen is set.

@@ -16,6 +16,7 @@ import (
 	"github.com/softswitch/softswitch/appliance/ha"
 	"github.com/softswitch/softswitch/core/admission"
 	"github.com/softswitch/softswitch/core/authlimit"
+	"github.com/softswitch/softswitch/core/call"
 	"github.com/softswitch/softswitch/core/config"
 	"github.com/softswitch/softswitch/core/events"
 	"github.com/softswitch/softswitch/core/q850"
@@ -46,6 +47,7 @@ type snmpSources struct {
 	admit   *admission.Gate
 	bus     *events.Bus
 	lookup  func(aor string) []store.Binding
+	calls   func(max int) ([]call.Info, int)
 }
 
 // Objects of SOFTSWITCH-MIB (oam/snmp/mib/SOFTSWITCH-MIB.txt).
