@@ -201,7 +201,7 @@ func run(args []string) error {
 	delay := &stats.Delay{}
 	srv := &server.Server{Log: log, Gate: &gate.Gate{Admission: admit}, Overload: shed,
 		Parser: parser, StackLog: stackLog, SlowRegister: authn.Remote(false),
-		Handled: func(d time.Duration) { delay.Record(d, time.Now()) }}
+		Handled: delay.Record}
 	bound, err := srv.Listen(cfg.SIP.Listen)
 	if err != nil {
 		return err

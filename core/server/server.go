@@ -63,7 +63,7 @@ type Server struct {
 	SlowRegister bool
 	// Handled, when set, is told each UDP message's processing delay
 	// (from its read to the end of its handling), on the SIP workers.
-	Handled func(time.Duration)
+	Handled func(delay time.Duration, now time.Time)
 
 	udp    net.PacketConn
 	udpw   net.PacketConn // udp answering from the address each peer sent to

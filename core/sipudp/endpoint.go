@@ -82,8 +82,9 @@ type Endpoint struct {
 	// message counts as late in Load (0: none is).
 	LateAfter time.Duration
 	// Handled, when set, is told each datagram's delay from its read to
-	// the end of its handling (R21's message processing delay).
-	Handled func(time.Duration)
+	// the end of its handling (R21's message processing delay), and when
+	// that end was.
+	Handled func(delay time.Duration, now time.Time)
 
 	wheel   *wheel.Wheel
 	seed    maphash.Seed
@@ -306,7 +307,8 @@ func (e *Endpoint) work(l lane) {
 		}
 		e.handle(it)
 		if e.Handled != nil {
-			e.Handled(time.Duration(time.Now().UnixNano() - it.at))
+			now := time.Now()
+			e.Handled(time.Duration(now.UnixNano()-it.at), now)
 		}
 	}
 }

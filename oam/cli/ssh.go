@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -65,27 +64,7 @@ func LoadHostKey(path string) (ssh.Signer, error) {
 
 // Serve accepts connections until ctx ends.
 func (s *SSHServer) Serve(ctx context.Context, ln net.Listener) {
-	context.AfterFunc(ctx, func() { ln.Close() })
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		if !allowedAddr(s.Sources, c.RemoteAddr()) {
-			c.Close()
-			continue
-		}
-		if s.conns.Add(1) > MaxSessions {
-			s.conns.Add(-1)
-			c.Close()
-			continue
-		}
-		safe.Go("CLI SSH connection", func() { s.serve(c) }, func() { s.conns.Add(-1) })
-	}
+	accept(ctx, ln, s.Sources, &s.conns, "CLI SSH connection", s.serve)
 }
 
 func (s *SSHServer) serve(c net.Conn) {

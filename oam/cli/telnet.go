@@ -44,6 +44,12 @@ const (
 
 // Serve accepts connections until ctx ends.
 func (s *TelnetServer) Serve(ctx context.Context, ln net.Listener) {
+	accept(ctx, ln, s.Sources, &s.conns, "CLI Telnet connection", s.serve)
+}
+
+// accept serves ln's connections from allowed sources, at most
+// MaxSessions at once (conns counts them), each on a goroutine of its own.
+func accept(ctx context.Context, ln net.Listener, sources []netip.Prefix, conns *atomic.Int32, what string, serve func(net.Conn)) {
 	context.AfterFunc(ctx, func() { ln.Close() })
 	for {
 		c, err := ln.Accept()
@@ -54,16 +60,16 @@ func (s *TelnetServer) Serve(ctx context.Context, ln net.Listener) {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		if !allowedAddr(s.Sources, c.RemoteAddr()) {
+		if !allowedAddr(sources, c.RemoteAddr()) {
 			c.Close()
 			continue
 		}
-		if s.conns.Add(1) > MaxSessions {
-			s.conns.Add(-1)
+		if conns.Add(1) > MaxSessions {
+			conns.Add(-1)
 			c.Close()
 			continue
 		}
-		safe.Go("CLI Telnet connection", func() { s.serve(c) }, func() { s.conns.Add(-1) })
+		safe.Go(what, func() { serve(c) }, func() { conns.Add(-1) })
 	}
 }
 
