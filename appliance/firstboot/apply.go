@@ -1,6 +1,7 @@
 package firstboot
 
 import (
+	"bytes"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -12,8 +13,11 @@ import (
 	"strings"
 	"syscall"
 
+	toml "github.com/pelletier/go-toml/v2"
+
 	"github.com/softswitch/softswitch/appliance/ha"
 	"github.com/softswitch/softswitch/core/config"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Paths on the node, relative to the root Apply is given.
@@ -25,8 +29,14 @@ const (
 	// until the admin changes it; the console status shows it meanwhile.
 	PasswordFile = StateDir + "/admin-password"
 	AdminUser    = "admin"
-	binary       = "/usr/bin/softswitch"
-	dataDir      = "/var/lib/softswitch"
+	// SNMPUserFile holds the generated SNMPv3 user "NAME AUTH PRIV"
+	// (root only), reused when first boot runs again; the console shows it.
+	SNMPUserFile = StateDir + "/snmp-user"
+	// CLIPasswordFile holds the first command-line user's generated
+	// password (root only) for the console; the switch gets its hash.
+	CLIPasswordFile = StateDir + "/cli-password"
+	binary          = "/usr/bin/softswitch"
+	dataDir         = "/var/lib/softswitch"
 )
 
 // Apply writes the node's files under root ("/" on a node): host name,
@@ -40,14 +50,14 @@ func Apply(s Settings, root string, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	block := ""
-	if s.HA != nil || len(s.DNS) > 0 {
-		block = ConfigBlock(s)
+	m, err := managementSecrets(p(SNMPUserFile), orig)
+	if err != nil {
+		return err
 	}
-	conf := ReplaceBlock(string(orig), block)
+	conf := ReplaceBlock(string(orig), ConfigBlock(s, m))
 	cfg, err := config.Parse(ConfigPath, []byte(conf))
 	if err != nil {
-		return fmt.Errorf("%v (after adding the first-boot block: does the file already have [ha] or [dns]? Then set those there, not at first boot)", err)
+		return fmt.Errorf("%v (after adding the first-boot block: does the file already have [ha], [dns], [snmp] or [cli]? Then set those there, not at first boot)", err)
 	}
 
 	if s.Hostname != "" {
@@ -94,6 +104,9 @@ func Apply(s Settings, root string, log io.Writer) error {
 		return err
 	}
 	if err := writeFile(confPath, conf, 0o640); err != nil {
+		return err
+	}
+	if err := firstCLIUser(p(CLIPasswordFile), p(dataDir), p("/etc/passwd"), log); err != nil {
 		return err
 	}
 	if s.HA != nil {
@@ -285,4 +298,70 @@ func generatePassword() (string, error) {
 		b[i] = alphabet[b[i]%32]
 	}
 	return string(b), nil
+}
+
+// managementSecrets reads the SNMPv3 user first boot made before (from
+// its file, else from the configuration's first-boot block, once the
+// operator deleted the file), or makes one (passwords of 16 characters
+// from generatePassword).
+func managementSecrets(path string, conf []byte) (Management, error) {
+	if data, err := os.ReadFile(path); err == nil {
+		if f := strings.Fields(string(data)); len(f) == 3 {
+			return Management{SNMPUser: f[0], SNMPAuth: f[1], SNMPPriv: f[2]}, nil
+		}
+	}
+	if i, j := bytes.Index(conf, []byte(blockBegin)), bytes.Index(conf, []byte(blockEnd)); i >= 0 && j > i {
+		var block struct {
+			SNMP struct {
+				Users []config.SNMPUser `toml:"user"`
+			} `toml:"snmp"`
+		}
+		if toml.Unmarshal(conf[i:j], &block) == nil && len(block.SNMP.Users) > 0 {
+			u := block.SNMP.Users[0]
+			return Management{SNMPUser: u.Name, SNMPAuth: u.AuthPassword, SNMPPriv: u.PrivPassword}, nil
+		}
+	}
+	a, err1 := generatePassword()
+	p, err2 := generatePassword()
+	if err := errors.Join(err1, err2); err != nil {
+		return Management{}, err
+	}
+	m := Management{SNMPUser: "noc", SNMPAuth: a, SNMPPriv: p}
+	return m, writeFile(path, fmt.Sprintf("%s %s %s\n", m.SNMPUser, m.SNMPAuth, m.SNMPPriv), 0o600)
+}
+
+// firstCLIUser makes the first command-line user, admin: its password is
+// generated (kept root only for the console), its bcrypt hash goes to the
+// data directory where the switch takes it at its next start when it has
+// no user (cmd/softswitch, cli-first-user). Once made, never again.
+func firstCLIUser(pwFile, dataDir, passwd string, log io.Writer) error {
+	if _, err := os.Stat(pwFile); err == nil {
+		return nil
+	}
+	pw, err := generatePassword()
+	if err != nil {
+		return err
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(pw), 12)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dataDir, "cli-first-user")
+	if err := writeFile(path, AdminUser+" admin "+string(hash)+"\n", 0o600); err != nil {
+		return err
+	}
+	// The switch runs as softswitch: the file is its to read and delete.
+	if uid, err := lookupField(passwd, "softswitch", 2); err == nil {
+		gid, _ := lookupField(passwd, "softswitch", 3)
+		u, _ := strconv.Atoi(uid)
+		g, _ := strconv.Atoi(gid)
+		if err := os.Chown(path, u, g); err != nil {
+			return err
+		}
+	}
+	if err := writeFile(pwFile, pw+"\n", 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "command line: first user %s made; its password is shown on the console\n", AdminUser)
+	return nil
 }

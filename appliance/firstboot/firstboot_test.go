@@ -10,6 +10,7 @@ import (
 
 	"github.com/softswitch/softswitch/appliance/testenv"
 	"github.com/softswitch/softswitch/core/config"
+	"golang.org/x/crypto/bcrypt"
 )
 
 func vals(where string, kv ...string) []Value {
@@ -175,7 +176,7 @@ func TestApplyPairNode(t *testing.T) {
 		t.Errorf("management network file:\n%s", m)
 	}
 	fw := read(t, root, "/etc/nftables.conf")
-	for _, want := range []string{`iifname "eth0" udp dport 5060`, `iifname "eth0" ip saddr { 10.200.0.12 } meta l4proto 112`, `iifname "eth1" udp dport 161`, `iifname "eth1" tcp dport { 22, 23 }`, `iifname "eth1" tcp dport 2222`, `iifname "eth1" tcp dport 2121`, `iifname "eth1" tcp dport 30000-30049`} {
+	for _, want := range []string{`iifname "eth0" udp dport 5060`, `iifname "eth0" ip saddr { 10.200.0.12 } meta l4proto 112`, `iifname "eth1" udp dport 161`, `iifname "eth1" tcp dport { 22, 2022, 23 }`, `iifname "eth1" tcp dport 2222`, `iifname "eth1" tcp dport 2121`, `iifname "eth1" tcp dport 30000-30049`} {
 		if !strings.Contains(fw, want) {
 			t.Errorf("firewall lacks %q:\n%s", want, fw)
 		}
@@ -193,14 +194,36 @@ func TestApplyPairNode(t *testing.T) {
 		t.Error("resolv.conf")
 	}
 
-	// Run again with another priority: the block is replaced, not added.
+	// Management: SNMP and the command line on the management address,
+	// a generated SNMPv3 user, the first command-line user for the switch.
+	if cfg.SNMP.Listen != "10.9.0.11:161" || cfg.CLI.SSHListen != "10.9.0.11:2022" || cfg.CLI.TelnetListen != "10.9.0.11:23" ||
+		len(cfg.SNMP.Users) != 1 || cfg.SNMP.Users[0].Name != "noc" || len(cfg.SNMP.Users[0].AuthPassword) != 16 ||
+		cfg.SNMP.Users[0].Priv != "AES" || cfg.SNMP.Users[0].Access != "read" {
+		t.Errorf("management: %+v %+v", cfg.SNMP, cfg.CLI)
+	}
+	first := strings.Fields(read(t, root, "/var/lib/softswitch/cli-first-user"))
+	pw := strings.TrimSpace(read(t, root, CLIPasswordFile))
+	if len(first) != 3 || first[0] != "admin" || first[1] != "admin" || bcrypt.CompareHashAndPassword([]byte(first[2]), []byte(pw)) != nil {
+		t.Errorf("first CLI user %v does not match the password shown", first)
+	}
+	if strings.Contains(log.String(), pw) || strings.Contains(log.String(), cfg.SNMP.Users[0].AuthPassword) {
+		t.Error("a generated password is in first boot's log")
+	}
+
+	// Run again with another priority: the block is replaced, not added;
+	// the SNMP user is kept even when its file was deleted once noted.
+	os.Remove(filepath.Join(root, SNMPUserFile))
 	s.HA.Priority = 100
 	if err := Apply(s, root, &log); err != nil {
 		t.Fatal(err)
 	}
 	again := read(t, root, ConfigPath)
-	if strings.Count(again, blockBegin) != 1 || !strings.Contains(again, "priority = 100") || !strings.HasPrefix(again, conf) {
-		t.Errorf("second run:\n%s", again)
+	if strings.Count(again, blockBegin) != 1 || !strings.Contains(again, "priority = 100") || !strings.HasPrefix(again, conf) ||
+		!strings.Contains(again, cfg.SNMP.Users[0].AuthPassword) {
+		t.Errorf("second run (the same SNMP user kept):\n%s", again)
+	}
+	if strings.TrimSpace(read(t, root, CLIPasswordFile)) != pw {
+		t.Error("second run made another first CLI password")
 	}
 
 	// As a single node again: no [ha], keepalived.conf gone.

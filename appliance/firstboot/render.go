@@ -54,8 +54,8 @@ table inet softswitch {
 	}
 	fmt.Fprintf(&b, "        %s%smeta l4proto 112 accept comment \"VRRP from the other node\"\n", svc, vrrpFrom)
 	fmt.Fprintf(&b, "        %sudp dport 161 accept comment \"SNMP\"\n", mgmt)
-	fmt.Fprintf(&b, "        %stcp dport { 22, 23 } ct state new update @mgmt4 { ip saddr limit rate 10/minute burst 10 packets } accept comment \"SSH, Telnet CLI: 10 new connections a minute per source\"\n", mgmt)
-	fmt.Fprintf(&b, "        %stcp dport { 22, 23 } ct state new update @mgmt6 { ip6 saddr limit rate 10/minute burst 10 packets } accept\n", mgmt)
+	fmt.Fprintf(&b, "        %stcp dport { 22, %d, %d } ct state new update @mgmt4 { ip saddr limit rate 10/minute burst 10 packets } accept comment \"SSH, the command line (SSH, Telnet): 10 new connections a minute per source\"\n", mgmt, CLIPort, TelnetPort)
+	fmt.Fprintf(&b, "        %stcp dport { 22, %d, %d } ct state new update @mgmt6 { ip6 saddr limit rate 10/minute burst 10 packets } accept\n", mgmt, CLIPort, TelnetPort)
 	fmt.Fprintf(&b, "        %stcp dport %d ct state new update @mgmt4 { ip saddr limit rate 10/minute burst 10 packets } accept comment \"CDR pull (SFTP) for the billing centre\"\n", mgmt, CDRPullPort)
 	fmt.Fprintf(&b, "        %stcp dport %d ct state new update @mgmt6 { ip6 saddr limit rate 10/minute burst 10 packets } accept\n", mgmt, CDRPullPort)
 	fmt.Fprintf(&b, "        %stcp dport %d ct state new update @mgmt4 { ip saddr limit rate 10/minute burst 10 packets } accept comment \"CDR pull (FTP, FTPS) for the billing centre\"\n", mgmt, CDRPullFTPPort)
@@ -125,11 +125,46 @@ const (
 	blockEnd   = "# --- END first boot ---"
 )
 
+// The appliance's management ports: the command line over SSH has a port
+// of its own (22 is the operating system's sshd, for the admin account);
+// Telnet, when turned on (softswitch telnet on), and SNMP have theirs.
+const (
+	CLIPort    = 2022
+	TelnetPort = 23
+	SNMPPort   = 161
+)
+
+// Management is what first boot generates once for the management
+// interfaces: an SNMPv3 user (read-only, SHA-256 and AES), shown on the
+// console like the admin's one-time password.
+type Management struct {
+	SNMPUser, SNMPAuth, SNMPPriv string
+}
+
+// mgmtAddr is where the management servers listen: the management
+// interface's static address (the service interface's when there is no
+// management one), or every address when it takes DHCP (the firewall
+// then keeps them to the management interface on a split node).
+func mgmtAddr(s Settings, port uint16) string {
+	i := s.Management
+	if !s.Split() {
+		i = s.Service
+	}
+	if i.Address.IsValid() {
+		return netip.AddrPortFrom(i.Address.Addr(), port).String()
+	}
+	return netip.AddrPortFrom(netip.IPv4Unspecified(), port).String()
+}
+
 // ConfigBlock is the softswitch.toml part first boot owns: [ha] for a
 // node of a pair, [dns] when servers were given.
-func ConfigBlock(s Settings) string {
+func ConfigBlock(s Settings, m Management) string {
 	var b strings.Builder
 	b.WriteString(blockBegin + "\n")
+	fmt.Fprintf(&b, "[snmp]\nlisten = %q\n[[snmp.user]]\nname = %q\nauth = \"SHA-256\"\nauth_password = %q\npriv = \"AES\"\npriv_password = %q\naccess = \"read\"\n",
+		mgmtAddr(s, SNMPPort), m.SNMPUser, m.SNMPAuth, m.SNMPPriv)
+	// Telnet is served only once turned on (softswitch telnet on).
+	fmt.Fprintf(&b, "[cli]\nssh_listen = %q\ntelnet_listen = %q\n", mgmtAddr(s, CLIPort), mgmtAddr(s, TelnetPort))
 	if h := s.HA; h != nil {
 		fmt.Fprintf(&b, "[ha]\nenabled = true\ninterface = %q\nvirtual_address = %q\npriority = %d\nrouter_id = %d\nadvert_interval = %q\n",
 			s.Service.Name, h.VirtualAddress.String(), h.Priority, h.RouterID, h.AdvertInterval.String())

@@ -129,11 +129,13 @@ func TestImageBoots(t *testing.T) {
 	disk := overlay(t, base, filepath.Join(work, "overlay.qcow2"))
 	port := freePort(t, "udp")
 	sshPort := freePort(t, "tcp")
+	cliPort, snmpPort := freePort(t, "tcp"), freePort(t, "udp")
 	serial := filepath.Join(work, "serial.log")
 	qemu := exec.Command("qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "1024",
 		"-display", "none", "-no-reboot", "-serial", "file:"+serial,
 		"-drive", "file="+disk+",if=virtio",
-		"-netdev", "user,id=n0,hostfwd=udp:127.0.0.1:"+strconv.Itoa(port)+"-:5060,hostfwd=tcp:127.0.0.1:"+strconv.Itoa(sshPort)+"-:22",
+		"-netdev", "user,id=n0,hostfwd=udp:127.0.0.1:"+strconv.Itoa(port)+"-:5060,hostfwd=tcp:127.0.0.1:"+strconv.Itoa(sshPort)+"-:22"+
+			",hostfwd=tcp:127.0.0.1:"+strconv.Itoa(cliPort)+"-:2022,hostfwd=udp:127.0.0.1:"+strconv.Itoa(snmpPort)+"-:161",
 		"-device", "virtio-net-pci,netdev=n0")
 	qlog, _ := os.Create(filepath.Join(work, "qemu.log"))
 	qemu.Stdout, qemu.Stderr = qlog, qlog
@@ -203,6 +205,7 @@ func TestImageBoots(t *testing.T) {
 				t.Fatal("no one-time admin password on the console")
 			}
 			adminLogin(t, sshPort, string(m[1]), work)
+			management(t, data, cliPort, snmpPort, work)
 			return
 		}
 		if time.Since(booted) > statusBudget {
@@ -210,6 +213,44 @@ func TestImageBoots(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// management reads sysUpTime over SNMPv3 with the user first boot made,
+// and runs one command on the command line over SSH as its first user,
+// both with what the console showed.
+func management(t *testing.T, console []byte, cliPort, snmpPort int, work string) {
+	t.Helper()
+	cm := regexp.MustCompile(`appliance: command line: ssh -p 2022 admin@\S+, first password (\S+) `).FindSubmatch(console)
+	sm := regexp.MustCompile(`appliance: SNMPv3 user "(\S+)" \(read-only, SHA-256 auth password (\S+), AES priv password (\S+);`).FindSubmatch(console)
+	if cm == nil || sm == nil {
+		t.Fatal("the console shows no command-line password or no SNMPv3 user")
+	}
+	start := time.Now()
+	out, err := exec.Command("snmpget", "-v3", "-l", "authPriv", "-u", string(sm[1]), "-a", "SHA-256", "-A", string(sm[2]),
+		"-x", "AES", "-X", string(sm[3]), "-t", "5", "-r", "3", "127.0.0.1:"+strconv.Itoa(snmpPort), "1.3.6.1.2.1.1.3.0").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Timeticks") {
+		t.Fatalf("snmpget sysUpTime over SNMPv3: %v\n%s", err, out)
+	}
+	t.Logf("SNMPv3 (user from the console): %s", strings.TrimSpace(string(out)))
+	script := filepath.Join(work, "cli.exp")
+	os.WriteFile(script, []byte(`set timeout 60
+lassign $argv port pw
+spawn ssh -p $port -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o PubkeyAuthentication=no -o PreferredAuthentications=password admin@127.0.0.1 show version
+expect {
+    "password:" { send "$pw\r" }
+    timeout { puts "TIMEOUT prompt"; exit 1 }
+}
+expect {
+    -re "node \\S+" {}
+    timeout { puts "TIMEOUT show version"; exit 1 }
+}
+expect eof
+`), 0o600)
+	out, err = exec.Command("expect", script, strconv.Itoa(cliPort), string(cm[1])).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "softswitch ") {
+		t.Fatalf("show version over the command line's SSH: %v\n%s", err, out)
+	}
+	t.Logf("command line over SSH as the first-boot user: show version answered (%v)", time.Since(start).Round(time.Second))
 }
 
 var oneTimePassword = regexp.MustCompile(`appliance: admin login "admin", one-time password (\S+) `)

@@ -2,6 +2,7 @@ package systest
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -150,6 +151,29 @@ expect eof
 		t.Fatalf("view session: %v\n%s", err, out)
 	}
 
+	// Telnet is off until the running configuration turns it on: one
+	// line and a commit, no restart.
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", pt), 2*time.Second); err == nil {
+		c.Close()
+		t.Fatal("Telnet answered before it was turned on")
+	}
+	out, err = expectSSH(t, pc, "ops", "ops-secret-1234", `
+expect "clitest# "
+send "configure\r"
+expect "clitest(config)# "
+send "management telnet true\r"
+expect "clitest(config)# "
+send "commit\r"
+expect "committed"
+send "end\r"
+expect "clitest# "
+send "exit\r"
+expect eof
+`)
+	if err != nil {
+		t.Fatalf("turning Telnet on: %v\n%s", err, out)
+	}
+
 	// The same command line over Telnet (the real client): login, Tab,
 	// a command; a wrong password refused.
 	for _, c := range []struct{ password, body string }{
@@ -247,4 +271,150 @@ send "%s\r"
 	}
 	out, err := exec.Command("expect", path).CombinedOutput()
 	return string(out), err
+}
+
+// TestCLIConfigure: provisioning at run time through the command line
+// (OpenSSH's client driven by expect): a subscriber and a route
+// configured and committed, then a registration and calls that use them;
+// a refused line and a refused commit change nothing; a view user may not
+// configure; a restart keeps what was committed; show running-config
+// pasted into a fresh switch gives the same running configuration.
+func TestCLIConfigure(t *testing.T) {
+	t.Parallel()
+	pg, pc := freePort(t), freePort(t)
+	cliTOML := fmt.Sprintf("[billing]\nnode = \"cfgtest\"\n\n[cli]\nssh_listen = \"127.0.0.1:%d\"\nsources = [\"127.0.0.0/8\"]\npassword_cost = 10\n\n", pc)
+	cfg := defaultConfig()
+	cfg.Extra = cliTOML
+	srv := startServer(t, cfg)
+	startUAS(t, "gw", "uas_answer.xml", sippOpts{Port: pg, Calls: -1, Timeout: 120 * time.Second})
+	addCLIUser(t, srv, "ops", "admin", "ops-secret-1234")
+	addCLIUser(t, srv, "watcher", "view", "watch-secret-99")
+
+	// Before: no route, so a call from the trunk is refused.
+	r := runSipp(t, sippOpts{Name: "before", Scenario: "uac_trusted_call.xml", Remote: srv.Addr, LocalIP: trustedIP,
+		Service: "0301234", Keys: map[string]string{"caller": "0401111", "max_forwards": "70"}, Calls: 1, Rate: 1, Timeout: 15 * time.Second})
+	if r.ExitCode == 0 || !strings.Contains(strings.Join(startLines(r.Received()), "\n"), "404") {
+		t.Fatalf("before any route was configured: sipp exited %d, got %v", r.ExitCode, startLines(r.Received()))
+	}
+
+	out, err := expectSSH(t, pc, "ops", "ops-secret-1234", fmt.Sprintf(`
+expect "cfgtest# "
+send "configure\r"
+expect "cfgtest(config)# "
+send "subscriber 1003 password secret-1003-x\r"
+expect "cfgtest(config)# "
+send "gateway cfg-gw address 127.0.0.1:%d\r"
+expect "cfgtest(config)# "
+send "gateway cfg-gw max_ch\t"
+expect "max_channels "
+send "lots\r"
+expect "not a whole number"
+expect "cfgtest(config)# "
+send "group cfg-g member gateway=cfg-gw,priority=1\r"
+expect "cfgtest(config)# "
+send "analysis 1 prefix 03\r"
+expect "cfgtest(config)# "
+send "analysis 1 action route\r"
+expect "cfgtest(config)# "
+send "analysis 1 route cfg-r\r"
+expect "cfgtest(config)# "
+send "commit\r"
+expect -re "not committed, nothing changed: analysis 1 route: no route named .cfg-r."
+expect "cfgtest(config)# "
+send "route cfg-r group cfg-g\r"
+expect "cfgtest(config)# "
+send "end\r"
+expect "uncommitted changes"
+expect "cfgtest(config)# "
+send "commit\r"
+expect "committed"
+expect "cfgtest(config)# "
+send "end\r"
+expect "cfgtest# "
+send "exit\r"
+expect eof
+`, pg))
+	if err != nil {
+		t.Fatalf("configure session: %v\n%s", err, out)
+	}
+	registerContact(t, srv, "1003", "secret-1003-x", 5099)
+	trunkCalls(t, srv, "after", 3, 10)
+
+	out, err = expectSSH(t, pc, "watcher", "watch-secret-99", `
+expect "cfgtest> "
+send "configure\r"
+expect "at word 1"
+expect "cfgtest> "
+send "show running-config\r"
+expect "at word 2"
+expect "cfgtest> "
+send "exit\r"
+expect eof
+`)
+	if err != nil {
+		t.Fatalf("view session: %v\n%s", err, out)
+	}
+
+	running := func(port int) []string {
+		t.Helper()
+		text := strings.ReplaceAll(softswitchSSH(t, port, "ops", "ops-secret-1234", "show running-config"), "\r", "")
+		_, body, ok := strings.Cut(text, "\nconfigure\n")
+		body, _, ok2 := strings.Cut(body, "\ncommit\nend\n")
+		if !ok || !ok2 {
+			t.Fatalf("show running-config:\n%s", text)
+		}
+		return strings.Split(strings.TrimSpace(body), "\n")
+	}
+	before := running(pc)
+	for _, want := range []string{" subscriber 1003 ha1_md5 ", " gateway cfg-gw address 127.0.0.1:", " route cfg-r group cfg-g",
+		" analysis 1 route cfg-r", " user watcher level view", " trusted_peer trunk-a address 127.0.0.5"} {
+		if !strings.Contains(strings.Join(before, "\n"), want) {
+			t.Fatalf("show running-config has no %q:\n%s", want, strings.Join(before, "\n"))
+		}
+	}
+	srv.restart()
+	if after := running(pc); strings.Join(after, "\n") != strings.Join(before, "\n") {
+		t.Fatalf("after a restart:\n%s\n\nbefore:\n%s", strings.Join(after, "\n"), strings.Join(before, "\n"))
+	}
+	registerContact(t, srv, "1003", "secret-1003-x", 5099)
+	trunkCalls(t, srv, "after-restart", 2, 10)
+
+	// A fresh switch: no provisioning, one admin; the text pasted.
+	fresh := defaultConfig()
+	fresh.Subscribers, fresh.TrustedPeers = nil, nil
+	pf := freePort(t)
+	fresh.Extra = strings.Replace(cliTOML, fmt.Sprint(pc), fmt.Sprint(pf), 1)
+	srv2 := startServer(t, fresh)
+	addCLIUser(t, srv2, "ops", "admin", "ops-secret-1234")
+	text := strings.ReplaceAll(softswitchSSH(t, pc, "ops", "ops-secret-1234", "show running-config"), "\r", "")
+	paste := filepath.Join(t.TempDir(), "running-config.txt")
+	text = text[strings.Index(text, "!"):]
+	text = text[:strings.Index(text, "\nend\n")+5] // what the switch printed, not what ssh says after it
+	os.WriteFile(paste, []byte(text+"exit\n"), 0o600)
+	script := fmt.Sprintf(`set timeout 20
+spawn sh -c "ssh -T -p %d -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o PreferredAuthentications=password -o PubkeyAuthentication=no ops@127.0.0.1 < %s"
+expect_after { timeout { puts "\nEXPECT TIMEOUT"; exit 5 } }
+expect "assword:"
+send "ops-secret-1234\r"
+expect eof
+`, pf, paste)
+	sp := filepath.Join(t.TempDir(), "paste.exp")
+	os.WriteFile(sp, []byte(script), 0o600)
+	if b, err := exec.Command("expect", sp).CombinedOutput(); err != nil || strings.Contains(string(b), "% ") {
+		t.Fatalf("pasting the running configuration: %v\n%s", err, b)
+	}
+	if got := running(pf); strings.Join(got, "\n") != strings.Join(before, "\n") {
+		t.Fatalf("the fresh switch after the paste:\n%s\n\nthe original:\n%s", strings.Join(got, "\n"), strings.Join(before, "\n"))
+	}
+	registerContact(t, srv2, "1003", "secret-1003-x", 5098)
+
+	data, _ := os.ReadFile(srv.LogPath)
+	for _, secret := range []string{"secret-1003-x", "ops-secret-1234"} {
+		if strings.Contains(string(data), secret) {
+			t.Errorf("%q is in the log", secret)
+		}
+	}
+	if !strings.Contains(string(data), `command="subscriber 1003 password <hidden>"`) {
+		t.Error("the audit log does not show the subscriber's line (with the password hidden)")
+	}
 }

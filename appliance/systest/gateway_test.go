@@ -334,20 +334,21 @@ func TestTablesReloadIsAtomicAndStored(t *testing.T) {
 	cfg.Extra = tables(pB, "") + "[[analysis]]\nprefix = \"8\"\naction = \"route\"\nroute = \"nowhere\"\n"
 	writeConfig(t, srv.Config, cfg, srv.Addr)
 	srv.signal(syscall.SIGHUP)
-	waitLog(t, srv, 5*time.Second, "config refused", "no route named")
+	waitLog(t, srv, 5*time.Second, "provisioning refused", "no route named")
 	callVia("after-refused-reload", pA)
 
 	cfg.Extra = tables(pB, "")
 	writeConfig(t, srv.Config, cfg, srv.Addr)
 	srv.signal(syscall.SIGHUP)
-	waitLog(t, srv, 5*time.Second, "SIGHUP: provisioning reloaded")
+	waitLog(t, srv, 5*time.Second, "running configuration imported from the config file")
 	callVia("after-good-reload", pB)
 
-	// No tables in the file: the stored ones route after a restart.
+	// No tables in the file: the running ones are kept through the
+	// import of the edited file, and route after a restart.
 	cfg.Extra = ""
 	writeConfig(t, srv.Config, cfg, srv.Addr)
 	srv.restart()
-	waitLog(t, srv, 5*time.Second, "routing tables loaded", "from=\"data directory\"")
+	waitLog(t, srv, 5*time.Second, "imported from the config file", "routing tables")
 	callVia("stored-tables", pB)
 
 	// Locked by provisioning: reported, and the only gateway is skipped.

@@ -15,52 +15,24 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/softswitch/softswitch/core/provision"
 )
 
-// Spec is the configuration ([rating] and its tables), as written.
-type Spec struct {
-	Default   string       `toml:"default_tariff"` // tariff for callers nothing else names; "" = unrated
-	Precision int          `toml:"precision"`      // decimals of a charge (0..6)
-	Timezone  string       `toml:"timezone"`       // where bands' hours are read; "" = UTC
-	Holidays  []string     `toml:"holidays"`       // YYYY-MM-DD: days that count as "hol"
-	Bands     []BandSpec   `toml:"band"`
-	Tariffs   []TariffSpec `toml:"tariff"`
-	Assign    []AssignSpec `toml:"assign"`
-}
+// Spec is provision.Rating (plain data, shared with the config file and the CLI).
+type Spec = provision.Rating
 
-// BandSpec is a named time band: days (mon..sun, hol) and hours.
-type BandSpec struct {
-	Name string   `toml:"name"`
-	Days []string `toml:"days"`
-	From string   `toml:"from"` // HH:MM, inclusive
-	To   string   `toml:"to"`   // HH:MM, exclusive; "24:00" = the end of the day; To < From crosses midnight
-}
+// BandSpec is provision.Band (plain data, shared with the config file and the CLI).
+type BandSpec = provision.Band
 
-// TariffSpec is a named tariff: rates by called prefix and band.
-type TariffSpec struct {
-	Name     string     `toml:"name"`
-	Currency string     `toml:"currency"` // ISO 4217
-	Rates    []RateSpec `toml:"rate"`
-}
+// TariffSpec is provision.Tariff (plain data, shared with the config file and the CLI).
+type TariffSpec = provision.Tariff
 
-// RateSpec prices calls to Prefix in Band ("" = any band).
-type RateSpec struct {
-	Prefix     string `toml:"prefix"`      // of the called number as sent; "" matches all
-	Band       string `toml:"band"`        // a band's name; "" = any time
-	ConnectFee string `toml:"connect_fee"` // decimal, charged once for an answered call
-	Price      string `toml:"price"`       // decimal, per Unit
-	Unit       string `toml:"unit"`        // duration the price is for, e.g. "60s"
-	Increments string `toml:"increments"`  // "first/next" seconds, e.g. "60/60", "30/6", "1/1"
-	Minimum    string `toml:"minimum"`     // decimal: no answered call costs less
-	Pulse      string `toml:"pulse"`       // meter pulse interval, e.g. "30s"; "" = none
-}
+// RateSpec is provision.Rate (plain data, shared with the config file and the CLI).
+type RateSpec = provision.Rate
 
-// AssignSpec picks a tariff by account or by calling number prefix.
-type AssignSpec struct {
-	Account string `toml:"account"`
-	Calling string `toml:"calling_prefix"`
-	Tariff  string `toml:"tariff"`
-}
+// AssignSpec is provision.Assign (plain data, shared with the config file and the CLI).
+type AssignSpec = provision.Assign
 
 // Plan is a compiled Spec. It is immutable: swap a whole one.
 type Plan struct {

@@ -7,14 +7,18 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/softswitch/softswitch/core/config"
+	"github.com/softswitch/softswitch/core/provision"
 	"github.com/softswitch/softswitch/core/q850"
+	"github.com/softswitch/softswitch/core/running"
 	"github.com/softswitch/softswitch/core/safe"
 	"github.com/softswitch/softswitch/core/store"
 	"github.com/softswitch/softswitch/interwork/gateway"
@@ -22,17 +26,100 @@ import (
 	"github.com/softswitch/softswitch/oam/control"
 )
 
-// cliUsers keeps the command line's users in the store (bcrypt hashes).
-func cliUsers(db *store.DB, cost int) *cli.Users {
+// cliUsers keeps the command line's users in the running configuration
+// (bcrypt hashes), where `show running-config` shows them and the CLI's
+// user lines change them.
+func cliUsers(conf *running.Running, cost int) *cli.Users {
 	return &cli.Users{
 		Cost: cost,
 		Load: func() ([]cli.User, error) {
 			var us []cli.User
-			_, err := db.GetTable("cli-users", &us)
-			return us, err
+			for _, u := range conf.Current().Doc.Users {
+				l, _ := cli.ParseLevel(u.Level)
+				us = append(us, cli.User{Name: u.Name, Hash: []byte(u.Hash), Level: l})
+			}
+			return us, nil
 		},
-		Save: func(us []cli.User) error { return db.PutTable("cli-users", us) },
+		Save: func(us []cli.User) error {
+			return conf.Update("root (control socket)", func(d *provision.Doc) error {
+				d.Users = nil
+				for _, u := range us {
+					d.Users = append(d.Users, provision.User{Name: u.Name, Level: u.Level.String(), Hash: string(u.Hash)})
+				}
+				return nil
+			})
+		},
 	}
+}
+
+// telnetCommand lets root turn Telnet on and off with one command
+// (softswitch telnet on|off): a commit of `management telnet`.
+func telnetCommand(ctl *control.Server, conf *running.Running) {
+	ctl.Handle("telnet", "telnet on|off: the command line over Telnet, committed to the running configuration", func(args []string) (string, error) {
+		if len(args) != 1 || (args[0] != "on" && args[0] != "off") {
+			return "", errors.New("usage: telnet on|off")
+		}
+		err := conf.Update("root (control socket)", func(d *provision.Doc) error {
+			d.Management.Telnet = args[0] == "on"
+			return nil
+		})
+		if err != nil {
+			return "", err
+		}
+		return "Telnet " + args[0] + " (committed)\n", nil
+	})
+}
+
+// firstUserFile, in the data directory, holds "NAME LEVEL BCRYPT-HASH":
+// the appliance's first boot writes it (docs/install.md) and the switch
+// takes it as its first command-line user when it has none, then
+// deletes it.
+const firstUserFile = "cli-first-user"
+
+// takeFirstUser adds the first-boot user when the running configuration
+// has no user.
+func takeFirstUser(dataDir string, conf *running.Running, log *slog.Logger) {
+	path := filepath.Join(dataDir, firstUserFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	if len(conf.Current().Doc.Users) > 0 {
+		os.Remove(path)
+		return
+	}
+	f := strings.Fields(string(data))
+	if len(f) != 3 {
+		log.Error("first command-line user not taken: the file is not NAME LEVEL HASH", "file", path)
+		return
+	}
+	err = conf.Update("first boot", func(d *provision.Doc) error {
+		d.Users = append(d.Users, provision.User{Name: f[0], Level: f[1], Hash: f[2]})
+		return nil
+	})
+	if err != nil {
+		log.Error("first command-line user not taken", "file", path, "err", err)
+		return
+	}
+	os.Remove(path)
+	log.Info("first command-line user added", "user", f[0], "level", f[1])
+}
+
+// takeOldUsers moves the users an older version kept beside the
+// provisioning into the running configuration, once.
+func takeOldUsers(db *store.DB, users *cli.Users, log *slog.Logger) {
+	var old []cli.User
+	if found, err := db.GetTable("cli-users", &old); err != nil || !found || len(old) == 0 {
+		return
+	}
+	if have, _ := users.Load(); len(have) > 0 {
+		return
+	}
+	if err := users.Save(old); err != nil {
+		log.Error("command-line users of an older version not taken", "err", err)
+		return
+	}
+	log.Info("command-line users taken into the running configuration", "users", len(old))
 }
 
 // userCommands lets root manage the users through the control socket
@@ -87,9 +174,12 @@ func switchCLI(src snmpSources, hostname string, log *slog.Logger) *cli.CLI {
 		if err != nil {
 			refused = err.Error()
 		}
-		log.Info("CLI audit", "user", user, "from", from, "command", line, "refused", refused)
+		log.Info("CLI audit", "user", user, "from", from, "command", maskSecrets(line), "refused", refused)
 	}
 	c.Builtins()
+	if src.running != nil {
+		configCommands(c, src.running)
+	}
 	show := "show what the switch knows"
 	gwArg := &cli.Arg{Name: "gateway", Help: "a gateway's name",
 		Complete: func() []string {
@@ -107,14 +197,6 @@ func switchCLI(src snmpSources, hostname string, log *slog.Logger) *cli.CLI {
 			}
 			return errors.New("no such gateway")
 		}}
-	findGW := func(name string) *gateway.Gateway {
-		for _, g := range src.gateways() {
-			if g.Name == name {
-				return g
-			}
-		}
-		return nil
-	}
 	c.Exec.Add("show version", []string{show, "the build and how long it has run"}, cli.View, nil, func(s *cli.Session, _ []string) error {
 		s.Printf("softswitch %s\nnode %s\nup %s (since %s UTC)\n", buildVersion(), src.name,
 			time.Since(src.start).Round(time.Second), src.start.UTC().Format("2006-01-02 15:04:05"))
@@ -196,8 +278,9 @@ func switchCLI(src snmpSources, hostname string, log *slog.Logger) *cli.CLI {
 		}
 		c.Exec.Add(verb+" gateway <gateway>", []string{help, "a gateway", ""}, cli.Operator, map[string]*cli.Arg{"gateway": gwArg},
 			func(s *cli.Session, a []string) error {
-				findGW(a[0]).SetAdminLocked(lock)
-				slog.Default().Info("gateway admin state set on the command line", "gateway", a[0], "locked", lock, "user", s.User, "from", s.From)
+				if err := lockGateway(src.running, a[0], lock, fmt.Sprintf("%s from %s", s.User, s.From)); err != nil {
+					return fmt.Errorf("%% gateway %s not %sed: %v", a[0], verb, err)
+				}
 				s.Printf("gateway %s %sed\n", a[0], verb)
 				return nil
 			})
@@ -360,7 +443,7 @@ func orDash(s string) string {
 }
 
 // startCLI serves the command line over SSH when [cli] ssh_listen is set.
-func startCLI(ctx context.Context, cfg config.Config, src snmpSources, users *cli.Users, log *slog.Logger) error {
+func startCLI(ctx context.Context, cfg config.Config, src snmpSources, users *cli.Users, telnet *telnetGate, log *slog.Logger) error {
 	l := cfg.CLI
 	if l.SSHListen == "" && l.TelnetListen == "" {
 		return nil
@@ -390,12 +473,64 @@ func startCLI(ctx context.Context, cfg config.Config, src snmpSources, users *cl
 	}
 	if l.TelnetListen != "" {
 		s := &cli.TelnetServer{CLI: commands, Users: users, Idle: idle, Sources: sources, Log: log}
-		ln, err := net.Listen("tcp", l.TelnetListen)
+		return telnet.Attach(func() (func(), error) {
+			ln, err := net.Listen("tcp", l.TelnetListen)
+			if err != nil {
+				return nil, fmt.Errorf("cli: %w", err)
+			}
+			tctx, stop := context.WithCancel(ctx)
+			safe.Go("CLI Telnet server", func() { s.Serve(tctx, ln) })
+			log.Warn("command line over Telnet: passwords cross the network in clear", "listen", ln.Addr().String())
+			return stop, nil
+		})
+	}
+	return nil
+}
+
+// telnetGate serves Telnet while the running configuration says so
+// (management telnet): off by default, on and off again by a commit.
+// Sessions in progress when it is turned off go on until they end
+// (clear session ends one at once).
+type telnetGate struct {
+	log   *slog.Logger
+	mu    sync.Mutex // Set and Attach; no call waits on it
+	want  bool
+	start func() (func(), error)
+	stop  func()
+}
+
+// Set turns Telnet on or off (from a commit).
+func (g *telnetGate) Set(on bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.want = on
+	if err := g.applyLocked(); err != nil {
+		g.log.Error("Telnet not started", "err", err)
+	}
+}
+
+// Attach gives the gate the way to start the server, and applies what
+// the running configuration wants (at start: an error stops the start).
+func (g *telnetGate) Attach(start func() (func(), error)) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.start = start
+	return g.applyLocked()
+}
+
+func (g *telnetGate) applyLocked() error {
+	switch {
+	case g.start == nil:
+	case g.want && g.stop == nil:
+		stop, err := g.start()
 		if err != nil {
-			return fmt.Errorf("cli: %w", err)
+			return err
 		}
-		safe.Go("CLI Telnet server", func() { s.Serve(ctx, ln) })
-		log.Warn("command line over Telnet: passwords cross the network in clear", "listen", ln.Addr().String())
+		g.stop = stop
+	case !g.want && g.stop != nil:
+		g.stop()
+		g.stop = nil
+		g.log.Info("command line over Telnet turned off (sessions in progress go on)")
 	}
 	return nil
 }

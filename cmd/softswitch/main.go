@@ -35,7 +35,6 @@ import (
 	"github.com/softswitch/softswitch/appliance/ha"
 	"github.com/softswitch/softswitch/billing"
 	"github.com/softswitch/softswitch/billing/cdr"
-	"github.com/softswitch/softswitch/billing/rating"
 	"github.com/softswitch/softswitch/core/admission"
 	"github.com/softswitch/softswitch/core/auth"
 	"github.com/softswitch/softswitch/core/authlimit"
@@ -47,6 +46,7 @@ import (
 	"github.com/softswitch/softswitch/core/overload"
 	"github.com/softswitch/softswitch/core/registrar"
 	"github.com/softswitch/softswitch/core/routing"
+	"github.com/softswitch/softswitch/core/running"
 	"github.com/softswitch/softswitch/core/safe"
 	"github.com/softswitch/softswitch/core/server"
 	"github.com/softswitch/softswitch/core/sipparse"
@@ -184,7 +184,20 @@ func run(args []string) error {
 		}
 	}
 	router.Resolver = &resolve.Resolver{Servers: dnsServers}
-	if err := provision(cfg, db, subs, authn, router, bus); err != nil {
+	// The running configuration (core/running): the stored one, or the
+	// file's provisioning on the first start and after the file changed.
+	telnet := &telnetGate{log: log}
+	conf, err := running.Open(running.Config{DB: db, Realm: cfg.SIP.Realm, Registrations: cfg.Registrations,
+		PasswordCost: cfg.CLI.PasswordCost, TelnetListen: cfg.CLI.TelnetListen, Prev: router.Tables, Log: log,
+		Apply: func(chk *running.Checked) {
+			applyRunning(chk, subs, authn, router, bill, bus, log)
+			telnet.Set(chk.Doc.Management.Telnet)
+		}}, cfg.Doc, *cfgPath)
+	if err != nil {
+		var re *running.Error
+		if errors.As(err, &re) { // the file's provisioning, refused
+			return config.At(*cfgPath, re.Key, re.Reason)
+		}
 		return err
 	}
 	loc, err := registrar.NewLocation(db, bus)
@@ -304,7 +317,10 @@ func run(args []string) error {
 	}
 	ctl := &control.Server{Path: controlPath(cfg.Data.Dir), Log: log}
 	controlCommands(ctl, limiter, admit, bus)
-	users := cliUsers(db, cfg.CLI.PasswordCost)
+	users := cliUsers(conf, cfg.CLI.PasswordCost)
+	takeOldUsers(db, users, log)
+	takeFirstUser(cfg.Data.Dir, conf, log)
+	telnetCommand(ctl, conf)
 	userCommands(ctl, users)
 	if bill != nil {
 		cdrCommands(ctl, bill)
@@ -339,7 +355,7 @@ func run(args []string) error {
 	regs := &trunkreg.Registrar{Client: srv.Client, ContactHost: host, ContactPort: port, Bus: bus, Log: log}
 	src := snmpSources{alarms: alarms, counters: counters, delay: delay, level: levelVar, name: nasName(cfg, bill), start: started,
 		gateways: func() []*gateway.Gateway { return router.Tables().Set.Gateways() }, trunks: regs.Status,
-		aaa: cfg.AAA, limiter: limiter, admit: admit, bus: bus, lookup: loc.Lookup, calls: calls.Snapshot}
+		aaa: cfg.AAA, limiter: limiter, admit: admit, bus: bus, lookup: loc.Lookup, calls: calls.Snapshot, running: conf}
 	if bill != nil && len(cfg.Billing.Push.Servers) > 0 {
 		src.backlog = bill.PushBacklog
 	}
@@ -352,7 +368,7 @@ func run(args []string) error {
 	if err := startMetrics(ctx, cfg, src, log); err != nil {
 		return err
 	}
-	if err := startCLI(ctx, cfg, src, users, log); err != nil {
+	if err := startCLI(ctx, cfg, src, users, telnet, log); err != nil {
 		return err
 	}
 	safe.Go("alarms", func() { alarms.Run(ctx.Done()) }) // after Notify is set for good
@@ -370,11 +386,8 @@ func run(args []string) error {
 			return err
 		case s := <-sigs:
 			if s == syscall.SIGHUP {
-				if cfg, ok := reload(*cfgPath, db, subs, authn, router, bus, log); ok {
+				if _, ok := reload(*cfgPath, conf, log); ok {
 					regs.Start(ctx, router.Tables().Set.Registrations())
-					if err := setRating(bill, cfg, log); err != nil {
-						log.Error("SIGHUP: tariffs refused, the old ones stay", "err", err) // not reached: Load compiled them
-					}
 				}
 				continue
 			}
@@ -412,54 +425,34 @@ func run(args []string) error {
 	}
 }
 
-// provision loads subscribers (as HA1 only), trusted peers and routes.
-func provision(cfg config.Config, db *store.DB, subs *auth.Subscribers, a *auth.Authenticator, r *routing.Router, bus *events.Bus) error {
-	// Tables first: they are the part that can still be refused.
-	t, from, err := loadTables(cfg, db, r.Tables())
-	if err != nil {
-		return fmt.Errorf("routing tables: %w", err)
-	}
-	list := make([]store.Subscriber, 0, len(cfg.Subscribers))
-	for _, s := range cfg.Subscribers {
-		x := store.Subscriber{Number: s.Number, Account: s.Account, HA1MD5: s.HA1MD5, HA1SHA256: s.HA1SHA256}
-		if s.Password != "" {
-			x.HA1MD5 = digest.HA1(digest.MD5, s.Number, cfg.SIP.Realm, s.Password)
-			x.HA1SHA256 = digest.HA1(digest.SHA256, s.Number, cfg.SIP.Realm, s.Password)
-		}
-		list = append(list, x)
-	}
-	if err := db.ReplaceSubscribers(list); err != nil {
-		return fmt.Errorf("storing subscribers: %w", err)
-	}
-	stored, err := db.Subscribers()
-	if err != nil {
-		return fmt.Errorf("reading subscribers: %w", err)
-	}
-	subs.Set(stored)
-	var peers []auth.Peer
-	for _, p := range cfg.Trusted {
-		pfx, _ := config.ParsePrefix(p.Address) // validated already
-		peers = append(peers, auth.Peer{Name: p.Name, Prefix: pfx})
-	}
-	a.SetPeers(peers)
+// applyRunning swaps a checked running configuration into the parts
+// that use it: subscribers, trusted peers, routing tables, tariffs.
+func applyRunning(chk *running.Checked, subs *auth.Subscribers, a *auth.Authenticator, r *routing.Router,
+	bill *billing.Billing, bus *events.Bus, log *slog.Logger) {
+	subs.Set(chk.Subscribers)
+	a.SetPeers(chk.Peers)
 	var prevSet *gateway.Set
 	if old := r.Tables(); old != nil {
 		prevSet = old.Set
 	}
-	r.SetTables(t)
-	r.Log.Info("routing tables loaded", "from", from, "gateways", len(t.Set.Gateways()))
+	r.SetTables(chk.Tables)
 	if prevSet != nil { // at start every gateway is simply up (or locked)
-		for name, st := range t.Set.StateChanges(prevSet) {
-			r.Log.Warn("gateway state", "gateway", name, "state", st.String(), "by", "provisioning")
+		for name, st := range chk.Tables.Set.StateChanges(prevSet) {
+			log.Warn("gateway state", "gateway", name, "state", st.String(), "by", "provisioning")
 			bus.Publish(&events.Event{Kind: events.GatewayState, Gateway: name, State: st.String()})
 		}
 	}
-	return nil
+	if bill != nil {
+		bill.SetPlan(chk.Plan)
+	}
+	log.Info("provisioning applied", "subscribers", len(chk.Subscribers), "trusted_peers", len(chk.Peers),
+		"gateways", len(chk.Tables.Set.Gateways()), "tariffs", len(chk.Doc.Rating.Tariffs))
 }
 
-// reload re-reads provisioning from the config file; false if it was
-// refused (the running provisioning is unchanged).
-func reload(path string, db *store.DB, subs *auth.Subscribers, a *auth.Authenticator, r *routing.Router, bus *events.Bus, log *slog.Logger) (config.Config, bool) {
+// reload is SIGHUP: the file's trunk registrations, and its provisioning
+// when it changed since its last import. false if refused (nothing
+// changed).
+func reload(path string, conf *running.Running, log *slog.Logger) (config.Config, bool) {
 	if path == "" {
 		log.Warn("SIGHUP: no config file to reload")
 		return config.Config{}, false
@@ -469,11 +462,14 @@ func reload(path string, db *store.DB, subs *auth.Subscribers, a *auth.Authentic
 		log.Error("SIGHUP: config refused, running provisioning unchanged", "err", err)
 		return cfg, false
 	}
-	if err := provision(cfg, db, subs, a, r, bus); err != nil {
-		log.Error("SIGHUP: reload failed", "err", err)
+	if _, err := conf.Reload(cfg.Doc, cfg.Registrations, path); err != nil {
+		var re *running.Error
+		if errors.As(err, &re) {
+			err = config.At(path, re.Key, re.Reason)
+		}
+		log.Error("SIGHUP: provisioning refused, the running configuration is unchanged", "err", err)
 		return cfg, false
 	}
-	log.Info("SIGHUP: provisioning reloaded", "subscribers", len(cfg.Subscribers), "trusted_peers", len(cfg.Trusted))
 	return cfg, true
 }
 
@@ -602,9 +598,6 @@ func openBilling(cfg config.Config, bus *events.Bus, log *slog.Logger) (*billing
 	if err != nil {
 		return nil, err
 	}
-	if err := setRating(bill, cfg, log); err != nil {
-		return nil, err
-	}
 	bus.Subscribe(bill.Handle)
 	log.Info("call detail records", "dir", dir, "node", node, "format", b.Format)
 	return bill, nil
@@ -642,23 +635,4 @@ func pushTLS(p config.Push) (*tls.Config, error) {
 		}
 	}
 	return tc, nil
-}
-
-// setRating compiles [rating] (Validate compiled it once already) and
-// gives it to billing: a whole new plan, or none when no tariff exists.
-func setRating(bill *billing.Billing, cfg config.Config, log *slog.Logger) error {
-	if bill == nil {
-		return nil
-	}
-	if len(cfg.Rating.Tariffs) == 0 {
-		bill.SetPlan(nil)
-		return nil
-	}
-	plan, err := rating.Compile(cfg.Rating)
-	if err != nil {
-		return err
-	}
-	bill.SetPlan(plan)
-	log.Info("tariffs loaded", "tariffs", len(cfg.Rating.Tariffs), "default", cfg.Rating.Default)
-	return nil
 }

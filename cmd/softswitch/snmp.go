@@ -20,6 +20,7 @@ import (
 	"github.com/softswitch/softswitch/core/config"
 	"github.com/softswitch/softswitch/core/events"
 	"github.com/softswitch/softswitch/core/q850"
+	"github.com/softswitch/softswitch/core/running"
 	"github.com/softswitch/softswitch/core/safe"
 	"github.com/softswitch/softswitch/core/store"
 	"github.com/softswitch/softswitch/interwork/gateway"
@@ -48,6 +49,7 @@ type snmpSources struct {
 	bus     *events.Bus
 	lookup  func(aor string) []store.Binding
 	calls   func(max int) ([]call.Info, int)
+	running *running.Running // the running configuration (CLI configure mode)
 }
 
 // Objects of SOFTSWITCH-MIB (oam/snmp/mib/SOFTSWITCH-MIB.txt).
@@ -95,7 +97,7 @@ func startSNMP(ctx context.Context, cfg config.Config, src snmpSources, log *slo
 	a.MIB.RegisterSystem(snmp.System{Descr: "softswitch " + buildVersion(), Contact: s.Contact, Name: src.name,
 		Location: s.Location, Start: src.start})
 	registerCalls(a.MIB, src)
-	registerGateways(a.MIB, src.gateways, log)
+	registerGateways(a.MIB, src.gateways, src.running)
 	registerAlarms(a.MIB, src.alarms, src.start)
 	registerNode(a.MIB, src)
 	registerTrunks(a.MIB, src.trunks)
@@ -194,7 +196,7 @@ func registerCalls(m *snmp.MIB, src snmpSources) {
 
 // registerGateways adds ssGatewayTable: one row per configured gateway,
 // indexed by its place in the configuration.
-func registerGateways(m *snmp.MIB, gateways func() []*gateway.Gateway, log *slog.Logger) {
+func registerGateways(m *snmp.MIB, gateways func() []*gateway.Gateway, conf *running.Running) {
 	gw := func(r snmp.Row) *gateway.Gateway { return r.Data.(*gateway.Gateway) }
 	m.Table(ssGateway, []snmp.Column{
 		{Sub: 2, Type: gosnmp.OctetString, Get: func(r snmp.Row) any { return []byte(gw(r).Name) }},
@@ -215,8 +217,7 @@ func registerGateways(m *snmp.MIB, gateways func() []*gateway.Gateway, log *slog
 				return snmp.WrongValue("unlocked(1) or locked(2)")
 			}
 			if commit {
-				gw(r).SetAdminLocked(n == 2)
-				log.Info("gateway admin state set over SNMP", "gateway", gw(r).Name, "locked", n == 2)
+				return lockGateway(conf, gw(r).Name, n == 2, "SNMP")
 			}
 			return nil
 		}},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -51,6 +52,7 @@ func runningDataDir(cfgPath, dataDir string) (string, error) {
 //	softswitch blocked [--config FILE] [--data-dir DIR]   sources blocked for their request rate
 //	softswitch unblock [--config FILE] [--data-dir DIR] ADDRESS   lift a block
 //	softswitch cdr-fetched [--config FILE] [--data-dir DIR]  the CDR files the billing centre fetched
+//	softswitch telnet [--config FILE] [--data-dir DIR] on|off   the command line over Telnet (committed)
 //	softswitch hash-password < PASSWORD                   the bcrypt hash for [billing.pull] password_hash
 func subcommand(args []string) (ok bool, err error) {
 	if len(args) == 0 {
@@ -107,6 +109,13 @@ func subcommand(args []string) (ok bool, err error) {
 			}
 			return "", fmt.Errorf("usage: softswitch cli-user [--config FILE] [--data-dir DIR] add NAME LEVEL | del NAME | list " +
 				"(add reads the password from standard input)")
+		})
+	case "telnet":
+		return true, askRunning(args, func(fs *flag.FlagSet) (string, error) {
+			if fs.NArg() != 1 || (fs.Arg(0) != "on" && fs.Arg(0) != "off") {
+				return "", errors.New("usage: softswitch telnet [--config FILE] [--data-dir DIR] on|off")
+			}
+			return "telnet " + fs.Arg(0), nil
 		})
 	case "ha-config":
 		fs := flag.NewFlagSet("ha-config", flag.ContinueOnError)

@@ -16,10 +16,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/softswitch/softswitch/billing/rating"
-	"github.com/softswitch/softswitch/core/numbering"
-	"github.com/softswitch/softswitch/core/routing"
-	"github.com/softswitch/softswitch/interwork/gateway"
+	"github.com/softswitch/softswitch/core/provision"
 )
 
 // Duration is a time.Duration written as "30s", "5m" in the file.
@@ -40,57 +37,37 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 
 // Config is the whole bootstrap configuration.
 type Config struct {
-	SIP         SIP           `toml:"sip"`
-	Registrar   Registrar     `toml:"registrar"`
-	Auth        Auth          `toml:"auth"`
-	Call        Call          `toml:"call"`
-	Admission   Admission     `toml:"admission"`
-	Overload    Overload      `toml:"overload"`
-	Billing     Billing       `toml:"billing"`
-	AAA         AAA           `toml:"aaa"`
-	SNMP        SNMP          `toml:"snmp"`
-	Metrics     Metrics       `toml:"metrics"`
-	CLI         CLI           `toml:"cli"`
-	Rating      rating.Spec   `toml:"rating"` // tariffs (docs/billing.md); provisioning, reloaded on SIGHUP
-	Data        Data          `toml:"data"`
-	Log         Log           `toml:"log"`
-	Runtime     Runtime       `toml:"runtime"`
-	HA          HA            `toml:"ha"`
-	Subscribers []Subscriber  `toml:"subscriber"`
-	Trusted     []TrustedPeer `toml:"trusted_peer"`
-	DNS         DNS           `toml:"dns"`
+	SIP       SIP       `toml:"sip"`
+	Registrar Registrar `toml:"registrar"`
+	Auth      Auth      `toml:"auth"`
+	Call      Call      `toml:"call"`
+	Admission Admission `toml:"admission"`
+	Overload  Overload  `toml:"overload"`
+	Billing   Billing   `toml:"billing"`
+	AAA       AAA       `toml:"aaa"`
+	SNMP      SNMP      `toml:"snmp"`
+	Metrics   Metrics   `toml:"metrics"`
+	CLI       CLI       `toml:"cli"`
+	Data      Data      `toml:"data"`
+	Log       Log       `toml:"log"`
+	Runtime   Runtime   `toml:"runtime"`
+	HA        HA        `toml:"ha"`
+	DNS       DNS       `toml:"dns"`
 
-	// Routing tables (docs/numbering.md): number analysis, then routes,
-	// gateway groups and gateways; trunk registrations upstream.
-	Numbering     numbering.Settings         `toml:"numbering"`
-	Analysis      []numbering.EntrySpec      `toml:"analysis"`
-	TrunkPlans    []numbering.TrunkSpec      `toml:"trunk_plan"`
-	Lists         []numbering.ListSpec       `toml:"list"`
-	Routes        []gateway.RouteSpec        `toml:"route"`
-	Groups        []gateway.GroupSpec        `toml:"group"`
-	Gateways      []gateway.GatewaySpec      `toml:"gateway"`
-	Registrations []gateway.RegistrationSpec `toml:"registration"`
+	// Trunk registrations upstream: bootstrap, from the file only (their
+	// passwords are never stored by the switch).
+	Registrations []provision.Registration `toml:"registration"`
+
+	// The provisioning sections (subscribers, trusted peers, number
+	// analysis, routes, groups, gateways, lists, tariffs): imported into
+	// the running configuration as docs/cli.md says, checked there by the
+	// parts that use them (core/provision).
+	provision.Doc
 }
 
 // DNS is where gateway domain names are resolved (RFC 3263).
 type DNS struct {
 	Servers []string `toml:"servers"` // host:port; empty = the servers of /etc/resolv.conf
-}
-
-// NumberingSpec is the number-analysis part of the routing tables.
-func (c *Config) NumberingSpec() numbering.Spec {
-	return numbering.Spec{Settings: c.Numbering, Analysis: c.Analysis, Trunks: c.TrunkPlans, Lists: c.Lists}
-}
-
-// InterworkSpec is the routes, groups, gateways and registrations part.
-func (c *Config) InterworkSpec() gateway.Spec {
-	return gateway.Spec{Gateways: c.Gateways, Groups: c.Groups, Routes: c.Routes, Registrations: c.Registrations}
-}
-
-// HasRoutingTables reports whether the file declares any routing table
-// (otherwise the tables stored in the data directory stay in use).
-func (c *Config) HasRoutingTables() bool {
-	return len(c.Analysis)+len(c.TrunkPlans)+len(c.Lists)+len(c.Routes)+len(c.Groups)+len(c.Gateways) > 0
 }
 
 // SIP is the signalling listener.
@@ -253,21 +230,11 @@ type HA struct {
 	ScriptUser     string   `toml:"script_user"`     // the user keepalived runs the check and notify hooks as
 }
 
-// Subscriber is a provisioned user. Password is hashed at load; only the
-// HA1 values are stored.
-type Subscriber struct {
-	Number    string `toml:"number"`
-	Password  string `toml:"password"`
-	HA1MD5    string `toml:"ha1_md5"`
-	HA1SHA256 string `toml:"ha1_sha256"`
-	Account   string `toml:"account"`
-}
+// Subscriber is provision.Subscriber (plain data, shared with the config file and the CLI).
+type Subscriber = provision.Subscriber
 
-// TrustedPeer is a source allowed to send calls without digest (a trunk).
-type TrustedPeer struct {
-	Name    string `toml:"name"`
-	Address string `toml:"address"`
-}
+// TrustedPeer is provision.TrustedPeer (plain data, shared with the config file and the CLI).
+type TrustedPeer = provision.TrustedPeer
 
 // Default returns the embedded defaults: a usable softswitch with no file.
 func Default() Config {
@@ -305,9 +272,8 @@ func Default() Config {
 		HA: HA{RouterID: 51, Priority: 100, AdvertInterval: Duration{time.Second},
 			CheckInterval: Duration{time.Second}, CheckFailures: 2, CheckTimeout: Duration{2 * time.Second},
 			ScriptUser: "softswitch"},
-		Numbering: numbering.DefaultSettings(),
-		AAA:       AAA{AuthorizationFailure: "closed"},
-		Rating:    rating.Spec{Precision: 4},
+		AAA: AAA{AuthorizationFailure: "closed"},
+		Doc: provision.Default(),
 	}
 }
 
@@ -376,6 +342,20 @@ func Parse(path string, data []byte) (Config, error) {
 		return cfg, &Error{File: path, Reason: err.Error()}
 	}
 	return cfg, nil
+}
+
+// At is a provisioning error the parts that check provisioning found
+// (core/running), placed at its line in the file: key is the dotted path
+// of what is wrong ("gateway[1].address").
+func At(path, key, reason string) error {
+	e := &Error{File: path, Reason: reason}
+	if key != "" {
+		e.Reason = key + ": " + reason
+	}
+	if data, err := os.ReadFile(path); err == nil {
+		e.Line = findLine(data, key)
+	}
+	return e
 }
 
 // PassiveRange parses passive_ports ("30000-30049").
@@ -499,13 +479,6 @@ func (c *Config) Validate() error {
 	if err := c.validateCLI(); err != nil {
 		return err
 	}
-	if _, err := rating.Compile(c.Rating); err != nil {
-		var re *rating.Error
-		if errors.As(err, &re) {
-			return invalid(re.Key, "%s", re.Reason)
-		}
-		return err
-	}
 	if c.Auth.NonceLifetime.Duration < 10*time.Second {
 		return invalid("auth.nonce_lifetime", "must be at least 10s")
 	}
@@ -569,28 +542,6 @@ func (c *Config) Validate() error {
 	if c.Runtime.HeapHeadroomMB < 0 {
 		return invalid("runtime.heap_headroom_mb", "must be 0 (off) or a size in MB")
 	}
-	seen := map[string]bool{}
-	for i, s := range c.Subscribers {
-		key := fmt.Sprintf("subscriber[%d]", i)
-		if !IsNumber(s.Number) {
-			return invalid(key+".number", "%q is not a number (digits, optional leading +)", s.Number)
-		}
-		if seen[s.Number] {
-			return invalid(key+".number", "%s is declared twice", s.Number)
-		}
-		seen[s.Number] = true
-		if s.Password == "" && (s.HA1MD5 == "" || s.HA1SHA256 == "") {
-			return invalid(key+".password", "subscriber %s needs password, or both ha1_md5 and ha1_sha256", s.Number)
-		}
-		if s.Password != "" && len(s.Password) < 8 {
-			return invalid(key+".password", "subscriber %s: password shorter than 8 characters", s.Number)
-		}
-	}
-	for i, p := range c.Trusted {
-		if _, err := ParsePrefix(p.Address); err != nil {
-			return invalid(fmt.Sprintf("trusted_peer[%d].address", i), "%v", err)
-		}
-	}
 	if h := c.HA; h.Enabled {
 		if h.Interface == "" {
 			return invalid("ha.interface", "name the interface of the virtual address")
@@ -627,33 +578,7 @@ func (c *Config) Validate() error {
 			return invalid(fmt.Sprintf("dns.servers[%d]", i), "%v", err)
 		}
 	}
-	if _, err := routing.Compile(c.NumberingSpec(), c.InterworkSpec(), nil); err != nil {
-		var fe *numbering.FieldError
-		if errors.As(err, &fe) {
-			key := fe.Key
-			if key == "numbering" {
-				key = "numbering.max_called_digits"
-			}
-			return invalid(key, "%v", fe.Err)
-		}
-		return invalid("", "%v", err)
-	}
 	return nil
-}
-
-// IsNumber reports whether s is a subscriber number: digits with an
-// optional leading +.
-func IsNumber(s string) bool {
-	s = strings.TrimPrefix(s, "+")
-	if s == "" || len(s) > 28 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // SplitHostPort parses host:port with a numeric port.
@@ -672,21 +597,11 @@ func SplitHostPort(hp string) (string, int, error) {
 	return host, p, nil
 }
 
-// ParsePrefix accepts an address or a CIDR.
-func ParsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return p, fmt.Errorf("%q is not an IP address or CIDR", s)
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
-	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
-}
+// ParsePrefix accepts an address or a CIDR (provision.ParsePrefix).
+var ParsePrefix = provision.ParsePrefix
+
+// IsNumber reports whether s is a subscriber number (provision.IsNumber).
+var IsNumber = provision.IsNumber
 
 func (c *Config) validateBilling() error {
 	b := c.Billing

@@ -5,14 +5,18 @@
 // asks it what to do with a call, routing and gateways live elsewhere.
 package numbering
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/softswitch/softswitch/core/provision"
+)
 
 // Default and hard limits of number length, in digits (a leading + does
 // not count). R7: calling numbers up to 20, called up to 24, extendable to
 // 28 by configuration.
 const (
-	DefaultMaxCalling = 20
-	DefaultMaxCalled  = 24
+	DefaultMaxCalling = provision.DefaultMaxCalling
+	DefaultMaxCalled  = provision.DefaultMaxCalled
 	HardMaxDigits     = 28
 )
 

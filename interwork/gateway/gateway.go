@@ -42,7 +42,6 @@ func (s State) String() string {
 // live is the state of a gateway that outlives table reloads.
 type live struct {
 	down     atomic.Bool
-	locked   atomic.Bool  // locked by the operator at run time (SNMP, CLI)
 	active   atomic.Int64 // channels in use
 	in, out  atomic.Int64 // calls received from / sent to it
 	rejected atomic.Int64 // attempts skipped for its limits
@@ -84,7 +83,7 @@ func (g *Gateway) Spec() GatewaySpec { return g.spec }
 // State is the gateway's state now.
 func (g *Gateway) State() State {
 	switch {
-	case g.spec.Locked || g.live.locked.Load():
+	case g.spec.Locked:
 		return Locked
 	case g.live.down.Load():
 		return Down
@@ -111,11 +110,6 @@ func (g *Gateway) Outcomes() (answered, failed int64, lastStatus int) {
 
 // Down tells whether the gateway failed its probes (whatever its lock).
 func (g *Gateway) Down() bool { return g.live.down.Load() }
-
-// SetAdminLocked locks the gateway (no new calls; calls in progress go on)
-// or unlocks it, at once. It outlives table reloads, not a restart; a
-// gateway locked in its configuration stays locked.
-func (g *Gateway) SetAdminLocked(locked bool) { g.live.locked.Store(locked) }
 
 // Counters of a gateway.
 type Counters struct {

@@ -35,7 +35,7 @@ func testCLI() *CLI {
 	c.Exec.Add("show groups", []string{"", "gateway groups"}, View, nil, func(s *Session, _ []string) error { return nil })
 	c.Exec.Add("lock gateway <name>", []string{"take out of service", "a gateway", ""}, Operator, map[string]*Arg{"name": gw},
 		func(s *Session, a []string) error { s.Printf("locked %s\n", a[0]); return nil })
-	c.NewCandidate = func() Candidate { return &testCandidate{} }
+	c.NewCandidate = func(*Session) Candidate { return &testCandidate{} }
 	c.Config.Add("touch", []string{"change something"}, Admin, nil, func(s *Session, _ []string) error {
 		s.Candidate.(*testCandidate).changed = true
 		return nil

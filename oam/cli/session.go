@@ -20,7 +20,7 @@ type CLI struct {
 	Exec, Config Tree
 	Hostname     string
 	// NewCandidate starts configure mode (nil: configure is refused).
-	NewCandidate func() Candidate
+	NewCandidate func(s *Session) Candidate
 	// Audit is told of every configuration command: who, from where,
 	// what, and whether it was refused.
 	Audit func(user, from, line string, err error)
@@ -63,14 +63,20 @@ func (s *Session) tree() *Tree {
 }
 
 // Words splits a line as the shell does: blanks separate, double quotes
-// group. The second result tells whether the line ends in a blank (the
-// last word is complete).
+// group, and inside them a backslash takes the next character as it is.
+// The second result tells whether the line ends in a blank (the last
+// word is complete).
 func Words(line string) ([]string, bool, error) {
 	var words []string
 	var cur strings.Builder
-	in, have := false, false
+	in, have, esc := false, false, false
 	for _, r := range line {
 		switch {
+		case esc:
+			cur.WriteRune(r)
+			esc = false
+		case in && r == '\\':
+			esc = true
 		case r == '"':
 			in, have = !in, true
 		case !in && (r == ' ' || r == '\t'):
@@ -105,8 +111,8 @@ func (s *Session) Execute(line string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if len(words) == 0 {
-		return "", nil
+	if len(words) == 0 || strings.HasPrefix(words[0], "!") {
+		return "", nil // a blank line, or a comment (show running-config prints some)
 	}
 	configuring := s.Mode == Configure
 	n, args, err := s.tree().Resolve(words, s.Level)
@@ -122,10 +128,28 @@ func (s *Session) Execute(line string) (string, error) {
 	return filter(s.out.String()), nil
 }
 
+// filterBar is where the last '|' outside double quotes is, or -1.
+func filterBar(line string) int {
+	at, in, esc := -1, false, false
+	for i, r := range line {
+		switch {
+		case esc:
+			esc = false
+		case in && r == '\\':
+			esc = true
+		case r == '"':
+			in = !in
+		case r == '|' && !in:
+			at = i
+		}
+	}
+	return at
+}
+
 // splitFilter takes "| include RE", "| exclude RE", "| begin RE" off the
 // end of a line.
 func splitFilter(line string) (string, func(string) string, error) {
-	i := strings.LastIndex(line, "|")
+	i := filterBar(line)
 	if i < 0 {
 		return line, func(s string) string { return s }, nil
 	}
@@ -176,7 +200,7 @@ func (c *CLI) Builtins() {
 			if c.NewCandidate == nil {
 				return errors.New("% nothing can be configured here")
 			}
-			s.Candidate, s.Mode = c.NewCandidate(), Configure
+			s.Candidate, s.Mode = c.NewCandidate(s), Configure
 			return nil
 		})
 	c.Config.Add("commit", []string{"check the changes whole and make them the running configuration"}, Admin, nil,

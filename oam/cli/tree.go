@@ -59,7 +59,7 @@ type Arg struct {
 	Help     string
 	Check    func(s string) error
 	Complete func() []string
-	Rest     bool // takes the rest of the line
+	Rest     bool // takes the rest of the line, one argument per word
 }
 
 // Node is a word of the tree: a keyword, or an argument.
@@ -93,9 +93,13 @@ func (t *Tree) Add(words string, helps []string, level Level, args map[string]*A
 		if i < len(helps) {
 			help = helps[i]
 		}
+		label := w
+		if strings.HasPrefix(w, "<") && args[strings.Trim(w, "<>")] != nil {
+			label = "<" + args[strings.Trim(w, "<>")].Name + ">"
+		}
 		var next *Node
 		for _, k := range n.kids {
-			if k.label() == w {
+			if k.label() == label {
 				next = k
 			}
 		}
@@ -196,7 +200,7 @@ func (t *Tree) Resolve(words []string, level Level) (*Node, []string, error) {
 	var args []string
 	for i, w := range words {
 		if n.Arg != nil && n.Arg.Rest {
-			args[len(args)-1] += " " + w
+			args = append(args, w) // one argument per word: quoted words stay whole
 			continue
 		}
 		next, all, refused := n.matchWhy(w, level)
@@ -246,7 +250,11 @@ func (t *Tree) Help(words []string, partial string, level Level) ([][2]string, e
 		if k.Arg == nil && !strings.HasPrefix(k.Word, partial) {
 			continue
 		}
-		out = append(out, [2]string{k.label(), k.Help})
+		help := k.Help
+		if help == "" && k.Arg != nil {
+			help = k.Arg.Help
+		}
+		out = append(out, [2]string{k.label(), help})
 	}
 	if n.Run != nil && partial == "" {
 		out = append(out, [2]string{"<cr>", "run the command"})

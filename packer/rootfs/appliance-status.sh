@@ -5,7 +5,8 @@
 # whole: the system state, the firewall, any failed unit with its last
 # log lines; and, while the admin's generated one-time password is
 # unchanged, that password, written to the console device only, never to
-# the journal.
+# the journal; the same for the command line's first password and the
+# SNMPv3 user first boot made.
 while [ "$(systemctl is-system-running)" = starting ]; do sleep 1; done
 echo "appliance: system $(systemctl is-system-running)"
 echo "appliance: firewall $(systemctl is-active nftables)"
@@ -24,5 +25,17 @@ if [ -s "$F" ] && [ "$(getent shadow admin | cut -d: -f3)" = 0 ]; then
     echo "appliance: admin login \"admin\", one-time password $(cat "$F") (to be changed at the first login; shown here until then)" > /dev/console
 else
     rm -f "$F"
+fi
+# The command line's first user and the generated SNMPv3 user (made by
+# first boot): shown on the console only, until the admin deletes the
+# files once noted (docs/install.md, "First boot").
+C=/var/lib/softswitch-firstboot/cli-password
+if [ -s "$C" ]; then
+    echo "appliance: command line: ssh -p 2022 admin@<management address>, first password $(cat "$C") (shown until $C is deleted)" > /dev/console
+fi
+S=/var/lib/softswitch-firstboot/snmp-user
+if [ -s "$S" ]; then
+    read -r name auth priv < "$S"
+    echo "appliance: SNMPv3 user \"$name\" (read-only, SHA-256 auth password $auth, AES priv password $priv; shown until $S is deleted)" > /dev/console
 fi
 echo "appliance: status done"

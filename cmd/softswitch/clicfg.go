@@ -1,0 +1,175 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/softswitch/softswitch/core/provision"
+	"github.com/softswitch/softswitch/core/running"
+	"github.com/softswitch/softswitch/oam/cli"
+)
+
+// configCommands adds configure mode's provisioning lines (one per
+// section of core/provision, generated from it so that every field can be
+// set) and show running-config.
+func configCommands(c *cli.CLI, conf *running.Running) {
+	c.NewCandidate = func(s *cli.Session) cli.Candidate {
+		return conf.Candidate(fmt.Sprintf("%s from %s", s.User, s.From))
+	}
+	cand := func(s *cli.Session) *running.Candidate { return s.Candidate.(*running.Candidate) }
+	set := func(prefix ...string) func(s *cli.Session, args []string) error {
+		return func(s *cli.Session, args []string) error {
+			if err := cand(s).Set(append(append([]string{}, prefix...), args...)); err != nil {
+				return errors.New("% " + err.Error())
+			}
+			return nil
+		}
+	}
+	unset := func(prefix ...string) func(s *cli.Session, args []string) error {
+		return func(s *cli.Session, args []string) error {
+			if err := cand(s).Unset(append(append([]string{}, prefix...), args...)); err != nil {
+				return errors.New("% " + err.Error())
+			}
+			return nil
+		}
+	}
+	value := &cli.Arg{Name: "value", Help: "the value (a list: one word per item; quote a value with blanks)", Rest: true}
+	c.Config.Add("no", []string{"remove an item or a list, or put a field back to its default"}, cli.Admin, nil, nil)
+	for _, sec := range provision.Sections() {
+		w := sec.Word
+		if sec.List {
+			addList(c, []string{w}, sec, value, set, unset, conf)
+			continue
+		}
+		field := fieldArg(sec.Fields)
+		c.Config.Add(w+" <field> <value>", []string{"set the " + w + " section", "", ""}, cli.Admin,
+			map[string]*cli.Arg{"field": field, "value": value}, set(w))
+		c.Config.Add("no "+w, []string{"", "put the whole " + w + " section back to its defaults"}, cli.Admin, nil, unset(w))
+		c.Config.Add("no "+w+" <field>", []string{"", "", "put the field back to its default"}, cli.Admin,
+			map[string]*cli.Arg{"field": field}, unset(w))
+		for _, sub := range sec.Subs {
+			addList(c, []string{w, sub.Word}, sub, value, set, unset, conf)
+		}
+	}
+	c.Exec.Add("show running-config", []string{"", "the provisioning, as the commands that rebuild it"}, cli.Admin, nil,
+		func(s *cli.Session, _ []string) error {
+			st := conf.Current()
+			printConfig(s, &st.Doc, fmt.Sprintf("! running configuration, revision %d, committed %s UTC by %s",
+				st.Revision, st.Time.UTC().Format("2006-01-02 15:04:05"), st.By))
+			return nil
+		})
+	c.Config.Add("show candidate", []string{"show the configuration being edited", "the working copy, as commands (commit makes it the running one)"},
+		cli.Admin, nil, func(s *cli.Session, _ []string) error {
+			printConfig(s, cand(s).Doc(), "! candidate configuration (not committed)")
+			return nil
+		})
+}
+
+// printConfig prints d as configure-mode lines that rebuild it, with
+// configure and commit around them so that the output can be pasted.
+func printConfig(s *cli.Session, d *provision.Doc, head string) {
+	s.Printf("%s\n!\nconfigure\n", head)
+	for _, l := range d.Lines() {
+		s.Printf(" %s\n", l)
+	}
+	s.Printf("commit\nend\n")
+}
+
+// addList adds the lines of one list: an item by its name (or position),
+// a field of it, and their "no" forms.
+func addList(c *cli.CLI, words []string, sec provision.Section, value *cli.Arg,
+	set, unset func(prefix ...string) func(s *cli.Session, args []string) error, conf *running.Running) {
+	w := strings.Join(words, " ")
+	keyName := "position"
+	if sec.Keyed {
+		keyName = "name"
+	}
+	key := &cli.Arg{Name: keyName, Help: "which " + words[len(words)-1],
+		Check: func(s string) error {
+			if s == "" {
+				return errors.New("empty")
+			}
+			return nil
+		},
+		Complete: func() []string { return keysOf(conf, w) }}
+	field := fieldArg(sec.Fields)
+	args := map[string]*cli.Arg{"key": key, "field": field, "value": value}
+	helps := make([]string, len(words)+3)
+	helps[len(words)-1] = "a " + words[len(words)-1] + " (one field per line)"
+	c.Config.Add(w+" <key>", helps, cli.Admin, args, set(words...))
+	c.Config.Add(w+" <key> <field> <value>", helps, cli.Admin, args, set(words...))
+	nohelps := append([]string{""}, helps...)
+	nohelps[len(words)] = "remove every " + words[len(words)-1]
+	c.Config.Add("no "+w, nohelps, cli.Admin, args, unset(words...))
+	nohelps[len(words)+1] = "remove this one"
+	c.Config.Add("no "+w+" <key>", nohelps, cli.Admin, args, unset(words...))
+	nohelps[len(words)+2] = "clear the field"
+	c.Config.Add("no "+w+" <key> <field>", nohelps, cli.Admin, args, unset(words...))
+}
+
+// fieldArg accepts the names of fields.
+func fieldArg(fields []provision.Field) *cli.Arg {
+	var names, helps []string
+	for _, f := range fields {
+		names = append(names, f.Word)
+		helps = append(helps, f.Word+" ("+f.Kind+")")
+	}
+	return &cli.Arg{Name: "field", Help: strings.Join(helps, ", "),
+		Check: func(s string) error {
+			for _, n := range names {
+				if n == s {
+					return nil
+				}
+			}
+			return fmt.Errorf("not a field; expected %s", strings.Join(names, ", "))
+		},
+		Complete: func() []string { return names }}
+}
+
+// keysOf lists the names (or positions) of a list's items in the running
+// configuration, for Tab.
+func keysOf(conf *running.Running, prefix string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, l := range conf.Current().Doc.Lines() {
+		rest, ok := strings.CutPrefix(l, prefix+" ")
+		if !ok {
+			continue
+		}
+		ws, _, err := cli.Words(rest)
+		if err != nil || len(ws) == 0 || seen[ws[0]] {
+			continue
+		}
+		seen[ws[0]] = true
+		out = append(out, ws[0])
+	}
+	return out
+}
+
+// maskSecrets hides what follows "password" in a command line (for the
+// audit log).
+func maskSecrets(line string) string {
+	ws := strings.Fields(line)
+	for i, w := range ws {
+		if w == "password" && i+1 < len(ws) {
+			return strings.Join(ws[:i+1], " ") + " <hidden>"
+		}
+	}
+	return line
+}
+
+// lockGateway locks or unlocks a gateway in the running configuration
+// (lock gateway, SNMP ssGatewayAdminState): committed like any change, so
+// the lock outlives a restart and shows in show running-config.
+func lockGateway(conf *running.Running, name string, lock bool, by string) error {
+	return conf.Update(by, func(d *provision.Doc) error {
+		for i := range d.Gateways {
+			if d.Gateways[i].Name == name {
+				d.Gateways[i].Locked = lock
+				return nil
+			}
+		}
+		return fmt.Errorf("no gateway %s in the running configuration", name)
+	})
+}

@@ -1,0 +1,44 @@
+package provision
+
+// Doc is the whole provisioning. The config file's sections of the same
+// names decode into it; the store keeps the running one (JSON).
+type Doc struct {
+	Subscribers []Subscriber      `toml:"subscriber" json:"subscribers,omitempty"`
+	Trusted     []TrustedPeer     `toml:"trusted_peer" json:"trusted_peers,omitempty"`
+	Numbering   NumberingSettings `toml:"numbering" json:"numbering"`
+	Analysis    []Analysis        `toml:"analysis" json:"analysis,omitempty"`
+	TrunkPlans  []TrunkPlan       `toml:"trunk_plan" json:"trunk_plans,omitempty"`
+	Lists       []List            `toml:"list" json:"lists,omitempty"`
+	Routes      []Route           `toml:"route" json:"routes,omitempty"`
+	Groups      []Group           `toml:"group" json:"groups,omitempty"`
+	Gateways    []Gateway         `toml:"gateway" json:"gateways,omitempty"`
+	Rating      Rating            `toml:"rating" json:"rating"`
+	Management  Management        `toml:"management" json:"management"`
+	// Users are not read from the config file: they are added on the
+	// command line or by `softswitch cli-user add`.
+	Users []User `toml:"-" json:"users,omitempty" cli:"user"`
+}
+
+// Defaults of the plan-wide settings.
+const (
+	DefaultMaxCalling = 20
+	DefaultMaxCalled  = 24
+)
+
+// Default is the provisioning of a switch nobody has provisioned: no
+// subscriber, no route, the numbering defaults.
+func Default() Doc {
+	return Doc{
+		Numbering: NumberingSettings{MaxCallingDigits: DefaultMaxCalling, MaxCalledDigits: DefaultMaxCalled,
+			NationalPrefix: "0", InternationalPrefix: "00"},
+		Rating: Rating{Precision: 4},
+	}
+}
+
+// Management is what the management interfaces may do, changed at run
+// time (where they listen is the config file's [cli] and [snmp]).
+type Management struct {
+	// Telnet serves the command line on [cli] telnet_listen: off by
+	// default, since Telnet sends passwords in clear.
+	Telnet bool `toml:"telnet" json:"telnet"`
+}

@@ -1,0 +1,297 @@
+// Package running keeps the switch's running configuration: the
+// provisioning (core/provision) as the parts that use it have checked and
+// compiled it, stored in bbolt, changed by whole commits while calls run.
+//
+// The store is the running configuration; the config file holds the
+// bootstrap settings, and its provisioning sections are imported on the
+// first start and whenever the file's provisioning has changed since it
+// was last imported (a restart or SIGHUP with an edited file). A change
+// committed on the command line is never overwritten by an unchanged file.
+package running
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/softswitch/softswitch/billing/rating"
+	"github.com/softswitch/softswitch/core/auth"
+	"github.com/softswitch/softswitch/core/numbering"
+	"github.com/softswitch/softswitch/core/provision"
+	"github.com/softswitch/softswitch/core/routing"
+	"github.com/softswitch/softswitch/core/store"
+	"github.com/softswitch/softswitch/interwork/gateway"
+)
+
+// storeKey names the running configuration in the store.
+const storeKey = "running-config"
+
+// legacyTables is where versions before the running configuration kept
+// the routing tables (imported once if no running configuration exists).
+const legacyTables = "routing"
+
+// State is a committed running configuration.
+type State struct {
+	Doc        provision.Doc `json:"doc"`
+	Revision   int64         `json:"revision"`    // 1 at the first import, +1 per commit
+	FileDigest string        `json:"file_digest"` // of the file's provisioning when last imported
+	Time       time.Time     `json:"time"`
+	By         string        `json:"by"` // "config file", or the user and source of a commit
+}
+
+// Checked is a Doc the parts that use it have compiled.
+type Checked struct {
+	Doc         *provision.Doc
+	Tables      *routing.Tables
+	Plan        *rating.Plan // nil: no tariff
+	Subscribers []store.Subscriber
+	Peers       []auth.Peer
+}
+
+// Config is what the running configuration needs from the switch.
+type Config struct {
+	DB            *store.DB
+	Realm         string                   // subscribers' passwords become HA1 values of this realm
+	Registrations []provision.Registration // trunk registrations: the file's, not provisioned here
+	PasswordCost  int                      // bcrypt's cost for management users (0: 12)
+	TelnetListen  string                   // [cli] telnet_listen: where management telnet serves ("": nowhere)
+	// Prev is the routing tables in use (gateway states carry over).
+	Prev func() *routing.Tables
+	// Apply swaps a checked configuration into the running parts. It is
+	// called with no lock held that a call needs.
+	Apply func(*Checked)
+	Log   *slog.Logger
+}
+
+// Running is the running configuration.
+type Running struct {
+	cfg Config
+	mu  sync.Mutex // one commit at a time
+	cur atomic.Pointer[State]
+}
+
+// Open loads the running configuration at start: the stored one, or the
+// file's provisioning when there is none or the file's has changed since
+// its last import. file is the config file's provisioning (path for
+// messages). Nothing is stored or applied unless it checks whole.
+func Open(cfg Config, file provision.Doc, path string) (*Running, error) {
+	r := &Running{cfg: cfg}
+	var st State
+	found, err := cfg.DB.GetTable(storeKey, &st)
+	if err != nil {
+		return nil, fmt.Errorf("reading the running configuration: %w", err)
+	}
+	digest := Digest(file)
+	switch {
+	case found && st.FileDigest == digest:
+		chk, err := r.check(&st.Doc)
+		if err != nil {
+			return nil, fmt.Errorf("the stored running configuration (revision %d) is refused: %w", st.Revision, err)
+		}
+		r.cur.Store(&st)
+		cfg.Apply(chk)
+		cfg.Log.Info("running configuration", "revision", st.Revision, "committed", st.Time.UTC().Format(time.RFC3339), "by", st.By)
+		return r, nil
+	case found:
+		cfg.Log.Warn("the config file's provisioning changed since its last import: imported, replacing the running configuration",
+			"file", path, "replaced_revision", st.Revision, "replaced_by", st.By)
+	default:
+		if !hasTables(&file) {
+			r.legacy(&file)
+		}
+	}
+	if _, err := r.importDoc(file, digest, st, found); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// hasTables: the file declares routing tables.
+func hasTables(d *provision.Doc) bool {
+	return len(d.Analysis)+len(d.TrunkPlans)+len(d.Lists)+len(d.Routes)+len(d.Groups)+len(d.Gateways) > 0
+}
+
+// legacy takes the routing tables an older version stored, once.
+func (r *Running) legacy(d *provision.Doc) {
+	var old struct {
+		Numbering numbering.Spec `json:"numbering"`
+		Interwork gateway.Spec   `json:"interwork"`
+	}
+	if found, err := r.cfg.DB.GetTable(legacyTables, &old); err != nil || !found {
+		return
+	}
+	d.Numbering, d.Analysis, d.TrunkPlans, d.Lists = old.Numbering.Settings, old.Numbering.Analysis, old.Numbering.Trunks, old.Numbering.Lists
+	d.Routes, d.Groups, d.Gateways = old.Interwork.Routes, old.Interwork.Groups, old.Interwork.Gateways
+	r.cfg.Log.Info("routing tables taken from the data directory (stored by an older version)")
+}
+
+// Reload is SIGHUP: the file's trunk registrations are taken, and its
+// provisioning is imported if it changed since its last import;
+// otherwise the running configuration is applied again as it is (with
+// the new registrations). true when the file's provisioning was imported.
+func (r *Running) Reload(file provision.Doc, registrations []provision.Registration, path string) (bool, error) {
+	digest := Digest(file)
+	r.mu.Lock()
+	cur := r.cur.Load()
+	if cur.FileDigest != digest {
+		old := r.cfg.Registrations
+		r.cfg.Registrations = registrations
+		r.mu.Unlock()
+		imported, err := r.importDoc(file, digest, *cur, true)
+		if err != nil {
+			r.mu.Lock()
+			r.cfg.Registrations = old
+			r.mu.Unlock()
+		}
+		return imported, err
+	}
+	defer r.mu.Unlock()
+	old := r.cfg.Registrations
+	r.cfg.Registrations = registrations
+	chk, err := r.check(cur.Doc.Clone())
+	if err != nil {
+		r.cfg.Registrations = old
+		return false, err
+	}
+	r.cfg.Apply(chk)
+	r.cfg.Log.Info("SIGHUP: the config file's provisioning is unchanged since its last import: the running configuration stays",
+		"file", path, "revision", cur.Revision, "by", cur.By)
+	return false, nil
+}
+
+// importDoc makes the file's provisioning the running configuration,
+// keeping the management users (they are not in the file).
+func (r *Running) importDoc(file provision.Doc, digest string, prev State, found bool) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := file.Clone()
+	var kept []string
+	if cur := r.cur.Load(); cur != nil {
+		kept = keepUndeclared(d, &cur.Doc)
+	} else if found {
+		kept = keepUndeclared(d, &prev.Doc)
+	}
+	if err := r.normalise(d); err != nil {
+		return false, err
+	}
+	chk, err := r.check(d)
+	if err != nil {
+		return false, err
+	}
+	rev := prev.Revision + 1
+	if cur := r.cur.Load(); cur != nil {
+		rev = cur.Revision + 1
+	}
+	st := &State{Doc: *d, Revision: rev, FileDigest: digest, Time: time.Now(), By: "config file"}
+	if err := r.save(st); err != nil {
+		return false, err
+	}
+	r.cfg.Apply(chk)
+	r.cfg.Log.Info("running configuration imported from the config file", "revision", rev,
+		"subscribers", len(d.Subscribers), "gateways", len(d.Gateways), "kept", strings.Join(kept, ", "))
+	return true, nil
+}
+
+// Current is the running configuration now (do not change it).
+func (r *Running) Current() *State { return r.cur.Load() }
+
+// Update commits change applied to the running configuration (the
+// command line's user commands of the control socket).
+func (r *Running) Update(by string, change func(d *provision.Doc) error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur := r.cur.Load()
+	d := cur.Doc.Clone()
+	if err := change(d); err != nil {
+		return err
+	}
+	return r.commitLocked(d, by)
+}
+
+// commitLocked checks d whole, stores it (durable before it is applied)
+// and applies it. r.mu is held: commits are one at a time; calls never
+// wait on it.
+func (r *Running) commitLocked(d *provision.Doc, by string) error {
+	if err := r.normalise(d); err != nil {
+		return err
+	}
+	chk, err := r.check(d)
+	if err != nil {
+		return err
+	}
+	cur := r.cur.Load()
+	st := &State{Doc: *d, Revision: cur.Revision + 1, FileDigest: cur.FileDigest, Time: time.Now(), By: by}
+	if err := r.save(st); err != nil {
+		return err
+	}
+	r.cfg.Apply(chk)
+	r.cfg.Log.Info("running configuration committed", "revision", st.Revision, "by", by)
+	return nil
+}
+
+// save stores st: durable when it returns (bbolt commits with fdatasync),
+// then it is the running one.
+func (r *Running) save(st *State) error {
+	if err := r.cfg.DB.PutTable(storeKey, st); err != nil {
+		return fmt.Errorf("storing the running configuration: %w", err)
+	}
+	r.cur.Store(st)
+	return nil
+}
+
+// Digest identifies a file's provisioning (passwords included, as the
+// file has them: the digest is one-way).
+func Digest(d provision.Doc) string {
+	d.Users = nil
+	b, _ := json.Marshal(struct {
+		provision.Doc
+		Passwords []string
+	}{d, passwords(&d)})
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// passwords are the subscribers' clear passwords (json leaves them out).
+func passwords(d *provision.Doc) []string {
+	var p []string
+	for _, s := range d.Subscribers {
+		p = append(p, s.Password)
+	}
+	return p
+}
+
+// keepUndeclared: a part of the provisioning the file does not declare at
+// all keeps what the running configuration has (so a file emptied of its
+// tables, once they are managed on the command line, loses nothing); the
+// management users are never in the file. It returns the parts kept.
+func keepUndeclared(file, cur *provision.Doc) []string {
+	kept := []string{"users"}
+	file.Users = cur.Users
+	if len(file.Subscribers) == 0 && len(cur.Subscribers) > 0 {
+		file.Subscribers = cur.Subscribers
+		kept = append(kept, "subscribers")
+	}
+	if len(file.Trusted) == 0 && len(cur.Trusted) > 0 {
+		file.Trusted = cur.Trusted
+		kept = append(kept, "trusted peers")
+	}
+	if !hasTables(file) && hasTables(cur) {
+		file.Numbering, file.Analysis, file.TrunkPlans, file.Lists = cur.Numbering, cur.Analysis, cur.TrunkPlans, cur.Lists
+		file.Routes, file.Groups, file.Gateways = cur.Routes, cur.Groups, cur.Gateways
+		kept = append(kept, "routing tables")
+	}
+	if len(file.Rating.Tariffs)+len(file.Rating.Bands)+len(file.Rating.Assign) == 0 && len(cur.Rating.Tariffs) > 0 {
+		file.Rating = cur.Rating
+		kept = append(kept, "tariffs")
+	}
+	if file.Management == (provision.Management{}) {
+		file.Management = cur.Management
+	}
+	return kept
+}

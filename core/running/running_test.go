@@ -1,0 +1,160 @@
+package running
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/softswitch/softswitch/core/config"
+
+	"github.com/softswitch/softswitch/core/provision"
+	"github.com/softswitch/softswitch/core/routing"
+	"github.com/softswitch/softswitch/core/store"
+)
+
+func open(t *testing.T, dir string, file provision.Doc) (*Running, *[]*Checked, func()) {
+	t.Helper()
+	db, err := store.Open(dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var applied []*Checked
+	var tables *routing.Tables
+	r, err := Open(Config{DB: db, Realm: "test", PasswordCost: 4, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Prev:  func() *routing.Tables { return tables },
+		Apply: func(c *Checked) { applied = append(applied, c); tables = c.Tables }}, file, "test.toml")
+	if err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	return r, &applied, func() { db.Close() }
+}
+
+func fileDoc(subscribers ...string) provision.Doc {
+	d := provision.Default()
+	for _, n := range subscribers {
+		d.Subscribers = append(d.Subscribers, provision.Subscriber{Number: n, Password: "password-" + n})
+	}
+	return d
+}
+
+// A commit survives a restart with the same file; an edited file is
+// imported (users, and parts it does not declare, kept); an unchanged
+// file on SIGHUP changes nothing.
+func TestStoreIsTheRunningConfiguration(t *testing.T) {
+	dir := t.TempDir()
+	r, applied, closeDB := open(t, dir, fileDoc("1001"))
+	if st := r.Current(); st.Revision != 1 || len(st.Doc.Subscribers) != 1 || st.Doc.Subscribers[0].Password != "" ||
+		len(st.Doc.Subscribers[0].HA1MD5) != 32 || len((*applied)[0].Subscribers) != 1 {
+		t.Fatalf("first start: %+v", st)
+	}
+	c := r.Candidate("alice from 192.0.2.1")
+	for _, l := range [][]string{{"subscriber", "2002", "password", "secret-2002"}, {"user", "bob", "level", "admin"},
+		{"user", "bob", "password", "long-enough-1"}, {"gateway", "gw1", "address", "192.0.2.7:5060"}} {
+		if err := c.Set(l); err != nil {
+			t.Fatalf("%v: %v", l, err)
+		}
+	}
+	if err := c.Set([]string{"user", "eve", "password", "short"}); err == nil || !strings.Contains(err.Error(), "10 characters") {
+		t.Fatalf("a short password: %v", err)
+	}
+	if err := c.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range r.Current().Doc.Lines() {
+		if strings.Contains(l, "secret-2002") || strings.Contains(l, "long-enough-1") {
+			t.Fatalf("a clear password is kept: %s", l)
+		}
+	}
+	closeDB()
+
+	r, applied, closeDB = open(t, dir, fileDoc("1001"))
+	st := r.Current()
+	if st.Revision != 2 || len(st.Doc.Subscribers) != 2 || len(st.Doc.Users) != 1 || len(st.Doc.Gateways) != 1 || len((*applied)[0].Subscribers) != 2 {
+		t.Fatalf("after a restart with the same file: revision %d, %d subscribers, %d users", st.Revision, len(st.Doc.Subscribers), len(st.Doc.Users))
+	}
+	if imported, err := r.Reload(fileDoc("1001"), nil, "test.toml"); err != nil || imported || len(r.Current().Doc.Subscribers) != 2 {
+		t.Fatalf("SIGHUP with the same file: %v %v", imported, err)
+	}
+	closeDB()
+
+	r, _, closeDB = open(t, dir, fileDoc("1001", "3003"))
+	defer closeDB()
+	st = r.Current()
+	// The file declares subscribers (they replace the running ones) and no
+	// routing table (the running ones are kept).
+	if st.Revision != 3 || len(st.Doc.Subscribers) != 2 || st.Doc.Subscribers[1].Number != "3003" || len(st.Doc.Users) != 1 || len(st.Doc.Gateways) != 1 {
+		t.Fatalf("after the file changed: %+v", st.Doc)
+	}
+}
+
+// A refused commit changes nothing; two sessions' commits both land.
+func TestCommitWholeOrNothing(t *testing.T) {
+	r, applied, closeDB := open(t, t.TempDir(), fileDoc())
+	defer closeDB()
+	a, b := r.Candidate("a"), r.Candidate("b")
+	if err := a.Set([]string{"analysis", "1", "prefix", "1"}); err != nil {
+		t.Fatal(err)
+	}
+	a.Set([]string{"analysis", "1", "action", "route"})
+	a.Set([]string{"analysis", "1", "route", "nowhere"})
+	err := a.Commit()
+	if err == nil || !strings.Contains(err.Error(), `analysis 1 route: no route named "nowhere"`) {
+		t.Fatalf("commit of a route to nowhere: %v", err)
+	}
+	if r.Current().Revision != 1 || len(*applied) != 1 {
+		t.Fatal("a refused commit changed the running configuration")
+	}
+	a.Set([]string{"analysis", "1", "action", "local"})
+	a.Unset([]string{"analysis", "1", "route"})
+	b.Set([]string{"subscriber", "1001", "password", "password-1"})
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	d := r.Current().Doc
+	if r.Current().Revision != 3 || len(d.Subscribers) != 1 || len(d.Analysis) != 1 || d.Analysis[0].Action != "local" {
+		t.Fatalf("after both commits: %+v", d)
+	}
+}
+
+// The file's provisioning refused at start is reported at its line.
+func TestFileErrorsCarryLine(t *testing.T) {
+	cases := []struct {
+		src  string
+		line int
+		want string
+	}{
+		{"[[subscriber]]\nnumber = \"10a1\"\npassword = \"longenough\"\n", 2, "number"},
+		{"[[subscriber]]\nnumber = \"1001\"\npassword = \"short\"\n", 3, "password"},
+		{"[[gateway]]\nname = \"a\"\naddress = \"\"\n", 3, "gateway[0].address"},
+		{"[[analysis]]\nprefix = \"1\"\naction = \"local\"\n\n[[analysis]]\nprefix = \"2\"\naction = \"route\"\nroute = \"nowhere\"\n", 8, "no route named"},
+		{"[[gateway]]\nname = \"a\"\naddress = \"10.0.0.1\"\n[[group]]\nname = \"g\"\n[[group.member]]\ngateway = \"a\"\n[[group.member]]\ngateway = \"b\"\n", 9, "no gateway named"},
+		{"[numbering]\nmax_called_digits = 40\n", 2, "max_called_digits"},
+	}
+	for _, c := range cases {
+		path := filepath.Join(t.TempDir(), "bad.toml")
+		os.WriteFile(path, []byte(c.src), 0o600)
+		cfg, err := config.Load(path)
+		if err != nil {
+			t.Fatalf("%q: the bootstrap part refused: %v", c.src, err)
+		}
+		err = Check(&cfg.Doc, nil)
+		var re *Error
+		if !errors.As(err, &re) {
+			t.Errorf("%q: error %v", c.src, err)
+			continue
+		}
+		err = config.At(path, re.Key, re.Reason)
+		if want := fmt.Sprintf("%s:%d: ", path, c.line); !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: got %q, want %q... mentioning %q", c.src, err, want, c.want)
+		}
+	}
+}
