@@ -220,7 +220,7 @@ func TestImageBoots(t *testing.T) {
 // both with what the console showed.
 func management(t *testing.T, console []byte, cliPort, snmpPort int, work string) {
 	t.Helper()
-	cm := regexp.MustCompile(`appliance: command line: ssh -p 2022 admin@\S+, first password (\S+) `).FindSubmatch(console)
+	cm := regexp.MustCompile(`appliance: command line: ssh -p 2022 admin@.*?, first password (\S+) `).FindSubmatch(console)
 	sm := regexp.MustCompile(`appliance: SNMPv3 user "(\S+)" \(read-only, SHA-256 auth password (\S+), AES priv password (\S+);`).FindSubmatch(console)
 	if cm == nil || sm == nil {
 		t.Fatal("the console shows no command-line password or no SNMPv3 user")

@@ -418,3 +418,80 @@ expect eof
 		t.Error("the audit log does not show the subscriber's line (with the password hidden)")
 	}
 }
+
+// TestCLITrafficControl: an operator blocks a prefix and gaps another
+// over the command line; calls to them are refused (403/21, 503/42) while
+// other calls complete; the controls outlive a restart and are lifted by
+// their commands.
+func TestCLITrafficControl(t *testing.T) {
+	t.Parallel()
+	pa, pc := freePort(t), freePort(t)
+	cfg := defaultConfig()
+	cfg.Extra = fmt.Sprintf("[billing]\nnode = \"tctest\"\n\n[cli]\nssh_listen = \"127.0.0.1:%d\"\npassword_cost = 10\n\n", pc) +
+		huntTOML("", gw("gw-a", pa, 1, 1, ""))
+	srv := startServer(t, cfg)
+	startUAS(t, "gw-a", "uas_answer.xml", sippOpts{Port: pa, Calls: -1, Timeout: 120 * time.Second})
+	addCLIUser(t, srv, "ops", "operator", "ops-secret-1234")
+	ssh := func(cmd string) string { return softswitchSSH(t, pc, "ops", "ops-secret-1234", cmd) }
+
+	if out := ssh("block prefix 0305"); !strings.Contains(out, "prefix 0305 blocked") {
+		t.Fatalf("block prefix:\n%s", out)
+	}
+	if out := ssh("gap prefix 0306 rate 1"); !strings.Contains(out, "gapped at 1 calls a second") {
+		t.Fatalf("gap prefix:\n%s", out)
+	}
+	blocked := func(name string) {
+		t.Helper()
+		res := trunkRefused(t, srv, name, "0305678", "0401111")
+		if res.Status != 403 {
+			t.Fatalf("%s: a call to a blocked prefix got %d, want 403", name, res.Status)
+		}
+		checkReason(t, name, res, 21)
+	}
+	blocked("blocked")
+	trunkCalls(t, srv, "other-prefix", 3, 10)
+
+	// 20 calls at 20 a second to the gapped prefix: about one a second
+	// passes (even if sipp is slow to send them, most are refused).
+	r := runSipp(t, sippOpts{Name: "gapped", Scenario: "uac_trusted_call_or_503.xml", Remote: srv.Addr, LocalIP: trustedIP,
+		Service: "0306111", Keys: map[string]string{"caller": "0401111", "max_forwards": "70"}, Calls: 20, Rate: 20, Timeout: 30 * time.Second})
+	r.requireOK(t)
+	answered, gapped := 0, 0
+	final := map[string]bool{} // per call: ReceivedFinals is for one call's run
+	for _, f := range r.ReceivedResponses("INVITE") {
+		if f.Status < 200 || final[f.Header("Call-ID")] {
+			continue
+		}
+		final[f.Header("Call-ID")] = true
+		switch f.Status {
+		case 200:
+			answered++
+		case 503:
+			checkReason(t, "gapped", f, 42)
+			gapped++
+		}
+	}
+	if answered < 1 || gapped < 10 || answered+gapped != 20 {
+		t.Fatalf("20 calls to a prefix gapped at 1 a second: %d answered, %d refused with 503 (%v)", answered, gapped, r.finalStatuses("INVITE"))
+	}
+	t.Logf("gapped at 1 call a second: %d of 20 answered, %d refused", answered, gapped)
+	show := ssh("show traffic-control")
+	if !regexpMatch(`0305\s+block\s+-\s+1\b`, show) || !regexpMatch(fmt.Sprintf(`0306\s+gap\s+1\s+%d\b`, gapped), show) {
+		t.Fatalf("show traffic-control:\n%s", show)
+	}
+
+	srv.restart()
+	blocked("blocked-after-restart")
+	if out := ssh("unblock prefix 0305"); !strings.Contains(out, "unblocked") {
+		t.Fatalf("unblock:\n%s", out)
+	}
+	if out := ssh("ungap prefix 0306"); !strings.Contains(out, "no longer gapped") {
+		t.Fatalf("ungap:\n%s", out)
+	}
+	r = runSipp(t, sippOpts{Name: "lifted", Scenario: "uac_trusted_call.xml", Remote: srv.Addr, LocalIP: trustedIP,
+		Service: "0305678", Keys: map[string]string{"caller": "0401111", "max_forwards": "70"}, Calls: 5, Rate: 20, Timeout: 30 * time.Second})
+	r.requireOK(t)
+	if out := ssh("unblock prefix 0305"); !strings.Contains(out, "not blocked") {
+		t.Fatalf("unblock of a prefix not blocked:\n%s", out)
+	}
+}

@@ -179,6 +179,7 @@ func switchCLI(src snmpSources, hostname string, log *slog.Logger) *cli.CLI {
 	c.Builtins()
 	if src.running != nil {
 		configCommands(c, src.running)
+		trafficCommands(c, src.running, src.tables)
 	}
 	show := "show what the switch knows"
 	gwArg := &cli.Arg{Name: "gateway", Help: "a gateway's name",

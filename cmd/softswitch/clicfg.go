@@ -3,9 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/softswitch/softswitch/core/provision"
+	"github.com/softswitch/softswitch/core/routing"
 	"github.com/softswitch/softswitch/core/running"
 	"github.com/softswitch/softswitch/oam/cli"
 )
@@ -172,4 +174,95 @@ func lockGateway(conf *running.Running, name string, lock bool, by string) error
 		}
 		return fmt.Errorf("no gateway %s in the running configuration", name)
 	})
+}
+
+// trafficCommands are the operator's traffic controls: block and gap a
+// called-number prefix, committed to the running configuration (they
+// outlive a restart and show in show running-config).
+func trafficCommands(c *cli.CLI, conf *running.Running, tables func() *routing.Tables) {
+	prefix := &cli.Arg{Name: "prefix", Help: "a called-number prefix, as received (digits, * #, a leading +)",
+		Check: func(s string) error {
+			if strings.Trim(s, "+0123456789*#") != "" {
+				return errors.New("digits, * and #, an optional leading +")
+			}
+			return nil
+		}}
+	rate := &cli.Arg{Name: "rate", Help: "calls a second let through (e.g. 5, 0.5)",
+		Check: func(s string) error {
+			if r, err := strconv.ParseFloat(s, 64); err != nil || r <= 0 {
+				return errors.New("a number of calls a second above 0")
+			}
+			return nil
+		}}
+	args := map[string]*cli.Arg{"prefix": prefix, "rate": rate}
+	change := func(s *cli.Session, what string, f func(d *provision.Doc) error) error {
+		if err := conf.Update(fmt.Sprintf("%s from %s", s.User, s.From), f); err != nil {
+			return fmt.Errorf("%% %s: %v", what, err)
+		}
+		s.Printf("%s\n", what)
+		return nil
+	}
+	c.Exec.Add("block prefix <prefix>", []string{"refuse new calls to a prefix (403, cause 21) at once", "a called-number prefix", ""},
+		cli.Operator, args, func(s *cli.Session, a []string) error {
+			return change(s, "prefix "+a[0]+" blocked", func(d *provision.Doc) error {
+				for _, b := range d.Blocks {
+					if b.Prefix == a[0] {
+						return errors.New("blocked already")
+					}
+				}
+				d.Blocks = append(d.Blocks, provision.Block{Prefix: a[0]})
+				return nil
+			})
+		})
+	c.Exec.Add("unblock prefix <prefix>", []string{"lift a block", "a called-number prefix", ""}, cli.Operator, args,
+		func(s *cli.Session, a []string) error {
+			return change(s, "prefix "+a[0]+" unblocked", func(d *provision.Doc) error {
+				for i, b := range d.Blocks {
+					if b.Prefix == a[0] {
+						d.Blocks = append(d.Blocks[:i:i], d.Blocks[i+1:]...)
+						return nil
+					}
+				}
+				return errors.New("not blocked")
+			})
+		})
+	c.Exec.Add("gap prefix <prefix> rate <rate>", []string{"call gapping: let at most RATE new calls a second through to a prefix (the rest: 503, cause 42)",
+		"a called-number prefix", "", "", ""}, cli.Operator, args,
+		func(s *cli.Session, a []string) error {
+			r, _ := strconv.ParseFloat(a[1], 64)
+			return change(s, "prefix "+a[0]+" gapped at "+a[1]+" calls a second", func(d *provision.Doc) error {
+				for i := range d.Gaps {
+					if d.Gaps[i].Prefix == a[0] {
+						d.Gaps[i].Rate = r
+						return nil
+					}
+				}
+				d.Gaps = append(d.Gaps, provision.Gap{Prefix: a[0], Rate: r})
+				return nil
+			})
+		})
+	c.Exec.Add("ungap prefix <prefix>", []string{"end call gapping on a prefix", "a called-number prefix", ""}, cli.Operator, args,
+		func(s *cli.Session, a []string) error {
+			return change(s, "prefix "+a[0]+" no longer gapped", func(d *provision.Doc) error {
+				for i, g := range d.Gaps {
+					if g.Prefix == a[0] {
+						d.Gaps = append(d.Gaps[:i:i], d.Gaps[i+1:]...)
+						return nil
+					}
+				}
+				return errors.New("not gapped")
+			})
+		})
+	c.Exec.Add("show traffic-control", []string{"", "blocked and gapped prefixes, with the calls each refused"}, cli.View, nil,
+		func(s *cli.Session, _ []string) error {
+			s.Printf("%-28s %-8s %12s %10s\n", "PREFIX", "CONTROL", "CALLS/S", "REFUSED")
+			for _, st := range tables().Controls.Status() {
+				kind, r := "gap", strconv.FormatFloat(st.Rate, 'g', -1, 64)
+				if st.Block {
+					kind, r = "block", "-"
+				}
+				s.Printf("%-28s %-8s %12s %10d\n", st.Prefix, kind, r, st.Refused)
+			}
+			return nil
+		})
 }

@@ -355,7 +355,7 @@ func run(args []string) error {
 	regs := &trunkreg.Registrar{Client: srv.Client, ContactHost: host, ContactPort: port, Bus: bus, Log: log}
 	src := snmpSources{alarms: alarms, counters: counters, delay: delay, level: levelVar, name: nasName(cfg, bill), start: started,
 		gateways: func() []*gateway.Gateway { return router.Tables().Set.Gateways() }, trunks: regs.Status,
-		aaa: cfg.AAA, limiter: limiter, admit: admit, bus: bus, lookup: loc.Lookup, calls: calls.Snapshot, running: conf}
+		aaa: cfg.AAA, limiter: limiter, admit: admit, bus: bus, lookup: loc.Lookup, calls: calls.Snapshot, running: conf, tables: router.Tables}
 	if bill != nil && len(cfg.Billing.Push.Servers) > 0 {
 		src.backlog = bill.PushBacklog
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/softswitch/softswitch/core/config"
 	"github.com/softswitch/softswitch/core/events"
 	"github.com/softswitch/softswitch/core/q850"
+	"github.com/softswitch/softswitch/core/routing"
 	"github.com/softswitch/softswitch/core/running"
 	"github.com/softswitch/softswitch/core/safe"
 	"github.com/softswitch/softswitch/core/store"
@@ -49,7 +50,8 @@ type snmpSources struct {
 	bus     *events.Bus
 	lookup  func(aor string) []store.Binding
 	calls   func(max int) ([]call.Info, int)
-	running *running.Running // the running configuration (CLI configure mode)
+	running *running.Running       // the running configuration (CLI configure mode)
+	tables  func() *routing.Tables // the routing tables in use (traffic controls)
 }
 
 // Objects of SOFTSWITCH-MIB (oam/snmp/mib/SOFTSWITCH-MIB.txt).

@@ -14,6 +14,9 @@ type Doc struct {
 	Gateways    []Gateway         `toml:"gateway" json:"gateways,omitempty"`
 	Rating      Rating            `toml:"rating" json:"rating"`
 	Management  Management        `toml:"management" json:"management"`
+	// Traffic control (operators, at run time: block prefix, gap prefix).
+	Blocks []Block `toml:"block" json:"blocks,omitempty"`
+	Gaps   []Gap   `toml:"gap" json:"gaps,omitempty"`
 	// Users are not read from the config file: they are added on the
 	// command line or by `softswitch cli-user add`.
 	Users []User `toml:"-" json:"users,omitempty" cli:"user"`
@@ -41,4 +44,19 @@ type Management struct {
 	// Telnet serves the command line on [cli] telnet_listen: off by
 	// default, since Telnet sends passwords in clear.
 	Telnet bool `toml:"telnet" json:"telnet"`
+}
+
+// Block refuses new calls to called numbers (as received) that start
+// with Prefix: 403, Q.850 cause 21.
+type Block struct {
+	Prefix string `toml:"prefix" json:"prefix" key:"true"`
+}
+
+// Gap lets at most Rate new calls a second through to called numbers
+// (as received) that start with Prefix (call gapping); the others get
+// 503, Q.850 cause 42. The longest matching prefix of the blocks and gaps
+// decides.
+type Gap struct {
+	Prefix string  `toml:"prefix" json:"prefix" key:"true"`
+	Rate   float64 `toml:"rate" json:"rate"` // calls a second, > 0
 }

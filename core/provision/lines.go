@@ -24,7 +24,8 @@ import (
 // is one word of name=value pairs. Set and Unset say precisely what is
 // wrong with a line and change nothing then.
 
-// keyFields name an item in its list, the first that the item has.
+// keyFields name an item in its list, the first that the item has (a
+// field tagged key:"true" comes first).
 var keyFields = []string{"Number", "Name"}
 
 // Section is a word that starts a configuration line, for the command
@@ -125,6 +126,11 @@ func isTableList(t reflect.Type) bool {
 }
 
 func keyIndex(t reflect.Type) int {
+	for i := 0; i < t.NumField(); i++ {
+		if t.Field(i).Tag.Get("key") == "true" {
+			return i
+		}
+	}
 	for _, k := range keyFields {
 		if f, ok := t.FieldByName(k); ok && f.Type.Kind() == reflect.String {
 			return f.Index[0]

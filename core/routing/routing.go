@@ -27,8 +27,9 @@ import (
 
 // Tables are one consistent generation of routing data.
 type Tables struct {
-	Plan *numbering.Plan
-	Set  *gateway.Set
+	Plan     *numbering.Plan
+	Set      *gateway.Set
+	Controls *Controls // the operator's blocks and call gaps; nil: none
 }
 
 // Router implements call.Router.
@@ -63,6 +64,9 @@ func (r *Router) Route(called string, caller call.Caller) call.Decision {
 	}
 	if g := t.Set.Gateway(caller.Trunk); g != nil {
 		g.CountIn()
+	}
+	if d, refused := t.Controls.Check(called, r.now()); refused {
+		return d
 	}
 	in := numbering.Input{Called: called, Calling: caller.Number, Trunk: caller.Trunk, Now: r.now()}
 	if caller.Trunk == "" {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -117,6 +118,14 @@ func compile(d *provision.Doc, registrations []provision.Registration, prev *rou
 			return nil, refuse(key, "%v", fe.Err)
 		}
 		return nil, &Error{Reason: err.Error()}
+	}
+	var prevControls *routing.Controls
+	if prev != nil {
+		prevControls = prev.Controls
+	}
+	if t.Controls, err = routing.CompileControls(d.Blocks, d.Gaps, prevControls); err != nil {
+		key, reason, _ := strings.Cut(err.Error(), ": ")
+		return nil, refuse(key, "%s", reason)
 	}
 	chk.Tables = t
 	plan, err := rating.Compile(d.Rating)

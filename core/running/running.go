@@ -290,6 +290,10 @@ func keepUndeclared(file, cur *provision.Doc) []string {
 		file.Rating = cur.Rating
 		kept = append(kept, "tariffs")
 	}
+	if len(file.Blocks)+len(file.Gaps) == 0 && len(cur.Blocks)+len(cur.Gaps) > 0 {
+		file.Blocks, file.Gaps = cur.Blocks, cur.Gaps
+		kept = append(kept, "traffic controls")
+	}
 	if file.Management == (provision.Management{}) {
 		file.Management = cur.Management
 	}
