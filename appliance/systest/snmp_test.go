@@ -247,3 +247,31 @@ func TestSNMPGatewayAlarm(t *testing.T) {
 	}
 	waitLog(t, srv, 5*time.Second, "msg=alarm", "type=gateway-down", "cleared=true")
 }
+
+// TestSNMPHARoleChange: keepalived's notify hook records a new role (the
+// maintenance command it runs); the NMS gets ssHaRoleChange with the new
+// ssHaRole, and reads the role.
+func TestSNMPHARoleChange(t *testing.T) {
+	t.Parallel()
+	trapd := startSnmptrapd(t, "trap-community-2")
+	ps := freePort(t)
+	agent := fmt.Sprintf("127.0.0.1:%d", ps)
+	cfg := defaultConfig()
+	cfg.Extra = fmt.Sprintf("[snmp]\nlisten = %q\n\n[[snmp.community]]\nname = \"noc-ro-community\"\nsources = [\"127.0.0.0/8\"]\n\n"+
+		"[[snmp.target]]\naddress = %q\ncommunity = \"trap-community-2\"\n\n"+
+		"[ha]\nenabled = true\ninterface = \"lo\"\nvirtual_address = \"127.0.0.200/32\"\n\n", agent, trapd.Addr)
+	srv := startServer(t, cfg)
+	const change, role = ".1.3.6.1.4.1.32473.1.0.15", ".1.3.6.1.4.1.32473.1.1.3.1.0"
+	for _, c := range []struct {
+		state string
+		value int
+	}{{"MASTER", 2}, {"BACKUP", 3}} {
+		if out, err := exec.Command(softswitchBin, "ha-notify", "--data-dir", srv.DataDir, "INSTANCE", "VI_SOFTSWITCH", c.state, "100").CombinedOutput(); err != nil {
+			t.Fatalf("ha-notify %s: %v\n%s", c.state, err, out)
+		}
+		trapd.wait(t, 10*time.Second, "OID: "+change, fmt.Sprintf("%s = INTEGER: %d", role, c.value))
+		if got := mustSNMP(t, "snmpget", "-v2c", "-c", "noc-ro-community", agent, role); !strings.Contains(got, fmt.Sprintf("INTEGER: %d", c.value)) {
+			t.Fatalf("ssHaRole after %s: %s", c.state, got)
+		}
+	}
+}

@@ -167,7 +167,7 @@ func userCommands(ctl *control.Server, users *cli.Users) {
 
 // switchCLI is the command set: what the switch shows and what an
 // operator may change at run time.
-func switchCLI(src snmpSources, hostname string, log *slog.Logger) *cli.CLI {
+func switchCLI(src *node, hostname string, log *slog.Logger) *cli.CLI {
 	c := &cli.CLI{Hostname: hostname, Sessions: &cli.Sessions{}}
 	c.Audit = func(user, from, line string, err error) {
 		refused := ""
@@ -444,7 +444,7 @@ func orDash(s string) string {
 }
 
 // startCLI serves the command line over SSH when [cli] ssh_listen is set.
-func startCLI(ctx context.Context, cfg config.Config, src snmpSources, users *cli.Users, telnet *telnetGate, log *slog.Logger) error {
+func startCLI(ctx context.Context, cfg config.Config, src *node, users *cli.Users, telnet *telnetGate, log *slog.Logger) error {
 	l := cfg.CLI
 	if l.SSHListen == "" && l.TelnetListen == "" {
 		return nil

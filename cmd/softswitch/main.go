@@ -353,9 +353,10 @@ func run(args []string) error {
 			"text", n.Text, "cleared", n.Clear)
 	}
 	regs := &trunkreg.Registrar{Client: srv.Client, ContactHost: host, ContactPort: port, Bus: bus, Log: log}
-	src := snmpSources{alarms: alarms, counters: counters, delay: delay, level: levelVar, name: nasName(cfg, bill), start: started,
+	// The running switch as one thing, for the management interfaces.
+	src := &node{alarms: alarms, counters: counters, delay: delay, level: levelVar, name: nasName(cfg, bill), start: started,
 		gateways: func() []*gateway.Gateway { return router.Tables().Set.Gateways() }, trunks: regs.Status,
-		aaa: cfg.AAA, limiter: limiter, admit: admit, bus: bus, lookup: loc.Lookup, calls: calls.Snapshot, running: conf, tables: router.Tables}
+		aaa: cfg.AAA, limiter: limiter, admit: admit, bus: bus, lookup: loc.Lookup, calls: calls.Snapshot, running: conf, tables: router.Tables, log: log}
 	if bill != nil && len(cfg.Billing.Push.Servers) > 0 {
 		src.backlog = bill.PushBacklog
 	}
@@ -386,9 +387,7 @@ func run(args []string) error {
 			return err
 		case s := <-sigs:
 			if s == syscall.SIGHUP {
-				if _, ok := reload(*cfgPath, conf, log); ok {
-					regs.Start(ctx, router.Tables().Set.Registrations())
-				}
+				src.reload(*cfgPath, func() { regs.Start(ctx, router.Tables().Set.Registrations()) })
 				continue
 			}
 			log.Info("shutting down", "signal", s.String(), "active_calls", srv.Calls.Active())

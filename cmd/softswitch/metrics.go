@@ -17,7 +17,7 @@ import (
 
 // startMetrics serves the Prometheus endpoint when [metrics] listen is
 // set: the figures SNMP serves, from the same sources.
-func startMetrics(ctx context.Context, cfg config.Config, src snmpSources, log *slog.Logger) error {
+func startMetrics(ctx context.Context, cfg config.Config, src *node, log *slog.Logger) error {
 	m := cfg.Metrics
 	if m.Listen == "" {
 		return nil

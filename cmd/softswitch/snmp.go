@@ -14,45 +14,17 @@ import (
 	"github.com/gosnmp/gosnmp"
 
 	"github.com/softswitch/softswitch/appliance/ha"
-	"github.com/softswitch/softswitch/core/admission"
-	"github.com/softswitch/softswitch/core/authlimit"
-	"github.com/softswitch/softswitch/core/call"
 	"github.com/softswitch/softswitch/core/config"
 	"github.com/softswitch/softswitch/core/events"
 	"github.com/softswitch/softswitch/core/q850"
-	"github.com/softswitch/softswitch/core/routing"
 	"github.com/softswitch/softswitch/core/running"
 	"github.com/softswitch/softswitch/core/safe"
-	"github.com/softswitch/softswitch/core/store"
 	"github.com/softswitch/softswitch/interwork/gateway"
 	"github.com/softswitch/softswitch/interwork/trunkreg"
 	"github.com/softswitch/softswitch/oam/alarm"
 	"github.com/softswitch/softswitch/oam/snmp"
 	"github.com/softswitch/softswitch/oam/stats"
 )
-
-// snmpSources is what the agent reports on.
-type snmpSources struct {
-	alarms   *alarm.Manager
-	counters *stats.Counters
-	delay    *stats.Delay
-	level    *slog.LevelVar
-	gateways func() []*gateway.Gateway
-	trunks   func() []trunkreg.Status
-	backlog  func() (int, error) // nil: CDRs are not pushed
-	role     func() string       // nil: not in a pair
-	name     string
-	start    time.Time
-	// For the command line.
-	aaa     config.AAA
-	limiter *authlimit.Limiter
-	admit   *admission.Gate
-	bus     *events.Bus
-	lookup  func(aor string) []store.Binding
-	calls   func(max int) ([]call.Info, int)
-	running *running.Running       // the running configuration (CLI configure mode)
-	tables  func() *routing.Tables // the routing tables in use (traffic controls)
-}
 
 // Objects of SOFTSWITCH-MIB (oam/snmp/mib/SOFTSWITCH-MIB.txt).
 var (
@@ -74,7 +46,7 @@ var notification = map[alarm.Type]uint32{
 }
 
 // startSNMP serves the agent when [snmp] listen is set.
-func startSNMP(ctx context.Context, cfg config.Config, src snmpSources, log *slog.Logger) error {
+func startSNMP(ctx context.Context, cfg config.Config, src *node, log *slog.Logger) error {
 	s := cfg.SNMP
 	if s.Listen == "" {
 		return nil
@@ -156,7 +128,7 @@ func gauge(n int64) uint { return uint(min(max(n, 0), math.MaxUint32)) }
 
 func counter64(n int64) uint64 { return uint64(max(n, 0)) }
 
-func registerCalls(m *snmp.MIB, src snmpSources) {
+func registerCalls(m *snmp.MIB, src *node) {
 	c := src.counters
 	m.Scalar(ssCalls.Append(1), gosnmp.Gauge32, func() any { return gauge(c.Active.Load()) })
 	m.Scalar(ssCalls.Append(2), gosnmp.Gauge32, func() any { return gauge(c.Peak.Load()) })
@@ -283,7 +255,7 @@ func registerAlarms(m *snmp.MIB, alarms *alarm.Manager, start time.Time) {
 }
 
 // registerNode adds the billing delivery objects and the pair role.
-func registerNode(m *snmp.MIB, src snmpSources) {
+func registerNode(m *snmp.MIB, src *node) {
 	m.Scalar(ssBilling.Append(1), gosnmp.Gauge32, func() any {
 		if src.backlog == nil {
 			return uint(0)
