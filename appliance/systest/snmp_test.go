@@ -133,7 +133,8 @@ func TestSNMPAgent(t *testing.T) {
 		"ssGatewayAdminState.1 = INTEGER: unlocked(1)", "ssLogLevel.0 = INTEGER: debug(1)",
 		"ssGatewayCompletionRatio.1 = Gauge32: 100", "ssGatewayLastFailureCause.2 = Gauge32: 0", "ssHaRole.0 = INTEGER: standalone(1)",
 		"ssCdrDeliveryState.0 = INTEGER: disabled(1)", "ssAaaServerName.1 = STRING: rad-x", "ssAaaServerProtocol.1 = INTEGER: radius(1)",
-		"ssAaaServerName.2 = STRING: dia-x", "ssAaaServerProtocol.2 = INTEGER: diameter(2)", "ssTrunkRegName.1 = STRING: carrier-x"} {
+		"ssAaaServerName.2 = STRING: dia-x", "ssAaaServerProtocol.2 = INTEGER: diameter(2)", "ssTrunkRegName.1 = STRING: carrier-x",
+		"ssCauseReleases.16 = Counter64: 13", "ssCauseName.16 = STRING: Normal call clearing", "ssCompletionRatioHour.0 = Gauge32: 100"} {
 		if !strings.Contains(ours, want) {
 			t.Errorf("our subtree has no %q", want)
 		}
@@ -149,7 +150,8 @@ func TestSNMPAgent(t *testing.T) {
 	}
 	for _, want := range []string{"# TYPE softswitch_call_attempts_total counter\nsoftswitch_call_attempts_total 13\n",
 		"softswitch_call_answers_total 13\n", `softswitch_gateway_attempts_total{gateway="gw-a"} 9`,
-		`softswitch_gateway_attempts_total{gateway="gw-b"} 4`, "softswitch_calls_active 0\n"} {
+		`softswitch_gateway_attempts_total{gateway="gw-b"} 4`, "softswitch_calls_active 0\n",
+		`softswitch_call_releases_by_cause_total{cause="16"} 13`, "softswitch_asr_60m_ratio 1\n"} {
 		if !strings.Contains(string(scrape), want) {
 			t.Errorf("the metrics have no %q:\n%s", want, scrape)
 		}

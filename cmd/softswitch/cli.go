@@ -210,10 +210,21 @@ func switchCLI(src *node, hostname string, log *slog.Logger) *cli.CLI {
 			mean, p99, n := src.delay.LastMinute(time.Now())
 			s.Printf("%-28s %d\n%-28s %d\n%-28s %d\n%-28s %d\n%-28s %d\n", "call attempts", k.Attempts.Load(), "calls answered",
 				k.Answers.Load(), "calls failed", k.Failed.Load(), "calls active", max(0, k.Active.Load()), "calls active, peak", k.Peak.Load())
-			s.Printf("%-28s %.1f %%\n%-28s %d\n%-28s %.1f\n", "ASR, 15 minutes", r.ASR15*100, "BHCA, 60 minutes", r.BusyHourAttempts,
+			s.Printf("%-28s %.1f %%\n%-28s %.1f %%\n%-28s %d\n%-28s %.1f\n", "ASR, 15 minutes", r.ASR15*100, "ASR, 60 minutes", r.ASR60*100,
+				"BHCA, 60 minutes", r.BusyHourAttempts,
 				"calls per second, 10 s", r.CallsPerSecond)
 			s.Printf("%-28s %d\n%-28s mean %v, p99 %v (%d messages, last minute)\n", "registrations", max(0, k.Registrations.Load()),
 				"message delay", mean, p99, n)
+			return nil
+		})
+	c.Exec.Add("show stats causes", []string{show, "", "calls released since the start, by Q.850 cause"}, cli.View, nil,
+		func(s *cli.Session, _ []string) error {
+			s.Printf("%-6s %-48s %12s\n", "CAUSE", "NAME", "RELEASES")
+			for cause := range src.counters.Causes {
+				if n := src.counters.Causes[cause].Load(); n > 0 {
+					s.Printf("%-6d %-48s %12d\n", cause, q850.Name(cause), n)
+				}
+			}
 			return nil
 		})
 	c.Exec.Add("show gateways", []string{show, "gateways: state, admin state, channels, attempts"}, cli.View, nil,

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/softswitch/softswitch/core/config"
@@ -35,6 +36,17 @@ func startMetrics(ctx context.Context, cfg config.Config, src *node, log *slog.L
 	gaugeF("softswitch_calls_active_peak", "The most calls at once since the start.", func() float64 { return float64(c.Peak.Load()) })
 	gaugeF("softswitch_registrations", "Registration bindings.", func() float64 { return float64(max(0, c.Registrations.Load())) })
 	gaugeF("softswitch_asr_15m_ratio", "Answers per attempt over the last 15 minutes.", func() float64 { return c.Rolling(time.Now()).ASR15 })
+	gaugeF("softswitch_asr_60m_ratio", "Answers per attempt over the last 60 minutes.", func() float64 { return c.Rolling(time.Now()).ASR60 })
+	r.Add("softswitch_call_releases_by_cause_total", metrics.Counter, "Calls released since the start, by Q.850 cause.",
+		func() []metrics.Sample {
+			var out []metrics.Sample
+			for cause := range c.Causes {
+				if n := c.Causes[cause].Load(); n > 0 {
+					out = append(out, metrics.Sample{Labels: []string{"cause", strconv.Itoa(cause)}, Value: float64(n)})
+				}
+			}
+			return out
+		})
 	gaugeF("softswitch_busy_hour_call_attempts", "Call attempts in the last 60 minutes.", func() float64 {
 		return float64(c.Rolling(time.Now()).BusyHourAttempts)
 	})

@@ -36,6 +36,7 @@ var (
 	ssTrunk   = snmp.Enterprise.Append(1, 1, 5, 1)
 	ssAAA     = snmp.Enterprise.Append(1, 1, 6, 1)
 	ssNotify  = snmp.Enterprise.Append(1, 0)
+	ssCause   = snmp.Enterprise.Append(1, 1, 8, 1)
 )
 
 // notification is each alarm type's raise under ssNotifications; its
@@ -136,6 +137,20 @@ func registerCalls(m *snmp.MIB, src *node) {
 	m.Scalar(ssCalls.Append(4), gosnmp.Counter64, func() any { return counter64(c.Answers.Load()) })
 	m.Scalar(ssCalls.Append(5), gosnmp.Counter64, func() any { return counter64(c.Failed.Load()) })
 	m.Scalar(ssCalls.Append(6), gosnmp.Gauge32, func() any { return uint(math.Round(c.Rolling(time.Now()).ASR15 * 100)) })
+	m.Scalar(ssCalls.Append(12), gosnmp.Gauge32, func() any { return uint(math.Round(c.Rolling(time.Now()).ASR60 * 100)) })
+	// ssCauseTable: a row per Q.850 cause some call ended with.
+	m.Table(ssCause, []snmp.Column{
+		{Sub: 2, Type: gosnmp.OctetString, Get: func(r snmp.Row) any { return []byte(q850.Name(r.Data.(int))) }},
+		{Sub: 3, Type: gosnmp.Counter64, Get: func(r snmp.Row) any { return counter64(c.Causes[r.Data.(int)].Load()) }},
+	}, func() []snmp.Row {
+		var rows []snmp.Row
+		for cause := 1; cause < len(c.Causes); cause++ {
+			if c.Causes[cause].Load() > 0 {
+				rows = append(rows, snmp.Row{Index: snmp.OID{uint32(cause)}, Data: cause})
+			}
+		}
+		return rows
+	})
 	m.Scalar(ssCalls.Append(7), gosnmp.Gauge32, func() any { return gauge(c.Rolling(time.Now()).BusyHourAttempts) })
 	m.Scalar(ssCalls.Append(8), gosnmp.Gauge32, func() any { return uint(math.Round(c.Rolling(time.Now()).CallsPerSecond)) })
 	m.Scalar(ssCalls.Append(9), gosnmp.Gauge32, func() any {

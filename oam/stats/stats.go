@@ -19,6 +19,8 @@ type Counters struct {
 	Active        atomic.Int64 // calls between attempt and release
 	Peak          atomic.Int64 // the most Active since the start
 	Registrations atomic.Int64 // current bindings
+	// Causes counts releases by their Q.850 cause (1..127; 0: none given).
+	Causes [128]atomic.Int64
 
 	window window
 
@@ -84,6 +86,7 @@ func (w *window) sum(now int64, n int) (attempts, answers int64) {
 type Rolling struct {
 	BusyHourAttempts int64   // attempts in the last 60 minutes
 	ASR15            float64 // answers per attempt over the last 15 minutes, 0 to 1 (0 when none)
+	ASR60            float64 // the same over the last 60 minutes
 	CallsPerSecond   float64 // attempts per second over the last 10 seconds
 }
 
@@ -91,7 +94,10 @@ type Rolling struct {
 func (c *Counters) Rolling(now time.Time) Rolling {
 	t := now.Unix()
 	var r Rolling
-	r.BusyHourAttempts, _ = c.window.sum(t, 3600)
+	var an int64
+	if r.BusyHourAttempts, an = c.window.sum(t, 3600); r.BusyHourAttempts > 0 {
+		r.ASR60 = float64(an) / float64(r.BusyHourAttempts)
+	}
 	if at, an := c.window.sum(t, 900); at > 0 {
 		r.ASR15 = float64(an) / float64(at)
 	}
@@ -128,6 +134,7 @@ func (c *Counters) handle(e *events.Event) {
 		if !e.Answered {
 			c.Failed.Add(1)
 		}
+		c.Causes[min(max(e.Q850, 0), 127)].Add(1)
 	case events.Registered, events.Unregistered:
 		c.Registrations.Add(int64(e.Delta))
 	case events.AAAServer:

@@ -14,14 +14,17 @@ func TestCounters(t *testing.T) {
 	bus.Publish(&events.Event{Kind: events.CallAttempt})
 	bus.Publish(&events.Event{Kind: events.CallAttempt})
 	bus.Publish(&events.Event{Kind: events.CallAnswer})
-	bus.Publish(&events.Event{Kind: events.CallRelease, Answered: true})
-	bus.Publish(&events.Event{Kind: events.CallRelease})
+	bus.Publish(&events.Event{Kind: events.CallRelease, Answered: true, Q850: 16})
+	bus.Publish(&events.Event{Kind: events.CallRelease, Q850: 17})
 	bus.Publish(&events.Event{Kind: events.Registered, Delta: 2})
 	bus.Publish(&events.Event{Kind: events.Unregistered, Delta: -1})
 	s := c.Snapshot()
 	want := Snapshot{Attempts: 2, Answers: 1, Releases: 2, Failed: 1, Active: 0, Registrations: 1}
 	if s != want {
 		t.Fatalf("got %+v want %+v", s, want)
+	}
+	if c.Causes[16].Load() != 1 || c.Causes[17].Load() != 1 || c.Causes[0].Load() != 0 {
+		t.Fatal("releases by cause")
 	}
 }
 
@@ -40,7 +43,7 @@ func TestRollingAndPeak(t *testing.T) {
 	c.window.add(now-1800, true) // half an hour ago: in the hour only
 	c.window.add(now-3700, true) // over an hour ago: nowhere
 	r := c.Rolling(time.Unix(now, 0))
-	if r.BusyHourAttempts != 41 || r.CallsPerSecond != 3 || r.ASR15 != 0.25 {
+	if r.BusyHourAttempts != 41 || r.CallsPerSecond != 3 || r.ASR15 != 0.25 || r.ASR60 != 10.0/41 {
 		t.Fatalf("%+v", r)
 	}
 	bus := events.New()
