@@ -50,7 +50,7 @@ func Apply(s Settings, root string, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	m, err := managementSecrets(p(SNMPUserFile), orig)
+	m, keepSecrets, err := managementSecrets(p(SNMPUserFile), orig)
 	if err != nil {
 		return err
 	}
@@ -104,6 +104,9 @@ func Apply(s Settings, root string, log io.Writer) error {
 		return err
 	}
 	if err := writeFile(confPath, conf, 0o640); err != nil {
+		return err
+	}
+	if err := keepSecrets(); err != nil {
 		return err
 	}
 	if err := firstCLIUser(p(CLIPasswordFile), p(dataDir), p("/etc/passwd"), log); err != nil {
@@ -304,10 +307,11 @@ func generatePassword() (string, error) {
 // its file, else from the configuration's first-boot block, once the
 // operator deleted the file), or makes one (passwords of 16 characters
 // from generatePassword).
-func managementSecrets(path string, conf []byte) (Management, error) {
+func managementSecrets(path string, conf []byte) (Management, func() error, error) {
+	kept := func() error { return nil }
 	if data, err := os.ReadFile(path); err == nil {
 		if f := strings.Fields(string(data)); len(f) == 3 {
-			return Management{SNMPUser: f[0], SNMPAuth: f[1], SNMPPriv: f[2]}, nil
+			return Management{SNMPUser: f[0], SNMPAuth: f[1], SNMPPriv: f[2]}, kept, nil
 		}
 	}
 	if i, j := bytes.Index(conf, []byte(blockBegin)), bytes.Index(conf, []byte(blockEnd)); i >= 0 && j > i {
@@ -318,16 +322,19 @@ func managementSecrets(path string, conf []byte) (Management, error) {
 		}
 		if toml.Unmarshal(conf[i:j], &block) == nil && len(block.SNMP.Users) > 0 {
 			u := block.SNMP.Users[0]
-			return Management{SNMPUser: u.Name, SNMPAuth: u.AuthPassword, SNMPPriv: u.PrivPassword}, nil
+			return Management{SNMPUser: u.Name, SNMPAuth: u.AuthPassword, SNMPPriv: u.PrivPassword}, kept, nil
 		}
 	}
 	a, err1 := generatePassword()
 	p, err2 := generatePassword()
 	if err := errors.Join(err1, err2); err != nil {
-		return Management{}, err
+		return Management{}, nil, err
 	}
 	m := Management{SNMPUser: "noc", SNMPAuth: a, SNMPPriv: p}
-	return m, writeFile(path, fmt.Sprintf("%s %s %s\n", m.SNMPUser, m.SNMPAuth, m.SNMPPriv), 0o600)
+	// Written once the configuration with them is known good.
+	return m, func() error {
+		return writeFile(path, fmt.Sprintf("%s %s %s\n", m.SNMPUser, m.SNMPAuth, m.SNMPPriv), 0o600)
+	}, nil
 }
 
 // firstCLIUser makes the first command-line user, admin: its password is
@@ -335,7 +342,9 @@ func managementSecrets(path string, conf []byte) (Management, error) {
 // data directory where the switch takes it at its next start when it has
 // no user (cmd/softswitch, cli-first-user). Once made, never again.
 func firstCLIUser(pwFile, dataDir, passwd string, log io.Writer) error {
-	if _, err := os.Stat(pwFile); err == nil {
+	// Made once: not again when the admin deleted the password's file.
+	made := pwFile + ".made"
+	if _, err := os.Stat(made); err == nil {
 		return nil
 	}
 	pw, err := generatePassword()
@@ -351,8 +360,13 @@ func firstCLIUser(pwFile, dataDir, passwd string, log io.Writer) error {
 		return err
 	}
 	// The switch runs as softswitch: the file is its to read and delete.
-	if uid, err := lookupField(passwd, "softswitch", 2); err == nil {
-		gid, _ := lookupField(passwd, "softswitch", 3)
+	// (A tree without /etc/passwd is a test's: nobody to give it to.)
+	if _, err := os.Stat(passwd); err == nil {
+		uid, err1 := lookupField(passwd, "softswitch", 2)
+		gid, err2 := lookupField(passwd, "softswitch", 3)
+		if err := errors.Join(err1, err2); err != nil {
+			return fmt.Errorf("the first command-line user's file: %w (is the softswitch package installed?)", err)
+		}
 		u, _ := strconv.Atoi(uid)
 		g, _ := strconv.Atoi(gid)
 		if err := os.Chown(path, u, g); err != nil {
@@ -360,6 +374,9 @@ func firstCLIUser(pwFile, dataDir, passwd string, log io.Writer) error {
 		}
 	}
 	if err := writeFile(pwFile, pw+"\n", 0o600); err != nil {
+		return err
+	}
+	if err := writeFile(made, "", 0o600); err != nil {
 		return err
 	}
 	fmt.Fprintf(log, "command line: first user %s made; its password is shown on the console\n", AdminUser)

@@ -367,7 +367,7 @@ expect eof
 	}
 	before := running(pc)
 	for _, want := range []string{" subscriber 1003 ha1_md5 ", " gateway cfg-gw address 127.0.0.1:", " route cfg-r group cfg-g",
-		" analysis 1 route cfg-r", " user watcher level view", " trusted_peer trunk-a address 127.0.0.5"} {
+		" analysis 1 route cfg-r", " user watcher level view", " trusted_peer 127.0.0.5 name trunk-a"} {
 		if !strings.Contains(strings.Join(before, "\n"), want) {
 			t.Fatalf("show running-config has no %q:\n%s", want, strings.Join(before, "\n"))
 		}

@@ -32,16 +32,13 @@ import (
 func cliUsers(conf *running.Running, cost int) *cli.Users {
 	return &cli.Users{
 		Cost: cost,
-		Load: func() ([]cli.User, error) {
-			var us []cli.User
-			for _, u := range conf.Current().Doc.Users {
-				l, _ := cli.ParseLevel(u.Level)
-				us = append(us, cli.User{Name: u.Name, Hash: []byte(u.Hash), Level: l})
-			}
-			return us, nil
-		},
-		Save: func(us []cli.User) error {
+		Load: func() ([]cli.User, error) { return toCLIUsers(conf.Current().Doc.Users), nil },
+		Change: func(f func([]cli.User) ([]cli.User, error)) error {
 			return conf.Update("root (control socket)", func(d *provision.Doc) error {
+				us, err := f(toCLIUsers(d.Users))
+				if err != nil {
+					return err
+				}
 				d.Users = nil
 				for _, u := range us {
 					d.Users = append(d.Users, provision.User{Name: u.Name, Level: u.Level.String(), Hash: string(u.Hash)})
@@ -50,6 +47,15 @@ func cliUsers(conf *running.Running, cost int) *cli.Users {
 			})
 		},
 	}
+}
+
+func toCLIUsers(list []provision.User) []cli.User {
+	var us []cli.User
+	for _, u := range list {
+		l, _ := cli.ParseLevel(u.Level)
+		us = append(us, cli.User{Name: u.Name, Hash: []byte(u.Hash), Level: l})
+	}
+	return us
 }
 
 // telnetCommand lets root turn Telnet on and off with one command
@@ -82,6 +88,9 @@ func takeFirstUser(dataDir string, conf *running.Running, log *slog.Logger) {
 	path := filepath.Join(dataDir, firstUserFile)
 	data, err := os.ReadFile(path)
 	if err != nil {
+		if !os.IsNotExist(err) {
+			log.Error("first command-line user not taken: its file cannot be read", "file", path, "err", err)
+		}
 		return
 	}
 	if len(conf.Current().Doc.Users) > 0 {
@@ -115,9 +124,14 @@ func takeOldUsers(db *store.DB, users *cli.Users, log *slog.Logger) {
 	if have, _ := users.Load(); len(have) > 0 {
 		return
 	}
-	if err := users.Save(old); err != nil {
+	if err := users.Change(func([]cli.User) ([]cli.User, error) { return old, nil }); err != nil {
 		log.Error("command-line users of an older version not taken", "err", err)
 		return
+	}
+	// Taken once: a later running configuration without users must not
+	// bring them back.
+	if err := db.PutTable("cli-users", []cli.User{}); err != nil {
+		log.Error("command-line users of an older version: the old table is not emptied", "err", err)
 	}
 	log.Info("command-line users taken into the running configuration", "users", len(old))
 }
@@ -493,7 +507,9 @@ func startCLI(ctx context.Context, cfg config.Config, src *node, users *cli.User
 			tctx, stop := context.WithCancel(ctx)
 			safe.Go("CLI Telnet server", func() { s.Serve(tctx, ln) })
 			log.Warn("command line over Telnet: passwords cross the network in clear", "listen", ln.Addr().String())
-			return stop, nil
+			// The listener is closed before stop returns, so that Telnet
+			// turned on again at once can bind the port.
+			return func() { stop(); ln.Close() }, nil
 		})
 	}
 	return nil

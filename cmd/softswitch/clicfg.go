@@ -132,33 +132,36 @@ func fieldArg(fields []provision.Field) *cli.Arg {
 // keysOf lists the names (or positions) of a list's items in the running
 // configuration, for Tab.
 func keysOf(conf *running.Running, prefix string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, l := range conf.Current().Doc.Lines() {
-		rest, ok := strings.CutPrefix(l, prefix+" ")
-		if !ok {
-			continue
-		}
-		ws, _, err := cli.Words(rest)
-		if err != nil || len(ws) == 0 || seen[ws[0]] {
-			continue
-		}
-		seen[ws[0]] = true
-		out = append(out, ws[0])
-	}
-	return out
+	return conf.Current().Doc.Keys(strings.Fields(prefix))
 }
 
-// maskSecrets hides what follows "password" in a command line (for the
-// audit log).
+// secretFields are the fields whose values the audit log hides: a
+// password, and what stands for one (an HA1 value works as the password in
+// SIP digest; a bcrypt hash can be attacked offline).
+var secretFields = map[string]bool{"password": true, "ha1_md5": true, "ha1_sha256": true, "hash": true}
+
+// maskSecrets is a command line for the audit log: the words as the
+// command line reads them (quotes and all), with the value of a secret
+// field hidden.
 func maskSecrets(line string) string {
-	ws := strings.Fields(line)
+	ws, _, err := cli.Words(line)
+	if err != nil {
+		return "<a line that does not parse>"
+	}
 	for i, w := range ws {
-		if w == "password" && i+1 < len(ws) {
-			return strings.Join(ws[:i+1], " ") + " <hidden>"
+		if secretFields[w] && i+1 < len(ws) {
+			return strings.Join(quoteAll(ws[:i+1]), " ") + " <hidden>"
 		}
 	}
-	return line
+	return strings.Join(quoteAll(ws), " ")
+}
+
+func quoteAll(ws []string) []string {
+	out := make([]string, len(ws))
+	for i, w := range ws {
+		out[i] = provision.Quote(w)
+	}
+	return out
 }
 
 // lockGateway locks or unlocks a gateway in the running configuration
@@ -189,8 +192,8 @@ func trafficCommands(c *cli.CLI, conf *running.Running, tables func() *routing.T
 		}}
 	rate := &cli.Arg{Name: "rate", Help: "calls a second let through (e.g. 5, 0.5)",
 		Check: func(s string) error {
-			if r, err := strconv.ParseFloat(s, 64); err != nil || r <= 0 {
-				return errors.New("a number of calls a second above 0")
+			if r, err := strconv.ParseFloat(s, 64); err != nil || !(r > 0 && r <= 100000) {
+				return errors.New("a number of calls a second above 0, at most 100000")
 			}
 			return nil
 		}}

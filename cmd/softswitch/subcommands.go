@@ -17,6 +17,7 @@ import (
 	"github.com/softswitch/softswitch/appliance/firstboot"
 	"github.com/softswitch/softswitch/appliance/ha"
 	"github.com/softswitch/softswitch/core/config"
+	"github.com/softswitch/softswitch/core/running"
 	"github.com/softswitch/softswitch/oam/control"
 )
 
@@ -52,6 +53,7 @@ func runningDataDir(cfgPath, dataDir string) (string, error) {
 //	softswitch blocked [--config FILE] [--data-dir DIR]   sources blocked for their request rate
 //	softswitch unblock [--config FILE] [--data-dir DIR] ADDRESS   lift a block
 //	softswitch cdr-fetched [--config FILE] [--data-dir DIR]  the CDR files the billing centre fetched
+//	softswitch check-config [--config FILE]              check a file whole (bootstrap and provisioning) without starting
 //	softswitch telnet [--config FILE] [--data-dir DIR] on|off   the command line over Telnet (committed)
 //	softswitch hash-password < PASSWORD                   the bcrypt hash for [billing.pull] password_hash
 func subcommand(args []string) (ok bool, err error) {
@@ -110,6 +112,26 @@ func subcommand(args []string) (ok bool, err error) {
 			return "", fmt.Errorf("usage: softswitch cli-user [--config FILE] [--data-dir DIR] add NAME LEVEL | del NAME | list " +
 				"(add reads the password from standard input)")
 		})
+	case "check-config":
+		fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
+		cfgPath := fs.String("config", "/etc/softswitch/softswitch.toml", "the configuration file to check")
+		if err := fs.Parse(args[1:]); err != nil {
+			return true, err
+		}
+		cfg, err := config.Load(*cfgPath)
+		if err != nil {
+			return true, err
+		}
+		// The provisioning sections as an import would check them.
+		if err := running.Check(&cfg.Doc, cfg.Registrations); err != nil {
+			var re *running.Error
+			if errors.As(err, &re) {
+				return true, config.At(*cfgPath, re.Key, re.Reason)
+			}
+			return true, err
+		}
+		fmt.Printf("%s: good\n", *cfgPath)
+		return true, nil
 	case "telnet":
 		return true, askRunning(args, func(fs *flag.FlagSet) (string, error) {
 			if fs.NArg() != 1 || (fs.Arg(0) != "on" && fs.Arg(0) != "off") {

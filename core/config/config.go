@@ -3,6 +3,9 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -330,6 +333,7 @@ func Parse(path string, data []byte) (Config, error) {
 		}
 		return cfg, &Error{File: path, Reason: err.Error()}
 	}
+	cfg.Doc.Declared, cfg.Doc.FileDigest = declared(data)
 	if err := cfg.Validate(); err != nil {
 		var ce *Error
 		if errors.As(err, &ce) {
@@ -708,4 +712,25 @@ func (c *Config) validateLoad() error {
 		return invalid("overload.retry_after_max", "must be at least retry_after_min")
 	}
 	return nil
+}
+
+// declared reads which provisioning sections the file declares, and a
+// digest of their text as written (core/running imports the file's
+// provisioning again only when it changes).
+func declared(data []byte) (map[string]bool, string) {
+	var all map[string]any
+	_ = toml.Unmarshal(data, &all) // decoded already: it parses
+	part := map[string]any{}
+	got := map[string]bool{}
+	for _, k := range provision.FileSections {
+		if v, ok := all[k]; ok {
+			part[k], got[k] = v, true
+		}
+	}
+	b, err := json.Marshal(part) // map keys sorted: the same text, the same digest
+	if err != nil {
+		b = data
+	}
+	h := sha256.Sum256(b)
+	return got, hex.EncodeToString(h[:])
 }

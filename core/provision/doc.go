@@ -20,7 +20,17 @@ type Doc struct {
 	// Users are not read from the config file: they are added on the
 	// command line or by `softswitch cli-user add`.
 	Users []User `toml:"-" json:"users,omitempty" cli:"user"`
+
+	// Of a config file (config.Parse sets them; never stored): the
+	// top-level provisioning sections it declares, and a digest of their
+	// text as written.
+	Declared   map[string]bool `toml:"-" json:"-"`
+	FileDigest string          `toml:"-" json:"-"`
 }
+
+// Sections of a config file that are provisioning (what Declared names).
+var FileSections = []string{"subscriber", "trusted_peer", "numbering", "analysis", "trunk_plan", "list", "route",
+	"group", "gateway", "rating", "management", "block", "gap"}
 
 // Defaults of the plan-wide settings.
 const (

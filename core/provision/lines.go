@@ -161,12 +161,13 @@ func fieldWords(t reflect.Type, skip int) string {
 // spot is what a line's words name: a field of an item, an item, a
 // section or a whole list.
 type spot struct {
-	owner reflect.Value // the struct holding field
-	field int           // -1: the item itself (or the whole list, when item < 0)
-	list  reflect.Value // the slice holding the item, if any
-	item  int
-	dflt  reflect.Value // the section's default, for Unset of a section field
-	rest  []string      // the value words
+	owner   reflect.Value // the struct holding field
+	field   int           // -1: the item itself (or the whole list, when item < 0)
+	list    reflect.Value // the slice holding the item, if any
+	item    int
+	dflt    reflect.Value // the section's default, for Unset of a section field
+	rest    []string      // the value words
+	created bool          // the item was appended for this line
 }
 
 // locate walks words through d. create: an item that is named but does
@@ -205,19 +206,21 @@ func listSpot(name string, list reflect.Value, words []string, create bool) (spo
 	if len(words) == 0 {
 		return spot{list: list, field: -1, item: -1}, nil
 	}
-	key, idx := words[0], -1
+	key, idx, created := words[0], -1, false
 	if k >= 0 {
 		if key == "" {
 			return spot{}, fmt.Errorf("%s: the name must not be empty", name)
 		}
-		for n := 0; n < list.Len(); n++ {
+		// From the end: a pasted configuration names the item just made.
+		for n := list.Len() - 1; n >= 0; n-- {
 			if list.Index(n).Field(k).String() == key {
 				idx = n
+				break
 			}
 		}
 		if idx < 0 && create {
 			list.Set(reflect.Append(list, reflect.New(t).Elem()))
-			idx = list.Len() - 1
+			idx, created = list.Len()-1, true
 			list.Index(idx).Field(k).SetString(key)
 		}
 	} else {
@@ -229,7 +232,7 @@ func listSpot(name string, list reflect.Value, words []string, create bool) (spo
 			idx = n - 1
 		} else if create && n == list.Len()+1 {
 			list.Set(reflect.Append(list, reflect.New(t).Elem()))
-			idx = n - 1
+			idx, created = n-1, true
 		} else if create {
 			return spot{}, fmt.Errorf("%s: position %d: there are %d entries, a new one is %d", name, n, list.Len(), list.Len()+1)
 		}
@@ -239,26 +242,37 @@ func listSpot(name string, list reflect.Value, words []string, create bool) (spo
 	}
 	item := list.Index(idx)
 	if len(words) == 1 {
-		return spot{list: list, item: idx, field: -1}, nil
+		return spot{list: list, item: idx, field: -1, created: created}, nil
 	}
 	j, ok := fieldByWord(t, words[1])
 	if !ok || j == k {
+		if created {
+			unappend(list)
+		}
 		return spot{}, fmt.Errorf("%s %s: %q is not a field; expected one of %s", name, key, words[1], fieldWords(t, k))
 	}
-	return spot{owner: item, field: j, list: list, item: idx, rest: words[2:]}, nil
+	return spot{owner: item, field: j, list: list, item: idx, rest: words[2:], created: created}, nil
 }
 
 // Set applies one configuration line (without "no").
-func (d *Doc) Set(words []string) error {
-	c := d.clone()
-	sp, err := c.locate(words, true)
+//
+// It changes d in place (a line costs what its list's search costs, not a
+// copy of the whole Doc: a pasted configuration of many thousand lines
+// stays quick); a refused line leaves d as it was: values are parsed
+// before they are stored, and an item created for the line is taken back.
+func (d *Doc) Set(words []string) (err error) {
+	sp, err := d.locate(words, true)
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err != nil && sp.created {
+			unappend(sp.list)
+		}
+	}()
 	if sp.field < 0 {
 		if sp.list.IsValid() && sp.item >= 0 {
-			*d = *c // the item alone: created if it was not there
-			return nil
+			return nil // the item alone: created if it was not there
 		}
 		return fmt.Errorf("%s: name a field", strings.Join(words, " "))
 	}
@@ -273,15 +287,13 @@ func (d *Doc) Set(words []string) error {
 	if err := setValue(f, sp.rest); err != nil {
 		return fmt.Errorf("%s: %v", fname, err)
 	}
-	*d = *c
 	return nil
 }
 
 // Unset applies a "no" line: a field back to zero (in a section: to its
 // default), an item or a whole list removed, a section back to defaults.
 func (d *Doc) Unset(words []string) error {
-	c := d.clone()
-	sp, err := c.locate(words, false)
+	sp, err := d.locate(words, false) // changes nothing
 	if err != nil {
 		return err
 	}
@@ -300,7 +312,6 @@ func (d *Doc) Unset(words []string) error {
 	case sp.list.IsValid():
 		sp.list.Set(reflect.Zero(sp.list.Type()))
 	}
-	*d = *c
 	return nil
 }
 
@@ -432,7 +443,7 @@ func (d *Doc) Lines() []string {
 			fw := word(f.Type().Field(j))
 			if isTableList(f.Field(j).Type()) {
 				out = append(out, listLines(w+" "+fw, f.Field(j))...)
-			} else if !reflect.DeepEqual(f.Field(j).Interface(), def.Field(i).Field(j).Interface()) {
+			} else if !sameValue(f.Field(j), def.Field(i).Field(j)) {
 				out = append(out, w+" "+fw+" "+valueWords(f.Field(j)))
 			}
 		}
@@ -538,9 +549,14 @@ func (d *Doc) Describe(key string) string {
 		}
 		v = v.Index(idx)
 		// The first item named is a word of the line (its name, or its
-		// position); an item of a list inside an item is not.
-		switch k := keyIndex(v.Type()); {
-		case items > 0:
+		// position); an item of a list inside an item, or of a list of
+		// plain values, is not.
+		k := -1
+		if v.Kind() == reflect.Struct {
+			k = keyIndex(v.Type())
+		}
+		switch {
+		case items > 0 || v.Kind() != reflect.Struct:
 			out = append(out, fmt.Sprintf("(item %d)", idx+1))
 		case k >= 0:
 			out = append(out, Quote(v.Field(k).String()))
@@ -550,4 +566,180 @@ func (d *Doc) Describe(key string) string {
 		items++
 	}
 	return strings.Join(out, " ")
+}
+
+// sameValue is DeepEqual, with an empty list equal to none.
+func sameValue(a, b reflect.Value) bool {
+	if a.Kind() == reflect.Slice && a.Len() == 0 && b.Len() == 0 {
+		return true
+	}
+	return reflect.DeepEqual(a.Interface(), b.Interface())
+}
+
+// ItemOf tells which item a line names, for replaying lines on a newer
+// Doc: the list holding it (nil for a line of a section's own fields),
+// whether that list's items are named by position, and whether the item
+// exists in d.
+func (d *Doc) ItemOf(words []string) (list any, positional, exists bool) {
+	l := listIn(d, words)
+	if l == nil {
+		return nil, false, false
+	}
+	positional = keyIndex(reflect.TypeOf(l).Elem()) < 0
+	_, err := d.locate(words, false) // no create: d is not changed
+	return l, positional, err == nil
+}
+
+// listIn is the list a line's first words name in d (nil if none).
+func listIn(d *Doc, words []string) any {
+	v := reflect.ValueOf(d).Elem()
+	i, ok := fieldByWord(v.Type(), words[0])
+	if !ok {
+		return nil
+	}
+	f := v.Field(i)
+	if isTableList(f.Type()) {
+		return f.Interface()
+	}
+	if len(words) > 1 {
+		if j, ok := fieldByWord(f.Type(), words[1]); ok && isTableList(f.Field(j).Type()) {
+			return f.Field(j).Interface()
+		}
+	}
+	return nil
+}
+
+// KeyError is a Doc that the command line could not print so that it
+// reads back the same: Key is the dotted path of the value ("list[2].name").
+type KeyError struct {
+	Key, Reason string
+}
+
+func (e *KeyError) Error() string { return e.Key + ": " + e.Reason }
+
+// CheckLines refuses what Lines could not print faithfully: an item with
+// an empty or repeated name, a control character in any text, a ',' or
+// '=' in a value of a list of tables inside an item (printed as
+// NAME=VALUE,NAME=VALUE).
+func (d *Doc) CheckLines() error {
+	v := reflect.ValueOf(*d)
+	for i := 0; i < v.NumField(); i++ {
+		name := word(v.Type().Field(i))
+		if name == "" {
+			continue
+		}
+		f := v.Field(i)
+		tomlName, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("toml"), ",")
+		if tomlName == "-" {
+			tomlName = name
+		}
+		if isTableList(f.Type()) {
+			if err := checkList(tomlName, f); err != nil {
+				return err
+			}
+			continue
+		}
+		if f.Kind() == reflect.Struct {
+			for j := 0; j < f.NumField(); j++ {
+				key := tomlName + "." + word(f.Type().Field(j))
+				var err error
+				if isTableList(f.Field(j).Type()) {
+					err = checkList(key, f.Field(j))
+				} else {
+					err = checkText(key, f.Field(j), false)
+				}
+				if err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func checkList(key string, list reflect.Value) error {
+	k := keyIndex(list.Type().Elem())
+	seen := map[string]bool{}
+	for n := 0; n < list.Len(); n++ {
+		item := list.Index(n)
+		at := fmt.Sprintf("%s[%d]", key, n)
+		if k >= 0 {
+			name := item.Field(k).String()
+			kw := at + "." + word(item.Type().Field(k))
+			switch {
+			case name == "":
+				return &KeyError{kw, "must not be empty (it names the item on the command line)"}
+			case seen[name]:
+				return &KeyError{kw, fmt.Sprintf("%q is declared twice", name)}
+			}
+			seen[name] = true
+		}
+		for j := 0; j < item.NumField(); j++ {
+			if err := checkText(at+"."+word(item.Type().Field(j)), item.Field(j), false); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkText looks at every text in v; inTable: v is inside an item of a
+// list of tables within an item.
+func checkText(key string, v reflect.Value, inTable bool) error {
+	switch v.Kind() {
+	case reflect.String:
+		s := v.String()
+		for _, r := range s {
+			if r < 0x20 || r == 0x7f {
+				return &KeyError{key, "holds a control character, which the command line cannot show"}
+			}
+		}
+		if inTable && strings.ContainsAny(s, ",=") {
+			return &KeyError{key, fmt.Sprintf("%q: ',' and '=' cannot stand in this value (the command line writes these items as NAME=VALUE,NAME=VALUE)", s)}
+		}
+	case reflect.Slice:
+		for i := 0; i < v.Len(); i++ {
+			e := v.Index(i)
+			if e.Kind() == reflect.Struct {
+				for j := 0; j < e.NumField(); j++ {
+					if err := checkText(fmt.Sprintf("%s[%d].%s", key, i, word(e.Type().Field(j))), e.Field(j), true); err != nil {
+						return err
+					}
+				}
+			} else if err := checkText(fmt.Sprintf("%s[%d]", key, i), e, inTable); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// unappend takes back the item appended last (a list that was empty is
+// none again).
+func unappend(list reflect.Value) {
+	if list.Len() == 1 {
+		list.Set(reflect.Zero(list.Type()))
+		return
+	}
+	list.Set(list.Slice(0, list.Len()-1))
+}
+
+// Keys lists the names (or positions) of the items of the list that
+// words name ("gateway", "rating tariff"), for completion.
+func (d *Doc) Keys(words []string) []string {
+	l := listIn(d, words)
+	if l == nil {
+		return nil
+	}
+	v := reflect.ValueOf(l)
+	k := keyIndex(v.Type().Elem())
+	out := make([]string, v.Len())
+	for i := range out {
+		if k >= 0 {
+			out[i] = v.Index(i).Field(k).String()
+		} else {
+			out[i] = strconv.Itoa(i + 1)
+		}
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package provision_test
 
 import (
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -182,6 +183,33 @@ func TestDescribe(t *testing.T) {
 	} {
 		if got := d.Describe(key); got != want {
 			t.Errorf("Describe(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
+
+// What Lines could not print so that it reads back the same is refused.
+func TestCheckLines(t *testing.T) {
+	for src, want := range map[string]string{
+		"[[gateway]]\nname = \"a\"\n[[gateway]]\nname = \"a\"\n":                                                             "gateway[1].name",
+		"[[list]]\nname = \"\"\n":                                                                                            "list[0].name",
+		"[[group]]\nname = \"g\"\n[[group.member]]\ngateway = \"a,b\"\n":                                                     "group[0].member[0].gateway",
+		"[[analysis]]\nprefix = \"1\"\ncomment = \"two\\nlines\"\n":                                                          "analysis[0].comment",
+		"[[trusted_peer]]\nname = \"t\"\naddress = \"192.0.2.1\"\n[[trusted_peer]]\nname = \"t\"\naddress = \"192.0.2.2\"\n": "",
+	} {
+		d := provision.Default()
+		if err := toml.Unmarshal([]byte(src), &d); err != nil {
+			t.Fatal(err)
+		}
+		err := d.CheckLines()
+		if want == "" {
+			if err != nil {
+				t.Errorf("%q refused: %v", src, err)
+			}
+			continue
+		}
+		var ke *provision.KeyError
+		if !errors.As(err, &ke) || ke.Key != want {
+			t.Errorf("%q: %v, want a refusal at %s", src, err, want)
 		}
 	}
 }

@@ -163,7 +163,7 @@ type Subscriber struct {
 // TrustedPeer is a source allowed to send calls without digest (a trunk).
 type TrustedPeer struct {
 	Name    string `toml:"name" json:"name"`
-	Address string `toml:"address" json:"address"`
+	Address string `toml:"address" json:"address" key:"true"` // the key: one trunk may have several addresses
 }
 
 // User is a management (command line) user: the password only as a

@@ -55,7 +55,7 @@ func CompileControls(blocks []provision.Block, gaps []provision.Gap, prev *Contr
 			return nil, fmt.Errorf("gap[%d].prefix: %v", i, checkPrefix(g.Prefix))
 		case seen[g.Prefix]:
 			return nil, fmt.Errorf("gap[%d].prefix: %s is blocked already (unblock it first)", i, g.Prefix)
-		case g.Rate <= 0 || g.Rate > 100000:
+		case !(g.Rate > 0 && g.Rate <= 100000): // NaN too
 			return nil, fmt.Errorf("gap[%d].rate: calls a second, more than 0 (to refuse every call, block the prefix)", i)
 		}
 		c.list = append(c.list, &control{prefix: g.Prefix, rate: g.Rate, tokens: 1})

@@ -51,9 +51,6 @@ func Check(d *provision.Doc, registrations []provision.Registration) error {
 }
 
 func (r *Running) check(d *provision.Doc) (*Checked, error) {
-	if d.Management.Telnet && r.cfg.TelnetListen == "" {
-		return nil, refuse("management.telnet", "the config file's [cli] telnet_listen is empty: there is no address to serve Telnet on")
-	}
 	var prev *routing.Tables
 	if r.cfg.Prev != nil {
 		prev = r.cfg.Prev()
@@ -63,6 +60,13 @@ func (r *Running) check(d *provision.Doc) (*Checked, error) {
 
 func compile(d *provision.Doc, registrations []provision.Registration, prev *routing.Tables) (*Checked, error) {
 	chk := &Checked{Doc: d}
+	if err := d.CheckLines(); err != nil {
+		var ke *provision.KeyError
+		if errors.As(err, &ke) {
+			return nil, refuse(ke.Key, "%s", ke.Reason)
+		}
+		return nil, err
+	}
 	seen := map[string]bool{}
 	for i, s := range d.Subscribers {
 		key := fmt.Sprintf("subscriber[%d]", i)

@@ -92,7 +92,8 @@ func Open(cfg Config, file provision.Doc, path string) (*Running, error) {
 	case found && st.FileDigest == digest:
 		chk, err := r.check(&st.Doc)
 		if err != nil {
-			return nil, fmt.Errorf("the stored running configuration (revision %d) is refused: %w", st.Revision, err)
+			// Not an *Error (%v): the file's lines are not where it is.
+			return nil, fmt.Errorf("the stored running configuration (revision %d) is refused: %v; edit the config file's provisioning to import it instead", st.Revision, err)
 		}
 		r.cur.Store(&st)
 		cfg.Apply(chk)
@@ -106,7 +107,9 @@ func Open(cfg Config, file provision.Doc, path string) (*Running, error) {
 			r.legacy(&file)
 		}
 	}
-	if _, err := r.importDoc(file, digest, st, found); err != nil {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, err := r.importLocked(file, digest, st, found); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -135,25 +138,21 @@ func (r *Running) legacy(d *provision.Doc) {
 // provisioning is imported if it changed since its last import;
 // otherwise the running configuration is applied again as it is (with
 // the new registrations). true when the file's provisioning was imported.
+// Nothing changes when it is refused.
 func (r *Running) Reload(file provision.Doc, registrations []provision.Registration, path string) (bool, error) {
 	digest := Digest(file)
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	cur := r.cur.Load()
+	old := r.cfg.Registrations
+	r.cfg.Registrations = registrations
 	if cur.FileDigest != digest {
-		old := r.cfg.Registrations
-		r.cfg.Registrations = registrations
-		r.mu.Unlock()
-		imported, err := r.importDoc(file, digest, *cur, true)
+		imported, err := r.importLocked(file, digest, *cur, true)
 		if err != nil {
-			r.mu.Lock()
 			r.cfg.Registrations = old
-			r.mu.Unlock()
 		}
 		return imported, err
 	}
-	defer r.mu.Unlock()
-	old := r.cfg.Registrations
-	r.cfg.Registrations = registrations
 	chk, err := r.check(cur.Doc.Clone())
 	if err != nil {
 		r.cfg.Registrations = old
@@ -165,11 +164,9 @@ func (r *Running) Reload(file provision.Doc, registrations []provision.Registrat
 	return false, nil
 }
 
-// importDoc makes the file's provisioning the running configuration,
-// keeping the management users (they are not in the file).
-func (r *Running) importDoc(file provision.Doc, digest string, prev State, found bool) (bool, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// importLocked makes the file's provisioning the running configuration,
+// keeping what the file does not declare (keepUndeclared). r.mu is held.
+func (r *Running) importLocked(file provision.Doc, digest string, prev State, found bool) (bool, error) {
 	d := file.Clone()
 	var kept []string
 	if cur := r.cur.Load(); cur != nil {
@@ -183,6 +180,9 @@ func (r *Running) importDoc(file provision.Doc, digest string, prev State, found
 	chk, err := r.check(d)
 	if err != nil {
 		return false, err
+	}
+	if d.Management.Telnet && r.cfg.TelnetListen == "" {
+		r.cfg.Log.Warn("management telnet is true but [cli] telnet_listen is empty: Telnet stays off")
 	}
 	rev := prev.Revision + 1
 	if cur := r.cur.Load(); cur != nil {
@@ -221,6 +221,9 @@ func (r *Running) commitLocked(d *provision.Doc, by string) error {
 	if err := r.normalise(d); err != nil {
 		return err
 	}
+	if d.Management.Telnet && r.cfg.TelnetListen == "" {
+		return refuse("management.telnet", "the config file's [cli] telnet_listen is empty: there is no address to serve Telnet on")
+	}
 	chk, err := r.check(d)
 	if err != nil {
 		return err
@@ -245,14 +248,22 @@ func (r *Running) save(st *State) error {
 	return nil
 }
 
-// Digest identifies a file's provisioning (passwords included, as the
-// file has them: the digest is one-way).
+// Digest identifies a file's provisioning: config.Parse's digest of the
+// sections' text as written (so that an upgrade of the switch does not
+// make an unchanged file look edited); for a Doc made otherwise, its JSON
+// with the clear passwords.
 func Digest(d provision.Doc) string {
+	if d.FileDigest != "" {
+		return d.FileDigest
+	}
 	d.Users = nil
-	b, _ := json.Marshal(struct {
+	b, err := json.Marshal(struct {
 		provision.Doc
 		Passwords []string
 	}{d, passwords(&d)})
+	if err != nil {
+		return "unhashable: " + err.Error() // never equal to a stored digest: imported
+	}
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
 }
@@ -273,29 +284,52 @@ func passwords(d *provision.Doc) []string {
 func keepUndeclared(file, cur *provision.Doc) []string {
 	kept := []string{"users"}
 	file.Users = cur.Users
-	if len(file.Subscribers) == 0 && len(cur.Subscribers) > 0 {
-		file.Subscribers = cur.Subscribers
-		kept = append(kept, "subscribers")
+	// Declared is what config.Parse saw in the file; a Doc made otherwise
+	// declares what it has.
+	declared := func(keys ...string) bool {
+		for _, k := range keys {
+			if file.Declared != nil && file.Declared[k] {
+				return true
+			}
+		}
+		return false
 	}
-	if len(file.Trusted) == 0 && len(cur.Trusted) > 0 {
-		file.Trusted = cur.Trusted
-		kept = append(kept, "trusted peers")
+	if file.Declared == nil {
+		declared = func(keys ...string) bool {
+			switch keys[0] {
+			case "subscriber":
+				return len(file.Subscribers) > 0
+			case "trusted_peer":
+				return len(file.Trusted) > 0
+			case "numbering":
+				return file.Numbering != provision.Default().Numbering
+			case "analysis":
+				return hasTables(file)
+			case "rating":
+				return len(file.Rating.Tariffs)+len(file.Rating.Bands)+len(file.Rating.Assign) > 0
+			case "management":
+				return file.Management != provision.Management{}
+			case "block":
+				return len(file.Blocks)+len(file.Gaps) > 0
+			}
+			return false
+		}
 	}
-	if !hasTables(file) && hasTables(cur) {
-		file.Numbering, file.Analysis, file.TrunkPlans, file.Lists = cur.Numbering, cur.Analysis, cur.TrunkPlans, cur.Lists
+	keep := func(name string, keys []string, take func()) {
+		if !declared(keys...) {
+			take()
+			kept = append(kept, name)
+		}
+	}
+	keep("subscribers", []string{"subscriber"}, func() { file.Subscribers = cur.Subscribers })
+	keep("trusted peers", []string{"trusted_peer"}, func() { file.Trusted = cur.Trusted })
+	keep("numbering settings", []string{"numbering"}, func() { file.Numbering = cur.Numbering })
+	keep("routing tables", []string{"analysis", "trunk_plan", "list", "route", "group", "gateway"}, func() {
+		file.Analysis, file.TrunkPlans, file.Lists = cur.Analysis, cur.TrunkPlans, cur.Lists
 		file.Routes, file.Groups, file.Gateways = cur.Routes, cur.Groups, cur.Gateways
-		kept = append(kept, "routing tables")
-	}
-	if len(file.Rating.Tariffs)+len(file.Rating.Bands)+len(file.Rating.Assign) == 0 && len(cur.Rating.Tariffs) > 0 {
-		file.Rating = cur.Rating
-		kept = append(kept, "tariffs")
-	}
-	if len(file.Blocks)+len(file.Gaps) == 0 && len(cur.Blocks)+len(cur.Gaps) > 0 {
-		file.Blocks, file.Gaps = cur.Blocks, cur.Gaps
-		kept = append(kept, "traffic controls")
-	}
-	if file.Management == (provision.Management{}) {
-		file.Management = cur.Management
-	}
+	})
+	keep("tariffs", []string{"rating"}, func() { file.Rating = cur.Rating })
+	keep("management", []string{"management"}, func() { file.Management = cur.Management })
+	keep("traffic controls", []string{"block", "gap"}, func() { file.Blocks, file.Gaps = cur.Blocks, cur.Gaps })
 	return kept
 }

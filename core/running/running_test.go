@@ -158,3 +158,77 @@ func TestFileErrorsCarryLine(t *testing.T) {
 		}
 	}
 }
+
+// What a file declares is imported; what it leaves out is kept; a stored
+// configuration with Telnet on starts without a Telnet address.
+func TestDeclaredSections(t *testing.T) {
+	dir := t.TempDir()
+	parse := func(text string) provision.Doc {
+		t.Helper()
+		cfg, err := config.Parse("f.toml", []byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg.Doc
+	}
+	tables := "[[gateway]]\nname = \"gw1\"\naddress = \"192.0.2.7:5060\"\n"
+	r, _, closeDB := open(t, dir, parse(tables+"[management]\ntelnet = true\n"))
+	if !r.Current().Doc.Management.Telnet {
+		t.Fatal("management telnet from the file not imported")
+	}
+	closeDB()
+	// The tables are left out of the file now, numbering is new, Telnet is
+	// turned off by the file.
+	r, _, closeDB = open(t, dir, parse("[numbering]\ncountry_code = \"33\"\n[management]\ntelnet = false\n"))
+	defer closeDB()
+	d := r.Current().Doc
+	if d.Numbering.CountryCode != "33" || len(d.Gateways) != 1 || d.Management.Telnet {
+		t.Fatalf("numbering %+v, gateways %d, telnet %v", d.Numbering, len(d.Gateways), d.Management.Telnet)
+	}
+	// An unchanged file with other whitespace and comments is unchanged.
+	if a, b := parse("[numbering]\ncountry_code = \"33\"\n"), parse("# note\n[numbering]\n  country_code = '33'\n"); a.FileDigest != b.FileDigest {
+		t.Fatal("the same provisioning written otherwise has another digest")
+	}
+	// Telnet on by a commit needs an address.
+	if err := r.Update("t", func(d *provision.Doc) error { d.Management.Telnet = true; return nil }); err == nil {
+		t.Fatal("Telnet turned on with no telnet_listen")
+	}
+}
+
+// Lines replayed on a newer running configuration are refused where they
+// would name other entries, or bring back an item another session removed.
+func TestReplayRefusedWhereItWouldMislead(t *testing.T) {
+	r, _, closeDB := open(t, t.TempDir(), fileDoc("1001", "1002"))
+	defer closeDB()
+	seed := r.Candidate("seed")
+	for _, p := range []string{"1", "2", "3"} {
+		n := map[string]string{"1": "1", "2": "2", "3": "3"}[p]
+		seed.Set([]string{"analysis", n, "prefix", p})
+		seed.Set([]string{"analysis", n, "action", "local"})
+	}
+	if err := seed.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	a, b := r.Candidate("a"), r.Candidate("b")
+	a.Set([]string{"analysis", "3", "action", "refuse"})
+	a.Set([]string{"analysis", "3", "status", "403"})
+	b.Unset([]string{"analysis", "1"})
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Commit(); err == nil || !strings.Contains(err.Error(), "by position") {
+		t.Fatalf("a positional line replayed on a changed list: %v", err)
+	}
+	c, d := r.Candidate("c"), r.Candidate("d")
+	c.Set([]string{"subscriber", "1002", "account", "x"})
+	d.Unset([]string{"subscriber", "1002"})
+	if err := d.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Commit(); err == nil || !strings.Contains(err.Error(), "was removed") {
+		t.Fatalf("a line on an item removed meanwhile: %v", err)
+	}
+	if len(r.Current().Doc.Subscribers) != 1 || len(r.Current().Doc.Analysis) != 2 {
+		t.Fatalf("after the refused commits: %+v", r.Current().Doc)
+	}
+}

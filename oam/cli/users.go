@@ -21,8 +21,10 @@ type User struct {
 // and locks out names and sources that keep failing.
 type Users struct {
 	Load func() ([]User, error)
-	Save func([]User) error
-	Cost int // bcrypt's cost for new passwords (0: 12)
+	// Change applies a change to the stored list in one step (no other
+	// change between its read and its write).
+	Change func(func([]User) ([]User, error)) error
+	Cost   int // bcrypt's cost for new passwords (0: 12)
 
 	mu    sync.Mutex
 	fails map[string]*failures // "user NAME", "source ADDR"
@@ -125,36 +127,32 @@ func (u *Users) Add(name, password string, level Level) error {
 	if err != nil {
 		return err
 	}
-	list, err := u.Load()
-	if err != nil {
-		return err
-	}
-	out := []User{{Name: name, Hash: hash, Level: level}}
-	for _, x := range list {
-		if x.Name != name {
-			out = append(out, x)
+	return u.Change(func(list []User) ([]User, error) {
+		out := []User{{Name: name, Hash: hash, Level: level}}
+		for _, x := range list {
+			if x.Name != name {
+				out = append(out, x)
+			}
 		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return u.Save(out)
+		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+		return out, nil
+	})
 }
 
 // Delete removes a user; false when there was none.
 func (u *Users) Delete(name string) (bool, error) {
-	list, err := u.Load()
-	if err != nil {
-		return false, err
-	}
-	var out []User
-	for _, x := range list {
-		if x.Name != name {
-			out = append(out, x)
+	found := false
+	err := u.Change(func(list []User) ([]User, error) {
+		var out []User
+		for _, x := range list {
+			if x.Name != name {
+				out = append(out, x)
+			}
 		}
-	}
-	if len(out) == len(list) {
-		return false, nil
-	}
-	return true, u.Save(out)
+		found = len(out) < len(list)
+		return out, nil
+	})
+	return found, err
 }
 
 // List is the users (hashes included: show only names and levels).
