@@ -408,8 +408,58 @@ expect eof
 	}
 	registerContact(t, srv2, "1003", "secret-1003-x", 5098)
 
+	// The SNMP agent provisioned at run time: started by a commit, a
+	// community added then removed, no restart.
+	ps := freePort(t)
+	agent := fmt.Sprintf("127.0.0.1:%d", ps)
+	out, err = expectSSH(t, pc, "ops", "ops-secret-1234", fmt.Sprintf(`
+expect "cfgtest# "
+send "configure\r"
+expect "cfgtest(config)# "
+send "snmp listen %s\r"
+expect "cfgtest(config)# "
+send "snmp community cfg-community-1 sources 127.0.0.0/8\r"
+expect "cfgtest(config)# "
+send "snmp location \"rack 9\"\r"
+expect "cfgtest(config)# "
+send "commit\r"
+expect "committed"
+send "end\r"
+expect "cfgtest# "
+send "exit\r"
+expect eof
+`, agent))
+	if err != nil {
+		t.Fatalf("configuring SNMP: %v\n%s", err, out)
+	}
+	if got := mustSNMP(t, "snmpget", "-v2c", "-c", "cfg-community-1", agent, ".1.3.6.1.2.1.1.6.0"); !strings.Contains(got, `"rack 9"`) {
+		t.Fatalf("sysLocation with the community just committed: %s", got)
+	}
+	out, err = expectSSH(t, pc, "ops", "ops-secret-1234", `
+expect "cfgtest# "
+send "configure\r"
+expect "cfgtest(config)# "
+send "no snmp community cfg-community-1\r"
+expect "cfgtest(config)# "
+send "snmp community cfg-community-2 sources 127.0.0.0/8\r"
+expect "cfgtest(config)# "
+send "commit\r"
+expect "committed"
+send "end\r"
+expect "cfgtest# "
+send "exit\r"
+expect eof
+`)
+	if err != nil {
+		t.Fatalf("changing SNMP: %v\n%s", err, out)
+	}
+	if got, err := snmpTool(t, "snmpget", "-v2c", "-c", "cfg-community-1", "-t", "1", "-r", "0", agent, ".1.3.6.1.2.1.1.6.0"); err == nil {
+		t.Fatalf("the community removed still answers: %s", got)
+	}
+	mustSNMP(t, "snmpget", "-v2c", "-c", "cfg-community-2", agent, ".1.3.6.1.2.1.1.3.0")
+
 	data, _ := os.ReadFile(srv.LogPath)
-	for _, secret := range []string{"secret-1003-x", "ops-secret-1234"} {
+	for _, secret := range []string{"secret-1003-x", "ops-secret-1234", "cfg-community-1", "cfg-community-2"} {
 		if strings.Contains(string(data), secret) {
 			t.Errorf("%q is in the log", secret)
 		}

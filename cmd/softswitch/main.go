@@ -187,11 +187,13 @@ func run(args []string) error {
 	// The running configuration (core/running): the stored one, or the
 	// file's provisioning on the first start and after the file changed.
 	telnet := &telnetGate{log: log}
+	snmpLive := &snmpGate{log: log}
 	conf, err := running.Open(running.Config{DB: db, Realm: cfg.SIP.Realm, Registrations: cfg.Registrations,
 		PasswordCost: cfg.CLI.PasswordCost, TelnetListen: cfg.CLI.TelnetListen, Prev: router.Tables, Log: log,
 		Apply: func(chk *running.Checked) {
 			applyRunning(chk, subs, authn, router, bill, bus, log)
 			telnet.Set(chk.Doc.Management.Telnet)
+			snmpLive.Set(chk.Doc.SNMP)
 		}}, cfg.Doc, *cfgPath)
 	if err != nil {
 		var re *running.Error
@@ -363,7 +365,7 @@ func run(args []string) error {
 	if cfg.HA.Enabled {
 		src.role = func() string { return ha.ReadRole(cfg.Data.Dir) }
 	}
-	if err := startSNMP(ctx, cfg, src, log); err != nil {
+	if err := startSNMP(ctx, cfg, src, snmpLive, log); err != nil {
 		return err
 	}
 	if err := startMetrics(ctx, cfg, src, log); err != nil {

@@ -7,8 +7,11 @@ import (
 	"math"
 	"net/netip"
 	"path/filepath"
+	"reflect"
 	"runtime/debug"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gosnmp/gosnmp"
@@ -16,6 +19,7 @@ import (
 	"github.com/softswitch/softswitch/appliance/ha"
 	"github.com/softswitch/softswitch/core/config"
 	"github.com/softswitch/softswitch/core/events"
+	"github.com/softswitch/softswitch/core/provision"
 	"github.com/softswitch/softswitch/core/q850"
 	"github.com/softswitch/softswitch/core/running"
 	"github.com/softswitch/softswitch/core/safe"
@@ -46,63 +50,22 @@ var notification = map[alarm.Type]uint32{
 	alarm.DiskThreshold: 9, alarm.Overload: 11, alarm.AuthBan: 13, alarm.CDRSpoolFailing: 16,
 }
 
-// startSNMP serves the agent when [snmp] listen is set.
-func startSNMP(ctx context.Context, cfg config.Config, src *node, log *slog.Logger) error {
-	s := cfg.SNMP
-	if s.Listen == "" {
-		return nil
-	}
-	a := &snmp.Agent{MIB: &snmp.MIB{}, EngineFile: filepath.Join(cfg.Data.Dir, "snmp-engine"), Log: log}
-	for _, c := range s.Communities {
-		var sources []netip.Prefix
-		for _, p := range c.Sources {
-			pf, _ := config.ParsePrefix(p) // validated
-			sources = append(sources, pf)
-		}
-		a.Communities = append(a.Communities, snmp.Community{Name: c.Name, Write: c.Access == "write", Sources: sources})
-	}
-	for _, u := range s.Users {
-		auth := map[string]gosnmp.SnmpV3AuthProtocol{"SHA-224": gosnmp.SHA224, "SHA-256": gosnmp.SHA256,
-			"SHA-384": gosnmp.SHA384, "SHA-512": gosnmp.SHA512, "": gosnmp.SHA256}[u.Auth]
-		priv := map[string]gosnmp.SnmpV3PrivProtocol{"AES": gosnmp.AES, "AES-192": gosnmp.AES192, "AES-256": gosnmp.AES256,
-			"": gosnmp.AES, "none": gosnmp.NoPriv}[u.Priv]
-		a.Users = append(a.Users, snmp.User{Name: u.Name, Auth: auth, AuthPass: u.AuthPassword, Priv: priv,
-			PrivPass: u.PrivPassword, Write: u.Access == "write"})
-	}
-	a.MIB.RegisterSystem(snmp.System{Descr: "softswitch " + buildVersion(), Contact: s.Contact, Name: src.name,
-		Location: s.Location, Start: src.start})
-	registerCalls(a.MIB, src)
-	registerGateways(a.MIB, src.gateways, src.running)
-	registerAlarms(a.MIB, src.alarms, src.start)
-	registerNode(a.MIB, src)
-	registerTrunks(a.MIB, src.trunks)
-	registerAAA(a.MIB, cfg.AAA, src.counters)
-	if err := a.Listen(s.Listen); err != nil {
-		return fmt.Errorf("snmp: %w", err)
-	}
-	n := &snmp.Notifier{Start: src.start, Agent: a, Log: log}
-	for _, t := range s.Targets {
-		ap, _ := t.AddrPort() // validated
-		tg := snmp.Target{Addr: ap, Community: t.Community, Inform: t.Inform}
-		for i := range a.Users {
-			if t.User != "" && a.Users[i].Name == t.User {
-				tg.User = &a.Users[i]
-			}
-		}
-		n.Targets = append(n.Targets, tg)
-	}
-	n.Run(ctx)
+// startSNMP serves SNMP as the running configuration's snmp section
+// says (gate): the MIB, the notifications of alarms and role changes, and
+// the agent, built again whole when a commit changes the section.
+func startSNMP(ctx context.Context, cfg config.Config, src *node, gate *snmpGate, log *slog.Logger) error {
 	// The pair role is no alarm: its changes are notified as they come.
 	src.bus.Subscribe(func(e *events.Event) {
-		if e.Kind == events.HARole {
+		if n := gate.notifier.Load(); n != nil && e.Kind == events.HARole {
 			n.Notify(ssNotify.Append(15), []snmp.Var{{OID: ssSystem.Append(1, 0), Type: gosnmp.Integer, Value: haRole(e.State)}})
 		}
 	})
 	logged := src.alarms.Notify
 	src.alarms.Notify = func(no alarm.Notice) {
 		logged(no)
+		n := gate.notifier.Load()
 		base, ok := notification[no.Type]
-		if !ok {
+		if n == nil || !ok {
 			return
 		}
 		if no.Clear {
@@ -115,12 +78,115 @@ func startSNMP(ctx context.Context, cfg config.Config, src *node, log *slog.Logg
 			{OID: ssAlarm.Append(5).Append(row...), Type: gosnmp.OctetString, Value: []byte(no.Text)},
 		})
 	}
-	safe.Go("SNMP agent", func() { a.Serve(ctx) })
-	log.Info("SNMP agent", "listen", a.Addr().String(), "communities", len(a.Communities), "users", len(a.Users),
-		"engine", fmt.Sprintf("%x", a.EngineID()))
-	if len(a.Communities) == 0 && len(a.Users) == 0 {
-		log.Warn("SNMP agent: no [[snmp.community]] and no [[snmp.user]]: it answers nobody")
+	return gate.Attach(func(s provision.SNMP) (func(), *snmp.Notifier, error) {
+		a := &snmp.Agent{MIB: &snmp.MIB{}, EngineFile: filepath.Join(cfg.Data.Dir, "snmp-engine"), Log: log}
+		for _, c := range s.Communities {
+			var sources []netip.Prefix
+			for _, p := range c.Sources {
+				pf, _ := config.ParsePrefix(p) // checked
+				sources = append(sources, pf)
+			}
+			a.Communities = append(a.Communities, snmp.Community{Name: c.Name, Write: c.Access == "write", Sources: sources})
+		}
+		for _, u := range s.Users {
+			auth := map[string]gosnmp.SnmpV3AuthProtocol{"SHA-224": gosnmp.SHA224, "SHA-256": gosnmp.SHA256,
+				"SHA-384": gosnmp.SHA384, "SHA-512": gosnmp.SHA512, "": gosnmp.SHA256}[u.Auth]
+			priv := map[string]gosnmp.SnmpV3PrivProtocol{"AES": gosnmp.AES, "AES-192": gosnmp.AES192, "AES-256": gosnmp.AES256,
+				"": gosnmp.AES, "none": gosnmp.NoPriv}[u.Priv]
+			a.Users = append(a.Users, snmp.User{Name: u.Name, Auth: auth, AuthPass: u.AuthPassword, Priv: priv,
+				PrivPass: u.PrivPassword, Write: u.Access == "write"})
+		}
+		a.MIB.RegisterSystem(snmp.System{Descr: "softswitch " + buildVersion(), Contact: s.Contact, Name: src.name,
+			Location: s.Location, Start: src.start})
+		registerCalls(a.MIB, src)
+		registerGateways(a.MIB, src.gateways, src.running)
+		registerAlarms(a.MIB, src.alarms, src.start)
+		registerNode(a.MIB, src)
+		registerTrunks(a.MIB, src.trunks)
+		registerAAA(a.MIB, cfg.AAA, src.counters)
+		if err := a.Listen(s.Listen); err != nil {
+			return nil, nil, fmt.Errorf("snmp: %w", err)
+		}
+		actx, cancel := context.WithCancel(ctx)
+		n := &snmp.Notifier{Start: src.start, Agent: a, Log: log}
+		for _, t := range s.Targets {
+			ap, _ := t.AddrPort() // checked
+			tg := snmp.Target{Addr: ap, Community: t.Community, Inform: t.Inform}
+			for i := range a.Users {
+				if t.User != "" && a.Users[i].Name == t.User {
+					tg.User = &a.Users[i]
+				}
+			}
+			n.Targets = append(n.Targets, tg)
+		}
+		n.Run(actx)
+		safe.Go("SNMP agent", func() { a.Serve(actx) })
+		log.Info("SNMP agent", "listen", a.Addr().String(), "communities", len(a.Communities), "users", len(a.Users),
+			"targets", len(n.Targets), "engine", fmt.Sprintf("%x", a.EngineID()))
+		if len(a.Communities) == 0 && len(a.Users) == 0 {
+			log.Warn("SNMP agent: no community and no user: it answers nobody")
+		}
+		// The socket is closed before stop returns: the next agent may
+		// bind the same address at once.
+		return func() { cancel(); a.Close() }, n, nil
+	})
+}
+
+// snmpGate runs the agent as the running configuration's snmp section
+// says: a commit that changes the section stops the agent and starts one
+// with the new settings (managers see the engine's boots counted up, as
+// after a restart, and resynchronise); one that leaves it alone leaves it
+// running.
+type snmpGate struct {
+	log      *slog.Logger
+	mu       sync.Mutex // Set and Attach; no call waits on it
+	want     provision.SNMP
+	applied  *provision.SNMP
+	start    func(provision.SNMP) (func(), *snmp.Notifier, error)
+	stop     func()
+	notifier atomic.Pointer[snmp.Notifier] // nil: no agent
+}
+
+// Set takes the section from a commit.
+func (g *snmpGate) Set(s provision.SNMP) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.want = s
+	if err := g.applyLocked(); err != nil {
+		g.log.Error("SNMP agent not started", "err", err)
 	}
+}
+
+// Attach gives the gate the way to start an agent and applies the
+// section (at start: an error stops the start).
+func (g *snmpGate) Attach(start func(provision.SNMP) (func(), *snmp.Notifier, error)) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.start = start
+	return g.applyLocked()
+}
+
+func (g *snmpGate) applyLocked() error {
+	if g.start == nil || g.applied != nil && reflect.DeepEqual(*g.applied, g.want) {
+		return nil
+	}
+	if g.stop != nil {
+		g.notifier.Store(nil)
+		g.stop()
+		g.stop = nil
+		g.log.Info("SNMP agent stopped for new settings")
+	}
+	w := g.want
+	g.applied = &w
+	if w.Listen == "" {
+		return nil
+	}
+	stop, n, err := g.start(w)
+	if err != nil {
+		return err
+	}
+	g.stop = stop
+	g.notifier.Store(n)
 	return nil
 }
 

@@ -48,7 +48,6 @@ type Config struct {
 	Overload  Overload  `toml:"overload"`
 	Billing   Billing   `toml:"billing"`
 	AAA       AAA       `toml:"aaa"`
-	SNMP      SNMP      `toml:"snmp"`
 	Metrics   Metrics   `toml:"metrics"`
 	CLI       CLI       `toml:"cli"`
 	Data      Data      `toml:"data"`
@@ -472,9 +471,6 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateAAA(); err != nil {
-		return err
-	}
-	if err := c.validateSNMP(); err != nil {
 		return err
 	}
 	if err := c.validateMetrics(); err != nil {

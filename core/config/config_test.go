@@ -75,9 +75,6 @@ func TestErrorsCarryFileAndLine(t *testing.T) {
 		{"[[aaa.diameter]]\nname = \"d1\"\naddress = \"192.0.2.1\"\n", 3, "aaa.diameter[0].address"},
 		{"[billing]\nenabled = false\n[aaa]\naccounting = [\"r1\"]\n[[aaa.radius]]\nname = \"r1\"\naddress = \"192.0.2.1\"\nsecret = \"0123456789abcdef\"\n", 4, "needs [billing] enabled"},
 		{"[aaa]\ncredit_control_tx = \"100ms\"\n", 2, "aaa.credit_control_tx"},
-		{"[[snmp.community]]\nname = \"public\"\nsources = [\"10.0.0.0/8\"]\n", 2, "snmp.community[0].name"},
-		{"[[snmp.community]]\nname = \"noc-community\"\n", 1, "snmp.community[0].sources"},
-		{"[[snmp.user]]\nname = \"noc\"\nauth = \"MD5\"\nauth_password = \"12345678\"\n", 3, "snmp.user[0].auth"},
 	}
 	for _, c := range cases {
 		_, err := Parse("bad.toml", []byte(c.src))

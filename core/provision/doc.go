@@ -14,6 +14,7 @@ type Doc struct {
 	Gateways    []Gateway         `toml:"gateway" json:"gateways,omitempty"`
 	Rating      Rating            `toml:"rating" json:"rating"`
 	Management  Management        `toml:"management" json:"management"`
+	SNMP        SNMP              `toml:"snmp" json:"snmp"` // the agent: where, and who may ask
 	// Traffic control (operators, at run time: block prefix, gap prefix).
 	Blocks []Block `toml:"block" json:"blocks,omitempty"`
 	Gaps   []Gap   `toml:"gap" json:"gaps,omitempty"`
@@ -30,7 +31,7 @@ type Doc struct {
 
 // Sections of a config file that are provisioning (what Declared names).
 var FileSections = []string{"subscriber", "trusted_peer", "numbering", "analysis", "trunk_plan", "list", "route",
-	"group", "gateway", "rating", "management", "block", "gap"}
+	"group", "gateway", "rating", "management", "block", "gap", "snmp"}
 
 // Defaults of the plan-wide settings.
 const (

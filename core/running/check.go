@@ -60,12 +60,14 @@ func (r *Running) check(d *provision.Doc) (*Checked, error) {
 
 func compile(d *provision.Doc, registrations []provision.Registration, prev *routing.Tables) (*Checked, error) {
 	chk := &Checked{Doc: d}
-	if err := d.CheckLines(); err != nil {
-		var ke *provision.KeyError
-		if errors.As(err, &ke) {
-			return nil, refuse(ke.Key, "%s", ke.Reason)
+	for _, check := range []func() error{d.CheckLines, d.SNMP.Check} {
+		if err := check(); err != nil {
+			var ke *provision.KeyError
+			if errors.As(err, &ke) {
+				return nil, refuse(ke.Key, "%s", ke.Reason)
+			}
+			return nil, err
 		}
-		return nil, err
 	}
 	seen := map[string]bool{}
 	for i, s := range d.Subscribers {

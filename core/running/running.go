@@ -311,6 +311,8 @@ func keepUndeclared(file, cur *provision.Doc) []string {
 				return file.Management != provision.Management{}
 			case "block":
 				return len(file.Blocks)+len(file.Gaps) > 0
+			case "snmp":
+				return file.SNMP.Listen != "" || len(file.SNMP.Communities)+len(file.SNMP.Users)+len(file.SNMP.Targets) > 0
 			}
 			return false
 		}
@@ -331,5 +333,6 @@ func keepUndeclared(file, cur *provision.Doc) []string {
 	keep("tariffs", []string{"rating"}, func() { file.Rating = cur.Rating })
 	keep("management", []string{"management"}, func() { file.Management = cur.Management })
 	keep("traffic controls", []string{"block", "gap"}, func() { file.Blocks, file.Gaps = cur.Blocks, cur.Gaps })
+	keep("snmp", []string{"snmp"}, func() { file.SNMP = cur.SNMP })
 	return kept
 }

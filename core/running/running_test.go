@@ -138,6 +138,9 @@ func TestFileErrorsCarryLine(t *testing.T) {
 		{"[[analysis]]\nprefix = \"1\"\naction = \"local\"\n\n[[analysis]]\nprefix = \"2\"\naction = \"route\"\nroute = \"nowhere\"\n", 8, "no route named"},
 		{"[[gateway]]\nname = \"a\"\naddress = \"10.0.0.1\"\n[[group]]\nname = \"g\"\n[[group.member]]\ngateway = \"a\"\n[[group.member]]\ngateway = \"b\"\n", 9, "no gateway named"},
 		{"[numbering]\nmax_called_digits = 40\n", 2, "max_called_digits"},
+		{"[[snmp.community]]\nname = \"public\"\nsources = [\"10.0.0.0/8\"]\n", 2, "snmp.community[0].name"},
+		{"[[snmp.community]]\nname = \"noc-community\"\n", 1, "snmp.community[0].sources"},
+		{"[[snmp.user]]\nname = \"noc\"\nauth = \"MD5\"\nauth_password = \"12345678\"\n", 3, "snmp.user[0].auth"},
 	}
 	for _, c := range cases {
 		path := filepath.Join(t.TempDir(), "bad.toml")
