@@ -64,6 +64,7 @@ type Billing struct {
 	queued   atomic.Int64
 
 	plan        atomic.Pointer[rating.Plan] // nil: records are not rated
+	keep        atomic.Bool                 // a push target is configured (Config.KeepUntilDelivered, then SetKeepUntilDelivered)
 	hot         *hot
 	failing     atomic.Bool
 	pushFailing atomic.Bool
@@ -135,6 +136,7 @@ func Open(cfg Config, bus *events.Bus, log *slog.Logger) (*Billing, error) {
 	}
 	b := &Billing{cfg: cfg, log: log, bus: bus, sp: sp, kick: make(chan struct{}, 1), sizer: sizer, boxes: boxes,
 		done: make(chan struct{}), closed: make(chan struct{}, 1), calls: make(map[string]*cdr.Record)}
+	b.keep.Store(cfg.KeepUntilDelivered)
 	if cfg.Hot {
 		b.hot = &hot{dir: filepath.Join(cfg.Dir, "hot"), bus: bus}
 	}

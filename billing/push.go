@@ -209,6 +209,11 @@ func (p *pusher) recover() {
 	}
 }
 
+// SetKeepUntilDelivered says whether a push target is configured now (a
+// commit may add or remove one): closed files are then kept until it has
+// them, however old.
+func (b *Billing) SetKeepUntilDelivered(on bool) { b.keep.Store(on) }
+
 // PushBacklog is how many closed files the push target does not have yet.
 func (b *Billing) PushBacklog() (int, error) {
 	n := 0

@@ -30,7 +30,7 @@ func (b *Billing) expire(now time.Time) {
 		name string
 	}
 	var gone []old
-	pushing := b.cfg.KeepUntilDelivered
+	pushing := b.keep.Load()
 	b.sp.db.View(func(tx *bolt.Tx) error {
 		files := tx.Bucket(bucketFiles)
 		if files == nil {

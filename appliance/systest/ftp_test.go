@@ -396,3 +396,52 @@ func TestCDRsNoLossThroughKills(t *testing.T) {
 		t.Error("no call was in progress at any kill: the test did not test the restart")
 	}
 }
+
+// TestCDRPushConfiguredAtRunTime: the billing centre's FTP server given on
+// the command line while the switch runs (no restart): the files closed
+// before it, and after it, reach it; the password is not in the log.
+func TestCDRPushConfiguredAtRunTime(t *testing.T) {
+	t.Parallel()
+	ftpd := startVsftpd(t, false)
+	pc := freePort(t)
+	srv := billingBed(t, fmt.Sprintf("[billing]\nnode = \"pushcli\"\nrotate_records = 5\n\n[cli]\nssh_listen = \"127.0.0.1:%d\"\npassword_cost = 10\n", pc))
+	addCLIUser(t, srv, "ops", "admin", "ops-secret-1234")
+	cdrDir := filepath.Join(srv.DataDir, "cdr")
+	trunkCalls(t, srv, "before", 10, 20)
+	if got := softswitchSSH(t, pc, "ops", "ops-secret-1234", "show cdr queue"); !strings.Contains(got, "not pushed") {
+		t.Fatalf("show cdr queue before a push target:\n%s", got)
+	}
+	out, err := expectSSH(t, pc, "ops", "ops-secret-1234", fmt.Sprintf(`
+expect "pushcli# "
+send "configure\r"
+expect "pushcli(config)# "
+send "billing_push servers %s\r"
+expect "pushcli(config)# "
+send "billing_push user anonymous\r"
+expect "pushcli(config)# "
+send "billing_push password cdr-secret@example.net\r"
+expect "pushcli(config)# "
+send "billing_push dir incoming\r"
+expect "pushcli(config)# "
+send "billing_push retry_min 1s\r"
+expect "pushcli(config)# "
+send "commit\r"
+expect "committed"
+send "end\r"
+expect "pushcli# "
+send "exit\r"
+expect eof
+`, ftpd.Addr))
+	if err != nil {
+		t.Fatalf("configuring the push: %v\n%s", err, out)
+	}
+	waitDelivered(t, cdrDir, ftpd.Incoming, 4, 20*time.Second) // 2 files of 5 and their sidecars
+	trunkCalls(t, srv, "after", 5, 20)
+	waitDelivered(t, cdrDir, ftpd.Incoming, 6, 20*time.Second)
+	if got := softswitchSSH(t, pc, "ops", "ops-secret-1234", "show cdr queue"); !regexpMatch(`files not yet delivered\s+0`, got) {
+		t.Fatalf("show cdr queue after delivery:\n%s", got)
+	}
+	if data, _ := os.ReadFile(srv.LogPath); strings.Contains(string(data), "cdr-secret@example.net") {
+		t.Error("the FTP password is in the log")
+	}
+}

@@ -350,11 +350,11 @@ func switchCLI(src *node, hostname string, log *slog.Logger) *cli.CLI {
 		})
 	c.Exec.Add("show cdr queue", []string{show, "call detail records", "delivery to the billing centre"}, cli.View, nil,
 		func(s *cli.Session, _ []string) error {
-			if src.backlog == nil {
+			n, pushing, err := src.pushBacklog()
+			if !pushing {
 				s.Printf("CDR files are not pushed (pull, or none configured)\n")
 				return nil
 			}
-			n, err := src.backlog()
 			if err != nil {
 				return fmt.Errorf("%% the spool: %v", err)
 			}

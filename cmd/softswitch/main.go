@@ -188,12 +188,16 @@ func run(args []string) error {
 	// file's provisioning on the first start and after the file changed.
 	telnet := &telnetGate{log: log}
 	snmpLive := &snmpGate{log: log}
+	pushing := &pushGate{log: log, bill: bill}
 	conf, err := running.Open(running.Config{DB: db, Realm: cfg.SIP.Realm, Registrations: cfg.Registrations,
 		PasswordCost: cfg.CLI.PasswordCost, TelnetListen: cfg.CLI.TelnetListen, Prev: router.Tables, Log: log,
 		Apply: func(chk *running.Checked) {
 			applyRunning(chk, subs, authn, router, bill, bus, log)
 			telnet.Set(chk.Doc.Management.Telnet)
 			snmpLive.Set(chk.Doc.SNMP)
+			if bill != nil {
+				pushing.Set(chk.Doc.Push)
+			}
 		}}, cfg.Doc, *cfgPath)
 	if err != nil {
 		var re *running.Error
@@ -296,19 +300,7 @@ func run(args []string) error {
 	accountingDone := func() {}
 	if bill != nil {
 		safe.Go("CDR writer", func() { bill.Run(billCtx) })
-		if p := cfg.Billing.Push; len(p.Servers) > 0 {
-			pc := billing.PushConfig{Servers: p.Servers, User: p.User, Password: p.Password, Dir: p.Dir,
-				ExplicitTLS: p.TLS == "explicit", Timeout: p.Timeout.Duration,
-				RetryMin: p.RetryMin.Duration, RetryMax: p.RetryMax.Duration}
-			if p.TLS == "explicit" {
-				tc, err := pushTLS(p)
-				if err != nil {
-					return err
-				}
-				pc.TLS = tc
-			}
-			safe.Loop("CDR push", billCtx.Done(), func() { bill.Push(billCtx, pc) })
-		}
+		pushing.Attach(billCtx)
 		if err := startPull(ctx, cfg, bill, log); err != nil {
 			return err
 		}
@@ -359,9 +351,7 @@ func run(args []string) error {
 	src := &node{alarms: alarms, counters: counters, delay: delay, level: levelVar, name: nasName(cfg, bill), start: started,
 		gateways: func() []*gateway.Gateway { return router.Tables().Set.Gateways() }, trunks: regs.Status,
 		aaa: cfg.AAA, limiter: limiter, admit: admit, bus: bus, lookup: loc.Lookup, calls: calls.Snapshot, running: conf, tables: router.Tables, log: log}
-	if bill != nil && len(cfg.Billing.Push.Servers) > 0 {
-		src.backlog = bill.PushBacklog
-	}
+	src.bill = bill
 	if cfg.HA.Enabled {
 		src.role = func() string { return ha.ReadRole(cfg.Data.Dir) }
 	}

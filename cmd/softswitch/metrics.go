@@ -78,12 +78,10 @@ func startMetrics(ctx context.Context, cfg config.Config, src *node, log *slog.L
 			}
 			return 0
 		}))
-	if src.backlog != nil {
-		gaugeF("softswitch_cdr_push_backlog_files", "Closed CDR files the billing centre does not have yet.", func() float64 {
-			n, _ := src.backlog()
-			return float64(n)
-		})
-	}
+	gaugeF("softswitch_cdr_push_backlog_files", "Closed CDR files the billing centre does not have yet (0 when not pushed).", func() float64 {
+		n, _, _ := src.pushBacklog()
+		return float64(n)
+	})
 
 	var allowed []netip.Prefix
 	for _, s := range m.Sources {

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/softswitch/softswitch/billing"
 	"github.com/softswitch/softswitch/core/admission"
 	"github.com/softswitch/softswitch/core/authlimit"
 	"github.com/softswitch/softswitch/core/call"
@@ -31,8 +32,8 @@ type node struct {
 	level    *slog.LevelVar
 	gateways func() []*gateway.Gateway
 	trunks   func() []trunkreg.Status
-	backlog  func() (int, error) // nil: CDRs are not pushed
-	role     func() string       // nil: not in a pair
+	bill     *billing.Billing // nil: no CDRs
+	role     func() string    // nil: not in a pair
 	name     string
 	start    time.Time
 	aaa      config.AAA
@@ -52,4 +53,14 @@ func (n *node) reload(path string, regs func()) {
 	if _, ok := reload(path, n.running, n.log); ok {
 		regs()
 	}
+}
+
+// pushBacklog is how many closed CDR files the push target does not have
+// yet; pushing is false when CDRs are not pushed now.
+func (n *node) pushBacklog() (files int, pushing bool, err error) {
+	if n.bill == nil || len(n.running.Current().Doc.Push.Servers) == 0 {
+		return 0, false, nil
+	}
+	files, err = n.bill.PushBacklog()
+	return files, true, err
 }

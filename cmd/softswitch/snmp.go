@@ -338,15 +338,13 @@ func registerAlarms(m *snmp.MIB, alarms *alarm.Manager, start time.Time) {
 // registerNode adds the billing delivery objects and the pair role.
 func registerNode(m *snmp.MIB, src *node) {
 	m.Scalar(ssBilling.Append(1), gosnmp.Gauge32, func() any {
-		if src.backlog == nil {
-			return uint(0)
-		}
-		n, _ := src.backlog()
+		n, _, _ := src.pushBacklog()
 		return gauge(int64(n))
 	})
 	m.Scalar(ssBilling.Append(2), gosnmp.Integer, func() any {
+		_, pushing, _ := src.pushBacklog()
 		switch {
-		case src.backlog == nil:
+		case !pushing:
 			return 1 // disabled
 		case src.counters.State("cdr-delivery") == "failing":
 			return 3

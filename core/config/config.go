@@ -23,20 +23,7 @@ import (
 )
 
 // Duration is a time.Duration written as "30s", "5m" in the file.
-type Duration struct{ time.Duration }
-
-// UnmarshalText parses a Go duration string.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("not a duration (use e.g. 30s, 5m): %q", string(b))
-	}
-	d.Duration = v
-	return nil
-}
-
-// MarshalText writes the duration back in the same form.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+type Duration = provision.Duration
 
 // Config is the whole bootstrap configuration.
 type Config struct {
@@ -164,19 +151,9 @@ type Pull struct {
 	HostKeyFile  string `toml:"host_key_file"` // "" = <data.dir>/sftp_host_key (made at first start)
 }
 
-// Push is where closed CDR files are uploaded over FTP (docs/cdr.md).
-type Push struct {
-	Servers  []string `toml:"servers"` // host:port, tried in order; empty: no push
-	User     string   `toml:"user"`
-	Password string   `toml:"password"` // no default; never logged
-	Dir      string   `toml:"dir"`      // remote directory; "" = the login directory
-	TLS      string   `toml:"tls"`      // none or explicit (AUTH TLS, FTPS)
-	CAFile   string   `toml:"ca_file"`  // PEM certificates that sign the server's; "" = the system's
-	Insecure bool     `toml:"insecure_skip_verify"`
-	Timeout  Duration `toml:"timeout"`
-	RetryMin Duration `toml:"retry_min"`
-	RetryMax Duration `toml:"retry_max"`
-}
+// Push is where closed CDR files are uploaded over FTP (docs/cdr.md):
+// provisioning (core/provision), changed at run time.
+type Push = provision.Push
 
 // Overload configures the overload control (docs/performance.md).
 type Overload struct {
@@ -265,8 +242,7 @@ func Default() Config {
 		Billing: Billing{Enabled: true, Format: "csv", RotateInterval: Duration{5 * time.Minute}, SyncInterval: Duration{100 * time.Millisecond},
 			RotateRecords: 10000, RotateMB: 10, OnSpoolFault: "refuse", QueueLimit: 100000,
 			Retention: Duration{30 * 24 * time.Hour}, DiskAlarm: 80,
-			Push: Push{TLS: "none", Timeout: Duration{30 * time.Second}, RetryMin: Duration{5 * time.Second},
-				RetryMax: Duration{5 * time.Minute}},
+			Push: provision.DefaultPush(),
 			Pull: Pull{FTPTLS: "required", PassivePorts: "30000-30049"}},
 		Data:    Data{Dir: "./data"},
 		Log:     Log{Level: "info"},
@@ -332,6 +308,8 @@ func Parse(path string, data []byte) (Config, error) {
 		}
 		return cfg, &Error{File: path, Reason: err.Error()}
 	}
+	// [billing.push] is provisioning: the running configuration's billing_push.
+	cfg.Doc.Push = cfg.Billing.Push
 	cfg.Doc.Declared, cfg.Doc.FileDigest = declared(data)
 	if err := cfg.Validate(); err != nil {
 		var ce *Error
@@ -627,22 +605,6 @@ func (c *Config) validateBilling() error {
 	case b.Node != "" && !validNode(b.Node):
 		return invalid("billing.node", "%q: letters, digits, '-' and '.' only (it is part of record ids and file names)", b.Node)
 	}
-	p := b.Push
-	for i, s := range p.Servers {
-		if _, port, err := net.SplitHostPort(s); err != nil || port == "" {
-			return invalid(fmt.Sprintf("billing.push.servers[%d]", i), "%q is not host:port", s)
-		}
-	}
-	switch {
-	case len(p.Servers) > 0 && (p.User == "" || p.Password == ""):
-		return invalid("billing.push.user", "push servers need a user and a password (there is no default)")
-	case p.TLS != "none" && p.TLS != "explicit":
-		return invalid("billing.push.tls", "must be none or explicit")
-	case p.Timeout.Duration < time.Second:
-		return invalid("billing.push.timeout", "must be at least 1s")
-	case p.RetryMin.Duration < time.Second || p.RetryMax.Duration < p.RetryMin.Duration:
-		return invalid("billing.push.retry_min", "need 1s <= retry_min <= retry_max")
-	}
 	l := b.Pull
 	if l.SFTPListen != "" {
 		if _, _, err := net.SplitHostPort(l.SFTPListen); err != nil {
@@ -721,6 +683,11 @@ func declared(data []byte) (map[string]bool, string) {
 	for _, k := range provision.FileSections {
 		if v, ok := all[k]; ok {
 			part[k], got[k] = v, true
+		}
+	}
+	if b, ok := all["billing"].(map[string]any); ok {
+		if v, ok := b["push"]; ok {
+			part["billing.push"], got["billing.push"] = v, true
 		}
 	}
 	b, err := json.Marshal(part) // map keys sorted: the same text, the same digest

@@ -15,6 +15,9 @@ type Doc struct {
 	Rating      Rating            `toml:"rating" json:"rating"`
 	Management  Management        `toml:"management" json:"management"`
 	SNMP        SNMP              `toml:"snmp" json:"snmp"` // the agent: where, and who may ask
+	// Where CDR files are pushed: the file's [billing.push] (config.Parse
+	// copies it here).
+	Push Push `toml:"-" json:"push" cli:"billing_push"`
 	// Traffic control (operators, at run time: block prefix, gap prefix).
 	Blocks []Block `toml:"block" json:"blocks,omitempty"`
 	Gaps   []Gap   `toml:"gap" json:"gaps,omitempty"`
@@ -46,6 +49,7 @@ func Default() Doc {
 		Numbering: NumberingSettings{MaxCallingDigits: DefaultMaxCalling, MaxCalledDigits: DefaultMaxCalled,
 			NationalPrefix: "0", InternationalPrefix: "00"},
 		Rating: Rating{Precision: 4},
+		Push:   DefaultPush(),
 	}
 }
 

@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"encoding"
 	"errors"
 	"fmt"
 	"reflect"
@@ -94,6 +95,9 @@ func isSection(t reflect.Type) bool {
 }
 
 func kindName(t reflect.Type) string {
+	if isText(t) {
+		return "duration (e.g. 30s, 5m)"
+	}
 	switch t.Kind() {
 	case reflect.String:
 		return "text"
@@ -278,7 +282,7 @@ func (d *Doc) Set(words []string) (err error) {
 	}
 	f := sp.owner.Field(sp.field)
 	fname := word(sp.owner.Type().Field(sp.field))
-	if f.Kind() == reflect.Struct {
+	if f.Kind() == reflect.Struct && !isText(f.Type()) {
 		return fmt.Errorf("%s: name a field; expected one of %s", fname, fieldWords(f.Type(), -1))
 	}
 	if len(sp.rest) == 0 && f.Kind() != reflect.Slice {
@@ -371,6 +375,9 @@ func setValue(f reflect.Value, ws []string) error {
 }
 
 func setScalar(f reflect.Value, w string) error {
+	if isText(f.Type()) {
+		return f.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(w))
+	}
 	switch f.Kind() {
 	case reflect.String:
 		f.SetString(w)
@@ -502,6 +509,10 @@ func valueWords(f reflect.Value) string {
 }
 
 func scalarWord(f reflect.Value) string {
+	if m, ok := f.Interface().(encoding.TextMarshaler); ok {
+		b, _ := m.MarshalText()
+		return Quote(string(b))
+	}
 	if f.Kind() == reflect.String {
 		return Quote(f.String())
 	}
@@ -742,4 +753,10 @@ func (d *Doc) Keys(words []string) []string {
 		}
 	}
 	return out
+}
+
+// isText: a value written as text (a duration), set and printed as one
+// word.
+func isText(t reflect.Type) bool {
+	return t.Kind() == reflect.Struct && reflect.PointerTo(t).Implements(reflect.TypeOf((*encoding.TextUnmarshaler)(nil)).Elem())
 }

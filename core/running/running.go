@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -311,6 +312,8 @@ func keepUndeclared(file, cur *provision.Doc) []string {
 				return file.Management != provision.Management{}
 			case "block":
 				return len(file.Blocks)+len(file.Gaps) > 0
+			case "billing.push":
+				return !reflect.DeepEqual(file.Push, provision.DefaultPush())
 			case "snmp":
 				return file.SNMP.Listen != "" || len(file.SNMP.Communities)+len(file.SNMP.Users)+len(file.SNMP.Targets) > 0
 			}
@@ -334,5 +337,6 @@ func keepUndeclared(file, cur *provision.Doc) []string {
 	keep("management", []string{"management"}, func() { file.Management = cur.Management })
 	keep("traffic controls", []string{"block", "gap"}, func() { file.Blocks, file.Gaps = cur.Blocks, cur.Gaps })
 	keep("snmp", []string{"snmp"}, func() { file.SNMP = cur.SNMP })
+	keep("cdr push", []string{"billing.push"}, func() { file.Push = cur.Push })
 	return kept
 }

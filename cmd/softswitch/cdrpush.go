@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/softswitch/softswitch/billing"
+	"github.com/softswitch/softswitch/core/provision"
+	"github.com/softswitch/softswitch/core/safe"
+)
+
+// pushGate runs the CDR push (billing.Push) as the running configuration's
+// billing_push says: a commit that changes it ends the push in progress
+// (the file being uploaded is uploaded again, to the same name, by the
+// next one: never a second copy) and starts one with the new settings.
+type pushGate struct {
+	log  *slog.Logger
+	bill *billing.Billing
+
+	mu      sync.Mutex // Set and Attach; no call waits on it
+	want    provision.Push
+	applied *provision.Push
+	ctx     context.Context // nil until Attach
+	stop    func()
+}
+
+// Set takes billing_push from a commit.
+func (g *pushGate) Set(p provision.Push) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.want = p
+	g.applyLocked()
+}
+
+// Attach starts pushing under ctx (billing's: it ends after the last
+// records of a stop are written).
+func (g *pushGate) Attach(ctx context.Context) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.ctx = ctx
+	g.applyLocked()
+}
+
+func (g *pushGate) applyLocked() {
+	if g.ctx == nil || g.applied != nil && reflect.DeepEqual(*g.applied, g.want) {
+		return
+	}
+	if g.stop != nil {
+		g.stop()
+		g.stop = nil
+	}
+	p := g.want
+	g.applied = &p
+	// Files are kept until the target has them only while there is one.
+	g.bill.SetKeepUntilDelivered(len(p.Servers) > 0)
+	if len(p.Servers) == 0 {
+		return
+	}
+	pc := billing.PushConfig{Servers: p.Servers, User: p.User, Password: p.Password, Dir: p.Dir,
+		ExplicitTLS: p.TLS == "explicit", Timeout: p.Timeout.Duration,
+		RetryMin: p.RetryMin.Duration, RetryMax: p.RetryMax.Duration}
+	if p.TLS == "explicit" {
+		tc, err := pushTLS(p)
+		if err != nil {
+			g.log.Error("CDR push not started", "err", err)
+			return
+		}
+		pc.TLS = tc
+	}
+	ctx, cancel := context.WithCancel(g.ctx)
+	done := make(chan struct{})
+	safe.Go("CDR push", func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			safe.Func("CDR push", func() { g.bill.Push(ctx, pc) })()
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second): // after a panic
+			}
+		}
+	})
+	g.log.Info("CDR push", "servers", len(p.Servers), "tls", p.TLS)
+	g.stop = func() {
+		cancel()
+		// One pusher at a time; its upload in flight ends with its
+		// connection (Timeout at most).
+		select {
+		case <-done:
+		case <-time.After(pc.Timeout + 5*time.Second):
+			g.log.Warn("CDR push: the previous pusher has not ended; the new one starts all the same")
+		}
+	}
+}
