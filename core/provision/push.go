@@ -39,8 +39,8 @@ type Push struct {
 
 // DefaultPush is no push, with the defaults of its timers.
 func DefaultPush() Push {
-	return Push{TLS: "none", Timeout: Duration{30 * time.Second}, RetryMin: Duration{5 * time.Second},
-		RetryMax: Duration{5 * time.Minute}}
+	return Push{TLS: "none", Timeout: Duration{Duration: 30 * time.Second}, RetryMin: Duration{Duration: 5 * time.Second},
+		RetryMax: Duration{Duration: 5 * time.Minute}}
 }
 
 // Check checks the push settings (keys as the file writes them).
