@@ -183,13 +183,20 @@ type snmptrapd struct {
 
 func startSnmptrapd(t *testing.T, community string) *snmptrapd {
 	t.Helper()
+	return startSnmptrapdWith(t, "authCommunity log "+community+"\n")
+}
+
+// startSnmptrapdWith runs snmptrapd with conf (its persistent state in the
+// test's directory).
+func startSnmptrapdWith(t *testing.T, confText string) *snmptrapd {
+	t.Helper()
 	bin, err := exec.LookPath("snmptrapd")
 	if err != nil {
 		bin = "/usr/sbin/snmptrapd"
 	}
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "snmptrapd.conf")
-	if err := os.WriteFile(conf, []byte("authCommunity log "+community+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(confText), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	d := &snmptrapd{Addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), out: filepath.Join(dir, "traps.log")}
@@ -198,6 +205,7 @@ func startSnmptrapd(t *testing.T, community string) *snmptrapd {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-f", "-Lo", "-C", "-c", conf, "-On", "-m", "", "udp:"+d.Addr)
+	cmd.Env = append(os.Environ(), "SNMP_PERSISTENT_DIR="+dir)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -252,16 +260,20 @@ func TestSNMPGatewayAlarm(t *testing.T) {
 
 // TestSNMPHARoleChange: keepalived's notify hook records a new role (the
 // maintenance command it runs); the NMS gets ssHaRoleChange with the new
-// ssHaRole, and reads the role.
+// ssHaRole, as an SNMPv2c trap and as an SNMPv3 inform (authPriv, the
+// manager's engine discovered), and reads the role.
 func TestSNMPHARoleChange(t *testing.T) {
 	t.Parallel()
 	trapd := startSnmptrapd(t, "trap-community-2")
+	informd := startSnmptrapdWith(t, "createUser noc-inform SHA-256 inform-auth-pass AES inform-priv-pass\nauthUser log noc-inform\n")
 	ps := freePort(t)
 	agent := fmt.Sprintf("127.0.0.1:%d", ps)
 	cfg := defaultConfig()
 	cfg.Extra = fmt.Sprintf("[snmp]\nlisten = %q\n\n[[snmp.community]]\nname = \"noc-ro-community\"\nsources = [\"127.0.0.0/8\"]\n\n"+
+		"[[snmp.user]]\nname = \"noc-inform\"\nauth = \"SHA-256\"\nauth_password = \"inform-auth-pass\"\npriv = \"AES\"\npriv_password = \"inform-priv-pass\"\n\n"+
 		"[[snmp.target]]\naddress = %q\ncommunity = \"trap-community-2\"\n\n"+
-		"[ha]\nenabled = true\ninterface = \"lo\"\nvirtual_address = \"127.0.0.200/32\"\n\n", agent, trapd.Addr)
+		"[[snmp.target]]\naddress = %q\nuser = \"noc-inform\"\ninform = true\n\n"+
+		"[ha]\nenabled = true\ninterface = \"lo\"\nvirtual_address = \"127.0.0.200/32\"\n\n", agent, trapd.Addr, informd.Addr)
 	srv := startServer(t, cfg)
 	const change, role = ".1.3.6.1.4.1.32473.1.0.15", ".1.3.6.1.4.1.32473.1.1.3.1.0"
 	for _, c := range []struct {
@@ -272,6 +284,7 @@ func TestSNMPHARoleChange(t *testing.T) {
 			t.Fatalf("ha-notify %s: %v\n%s", c.state, err, out)
 		}
 		trapd.wait(t, 10*time.Second, "OID: "+change, fmt.Sprintf("%s = INTEGER: %d", role, c.value))
+		informd.wait(t, 10*time.Second, "OID: "+change, fmt.Sprintf("%s = INTEGER: %d", role, c.value))
 		if got := mustSNMP(t, "snmpget", "-v2c", "-c", "noc-ro-community", agent, role); !strings.Contains(got, fmt.Sprintf("INTEGER: %d", c.value)) {
 			t.Fatalf("ssHaRole after %s: %s", c.state, got)
 		}

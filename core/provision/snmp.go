@@ -24,7 +24,7 @@ type SNMPTarget struct {
 	Address   string `toml:"address" json:"address,omitempty" key:"true"` // IP or IP:port (162)
 	Community string `toml:"community" json:"community,omitempty"`        // SNMPv2c: 8 characters at least
 	User      string `toml:"user" json:"user,omitempty"`                  // SNMPv3: a [[snmp.user]]'s name
-	Inform    bool   `toml:"inform" json:"inform,omitempty"`              // SNMPv2c: acknowledged and retried; false: traps
+	Inform    bool   `toml:"inform" json:"inform,omitempty"`              // acknowledged and retried; false: traps
 }
 
 // AddrPort is the target's address with its port (162 when none).
@@ -96,8 +96,6 @@ func (s *SNMP) Check() error {
 			return refuseAt(key("user"), "a target is SNMPv2c (community) or SNMPv3 (user), not both")
 		case tg.User != "" && !slices.ContainsFunc(s.Users, func(u SNMPUser) bool { return u.Name == tg.User }):
 			return refuseAt(key("user"), "no [[snmp.user]] is named %q", tg.User)
-		case tg.User != "" && tg.Inform:
-			return refuseAt(key("inform"), "SNMPv3 targets get traps only for now")
 		case tg.User == "" && len(tg.Community) < 8:
 			return refuseAt(key("community"), "8 characters at least (or user, for SNMPv3)")
 		}

@@ -14,13 +14,15 @@ import (
 )
 
 // Target is a manager notifications go to: SNMPv2c with a community,
-// or SNMPv3 traps as one of the agent's users (this engine is the
-// authoritative one, RFC 3414 §1.5.2).
+// or SNMPv3 as one of the agent's users. For an SNMPv3 trap this engine is
+// the authoritative one; for an SNMPv3 inform the manager is (RFC 3414
+// §1.5.2): its engine ID, boots and time are discovered first, and the
+// user's keys localised to it.
 type Target struct {
 	Addr      netip.AddrPort
 	Community string
-	User      *User // SNMPv3 (traps only); nil: v2c
-	Inform    bool  // acknowledged, retried; else a trap, sent once (v2c)
+	User      *User // SNMPv3; nil: v2c
+	Inform    bool  // acknowledged, retried; else a trap, sent once
 }
 
 // Notifier sends notifications to its targets, each from a queue of its
@@ -82,8 +84,16 @@ func (n *Notifier) send(ctx context.Context, t Target, q chan []gosnmp.SnmpPDU) 
 		if t.User.Priv > gosnmp.NoPriv {
 			g.MsgFlags = gosnmp.AuthPriv
 		}
-		sp = n.usm(t.User)
-		g.SecurityParameters = sp
+		if t.Inform {
+			// The manager is authoritative: gosnmp discovers its engine
+			// (an empty engine ID asks for it) and localises the keys.
+			g.SecurityParameters = &gosnmp.UsmSecurityParameters{UserName: t.User.Name,
+				AuthenticationProtocol: t.User.Auth, AuthenticationPassphrase: t.User.AuthPass,
+				PrivacyProtocol: t.User.Priv, PrivacyPassphrase: t.User.PrivPass}
+		} else {
+			sp = n.usm(t.User)
+			g.SecurityParameters = sp
+		}
 	}
 	connected := false
 	for {
@@ -108,7 +118,7 @@ func (n *Notifier) send(ctx context.Context, t Target, q chan []gosnmp.SnmpPDU) 
 			}
 			// Informs wait for the manager's answer (Timeout, Retries);
 			// traps go once.
-			if _, err := g.SendTrap(gosnmp.SnmpTrap{Variables: pdus, IsInform: t.Inform && t.User == nil}); err != nil {
+			if _, err := g.SendTrap(gosnmp.SnmpTrap{Variables: pdus, IsInform: t.Inform}); err != nil {
 				n.Failed.Add(1)
 				n.log("SNMP notification not acknowledged", t, err)
 			}
