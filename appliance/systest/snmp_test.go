@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -92,6 +93,25 @@ func TestSNMPAgent(t *testing.T) {
 	}
 	if a, b := gwAttempts(1), gwAttempts(2); a != "Counter64: 7" || b != "Counter64: 0" {
 		t.Fatalf("gateway attempts a %s, b %s: gw-a (priority 1) should have taken all 7", a, b)
+	}
+
+	// RFC 4780's SIP-COMMON-MIB and SIP-SERVER-MIB: the INVITEs received
+	// and the 200s sent to them (each at least once: a retransmission
+	// counts too), and a registration accepted.
+	registerContact(t, srv, "1001", "secret1001", 5097)
+	const invite = "1.6.73.78.86.73.84.69" // applIndex 1, "INVITE"
+	sipOIDs := map[string]int{
+		".1.3.6.1.2.1.149.1.3.1.1.1.1":                  7 + 1, // sipCommonSummaryInRequests: 7 INVITEs, a REGISTER
+		".1.3.6.1.2.1.149.1.4.1.1.3." + invite:          7,     // sipCommonMethodStatsInbounds, INVITE
+		".1.3.6.1.2.1.149.1.5.1.1.4." + invite + ".200": 7,     // sipCommonStatusCodeOuts, 200 to INVITE
+		".1.3.6.1.2.1.151.1.6.1.1.1.1":                  1,     // sipServerRegStatsAcceptedRegs
+	}
+	for oid, least := range sipOIDs {
+		v := snmpValue(t, mustSNMP(t, "snmpget", append(v2, oid)...), oid)
+		n, err := strconv.Atoi(strings.TrimPrefix(v, "Counter32: "))
+		if err != nil || n < least {
+			t.Errorf("%s = %s, want a Counter32 of at least %d", oid, v, least)
+		}
 	}
 
 	// Lock gw-a: the next calls go to gw-b.

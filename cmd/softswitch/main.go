@@ -49,6 +49,7 @@ import (
 	"github.com/softswitch/softswitch/core/running"
 	"github.com/softswitch/softswitch/core/safe"
 	"github.com/softswitch/softswitch/core/server"
+	"github.com/softswitch/softswitch/core/sipcount"
 	"github.com/softswitch/softswitch/core/sipparse"
 	"github.com/softswitch/softswitch/core/store"
 	"github.com/softswitch/softswitch/interwork/gateway"
@@ -218,7 +219,8 @@ func run(args []string) error {
 		RetryAfterMax: cfg.Overload.RetryAfterMax}, func() int { return calls.Active() }, bus)
 	parser := sipparse.New()
 	delay := &stats.Delay{}
-	srv := &server.Server{Log: log, Gate: &gate.Gate{Admission: admit}, Overload: shed,
+	sipCounts := &sipcount.Counters{} // RFC 4780's statistics
+	srv := &server.Server{Log: log, Gate: &gate.Gate{Admission: admit}, Overload: shed, Count: sipCounts,
 		Parser: parser, StackLog: stackLog, SlowRegister: authn.Remote(false),
 		Handled: delay.Record}
 	bound, err := srv.Listen(cfg.SIP.Listen)
@@ -350,7 +352,7 @@ func run(args []string) error {
 	// The running switch as one thing, for the management interfaces.
 	src := &node{alarms: alarms, counters: counters, delay: delay, level: levelVar, name: nasName(cfg, bill), start: started,
 		gateways: func() []*gateway.Gateway { return router.Tables().Set.Gateways() }, trunks: regs.Status,
-		aaa: cfg.AAA, limiter: limiter, admit: admit, bus: bus, lookup: loc.Lookup, calls: calls.Snapshot, running: conf, tables: router.Tables, log: log}
+		aaa: cfg.AAA, limiter: limiter, admit: admit, bus: bus, lookup: loc.Lookup, calls: calls.Snapshot, running: conf, tables: router.Tables, log: log, sip: sipCounts}
 	src.bill = bill
 	if cfg.HA.Enabled {
 		src.role = func() string { return ha.ReadRole(cfg.Data.Dir) }

@@ -12,6 +12,7 @@ import (
 	"github.com/softswitch/softswitch/core/events"
 	"github.com/softswitch/softswitch/core/routing"
 	"github.com/softswitch/softswitch/core/running"
+	"github.com/softswitch/softswitch/core/sipcount"
 	"github.com/softswitch/softswitch/core/store"
 	"github.com/softswitch/softswitch/interwork/gateway"
 	"github.com/softswitch/softswitch/interwork/trunkreg"
@@ -33,7 +34,8 @@ type node struct {
 	gateways func() []*gateway.Gateway
 	trunks   func() []trunkreg.Status
 	bill     *billing.Billing // nil: no CDRs
-	role     func() string    // nil: not in a pair
+	sip      *sipcount.Counters
+	role     func() string // nil: not in a pair
 	name     string
 	start    time.Time
 	aaa      config.AAA

@@ -104,6 +104,7 @@ func startSNMP(ctx context.Context, cfg config.Config, src *node, gate *snmpGate
 		registerNode(a.MIB, src)
 		registerTrunks(a.MIB, src.trunks)
 		registerAAA(a.MIB, cfg.AAA, src.counters)
+		registerSIPMIB(a.MIB, src.sip, src.name)
 		if err := a.Listen(s.Listen); err != nil {
 			return nil, nil, fmt.Errorf("snmp: %w", err)
 		}

@@ -12,9 +12,18 @@ import (
 // an accepted connection is mended by Fix. Messages are framed by their
 // Content-Length (RFC 3261 §18.3); a stream that cannot be framed is
 // passed on as it is from there on, for the parser to refuse.
-func Listener(l net.Listener) net.Listener { return &listener{l} }
+func Listener(l net.Listener) net.Listener { return &listener{Listener: l} }
 
-type listener struct{ net.Listener }
+// CountingListener is Listener that also tells each framed message to
+// count (SIP statistics).
+func CountingListener(l net.Listener, count func([]byte)) net.Listener {
+	return &listener{Listener: l, count: count}
+}
+
+type listener struct {
+	net.Listener
+	count func([]byte)
+}
 
 func (l *listener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
@@ -25,7 +34,7 @@ func (l *listener) Accept() (net.Conn, error) {
 	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		src = ta.AddrPort()
 	}
-	return &conn{Conn: c, src: src}, nil
+	return &conn{Conn: c, src: src, count: l.count}, nil
 }
 
 // maxHeader bounds the header part of one message (as sipgo's parser
@@ -34,6 +43,7 @@ const maxHeader = 64 << 10
 
 type conn struct {
 	net.Conn
+	count   func([]byte) // nil: not counted
 	src     netip.AddrPort
 	in      []byte // read, not yet framed
 	out     []byte // framed and mended, not yet returned
@@ -96,7 +106,11 @@ func (c *conn) frame() {
 		if len(c.in) < total {
 			return
 		}
-		c.out = append(c.out, Fix(c.in[:total], c.src)...)
+		msg := Fix(c.in[:total], c.src)
+		if c.count != nil {
+			c.count(msg)
+		}
+		c.out = append(c.out, msg...)
 		c.in = c.in[total:]
 	}
 }

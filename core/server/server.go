@@ -25,6 +25,7 @@ import (
 	"github.com/softswitch/softswitch/core/registrar"
 	"github.com/softswitch/softswitch/core/safe"
 	"github.com/softswitch/softswitch/core/sipcheck"
+	"github.com/softswitch/softswitch/core/sipcount"
 	"github.com/softswitch/softswitch/core/sipudp"
 	"github.com/softswitch/softswitch/core/udpsrc"
 )
@@ -61,6 +62,10 @@ type Server struct {
 	// checked by a RADIUS server), so it runs on a goroutine of its own,
 	// not on the worker.
 	SlowRegister bool
+	// Count, when set, counts the SIP messages received (UDP after
+	// admission, TCP, and the responses sipgo's side socket reads) and
+	// sent on the call path's UDP socket (RFC 4780's statistics).
+	Count *sipcount.Counters
 	// Handled, when set, is told each UDP message's processing delay
 	// (from its read to the end of its handling), on the SIP workers.
 	Handled func(delay time.Duration, now time.Time)
@@ -95,7 +100,7 @@ func (s *Server) Listen(addr string) (string, error) {
 		tcp.Close()
 		return "", fmt.Errorf("SIP UDP side socket on %s: %w", host, err)
 	}
-	s.udp, s.tcp, s.side = udp, inbound.Listener(tcp), side
+	s.udp, s.tcp, s.side = udp, inbound.CountingListener(tcp, s.Count.In), side
 	return tcpAddr, nil
 }
 
@@ -118,11 +123,12 @@ func (s *Server) UDPConn() net.PacketConn { return s.udp }
 // read loop: this one never does.
 func (s *Server) Filter(p sip.TransportReadProps, data []byte) ([]byte, error) {
 	if p.Transport != "UDP" {
-		return data, nil // streams are framed and mended by inbound.Listener
+		return data, nil // streams are framed, mended and counted by inbound.Listener
 	}
 	if len(data) < 4 || string(data[:4]) != "SIP/" {
 		return nil, nil // the side socket takes responses only: requests come to the listen port
 	}
+	s.Count.In(data)
 	return data, nil // responses need no admission and no mending
 }
 
@@ -176,10 +182,16 @@ func (s *Server) UDPEndpoint() *sipudp.Endpoint {
 			Parser: s.Parser,
 			Filter: func(data []byte, src netip.AddrPort, now time.Time) []byte {
 				if s.Gate == nil {
-					return inbound.Fix(data, src)
+					data = inbound.Fix(data, src)
+				} else {
+					data = s.Gate.Filter(data, src, now)
 				}
-				return s.Gate.Filter(data, src, now)
+				if len(data) > 0 {
+					s.Count.In(data)
+				}
+				return data
 			},
+			Sent: s.Count.Out,
 			Handler: func(req *sip.Request, tx sip.ServerTransaction) {
 				if req.Method == sip.ACK {
 					ack(req, tx)

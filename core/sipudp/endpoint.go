@@ -69,6 +69,8 @@ type Endpoint struct {
 	Refuse func(req *sip.Request, late bool) *sip.Response
 	// Stray gets responses that match no client transaction.
 	Stray func(res *sip.Response)
+	// Sent, when set, sees each datagram sent (retransmissions too).
+	Sent func(data []byte)
 	// Unparseable hears of datagrams the parser refused.
 	Unparseable func(data []byte, err error)
 	Log         *slog.Logger

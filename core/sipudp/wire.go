@@ -225,6 +225,9 @@ func (e *Endpoint) writeTo(data []byte, to netip.AddrPort) error {
 	}
 	select {
 	case e.out <- outgoing{data: data, to: to}:
+		if e.Sent != nil {
+			e.Sent(data)
+		}
 		return nil
 	default:
 		e.sendDrops.Add(1)
