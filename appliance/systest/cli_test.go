@@ -458,6 +458,29 @@ expect eof
 	}
 	mustSNMP(t, "snmpget", "-v2c", "-c", "cfg-community-2", agent, ".1.3.6.1.2.1.1.3.0")
 
+	// The management allow list changed at run time: this source is no
+	// longer in it, the next connection is refused before any login.
+	out, err = expectSSH(t, pc, "ops", "ops-secret-1234", `
+expect "cfgtest# "
+send "configure\r"
+expect "cfgtest(config)# "
+send "management sources 10.99.0.0/16\r"
+expect "cfgtest(config)# "
+send "commit\r"
+expect "committed"
+send "end\r"
+expect "cfgtest# "
+send "exit\r"
+expect eof
+`)
+	if err != nil {
+		t.Fatalf("changing the allow list: %v\n%s", err, out)
+	}
+	out, _ = expectSSH(t, pc, "ops", "ops-secret-1234", `expect eof`)
+	if strings.Contains(out, "assword:") || !regexpMatch(`(?i)closed|reset|NO PASSWORD PROMPT`, out) {
+		t.Fatalf("a source outside the allow list reached the login:\n%s", out)
+	}
+
 	data, _ := os.ReadFile(srv.LogPath)
 	for _, secret := range []string{"secret-1003-x", "ops-secret-1234", "cfg-community-1", "cfg-community-2"} {
 		if strings.Contains(string(data), secret) {

@@ -478,10 +478,23 @@ func startCLI(ctx context.Context, cfg config.Config, src *node, users *cli.User
 	if idle == 0 {
 		idle = 15 * time.Minute
 	}
-	var sources []netip.Prefix
+	var fileSources []netip.Prefix
 	for _, p := range l.Sources {
 		pf, _ := config.ParsePrefix(p) // validated
-		sources = append(sources, pf)
+		fileSources = append(fileSources, pf)
+	}
+	// The management allow list: the running configuration's (management
+	// sources), else the file's [cli] sources.
+	sources := func() []netip.Prefix {
+		if list := src.running.Current().Doc.Management.Sources; len(list) > 0 {
+			out := make([]netip.Prefix, 0, len(list))
+			for _, p := range list {
+				pf, _ := config.ParsePrefix(p) // checked at commit
+				out = append(out, pf)
+			}
+			return out
+		}
+		return fileSources
 	}
 	commands := switchCLI(src, src.name, log)
 	if l.SSHListen != "" {

@@ -1,5 +1,7 @@
 package provision
 
+import "fmt"
+
 // Doc is the whole provisioning. The config file's sections of the same
 // names decode into it; the store keeps the running one (JSON).
 type Doc struct {
@@ -59,6 +61,19 @@ type Management struct {
 	// Telnet serves the command line on [cli] telnet_listen: off by
 	// default, since Telnet sends passwords in clear.
 	Telnet bool `toml:"telnet" json:"telnet"`
+	// Sources may reach the command line (SSH, Telnet): addresses or
+	// CIDRs; empty: the config file's [cli] sources.
+	Sources []string `toml:"sources" json:"sources,omitempty"`
+}
+
+// Check checks the management settings (keys as the file writes them).
+func (m *Management) Check() error {
+	for i, s := range m.Sources {
+		if _, err := ParsePrefix(s); err != nil {
+			return refuseAt(fmt.Sprintf("management.sources[%d]", i), "%v", err)
+		}
+	}
+	return nil
 }
 
 // Block refuses new calls to called numbers (as received) that start

@@ -60,7 +60,7 @@ func (r *Running) check(d *provision.Doc) (*Checked, error) {
 
 func compile(d *provision.Doc, registrations []provision.Registration, prev *routing.Tables) (*Checked, error) {
 	chk := &Checked{Doc: d}
-	for _, check := range []func() error{d.CheckLines, d.SNMP.Check, d.Push.Check} {
+	for _, check := range []func() error{d.CheckLines, d.SNMP.Check, d.Push.Check, d.Management.Check} {
 		if err := check(); err != nil {
 			var ke *provision.KeyError
 			if errors.As(err, &ke) {

@@ -309,7 +309,7 @@ func keepUndeclared(file, cur *provision.Doc) []string {
 			case "rating":
 				return len(file.Rating.Tariffs)+len(file.Rating.Bands)+len(file.Rating.Assign) > 0
 			case "management":
-				return file.Management != provision.Management{}
+				return file.Management.Telnet || len(file.Management.Sources) > 0
 			case "block":
 				return len(file.Blocks)+len(file.Gaps) > 0
 			case "billing.push":

@@ -26,8 +26,8 @@ type SSHServer struct {
 	CLI     *CLI
 	Users   *Users
 	HostKey ssh.Signer
-	Sources []netip.Prefix // who may connect; empty: anyone who reaches the address
-	Idle    time.Duration  // a session without a command this long is closed
+	Sources func() []netip.Prefix // who may connect now; nil or empty: anyone who reaches the address
+	Idle    time.Duration         // a session without a command this long is closed
 	Log     *slog.Logger
 	conns   atomic.Int32
 }

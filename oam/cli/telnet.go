@@ -21,7 +21,7 @@ import (
 type TelnetServer struct {
 	CLI     *CLI
 	Users   *Users
-	Sources []netip.Prefix
+	Sources func() []netip.Prefix // who may connect now; nil or empty: anyone
 	Idle    time.Duration
 	Log     *slog.Logger
 	conns   atomic.Int32
@@ -49,7 +49,7 @@ func (s *TelnetServer) Serve(ctx context.Context, ln net.Listener) {
 
 // accept serves ln's connections from allowed sources, at most
 // MaxSessions at once (conns counts them), each on a goroutine of its own.
-func accept(ctx context.Context, ln net.Listener, sources []netip.Prefix, conns *atomic.Int32, what string, serve func(net.Conn)) {
+func accept(ctx context.Context, ln net.Listener, sources func() []netip.Prefix, conns *atomic.Int32, what string, serve func(net.Conn)) {
 	context.AfterFunc(ctx, func() { ln.Close() })
 	for {
 		c, err := ln.Accept()
@@ -60,7 +60,11 @@ func accept(ctx context.Context, ln net.Listener, sources []netip.Prefix, conns 
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		if !allowedAddr(sources, c.RemoteAddr()) {
+		var allowed []netip.Prefix
+		if sources != nil {
+			allowed = sources() // read at each connection: a commit may change it
+		}
+		if !allowedAddr(allowed, c.RemoteAddr()) {
 			c.Close()
 			continue
 		}
@@ -69,7 +73,12 @@ func accept(ctx context.Context, ln net.Listener, sources []netip.Prefix, conns 
 			c.Close()
 			continue
 		}
-		safe.Go(what, func() { serve(c) }, func() { conns.Add(-1) })
+		// The count is given back however serve ends (safe.Go's release
+		// runs on a panic only).
+		safe.Go(what, func() {
+			defer conns.Add(-1)
+			serve(c)
+		})
 	}
 }
 
