@@ -124,6 +124,14 @@ func TestSNMPAgent(t *testing.T) {
 	if err == nil || !strings.Contains(out, "wrongValue") {
 		t.Fatalf("admin state 5: %v\n%s", err, out)
 	}
+	// A SET of two locks with one wrong value changes neither.
+	out, err = snmpTool(t, "snmpset", append(v2, ssGatewayEntry+".4.2", "i", "2", ssGatewayEntry+".4.1", "i", "7")...)
+	if err == nil || !strings.Contains(out, "wrongValue") {
+		t.Fatalf("two locks, one wrong: %v\n%s", err, out)
+	}
+	if v := snmpValue(t, mustSNMP(t, "snmpget", append(v2, ssGatewayEntry+".4.2")...), ssGatewayEntry+".4.2"); v != "INTEGER: 1" {
+		t.Fatalf("gw-b after a refused SET of two: %s", v)
+	}
 	mustSNMP(t, "snmpset", append(v3, ssGatewayEntry+".4.1", "i", "1")...)
 	trunkCalls(t, srv, "calls-3", 2, 20)
 	if a := gwAttempts(1); a != "Counter64: 9" {

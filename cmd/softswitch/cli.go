@@ -304,7 +304,7 @@ func switchCLI(src *node, hostname string, log *slog.Logger) *cli.CLI {
 		}
 		c.Exec.Add(verb+" gateway <gateway>", []string{help, "a gateway", ""}, cli.Operator, map[string]*cli.Arg{"gateway": gwArg},
 			func(s *cli.Session, a []string) error {
-				if err := lockGateway(src.running, a[0], lock, fmt.Sprintf("%s from %s", s.User, s.From)); err != nil {
+				if err := lockGateways(src.running, map[string]bool{a[0]: lock}, fmt.Sprintf("%s from %s", s.User, s.From)); err != nil {
 					return fmt.Errorf("%% gateway %s not %sed: %v", a[0], verb, err)
 				}
 				s.Printf("gateway %s %sed\n", a[0], verb)

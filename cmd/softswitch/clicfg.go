@@ -166,18 +166,24 @@ func quoteAll(ws []string) []string {
 	return out
 }
 
-// lockGateway locks or unlocks a gateway in the running configuration
-// (lock gateway, SNMP ssGatewayAdminState): committed like any change, so
-// the lock outlives a restart and shows in show running-config.
-func lockGateway(conf *running.Running, name string, lock bool, by string) error {
+// lockGateways locks or unlocks gateways (by name) in the running
+// configuration (lock gateway, SNMP ssGatewayAdminState): one commit like
+// any change, so a lock outlives a restart and shows in show
+// running-config.
+func lockGateways(conf *running.Running, locks map[string]bool, by string) error {
 	return conf.Update(by, func(d *provision.Doc) error {
-		for i := range d.Gateways {
-			if d.Gateways[i].Name == name {
-				d.Gateways[i].Locked = lock
-				return nil
+		for name, lock := range locks {
+			found := false
+			for i := range d.Gateways {
+				if d.Gateways[i].Name == name {
+					d.Gateways[i].Locked, found = lock, true
+				}
+			}
+			if !found {
+				return fmt.Errorf("no gateway %s in the running configuration", name)
 			}
 		}
-		return fmt.Errorf("no gateway %s in the running configuration", name)
+		return nil
 	})
 }
 

@@ -99,7 +99,7 @@ func startSNMP(ctx context.Context, cfg config.Config, src *node, gate *snmpGate
 		a.MIB.RegisterSystem(snmp.System{Descr: "softswitch " + buildVersion(), Contact: s.Contact, Name: src.name,
 			Location: s.Location, Start: src.start})
 		registerCalls(a.MIB, src)
-		registerGateways(a.MIB, src.gateways, src.running)
+		a.SetDone = registerGateways(a.MIB, src.gateways, src.running)
 		registerAlarms(a.MIB, src.alarms, src.start)
 		registerNode(a.MIB, src)
 		registerTrunks(a.MIB, src.trunks)
@@ -252,7 +252,10 @@ func registerCalls(m *snmp.MIB, src *node) {
 
 // registerGateways adds ssGatewayTable: one row per configured gateway,
 // indexed by its place in the configuration.
-func registerGateways(m *snmp.MIB, gateways func() []*gateway.Gateway, conf *running.Running) {
+func registerGateways(m *snmp.MIB, gateways func() []*gateway.Gateway, conf *running.Running) func(ok bool) error {
+	// A SET's locks are committed together, once every variable passed.
+	var mu sync.Mutex
+	pending := map[string]bool{}
 	gw := func(r snmp.Row) *gateway.Gateway { return r.Data.(*gateway.Gateway) }
 	m.Table(ssGateway, []snmp.Column{
 		{Sub: 2, Type: gosnmp.OctetString, Get: func(r snmp.Row) any { return []byte(gw(r).Name) }},
@@ -273,7 +276,9 @@ func registerGateways(m *snmp.MIB, gateways func() []*gateway.Gateway, conf *run
 				return snmp.WrongValue("unlocked(1) or locked(2)")
 			}
 			if commit {
-				return lockGateway(conf, gw(r).Name, n == 2, "SNMP")
+				mu.Lock()
+				pending[gw(r).Name] = n == 2
+				mu.Unlock()
 			}
 			return nil
 		}},
@@ -300,6 +305,16 @@ func registerGateways(m *snmp.MIB, gateways func() []*gateway.Gateway, conf *run
 		}
 		return rows
 	})
+	return func(ok bool) error {
+		mu.Lock()
+		locks := pending
+		pending = map[string]bool{}
+		mu.Unlock()
+		if !ok || len(locks) == 0 {
+			return nil
+		}
+		return lockGateways(conf, locks, "SNMP")
+	}
 }
 
 // buildVersion is the module version or VCS revision the binary was built from.

@@ -46,6 +46,10 @@ type Agent struct {
 	Users       []User
 	EngineFile  string // engine ID and boots, kept across restarts
 	Log         *slog.Logger
+	// SetDone, when set, ends every SET: ok, the commits the columns
+	// collected are applied whole (an error: commitFailed); not ok, they
+	// are dropped. So a SET of several variables changes all or nothing.
+	SetDone func(ok bool) error
 
 	engine engineState
 	start  time.Time
@@ -248,7 +252,18 @@ func (a *Agent) process(p *gosnmp.SnmpPacket, write bool) *gosnmp.SnmpPacket {
 					if a.Log != nil {
 						a.Log.Info("snmp SET refused", "oid", v.Name, "err", err)
 					}
+					if a.SetDone != nil {
+						a.SetDone(false)
+					}
 					return r
+				}
+			}
+		}
+		if a.SetDone != nil {
+			if err := a.SetDone(true); err != nil {
+				r.Error, r.ErrorIndex = gosnmp.CommitFailed, 1
+				if a.Log != nil {
+					a.Log.Info("snmp SET not committed", "err", err)
 				}
 			}
 		}
