@@ -4,8 +4,9 @@
 //
 // With no config file it runs on embedded defaults (SIP on UDP and TCP
 // 0.0.0.0:5060, data under ./data). SIGTERM/SIGINT shut down gracefully;
-// SIGHUP reloads provisioning (subscribers, trusted peers, routes) from
-// the config file.
+// SIGHUP reads the trunk registrations again and imports the config
+// file's provisioning when it changed since its last import (the running
+// configuration is the store's: core/running).
 package main
 
 import (
