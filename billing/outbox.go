@@ -48,6 +48,9 @@ type outbox struct {
 	deleting  uint64        // writer: the commit under way deletes up to here
 	delivered atomic.Uint64 // the consumer: delivered up to here
 	notify    chan struct{} // entries were committed
+	// active: entries are queued (SetOutboxActive); true from Open, so
+	// that the Stops of calls a crash cut are kept for the consumer.
+	active atomic.Bool
 }
 
 type outWrite struct {
@@ -64,8 +67,20 @@ func newOutboxes(names []string) (map[string]*outbox, error) {
 		}
 		m[n] = &outbox{name: n, bucket: []byte("outbox-" + n), keySeq: []byte("outbox_seq-" + n),
 			notify: make(chan struct{}, 1)}
+		m[n].active.Store(true)
 	}
 	return m, nil
+}
+
+// SetOutboxActive starts or stops queueing entries in the outbox name
+// (accounting turned on or off at run time). Entries already queued stay
+// until delivered. false: there is no such outbox.
+func (b *Billing) SetOutboxActive(name string, on bool) bool {
+	box := b.boxes[name]
+	if box != nil {
+		box.active.Store(on)
+	}
+	return box != nil
 }
 
 // report queues an entry of kind for r in every outbox (writer only).
@@ -75,6 +90,9 @@ func (b *Billing) report(kind OutboxKind, r *cdr.Record) {
 	}
 	val := r.AppendBinary([]byte{byte(kind)})
 	for _, box := range b.boxes {
+		if !box.active.Load() {
+			continue
+		}
 		box.seq++
 		b.outWrites = append(b.outWrites, outWrite{box: box, seq: box.seq, val: val})
 		b.outPending.Add(1)

@@ -104,3 +104,32 @@ func TestOutboxThroughACrash(t *testing.T) {
 	}
 	stop(b)
 }
+
+// An outbox turned off (accounting removed at run time) gets no entries
+// of the calls meanwhile, keeps those it had, and gets entries again
+// once turned on.
+func TestOutboxTurnedOff(t *testing.T) {
+	cfg := cfgFor(t.TempDir())
+	cfg.Outboxes = []string{"acct"}
+	b := mustOpen(t, cfg)
+	defer crash(b)
+	b.Handle(attempt("c1", t0))
+	b.Handle(answer("c1", t0.Add(time.Second)))
+	b.step(t0.Add(time.Second), false)
+	if !b.SetOutboxActive("acct", false) || b.SetOutboxActive("nope", false) {
+		t.Fatal("SetOutboxActive: the outbox not found, or one that does not exist found")
+	}
+	b.Handle(release("c1", t0.Add(2*time.Second), "BYE", 200, true))
+	b.Handle(attempt("c2", t0.Add(2*time.Second)))
+	b.Handle(answer("c2", t0.Add(3*time.Second)))
+	b.step(t0.Add(3*time.Second), false)
+	if got := kinds(entries(t, b)); got != "start c1;" {
+		t.Fatalf("while off: %s", got)
+	}
+	b.SetOutboxActive("acct", true)
+	b.Handle(release("c2", t0.Add(4*time.Second), "BYE", 200, true))
+	b.step(t0.Add(4*time.Second), false)
+	if got := kinds(entries(t, b)); got != "start c1;stop c2;" {
+		t.Fatalf("on again: %s", got)
+	}
+}

@@ -368,7 +368,7 @@ func switchCLI(src *node, hostname string, log *slog.Logger) *cli.CLI {
 	c.Exec.Add("show aaa", []string{show, "RADIUS servers and Diameter peers, and whether they answer"}, cli.View, nil,
 		func(s *cli.Session, _ []string) error {
 			s.Printf("%-20s %-9s %-5s %s\n", "SERVER", "PROTOCOL", "STATE", "ADDRESSES")
-			for _, x := range aaaServers(src.aaa) {
+			for _, x := range aaaServers(src.aaa()) {
 				state := "up"
 				if !x.up(src.counters) {
 					state = "down"

@@ -140,7 +140,7 @@ func keysOf(conf *running.Running, prefix string) []string {
 // SIP digest; a bcrypt hash can be attacked offline; an SNMP community is
 // a password, also where it names its line: snmp community SECRET ...).
 var secretFields = map[string]bool{"password": true, "ha1_md5": true, "ha1_sha256": true, "hash": true,
-	"auth_password": true, "priv_password": true, "community": true}
+	"auth_password": true, "priv_password": true, "community": true, "secret": true}
 
 // maskSecrets is a command line for the audit log: the words as the
 // command line reads them (quotes and all), with the value of a secret

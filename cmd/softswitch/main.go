@@ -32,7 +32,6 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
-	"github.com/softswitch/softswitch/aaa/diameter"
 	"github.com/softswitch/softswitch/appliance/ha"
 	"github.com/softswitch/softswitch/billing"
 	"github.com/softswitch/softswitch/billing/cdr"
@@ -152,20 +151,14 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	algorithms := cfg.Auth.Algorithms
-	if cfg.AAA.RemoteAuth() {
-		// What a RADIUS server's digest module checks (validated: MD5 is
-		// among auth.algorithms).
-		algorithms = []string{"MD5"}
-	}
-	authority := digest.NewAuthorityWith(cfg.SIP.Realm, algorithms, cfg.Auth.NonceLifetime.Duration, secret)
+	// The algorithms offered change with the running [aaa] (aaaGate).
+	authority := digest.NewAuthorityWith(cfg.SIP.Realm, cfg.Auth.Algorithms, cfg.Auth.NonceLifetime.Duration, secret)
 	limiter := authlimit.New(limiterConfig(cfg.Auth))
 	takeHandover(db, authority, limiter, log)
 	authn := &auth.Authenticator{Digest: authority, Subs: subs, Limiter: limiter, Bus: bus, Log: log}
-	dia := startDiameter(cfg, bus, log)
-	defer dia.stop()
-	authz, closeAAA := radiusAuth(cfg, authn, nasName(cfg, bill), dia, bus, log)
-	defer closeAAA()
+	// The AAA servers of the running configuration (started by Attach,
+	// once call control exists).
+	aaaLive := &aaaGate{log: log, bus: bus, authn: authn, algorithms: cfg.Auth.Algorithms, nas: nasName(cfg, bill), bill: bill}
 	// The front door (core/gate): per-source admission and overload
 	// control, before a datagram is parsed.
 	admit := admission.New(admission.Config{Rate: cfg.Admission.Rate, Burst: cfg.Admission.Burst,
@@ -192,10 +185,11 @@ func run(args []string) error {
 	snmpLive := &snmpGate{log: log}
 	pushing := &pushGate{log: log, bill: bill}
 	conf, err := running.Open(running.Config{DB: db, Realm: cfg.SIP.Realm, Registrations: cfg.Registrations,
-		PasswordCost: cfg.CLI.PasswordCost, TelnetListen: cfg.CLI.TelnetListen, Prev: router.Tables, Log: log,
+		PasswordCost: cfg.CLI.PasswordCost, TelnetListen: cfg.CLI.TelnetListen, AAA: cfg.AAABootstrap(), Prev: router.Tables, Log: log,
 		Apply: func(chk *running.Checked) {
 			applyRunning(chk, subs, authn, router, bill, bus, log)
 			telnet.Set(chk.Doc.Management.Telnet)
+			aaaLive.Set(chk.Doc.AAA)
 			snmpLive.Set(chk.Doc.SNMP)
 			if bill != nil {
 				pushing.Set(chk.Doc.Push)
@@ -222,7 +216,7 @@ func run(args []string) error {
 	delay := &stats.Delay{}
 	sipCounts := &sipcount.Counters{} // RFC 4780's statistics
 	srv := &server.Server{Log: log, Gate: &gate.Gate{Admission: admit}, Overload: shed, Count: sipCounts,
-		Parser: parser, StackLog: stackLog, SlowRegister: authn.Remote(false),
+		Parser: parser, StackLog: stackLog, SlowRegister: func() bool { return authn.Remote(false) },
 		Handled: delay.Record}
 	bound, err := srv.Listen(cfg.SIP.Listen)
 	if err != nil {
@@ -283,9 +277,6 @@ func run(args []string) error {
 		SessionExpires: cfg.Call.SessionExpires, MinSE: cfg.Call.MinSE, MaxForwards: cfg.Call.MaxForwards,
 	}, srv.Client, srv.UDPEndpoint(), authn, router, bus, log)
 	calls = srv.Calls
-	if authz != nil {
-		calls.Authz, calls.AuthzFailOpen = authz, cfg.AAA.AuthorizationFailure == "open"
-	}
 	if bill != nil {
 		if cfg.Billing.OnSpoolFault == "refuse" {
 			calls.Hold = bill.Refusing
@@ -300,18 +291,16 @@ func run(args []string) error {
 	defer stop()
 	billCtx, stopBilling := context.WithCancel(context.Background())
 	defer stopBilling()
-	accountingDone := func() {}
 	if bill != nil {
 		safe.Go("CDR writer", func() { bill.Run(billCtx) })
 		pushing.Attach(billCtx)
 		if err := startPull(ctx, cfg, bill, log); err != nil {
 			return err
 		}
-		if len(cfg.AAA.Accounting) > 0 {
-			nasIP, _ := netip.ParseAddr(host)
-			accountingDone = startAccounting(billCtx, cfg, bill, nasIP, dia, bus, log)
-		}
 	}
+	nasIP, _ := netip.ParseAddr(host)
+	aaaLive.Attach(billCtx, calls, nasIP)
+	defer aaaLive.Stop()
 	ctl := &control.Server{Path: controlPath(cfg.Data.Dir), Log: log}
 	controlCommands(ctl, limiter, admit, bus)
 	users := cliUsers(conf, cfg.CLI.PasswordCost)
@@ -353,7 +342,7 @@ func run(args []string) error {
 	// The running switch as one thing, for the management interfaces.
 	src := &node{alarms: alarms, counters: counters, delay: delay, level: levelVar, name: nasName(cfg, bill), start: started,
 		gateways: func() []*gateway.Gateway { return router.Tables().Set.Gateways() }, trunks: regs.Status,
-		aaa: cfg.AAA, limiter: limiter, admit: admit, bus: bus, lookup: loc.Lookup, calls: calls.Snapshot, running: conf, tables: router.Tables, log: log, sip: sipCounts}
+		aaa: aaaLive.Current, limiter: limiter, admit: admit, bus: bus, lookup: loc.Lookup, calls: calls.Snapshot, running: conf, tables: router.Tables, log: log, sip: sipCounts}
 	src.bill = bill
 	if cfg.HA.Enabled {
 		src.role = func() string { return ha.ReadRole(cfg.Data.Dir) }
@@ -393,19 +382,14 @@ func run(args []string) error {
 			srv.Close()
 			if bill != nil {
 				// The releases of the calls just ended are in its queue.
-				if len(cfg.AAA.Accounting) > 0 {
-					drainAccounting(bill, 3*time.Second, log)
-				}
+				aaaLive.Drain(3 * time.Second)
 				stopBilling()
 				if !bill.Wait(10 * time.Second) {
 					log.Error("CDR writer did not finish within 10s: the spool keeps the rest for the next start")
 				}
-				accountingDone()
 			}
-			if cc, ok := authz.(*diameter.CreditControl); ok && !cc.Wait(3*time.Second) {
-				log.Warn("credit control: not every session's end was acknowledged within 3 s of the stop")
-			}
-			dia.stop() // DPR, after the last accounting and credit control
+			stopBilling()  // (when billing is off, the AAA's context all the same)
+			aaaLive.Stop() // DPR, after the last accounting and credit control
 			saveHandover(db, authority, limiter, log)
 			db.Flush()
 			snap := counters.Snapshot()
@@ -588,7 +572,7 @@ func openBilling(cfg config.Config, bus *events.Bus, log *slog.Logger) (*billing
 		RotateBytes: int64(b.RotateMB) << 20, QueueLimit: b.QueueLimit,
 		RefuseOnFault: b.OnSpoolFault == "refuse", Retention: b.Retention.Duration, DiskAlarmPercent: b.DiskAlarm,
 		KeepUntilDelivered: len(b.Push.Servers) > 0, Hot: b.Hot, SyncInterval: b.SyncInterval.Duration,
-		Outboxes: outboxes(cfg)}, bus, log)
+		Outboxes: outboxes()}, bus, log)
 	if err != nil {
 		return nil, err
 	}
@@ -597,13 +581,10 @@ func openBilling(cfg config.Config, bus *events.Bus, log *slog.Logger) (*billing
 	return bill, nil
 }
 
-// outboxes are the billing outboxes accounting reads.
-func outboxes(cfg config.Config) []string {
-	if len(cfg.AAA.Accounting) > 0 {
-		return []string{accountingOutbox}
-	}
-	return nil
-}
+// outboxes are the billing outboxes accounting reads: there from the
+// start, since accounting may be turned on at run time; queued into only
+// while accounting is on (aaaGate).
+func outboxes() []string { return []string{accountingOutbox} }
 
 func billRecords(b *billing.Billing) int64 {
 	if b == nil {

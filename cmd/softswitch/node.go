@@ -8,8 +8,8 @@ import (
 	"github.com/softswitch/softswitch/core/admission"
 	"github.com/softswitch/softswitch/core/authlimit"
 	"github.com/softswitch/softswitch/core/call"
-	"github.com/softswitch/softswitch/core/config"
 	"github.com/softswitch/softswitch/core/events"
+	"github.com/softswitch/softswitch/core/provision"
 	"github.com/softswitch/softswitch/core/routing"
 	"github.com/softswitch/softswitch/core/running"
 	"github.com/softswitch/softswitch/core/sipcount"
@@ -38,7 +38,7 @@ type node struct {
 	role     func() string // nil: not in a pair
 	name     string
 	start    time.Time
-	aaa      config.AAA
+	aaa      func() provision.AAA // in force
 	limiter  *authlimit.Limiter
 	admit    *admission.Gate
 	bus      *events.Bus

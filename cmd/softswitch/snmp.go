@@ -103,7 +103,7 @@ func startSNMP(ctx context.Context, cfg config.Config, src *node, gate *snmpGate
 		registerAlarms(a.MIB, src.alarms, src.start)
 		registerNode(a.MIB, src)
 		registerTrunks(a.MIB, src.trunks)
-		registerAAA(a.MIB, cfg.AAA, src.counters)
+		registerAAA(a.MIB, src.aaa, src.counters)
 		registerSIPMIB(a.MIB, src.sip, src.name)
 		if err := a.Listen(s.Listen); err != nil {
 			return nil, nil, fmt.Errorf("snmp: %w", err)
@@ -419,7 +419,7 @@ type aaaServer struct {
 
 // aaaServers lists the RADIUS servers, then the Diameter peers, in
 // configuration order.
-func aaaServers(a config.AAA) []aaaServer {
+func aaaServers(a provision.AAA) []aaaServer {
 	var servers []aaaServer
 	for _, r := range a.Radius {
 		auth, acct := r.Addrs()
@@ -443,8 +443,7 @@ func (s aaaServer) up(c *stats.Counters) bool {
 }
 
 // registerAAA adds ssAaaServerTable.
-func registerAAA(m *snmp.MIB, a config.AAA, c *stats.Counters) {
-	servers := aaaServers(a)
+func registerAAA(m *snmp.MIB, aaa func() provision.AAA, c *stats.Counters) {
 	sv := func(r snmp.Row) aaaServer { return r.Data.(aaaServer) }
 	m.Table(ssAAA, []snmp.Column{
 		{Sub: 2, Type: gosnmp.OctetString, Get: func(r snmp.Row) any { return []byte(sv(r).name) }},
@@ -461,6 +460,7 @@ func registerAAA(m *snmp.MIB, a config.AAA, c *stats.Counters) {
 			return 2
 		}},
 	}, func() []snmp.Row {
+		servers := aaaServers(aaa()) // read at each request: changed at run time
 		rows := make([]snmp.Row, len(servers))
 		for i, s := range servers {
 			rows[i] = snmp.Row{Index: snmp.OID{uint32(i + 1)}, Data: s}

@@ -123,7 +123,7 @@ func subcommand(args []string) (ok bool, err error) {
 			return true, err
 		}
 		// The provisioning sections as an import would check them.
-		if err := running.Check(&cfg.Doc, cfg.Registrations); err != nil {
+		if err := running.Check(&cfg.Doc, cfg.Registrations, cfg.AAABootstrap()); err != nil {
 			var re *running.Error
 			if errors.As(err, &re) {
 				return true, config.At(*cfgPath, re.Key, re.Reason)

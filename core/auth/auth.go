@@ -57,11 +57,11 @@ type Authenticator struct {
 	// OnPeers, when set, hears every new trusted peer list (the
 	// admission gate gives trusted peers their own rate).
 	OnPeers func([]Peer)
-	// RemoteRegister and RemoteCall, when set, check the digest responses
-	// of REGISTER and of INVITE (aaa/: a RADIUS server that holds the
-	// passwords); nil: the local subscriber table does.
-	RemoteRegister, RemoteCall Remote
-	peers                      atomic.Pointer[[]Peer]
+	// remote, when set, checks the digest responses of REGISTER and of
+	// INVITE (aaa/: a RADIUS server that holds the passwords); nil: the
+	// local subscriber table does (SetRemote).
+	remote atomic.Pointer[remotes]
+	peers  atomic.Pointer[[]Peer]
 }
 
 // Remote checks a digest response where the password is: true when it
@@ -71,14 +71,29 @@ type Remote interface {
 	CheckDigest(ctx context.Context, c *digest.Credentials, alg, method string) (bool, error)
 }
 
+type remotes struct{ register, call Remote }
+
+// SetRemote makes the digests of REGISTER and of INVITE checked by these
+// (nil: by the local table), from the next request on.
+func (a *Authenticator) SetRemote(register, call Remote) {
+	a.remote.Store(&remotes{register: register, call: call})
+}
+
+// remoteFor is what checks the digests of this kind (proxy: INVITE).
+func (a *Authenticator) remoteFor(proxy bool) Remote {
+	r := a.remote.Load()
+	switch {
+	case r == nil:
+		return nil
+	case proxy:
+		return r.call
+	}
+	return r.register
+}
+
 // Remote reports whether requests of this kind (proxy: INVITE) are
 // checked remotely, and may wait on the network.
-func (a *Authenticator) Remote(proxy bool) bool {
-	if proxy {
-		return a.RemoteCall != nil
-	}
-	return a.RemoteRegister != nil
-}
+func (a *Authenticator) Remote(proxy bool) bool { return a.remoteFor(proxy) != nil }
 
 // SetPeers replaces the trusted peer list.
 func (a *Authenticator) SetPeers(p []Peer) {
@@ -151,10 +166,7 @@ func (a *Authenticator) AuthenticateCtx(ctx context.Context, req *sip.Request, p
 		return Outcome{Status: 403, Reason: "Forbidden"}
 	}
 	sub, known := a.Subs.Get(creds.Username)
-	remote := a.RemoteRegister
-	if proxy {
-		remote = a.RemoteCall
-	}
+	remote := a.remoteFor(proxy)
 	if remote != nil {
 		if !known {
 			// The server knows the user; the local table, when it has

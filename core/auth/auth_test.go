@@ -51,7 +51,8 @@ func newAuth(remote Remote) *Authenticator {
 	a := &Authenticator{Digest: digest.NewAuthority("sw.test", []string{"MD5"}, time.Minute), Subs: &Subscribers{},
 		Limiter: authlimit.New(authlimit.Config{SourceFailures: 100, SourceWindow: time.Minute, PairFailures: 100,
 			PairWindow: time.Minute, UserFailures: 100, UserWindow: time.Minute, Bans: []time.Duration{time.Minute},
-			Forgive: time.Hour, MaxEntries: 100}), RemoteCall: remote}
+			Forgive: time.Hour, MaxEntries: 100})}
+	a.SetRemote(nil, remote)
 	return a
 }
 
@@ -84,7 +85,7 @@ func TestRemoteDigest(t *testing.T) {
 	if h := res.GetHeader("Retry-After"); h == nil || res.GetHeader("Proxy-Authenticate") != nil {
 		t.Fatalf("503 headers: %v", res)
 	}
-	// Registrations are the local table's unless RemoteRegister is set.
+	// Registrations are the local table's unless SetRemote gives a checker.
 	if a.Remote(false) || !a.Remote(true) {
 		t.Fatal("Remote() wrong")
 	}

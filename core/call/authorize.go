@@ -64,10 +64,10 @@ type AuthzSession interface {
 // authoriser's own waits are shorter: RADIUS's tries, Diameter's Tx).
 const authorizeWait = 30 * time.Second
 
-// authorize asks m.Authz about a subscriber's call. ok false: the call
+// authorize asks az about a subscriber's call. ok false: the call
 // must not go on, and d says how to refuse it (d.Status 0: the caller
 // cancelled meanwhile and the stack answered).
-func (m *Manager) authorize(req *sip.Request, tx sip.ServerTransaction, caller Caller, called string) (grant Grant, d Decision, ok bool) {
+func (m *Manager) authorize(req *sip.Request, tx sip.ServerTransaction, caller Caller, called string, az *authzSetting) (grant Grant, d Decision, ok bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), authorizeWait)
 	defer cancel()
 	safe.Go("INVITE authorisation wait", func() {
@@ -77,13 +77,13 @@ func (m *Manager) authorize(req *sip.Request, tx sip.ServerTransaction, caller C
 		case <-ctx.Done():
 		}
 	})
-	g, err := m.Authz.Authorize(ctx, AuthzRequest{CallID: req.CallID().Value(), Calling: caller.Number, Called: called,
+	g, err := az.a.Authorize(ctx, AuthzRequest{CallID: req.CallID().Value(), Calling: caller.Number, Called: called,
 		Account: caller.Account, Source: req.Source()})
 	if tx.Err() != nil {
 		return Grant{}, Decision{}, false
 	}
 	if err != nil {
-		if m.AuthzFailOpen {
+		if az.failOpen {
 			m.log.Warn("call authorisation unavailable: the call goes on without a limit (fail open)",
 				"call", req.CallID().Value(), "err", err)
 			return Grant{Allow: true}, Decision{}, true

@@ -149,8 +149,8 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 
 	var grant Grant
-	if m.Authz != nil && caller.Trunk == "" {
-		g, d, ok := m.authorize(req, tx, caller, called)
+	if az := m.authz.Load(); az != nil && az.a != nil && caller.Trunk == "" {
+		g, d, ok := m.authorize(req, tx, caller, called, az)
 		if !ok {
 			if d.Status != 0 {
 				m.refuseAttempt(tx, req, caller, called, d)

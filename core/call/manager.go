@@ -121,11 +121,21 @@ type Manager struct {
 	// Hold, when set and true, refuses new calls (503, Q.850 42): a
 	// subscriber that must record every call cannot (billing's spool).
 	Hold func() bool
-	// Authz, when set, authorises subscribers' calls (authorize.go);
-	// AuthzFailOpen lets calls go on, without a limit, when it cannot
-	// answer (else they are refused: 503, cause 41).
-	Authz         Authorizer
-	AuthzFailOpen bool
+	// authz, when set, authorises subscribers' calls (SetAuthz).
+	authz atomic.Pointer[authzSetting]
+}
+
+type authzSetting struct {
+	a        Authorizer
+	failOpen bool
+}
+
+// SetAuthz makes a authorise subscribers' calls from the next call on
+// (nil: none); failOpen lets calls go on, without a limit, when it
+// cannot answer (else they are refused: 503, cause 41). Calls already
+// authorised keep their session with the authoriser that granted them.
+func (m *Manager) SetAuthz(a Authorizer, failOpen bool) {
+	m.authz.Store(&authzSetting{a: a, failOpen: failOpen})
 }
 
 // InvalidResponses is how many responses were dropped for lacking what

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,7 +35,6 @@ type Config struct {
 	Admission Admission `toml:"admission"`
 	Overload  Overload  `toml:"overload"`
 	Billing   Billing   `toml:"billing"`
-	AAA       AAA       `toml:"aaa"`
 	Metrics   Metrics   `toml:"metrics"`
 	CLI       CLI       `toml:"cli"`
 	Data      Data      `toml:"data"`
@@ -151,6 +151,23 @@ type Pull struct {
 	HostKeyFile  string `toml:"host_key_file"` // "" = <data.dir>/sftp_host_key (made at first start)
 }
 
+// AAA's types are provisioning's (the file's [aaa] is imported into the
+// running configuration).
+type (
+	AAA          = provision.AAA
+	RadiusServer = provision.RadiusServer
+	DiameterPeer = provision.DiameterPeer
+)
+
+// AAABootstrap is what the AAA provisioning depends on in this file.
+func (c *Config) AAABootstrap() provision.AAABootstrap {
+	return provision.AAABootstrap{Billing: c.Billing.Enabled,
+		DigestMD5: slices.ContainsFunc(c.Auth.Algorithms, func(s string) bool { return strings.EqualFold(s, "MD5") })}
+}
+
+// DefaultCreditControlTx is RFC 4006 §13's recommended Tx.
+const DefaultCreditControlTx = provision.DefaultCreditControlTx
+
 // Push is where closed CDR files are uploaded over FTP (docs/cdr.md):
 // provisioning (core/provision), changed at run time.
 type Push = provision.Push
@@ -250,7 +267,6 @@ func Default() Config {
 		HA: HA{RouterID: 51, Priority: 100, AdvertInterval: Duration{Duration: time.Second},
 			CheckInterval: Duration{Duration: time.Second}, CheckFailures: 2, CheckTimeout: Duration{Duration: 2 * time.Second},
 			ScriptUser: "softswitch"},
-		AAA: AAA{AuthorizationFailure: "closed"},
 		Doc: provision.Default(),
 	}
 }
@@ -446,9 +462,6 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateBilling(); err != nil {
-		return err
-	}
-	if err := c.validateAAA(); err != nil {
 		return err
 	}
 	if err := c.validateMetrics(); err != nil {
@@ -690,10 +703,25 @@ func declared(data []byte) (map[string]bool, string) {
 			part["billing.push"], got["billing.push"] = v, true
 		}
 	}
-	b, err := json.Marshal(part) // map keys sorted: the same text, the same digest
+	// [aaa] became provisioning after the others: its digest is apart,
+	// so that a file an older version imported is still the same file
+	// (core/running takes its [aaa] alone).
+	aaa, hasAAA := part["aaa"]
+	delete(part, "aaa")
+	digest := hashJSON(part, data)
+	if hasAAA {
+		digest += provision.AAADigestMark + hashJSON(aaa, data)
+	}
+	return got, digest
+}
+
+// hashJSON is the SHA-256 of v as JSON (map keys sorted: the same text,
+// the same digest), or of data when v does not encode.
+func hashJSON(v any, data []byte) string {
+	b, err := json.Marshal(v)
 	if err != nil {
 		b = data
 	}
 	h := sha256.Sum256(b)
-	return got, hex.EncodeToString(h[:])
+	return hex.EncodeToString(h[:])
 }

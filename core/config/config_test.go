@@ -66,15 +66,6 @@ func TestErrorsCarryFileAndLine(t *testing.T) {
 		{"[billing.pull]\nftp_listen = \"127.0.0.1:2121\"\npassive_ports = \"30050-30000\"\n", 3, "billing.pull.passive_ports"},
 		{"[billing.pull]\nftp_listen = \"127.0.0.1:2121\"\n", 1, "billing.pull.user"},
 		{"[billing.pull]\nftp_listen = \"2121\"\n", 2, "billing.pull.ftp_listen"},
-		{"[[aaa.radius]]\nname = \"r1\"\naddress = \"radius.example\"\nsecret = \"0123456789abcdef\"\n", 3, "aaa.radius[0].address"},
-		{"[[aaa.radius]]\nname = \"r1\"\naddress = \"192.0.2.1\"\nsecret = \"testing123\"\n", 4, "at least 16"},
-		{"[[aaa.radius]]\nname = \"r1\"\naddress = \"192.0.2.1\"\n", 1, "aaa.radius[0].secret"},
-		{"[aaa]\naccounting = [\"r9\"]\n[[aaa.radius]]\nname = \"r1\"\naddress = \"192.0.2.1\"\nsecret = \"0123456789abcdef\"\n", 2, "server is named \"r9\""},
-		{"[[aaa.diameter]]\nname = \"d1\"\naddress = \"192.0.2.1:3868\"\n", 0, "aaa.origin_host"},
-		{"[aaa]\norigin_host = \"ss1.test\"\norigin_realm = \"test\"\ncall_auth = [\"d1\"]\n[[aaa.diameter]]\nname = \"d1\"\naddress = \"192.0.2.1:3868\"\n", 4, "RADIUS only"},
-		{"[[aaa.diameter]]\nname = \"d1\"\naddress = \"192.0.2.1\"\n", 3, "aaa.diameter[0].address"},
-		{"[billing]\nenabled = false\n[aaa]\naccounting = [\"r1\"]\n[[aaa.radius]]\nname = \"r1\"\naddress = \"192.0.2.1\"\nsecret = \"0123456789abcdef\"\n", 4, "needs [billing] enabled"},
-		{"[aaa]\ncredit_control_tx = \"100ms\"\n", 2, "aaa.credit_control_tx"},
 	}
 	for _, c := range cases {
 		_, err := Parse("bad.toml", []byte(c.src))

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -168,9 +169,10 @@ const (
 // the client re-authenticates at once, nothing is counted as a failure,
 // and a response captured before a crash cannot be replayed after it.
 type Authority struct {
-	Realm      string
-	Algorithms []string
-	Lifetime   time.Duration
+	Realm    string
+	Lifetime time.Duration
+
+	algs atomic.Pointer[[]string] // offered, in order (SetAlgorithms)
 
 	key     [32]byte
 	opaque  string
@@ -216,12 +218,23 @@ func NewAuthority(realm string, algorithms []string, lifetime time.Duration) *Au
 
 // NewAuthorityWith creates an authority with a kept secret.
 func NewAuthorityWith(realm string, algorithms []string, lifetime time.Duration, s Secret) *Authority {
-	a := &Authority{Realm: realm, Algorithms: algorithms, Lifetime: lifetime, key: s.Key, opaque: s.Opaque, started: time.Now()}
+	a := &Authority{Realm: realm, Lifetime: lifetime, key: s.Key, opaque: s.Opaque, started: time.Now()}
+	a.SetAlgorithms(algorithms)
 	for i := range a.shards {
 		a.shards[i].seen = make(map[string]ncEntry)
 	}
 	return a
 }
+
+// SetAlgorithms changes the algorithms offered, in order (at run time:
+// digests checked by a RADIUS server are MD5 only).
+func (a *Authority) SetAlgorithms(algs []string) {
+	algs = append([]string(nil), algs...)
+	a.algs.Store(&algs)
+}
+
+// Algorithms are the algorithms offered, in order.
+func (a *Authority) Algorithms() []string { return *a.algs.Load() }
 
 // NonceState is the nonce counts at a clean shutdown, for the next start.
 type NonceState struct {
@@ -290,9 +303,10 @@ func (a *Authority) nonceTime(n string) (time.Time, bool) {
 
 // Challenges returns one header value per configured algorithm, in order.
 func (a *Authority) Challenges(stale bool) []string {
-	out := make([]string, 0, len(a.Algorithms))
+	algs := a.Algorithms()
+	out := make([]string, 0, len(algs))
 	nonce := a.NewNonce()
-	for _, alg := range a.Algorithms {
+	for _, alg := range algs {
 		var b strings.Builder
 		b.WriteString(`Digest realm="`)
 		b.WriteString(a.Realm)
@@ -352,7 +366,7 @@ func (a *Authority) CheckWith(c *Credentials, verify func(alg string) (bool, err
 func (a *Authority) precheck(c *Credentials) (alg string, nc uint64, ok bool) {
 	alg = c.Algorithm
 	okAlg := false
-	for _, x := range a.Algorithms {
+	for _, x := range a.Algorithms() {
 		if strings.EqualFold(x, alg) {
 			alg, okAlg = x, true
 		}

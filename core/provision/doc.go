@@ -20,6 +20,8 @@ type Doc struct {
 	// Where CDR files are pushed: the file's [billing.push] (config.Parse
 	// copies it here).
 	Push Push `toml:"-" json:"push" cli:"billing_push"`
+	// AAA servers and what they are asked (the file's [aaa]).
+	AAA AAA `toml:"aaa" json:"aaa"`
 	// Traffic control (operators, at run time: block prefix, gap prefix).
 	Blocks []Block `toml:"block" json:"blocks,omitempty"`
 	Gaps   []Gap   `toml:"gap" json:"gaps,omitempty"`
@@ -36,7 +38,11 @@ type Doc struct {
 
 // Sections of a config file that are provisioning (what Declared names).
 var FileSections = []string{"subscriber", "trusted_peer", "numbering", "analysis", "trunk_plan", "list", "route",
-	"group", "gateway", "rating", "management", "block", "gap", "snmp"}
+	"group", "gateway", "rating", "management", "block", "gap", "snmp", "aaa"}
+
+// AAADigestMark separates the digest of a file's [aaa] from that of its
+// other provisioning sections in FileDigest.
+const AAADigestMark = "+aaa:"
 
 // Defaults of the plan-wide settings.
 const (
@@ -52,6 +58,7 @@ func Default() Doc {
 			NationalPrefix: "0", InternationalPrefix: "00"},
 		Rating: Rating{Precision: 4},
 		Push:   DefaultPush(),
+		AAA:    DefaultAAA(),
 	}
 }
 

@@ -44,9 +44,9 @@ var (
 )
 
 // Check compiles d as the parts that use it do, with the file's trunk
-// registrations: the first problem, as an *Error.
-func Check(d *provision.Doc, registrations []provision.Registration) error {
-	_, err := compile(d, registrations, nil)
+// registrations and bootstrap settings: the first problem, as an *Error.
+func Check(d *provision.Doc, registrations []provision.Registration, boot provision.AAABootstrap) error {
+	_, err := compile(d, registrations, nil, boot)
 	return err
 }
 
@@ -55,12 +55,13 @@ func (r *Running) check(d *provision.Doc) (*Checked, error) {
 	if r.cfg.Prev != nil {
 		prev = r.cfg.Prev()
 	}
-	return compile(d, r.cfg.Registrations, prev)
+	return compile(d, r.cfg.Registrations, prev, r.cfg.AAA)
 }
 
-func compile(d *provision.Doc, registrations []provision.Registration, prev *routing.Tables) (*Checked, error) {
+func compile(d *provision.Doc, registrations []provision.Registration, prev *routing.Tables, boot provision.AAABootstrap) (*Checked, error) {
 	chk := &Checked{Doc: d}
-	for _, check := range []func() error{d.CheckLines, d.SNMP.Check, d.Push.Check, d.Management.Check} {
+	aaa := func() error { return d.AAA.Check(boot) }
+	for _, check := range []func() error{d.CheckLines, d.SNMP.Check, d.Push.Check, d.Management.Check, aaa} {
 		if err := check(); err != nil {
 			var ke *provision.KeyError
 			if errors.As(err, &ke) {

@@ -62,6 +62,7 @@ type Config struct {
 	Registrations []provision.Registration // trunk registrations: the file's, not provisioned here
 	PasswordCost  int                      // bcrypt's cost for management users (0: 12)
 	TelnetListen  string                   // [cli] telnet_listen: where management telnet serves ("": nowhere)
+	AAA           provision.AAABootstrap   // what the AAA settings depend on in the file
 	// Prev is the routing tables in use (gateway states carry over).
 	Prev func() *routing.Tables
 	// Apply swaps a checked configuration into the running parts. It is
@@ -99,6 +100,27 @@ func Open(cfg Config, file provision.Doc, path string) (*Running, error) {
 		r.cur.Store(&st)
 		cfg.Apply(chk)
 		cfg.Log.Info("running configuration", "revision", st.Revision, "committed", st.Time.UTC().Format(time.RFC3339), "by", st.By)
+		return r, nil
+	case found && !strings.Contains(st.FileDigest, provision.AAADigestMark) &&
+		strings.HasPrefix(digest, st.FileDigest+provision.AAADigestMark):
+		// Stored by a version that read [aaa] from the file at each
+		// start: the rest of the file is as imported then; its [aaa]
+		// joins the running configuration.
+		d := st.Doc.Clone()
+		d.AAA = file.AAA
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		chk, err := r.check(d)
+		if err != nil {
+			return nil, err
+		}
+		next := &State{Doc: *d, Revision: st.Revision + 1, FileDigest: digest, Time: time.Now(), By: "config file [aaa]"}
+		if err := r.save(next); err != nil {
+			return nil, err
+		}
+		cfg.Apply(chk)
+		cfg.Log.Info("running configuration: the config file's [aaa] taken in (an older version read it at each start)",
+			"revision", next.Revision)
 		return r, nil
 	case found:
 		cfg.Log.Warn("the config file's provisioning changed since its last import: imported, replacing the running configuration",
@@ -316,6 +338,8 @@ func keepUndeclared(file, cur *provision.Doc) []string {
 				return !reflect.DeepEqual(file.Push, provision.DefaultPush())
 			case "snmp":
 				return file.SNMP.Listen != "" || len(file.SNMP.Communities)+len(file.SNMP.Users)+len(file.SNMP.Targets) > 0
+			case "aaa":
+				return !reflect.DeepEqual(file.AAA, provision.DefaultAAA())
 			}
 			return false
 		}
@@ -338,5 +362,6 @@ func keepUndeclared(file, cur *provision.Doc) []string {
 	keep("traffic controls", []string{"block", "gap"}, func() { file.Blocks, file.Gaps = cur.Blocks, cur.Gaps })
 	keep("snmp", []string{"snmp"}, func() { file.SNMP = cur.SNMP })
 	keep("cdr push", []string{"billing.push"}, func() { file.Push = cur.Push })
+	keep("aaa", []string{"aaa"}, func() { file.AAA = cur.AAA })
 	return kept
 }

@@ -141,6 +141,16 @@ func TestFileErrorsCarryLine(t *testing.T) {
 		{"[[snmp.community]]\nname = \"public\"\nsources = [\"10.0.0.0/8\"]\n", 2, "snmp.community[0].name"},
 		{"[[snmp.community]]\nname = \"noc-community\"\n", 1, "snmp.community[0].sources"},
 		{"[[snmp.user]]\nname = \"noc\"\nauth = \"MD5\"\nauth_password = \"12345678\"\n", 3, "snmp.user[0].auth"},
+		{"[[aaa.radius]]\nname = \"r1\"\naddress = \"radius.example\"\nsecret = \"0123456789abcdef\"\n", 3, "aaa.radius[0].address"},
+		{"[[aaa.radius]]\nname = \"r1\"\naddress = \"192.0.2.1\"\nsecret = \"testing123\"\n", 4, "at least 16"},
+		{"[[aaa.radius]]\nname = \"r1\"\naddress = \"192.0.2.1\"\n", 1, "aaa.radius[0].secret"},
+		{"[aaa]\naccounting = [\"r9\"]\n[[aaa.radius]]\nname = \"r1\"\naddress = \"192.0.2.1\"\nsecret = \"0123456789abcdef\"\n", 2, "peer is named \"r9\""},
+		{"[[aaa.diameter]]\nname = \"d1\"\naddress = \"192.0.2.1:3868\"\n", 0, "aaa.origin_host"},
+		{"[aaa]\norigin_host = \"ss1.test\"\norigin_realm = \"test\"\ncall_auth = [\"d1\"]\n[[aaa.diameter]]\nname = \"d1\"\naddress = \"192.0.2.1:3868\"\n", 4, "RADIUS only"},
+		{"[[aaa.diameter]]\nname = \"d1\"\naddress = \"192.0.2.1\"\n", 3, "aaa.diameter[0].address"},
+		{"[billing]\nenabled = false\n[aaa]\naccounting = [\"r1\"]\n[[aaa.radius]]\nname = \"r1\"\naddress = \"192.0.2.1\"\nsecret = \"0123456789abcdef\"\n", 4, "needs [billing] enabled"},
+		{"[aaa]\ncredit_control_tx = \"100ms\"\n", 2, "aaa.credit_control_tx"},
+		{"[auth]\nalgorithms = [\"SHA-256\"]\n[aaa]\ncall_auth = [\"r1\"]\n[[aaa.radius]]\nname = \"r1\"\naddress = \"192.0.2.1\"\nsecret = \"0123456789abcdef\"\n", 4, "need MD5"},
 	}
 	for _, c := range cases {
 		path := filepath.Join(t.TempDir(), "bad.toml")
@@ -149,14 +159,18 @@ func TestFileErrorsCarryLine(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: the bootstrap part refused: %v", c.src, err)
 		}
-		err = Check(&cfg.Doc, nil)
+		err = Check(&cfg.Doc, nil, cfg.AAABootstrap())
 		var re *Error
 		if !errors.As(err, &re) {
 			t.Errorf("%q: error %v", c.src, err)
 			continue
 		}
 		err = config.At(path, re.Key, re.Reason)
-		if want := fmt.Sprintf("%s:%d: ", path, c.line); !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), c.want) {
+		want := fmt.Sprintf("%s:%d: ", path, c.line)
+		if c.line == 0 { // a key the file does not write
+			want = path + ": "
+		}
+		if !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: got %q, want %q... mentioning %q", c.src, err, want, c.want)
 		}
 	}
@@ -166,14 +180,7 @@ func TestFileErrorsCarryLine(t *testing.T) {
 // configuration with Telnet on starts without a Telnet address.
 func TestDeclaredSections(t *testing.T) {
 	dir := t.TempDir()
-	parse := func(text string) provision.Doc {
-		t.Helper()
-		cfg, err := config.Parse("f.toml", []byte(text))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cfg.Doc
-	}
+	parse := func(text string) provision.Doc { return parseDoc(t, text) }
 	tables := "[[gateway]]\nname = \"gw1\"\naddress = \"192.0.2.7:5060\"\n"
 	r, _, closeDB := open(t, dir, parse(tables+"[management]\ntelnet = true\n"))
 	if !r.Current().Doc.Management.Telnet {
@@ -234,4 +241,47 @@ func TestReplayRefusedWhereItWouldMislead(t *testing.T) {
 	if len(r.Current().Doc.Subscribers) != 1 || len(r.Current().Doc.Analysis) != 2 {
 		t.Fatalf("after the refused commits: %+v", r.Current().Doc)
 	}
+}
+
+// A store an older version wrote (its [aaa] read from the file at each
+// start, not in the digest) takes the file's [aaa] alone: what was
+// committed since the import stays.
+func TestFileAAATakenAlone(t *testing.T) {
+	dir := t.TempDir()
+	parse := func(text string) provision.Doc { return parseDoc(t, text) }
+	base := "[[subscriber]]\nnumber = \"1001\"\npassword = \"longenough\"\n"
+	r, _, closeDB := open(t, dir, parse(base))
+	if err := r.Update("ops", func(d *provision.Doc) error {
+		d.Subscribers = append(d.Subscribers, provision.Subscriber{Number: "1002", Password: "longenough2"})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	closeDB()
+	withAAA := parse(base + "[[aaa.radius]]\nname = \"r1\"\naddress = \"192.0.2.1\"\nsecret = \"0123456789abcdef\"\n")
+	if !strings.Contains(withAAA.FileDigest, provision.AAADigestMark) {
+		t.Fatalf("digest %q: [aaa] not apart", withAAA.FileDigest)
+	}
+	r, applied, closeDB := open(t, dir, withAAA)
+	d := r.Current().Doc
+	if len(d.Subscribers) != 2 || len(d.AAA.Radius) != 1 || d.AAA.Radius[0].Name != "r1" || len(*applied) != 1 {
+		t.Fatalf("subscribers %d, aaa %+v, applied %d", len(d.Subscribers), d.AAA, len(*applied))
+	}
+	closeDB()
+	// The next start with the same file: nothing imported again.
+	r, _, closeDB = open(t, dir, withAAA)
+	defer closeDB()
+	if got := r.Current(); len(got.Doc.Subscribers) != 2 || got.By == "config file" {
+		t.Fatalf("second start: by %q, subscribers %d", got.By, len(got.Doc.Subscribers))
+	}
+}
+
+// parseDoc is the provisioning of a config file's text.
+func parseDoc(t *testing.T, text string) provision.Doc {
+	t.Helper()
+	cfg, err := config.Parse("f.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Doc
 }

@@ -58,10 +58,11 @@ type Server struct {
 	// StackLog is the SIP stack's rate-limited log (sipgo's records and
 	// ours for unparseable datagrams).
 	StackLog *slog.Logger
-	// SlowRegister: REGISTER may wait on the network (its digest is
-	// checked by a RADIUS server), so it runs on a goroutine of its own,
-	// not on the worker.
-	SlowRegister bool
+	// SlowRegister, when set and true: REGISTER may wait on the network
+	// (its digest is checked by a RADIUS server), so it runs on a
+	// goroutine of its own, not on the worker. Asked at each REGISTER:
+	// the AAA servers change at run time.
+	SlowRegister func() bool
 	// Count, when set, counts the SIP messages received (UDP after
 	// admission, TCP, and the responses sipgo's side socket reads) and
 	// sent on the call path's UDP socket (RFC 4780's statistics).
@@ -204,7 +205,7 @@ func (s *Server) UDPEndpoint() *sipudp.Endpoint {
 				other(req, tx)
 			},
 			Inline: func(req *sip.Request) bool {
-				return inline(req) && !(s.SlowRegister && req.Method == sip.REGISTER)
+				return inline(req) && !(req.Method == sip.REGISTER && s.SlowRegister != nil && s.SlowRegister())
 			},
 			Refuse: s.refuse,
 			Stray: func(r *sip.Response) {

@@ -128,7 +128,7 @@ var kinds = map[events.Kind]struct {
 }{
 	events.GatewayState:      {GatewayDown, Major, "down", []string{"up", "locked"}},
 	events.TrunkRegistration: {TrunkRegLost, Major, "failed", []string{"registered"}},
-	events.AAAServer:         {AAAServerDown, Major, "down", []string{"up"}},
+	events.AAAServer:         {AAAServerDown, Major, "down", []string{"up", "removed"}},
 	events.CDRDelivery:       {CDRDelivery, Major, "failing", []string{"ok"}},
 	events.CDRSpool:          {CDRSpoolFailing, Critical, "failing", []string{"ok"}},
 	events.CDRDisk:           {DiskThreshold, Critical, "high", []string{"ok"}},
