@@ -50,6 +50,7 @@ type aaaGate struct {
 
 	mu       sync.Mutex
 	want     *provision.AAA // the last Set
+	shown    atomic.Pointer[provision.AAA] // the last Set, for show and SNMP without g.mu
 	have     *aaaPlant      // nil until Attach
 	calls    *call.Manager
 	ctx      context.Context // the accounting's (billing's) context
@@ -78,6 +79,7 @@ func (g *aaaGate) Set(a provision.AAA) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.want = &a
+	g.shown.Store(&a)
 	if g.calls != nil {
 		g.applyLocked()
 	}
@@ -94,12 +96,10 @@ func (g *aaaGate) Attach(ctx context.Context, calls *call.Manager, nasIP netip.A
 
 // Current is the [aaa] in force.
 func (g *aaaGate) Current() provision.AAA {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.want == nil {
-		return provision.DefaultAAA()
+	if a := g.shown.Load(); a != nil {
+		return *a
 	}
-	return *g.want
+	return provision.DefaultAAA()
 }
 
 // applyLocked builds the plant of g.want when it differs from the one
