@@ -49,9 +49,9 @@ type aaaGate struct {
 	bill       *billing.Billing
 
 	mu       sync.Mutex
-	want     *provision.AAA // the last Set
+	want     *provision.AAA                // the last Set
 	shown    atomic.Pointer[provision.AAA] // the last Set, for show and SNMP without g.mu
-	have     *aaaPlant      // nil until Attach
+	have     *aaaPlant                     // nil until Attach
 	calls    *call.Manager
 	ctx      context.Context // the accounting's (billing's) context
 	nasIP    netip.Addr
