@@ -69,6 +69,7 @@ type aaaPlant struct {
 	// Digest checkers of REGISTER and INVITE (nil: the local table).
 	register, invite auth.Remote
 	acct             acct.Transport     // nil: no accounting
+	retired          atomic.Bool        // replaced: its clients no longer report
 	stop             context.CancelFunc // the accounting sender's
 	done             chan struct{}      // closed when the sender has returned
 }
@@ -128,6 +129,7 @@ func (g *aaaGate) applyLocked() {
 	g.startAccounting(p)
 	g.have = p
 	if old != nil {
+		old.retired.Store(true)
 		g.announceRemoved(old.cfg, p.cfg)
 		g.retire(old)
 		g.log.Info("AAA servers changed at run time", "radius", len(p.cfg.Radius), "diameter", len(p.cfg.Diameter))
@@ -177,13 +179,13 @@ func (g *aaaGate) build(a provision.AAA) *aaaPlant {
 		return out
 	}
 	if names := a.RegistrationAuth; len(names) > 0 {
-		cl := radiusClient(a, names, false, g.bus, g.log)
+		cl := radiusClient(a, names, false, g.bus, g.log, &p.retired)
 		p.closers = append(p.closers, cl.Close)
 		p.register = &radius.DigestChecker{Client: cl, NAS: radius.NAS{Identifier: g.nas}}
 		g.log.Info("REGISTER digests checked by RADIUS", "servers", names)
 	}
 	if names := a.CallAuth; len(names) > 0 {
-		cl := radiusClient(a, names, false, g.bus, g.log)
+		cl := radiusClient(a, names, false, g.bus, g.log, &p.retired)
 		p.closers = append(p.closers, cl.Close)
 		p.invite = &radius.DigestChecker{Client: cl, NAS: radius.NAS{Identifier: g.nas}}
 		g.log.Info("INVITE digests checked by RADIUS", "servers", names)
@@ -199,7 +201,7 @@ func (g *aaaGate) build(a provision.AAA) *aaaPlant {
 		g.log.Info("subscribers' calls authorised by Diameter credit control", "peers", names,
 			"when_unanswered", a.AuthorizationFailure, "tx", tx.String())
 	} else if len(names) > 0 {
-		cl := radiusClient(a, names, false, g.bus, g.log)
+		cl := radiusClient(a, names, false, g.bus, g.log, &p.retired)
 		p.closers = append(p.closers, cl.Close)
 		p.authz = &radius.CallAuthorizer{Client: cl, NAS: radius.NAS{Identifier: g.nas}}
 		g.log.Info("subscribers' calls authorised by RADIUS", "servers", names, "when_unanswered", a.AuthorizationFailure)
@@ -209,7 +211,7 @@ func (g *aaaGate) build(a provision.AAA) *aaaPlant {
 			p.acct = &acct.Diameter{Client: &diameter.Client{Peers: list(a.Accounting)}, Interval: a.InterimInterval.Duration,
 				ID: diameterID(a)}
 		} else {
-			cl := radiusClient(a, a.Accounting, true, g.bus, g.log)
+			cl := radiusClient(a, a.Accounting, true, g.bus, g.log, &p.retired)
 			p.closers = append(p.closers, cl.Close)
 			p.acct = &acct.RADIUS{Client: cl, NAS: radius.NAS{Identifier: g.nas, IP: g.nasIP}}
 		}
@@ -381,6 +383,8 @@ type pooledPeer struct {
 	peer *diameter.Peer
 	refs int
 	stop context.CancelFunc
+	// stopped: released by its last user, so its goodbye is no "down".
+	stopped atomic.Bool
 }
 
 func (pp *peerPool) acquire(c diameter.Config) *pooledPeer {
@@ -393,7 +397,15 @@ func (pp *peerPool) acquire(c diameter.Config) *pooledPeer {
 		pp.peers = map[string]*pooledPeer{}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	x := &pooledPeer{key: key, peer: diameter.NewPeer(c), refs: 1, stop: cancel}
+	x := &pooledPeer{key: key, refs: 1, stop: cancel}
+	if report := c.OnState; report != nil {
+		c.OnState = func(addr string, open bool) {
+			if !x.stopped.Load() {
+				report(addr, open)
+			}
+		}
+	}
+	x.peer = diameter.NewPeer(c)
 	pp.peers[key] = x
 	pp.wg.Add(1)
 	safe.Go("Diameter peer", func() { defer pp.wg.Done(); x.peer.Run(ctx) }, pp.wg.Done)
@@ -405,6 +417,7 @@ func (pp *peerPool) acquire(c diameter.Config) *pooledPeer {
 func (pp *peerPool) release(x *pooledPeer) {
 	if x.refs--; x.refs == 0 {
 		delete(pp.peers, x.key)
+		x.stopped.Store(true)
 		x.stop()
 	}
 }
@@ -420,7 +433,11 @@ func diameterID(a provision.AAA) diameter.Identity {
 
 // radiusClient is a client of the [[aaa.radius]] servers named, on their
 // accounting or authentication ports, reporting on the bus and the log.
-func radiusClient(a provision.AAA, names []string, accounting bool, bus *events.Bus, log *slog.Logger) *radius.Client {
+//
+// Once retired is true (the client is replaced and finishing what it
+// carries), its servers' states are no longer reported: a removed server
+// raises no alarm.
+func radiusClient(a provision.AAA, names []string, accounting bool, bus *events.Bus, log *slog.Logger, retired *atomic.Bool) *radius.Client {
 	var servers []radius.Server
 	var first provision.RadiusServer
 	for i, name := range names {
@@ -438,6 +455,9 @@ func radiusClient(a provision.AAA, names []string, accounting bool, bus *events.
 	// One client, so one timing: that of the first server named.
 	cl.Timeout, cl.Tries, cl.DeadTime = first.Timeout.Duration, first.Tries, first.DeadTime.Duration
 	cl.OnState = func(addr netip.AddrPort, up bool) {
+		if retired.Load() {
+			return
+		}
 		state := "down"
 		if up {
 			state = "up"

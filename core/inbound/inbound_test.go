@@ -202,3 +202,33 @@ func BenchmarkFixNothingToDo(b *testing.B) {
 		Fix(data, src)
 	}
 }
+
+// A counting listener's connection tells each message written (one per
+// Write) and leaves keep-alive CRLFs out.
+func TestCountingListenerCountsWrites(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var sent []string
+	l := CountingListener(ln, nil, func(b []byte) { sent = append(sent, string(b)) })
+	go func() {
+		c, err := net.Dial("tcp4", ln.Addr().String())
+		if err == nil {
+			io.Copy(io.Discard, c)
+			c.Close()
+		}
+	}()
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := "SIP/2.0 200 OK\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+	c.Write([]byte(msg))
+	c.Write([]byte("\r\n"))
+	c.Close()
+	if len(sent) != 1 || sent[0] != msg {
+		t.Fatalf("counted %q", sent)
+	}
+}

@@ -14,15 +14,16 @@ import (
 // passed on as it is from there on, for the parser to refuse.
 func Listener(l net.Listener) net.Listener { return &listener{Listener: l} }
 
-// CountingListener is Listener that also tells each framed message to
-// count (SIP statistics).
-func CountingListener(l net.Listener, count func([]byte)) net.Listener {
-	return &listener{Listener: l, count: count}
+// CountingListener is Listener that also tells each framed message read
+// to in, and each message written to out (SIP statistics: sipgo writes
+// one message per Write).
+func CountingListener(l net.Listener, in, out func([]byte)) net.Listener {
+	return &listener{Listener: l, count: in, sent: out}
 }
 
 type listener struct {
 	net.Listener
-	count func([]byte)
+	count, sent func([]byte)
 }
 
 func (l *listener) Accept() (net.Conn, error) {
@@ -34,7 +35,7 @@ func (l *listener) Accept() (net.Conn, error) {
 	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		src = ta.AddrPort()
 	}
-	return &conn{Conn: c, src: src, count: l.count}, nil
+	return &conn{Conn: c, src: src, count: l.count, sent: l.sent}, nil
 }
 
 // maxHeader bounds the header part of one message (as sipgo's parser
@@ -44,12 +45,23 @@ const maxHeader = 64 << 10
 type conn struct {
 	net.Conn
 	count   func([]byte) // nil: not counted
+	sent    func([]byte) // nil: not counted
 	src     netip.AddrPort
 	in      []byte // read, not yet framed
 	out     []byte // framed and mended, not yet returned
 	raw     bool   // framing failed: pass everything on as it is
 	readErr error
 	buf     []byte
+}
+
+// Write counts what is written: one message per call (sipgo's
+// WriteMsg); a keep-alive CRLF is not a message.
+func (c *conn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if c.sent != nil && n == len(p) && len(p) > 4 {
+		c.sent(p)
+	}
+	return n, err
 }
 
 func (c *conn) Read(p []byte) (int, error) {
