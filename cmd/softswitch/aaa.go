@@ -57,6 +57,24 @@ type aaaGate struct {
 	nasIP    netip.Addr
 	pool     peerPool
 	retiring sync.WaitGroup
+	active   bool // accounting is sent (the active node of a pair, or alone)
+}
+
+// SetActive starts accounting (the node became the active one of its
+// pair, or is alone) or stops it: a standby sends none. Records wait in
+// the outbox meanwhile.
+func (g *aaaGate) SetActive(on bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.active = on
+	if g.have == nil {
+		return
+	}
+	if on && g.have.stop == nil {
+		g.startAccounting(g.have)
+	} else if !on {
+		g.have.stopAccounting(g.log)
+	}
 }
 
 // aaaPlant is one configuration's running AAA clients.
@@ -222,7 +240,7 @@ func (g *aaaGate) build(a provision.AAA) *aaaPlant {
 // startAccounting sends the CDR writer's accounting outbox to p's
 // accounting servers until p is replaced or billing stops.
 func (g *aaaGate) startAccounting(p *aaaPlant) {
-	if p.acct == nil {
+	if p.acct == nil || !g.active {
 		return
 	}
 	ctx, stop := context.WithCancel(g.ctx)
@@ -251,6 +269,7 @@ func (p *aaaPlant) stopAccounting(log *slog.Logger) {
 		return
 	}
 	p.stop()
+	p.stop = nil
 	select {
 	case <-p.done:
 	case <-time.After(3 * time.Second):
@@ -337,11 +356,13 @@ func (g *aaaGate) Drain(max time.Duration) {
 func (g *aaaGate) Stop() {
 	g.mu.Lock()
 	p := g.have
+	if p != nil {
+		p.stopAccounting(g.log)
+	}
 	g.mu.Unlock()
 	if p == nil {
 		return
 	}
-	p.stopAccounting(g.log)
 	if p.cc != nil && !p.cc.Wait(3*time.Second) {
 		g.log.Warn("credit control: not every session's end was acknowledged within 3 s of the stop")
 	}

@@ -25,6 +25,16 @@ type pushGate struct {
 	applied *provision.Push
 	ctx     context.Context // nil until Attach
 	stop    func()
+	active  bool // the node is the active one (outward)
+}
+
+// SetActive starts the push (the node became the active one of its pair,
+// or is alone) or stops it: a standby exports nothing.
+func (g *pushGate) SetActive(on bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.active = on
+	g.applyLocked()
 }
 
 // Set takes billing_push from a commit.
@@ -45,17 +55,24 @@ func (g *pushGate) Attach(ctx context.Context) {
 }
 
 func (g *pushGate) applyLocked() {
-	if g.ctx == nil || g.applied != nil && reflect.DeepEqual(*g.applied, g.want) {
+	if g.ctx == nil {
+		return
+	}
+	// Files are kept until the target has them only while there is one
+	// (on a standby too: they go once it is active).
+	g.bill.SetKeepUntilDelivered(len(g.want.Servers) > 0)
+	p := g.want
+	if !g.active {
+		p = provision.Push{} // nothing pushed
+	}
+	if g.applied != nil && reflect.DeepEqual(*g.applied, p) {
 		return
 	}
 	if g.stop != nil {
 		g.stop()
 		g.stop = nil
 	}
-	p := g.want
 	g.applied = &p
-	// Files are kept until the target has them only while there is one.
-	g.bill.SetKeepUntilDelivered(len(p.Servers) > 0)
 	if len(p.Servers) == 0 {
 		return
 	}

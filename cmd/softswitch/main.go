@@ -45,6 +45,7 @@ import (
 	"github.com/softswitch/softswitch/core/gate"
 	"github.com/softswitch/softswitch/core/overload"
 	"github.com/softswitch/softswitch/core/registrar"
+	"github.com/softswitch/softswitch/core/replica"
 	"github.com/softswitch/softswitch/core/routing"
 	"github.com/softswitch/softswitch/core/running"
 	"github.com/softswitch/softswitch/core/safe"
@@ -202,9 +203,21 @@ func run(args []string) error {
 		}
 		return err
 	}
-	loc, err := registrar.NewLocation(db, bus)
+	// In a pair the registrar's bindings go through the replication hub,
+	// which streams them to the standby (core/replica).
+	var bindings registrar.BindingStore = db
+	var hub *replica.Hub
+	if cfg.HA.Replicates() {
+		hub = &replica.Hub{Inner: db, Key: []byte(cfg.HA.ReplicationKey), Log: log}
+		bindings = hub
+	}
+	loc, err := registrar.NewLocation(bindings, bus)
 	if err != nil {
 		return fmt.Errorf("loading registrations: %w", err)
+	}
+	var follower *replica.Follower
+	if hub != nil {
+		follower = &replica.Follower{Peer: cfg.HA.Peer, Key: []byte(cfg.HA.ReplicationKey), Apply: loc, Log: log}
 	}
 	router.Loc = loc
 
@@ -303,6 +316,9 @@ func run(args []string) error {
 	defer aaaLive.Stop()
 	ctl := &control.Server{Path: controlPath(cfg.Data.Dir), Log: log}
 	controlCommands(ctl, limiter, admit, bus)
+	if hub != nil {
+		replicationCommand(ctl, hub, follower)
+	}
 	users := cliUsers(conf, cfg.CLI.PasswordCost)
 	takeOldUsers(db, users, log)
 	takeFirstUser(cfg.Data.Dir, conf, log)
@@ -327,13 +343,7 @@ func run(args []string) error {
 	safe.Loop("overload control", ctx.Done(), func() { shed.Run(ctx, probe.Sample) })
 	prober := &gateway.Prober{Set: func() *gateway.Set { return router.Tables().Set },
 		Ping: router.Pinger(srv.Client), Bus: bus, Log: log}
-	// Gateways are probed by the active node only: with [ha] on, the role
-	// keepalived's notify hook records decides (none yet: standby).
-	prober.SetEnabled(!cfg.HA.Enabled)
 	safe.Loop("gateway prober", ctx.Done(), func() { prober.Run(ctx) })
-	if cfg.HA.Enabled {
-		safe.Loop("HA role", ctx.Done(), func() { followRole(ctx, cfg.Data.Dir, prober, bus, log) })
-	}
 	alarms.Notify = func(n alarm.Notice) {
 		log.Info("alarm", "id", n.ID, "type", string(n.Type), "severity", n.Severity.String(), "resource", n.Resource,
 			"text", n.Text, "cleared", n.Clear)
@@ -357,8 +367,30 @@ func run(args []string) error {
 		return err
 	}
 	safe.Go("alarms", func() { alarms.Run(ctx.Done()) }) // after Notify is set for good
-	regs.Start(ctx, router.Tables().Set.Registrations())
 	defer regs.Stop()
+	// What speaks to the outside runs on the active node only: with [ha]
+	// on, the role keepalived's notify hook records decides (none yet:
+	// standby); a node alone is active.
+	if hub != nil {
+		ln, err := net.Listen("tcp", cfg.HA.ReplicationListen)
+		if err != nil {
+			return fmt.Errorf("ha.replication_listen: %w", err)
+		}
+		safe.Go("replication hub", func() { hub.Serve(ctx, ln) })
+		safe.Loop("replication follower", ctx.Done(), func() { follower.Run(ctx) })
+		log.Info("replication", "listen", cfg.HA.ReplicationListen, "peer", cfg.HA.Peer)
+	}
+	out := outward{prober: prober, aaa: aaaLive, hub: hub, follower: follower,
+		regs: &regGate{ctx: ctx, regs: regs, specs: func() []gateway.RegistrationSpec { return router.Tables().Set.Registrations() }}}
+	if bill != nil {
+		out.push = pushing
+	}
+	if cfg.HA.Enabled {
+		out.setActive(false)
+		safe.Loop("HA role", ctx.Done(), func() { followRole(ctx, cfg.Data.Dir, out, bus, log) })
+	} else {
+		out.setActive(true)
+	}
 	served := make(chan error, 1)
 	safe.Go("SIP server", func() { served <- srv.Serve(ctx) }, func() { served <- errors.New("SIP server failed") })
 	log.Info("softswitch ready", "sip", bound, "advertise", net.JoinHostPort(host, strconv.Itoa(port)),
@@ -371,7 +403,7 @@ func run(args []string) error {
 			return err
 		case s := <-sigs:
 			if s == syscall.SIGHUP {
-				src.reload(*cfgPath, func() { regs.Start(ctx, router.Tables().Set.Registrations()) })
+				src.reload(*cfgPath, out.regs.Reload)
 				continue
 			}
 			log.Info("shutting down", "signal", s.String(), "active_calls", srv.Calls.Active())
@@ -480,27 +512,6 @@ func logProtection(log *slog.Logger, e *events.Event) {
 			log.Warn("overload: refusing new calls (503)", "cause", e.Cause, "percent", e.Level)
 		} else {
 			log.Info("overload ended: new calls accepted again")
-		}
-	}
-}
-
-// followRole turns gateway probing on when this node is the active one.
-func followRole(ctx context.Context, dataDir string, p *gateway.Prober, bus *events.Bus, log *slog.Logger) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	last := "none"
-	for {
-		role := ha.ReadRole(dataDir)
-		if role != last {
-			p.SetEnabled(role == ha.RoleMaster)
-			log.Info("HA role", "role", role, "probing", role == ha.RoleMaster)
-			last = role
-			bus.Publish(&events.Event{Kind: events.HARole, State: role})
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
 		}
 	}
 }

@@ -224,7 +224,16 @@ type HA struct {
 	CheckFailures  int      `toml:"check_failures"`  // failed checks in a row before this node gives the address up
 	CheckTimeout   Duration `toml:"check_timeout"`   // how long one check waits for the 200
 	ScriptUser     string   `toml:"script_user"`     // the user keepalived runs the check and notify hooks as
+	// State replication over the HA link (docs/ha.md): where this node
+	// listens for its peer, the peer's address, and the shared key that
+	// authenticates and encrypts the stream (no default; never logged).
+	ReplicationListen string `toml:"replication_listen"`
+	Peer              string `toml:"peer"`
+	ReplicationKey    string `toml:"replication_key"`
 }
+
+// Replicates tells whether the pair replicates its state.
+func (h HA) Replicates() bool { return h.Enabled && h.Peer != "" }
 
 // Subscriber is provision.Subscriber (plain data, shared with the config file and the CLI).
 type Subscriber = provision.Subscriber
@@ -557,6 +566,17 @@ func (c *Config) Validate() error {
 		}
 		if h.ScriptUser == "" || strings.ContainsAny(h.ScriptUser, " \t\"") {
 			return invalid("ha.script_user", "name the user keepalived runs `softswitch check` and the notify hook as (default softswitch)")
+		}
+		if h.Peer != "" || h.ReplicationListen != "" || h.ReplicationKey != "" {
+			if _, err := netip.ParseAddrPort(h.ReplicationListen); err != nil {
+				return invalid("ha.replication_listen", "%q is not IP:port (this node's address on the HA link)", h.ReplicationListen)
+			}
+			if _, err := netip.ParseAddrPort(h.Peer); err != nil {
+				return invalid("ha.peer", "%q is not IP:port (the other node's replication_listen)", h.Peer)
+			}
+			if len(h.ReplicationKey) < 32 {
+				return invalid("ha.replication_key", "must be at least 32 characters, the same on both nodes (there is no default)")
+			}
 		}
 		for i, p := range h.UnicastPeers {
 			if _, err := netip.ParseAddr(p); err != nil {

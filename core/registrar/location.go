@@ -139,3 +139,32 @@ func (l *Location) Purge(now time.Time) {
 		}
 	}
 }
+
+// Replace sets the bindings of aor as the active node of the pair has
+// them (core/replica, on the standby): stored and published like a
+// registration.
+func (l *Location) Replace(aor string, bs []store.Binding) {
+	l.Update(aor, func([]store.Binding) ([]store.Binding, int) { return bs, 0 })
+}
+
+// ReplaceAll makes the table m (the active node's snapshot): AORs m does
+// not have are removed.
+func (l *Location) ReplaceAll(m map[string][]store.Binding) {
+	var gone []string
+	for i := range l.sh {
+		s := &l.sh[i]
+		s.mu.RLock()
+		for aor := range s.m {
+			if _, ok := m[aor]; !ok {
+				gone = append(gone, aor)
+			}
+		}
+		s.mu.RUnlock()
+	}
+	for _, aor := range gone {
+		l.Replace(aor, nil)
+	}
+	for aor, bs := range m {
+		l.Replace(aor, bs)
+	}
+}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/softswitch/softswitch/appliance/ha"
+	"github.com/softswitch/softswitch/core/events"
+	"github.com/softswitch/softswitch/core/replica"
+	"github.com/softswitch/softswitch/interwork/gateway"
+	"github.com/softswitch/softswitch/interwork/trunkreg"
+	"github.com/softswitch/softswitch/oam/control"
+)
+
+// Outward is what only the active node of a pair does, because it speaks
+// to the outside under the pair's name (docs/ha.md): gateway probing,
+// trunk registrations, the CDR push and accounting. A standby sends none
+// of it, so that no peer sees two switches; a node alone is active.
+type outward struct {
+	prober *gateway.Prober
+	regs   *regGate
+	push   *pushGate
+	aaa    *aaaGate
+	// The pair's own link (core/replica; nil without replication): the
+	// active node streams its state, the standby follows it.
+	hub      *replica.Hub
+	follower *replica.Follower
+}
+
+// setActive turns the outward parts on (the node became the active one)
+// or off.
+func (o outward) setActive(on bool) {
+	o.prober.SetEnabled(on)
+	o.regs.SetActive(on)
+	if o.push != nil {
+		o.push.SetActive(on)
+	}
+	o.aaa.SetActive(on)
+	if o.hub != nil {
+		o.hub.SetActive(on)
+		o.follower.SetFollowing(!on)
+	}
+}
+
+// replicationCommand answers `softswitch replication` on the control
+// socket: the state of the pair's link.
+func replicationCommand(ctl *control.Server, hub *replica.Hub, f *replica.Follower) {
+	ctl.Handle("replication", "the state replication between the nodes of the pair", func([]string) (string, error) {
+		inStep, applied, last := f.Status()
+		heard := "never"
+		if !last.IsZero() {
+			heard = fmt.Sprintf("%.1fs ago", time.Since(last).Seconds())
+		}
+		return fmt.Sprintf("standbys following this node  %d\nin step with the active node  %v\nchanges applied               %d\nlast heard from the active    %s\n",
+			hub.Standbys(), inStep, applied, heard), nil
+	})
+}
+
+// followRole follows the role keepalived's notify hook records (read
+// each second): MASTER is active, any other role (none yet, BACKUP,
+// FAULT, STOP) standby.
+func followRole(ctx context.Context, dataDir string, o outward, bus *events.Bus, log *slog.Logger) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	last := "none"
+	for {
+		role := ha.ReadRole(dataDir)
+		if role != last {
+			active := role == ha.RoleMaster
+			o.setActive(active)
+			log.Info("HA role", "role", role, "active", active)
+			last = role
+			bus.Publish(&events.Event{Kind: events.HARole, State: role})
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// regGate runs the trunk registrations on the active node only.
+type regGate struct {
+	ctx   context.Context
+	regs  *trunkreg.Registrar
+	specs func() []gateway.RegistrationSpec // the registrations in force
+
+	mu     sync.Mutex
+	active bool
+}
+
+// SetActive starts the registrations (the node became active) or stops
+// them, leaving the bindings to expire: never an unregistration, which
+// would remove the binding the other node of the pair, under the same
+// Contact, has just made.
+func (g *regGate) SetActive(on bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if on == g.active {
+		return
+	}
+	g.active = on
+	if on {
+		g.regs.Start(g.ctx, g.specs())
+	} else {
+		g.regs.Stop()
+	}
+}
+
+// Reload starts the registrations again with the specs in force (SIGHUP),
+// on the active node.
+func (g *regGate) Reload() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.active {
+		g.regs.Start(g.ctx, g.specs())
+	}
+}

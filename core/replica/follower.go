@@ -1,0 +1,163 @@
+package replica
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/softswitch/softswitch/core/store"
+)
+
+// Applier takes the active node's state on the standby (core/registrar's
+// Location).
+type Applier interface {
+	// ReplaceAll makes the bindings those of m (a snapshot): AORs not in
+	// it are removed.
+	ReplaceAll(m map[string][]store.Binding)
+	// Replace sets one AOR's bindings (none: removed).
+	Replace(aor string, bs []store.Binding)
+}
+
+// Follower is the standby's side: while following, it connects to the
+// active node (Peer), takes its snapshot, then applies each change as it
+// comes. A link silent for 5 s (the active pings each second) is dropped
+// and dialled again every second.
+type Follower struct {
+	Peer  string // the other node's replication address, IP:port
+	Key   []byte
+	Apply Applier
+	Log   *slog.Logger
+
+	mu        sync.Mutex
+	following bool
+	cancel    context.CancelFunc // the connection in progress
+	wake      chan struct{}
+
+	inStep  atomic.Bool  // a snapshot was applied on the connection in progress
+	applied atomic.Int64 // changes applied since the start
+	last    atomic.Int64 // when the last frame came (unix nanoseconds)
+}
+
+// SetFollowing starts following (this node is a standby) or stops (it
+// became the active one: what it has is what it serves).
+func (f *Follower) SetFollowing(on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.following = on
+	if !on && f.cancel != nil {
+		f.cancel()
+	}
+	if f.wake == nil {
+		f.wake = make(chan struct{}, 1)
+	}
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Status says whether the standby is in step with the active node, how
+// many changes it applied, and when it last heard from it.
+func (f *Follower) Status() (inStep bool, applied int64, last time.Time) {
+	if ns := f.last.Load(); ns > 0 {
+		last = time.Unix(0, ns)
+	}
+	return f.inStep.Load(), f.applied.Load(), last
+}
+
+// Run follows until ctx ends.
+func (f *Follower) Run(ctx context.Context) {
+	f.mu.Lock()
+	if f.wake == nil {
+		f.wake = make(chan struct{}, 1)
+	}
+	wake := f.wake
+	f.mu.Unlock()
+	var lastErr string
+	for ctx.Err() == nil {
+		f.mu.Lock()
+		following := f.following
+		var cctx context.Context
+		if following {
+			cctx, f.cancel = context.WithCancel(ctx)
+		}
+		f.mu.Unlock()
+		if following {
+			err := f.follow(cctx)
+			f.inStep.Store(false)
+			if err != nil && err.Error() != lastErr && ctx.Err() == nil {
+				f.Log.Warn("replication: not following the active node", "peer", f.Peer, "err", err)
+				lastErr = err.Error()
+			}
+		}
+		t := time.NewTimer(time.Second)
+		select {
+		case <-ctx.Done():
+		case <-wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+func (f *Follower) follow(ctx context.Context) error {
+	d := net.Dialer{Timeout: 3 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", f.Peer)
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	defer conn.Close()
+	ch, err := Handshake(conn, f.Key, true)
+	if err != nil {
+		return err
+	}
+	var snap map[string][]store.Binding
+	for {
+		ch.SetDeadline(time.Now().Add(5 * time.Second))
+		b, err := ch.Recv()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		f.last.Store(time.Now().UnixNano())
+		var m message
+		if err := json.Unmarshal(b, &m); err != nil {
+			return fmt.Errorf("a message that does not decode: %w", err)
+		}
+		switch m.Kind {
+		case kindSnapBegin:
+			snap = map[string][]store.Binding{}
+		case kindSnapPart:
+			if snap == nil {
+				return fmt.Errorf("a snapshot part out of a snapshot")
+			}
+			for aor, bs := range m.Part {
+				snap[aor] = bs
+			}
+		case kindSnapEnd:
+			if snap == nil {
+				return fmt.Errorf("a snapshot end out of a snapshot")
+			}
+			f.Apply.ReplaceAll(snap)
+			f.Log.Info("replication: in step with the active node", "peer", f.Peer, "aors", len(snap))
+			snap = nil
+			f.inStep.Store(true)
+		case kindBindings:
+			f.Apply.Replace(m.AOR, m.Bindings)
+			f.applied.Add(1)
+		case kindPing:
+		default:
+			// A newer active's kind: skipped, so that a pair can be
+			// upgraded one node at a time.
+		}
+	}
+}

@@ -1,0 +1,219 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/softswitch/softswitch/core/registrar"
+	"github.com/softswitch/softswitch/core/safe"
+	"github.com/softswitch/softswitch/core/store"
+)
+
+// Hub is the active node's side. It stands between the registrar and the
+// store (it is the registrar's BindingStore): every change is stored and
+// also queued for the standby connected, after a snapshot of what it
+// keeps (a copy of every AOR's bindings, so that a snapshot and the
+// changes after it are cut at one point, under one lock).
+type Hub struct {
+	Inner registrar.BindingStore // where the bindings are kept on this node (core/store)
+	Key   []byte
+	Log   *slog.Logger
+
+	mu       sync.Mutex
+	bindings map[string][]store.Binding
+	sessions map[*session]struct{}
+	active   bool
+	sent     atomic.Uint64 // changes queued to standbys since the start
+}
+
+// queueLen bounds the changes waiting for one standby: beyond it the
+// standby is dropped and takes a new snapshot when it reconnects (memory
+// stays bounded whatever the link does).
+const queueLen = 1 << 16
+
+type session struct {
+	q      chan []byte
+	broken chan struct{} // closed when the queue overflowed or the role changed
+	once   sync.Once
+}
+
+func (s *session) drop() { s.once.Do(func() { close(s.broken) }) }
+
+// SaveBindings implements the registrar's BindingStore: stored, and
+// queued for the standby. Called under the registrar's lock of aor, so
+// the changes of one AOR are queued in order; it never blocks.
+func (h *Hub) SaveBindings(aor string, bs []store.Binding) {
+	h.Inner.SaveBindings(aor, bs)
+	cp := append([]store.Binding(nil), bs...)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.bindings == nil {
+		h.bindings = map[string][]store.Binding{}
+	}
+	if len(cp) == 0 {
+		delete(h.bindings, aor)
+	} else {
+		h.bindings[aor] = cp
+	}
+	if len(h.sessions) == 0 {
+		return
+	}
+	b := encode(&message{Kind: kindBindings, AOR: aor, Bindings: cp})
+	for s := range h.sessions {
+		select {
+		case s.q <- b:
+			h.sent.Add(1)
+		default:
+			s.drop()
+		}
+	}
+}
+
+// Bindings implements the registrar's BindingStore (at start): the
+// stored bindings, which the hub keeps a copy of.
+func (h *Hub) Bindings() ([]store.Binding, error) {
+	all, err := h.Inner.Bindings()
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.bindings = map[string][]store.Binding{}
+	for _, b := range all {
+		h.bindings[b.AOR] = append(h.bindings[b.AOR], b)
+	}
+	return all, nil
+}
+
+// SetActive lets standbys connect (this node became the active one) or
+// drops them.
+func (h *Hub) SetActive(on bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.active = on
+	if !on {
+		for s := range h.sessions {
+			s.drop()
+		}
+	}
+}
+
+// Standbys is how many standbys are connected now.
+func (h *Hub) Standbys() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.sessions)
+}
+
+// Serve accepts standbys on ln until ctx ends.
+func (h *Hub) Serve(ctx context.Context, ln net.Listener) {
+	safe.Go("replication listener stop", func() { <-ctx.Done(); ln.Close() })
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		safe.Go("replication session", func() { h.serveConn(ctx, conn) }, func() { conn.Close() })
+	}
+}
+
+func (h *Hub) serveConn(ctx context.Context, conn net.Conn) {
+	defer conn.Close()
+	h.mu.Lock()
+	active := h.active
+	h.mu.Unlock()
+	if !active {
+		return // a standby streams nothing: the peer tries again
+	}
+	ch, err := Handshake(conn, h.Key, false)
+	if err != nil {
+		h.Log.Warn("replication: a connection refused", "from", conn.RemoteAddr().String(), "err", err)
+		return
+	}
+	// The cut: the copy and the queue under one lock, so the snapshot and
+	// the changes after it miss nothing and repeat nothing.
+	s := &session{q: make(chan []byte, queueLen), broken: make(chan struct{})}
+	h.mu.Lock()
+	if !h.active {
+		h.mu.Unlock()
+		return
+	}
+	snap := make(map[string][]store.Binding, len(h.bindings))
+	for aor, bs := range h.bindings {
+		snap[aor] = bs // never changed in place: replaced whole
+	}
+	if h.sessions == nil {
+		h.sessions = map[*session]struct{}{}
+	}
+	h.sessions[s] = struct{}{}
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		delete(h.sessions, s)
+		h.mu.Unlock()
+	}()
+	h.Log.Info("replication: a standby connected; sending the snapshot", "from", conn.RemoteAddr().String(), "aors", len(snap))
+	if err := sendSnapshot(ch, snap); err != nil {
+		h.Log.Warn("replication: the standby went away during the snapshot", "err", err)
+		return
+	}
+	ping := time.NewTicker(time.Second)
+	defer ping.Stop()
+	for {
+		var b []byte
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.broken:
+			h.Log.Warn("replication: the standby is dropped (its queue is full, or this node is no longer active); it takes a new snapshot when it reconnects")
+			return
+		case b = <-s.q:
+		case <-ping.C:
+			b = encode(&message{Kind: kindPing})
+		}
+		ch.SetDeadline(time.Now().Add(5 * time.Second))
+		if err := ch.Send(b); err != nil {
+			h.Log.Warn("replication: the standby went away", "err", err)
+			return
+		}
+	}
+}
+
+// sendSnapshot sends snap in parts of at most partAORs AORs.
+func sendSnapshot(ch *Channel, snap map[string][]store.Binding) error {
+	const partAORs = 2000
+	ch.SetDeadline(time.Now().Add(time.Minute))
+	if err := ch.Send(encode(&message{Kind: kindSnapBegin})); err != nil {
+		return err
+	}
+	part := map[string][]store.Binding{}
+	flush := func() error {
+		if len(part) == 0 {
+			return nil
+		}
+		err := ch.Send(encode(&message{Kind: kindSnapPart, Part: part}))
+		part = map[string][]store.Binding{}
+		return err
+	}
+	for aor, bs := range snap {
+		part[aor] = bs
+		if len(part) == partAORs {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	return ch.Send(encode(&message{Kind: kindSnapEnd}))
+}

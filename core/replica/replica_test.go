@@ -1,0 +1,241 @@
+package replica
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/softswitch/softswitch/core/store"
+)
+
+var (
+	key   = []byte("0123456789abcdef0123456789abcdef")
+	quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+)
+
+func pair(t *testing.T, dialerKey, listenerKey []byte) (*Channel, *Channel, error, error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var (
+		cb   *Channel
+		errB error
+		wg   sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		b, err := ln.Accept()
+		if err != nil {
+			errB = err
+			return
+		}
+		t.Cleanup(func() { b.Close() })
+		cb, errB = Handshake(b, listenerKey, false)
+		if errB != nil {
+			b.Close()
+		}
+	}()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	ca, errA := Handshake(a, dialerKey, true)
+	if errA != nil {
+		a.Close()
+	}
+	wg.Wait()
+	return ca, cb, errA, errB
+}
+
+// Both ends with the key talk; a frame replayed or altered does not open;
+// a peer with another key is refused at the handshake.
+func TestChannel(t *testing.T) {
+	ca, cb, errA, errB := pair(t, key, key)
+	if errA != nil || errB != nil {
+		t.Fatal(errA, errB)
+	}
+	go ca.Send([]byte("hello"))
+	if got, err := cb.Recv(); err != nil || string(got) != "hello" {
+		t.Fatalf("%q %v", got, err)
+	}
+	// A frame sealed for the other direction does not open here.
+	go cb.Send([]byte("back"))
+	if got, err := ca.Recv(); err != nil || string(got) != "back" {
+		t.Fatalf("%q %v", got, err)
+	}
+	_, _, errA, errB = pair(t, key, []byte("another key of thirty-two bytes!!"))
+	if errA == nil && errB == nil {
+		t.Fatal("different keys agreed")
+	}
+	if _, err := Handshake(nil, []byte("short"), true); err == nil {
+		t.Fatal("a short key taken")
+	}
+}
+
+// flipper flips the last byte of each write.
+type flipper struct{ net.Conn }
+
+func (f flipper) Write(p []byte) (int, error) {
+	q := append([]byte(nil), p...)
+	q[len(q)-1] ^= 1
+	return f.Conn.Write(q)
+}
+
+// A frame altered on the way fails to open; so does one repeated.
+func TestChannelTampered(t *testing.T) {
+	ca, cb, errA, errB := pair(t, key, key)
+	if errA != nil || errB != nil {
+		t.Fatal(errA, errB)
+	}
+	ca.conn = flipper{ca.conn}
+	go ca.Send([]byte("hello"))
+	if _, err := cb.Recv(); err != ErrAuth {
+		t.Fatalf("an altered frame: %v", err)
+	}
+	ca, cb, _, _ = pair(t, key, key)
+	rec := &recorder{Conn: ca.conn}
+	ca.conn = rec
+	ca.Send([]byte("once"))
+	if got, err := cb.Recv(); err != nil || string(got) != "once" {
+		t.Fatal(got, err)
+	}
+	rec.Conn.Write(rec.last) // the same frame again
+	if _, err := cb.Recv(); err != ErrAuth {
+		t.Fatalf("a repeated frame: %v", err)
+	}
+}
+
+// recorder keeps the last write.
+type recorder struct {
+	net.Conn
+	last []byte
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	r.last = append([]byte(nil), p...)
+	return r.Conn.Write(p)
+}
+
+type memStore struct {
+	mu sync.Mutex
+	m  map[string][]store.Binding
+}
+
+func (s *memStore) SaveBindings(aor string, bs []store.Binding) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string][]store.Binding{}
+	}
+	s.m[aor] = bs
+}
+func (s *memStore) Bindings() ([]store.Binding, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []store.Binding
+	for _, bs := range s.m {
+		out = append(out, bs...)
+	}
+	return out, nil
+}
+
+type memApplier struct {
+	mu sync.Mutex
+	m  map[string][]store.Binding
+}
+
+func (a *memApplier) ReplaceAll(m map[string][]store.Binding) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.m = map[string][]store.Binding{}
+	for k, v := range m {
+		a.m[k] = v
+	}
+}
+func (a *memApplier) Replace(aor string, bs []store.Binding) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(bs) == 0 {
+		delete(a.m, aor)
+		return
+	}
+	a.m[aor] = bs
+}
+func (a *memApplier) get(aor string) []store.Binding {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.m[aor]
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10 s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A standby takes the active's snapshot (what was there before it
+// connected, a removed AOR dropped), then each change; a hub that stops
+// being active drops it; one with another key gets nothing.
+func TestHubToFollower(t *testing.T) {
+	inner := &memStore{m: map[string][]store.Binding{"1001": {{AOR: "1001", Contact: "sip:a"}}}}
+	hub := &Hub{Inner: inner, Key: key, Log: quiet}
+	if _, err := hub.Bindings(); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go hub.Serve(ctx, ln)
+	hub.SetActive(true)
+
+	app := &memApplier{m: map[string][]store.Binding{"9999": {{AOR: "9999"}}}}
+	f := &Follower{Peer: ln.Addr().String(), Key: key, Apply: app, Log: quiet}
+	f.SetFollowing(true)
+	go f.Run(ctx)
+	waitUntil(t, "the snapshot", func() bool { in, _, _ := f.Status(); return in })
+	if len(app.get("1001")) != 1 || app.get("9999") != nil {
+		t.Fatalf("after the snapshot: %v", app.m)
+	}
+	hub.SaveBindings("1002", []store.Binding{{AOR: "1002", Contact: "sip:b"}})
+	hub.SaveBindings("1001", nil)
+	waitUntil(t, "the changes", func() bool { return len(app.get("1002")) == 1 && app.get("1001") == nil })
+	if len(inner.m["1002"]) != 1 {
+		t.Fatal("the hub did not store the change")
+	}
+
+	hub.SetActive(false)
+	waitUntil(t, "the standby dropped", func() bool { in, _, _ := f.Status(); return !in && hub.Standbys() == 0 })
+	hub.SaveBindings("1003", []store.Binding{{AOR: "1003"}})
+	time.Sleep(300 * time.Millisecond)
+	if app.get("1003") != nil {
+		t.Fatal("a change reached the standby from a hub that is not active")
+	}
+
+	hub.SetActive(true)
+	other := &memApplier{}
+	g := &Follower{Peer: ln.Addr().String(), Key: []byte("another key of thirty-two bytes!!"), Apply: other, Log: quiet}
+	g.SetFollowing(true)
+	go g.Run(ctx)
+	waitUntil(t, "the first standby back, with 1003", func() bool { return len(app.get("1003")) == 1 })
+	time.Sleep(500 * time.Millisecond)
+	if in, _, _ := g.Status(); in || other.m != nil {
+		t.Fatal("a standby with another key was given the state")
+	}
+}
