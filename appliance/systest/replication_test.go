@@ -2,6 +2,8 @@ package systest
 
 import (
 	"fmt"
+	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -24,12 +26,15 @@ func pairConfigs(t *testing.T, key string) (a, b ssConfig) {
 // TestRegistrationsSurviveFailover: the standby follows the active node
 // over the replication link; a subscriber registered at the active node
 // is called through the standby after the active is killed (SIGKILL) and
-// the standby made MASTER, without registering again. A node with another
-// replication key is given nothing.
+// the standby made MASTER, without registering again, by a subscriber
+// added on the active node's command line; the standby refuses commits
+// of its own. A node with another replication key is given nothing.
 func TestRegistrationsSurviveFailover(t *testing.T) {
 	t.Parallel()
 	const key = "pair-replication-key-0123456789abcdef"
 	ca, cb := pairConfigs(t, key)
+	pc := freePort(t)
+	ca.Extra += fmt.Sprintf("[cli]\nssh_listen = \"127.0.0.1:%d\"\npassword_cost = 10\n\n", pc)
 	a, b := startServer(t, ca), startServer(t, cb)
 	setRole(t, a, "MASTER")
 	setRole(t, b, "BACKUP")
@@ -37,6 +42,38 @@ func TestRegistrationsSurviveFailover(t *testing.T) {
 		return regexpMatch(`in step with the active node\s+true`, softswitchCmd(t, srv, "replication"))
 	}
 	waitFor(t, 10*time.Second, "the standby in step", func() bool { return inStep(b) })
+
+	// Commits on the active node reach the standby; the standby's own are
+	// refused.
+	addCLIUser(t, a, "ops", "admin", "ops-secret-1234")
+	if out, err := expectSSH(t, pc, "ops", "ops-secret-1234", `
+expect "# "
+send "configure\r"
+expect "(config)# "
+send "subscriber 1003 password secret-1003-pw\r"
+expect "(config)# "
+send "commit\r"
+expect "committed"
+send "end\r"
+expect "# "
+send "exit\r"
+expect eof
+`); err != nil {
+		t.Fatalf("configuring on the active node: %v\n%s", err, out)
+	}
+	revision := func(srv *server) string {
+		m := regexp.MustCompile(`revision (\d+)`).FindStringSubmatch(softswitchCmd(t, srv, "replication"))
+		if m == nil {
+			t.Fatal("no revision in softswitch replication")
+		}
+		return m[1]
+	}
+	waitFor(t, 10*time.Second, "the standby at the active's revision", func() bool { return revision(a) == revision(b) })
+	cmd := exec.Command(softswitchBin, "cli-user", "--data-dir", b.DataDir, "add", "other", "admin")
+	cmd.Stdin = strings.NewReader("other-secret-1234\n")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "standby") {
+		t.Errorf("a commit on the standby: %v\n%s", err, out)
+	}
 
 	callee := startUAS(t, "callee-1002", "uas_answer.xml", sippOpts{Keys: map[string]string{"user": "1002"}})
 	registerContact(t, a, "1002", "secret1002", callee.Port)
@@ -47,7 +84,9 @@ func TestRegistrationsSurviveFailover(t *testing.T) {
 	a.kill()
 	setRole(t, b, "MASTER")
 	time.Sleep(1500 * time.Millisecond) // the role is read each second
-	r := runSipp(t, callOpts(b, "caller-1001-after-failover", "uac_call_bye.xml", "1002"))
+	o := callOpts(b, "caller-1003-after-failover", "uac_call_bye.xml", "1002")
+	o.AuthUser, o.AuthPass, o.Keys["caller"] = "1003", "secret-1003-pw", "1003"
+	r := runSipp(t, o)
 	callee.wait().requireOK(t)
 	r.expectOK(t)
 

@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -182,11 +183,20 @@ func run(args []string) error {
 	router.Resolver = &resolve.Resolver{Servers: dnsServers}
 	// The running configuration (core/running): the stored one, or the
 	// file's provisioning on the first start and after the file changed.
+	// In a pair the registrar's bindings and the running configuration go
+	// through the replication hub, which streams them to the standby
+	// (core/replica).
+	var hub *replica.Hub
+	var onSave func(*running.State)
+	if cfg.HA.Replicates() {
+		hub = &replica.Hub{Inner: db, Key: []byte(cfg.HA.ReplicationKey), Log: log}
+		onSave = func(st *running.State) { hub.SetConfig(encodeState(st)) }
+	}
 	telnet := &telnetGate{log: log}
 	snmpLive := &snmpGate{log: log}
 	pushing := &pushGate{log: log, bill: bill}
 	conf, err := running.Open(running.Config{DB: db, Realm: cfg.SIP.Realm, Registrations: cfg.Registrations,
-		PasswordCost: cfg.CLI.PasswordCost, TelnetListen: cfg.CLI.TelnetListen, AAA: cfg.AAABootstrap(), Prev: router.Tables, Log: log,
+		PasswordCost: cfg.CLI.PasswordCost, TelnetListen: cfg.CLI.TelnetListen, AAA: cfg.AAABootstrap(), Prev: router.Tables, Log: log, OnSave: onSave,
 		Apply: func(chk *running.Checked) {
 			applyRunning(chk, subs, authn, router, bill, bus, log)
 			telnet.Set(chk.Doc.Management.Telnet)
@@ -203,12 +213,8 @@ func run(args []string) error {
 		}
 		return err
 	}
-	// In a pair the registrar's bindings go through the replication hub,
-	// which streams them to the standby (core/replica).
 	var bindings registrar.BindingStore = db
-	var hub *replica.Hub
-	if cfg.HA.Replicates() {
-		hub = &replica.Hub{Inner: db, Key: []byte(cfg.HA.ReplicationKey), Log: log}
+	if hub != nil {
 		bindings = hub
 	}
 	loc, err := registrar.NewLocation(bindings, bus)
@@ -217,7 +223,15 @@ func run(args []string) error {
 	}
 	var follower *replica.Follower
 	if hub != nil {
-		follower = &replica.Follower{Peer: cfg.HA.Peer, Key: []byte(cfg.HA.ReplicationKey), Apply: loc, Log: log}
+		hub.SetConfig(encodeState(conf.Current()))
+		follower = &replica.Follower{Peer: cfg.HA.Peer, Key: []byte(cfg.HA.ReplicationKey), Apply: loc, Log: log,
+			Config: func(b []byte) error {
+				var st running.State
+				if err := json.Unmarshal(b, &st); err != nil {
+					return err
+				}
+				return conf.Adopt(st)
+			}}
 	}
 	router.Loc = loc
 
@@ -317,7 +331,7 @@ func run(args []string) error {
 	ctl := &control.Server{Path: controlPath(cfg.Data.Dir), Log: log}
 	controlCommands(ctl, limiter, admit, bus)
 	if hub != nil {
-		replicationCommand(ctl, hub, follower)
+		replicationCommand(ctl, hub, follower, conf)
 	}
 	users := cliUsers(conf, cfg.CLI.PasswordCost)
 	takeOldUsers(db, users, log)
@@ -380,7 +394,7 @@ func run(args []string) error {
 		safe.Loop("replication follower", ctx.Done(), func() { follower.Run(ctx) })
 		log.Info("replication", "listen", cfg.HA.ReplicationListen, "peer", cfg.HA.Peer)
 	}
-	out := outward{prober: prober, aaa: aaaLive, hub: hub, follower: follower,
+	out := outward{prober: prober, aaa: aaaLive, hub: hub, follower: follower, running: conf,
 		regs: &regGate{ctx: ctx, regs: regs, specs: func() []gateway.RegistrationSpec { return router.Tables().Set.Registrations() }}}
 	if bill != nil {
 		out.push = pushing
@@ -621,4 +635,13 @@ func pushTLS(p config.Push) (*tls.Config, error) {
 		}
 	}
 	return tc, nil
+}
+
+// encodeState is st as the replication link carries it.
+func encodeState(st *running.State) []byte {
+	b, err := json.Marshal(st)
+	if err != nil {
+		panic(err) // plain data: cannot fail
+	}
+	return b
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/softswitch/softswitch/appliance/ha"
 	"github.com/softswitch/softswitch/core/events"
 	"github.com/softswitch/softswitch/core/replica"
+	"github.com/softswitch/softswitch/core/running"
 	"github.com/softswitch/softswitch/interwork/gateway"
 	"github.com/softswitch/softswitch/interwork/trunkreg"
 	"github.com/softswitch/softswitch/oam/control"
@@ -28,6 +29,7 @@ type outward struct {
 	// active node streams its state, the standby follows it.
 	hub      *replica.Hub
 	follower *replica.Follower
+	running  *running.Running // refuses commits while this node follows
 }
 
 // setActive turns the outward parts on (the node became the active one)
@@ -42,20 +44,22 @@ func (o outward) setActive(on bool) {
 	if o.hub != nil {
 		o.hub.SetActive(on)
 		o.follower.SetFollowing(!on)
+		o.running.SetStandby(!on)
 	}
 }
 
 // replicationCommand answers `softswitch replication` on the control
 // socket: the state of the pair's link.
-func replicationCommand(ctl *control.Server, hub *replica.Hub, f *replica.Follower) {
+func replicationCommand(ctl *control.Server, hub *replica.Hub, f *replica.Follower, conf *running.Running) {
 	ctl.Handle("replication", "the state replication between the nodes of the pair", func([]string) (string, error) {
 		inStep, applied, last := f.Status()
 		heard := "never"
 		if !last.IsZero() {
 			heard = fmt.Sprintf("%.1fs ago", time.Since(last).Seconds())
 		}
-		return fmt.Sprintf("standbys following this node  %d\nin step with the active node  %v\nchanges applied               %d\nlast heard from the active    %s\n",
-			hub.Standbys(), inStep, applied, heard), nil
+		return fmt.Sprintf("standbys following this node  %d\nin step with the active node  %v\nchanges applied               %d\n"+
+			"last heard from the active    %s\nrunning configuration         revision %d\n",
+			hub.Standbys(), inStep, applied, heard, conf.Current().Revision), nil
 	})
 }
 

@@ -31,7 +31,11 @@ type Follower struct {
 	Peer  string // the other node's replication address, IP:port
 	Key   []byte
 	Apply Applier
-	Log   *slog.Logger
+	// Config adopts the active node's running configuration (encoded as
+	// the active's Hub.SetConfig was given it); nil: not replicated. A
+	// configuration refused here is logged and the link goes on.
+	Config func(state []byte) error
+	Log    *slog.Logger
 
 	mu        sync.Mutex
 	following bool
@@ -153,6 +157,13 @@ func (f *Follower) follow(ctx context.Context) error {
 			f.inStep.Store(true)
 		case kindBindings:
 			f.Apply.Replace(m.AOR, m.Bindings)
+			f.applied.Add(1)
+		case kindConfig:
+			if f.Config != nil {
+				if err := f.Config(m.Config); err != nil {
+					f.Log.Error("replication: the active node's running configuration is refused here; this node keeps its own", "err", err)
+				}
+			}
 			f.applied.Add(1)
 		case kindPing:
 		default:

@@ -25,6 +25,7 @@ type Hub struct {
 	Log   *slog.Logger
 
 	mu       sync.Mutex
+	config   []byte // the running configuration, encoded (SetConfig)
 	bindings map[string][]store.Binding
 	sessions map[*session]struct{}
 	active   bool
@@ -63,7 +64,12 @@ func (h *Hub) SaveBindings(aor string, bs []store.Binding) {
 	if len(h.sessions) == 0 {
 		return
 	}
-	b := encode(&message{Kind: kindBindings, AOR: aor, Bindings: cp})
+	h.queueLocked(encode(&message{Kind: kindBindings, AOR: aor, Bindings: cp}))
+}
+
+// queueLocked queues b for every standby connected; one whose queue is
+// full is dropped (it resynchronises). h.mu is held.
+func (h *Hub) queueLocked(b []byte) {
 	for s := range h.sessions {
 		select {
 		case s.q <- b:
@@ -72,6 +78,19 @@ func (h *Hub) SaveBindings(aor string, bs []store.Binding) {
 			s.drop()
 		}
 	}
+}
+
+// SetConfig takes the running configuration now (encoded by the caller:
+// core/running's State as JSON), for the standby connected and the next
+// snapshot. It never blocks.
+func (h *Hub) SetConfig(state []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.config = append([]byte(nil), state...)
+	if len(h.sessions) == 0 {
+		return
+	}
+	h.queueLocked(encode(&message{Kind: kindConfig, Config: h.config}))
 }
 
 // Bindings implements the registrar's BindingStore (at start): the
@@ -155,6 +174,7 @@ func (h *Hub) serveConn(ctx context.Context, conn net.Conn) {
 		h.sessions = map[*session]struct{}{}
 	}
 	h.sessions[s] = struct{}{}
+	config := h.config
 	h.mu.Unlock()
 	defer func() {
 		h.mu.Lock()
@@ -162,7 +182,7 @@ func (h *Hub) serveConn(ctx context.Context, conn net.Conn) {
 		h.mu.Unlock()
 	}()
 	h.Log.Info("replication: a standby connected; sending the snapshot", "from", conn.RemoteAddr().String(), "aors", len(snap))
-	if err := sendSnapshot(ch, snap); err != nil {
+	if err := sendSnapshot(ch, config, snap); err != nil {
 		h.Log.Warn("replication: the standby went away during the snapshot", "err", err)
 		return
 	}
@@ -189,11 +209,16 @@ func (h *Hub) serveConn(ctx context.Context, conn net.Conn) {
 }
 
 // sendSnapshot sends snap in parts of at most partAORs AORs.
-func sendSnapshot(ch *Channel, snap map[string][]store.Binding) error {
+func sendSnapshot(ch *Channel, config []byte, snap map[string][]store.Binding) error {
 	const partAORs = 2000
 	ch.SetDeadline(time.Now().Add(time.Minute))
 	if err := ch.Send(encode(&message{Kind: kindSnapBegin})); err != nil {
 		return err
+	}
+	if config != nil {
+		if err := ch.Send(encode(&message{Kind: kindConfig, Config: config})); err != nil {
+			return err
+		}
 	}
 	part := map[string][]store.Binding{}
 	flush := func() error {

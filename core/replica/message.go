@@ -13,6 +13,7 @@ const (
 	kindSnapPart  = "snap-part"  // some AORs' bindings
 	kindSnapEnd   = "snap-end"   // the snapshot is whole: replace everything with it
 	kindPing      = "ping"       // the link is alive (each second)
+	kindConfig    = "config"     // the running configuration now (core/running's State)
 )
 
 type message struct {
@@ -20,6 +21,7 @@ type message struct {
 	AOR      string                     `json:"aor,omitempty"`
 	Bindings []store.Binding            `json:"b,omitempty"`
 	Part     map[string][]store.Binding `json:"part,omitempty"`
+	Config   json.RawMessage            `json:"config,omitempty"`
 }
 
 func encode(m *message) []byte {

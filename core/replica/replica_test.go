@@ -204,9 +204,25 @@ func TestHubToFollower(t *testing.T) {
 	defer cancel()
 	go hub.Serve(ctx, ln)
 	hub.SetActive(true)
+	hub.SetConfig([]byte(`{"revision":1}`))
+	var cfgMu sync.Mutex
+	var configs []string
 
 	app := &memApplier{m: map[string][]store.Binding{"9999": {{AOR: "9999"}}}}
-	f := &Follower{Peer: ln.Addr().String(), Key: key, Apply: app, Log: quiet}
+	f := &Follower{Peer: ln.Addr().String(), Key: key, Apply: app, Log: quiet, Config: func(b []byte) error {
+		cfgMu.Lock()
+		defer cfgMu.Unlock()
+		configs = append(configs, string(b))
+		return nil
+	}}
+	lastConfig := func() string {
+		cfgMu.Lock()
+		defer cfgMu.Unlock()
+		if len(configs) == 0 {
+			return ""
+		}
+		return configs[len(configs)-1]
+	}
 	f.SetFollowing(true)
 	go f.Run(ctx)
 	waitUntil(t, "the snapshot", func() bool { in, _, _ := f.Status(); return in })
@@ -219,6 +235,11 @@ func TestHubToFollower(t *testing.T) {
 	if len(inner.m["1002"]) != 1 {
 		t.Fatal("the hub did not store the change")
 	}
+	if got := lastConfig(); got != `{"revision":1}` {
+		t.Fatalf("the snapshot's configuration: %q", got)
+	}
+	hub.SetConfig([]byte(`{"revision":2}`))
+	waitUntil(t, "the configuration's change", func() bool { return lastConfig() == `{"revision":2}` })
 
 	hub.SetActive(false)
 	waitUntil(t, "the standby dropped", func() bool { in, _, _ := f.Status(); return !in && hub.Standbys() == 0 })

@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -69,6 +70,10 @@ type Config struct {
 	// called with no lock held that a call needs.
 	Apply func(*Checked)
 	Log   *slog.Logger
+	// OnSave, when set, hears every state stored (a pair's replication
+	// sends it to the standby). Called with the commit lock held: it must
+	// not block.
+	OnSave func(*State)
 }
 
 // Running is the running configuration.
@@ -76,6 +81,42 @@ type Running struct {
 	cfg Config
 	mu  sync.Mutex // one commit at a time
 	cur atomic.Pointer[State]
+	// standby: this node follows the active node of its pair, whose
+	// commits it adopts (Adopt); its own are refused.
+	standby atomic.Bool
+}
+
+// ErrStandby refuses a change on the standby node of a replicating pair.
+var ErrStandby = errors.New("this node is the standby of its pair: commit on the active node (its changes reach this one)")
+
+// SetStandby refuses commits and imports (this node became the standby of
+// a replicating pair) or takes them again.
+func (r *Running) SetStandby(on bool) { r.standby.Store(on) }
+
+// Adopt makes st, the active node's running configuration, this node's:
+// checked as a commit is, stored, applied. What belongs to the node
+// itself stays: where its SNMP agent listens, and the digest of its own
+// config file (so that its next start keeps what it adopted).
+func (r *Running) Adopt(st State) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur := r.cur.Load()
+	d := st.Doc.Clone()
+	d.SNMP.Listen = cur.Doc.SNMP.Listen
+	if st.Revision == cur.Revision && reflect.DeepEqual(*d, cur.Doc) {
+		return nil // the same (a snapshot after a reconnection)
+	}
+	chk, err := r.check(d)
+	if err != nil {
+		return err
+	}
+	next := &State{Doc: *d, Revision: st.Revision, FileDigest: cur.FileDigest, Time: st.Time, By: st.By}
+	if err := r.save(next); err != nil {
+		return err
+	}
+	r.cfg.Apply(chk)
+	r.cfg.Log.Info("running configuration adopted from the active node", "revision", st.Revision, "by", st.By)
+	return nil
 }
 
 // Open loads the running configuration at start: the stored one, or the
@@ -167,6 +208,9 @@ func (r *Running) Reload(file provision.Doc, registrations []provision.Registrat
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cur := r.cur.Load()
+	if r.standby.Load() && cur.FileDigest != digest {
+		return false, ErrStandby
+	}
 	old := r.cfg.Registrations
 	r.cfg.Registrations = registrations
 	if cur.FileDigest != digest {
@@ -247,6 +291,9 @@ func (r *Running) commitLocked(d *provision.Doc, by string) error {
 	if d.Management.Telnet && r.cfg.TelnetListen == "" {
 		return refuse("management.telnet", "the config file's [cli] telnet_listen is empty: there is no address to serve Telnet on")
 	}
+	if r.standby.Load() {
+		return ErrStandby
+	}
 	chk, err := r.check(d)
 	if err != nil {
 		return err
@@ -268,6 +315,9 @@ func (r *Running) save(st *State) error {
 		return fmt.Errorf("storing the running configuration: %w", err)
 	}
 	r.cur.Store(st)
+	if r.cfg.OnSave != nil {
+		r.cfg.OnSave(st)
+	}
 	return nil
 }
 

@@ -285,3 +285,40 @@ func parseDoc(t *testing.T, text string) provision.Doc {
 	}
 	return cfg.Doc
 }
+
+// The standby adopts the active node's configuration, keeps its own SNMP
+// listen address, and refuses commits of its own.
+func TestAdoptAndStandby(t *testing.T) {
+	active, _, closeA := open(t, t.TempDir(), fileDoc("1001"))
+	defer closeA()
+	standbyDoc := fileDoc("2001")
+	standbyDoc.SNMP.Listen = "127.0.0.2:161"
+	standby, applied, closeB := open(t, t.TempDir(), standbyDoc)
+	defer closeB()
+	if err := active.Update("ops", func(d *provision.Doc) error {
+		d.Subscribers = append(d.Subscribers, provision.Subscriber{Number: "1002", Password: "longenough2"})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	standby.SetStandby(true)
+	if err := standby.Adopt(*active.Current()); err != nil {
+		t.Fatal(err)
+	}
+	got := standby.Current()
+	if got.Revision != active.Current().Revision || len(got.Doc.Subscribers) != 2 || got.Doc.SNMP.Listen != "127.0.0.2:161" ||
+		got.FileDigest == active.Current().FileDigest || len(*applied) != 2 {
+		t.Fatalf("adopted: revision %d, subscribers %d, snmp listen %q, applied %d", got.Revision, len(got.Doc.Subscribers),
+			got.Doc.SNMP.Listen, len(*applied))
+	}
+	if err := standby.Adopt(*active.Current()); err != nil || len(*applied) != 2 {
+		t.Fatalf("the same state again: %v, applied %d", err, len(*applied))
+	}
+	if err := standby.Update("ops", func(d *provision.Doc) error { return nil }); !errors.Is(err, ErrStandby) {
+		t.Fatalf("a commit on the standby: %v", err)
+	}
+	standby.SetStandby(false)
+	if err := standby.Update("ops", func(d *provision.Doc) error { return nil }); err != nil {
+		t.Fatalf("a commit once active: %v", err)
+	}
+}
