@@ -1,9 +1,12 @@
 package systest
 
 import (
+	"crypto/md5"
 	"fmt"
+	"net"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +31,10 @@ func pairConfigs(t *testing.T, key string) (a, b ssConfig) {
 // is called through the standby after the active is killed (SIGKILL) and
 // the standby made MASTER, without registering again, by a subscriber
 // added on the active node's command line; the standby refuses commits
-// of its own. A node with another replication key is given nothing.
+// of its own. A subscriber registered at the old active node registers
+// again at the new one with its old nonce (a count above the last), and a
+// count replayed there is refused. A node with another replication key is
+// given nothing.
 func TestRegistrationsSurviveFailover(t *testing.T) {
 	t.Parallel()
 	const key = "pair-replication-key-0123456789abcdef"
@@ -81,9 +87,37 @@ expect eof
 		return regexpMatch(`changes applied\s+[1-9]`, softswitchCmd(t, b, "replication"))
 	})
 
+	// A nonce the active node gave: its count reaches the standby.
+	applied := func(srv *server) int {
+		m := regexp.MustCompile(`changes applied\s+(\d+)`).FindStringSubmatch(softswitchCmd(t, srv, "replication"))
+		if m == nil {
+			t.Fatal("no count of changes in softswitch replication")
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	before := applied(b)
+	dc := newDigestClient(t, "1001", "secret1001")
+	if m := dc.register(a.Addr, 0); m.Status != 401 {
+		t.Fatalf("REGISTER without credentials: %d", m.Status)
+	}
+	if m := dc.register(a.Addr, 1); m.Status != 200 {
+		t.Fatalf("REGISTER with the nonce: %d", m.Status)
+	}
+	waitFor(t, 10*time.Second, "the registration of 1001 at the standby", func() bool { return applied(b) > before })
+
 	a.kill()
 	setRole(t, b, "MASTER")
 	time.Sleep(1500 * time.Millisecond) // the role is read each second
+
+	// The old nonce is good at the new active node (no new challenge, no
+	// 403); its count replayed is not.
+	if m := dc.register(b.Addr, 2); m.Status != 200 {
+		t.Errorf("REGISTER at the new active node with the old nonce: %d %s", m.Status, m.Reason)
+	}
+	if m := dc.register(b.Addr, 2); m.Status == 200 {
+		t.Error("a nonce count replayed at the new active node was taken")
+	}
 	o := callOpts(b, "caller-1003-after-failover", "uac_call_bye.xml", "1002")
 	o.AuthUser, o.AuthPass, o.Keys["caller"] = "1003", "secret-1003-pw", "1003"
 	r := runSipp(t, o)
@@ -100,5 +134,71 @@ expect eof
 	waitLog(t, b, 10*time.Second, "replication: a connection refused")
 	if inStep(c) {
 		t.Fatal("a node with another key is in step")
+	}
+}
+
+// digestClient registers over UDP with digest answers it computes
+// itself, so that a test can reuse a nonce (sipp cannot, across servers).
+type digestClient struct {
+	t          *testing.T
+	conn       *net.UDPConn
+	user, pass string
+	callID     string
+	cseq       int
+	realm      string
+	nonce      string
+	opaque     string
+}
+
+func newDigestClient(t *testing.T, user, pass string) *digestClient {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &digestClient{t: t, conn: c, user: user, pass: pass, callID: fmt.Sprintf("dc-%d@127.0.0.1", time.Now().UnixNano())}
+}
+
+// register sends one REGISTER to addr (with an Authorization of the
+// nonce it holds and count nc, when nc > 0) and returns the final answer.
+func (c *digestClient) register(addr string, nc int) sipMsg {
+	c.t.Helper()
+	c.cseq++
+	port := c.conn.LocalAddr().(*net.UDPAddr).Port
+	uri := "sip:" + addr
+	var auth string
+	if nc > 0 {
+		h := func(s string) string { return fmt.Sprintf("%x", md5.Sum([]byte(s))) }
+		cnonce, ncs := "0a4f113b", fmt.Sprintf("%08x", nc)
+		resp := h(h(c.user+":"+c.realm+":"+c.pass) + ":" + c.nonce + ":" + ncs + ":" + cnonce + ":auth:" + h("REGISTER:"+uri))
+		auth = fmt.Sprintf("Authorization: Digest username=%q, realm=%q, nonce=%q, uri=%q, response=%q, algorithm=MD5, "+
+			"cnonce=%q, opaque=%q, qop=auth, nc=%s\r\n", c.user, c.realm, c.nonce, uri, resp, cnonce, c.opaque, ncs)
+	}
+	msg := fmt.Sprintf("REGISTER %s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-dc%d-%d;rport\r\n"+
+		"From: <sip:%s@127.0.0.1>;tag=dc%d\r\nTo: <sip:%s@127.0.0.1>\r\nCall-ID: %s\r\nCSeq: %d REGISTER\r\n"+
+		"Contact: <sip:%s@127.0.0.1:%d>\r\nExpires: 600\r\nMax-Forwards: 70\r\n%sContent-Length: 0\r\n\r\n",
+		uri, port, port, c.cseq, c.user, port, c.user, c.callID, c.cseq, c.user, port, auth)
+	dst, err := net.ResolveUDPAddr("udp4", addr)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if _, err := c.conn.WriteToUDP([]byte(msg), dst); err != nil {
+		c.t.Fatal(err)
+	}
+	buf := make([]byte, 65536)
+	for {
+		c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, _, err := c.conn.ReadFromUDP(buf)
+		if err != nil {
+			c.t.Fatalf("no final answer to REGISTER (CSeq %d) from %s: %v", c.cseq, addr, err)
+		}
+		m := parseSIP(string(buf[:n]))
+		if m.Status >= 200 {
+			if m.Status == 401 {
+				_, p := authParams(m.Header("WWW-Authenticate"))
+				c.realm, c.nonce, c.opaque = p["realm"], p["nonce"], p["opaque"]
+			}
+			return m
+		}
 	}
 }

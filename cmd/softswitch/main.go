@@ -189,8 +189,11 @@ func run(args []string) error {
 	var hub *replica.Hub
 	var onSave func(*running.State)
 	if cfg.HA.Replicates() {
-		hub = &replica.Hub{Inner: db, Key: []byte(cfg.HA.ReplicationKey), Log: log}
-		onSave = func(st *running.State) { hub.SetConfig(encodeState(st)) }
+		hub = &replica.Hub{Inner: db, Key: []byte(cfg.HA.ReplicationKey), Log: log,
+			Counts: func() []byte { return encodeJSON(authority.Snapshot(time.Now())) }}
+		onSave = func(st *running.State) { hub.SetState(stateConfig, encodeJSON(st)) }
+		hub.SetState(stateDigestSecret, encodeJSON(authority.Secret()))
+		authority.OnCount = hub.Count
 	}
 	telnet := &telnetGate{log: log}
 	snmpLive := &snmpGate{log: log}
@@ -223,15 +226,10 @@ func run(args []string) error {
 	}
 	var follower *replica.Follower
 	if hub != nil {
-		hub.SetConfig(encodeState(conf.Current()))
+		hub.SetState(stateConfig, encodeJSON(conf.Current()))
 		follower = &replica.Follower{Peer: cfg.HA.Peer, Key: []byte(cfg.HA.ReplicationKey), Apply: loc, Log: log,
-			Config: func(b []byte) error {
-				var st running.State
-				if err := json.Unmarshal(b, &st); err != nil {
-					return err
-				}
-				return conf.Adopt(st)
-			}}
+			State: func(name string, b []byte) error { return adoptState(name, b, conf, authority, db, hub) },
+			Count: authority.Count}
 	}
 	router.Loc = loc
 
@@ -399,14 +397,14 @@ func run(args []string) error {
 	if bill != nil {
 		out.push = pushing
 	}
+	served := make(chan error, 1)
+	safe.Go("SIP server", func() { served <- srv.Serve(ctx) }, func() { served <- errors.New("SIP server failed") })
 	if cfg.HA.Enabled {
 		out.setActive(false)
 		safe.Loop("HA role", ctx.Done(), func() { followRole(ctx, cfg.Data.Dir, out, bus, log) })
 	} else {
 		out.setActive(true)
 	}
-	served := make(chan error, 1)
-	safe.Go("SIP server", func() { served <- srv.Serve(ctx) }, func() { served <- errors.New("SIP server failed") })
 	log.Info("softswitch ready", "sip", bound, "advertise", net.JoinHostPort(host, strconv.Itoa(port)),
 		"data", cfg.Data.Dir, "subscribers", len(cfg.Subscribers))
 
@@ -637,9 +635,9 @@ func pushTLS(p config.Push) (*tls.Config, error) {
 	return tc, nil
 }
 
-// encodeState is st as the replication link carries it.
-func encodeState(st *running.State) []byte {
-	b, err := json.Marshal(st)
+// encodeJSON is v as the replication link carries it.
+func encodeJSON(v any) []byte {
+	b, err := json.Marshal(v)
 	if err != nil {
 		panic(err) // plain data: cannot fail
 	}

@@ -2,15 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/softswitch/softswitch/appliance/ha"
+	"github.com/softswitch/softswitch/core/digest"
 	"github.com/softswitch/softswitch/core/events"
 	"github.com/softswitch/softswitch/core/replica"
 	"github.com/softswitch/softswitch/core/running"
+	"github.com/softswitch/softswitch/core/store"
 	"github.com/softswitch/softswitch/interwork/gateway"
 	"github.com/softswitch/softswitch/interwork/trunkreg"
 	"github.com/softswitch/softswitch/oam/control"
@@ -123,4 +126,46 @@ func (g *regGate) Reload() {
 	if g.active {
 		g.regs.Start(g.ctx, g.specs())
 	}
+}
+
+// stateConfig names the running configuration on the replication link
+// (the digest key is stateDigestSecret, as in the store).
+const stateConfig = "running-config"
+
+// adoptState takes a state the active node of the pair sent.
+// What it adopts it also keeps for its own standby, should it become the
+// active node (the running configuration does so through its OnSave).
+func adoptState(name string, data []byte, conf *running.Running, a *digest.Authority, db *store.DB, hub *replica.Hub) error {
+	switch name {
+	case stateConfig:
+		var st running.State
+		if err := json.Unmarshal(data, &st); err != nil {
+			return err
+		}
+		return conf.Adopt(st)
+	case stateDigestSecret:
+		// The pair's nonces are good at either node: the standby takes the
+		// active's key, durable before it is used.
+		var s digest.Secret
+		if err := json.Unmarshal(data, &s); err != nil {
+			return err
+		}
+		if s == a.Secret() {
+			return nil
+		}
+		if err := db.PutState(stateDigestSecret, s); err != nil {
+			return err
+		}
+		a.SetSecret(s)
+		hub.SetState(stateDigestSecret, data)
+		return nil
+	case replica.CountsState:
+		var ns digest.NonceState
+		if err := json.Unmarshal(data, &ns); err != nil {
+			return err
+		}
+		a.Restore(ns)
+		return nil
+	}
+	return nil // a newer active's state: not known here
 }

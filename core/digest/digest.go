@@ -174,10 +174,13 @@ type Authority struct {
 
 	algs atomic.Pointer[[]string] // offered, in order (SetAlgorithms)
 
-	key     [32]byte
-	opaque  string
-	started time.Time // nonces issued before this are vouched for only up to handedOver
-	handed  time.Time // the clean shutdown whose nonce counts Restore took over
+	secret atomic.Pointer[Secret] // the key nonces are made and checked with (SetSecret)
+	// OnCount, when set, hears each nonce count accepted (a pair's
+	// replication sends it to the standby). Called under a lock: it must
+	// not block.
+	OnCount func(nonce string, nc uint64, expires int64)
+	started time.Time    // nonces issued before this are vouched for only up to handedOver
+	handed  atomic.Int64 // unix ns: the clean shutdown (or the active node's snapshot) whose counts Restore took over
 	shards  [64]ncShard
 }
 
@@ -218,12 +221,32 @@ func NewAuthority(realm string, algorithms []string, lifetime time.Duration) *Au
 
 // NewAuthorityWith creates an authority with a kept secret.
 func NewAuthorityWith(realm string, algorithms []string, lifetime time.Duration, s Secret) *Authority {
-	a := &Authority{Realm: realm, Lifetime: lifetime, key: s.Key, opaque: s.Opaque, started: time.Now()}
+	a := &Authority{Realm: realm, Lifetime: lifetime, started: time.Now()}
+	a.secret.Store(&s)
 	a.SetAlgorithms(algorithms)
 	for i := range a.shards {
 		a.shards[i].seen = make(map[string]ncEntry)
 	}
 	return a
+}
+
+// SetSecret replaces the key nonces are made and checked with: the
+// standby of a pair takes its active node's, so that a nonce either gave
+// is good at the other.
+func (a *Authority) SetSecret(s Secret) { a.secret.Store(&s) }
+
+// Secret is the key nonces are made and checked with.
+func (a *Authority) Secret() Secret { return *a.secret.Load() }
+
+// Count records a nonce count the active node of the pair accepted, so
+// that a response replayed here after a takeover is refused.
+func (a *Authority) Count(nonce string, nc uint64, expires int64) {
+	sh := &a.shards[shardOf(nonce)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e, ok := sh.seen[nonce]; !ok || e.NC < nc {
+		sh.seen[nonce] = ncEntry{NC: nc, Expires: expires}
+	}
 }
 
 // SetAlgorithms changes the algorithms offered, in order (at run time:
@@ -263,12 +286,9 @@ func (a *Authority) Snapshot(now time.Time) NonceState {
 // then stay valid, with their replay protection. Call it before serving.
 func (a *Authority) Restore(st NonceState) {
 	for k, e := range st.Counts {
-		sh := &a.shards[shardOf(k)]
-		sh.mu.Lock()
-		sh.seen[k] = e
-		sh.mu.Unlock()
+		a.Count(k, e.NC, e.Expires)
 	}
-	a.handed = st.Saved
+	a.handed.Store(st.Saved.UnixNano())
 }
 
 const nonceRaw = 8 + 8 + 16
@@ -278,7 +298,8 @@ func (a *Authority) NewNonce() string {
 	var b [nonceRaw]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixNano()))
 	rand.Read(b[8:16])
-	m := hmac.New(sha256.New, a.key[:])
+	key := a.secret.Load().Key
+	m := hmac.New(sha256.New, key[:])
 	m.Write(b[:16])
 	copy(b[16:], m.Sum(nil)[:16])
 	return base64.RawURLEncoding.EncodeToString(b[:])
@@ -293,7 +314,8 @@ func (a *Authority) nonceTime(n string) (time.Time, bool) {
 	if _, err := base64.RawURLEncoding.Decode(b[:], []byte(n)); err != nil {
 		return time.Time{}, false
 	}
-	m := hmac.New(sha256.New, a.key[:])
+	key := a.secret.Load().Key
+	m := hmac.New(sha256.New, key[:])
 	m.Write(b[:16])
 	if !hmac.Equal(m.Sum(nil)[:16], b[16:]) {
 		return time.Time{}, false
@@ -313,7 +335,7 @@ func (a *Authority) Challenges(stale bool) []string {
 		b.WriteString(`", nonce="`)
 		b.WriteString(nonce)
 		b.WriteString(`", opaque="`)
-		b.WriteString(a.opaque)
+		b.WriteString(a.secret.Load().Opaque)
 		b.WriteString(`", algorithm=`)
 		b.WriteString(alg)
 		b.WriteString(`, qop="auth"`)
@@ -396,7 +418,7 @@ func (a *Authority) settle(c *Credentials, nc uint64) Result {
 	sh := &a.shards[shardOf(c.Nonce)]
 	sh.mu.Lock()
 	e, seen := sh.seen[c.Nonce]
-	if !seen && issued.Before(a.started) && issued.After(a.handed) {
+	if !seen && issued.Before(a.started) && issued.UnixNano() > a.handed.Load() {
 		// Issued by a process that ended without handing its counts
 		// over: this may be a replay of a response from before.
 		sh.mu.Unlock()
@@ -406,7 +428,11 @@ func (a *Authority) settle(c *Credentials, nc uint64) Result {
 		sh.mu.Unlock()
 		return Replayed
 	}
-	sh.seen[c.Nonce] = ncEntry{NC: nc, Expires: issued.Add(a.Lifetime).UnixNano()}
+	exp := issued.Add(a.Lifetime).UnixNano()
+	sh.seen[c.Nonce] = ncEntry{NC: nc, Expires: exp}
+	if a.OnCount != nil {
+		a.OnCount(c.Nonce, nc, exp)
+	}
 	sh.mu.Unlock()
 	return OK
 }

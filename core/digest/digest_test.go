@@ -160,3 +160,36 @@ func TestNoncesAcrossRestart(t *testing.T) {
 		t.Fatalf("after a crash: a new nonce: %v", r)
 	}
 }
+
+// A standby that took its active node's key and counts (replication)
+// takes the active's nonces, refuses their counts replayed, and tells the
+// counts it accepts itself.
+func TestStandbyTakesKeyAndCounts(t *testing.T) {
+	ha1 := HA1(MD5, "1001", "softswitch", "password1")
+	active := NewAuthority("softswitch", []string{MD5}, time.Minute)
+	time.Sleep(2 * time.Millisecond)
+	standby := NewAuthority("softswitch", []string{MD5}, time.Minute)
+	type count struct {
+		nonce string
+		nc    uint64
+	}
+	var told []count
+	active.OnCount = func(n string, nc uint64, exp int64) { told = append(told, count{n, nc}); standby.Count(n, nc, exp) }
+	n := active.NewNonce()
+	if r := active.Check(creds(active, MD5, "1001", "password1", n, "00000001"), "REGISTER", ha1); r != OK {
+		t.Fatal(r)
+	}
+	if len(told) != 1 || told[0] != (count{n, 1}) {
+		t.Fatalf("counts told: %v", told)
+	}
+	if r := standby.Check(creds(active, MD5, "1001", "password1", n, "00000002"), "REGISTER", ha1); r != Stale {
+		t.Fatalf("another key's nonce before the key is taken: %v", r)
+	}
+	standby.SetSecret(active.Secret())
+	if r := standby.Check(creds(active, MD5, "1001", "password1", n, "00000001"), "REGISTER", ha1); r != Replayed {
+		t.Fatalf("a count the active node took, replayed at the standby: %v", r)
+	}
+	if r := standby.Check(creds(active, MD5, "1001", "password1", n, "00000002"), "REGISTER", ha1); r != OK {
+		t.Fatalf("the next count at the standby: %v", r)
+	}
+}

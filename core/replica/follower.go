@@ -31,11 +31,12 @@ type Follower struct {
 	Peer  string // the other node's replication address, IP:port
 	Key   []byte
 	Apply Applier
-	// Config adopts the active node's running configuration (encoded as
-	// the active's Hub.SetConfig was given it); nil: not replicated. A
-	// configuration refused here is logged and the link goes on.
-	Config func(state []byte) error
-	Log    *slog.Logger
+	// State takes a named state of the active node (as its Hub.SetState
+	// was given it); one refused here is logged and the link goes on.
+	State func(name string, data []byte) error
+	// Count takes a nonce count the active node accepted.
+	Count func(nonce string, nc uint64, expires int64)
+	Log   *slog.Logger
 
 	mu        sync.Mutex
 	following bool
@@ -158,13 +159,17 @@ func (f *Follower) follow(ctx context.Context) error {
 		case kindBindings:
 			f.Apply.Replace(m.AOR, m.Bindings)
 			f.applied.Add(1)
-		case kindConfig:
-			if f.Config != nil {
-				if err := f.Config(m.Config); err != nil {
-					f.Log.Error("replication: the active node's running configuration is refused here; this node keeps its own", "err", err)
+		case kindState:
+			if f.State != nil {
+				if err := f.State(m.Name, m.Data); err != nil {
+					f.Log.Error("replication: the active node's state is refused here; this node keeps its own", "state", m.Name, "err", err)
 				}
 			}
 			f.applied.Add(1)
+		case kindCount:
+			if f.Count != nil {
+				f.Count(m.Nonce, m.NC, m.Expires)
+			}
 		case kindPing:
 		default:
 			// A newer active's kind: skipped, so that a pair can be

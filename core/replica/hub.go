@@ -23,14 +23,20 @@ type Hub struct {
 	Inner registrar.BindingStore // where the bindings are kept on this node (core/store)
 	Key   []byte
 	Log   *slog.Logger
+	// Counts, when set, gives the nonce counts for a snapshot (JSON, sent
+	// as the state CountsState).
+	Counts func() []byte
 
 	mu       sync.Mutex
-	config   []byte // the running configuration, encoded (SetConfig)
+	states   map[string][]byte // named states, whole (SetState)
 	bindings map[string][]store.Binding
 	sessions map[*session]struct{}
 	active   bool
 	sent     atomic.Uint64 // changes queued to standbys since the start
 }
+
+// CountsState names the nonce counts in a snapshot.
+const CountsState = "nonce-counts"
 
 // queueLen bounds the changes waiting for one standby: beyond it the
 // standby is dropped and takes a new snapshot when it reconnects (memory
@@ -80,17 +86,29 @@ func (h *Hub) queueLocked(b []byte) {
 	}
 }
 
-// SetConfig takes the running configuration now (encoded by the caller:
-// core/running's State as JSON), for the standby connected and the next
-// snapshot. It never blocks.
-func (h *Hub) SetConfig(state []byte) {
+// SetState takes a named state now, whole, as JSON (the running
+// configuration, the digest key), for the standby connected and the
+// next snapshot. It never blocks.
+func (h *Hub) SetState(name string, data []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.config = append([]byte(nil), state...)
-	if len(h.sessions) == 0 {
-		return
+	if h.states == nil {
+		h.states = map[string][]byte{}
 	}
-	h.queueLocked(encode(&message{Kind: kindConfig, Config: h.config}))
+	h.states[name] = append([]byte(nil), data...)
+	if len(h.sessions) > 0 {
+		h.queueLocked(encode(&message{Kind: kindState, Name: name, Data: data}))
+	}
+}
+
+// Count takes a nonce count accepted (core/digest's OnCount). It never
+// blocks.
+func (h *Hub) Count(nonce string, nc uint64, expires int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.sessions) > 0 {
+		h.queueLocked(encode(&message{Kind: kindCount, Nonce: nonce, NC: nc, Expires: expires}))
+	}
 }
 
 // Bindings implements the registrar's BindingStore (at start): the
@@ -174,15 +192,24 @@ func (h *Hub) serveConn(ctx context.Context, conn net.Conn) {
 		h.sessions = map[*session]struct{}{}
 	}
 	h.sessions[s] = struct{}{}
-	config := h.config
+	states := make(map[string][]byte, len(h.states))
+	for k, v := range h.states {
+		states[k] = v
+	}
 	h.mu.Unlock()
+	// Counts are taken after the cut, out of the lock (their source locks
+	// before the hub's): a count both in them and queued is applied
+	// twice, which keeps the higher.
+	if h.Counts != nil {
+		states[CountsState] = h.Counts()
+	}
 	defer func() {
 		h.mu.Lock()
 		delete(h.sessions, s)
 		h.mu.Unlock()
 	}()
 	h.Log.Info("replication: a standby connected; sending the snapshot", "from", conn.RemoteAddr().String(), "aors", len(snap))
-	if err := sendSnapshot(ch, config, snap); err != nil {
+	if err := sendSnapshot(ch, states, snap); err != nil {
 		h.Log.Warn("replication: the standby went away during the snapshot", "err", err)
 		return
 	}
@@ -209,14 +236,14 @@ func (h *Hub) serveConn(ctx context.Context, conn net.Conn) {
 }
 
 // sendSnapshot sends snap in parts of at most partAORs AORs.
-func sendSnapshot(ch *Channel, config []byte, snap map[string][]store.Binding) error {
+func sendSnapshot(ch *Channel, states map[string][]byte, snap map[string][]store.Binding) error {
 	const partAORs = 2000
 	ch.SetDeadline(time.Now().Add(time.Minute))
 	if err := ch.Send(encode(&message{Kind: kindSnapBegin})); err != nil {
 		return err
 	}
-	if config != nil {
-		if err := ch.Send(encode(&message{Kind: kindConfig, Config: config})); err != nil {
+	for name, data := range states {
+		if err := ch.Send(encode(&message{Kind: kindState, Name: name, Data: data})); err != nil {
 			return err
 		}
 	}

@@ -13,7 +13,8 @@ const (
 	kindSnapPart  = "snap-part"  // some AORs' bindings
 	kindSnapEnd   = "snap-end"   // the snapshot is whole: replace everything with it
 	kindPing      = "ping"       // the link is alive (each second)
-	kindConfig    = "config"     // the running configuration now (core/running's State)
+	kindState     = "state"      // a named state now, whole (the running configuration, the digest key, the nonce counts)
+	kindCount     = "count"      // a nonce count accepted
 )
 
 type message struct {
@@ -21,7 +22,11 @@ type message struct {
 	AOR      string                     `json:"aor,omitempty"`
 	Bindings []store.Binding            `json:"b,omitempty"`
 	Part     map[string][]store.Binding `json:"part,omitempty"`
-	Config   json.RawMessage            `json:"config,omitempty"`
+	Name     string                     `json:"name,omitempty"`
+	Data     json.RawMessage            `json:"data,omitempty"`
+	Nonce    string                     `json:"n,omitempty"`
+	NC       uint64                     `json:"nc,omitempty"`
+	Expires  int64                      `json:"exp,omitempty"`
 }
 
 func encode(m *message) []byte {

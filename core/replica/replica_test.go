@@ -204,12 +204,12 @@ func TestHubToFollower(t *testing.T) {
 	defer cancel()
 	go hub.Serve(ctx, ln)
 	hub.SetActive(true)
-	hub.SetConfig([]byte(`{"revision":1}`))
+	hub.SetState("config", []byte(`{"revision":1}`))
 	var cfgMu sync.Mutex
 	var configs []string
 
 	app := &memApplier{m: map[string][]store.Binding{"9999": {{AOR: "9999"}}}}
-	f := &Follower{Peer: ln.Addr().String(), Key: key, Apply: app, Log: quiet, Config: func(b []byte) error {
+	f := &Follower{Peer: ln.Addr().String(), Key: key, Apply: app, Log: quiet, State: func(name string, b []byte) error {
 		cfgMu.Lock()
 		defer cfgMu.Unlock()
 		configs = append(configs, string(b))
@@ -238,7 +238,7 @@ func TestHubToFollower(t *testing.T) {
 	if got := lastConfig(); got != `{"revision":1}` {
 		t.Fatalf("the snapshot's configuration: %q", got)
 	}
-	hub.SetConfig([]byte(`{"revision":2}`))
+	hub.SetState("config", []byte(`{"revision":2}`))
 	waitUntil(t, "the configuration's change", func() bool { return lastConfig() == `{"revision":2}` })
 
 	hub.SetActive(false)

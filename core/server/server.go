@@ -153,8 +153,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	if s.side != nil {
 		// sipgo's own UDP socket: the responses to the requests sipgo
 		// sends itself (gateway probes, trunk registrations).
-		side := &countingPacketConn{PacketConn: udpsrc.Wrap(s.side, s.Source), sent: s.Count.Out}
-		safe.Go("SIP UDP side socket", func() { errc <- srv.ServeUDP(side) }, func() { errc <- errors.New("UDP side socket failed") })
+		safe.Go("SIP UDP side socket", func() { errc <- srv.ServeUDP(udpsrc.Wrap(s.side, s.Source)) }, func() { errc <- errors.New("UDP side socket failed") })
 	}
 	select {
 	case <-ctx.Done():
@@ -429,19 +428,4 @@ func growBuffers(c net.PacketConn, size int) {
 			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUFFORCE, size)
 		})
 	}
-}
-
-// countingPacketConn counts what sipgo sends on its side socket (gateway
-// probes, trunk registrations): one message per datagram.
-type countingPacketConn struct {
-	net.PacketConn
-	sent func([]byte)
-}
-
-func (c *countingPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	n, err := c.PacketConn.WriteTo(p, addr)
-	if err == nil && len(p) > 4 {
-		c.sent(p)
-	}
-	return n, err
 }
