@@ -223,6 +223,7 @@ func TestIdentifiersNeverReusedWhilePending(t *testing.T) {
 	var mu sync.Mutex
 	pendingNow := map[string]bool{}
 	sources := map[string]bool{}
+	arrived, all := 0, make(chan struct{})
 	var clash atomic.Bool
 	f := startFakeFrom(t, "s3cret", func(f *fake, req *radius.Packet, from string) []byte {
 		key := from + "/" + strconv.Itoa(int(req.Identifier))
@@ -231,8 +232,16 @@ func TestIdentifiersNeverReusedWhilePending(t *testing.T) {
 			clash.Store(true)
 		}
 		pendingNow[key], sources[from] = true, true
+		if arrived++; arrived == 600 {
+			close(all)
+		}
 		mu.Unlock()
-		time.Sleep(100 * time.Millisecond)
+		// Held until all 600 are pending (however slowly a loaded machine
+		// sends them), or 1.5 s: under the client's 2 s timeout.
+		select {
+		case <-all:
+		case <-time.After(1500 * time.Millisecond):
+		}
 		mu.Lock()
 		delete(pendingNow, key)
 		mu.Unlock()

@@ -75,6 +75,9 @@ expect eof
 		return m[1]
 	}
 	waitFor(t, 10*time.Second, "the standby at the active's revision", func() bool { return revision(a) == revision(b) })
+	if got := softswitchSSH(t, pc, "ops", "ops-secret-1234", "show replication"); !regexpMatch(`standbys following this node\s+1`, got) {
+		t.Errorf("show replication on the active node:\n%s", got)
+	}
 	cmd := exec.Command(softswitchBin, "cli-user", "--data-dir", b.DataDir, "add", "other", "admin")
 	cmd.Stdin = strings.NewReader("other-secret-1234\n")
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "standby") {

@@ -377,6 +377,15 @@ func switchCLI(src *node, hostname string, log *slog.Logger) *cli.CLI {
 			}
 			return nil
 		})
+	c.Exec.Add("show replication", []string{show, "the state replication between the nodes of the pair"}, cli.View, nil,
+		func(s *cli.Session, _ []string) error {
+			if src.repl == nil {
+				s.Printf("not replicating ([ha] peer is not set)\n")
+				return nil
+			}
+			s.Printf("%s", src.repl.text())
+			return nil
+		})
 	c.Exec.Add("show trunks", []string{show, "the switch's registrations at carriers"}, cli.View, nil,
 		func(s *cli.Session, _ []string) error {
 			list := src.trunks()

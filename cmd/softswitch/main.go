@@ -328,8 +328,10 @@ func run(args []string) error {
 	defer aaaLive.Stop()
 	ctl := &control.Server{Path: controlPath(cfg.Data.Dir), Log: log}
 	controlCommands(ctl, limiter, admit, bus)
+	var repl *replication // nil: the node does not replicate
 	if hub != nil {
-		replicationCommand(ctl, hub, follower, conf)
+		repl = &replication{hub: hub, follower: follower, running: conf}
+		replicationCommand(ctl, repl)
 	}
 	users := cliUsers(conf, cfg.CLI.PasswordCost)
 	takeOldUsers(db, users, log)
@@ -366,6 +368,7 @@ func run(args []string) error {
 		gateways: func() []*gateway.Gateway { return router.Tables().Set.Gateways() }, trunks: regs.Status,
 		aaa: aaaLive.Current, limiter: limiter, admit: admit, bus: bus, lookup: loc.Lookup, calls: calls.Snapshot, running: conf, tables: router.Tables, log: log, sip: sipCounts}
 	src.bill = bill
+	src.repl = repl
 	if cfg.HA.Enabled {
 		src.role = func() string { return ha.ReadRole(cfg.Data.Dir) }
 	}

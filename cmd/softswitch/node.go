@@ -36,6 +36,7 @@ type node struct {
 	bill     *billing.Billing // nil: no CDRs
 	sip      *sipcount.Counters
 	role     func() string // nil: not in a pair
+	repl     *replication  // nil: the pair does not replicate
 	name     string
 	start    time.Time
 	aaa      func() provision.AAA // in force

@@ -51,18 +51,50 @@ func (o outward) setActive(on bool) {
 	}
 }
 
+// replication is the state of the pair's link, for the control socket,
+// the command line and SNMP.
+type replication struct {
+	hub      *replica.Hub
+	follower *replica.Follower
+	running  *running.Running
+}
+
+// replicationState is a snapshot of it.
+type replicationState struct {
+	Standbys int           // standbys following this node
+	InStep   bool          // this node follows the active node and is in step
+	Applied  int64         // changes applied from the active node
+	Lag      time.Duration // since the active node was last heard (it pings each second); 0: never
+	Revision int64         // of the running configuration
+}
+
+func (r *replication) state() replicationState {
+	inStep, applied, last := r.follower.Status()
+	st := replicationState{Standbys: r.hub.Standbys(), InStep: inStep, Applied: applied, Revision: r.running.Current().Revision}
+	if !last.IsZero() {
+		st.Lag = time.Since(last)
+	}
+	return st
+}
+
+// text is the state as `softswitch replication` and `show replication`
+// print it.
+func (r *replication) text() string {
+	st := r.state()
+	heard := "never"
+	if st.Lag > 0 {
+		heard = fmt.Sprintf("%.1fs ago", st.Lag.Seconds())
+	}
+	return fmt.Sprintf("standbys following this node  %d\nin step with the active node  %v\nchanges applied               %d\n"+
+		"last heard from the active    %s\nrunning configuration         revision %d\n",
+		st.Standbys, st.InStep, st.Applied, heard, st.Revision)
+}
+
 // replicationCommand answers `softswitch replication` on the control
-// socket: the state of the pair's link.
-func replicationCommand(ctl *control.Server, hub *replica.Hub, f *replica.Follower, conf *running.Running) {
+// socket.
+func replicationCommand(ctl *control.Server, r *replication) {
 	ctl.Handle("replication", "the state replication between the nodes of the pair", func([]string) (string, error) {
-		inStep, applied, last := f.Status()
-		heard := "never"
-		if !last.IsZero() {
-			heard = fmt.Sprintf("%.1fs ago", time.Since(last).Seconds())
-		}
-		return fmt.Sprintf("standbys following this node  %d\nin step with the active node  %v\nchanges applied               %d\n"+
-			"last heard from the active    %s\nrunning configuration         revision %d\n",
-			hub.Standbys(), inStep, applied, heard, conf.Current().Revision), nil
+		return r.text(), nil
 	})
 }
 

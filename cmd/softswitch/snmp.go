@@ -373,6 +373,32 @@ func registerNode(m *snmp.MIB, src *node) {
 		}
 		return haRole(src.role())
 	})
+	replState := func() (replicationState, bool) {
+		if src.repl == nil {
+			return replicationState{}, false
+		}
+		return src.repl.state(), true
+	}
+	m.Scalar(ssSystem.Append(3), gosnmp.Integer, func() any {
+		st, ok := replState()
+		switch {
+		case !ok:
+			return 1 // notConfigured
+		case st.Standbys > 0:
+			return 2 // streaming
+		case st.InStep:
+			return 3 // inStep
+		}
+		return 4 // notInStep
+	})
+	m.Scalar(ssSystem.Append(4), gosnmp.Gauge32, func() any {
+		st, _ := replState()
+		return gauge(st.Lag.Milliseconds())
+	})
+	m.Scalar(ssSystem.Append(5), gosnmp.Gauge32, func() any {
+		st, _ := replState()
+		return gauge(int64(st.Standbys))
+	})
 }
 
 // haRole is ssHaRole's value of a keepalived role.
