@@ -17,12 +17,12 @@ import (
 // set by hand, as keepalived's notify hook would).
 func pairConfigs(t *testing.T, key string) (a, b ssConfig) {
 	pa, pb := freePort(t), freePort(t)
-	ha := func(listen, peer int) string {
-		return fmt.Sprintf("[ha]\nenabled = true\ninterface = \"lo\"\nvirtual_address = \"127.0.0.1/32\"\n"+
-			"replication_listen = \"127.0.0.1:%d\"\npeer = \"127.0.0.1:%d\"\nreplication_key = %q\n\n", listen, peer, key)
+	ha := func(node string, listen, peer int) string {
+		return fmt.Sprintf("[billing]\nnode = %q\n\n[ha]\nenabled = true\ninterface = \"lo\"\nvirtual_address = \"127.0.0.1/32\"\n"+
+			"replication_listen = \"127.0.0.1:%d\"\npeer = \"127.0.0.1:%d\"\nreplication_key = %q\n\n", node, listen, peer, key)
 	}
 	a, b = defaultConfig(), defaultConfig()
-	a.Extra, b.Extra = ha(pa, pb), ha(pb, pa)
+	a.Extra, b.Extra = ha("ss-a", pa, pb), ha("ss-b", pb, pa)
 	return a, b
 }
 
@@ -130,7 +130,7 @@ expect eof
 	// A third node with another key is refused by the new active one.
 	cc := defaultConfig()
 	peer := strings.SplitN(strings.SplitN(cb.Extra, "replication_listen = \"", 2)[1], "\"", 2)[0]
-	cc.Extra = fmt.Sprintf("[ha]\nenabled = true\ninterface = \"lo\"\nvirtual_address = \"127.0.0.1/32\"\n"+
+	cc.Extra = fmt.Sprintf("[billing]\nnode = \"ss-c\"\n\n[ha]\nenabled = true\ninterface = \"lo\"\nvirtual_address = \"127.0.0.1/32\"\n"+
 		"replication_listen = \"127.0.0.1:%d\"\npeer = %q\nreplication_key = \"another-key-of-enough-length-0123456789\"\n\n", freePort(t), peer)
 	c := startServer(t, cc)
 	setRole(t, c, "BACKUP")

@@ -189,7 +189,7 @@ func run(args []string) error {
 	var hub *replica.Hub
 	var onSave func(*running.State)
 	if cfg.HA.Replicates() {
-		hub = &replica.Hub{Inner: db, Key: []byte(cfg.HA.ReplicationKey), Log: log,
+		hub = &replica.Hub{Inner: db, Key: []byte(cfg.HA.ReplicationKey), Node: nasName(cfg, bill), Log: log,
 			Counts: func() []byte { return encodeJSON(authority.Snapshot(time.Now())) }}
 		onSave = func(st *running.State) { hub.SetState(stateConfig, encodeJSON(st)) }
 		hub.SetState(stateDigestSecret, encodeJSON(authority.Secret()))
@@ -227,7 +227,7 @@ func run(args []string) error {
 	var follower *replica.Follower
 	if hub != nil {
 		hub.SetState(stateConfig, encodeJSON(conf.Current()))
-		follower = &replica.Follower{Peer: cfg.HA.Peer, Key: []byte(cfg.HA.ReplicationKey), Apply: loc, Log: log,
+		follower = &replica.Follower{Peer: cfg.HA.Peer, Key: []byte(cfg.HA.ReplicationKey), Node: nasName(cfg, bill), Apply: loc, Log: log,
 			State: func(name string, b []byte) error { return adoptState(name, b, conf, authority, db, hub) },
 			Count: authority.Count}
 	}

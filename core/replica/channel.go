@@ -153,6 +153,26 @@ func (c *Channel) Recv() ([]byte, error) {
 	return p, nil
 }
 
+// Hello exchanges the nodes' names once the channel is up: the two nodes
+// of a pair must be named apart, since the name is in every CDR record id
+// and file name each writes (two nodes writing alone, during a split,
+// must never write the same ids). It returns the peer's name.
+func (c *Channel) Hello(node string) (string, error) {
+	c.SetDeadline(time.Now().Add(handshakeT))
+	defer c.SetDeadline(time.Time{})
+	if err := c.Send([]byte(node)); err != nil {
+		return "", err
+	}
+	b, err := c.Recv()
+	if err != nil {
+		return "", err
+	}
+	if peer := string(b); peer == node {
+		return peer, fmt.Errorf("both nodes of the pair are named %q: set a [billing] node of its own on each (CDR record ids and files carry it)", node)
+	}
+	return string(b), nil
+}
+
 // SetDeadline bounds the next reads and writes.
 func (c *Channel) SetDeadline(t time.Time) error { return c.conn.SetDeadline(t) }
 

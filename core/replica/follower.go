@@ -30,6 +30,7 @@ type Applier interface {
 type Follower struct {
 	Peer  string // the other node's replication address, IP:port
 	Key   []byte
+	Node  string // this node's name (CDR node): the peer's must differ
 	Apply Applier
 	// State takes a named state of the active node (as its Hub.SetState
 	// was given it); one refused here is logged and the link goes on.
@@ -121,6 +122,9 @@ func (f *Follower) follow(ctx context.Context) error {
 	defer conn.Close()
 	ch, err := Handshake(conn, f.Key, true)
 	if err != nil {
+		return err
+	}
+	if _, err := ch.Hello(f.Node); err != nil {
 		return err
 	}
 	var snap map[string][]store.Binding

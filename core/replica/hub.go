@@ -22,6 +22,7 @@ import (
 type Hub struct {
 	Inner registrar.BindingStore // where the bindings are kept on this node (core/store)
 	Key   []byte
+	Node  string // this node's name (CDR node): the peer's must differ
 	Log   *slog.Logger
 	// Counts, when set, gives the nonce counts for a snapshot (JSON, sent
 	// as the state CountsState).
@@ -174,6 +175,10 @@ func (h *Hub) serveConn(ctx context.Context, conn net.Conn) {
 	ch, err := Handshake(conn, h.Key, false)
 	if err != nil {
 		h.Log.Warn("replication: a connection refused", "from", conn.RemoteAddr().String(), "err", err)
+		return
+	}
+	if _, err := ch.Hello(h.Node); err != nil {
+		h.Log.Error("replication: a connection refused", "from", conn.RemoteAddr().String(), "err", err)
 		return
 	}
 	// The cut: the copy and the queue under one lock, so the snapshot and

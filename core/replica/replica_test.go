@@ -192,7 +192,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // being active drops it; one with another key gets nothing.
 func TestHubToFollower(t *testing.T) {
 	inner := &memStore{m: map[string][]store.Binding{"1001": {{AOR: "1001", Contact: "sip:a"}}}}
-	hub := &Hub{Inner: inner, Key: key, Log: quiet}
+	hub := &Hub{Inner: inner, Key: key, Node: "ss-a", Log: quiet}
 	if _, err := hub.Bindings(); err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func TestHubToFollower(t *testing.T) {
 	var configs []string
 
 	app := &memApplier{m: map[string][]store.Binding{"9999": {{AOR: "9999"}}}}
-	f := &Follower{Peer: ln.Addr().String(), Key: key, Apply: app, Log: quiet, State: func(name string, b []byte) error {
+	f := &Follower{Peer: ln.Addr().String(), Key: key, Node: "ss-b", Apply: app, Log: quiet, State: func(name string, b []byte) error {
 		cfgMu.Lock()
 		defer cfgMu.Unlock()
 		configs = append(configs, string(b))
@@ -251,12 +251,20 @@ func TestHubToFollower(t *testing.T) {
 
 	hub.SetActive(true)
 	other := &memApplier{}
-	g := &Follower{Peer: ln.Addr().String(), Key: []byte("another key of thirty-two bytes!!"), Apply: other, Log: quiet}
+	g := &Follower{Peer: ln.Addr().String(), Key: []byte("another key of thirty-two bytes!!"), Node: "ss-c", Apply: other, Log: quiet}
 	g.SetFollowing(true)
 	go g.Run(ctx)
 	waitUntil(t, "the first standby back, with 1003", func() bool { return len(app.get("1003")) == 1 })
+	// One named as the active node is refused too.
+	same := &memApplier{}
+	h := &Follower{Peer: ln.Addr().String(), Key: key, Node: "ss-a", Apply: same, Log: quiet}
+	h.SetFollowing(true)
+	go h.Run(ctx)
 	time.Sleep(500 * time.Millisecond)
 	if in, _, _ := g.Status(); in || other.m != nil {
 		t.Fatal("a standby with another key was given the state")
+	}
+	if in, _, _ := h.Status(); in || same.m != nil {
+		t.Fatal("a standby with the active node's name was given the state")
 	}
 }
