@@ -39,8 +39,15 @@ func TestRegistrationsSurviveFailover(t *testing.T) {
 	t.Parallel()
 	const key = "pair-replication-key-0123456789abcdef"
 	ca, cb := pairConfigs(t, key)
-	pc := freePort(t)
+	pc, pcb := freePort(t), freePort(t)
 	ca.Extra += fmt.Sprintf("[cli]\nssh_listen = \"127.0.0.1:%d\"\npassword_cost = 10\n\n", pc)
+	cb.Extra += fmt.Sprintf("[cli]\nssh_listen = \"127.0.0.1:%d\"\npassword_cost = 10\n\n", pcb)
+	// A gateway that never answers its probes: the active node finds it
+	// down, the standby (which does not probe) learns it.
+	dead := startUDPSink(t)
+	gwTOML := gatewayTOML("gw-dead", dead.Port, "probe = true\nprobe_interval = \"200ms\"\nprobe_failures = 2\n")
+	ca.Extra += gwTOML
+	cb.Extra += gwTOML
 	a, b := startServer(t, ca), startServer(t, cb)
 	setRole(t, a, "MASTER")
 	setRole(t, b, "BACKUP")
@@ -77,6 +84,14 @@ expect eof
 	waitFor(t, 10*time.Second, "the standby at the active's revision", func() bool { return revision(a) == revision(b) })
 	if got := softswitchSSH(t, pc, "ops", "ops-secret-1234", "show replication"); !regexpMatch(`standbys following this node\s+1`, got) {
 		t.Errorf("show replication on the active node:\n%s", got)
+	}
+	// The standby has the active's users (ops logs in there) and its
+	// finding of the gateway, without probing it itself.
+	waitFor(t, 10*time.Second, "gw-dead down at the standby", func() bool {
+		return regexpMatch(`gw-dead\s+down`, softswitchSSH(t, pcb, "ops", "ops-secret-1234", "show gateways"))
+	})
+	if n := countContaining(dead.Messages(), "OPTIONS "); n == 0 {
+		t.Error("the active node did not probe gw-dead")
 	}
 	cmd := exec.Command(softswitchBin, "cli-user", "--data-dir", b.DataDir, "add", "other", "admin")
 	cmd.Stdin = strings.NewReader("other-secret-1234\n")

@@ -225,10 +225,20 @@ func run(args []string) error {
 		return fmt.Errorf("loading registrations: %w", err)
 	}
 	var follower *replica.Follower
+	var prober *gateway.Prober // made below; the follower runs after that
 	if hub != nil {
+		// The probed gateways found down, for the standby (it does not
+		// probe), at each change.
+		gws := func() []*gateway.Gateway { return router.Tables().Set.Gateways() }
+		hub.SetState(stateGatewaysDown, gatewaysDown(gws()))
+		bus.Subscribe(func(e *events.Event) {
+			if e.Kind == events.GatewayState {
+				hub.SetState(stateGatewaysDown, gatewaysDown(gws()))
+			}
+		})
 		hub.SetState(stateConfig, encodeJSON(conf.Current()))
 		follower = &replica.Follower{Peer: cfg.HA.Peer, Key: []byte(cfg.HA.ReplicationKey), Node: nasName(cfg, bill), Apply: loc, Log: log,
-			State: func(name string, b []byte) error { return adoptState(name, b, conf, authority, db, hub) },
+			State: func(name string, b []byte) error { return adoptState(name, b, conf, authority, db, hub, prober, gws) },
 			Count: authority.Count}
 	}
 	router.Loc = loc
@@ -355,7 +365,7 @@ func run(args []string) error {
 	probe := overload.NewProbe(srv.UDPConn())
 	probe.Stack = srv.UDPEndpoint().Load
 	safe.Loop("overload control", ctx.Done(), func() { shed.Run(ctx, probe.Sample) })
-	prober := &gateway.Prober{Set: func() *gateway.Set { return router.Tables().Set },
+	prober = &gateway.Prober{Set: func() *gateway.Set { return router.Tables().Set },
 		Ping: router.Pinger(srv.Client), Bus: bus, Log: log}
 	safe.Loop("gateway prober", ctx.Done(), func() { prober.Run(ctx) })
 	alarms.Notify = func(n alarm.Notice) {

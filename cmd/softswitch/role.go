@@ -160,14 +160,30 @@ func (g *regGate) Reload() {
 	}
 }
 
-// stateConfig names the running configuration on the replication link
-// (the digest key is stateDigestSecret, as in the store).
-const stateConfig = "running-config"
+// Names of states on the replication link (the digest key is
+// stateDigestSecret, as in the store).
+const (
+	stateConfig       = "running-config"
+	stateGatewaysDown = "gateways-down" // the probed gateways the active node found down
+)
+
+// gatewaysDown is the list of probed gateways down now, as the
+// replication link carries it.
+func gatewaysDown(gws []*gateway.Gateway) []byte {
+	down := []string{}
+	for _, g := range gws {
+		if g.Down() {
+			down = append(down, g.Name)
+		}
+	}
+	return encodeJSON(down)
+}
 
 // adoptState takes a state the active node of the pair sent.
 // What it adopts it also keeps for its own standby, should it become the
 // active node (the running configuration does so through its OnSave).
-func adoptState(name string, data []byte, conf *running.Running, a *digest.Authority, db *store.DB, hub *replica.Hub) error {
+func adoptState(name string, data []byte, conf *running.Running, a *digest.Authority, db *store.DB, hub *replica.Hub,
+	prober *gateway.Prober, gateways func() []*gateway.Gateway) error {
 	switch name {
 	case stateConfig:
 		var st running.State
@@ -190,6 +206,22 @@ func adoptState(name string, data []byte, conf *running.Running, a *digest.Autho
 		}
 		a.SetSecret(s)
 		hub.SetState(stateDigestSecret, data)
+		return nil
+	case stateGatewaysDown:
+		var down []string
+		if err := json.Unmarshal(data, &down); err != nil {
+			return err
+		}
+		set := map[string]bool{}
+		for _, n := range down {
+			set[n] = true
+		}
+		for _, g := range gateways() {
+			if g.Spec().Probe {
+				prober.Adopt(g, set[g.Name])
+			}
+		}
+		hub.SetState(stateGatewaysDown, data)
 		return nil
 	case replica.CountsState:
 		var ns digest.NonceState

@@ -89,7 +89,8 @@ func Handshake(conn net.Conn, key []byte, dialer bool) (*Channel, error) {
 	if err := c.Send([]byte(confirm)); err != nil {
 		return nil, err
 	}
-	got, err := c.Recv()
+	// Nothing large is read from a peer not yet authenticated.
+	got, err := c.recv(len(confirm) + c.open.Overhead())
 	if err != nil {
 		return nil, err
 	}
@@ -133,12 +134,14 @@ func (c *Channel) Send(p []byte) error {
 }
 
 // Recv reads and opens one frame. Not safe for concurrent use.
-func (c *Channel) Recv() ([]byte, error) {
+func (c *Channel) Recv() ([]byte, error) { return c.recv(MaxFrame) }
+
+func (c *Channel) recv(max int) ([]byte, error) {
 	if _, err := io.ReadFull(c.conn, c.lenBuf[:]); err != nil {
 		return nil, err
 	}
 	n := binary.BigEndian.Uint32(c.lenBuf[:])
-	if n > MaxFrame || int(n) < c.open.Overhead() {
+	if int64(n) > int64(max) || int(n) < c.open.Overhead() {
 		return nil, ErrAuth
 	}
 	buf := make([]byte, n)

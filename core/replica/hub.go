@@ -34,6 +34,9 @@ type Hub struct {
 	sessions map[*session]struct{}
 	active   bool
 	sent     atomic.Uint64 // changes queued to standbys since the start
+
+	slotsOnce sync.Once
+	conns     chan struct{} // one per connection served (maxConns)
 }
 
 // CountsState names the nonce counts in a snapshot.
@@ -141,6 +144,14 @@ func (h *Hub) SetActive(on bool) {
 	}
 }
 
+// maxConns bounds the connections served at once.
+const maxConns = 4
+
+func (h *Hub) slots() chan struct{} {
+	h.slotsOnce.Do(func() { h.conns = make(chan struct{}, maxConns) })
+	return h.conns
+}
+
 // Standbys is how many standbys are connected now.
 func (h *Hub) Standbys() int {
 	h.mu.Lock()
@@ -160,7 +171,18 @@ func (h *Hub) Serve(ctx context.Context, ln net.Listener) {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		safe.Go("replication session", func() { h.serveConn(ctx, conn) }, func() { conn.Close() })
+		// A few connections at a time: a pair has one standby, and a
+		// stranger's connections must not pile up.
+		select {
+		case h.slots() <- struct{}{}:
+		default:
+			conn.Close()
+			continue
+		}
+		safe.Go("replication session", func() {
+			defer func() { <-h.slots() }()
+			h.serveConn(ctx, conn)
+		}, func() { conn.Close() })
 	}
 }
 

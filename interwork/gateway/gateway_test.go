@@ -127,13 +127,18 @@ func TestFailoverCodes(t *testing.T) {
 	}
 }
 
-func TestProbeThresholdsAndLiveStateSurvivesReload(t *testing.T) {
+// proberBed is a prober announcing on a bus whose events got collects,
+// and the test spec's gateway d.
+func proberBed(t *testing.T) (*Prober, *Set, *Gateway, *[]string) {
 	bus := events.New()
-	var got []string
-	bus.Subscribe(func(e *events.Event) { got = append(got, e.Gateway+":"+e.State) })
+	got := &[]string{}
+	bus.Subscribe(func(e *events.Event) { *got = append(*got, e.Gateway+":"+e.State) })
 	set := mustCompile(t, testSpec(), nil)
-	p := &Prober{Bus: bus}
-	d := set.Gateway("d")
+	return &Prober{Bus: bus}, set, set.Gateway("d"), got
+}
+
+func TestProbeThresholdsAndLiveStateSurvivesReload(t *testing.T) {
+	p, set, d, gotp := proberBed(t)
 	p.Record(d, false)
 	if d.State() != Up {
 		t.Fatal("down after one failure (threshold 2)")
@@ -162,8 +167,8 @@ func TestProbeThresholdsAndLiveStateSurvivesReload(t *testing.T) {
 	if d2.State() != Up {
 		t.Fatal("not up after two successes in a row")
 	}
-	if len(got) != 2 || got[0] != "d:down" || got[1] != "d:up" {
-		t.Errorf("events %v", got)
+	if len((*gotp)) != 2 || (*gotp)[0] != "d:down" || (*gotp)[1] != "d:up" {
+		t.Errorf("events %v", (*gotp))
 	}
 }
 
@@ -243,5 +248,21 @@ func TestOutcomes(t *testing.T) {
 	}
 	if a, f, last := g.Outcomes(); a != 2 || f != 2 || last != 408 {
 		t.Fatalf("answered %d failed %d last %d", a, f, last)
+	}
+}
+
+// A standby adopts the active node's finding: announced once, and the
+// probe runs start again from it.
+func TestProberAdopt(t *testing.T) {
+	p, _, d, gotp := proberBed(t)
+	p.Adopt(d, true)
+	p.Adopt(d, true)
+	if d.State() != Down || len((*gotp)) != 1 || (*gotp)[0] != "d:down" {
+		t.Fatalf("state %v, events %v", d.State(), (*gotp))
+	}
+	p.Record(d, true) // one success: UpAfter is more
+	p.Adopt(d, false)
+	if d.State() != Up || len((*gotp)) != 2 {
+		t.Fatalf("state %v, events %v", d.State(), (*gotp))
 	}
 }

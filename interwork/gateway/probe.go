@@ -119,6 +119,23 @@ func (p *Prober) Record(g *Gateway, ok bool) {
 	}
 }
 
+// Adopt sets g down or up as the active node of the pair found it
+// (replication, on the standby, which does not probe): announced like a
+// probe's finding, so alarms and statistics follow; the probe runs start
+// again from it.
+func (p *Prober) Adopt(g *Gateway, down bool) {
+	l := g.live
+	l.okRun.Store(0)
+	l.failRun.Store(0)
+	if l.down.CompareAndSwap(!down, down) {
+		state := Up
+		if down {
+			state = Down
+		}
+		p.changed(g, state)
+	}
+}
+
 func (p *Prober) changed(g *Gateway, s State) {
 	if p.Log != nil {
 		p.Log.Warn("gateway state", "gateway", g.Name, "state", s.String())
