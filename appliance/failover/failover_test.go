@@ -65,9 +65,13 @@ func (l *lab) node(n string, prio int) {
 	l.t.Helper()
 	cfg := filepath.Join(l.Dir, "node-"+n+".toml")
 	data := filepath.Join(l.Dir, "data-"+n)
+	peer := map[string]string{"a": "b", "b": "a"}[n]
 	conf := fmt.Sprintf(`[sip]
 listen = "0.0.0.0:5060"
 user_agent = "node-%s"
+
+[billing]
+node = "node-%s"
 
 [ha]
 enabled = true
@@ -78,7 +82,10 @@ advert_interval = "1s"
 check_interval = "1s"
 check_failures = 2
 script_user = "root"
-`, n, vip, prio)
+replication_listen = "%s:5070"
+peer = "%s:5070"
+replication_key = "failover-test-replication-key-0123456789"
+`, n, n, vip, prio, nodeIP[n], nodeIP[peer])
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		l.t.Fatal(err)
 	}
@@ -104,6 +111,22 @@ func (l *lab) answersFromVIP() {
 	l.t.Helper()
 	if out, err := l.In("c", l.bin, "check", "--sip-listen", vip+":5060", "--timeout", "2s"); err != nil {
 		l.t.Errorf("no answer from the virtual address itself: %v %s", err, out)
+	}
+}
+
+// waitInStep waits until node n follows the active node and is in step.
+func (l *lab) waitInStep(n string, within time.Duration) {
+	l.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		out, _ := exec.Command("ip", "netns", "exec", l.NS(n), l.bin, "replication", "--data-dir", filepath.Join(l.Dir, "data-"+n)).CombinedOutput()
+		if strings.Contains(string(out), "in step with the active node  true") {
+			return
+		}
+		if time.Now().After(deadline) {
+			l.t.Fatalf("node %s not in step with the active node after %v:\n%s", n, within, out)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
@@ -144,6 +167,11 @@ func TestFailover(t *testing.T) {
 		// keepalived killed hard leaves its address behind; the image's
 		// keepalived.service runs `softswitch ha-fence` after keepalived
 		// ends (ExecStopPost), as this does, so the address is not on both.
+		// The operator's switchover: the active node fails keepalived's
+		// check until the standby (in step) holds the address.
+		{"switchover", func(l *lab) {
+			sh(l.t, "ip", "netns", "exec", l.NS("a"), l.bin, "switchover", "--data-dir", filepath.Join(l.Dir, "data-a"))
+		}},
 		{"keepalived-killed", func(l *lab) {
 			l.Stop("keepalived-a", syscall.SIGKILL)
 			if !l.hasVIP("a") {
@@ -161,6 +189,7 @@ func TestFailover(t *testing.T) {
 			l.waitVIP("a", 15*time.Second)
 			time.Sleep(1500 * time.Millisecond) // B settles as backup
 			l.answersFromVIP()
+			l.waitInStep("b", 15*time.Second)
 
 			trace := l.Client("c", clientIP, vip+":5060", 600)
 			time.Sleep(3 * time.Second)
@@ -203,6 +232,15 @@ func TestFailover(t *testing.T) {
 			}
 			if m.name != "link-down" && l.hasVIP("a") {
 				t.Error("node a still holds the virtual address")
+			}
+			if m.name == "switchover" {
+				// a is healthy again and stays standby (nopreempt): it
+				// follows b, and b keeps the address.
+				time.Sleep(5 * time.Second)
+				if role, _ := os.ReadFile(filepath.Join(l.Dir, "data-a", "ha-role")); strings.TrimSpace(string(role)) != "BACKUP" || !l.hasVIP("b") || l.hasVIP("a") {
+					t.Errorf("after the switchover: a's role %q, a holds the address %v, b %v", strings.TrimSpace(string(role)), l.hasVIP("a"), l.hasVIP("b"))
+				}
+				l.waitInStep("a", 15*time.Second)
 			}
 		})
 	}

@@ -53,6 +53,10 @@ func KeepalivedConfig(h config.HA, self, configPath, dataDir string) string {
 		checkCmd, seconds(h.CheckInterval.Duration), seconds((h.CheckTimeout.Duration + time.Second).Round(time.Second)), h.CheckFailures)
 	fmt.Fprintf(&b, "vrrp_instance softswitch {\n")
 	fmt.Fprintf(&b, "    state BACKUP\n") // the priorities decide; no node claims the address by configuration
+	// A node that comes back does not take the address back: it first
+	// follows the active one (replication), and the operator switches
+	// back when it is in step (softswitch switchover).
+	fmt.Fprintf(&b, "    nopreempt\n")
 	fmt.Fprintf(&b, "    interface %s\n    virtual_router_id %d\n    priority %d\n", h.Interface, h.RouterID, h.Priority)
 	fmt.Fprintf(&b, "    advert_int %s\n", seconds(h.AdvertInterval.Duration))
 	if len(h.UnicastPeers) > 0 {
@@ -160,7 +164,7 @@ func Check(addr string, timeout time.Duration) error {
 		"Via: SIP/2.0/UDP " + me + ";branch=z9hG4bKhack" + id + "\r\n" +
 		"From: <sip:ha-check@" + me + ">;tag=" + id + "\r\n" +
 		"To: <sip:" + to.String() + ">\r\n" +
-		"Call-ID: ha-check-" + id + "\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+		"Call-ID: " + config.HACheckCallIDPrefix + id + "\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
 	deadline := time.Now().Add(timeout)
 	buf := make([]byte, 4096)
 	for time.Now().Before(deadline) {

@@ -435,6 +435,18 @@ func switchCLI(src *node, hostname string, log *slog.Logger) *cli.CLI {
 		_, err := strconv.Atoi(x)
 		return err
 	}}
+	c.Exec.Add("switchover", []string{"hand the service address to the standby, which must be following this node (docs/ha.md)"}, cli.Admin, nil,
+		func(s *cli.Session, _ []string) error {
+			if src.switching == nil {
+				return errors.New("% this node is not in a pair ([ha] is off)")
+			}
+			if err := src.switching.Start(); err != nil {
+				return fmt.Errorf("%% %v", err)
+			}
+			slog.Default().Info("switchover started", "by", s.User, "from", s.From)
+			s.Printf("switching over: the standby takes the address within a few seconds (show replication there)\n")
+			return nil
+		})
 	c.Exec.Add("clear session <id>", []string{"", "end another user's session (its connection is closed)", ""}, cli.Admin,
 		map[string]*cli.Arg{"id": sessArg}, func(s *cli.Session, a []string) error {
 			id, _ := strconv.Atoi(a[0])

@@ -343,6 +343,12 @@ func run(args []string) error {
 		repl = &replication{hub: hub, follower: follower, running: conf}
 		replicationCommand(ctl, repl)
 	}
+	var switching *switchover
+	if cfg.HA.Enabled {
+		switching = &switchover{role: func() string { return ha.ReadRole(cfg.Data.Dir) }, repl: repl}
+		srv.Yielding = switching.Yielding
+		switchoverCommand(ctl, switching)
+	}
 	users := cliUsers(conf, cfg.CLI.PasswordCost)
 	takeOldUsers(db, users, log)
 	takeFirstUser(cfg.Data.Dir, conf, log)
@@ -379,6 +385,7 @@ func run(args []string) error {
 		aaa: aaaLive.Current, limiter: limiter, admit: admit, bus: bus, lookup: loc.Lookup, calls: calls.Snapshot, running: conf, tables: router.Tables, log: log, sip: sipCounts}
 	src.bill = bill
 	src.repl = repl
+	src.switching = switching
 	if cfg.HA.Enabled {
 		src.role = func() string { return ha.ReadRole(cfg.Data.Dir) }
 	}

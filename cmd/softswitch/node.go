@@ -27,27 +27,28 @@ import (
 // configuration (commits, SIGHUP), so that every path to a change is
 // checked, stored and applied the same way.
 type node struct {
-	alarms   *alarm.Manager
-	counters *stats.Counters
-	delay    *stats.Delay
-	level    *slog.LevelVar
-	gateways func() []*gateway.Gateway
-	trunks   func() []trunkreg.Status
-	bill     *billing.Billing // nil: no CDRs
-	sip      *sipcount.Counters
-	role     func() string // nil: not in a pair
-	repl     *replication  // nil: the pair does not replicate
-	name     string
-	start    time.Time
-	aaa      func() provision.AAA // in force
-	limiter  *authlimit.Limiter
-	admit    *admission.Gate
-	bus      *events.Bus
-	lookup   func(aor string) []store.Binding
-	calls    func(max int) ([]call.Info, int)
-	running  *running.Running       // the running configuration (CLI configure mode)
-	tables   func() *routing.Tables // the routing tables in use (traffic controls)
-	log      *slog.Logger
+	alarms    *alarm.Manager
+	counters  *stats.Counters
+	delay     *stats.Delay
+	level     *slog.LevelVar
+	gateways  func() []*gateway.Gateway
+	trunks    func() []trunkreg.Status
+	bill      *billing.Billing // nil: no CDRs
+	sip       *sipcount.Counters
+	role      func() string // nil: not in a pair
+	repl      *replication  // nil: the pair does not replicate
+	switching *switchover   // nil: not in a pair
+	name      string
+	start     time.Time
+	aaa       func() provision.AAA // in force
+	limiter   *authlimit.Limiter
+	admit     *admission.Gate
+	bus       *events.Bus
+	lookup    func(aor string) []store.Binding
+	calls     func(max int) ([]call.Info, int)
+	running   *running.Running       // the running configuration (CLI configure mode)
+	tables    func() *routing.Tables // the routing tables in use (traffic controls)
+	log       *slog.Logger
 }
 
 // reload is SIGHUP: the config file's trunk registrations, and its

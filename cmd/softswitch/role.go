@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -232,4 +233,60 @@ func adoptState(name string, data []byte, conf *running.Running, a *digest.Autho
 		return nil
 	}
 	return nil // a newer active's state: not known here
+}
+
+// switchover hands the service address to the standby on the operator's
+// word (softswitch switchover, the command line's switchover): the active
+// node fails keepalived's health check (and only it) until it is no
+// longer MASTER, at most switchoverMax; keepalived then moves the address
+// (nopreempt keeps it there when this node is healthy again).
+type switchover struct {
+	role func() string // the recorded keepalived role
+	repl *replication  // nil: no replication
+
+	mu    sync.Mutex
+	until time.Time
+}
+
+// switchoverMax bounds a switchover that does not happen (the other node
+// does not take the address).
+const switchoverMax = 30 * time.Second
+
+// Start begins a switchover: only on the active node, and only while a
+// standby follows it (one not in step would take over without the state).
+func (s *switchover) Start() error {
+	if s.role() != ha.RoleMaster {
+		return fmt.Errorf("this node is not the active one (role %q): run switchover on the active node", s.role())
+	}
+	if s.repl == nil || s.repl.hub.Standbys() == 0 {
+		return errors.New("no standby follows this node: a switchover now would lose registrations and configuration; check `show replication` on both nodes")
+	}
+	s.mu.Lock()
+	s.until = time.Now().Add(switchoverMax)
+	s.mu.Unlock()
+	return nil
+}
+
+// Yielding tells whether the health check must fail now.
+func (s *switchover) Yielding() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.until.IsZero() {
+		return false
+	}
+	if time.Now().After(s.until) || s.role() != ha.RoleMaster {
+		s.until = time.Time{} // done (or given up): healthy again, and not preempting
+		return false
+	}
+	return true
+}
+
+// switchoverCommand answers `softswitch switchover` on the control socket.
+func switchoverCommand(ctl *control.Server, s *switchover) {
+	ctl.Handle("switchover", "hand the service address to the standby (it must be following this node)", func([]string) (string, error) {
+		if err := s.Start(); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("switching over: keepalived's check fails here until the standby holds the address (at most %s)\n", switchoverMax), nil
+	})
 }

@@ -74,7 +74,7 @@ func subcommand(args []string) (ok bool, err error) {
 		}
 		fmt.Println(string(h))
 		return true, nil
-	case "bans", "unban", "blocked", "unblock", "cdr-fetched", "replication":
+	case "bans", "unban", "blocked", "unblock", "cdr-fetched", "replication", "switchover":
 		return true, askRunning(args, func(fs *flag.FlagSet) (string, error) {
 			line := args[0]
 			switch args[0] {

@@ -232,6 +232,11 @@ type HA struct {
 	ReplicationKey    string `toml:"replication_key"`
 }
 
+// HACheckCallIDPrefix starts the Call-ID of keepalived's health check
+// (softswitch check): the switch fails that check alone during a
+// switchover.
+const HACheckCallIDPrefix = "ha-check-"
+
 // Replicates tells whether the pair replicates its state.
 func (h HA) Replicates() bool { return h.Enabled && h.Peer != "" }
 

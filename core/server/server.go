@@ -19,6 +19,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/softswitch/softswitch/core/call"
+	"github.com/softswitch/softswitch/core/config"
 	"github.com/softswitch/softswitch/core/gate"
 	"github.com/softswitch/softswitch/core/inbound"
 	"github.com/softswitch/softswitch/core/overload"
@@ -63,6 +64,9 @@ type Server struct {
 	// goroutine of its own, not on the worker. Asked at each REGISTER:
 	// the AAA servers change at run time.
 	SlowRegister func() bool
+	// Yielding, when set and true, fails keepalived's health check of
+	// this node (a switchover hands the address to the standby).
+	Yielding func() bool
 	// Count, when set, counts the SIP messages received (UDP after
 	// admission, TCP, and the responses sipgo's side socket reads) and
 	// sent on the call path's UDP socket (RFC 4780's statistics).
@@ -377,6 +381,12 @@ func (s *Server) inDialogOnly(req *sip.Request, tx sip.ServerTransaction) {
 func (s *Server) options(req *sip.Request, tx sip.ServerTransaction) {
 	if tagOf(req.To()) != "" {
 		s.Calls.HandleInDialog(req, tx)
+		return
+	}
+	if s.Yielding != nil && strings.HasPrefix(req.CallID().Value(), config.HACheckCallIDPrefix) && s.Yielding() {
+		// A switchover: keepalived's check fails here, so it hands the
+		// address to the other node; every other OPTIONS is answered.
+		tx.Respond(sip.NewResponseFromRequest(req, 503, "Yielding to the standby (switchover)", nil))
 		return
 	}
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
