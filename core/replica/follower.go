@@ -89,12 +89,15 @@ func (f *Follower) Run(ctx context.Context) {
 		f.mu.Lock()
 		following := f.following
 		var cctx context.Context
+		var cancel context.CancelFunc
 		if following {
-			cctx, f.cancel = context.WithCancel(ctx)
+			cctx, cancel = context.WithCancel(ctx)
+			f.cancel = cancel
 		}
 		f.mu.Unlock()
 		if following {
 			err := f.follow(cctx)
+			cancel() // each try's context ends with it (a peer down for days makes many)
 			f.inStep.Store(false)
 			if err != nil && err.Error() != lastErr && ctx.Err() == nil {
 				f.Log.Warn("replication: not following the active node", "peer", f.Peer, "err", err)
