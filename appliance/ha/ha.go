@@ -53,10 +53,13 @@ func KeepalivedConfig(h config.HA, self, configPath, dataDir string) string {
 		checkCmd, seconds(h.CheckInterval.Duration), seconds((h.CheckTimeout.Duration + time.Second).Round(time.Second)), h.CheckFailures)
 	fmt.Fprintf(&b, "vrrp_instance softswitch {\n")
 	fmt.Fprintf(&b, "    state BACKUP\n") // the priorities decide; no node claims the address by configuration
-	// A node that comes back does not take the address back: it first
-	// follows the active one (replication), and the operator switches
-	// back when it is in step (softswitch switchover).
-	fmt.Fprintf(&b, "    nopreempt\n")
+	if h.Replicates() {
+		// A node that comes back does not take the address back: it
+		// first follows the active one, and the operator switches back
+		// when it is in step (softswitch switchover). Without replication
+		// the priority decides, as ever.
+		fmt.Fprintf(&b, "    nopreempt\n")
+	}
 	fmt.Fprintf(&b, "    interface %s\n    virtual_router_id %d\n    priority %d\n", h.Interface, h.RouterID, h.Priority)
 	fmt.Fprintf(&b, "    advert_int %s\n", seconds(h.AdvertInterval.Duration))
 	if len(h.UnicastPeers) > 0 {

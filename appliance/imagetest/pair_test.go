@@ -258,8 +258,9 @@ func TestImagePairFailover(t *testing.T) {
 				}
 			} else {
 				// systemd fenced A (ExecStopPost) and restarted keepalived
-				// (Restart=always); A joins as backup (nopreempt): B keeps
-				// the address. Never both.
+				// (Restart=always); A, the higher priority, has taken the
+				// address back from B by now (preemption: the image's pair
+				// does not replicate yet). Never both.
 				a, b := p.holdsVIP(t, 0), p.holdsVIP(t, 1)
 				if a == b {
 					t.Errorf("after keepalived's restart on A: A holds the address %v, B %v", a, b)
