@@ -27,12 +27,9 @@ import (
 const accountingOutbox = "radius"
 
 // retireGrace is how long a replaced RADIUS client stays open for the
-// requests already sent through it (longer than an authorisation's wait).
-const retireGrace = authorizeGrace + 5*time.Second
-
-// authorizeGrace bounds an exchange under way with an AAA server: RADIUS
-// tries and core/call's authorisation wait.
-const authorizeGrace = 30 * time.Second
+// requests already sent through it (longer than an authorisation's wait,
+// which bounds RADIUS's tries too).
+const retireGrace = call.AuthorizeWait + 5*time.Second
 
 // aaaGate runs the AAA servers of the running configuration (docs/aaa.md)
 // and changes them at run time: a commit that changes [aaa] builds a new
@@ -49,8 +46,7 @@ type aaaGate struct {
 	bill       *billing.Billing
 
 	mu       sync.Mutex
-	want     *provision.AAA                // the last Set
-	shown    atomic.Pointer[provision.AAA] // the last Set, for show and SNMP without g.mu
+	want     atomic.Pointer[provision.AAA] // the last Set (read without g.mu by show and SNMP)
 	have     *aaaPlant                     // nil until Attach
 	calls    *call.Manager
 	ctx      context.Context // the accounting's (billing's) context
@@ -97,8 +93,7 @@ type aaaPlant struct {
 func (g *aaaGate) Set(a provision.AAA) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.want = &a
-	g.shown.Store(&a)
+	g.want.Store(&a)
 	if g.calls != nil {
 		g.applyLocked()
 	}
@@ -115,21 +110,23 @@ func (g *aaaGate) Attach(ctx context.Context, calls *call.Manager, nasIP netip.A
 
 // Current is the [aaa] in force.
 func (g *aaaGate) Current() provision.AAA {
-	if a := g.shown.Load(); a != nil {
+	if a := g.want.Load(); a != nil {
 		return *a
 	}
 	return provision.DefaultAAA()
 }
 
-// applyLocked builds the plant of g.want when it differs from the one
-// running, swaps it in, and retires the old one. g.mu is held; nothing
-// here waits on the network (peers connect on their own goroutines).
+// applyLocked builds the plant of the [aaa] last Set when it differs
+// from the one running, swaps it in, and retires the old one. g.mu is
+// held; nothing here waits on the network (peers connect on their own
+// goroutines).
 func (g *aaaGate) applyLocked() {
-	if g.want == nil || (g.have != nil && reflect.DeepEqual(g.have.cfg, *g.want)) {
+	want := g.want.Load()
+	if want == nil || (g.have != nil && reflect.DeepEqual(g.have.cfg, *want)) {
 		return
 	}
 	old := g.have
-	p := g.build(*g.want)
+	p := g.build(*want)
 	// Swapped in for the next request: digests, authorisation.
 	algs := g.algorithms
 	if p.cfg.RemoteAuth() {
@@ -323,11 +320,17 @@ func (g *aaaGate) retire(p *aaaPlant) {
 			}
 		}
 		g.mu.Lock()
-		for _, pp := range p.peers {
-			g.pool.release(pp)
-		}
+		g.releasePeers(p)
 		g.mu.Unlock()
 	}, g.retiring.Done)
+}
+
+// releasePeers gives p's Diameter peers back to the pool (the last user
+// of one says goodbye). g.mu is held.
+func (g *aaaGate) releasePeers(p *aaaPlant) {
+	for _, pp := range p.peers {
+		g.pool.release(pp)
+	}
 }
 
 // Drain gives the accounting of the calls a stop has just ended up to max
@@ -371,9 +374,7 @@ func (g *aaaGate) Stop() {
 		c()
 	}
 	g.mu.Lock()
-	for _, pp := range p.peers {
-		g.pool.release(pp)
-	}
+	g.releasePeers(p)
 	g.have = nil
 	g.mu.Unlock()
 	waitFor(&g.pool.wg, 3*time.Second)

@@ -412,7 +412,7 @@ func run(args []string) error {
 		safe.Loop("replication follower", ctx.Done(), func() { follower.Run(ctx) })
 		log.Info("replication", "listen", cfg.HA.ReplicationListen, "peer", cfg.HA.Peer)
 	}
-	out := outward{prober: prober, aaa: aaaLive, hub: hub, follower: follower, running: conf,
+	out := outward{prober: prober, aaa: aaaLive, repl: repl,
 		regs: &regGate{ctx: ctx, regs: regs, specs: func() []gateway.RegistrationSpec { return router.Tables().Set.Registrations() }}}
 	if bill != nil {
 		out.push = pushing

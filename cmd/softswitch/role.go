@@ -29,11 +29,9 @@ type outward struct {
 	regs   *regGate
 	push   *pushGate
 	aaa    *aaaGate
-	// The pair's own link (core/replica; nil without replication): the
-	// active node streams its state, the standby follows it.
-	hub      *replica.Hub
-	follower *replica.Follower
-	running  *running.Running // refuses commits while this node follows
+	// The pair's own link (nil without replication): the active node
+	// streams its state, the standby follows it.
+	repl *replication
 }
 
 // setActive turns the outward parts on (the node became the active one)
@@ -45,19 +43,25 @@ func (o outward) setActive(on bool) {
 		o.push.SetActive(on)
 	}
 	o.aaa.SetActive(on)
-	if o.hub != nil {
-		o.hub.SetActive(on)
-		o.follower.SetFollowing(!on)
-		o.running.SetStandby(!on)
+	if o.repl != nil {
+		o.repl.setActive(on)
 	}
 }
 
-// replication is the state of the pair's link, for the control socket,
-// the command line and SNMP.
+// replication is the pair's link (core/replica): its two ends on this
+// node, and the running configuration that follows the role.
 type replication struct {
 	hub      *replica.Hub
 	follower *replica.Follower
-	running  *running.Running
+	running  *running.Running // refuses commits while this node follows
+}
+
+// setActive streams this node's state (it became the active one) or
+// follows the other node's.
+func (r *replication) setActive(on bool) {
+	r.hub.SetActive(on)
+	r.follower.SetFollowing(!on)
+	r.running.SetStandby(!on)
 }
 
 // replicationState is a snapshot of it.

@@ -60,15 +60,15 @@ type AuthzSession interface {
 	End(used time.Duration)
 }
 
-// authorizeWait bounds an authorisation, failover included (the
+// AuthorizeWait bounds an authorisation, failover included (the
 // authoriser's own waits are shorter: RADIUS's tries, Diameter's Tx).
-const authorizeWait = 30 * time.Second
+const AuthorizeWait = 30 * time.Second
 
 // authorize asks az about a subscriber's call. ok false: the call
 // must not go on, and d says how to refuse it (d.Status 0: the caller
 // cancelled meanwhile and the stack answered).
 func (m *Manager) authorize(req *sip.Request, tx sip.ServerTransaction, caller Caller, called string, az *authzSetting) (grant Grant, d Decision, ok bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), authorizeWait)
+	ctx, cancel := context.WithTimeout(context.Background(), AuthorizeWait)
 	defer cancel()
 	safe.Go("INVITE authorisation wait", func() {
 		select {
@@ -161,7 +161,7 @@ func (c *Call) extendGrant() {
 		c.limit = time.AfterFunc(time.Until(c.deadline), c.timeLimit)
 	}
 	c.unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), authorizeWait)
+	ctx, cancel := context.WithTimeout(context.Background(), AuthorizeWait)
 	g, err := s.Extend(ctx, used)
 	cancel()
 	c.lock()

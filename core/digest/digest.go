@@ -328,6 +328,7 @@ func (a *Authority) Challenges(stale bool) []string {
 	algs := a.Algorithms()
 	out := make([]string, 0, len(algs))
 	nonce := a.NewNonce()
+	opaque := a.secret.Load().Opaque
 	for _, alg := range algs {
 		var b strings.Builder
 		b.WriteString(`Digest realm="`)
@@ -335,7 +336,7 @@ func (a *Authority) Challenges(stale bool) []string {
 		b.WriteString(`", nonce="`)
 		b.WriteString(nonce)
 		b.WriteString(`", opaque="`)
-		b.WriteString(a.secret.Load().Opaque)
+		b.WriteString(opaque)
 		b.WriteString(`", algorithm=`)
 		b.WriteString(alg)
 		b.WriteString(`, qop="auth"`)

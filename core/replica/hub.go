@@ -33,7 +33,9 @@ type Hub struct {
 	bindings map[string][]store.Binding
 	sessions map[*session]struct{}
 	active   bool
-	sent     atomic.Uint64 // changes queued to standbys since the start
+	// followed is len(sessions), read without h.mu: with no standby
+	// connected a change is not encoded at all.
+	followed atomic.Int32
 
 	slotsOnce sync.Once
 	conns     chan struct{} // one per connection served (maxConns)
@@ -61,6 +63,10 @@ func (s *session) drop() { s.once.Do(func() { close(s.broken) }) }
 func (h *Hub) SaveBindings(aor string, bs []store.Binding) {
 	h.Inner.SaveBindings(aor, bs)
 	cp := append([]store.Binding(nil), bs...)
+	// Encoded before the lock (the registrar's path waits on it); a
+	// standby that connects meanwhile has the change in its snapshot.
+	m := &message{Kind: kindBindings, AOR: aor, Bindings: cp}
+	b := h.encodeIfFollowed(m)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.bindings == nil {
@@ -71,19 +77,30 @@ func (h *Hub) SaveBindings(aor string, bs []store.Binding) {
 	} else {
 		h.bindings[aor] = cp
 	}
+	h.queueLocked(b, m)
+}
+
+// encodeIfFollowed is m encoded, or nil when no standby follows.
+func (h *Hub) encodeIfFollowed(m *message) []byte {
+	if h.followed.Load() == 0 {
+		return nil
+	}
+	return encode(m)
+}
+
+// queueLocked queues m (encoded as b, or nil when no standby followed a
+// moment ago) for every standby connected; one whose queue is full is
+// dropped (it resynchronises). h.mu is held.
+func (h *Hub) queueLocked(b []byte, m *message) {
 	if len(h.sessions) == 0 {
 		return
 	}
-	h.queueLocked(encode(&message{Kind: kindBindings, AOR: aor, Bindings: cp}))
-}
-
-// queueLocked queues b for every standby connected; one whose queue is
-// full is dropped (it resynchronises). h.mu is held.
-func (h *Hub) queueLocked(b []byte) {
+	if b == nil { // a standby connected since: its snapshot was cut before this change
+		b = encode(m)
+	}
 	for s := range h.sessions {
 		select {
 		case s.q <- b:
-			h.sent.Add(1)
 		default:
 			s.drop()
 		}
@@ -94,25 +111,31 @@ func (h *Hub) queueLocked(b []byte) {
 // configuration, the digest key), for the standby connected and the
 // next snapshot. It never blocks.
 func (h *Hub) SetState(name string, data []byte) {
+	m := &message{Kind: kindState, Name: name, Data: data}
+	b := h.encodeIfFollowed(m)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.states == nil {
 		h.states = map[string][]byte{}
 	}
 	h.states[name] = append([]byte(nil), data...)
-	if len(h.sessions) > 0 {
-		h.queueLocked(encode(&message{Kind: kindState, Name: name, Data: data}))
-	}
+	h.queueLocked(b, m)
 }
 
 // Count takes a nonce count accepted (core/digest's OnCount). It never
 // blocks.
+//
+// With no standby following it returns at once: one that connects now
+// takes the counts, this one included, after its cut.
 func (h *Hub) Count(nonce string, nc uint64, expires int64) {
+	m := &message{Kind: kindCount, Nonce: nonce, NC: nc, Expires: expires}
+	b := h.encodeIfFollowed(m)
+	if b == nil {
+		return
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(h.sessions) > 0 {
-		h.queueLocked(encode(&message{Kind: kindCount, Nonce: nonce, NC: nc, Expires: expires}))
-	}
+	h.queueLocked(b, m)
 }
 
 // Bindings implements the registrar's BindingStore (at start): the
@@ -219,6 +242,7 @@ func (h *Hub) serveConn(ctx context.Context, conn net.Conn) {
 		h.sessions = map[*session]struct{}{}
 	}
 	h.sessions[s] = struct{}{}
+	h.followed.Store(int32(len(h.sessions)))
 	states := make(map[string][]byte, len(h.states))
 	for k, v := range h.states {
 		states[k] = v
@@ -233,6 +257,7 @@ func (h *Hub) serveConn(ctx context.Context, conn net.Conn) {
 	defer func() {
 		h.mu.Lock()
 		delete(h.sessions, s)
+		h.followed.Store(int32(len(h.sessions)))
 		h.mu.Unlock()
 	}()
 	h.Log.Info("replication: a standby connected; sending the snapshot", "from", conn.RemoteAddr().String(), "aors", len(snap))
