@@ -63,8 +63,9 @@ type Billing struct {
 	kick     chan struct{}
 	queued   atomic.Int64
 
-	plan        atomic.Pointer[rating.Plan] // nil: records are not rated
-	keep        atomic.Bool                 // a push target is configured (Config.KeepUntilDelivered, then SetKeepUntilDelivered)
+	plan        atomic.Pointer[rating.Plan]   // nil: records are not rated
+	repl        atomic.Pointer[replicatorBox] // nil: no standby hears the open records (pair.go)
+	keep        atomic.Bool                   // a push target is configured (Config.KeepUntilDelivered, then SetKeepUntilDelivered)
 	hot         *hot
 	failing     atomic.Bool
 	pushFailing atomic.Bool
@@ -171,7 +172,7 @@ func Open(cfg Config, bus *events.Bus, log *slog.Logger) (*Billing, error) {
 // lose the event (journal.go).
 func (b *Billing) Handle(e *events.Event) {
 	switch e.Kind {
-	case events.CallAttempt, events.CallRinging, events.CallAnswer, events.CallRelease:
+	case events.CallAttempt, events.CallRinging, events.CallAnswer, events.CallRelease, events.CallAdopt, events.CallHandover:
 	default:
 		return
 	}
@@ -340,6 +341,11 @@ func (b *Billing) step(now time.Time, final bool) {
 // apply turns one event into record changes (queued in b.writes).
 func (b *Billing) apply(e *events.Event) {
 	r := b.calls[e.CallID]
+	switch e.Kind {
+	case events.CallAdopt, events.CallHandover:
+		b.applyPair(e, r)
+		return
+	}
 	if r == nil && e.Kind != events.CallAttempt {
 		if e.Kind != events.CallRelease {
 			return // ringing or answer of a call billing never saw start
@@ -381,8 +387,10 @@ func (b *Billing) apply(e *events.Event) {
 		if first {
 			b.report(OutboxStart, r)
 		}
+		b.replicate(e.CallID, r)
 	case events.CallRelease:
 		delete(b.calls, e.CallID)
+		b.replicate(e.CallID, nil)
 		r.Release = utc(e.Time)
 		if r.Ringing.IsZero() && !e.Ringing.IsZero() {
 			r.Ringing = utc(e.Ringing)

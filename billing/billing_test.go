@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -468,3 +469,65 @@ func TestRotateBytesWithinOneRecord(t *testing.T) {
 		})
 	}
 }
+
+// A call answered on the other node of a pair and adopted here: its
+// release writes one record with the other node's id and times; a call
+// handed over is written nowhere here.
+func TestAdoptedAndHandedOverCalls(t *testing.T) {
+	old := mustOpen(t, cfgFor(t.TempDir()))
+	var mu sync.Mutex
+	open := map[string][]byte{}
+	old.SetReplicator(replicatorFunc(func(id string, rec []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		if rec == nil {
+			delete(open, id)
+		} else {
+			open[id] = rec
+		}
+	}))
+	old.Handle(attempt("c1", t0))
+	old.Handle(&events.Event{Kind: events.CallAnswer, Time: t0.Add(2 * time.Second), Answer: t0.Add(2 * time.Second), CallID: "c1", Gateway: "gw1"})
+	old.Handle(attempt("c2", t0))
+	old.Handle(&events.Event{Kind: events.CallAnswer, Time: t0.Add(3 * time.Second), Answer: t0.Add(3 * time.Second), CallID: "c2", Gateway: "gw1"})
+	old.step(t0.Add(5*time.Second), false)
+	mu.Lock()
+	rec1 := open["c1"]
+	n := len(open)
+	mu.Unlock()
+	if n != 2 || rec1 == nil {
+		t.Fatalf("%d open records reported", n)
+	}
+	// The old node hands c2 over: no record of it there.
+	old.Handle(&events.Event{Kind: events.CallHandover, CallID: "c2"})
+	old.step(t0.Add(6*time.Second), false)
+	mu.Lock()
+	n = len(open)
+	mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d open records after the handover", n)
+	}
+
+	dir := t.TempDir()
+	cfg := cfgFor(dir)
+	cfg.Node, cfg.RotateRecords = "ss2", 1
+	nu := mustOpen(t, cfg)
+	nu.Adopt("c1", rec1)
+	nu.Adopt("c1", rec1) // twice (a journal replay): one record
+	nu.Handle(release("c1", t0.Add(70*time.Second), "BYE", 200, true))
+	nu.step(t0.Add(71*time.Second), false)
+	_, rows := readCSV(t, dir)
+	if len(rows) != 1 {
+		t.Fatalf("%d records", len(rows))
+	}
+	for k, want := range map[string]string{"record_id": "ss1-0", "answer": "2026-12-01T10:00:02.000Z",
+		"release": "2026-12-01T10:01:10.000Z", "end_reason": "normal", "source": "peer1"} {
+		if got := col(rows[0], k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+}
+
+type replicatorFunc func(string, []byte)
+
+func (f replicatorFunc) PutRecord(id string, rec []byte) { f(id, rec) }

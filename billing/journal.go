@@ -189,6 +189,10 @@ func encodeEntry(buf []byte, seq uint64, e *events.Event) []byte {
 		buf = binary.AppendUvarint(buf, uint64(len(sdp)))
 		buf = append(buf, sdp...)
 	}
+	if len(e.Record) > 0 { // last and optional: entries without it read as before
+		buf = binary.AppendUvarint(buf, uint64(len(e.Record)))
+		buf = append(buf, e.Record...)
+	}
 	binary.BigEndian.PutUint32(buf[p-8:], uint32(len(buf)-p))
 	binary.BigEndian.PutUint32(buf[p-4:], crc32.Checksum(buf[p:], castagnoli))
 	return buf
@@ -275,6 +279,9 @@ func decodePayload(p []byte) (uint64, *events.Event, error) {
 		if b := r.bytes(); len(b) > 0 {
 			*sdp = append([]byte(nil), b...)
 		}
+	}
+	if r.err == nil && len(r.b) > 0 {
+		e.Record = append([]byte(nil), r.bytes()...)
 	}
 	if r.err != nil {
 		return 0, nil, r.err

@@ -340,7 +340,11 @@ func run(args []string) error {
 	controlCommands(ctl, limiter, admit, bus)
 	var repl *replication // nil: the node does not replicate
 	if hub != nil {
-		repl = &replication{hub: hub, follower: follower, running: conf}
+		repl = &replication{hub: hub, follower: follower, running: conf, calls: calls, bill: bill, log: log}
+		calls.SetReplicator(repl)
+		if bill != nil {
+			bill.SetReplicator(repl)
+		}
 		replicationCommand(ctl, repl)
 	}
 	var switching *switchover

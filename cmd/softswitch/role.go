@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/softswitch/softswitch/appliance/ha"
+	"github.com/softswitch/softswitch/billing"
+	"github.com/softswitch/softswitch/core/call"
 	"github.com/softswitch/softswitch/core/digest"
 	"github.com/softswitch/softswitch/core/events"
 	"github.com/softswitch/softswitch/core/replica"
@@ -54,14 +56,71 @@ type replication struct {
 	hub      *replica.Hub
 	follower *replica.Follower
 	running  *running.Running // refuses commits while this node follows
+	calls    *call.Manager
+	bill     *billing.Billing // nil: no CDRs
+	log      *slog.Logger
 }
 
+// Kinds of keyed records on the replication link: the answered calls
+// (core/call's Record) and their open CDRs (billing's record), each by
+// the caller leg's Call-ID.
+const (
+	recordCall = "call"
+	recordCDR  = "cdr"
+)
+
+// PutCall implements call.Replicator.
+func (r *replication) PutCall(callID string, rec []byte) { r.hub.Put(recordCall, callID, rec) }
+
+// PutRecord implements billing.Replicator.
+func (r *replication) PutRecord(callID string, rec []byte) { r.hub.Put(recordCDR, callID, rec) }
+
+// handOverWithin: a node demoted while a standby followed it this
+// recently hands its calls over (the standby took them on); one nobody
+// followed keeps them (nobody else has them).
+const handOverWithin = 10 * time.Second
+
 // setActive streams this node's state (it became the active one) or
-// follows the other node's.
+// follows the other node's. Becoming active it takes on the calls the
+// active node had answered; no longer active, it lets its own go to the
+// node that took them on.
 func (r *replication) setActive(on bool) {
+	if !on && r.hub.FollowedWithin(handOverWithin) {
+		if n := r.calls.HandOver(); n > 0 {
+			r.log.Info("replication: calls in progress handed over to the node that took over", "calls", n)
+		}
+	}
 	r.hub.SetActive(on)
 	r.follower.SetFollowing(!on)
 	r.running.SetStandby(!on)
+	if on {
+		r.adopt()
+	}
+}
+
+// adopt takes on the answered calls the active node last reported, with
+// their open CDRs (billing first, so that a release at once finds its
+// record).
+func (r *replication) adopt() {
+	recs := r.follower.Records(recordCDR)
+	calls := r.follower.Records(recordCall)
+	n := 0
+	for id, data := range calls {
+		if r.bill != nil {
+			r.bill.Adopt(id, recs[id])
+		}
+		if _, err := r.calls.Adopt(data); err != nil {
+			r.log.Error("replication: a call of the old active node cannot be taken on", "call", id, "err", err)
+			if r.bill != nil {
+				r.bill.Handle(&events.Event{Kind: events.CallHandover, CallID: id})
+			}
+			continue
+		}
+		n++
+	}
+	if len(calls) > 0 {
+		r.log.Info("replication: took on the old active node's calls in progress", "calls", n, "refused", len(calls)-n)
+	}
 }
 
 // replicationState is a snapshot of it.
@@ -104,10 +163,12 @@ func replicationCommand(ctl *control.Server, r *replication) {
 }
 
 // followRole follows the role keepalived's notify hook records (read
-// each second): MASTER is active, any other role (none yet, BACKUP,
+// five times a second): MASTER is active, any other role (none yet, BACKUP,
 // FAULT, STOP) standby.
 func followRole(ctx context.Context, dataDir string, o outward, bus *events.Bus, log *slog.Logger) {
-	t := time.NewTicker(time.Second)
+	// Read often: a takeover takes on the calls only once the role is
+	// seen, and their in-dialog requests meanwhile get 481.
+	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	last := "none"
 	for {

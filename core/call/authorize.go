@@ -189,6 +189,7 @@ func (c *Call) extendGrant() {
 		c.grantFinal = true
 		c.armGrant()
 	default:
+		c.touch()
 		c.grant, c.grantFinal, c.grantFailOpen = g.Duration, g.Final, g.FailOpen
 		c.deadline, c.validUntil = time.Time{}, time.Time{}
 		if g.Duration > 0 {

@@ -76,6 +76,10 @@ type Call struct {
 	deadline, reported, validUntil time.Time
 	limit                          *time.Timer
 
+	// Replication (replicate.go): the state changed since last reported;
+	// the call was reported answered (its end must be too).
+	dirty, replicated bool
+
 	seInterval   int
 	seWatchdog   *time.Timer
 	seRefresh    *time.Timer
@@ -602,6 +606,7 @@ func (c *Call) answer(b *leg, r *sip.Response) {
 	c.write(res)
 	c.after(c.finish)
 	c.retransmit2xx(c.a, res, c.aSeq)
+	c.touch()
 	c.m.bus.Publish(&events.Event{Kind: events.CallAnswer, CallID: c.a.callID, Calling: c.calling,
 		Called: c.called, Account: c.account, Setup: c.setup, Answer: c.answered, AnswerSDP: r.Body(),
 		Gateway: b.gateway, CalledSent: b.remote.User, CallingSent: b.localURI.User,
@@ -726,6 +731,7 @@ func (c *Call) end(cause string, side events.Side, status, q int) {
 	// HandleInvite must never wait for ever, whoever ended the call.
 	c.finalQueued = true
 	c.after(c.finish)
+	c.touch() // a replicated call's end is reported
 	m := c.m
 	m.tab.del(c.a.callID)
 	for _, f := range c.forks {

@@ -96,6 +96,7 @@ func (l *leg) newRequestTag(method sip.RequestMethod, m *Manager, tag string) *s
 	if method != sip.ACK && method != sip.CANCEL {
 		l.localSeq++
 		seq = l.localSeq
+		l.call.touch()
 	}
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: seq, MethodName: method})
 	if method != sip.BYE && method != sip.CANCEL && method != sip.ACK {

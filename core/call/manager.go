@@ -123,6 +123,8 @@ type Manager struct {
 	Hold func() bool
 	// authz, when set, authorises subscribers' calls (SetAuthz).
 	authz atomic.Pointer[authzSetting]
+	// repl, when set, hears answered calls for the pair's standby.
+	repl atomic.Pointer[Replicator]
 }
 
 type authzSetting struct {

@@ -52,6 +52,9 @@ func (c *Call) lock() { c.mu.Lock() }
 // leaves its messages to it, so messages leave in the order they were
 // queued and nobody waits on the network holding the lock.
 func (c *Call) unlock() {
+	if c.dirty {
+		c.replicate()
+	}
 	if c.flushing || len(c.out) == 0 {
 		c.mu.Unlock()
 		return

@@ -63,6 +63,7 @@ func (m *Manager) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 			return nil, 500, "CSeq Out of Order"
 		}
 		from.remoteSeq = seq
+		c.touch()
 		if invite && (from.pendingAckTo != nil || to.pendingAckTo != nil) {
 			return nil, 491, "Request Pending"
 		}
@@ -172,6 +173,7 @@ func (c *Call) relayedSuccess(req *sip.Request, r, res *sip.Response, from, to *
 	c.lock()
 	defer c.unlock()
 	refresh := req.Method == sip.INVITE || req.Method == sip.UPDATE
+	c.touch()
 	if ct := r.Contact(); ct != nil && refresh {
 		to.target = ct.Address
 	}

@@ -33,6 +33,8 @@ const (
 	AAADropped                        // an AAA answer failed verification and was dropped (Source: address, Cause: why)
 	AAADelivery                       // accounting cannot be delivered, or can again (State: failing/ok, Cause: the error)
 	HARole                            // the node's role in its pair changed (State: MASTER, BACKUP, FAULT, STOP)
+	CallAdopt                         // this node took over an answered call from its pair's other node (CallID, Record: billing's open record, or none)
+	CallHandover                      // this node let an answered call go to the node that took over (CallID): no record here
 )
 
 func (k Kind) String() string {
@@ -77,6 +79,10 @@ func (k Kind) String() string {
 		return "aaa-delivery"
 	case HARole:
 		return "ha-role"
+	case CallAdopt:
+		return "call-adopt"
+	case CallHandover:
+		return "call-handover"
 	}
 	return "unknown"
 }
@@ -140,6 +146,7 @@ type Event struct {
 	AnswerSDP    []byte    // the answer's SDP (answers), likewise
 	AAAClass     string    // attempts: the Class the call's authorisation gave (RADIUS), for accounting
 	CalleeCallID string    // the Call-ID of the callee leg (the answering or last fork)
+	Record       []byte    // adoptions: billing's open record of the call as the other node kept it (binary)
 }
 
 // Handler receives events. It runs on the publisher's goroutine, on the

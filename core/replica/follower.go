@@ -40,6 +40,7 @@ type Follower struct {
 	Log   *slog.Logger
 
 	mu        sync.Mutex
+	records   map[string]map[string][]byte // the active node's keyed records (Hub.Put), by kind
 	following bool
 	cancel    context.CancelFunc // the connection in progress
 	wake      chan struct{}
@@ -74,6 +75,35 @@ func (f *Follower) Status() (inStep bool, applied int64, last time.Time) {
 		last = time.Unix(0, ns)
 	}
 	return f.inStep.Load(), f.applied.Load(), last
+}
+
+// Records takes the keyed records of kind the active node last sent
+// (Hub.Put) and forgets them: at a takeover, what this node carries on.
+func (f *Follower) Records(kind string) map[string][]byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	recs := f.records[kind]
+	delete(f.records, kind)
+	return recs
+}
+
+// putRecord keeps one record (nil data: removed).
+func (f *Follower) putRecord(kind, key string, data []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.records == nil {
+		f.records = map[string]map[string][]byte{}
+	}
+	recs := f.records[kind]
+	if recs == nil {
+		recs = map[string][]byte{}
+		f.records[kind] = recs
+	}
+	if data == nil {
+		delete(recs, key)
+	} else {
+		recs[key] = data
+	}
 }
 
 // Run follows until ctx ends.
@@ -131,6 +161,7 @@ func (f *Follower) follow(ctx context.Context) error {
 		return err
 	}
 	var snap map[string][]store.Binding
+	var snapRecs map[string]map[string][]byte
 	for {
 		ch.SetDeadline(time.Now().Add(5 * time.Second))
 		b, err := ch.Recv()
@@ -148,6 +179,20 @@ func (f *Follower) follow(ctx context.Context) error {
 		switch m.Kind {
 		case kindSnapBegin:
 			snap = map[string][]store.Binding{}
+			snapRecs = map[string]map[string][]byte{}
+		case kindRecords:
+			if snapRecs == nil {
+				return fmt.Errorf("snapshot records out of a snapshot")
+			}
+			if snapRecs[m.Name] == nil {
+				snapRecs[m.Name] = map[string][]byte{}
+			}
+			for k, v := range m.Recs {
+				snapRecs[m.Name][k] = v
+			}
+		case kindRecord:
+			f.putRecord(m.Name, m.Key, m.Rec)
+			f.applied.Add(1)
 		case kindSnapPart:
 			if snap == nil {
 				return fmt.Errorf("a snapshot part out of a snapshot")
@@ -160,6 +205,9 @@ func (f *Follower) follow(ctx context.Context) error {
 				return fmt.Errorf("a snapshot end out of a snapshot")
 			}
 			f.Apply.ReplaceAll(snap)
+			f.mu.Lock()
+			f.records = snapRecs // whole: what the snapshot lacks is gone
+			f.mu.Unlock()
 			f.Log.Info("replication: in step with the active node", "peer", f.Peer, "aors", len(snap))
 			snap = nil
 			f.inStep.Store(true)

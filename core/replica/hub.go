@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -29,13 +30,17 @@ type Hub struct {
 	Counts func() []byte
 
 	mu       sync.Mutex
-	states   map[string][]byte // named states, whole (SetState)
+	states   map[string][]byte            // named states, whole (SetState)
+	records  map[string]map[string][]byte // keyed records by kind (Put)
 	bindings map[string][]store.Binding
 	sessions map[*session]struct{}
 	active   bool
 	// followed is len(sessions), read without h.mu: with no standby
 	// connected a change is not encoded at all.
 	followed atomic.Int32
+	// lastSent is when a standby last took a frame (unix nanoseconds):
+	// a node demoted soon after knows its standby has its calls.
+	lastSent atomic.Int64
 
 	slotsOnce sync.Once
 	conns     chan struct{} // one per connection served (maxConns)
@@ -122,6 +127,30 @@ func (h *Hub) SetState(name string, data []byte) {
 	h.queueLocked(b, m)
 }
 
+// Put takes one record of a kind now (the calls in progress, their open
+// CDRs): data replaces the record under key, nil removes it. It never
+// blocks; the data is the caller's to give away (not changed after).
+func (h *Hub) Put(kind, key string, data []byte) {
+	m := &message{Kind: kindRecord, Name: kind, Key: key, Rec: data}
+	b := h.encodeIfFollowed(m)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.records == nil {
+		h.records = map[string]map[string][]byte{}
+	}
+	recs := h.records[kind]
+	if recs == nil {
+		recs = map[string][]byte{}
+		h.records[kind] = recs
+	}
+	if data == nil {
+		delete(recs, key)
+	} else {
+		recs[key] = data
+	}
+	h.queueLocked(b, m)
+}
+
 // Count takes a nonce count accepted (core/digest's OnCount). It never
 // blocks.
 //
@@ -173,6 +202,13 @@ const maxConns = 4
 func (h *Hub) slots() chan struct{} {
 	h.slotsOnce.Do(func() { h.conns = make(chan struct{}, maxConns) })
 	return h.conns
+}
+
+// FollowedWithin reports whether a standby, in step, took a change or a
+// ping from this node within d.
+func (h *Hub) FollowedWithin(d time.Duration) bool {
+	ns := h.lastSent.Load()
+	return ns > 0 && time.Since(time.Unix(0, ns)) < d
 }
 
 // Standbys is how many standbys are connected now.
@@ -247,6 +283,10 @@ func (h *Hub) serveConn(ctx context.Context, conn net.Conn) {
 	for k, v := range h.states {
 		states[k] = v
 	}
+	records := make(map[string]map[string][]byte, len(h.records))
+	for kind, recs := range h.records {
+		records[kind] = maps.Clone(recs) // the values are never changed in place
+	}
 	h.mu.Unlock()
 	// Counts are taken after the cut, out of the lock (their source locks
 	// before the hub's): a count both in them and queued is applied
@@ -261,7 +301,7 @@ func (h *Hub) serveConn(ctx context.Context, conn net.Conn) {
 		h.mu.Unlock()
 	}()
 	h.Log.Info("replication: a standby connected; sending the snapshot", "from", conn.RemoteAddr().String(), "aors", len(snap))
-	if err := sendSnapshot(ch, states, snap); err != nil {
+	if err := sendSnapshot(ch, states, records, snap); err != nil {
 		h.Log.Warn("replication: the standby went away during the snapshot", "err", err)
 		return
 	}
@@ -284,12 +324,14 @@ func (h *Hub) serveConn(ctx context.Context, conn net.Conn) {
 			h.Log.Warn("replication: the standby went away", "err", err)
 			return
 		}
+		h.lastSent.Store(time.Now().UnixNano())
 	}
 }
 
 // sendSnapshot sends snap in parts of at most partAORs AORs.
-func sendSnapshot(ch *Channel, states map[string][]byte, snap map[string][]store.Binding) error {
+func sendSnapshot(ch *Channel, states map[string][]byte, records map[string]map[string][]byte, snap map[string][]store.Binding) error {
 	const partAORs = 2000
+	const partRecs = 500
 	ch.SetDeadline(time.Now().Add(time.Minute))
 	if err := ch.Send(encode(&message{Kind: kindSnapBegin})); err != nil {
 		return err
@@ -297,6 +339,23 @@ func sendSnapshot(ch *Channel, states map[string][]byte, snap map[string][]store
 	for name, data := range states {
 		if err := ch.Send(encode(&message{Kind: kindState, Name: name, Data: data})); err != nil {
 			return err
+		}
+	}
+	for kind, recs := range records {
+		part := map[string][]byte{}
+		for key, data := range recs {
+			part[key] = data
+			if len(part) == partRecs {
+				if err := ch.Send(encode(&message{Kind: kindRecords, Name: kind, Recs: part})); err != nil {
+					return err
+				}
+				part = map[string][]byte{}
+			}
+		}
+		if len(part) > 0 {
+			if err := ch.Send(encode(&message{Kind: kindRecords, Name: kind, Recs: part})); err != nil {
+				return err
+			}
 		}
 	}
 	part := map[string][]store.Binding{}

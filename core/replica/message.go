@@ -15,6 +15,8 @@ const (
 	kindPing      = "ping"       // the link is alive (each second)
 	kindState     = "state"      // a named state now, whole (the running configuration, the digest key, the nonce counts)
 	kindCount     = "count"      // a nonce count accepted
+	kindRecord    = "rec"        // one keyed record of a kind now (none: removed)
+	kindRecords   = "recs"       // in a snapshot: some records of a kind
 )
 
 type message struct {
@@ -27,6 +29,9 @@ type message struct {
 	Nonce    string                     `json:"n,omitempty"`
 	NC       uint64                     `json:"nc,omitempty"`
 	Expires  int64                      `json:"exp,omitempty"`
+	Key      string                     `json:"key,omitempty"`
+	Rec      []byte                     `json:"rec,omitempty"`
+	Recs     map[string][]byte          `json:"recs,omitempty"`
 }
 
 func encode(m *message) []byte {

@@ -268,3 +268,45 @@ func TestHubToFollower(t *testing.T) {
 		t.Fatal("a standby with the active node's name was given the state")
 	}
 }
+
+// Keyed records (the calls in progress): in the snapshot, then each
+// change; a record removed is gone; Records hands them over once.
+func TestRecordsFollow(t *testing.T) {
+	hub := &Hub{Inner: &memStore{m: map[string][]store.Binding{}}, Key: key, Node: "ss-a", Log: quiet}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go hub.Serve(ctx, ln)
+	hub.SetActive(true)
+	hub.Put("call", "c1", []byte("one"))
+	hub.Put("call", "c2", []byte("two"))
+	hub.Put("call", "c2", nil)
+	if hub.FollowedWithin(time.Minute) {
+		t.Fatal("followed before any standby came")
+	}
+	f := &Follower{Peer: ln.Addr().String(), Key: key, Node: "ss-b", Apply: &memApplier{}, Log: quiet}
+	f.SetFollowing(true)
+	go f.Run(ctx)
+	waitUntil(t, "the snapshot", func() bool { in, _, _ := f.Status(); return in })
+	hub.Put("call", "c3", []byte("three"))
+	hub.Put("cdr", "c3", []byte("rec"))
+	hub.Put("call", "c1", nil)
+	waitUntil(t, "the changes", func() bool { _, n, _ := f.Status(); return n >= 3 })
+	if !hub.FollowedWithin(time.Minute) {
+		t.Fatal("a standby in step does not count as following")
+	}
+	f.SetFollowing(false)
+	calls := f.Records("call")
+	if len(calls) != 1 || string(calls["c3"]) != "three" {
+		t.Fatalf("calls %q", calls)
+	}
+	if cdrs := f.Records("cdr"); string(cdrs["c3"]) != "rec" {
+		t.Fatalf("cdrs %q", cdrs)
+	}
+	if again := f.Records("call"); len(again) != 0 {
+		t.Fatalf("records handed over twice: %q", again)
+	}
+}

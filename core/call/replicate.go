@@ -1,0 +1,227 @@
+package call
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/softswitch/softswitch/core/events"
+)
+
+// Replicator hears what the standby of a pair needs to carry the
+// answered calls on (core/replica's Hub, docs/ha.md): each call's record
+// when it is answered and whenever its dialogs change, and nil when it
+// ends. It must never block: it is called in order for each call, after
+// the call's lock is released.
+type Replicator interface {
+	PutCall(callID string, rec []byte)
+}
+
+// SetReplicator makes the manager report answered calls to r (nil: none).
+func (m *Manager) SetReplicator(r Replicator) {
+	if r == nil {
+		m.repl.Store(nil)
+		return
+	}
+	m.repl.Store(&r)
+}
+
+// Record is what a standby needs to carry an answered call on: both
+// dialogs and the call's deadlines. It is JSON on the link.
+type Record struct {
+	A, B                             LegRecord
+	Calling, Called, Account         string
+	Trunk, Route                     string
+	CalledSent, CallingSent, Gateway string
+	Setup, Answered, Ringing         time.Time
+	Deadline                         time.Time // the granted time ends: released then; zero: no limit
+	Grant                            time.Duration
+	SessionExpires                   int  // RFC 4028 interval in force; 0: none
+	RefreshBoth                      bool // the switch refreshes both legs itself
+}
+
+// LegRecord is one dialog of a Record.
+type LegRecord struct {
+	CallID, LocalTag, RemoteTag string
+	LocalURI, LocalName         string
+	Remote, RemoteName          string
+	Target                      string // the peer's Contact
+	Dest, Transport             string
+	LocalSeq, RemoteSeq         uint32
+}
+
+// touch marks the call's replicated state changed: the next unlock
+// reports it. Caller holds c.mu.
+func (c *Call) touch() { c.dirty = true }
+
+// replicate queues the call's record (or its end) for the replicator,
+// behind what the call queued so far. Caller holds c.mu.
+func (c *Call) replicate() {
+	c.dirty = false
+	p := c.m.repl.Load()
+	if p == nil {
+		return
+	}
+	r := *p
+	id := c.a.callID
+	switch {
+	case c.st == confirmed && c.b != nil:
+		rec := c.record()
+		c.replicated = true
+		c.after(func() { r.PutCall(id, rec) })
+	case c.st == ended && c.replicated:
+		c.replicated = false
+		c.after(func() { r.PutCall(id, nil) })
+	}
+}
+
+// record encodes the call for the standby. Caller holds c.mu.
+func (c *Call) record() []byte {
+	rec := Record{A: c.a.record(), B: c.b.record(), Calling: c.calling, Called: c.called, Account: c.account,
+		Trunk: c.trunk, Route: c.route, CalledSent: c.b.remote.User, CallingSent: c.b.localURI.User, Gateway: c.b.gateway,
+		Setup: c.setup, Answered: c.answered, Ringing: c.ringAt, Deadline: c.deadline, Grant: c.grant,
+		SessionExpires: c.seInterval, RefreshBoth: len(c.refreshSides) > 0}
+	b, err := json.Marshal(&rec)
+	if err != nil {
+		panic(err) // plain data: cannot fail
+	}
+	return b
+}
+
+func (l *leg) record() LegRecord {
+	return LegRecord{CallID: l.callID, LocalTag: l.localTag, RemoteTag: l.remoteTag,
+		LocalURI: l.localURI.String(), LocalName: l.localName, Remote: l.remote.String(), RemoteName: l.remoteNam,
+		Target: l.target.String(), Dest: l.dest, Transport: l.transport, LocalSeq: l.localSeq, RemoteSeq: l.remoteSeq}
+}
+
+// maxAdoptSeqStep is added to each leg's local CSeq at adoption: requests
+// the old active sent in its last moments (not yet replicated) took some
+// numbers, and a peer refuses a CSeq lower than one it has seen.
+const maxAdoptSeqStep = 100
+
+// Adopt takes on a call another node answered (this node took over from
+// it): the call is confirmed, serves in-dialog requests and BYE from
+// either side, and its granted time and session timer run on from the
+// record. A deadline already past releases the call at once. A call whose
+// legs used TCP gets new connections: requests go to the peer's Contact,
+// not to a connection that was the old node's.
+func (m *Manager) Adopt(data []byte) (callID string, err error) {
+	var rec Record
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return "", fmt.Errorf("call record: %w", err)
+	}
+	c := &Call{m: m, st: confirmed, finalQueued: true, finalSent: make(chan struct{}), ackedA: true,
+		calling: rec.Calling, called: rec.Called, account: rec.Account, trunk: rec.Trunk, route: rec.Route,
+		calledSent: rec.CalledSent, callingSent: rec.CallingSent, setup: rec.Setup, answered: rec.Answered,
+		ringAt: rec.Ringing, grant: rec.Grant, deadline: rec.Deadline, grantFinal: true, seInterval: rec.SessionExpires}
+	c.finish()
+	a, err := rec.A.leg(c, true)
+	if err != nil {
+		return "", err
+	}
+	c.a = a
+	b, err := rec.B.leg(c, false)
+	if err != nil {
+		return "", err
+	}
+	b.gateway = rec.Gateway
+	b.final = 200
+	c.a, c.b, c.forks = a, b, []*leg{b}
+	if !m.tab.add(a.callID, a) {
+		return "", fmt.Errorf("call %q is already here", a.callID)
+	}
+	if !m.tab.add(b.callID, b) {
+		m.tab.del(a.callID)
+		return "", fmt.Errorf("call %q (callee leg) is already here", b.callID)
+	}
+	m.track()
+	c.lock()
+	defer c.unlock()
+	if rec.RefreshBoth {
+		c.refreshSides = []*leg{a, b}
+		c.seRefresh = time.AfterFunc(time.Duration(c.seInterval)*time.Second/2, c.refreshNow)
+	}
+	c.armWatchdog()
+	if !c.deadline.IsZero() {
+		if time.Until(c.deadline) <= 0 {
+			c.m.log.Info("adopted call's granted time is used up: released", "call", a.callID)
+			c.release("time limit", `Q.850;cause=16;text="granted time used up"`)
+			return a.callID, nil
+		}
+		c.limit = time.AfterFunc(time.Until(c.deadline), c.timeLimit)
+	}
+	c.touch() // this node's own standby carries it on in turn
+	return a.callID, nil
+}
+
+func (r LegRecord) leg(c *Call, isA bool) (*leg, error) {
+	l := &leg{call: c, isA: isA, callID: r.CallID, localTag: r.LocalTag, remoteTag: r.RemoteTag, localName: r.LocalName,
+		remoteNam: r.RemoteName, dest: r.Dest, transport: r.Transport, localSeq: r.LocalSeq + maxAdoptSeqStep, remoteSeq: r.RemoteSeq}
+	if !isA {
+		l.aTag = c.a.localTag
+	}
+	for _, u := range []struct {
+		s   string
+		dst *sip.Uri
+	}{{r.LocalURI, &l.localURI}, {r.Remote, &l.remote}, {r.Target, &l.target}} {
+		if err := sip.ParseUri(u.s, u.dst); err != nil {
+			return nil, fmt.Errorf("call record: uri %q: %w", u.s, err)
+		}
+	}
+	if l.callID == "" || l.transport == "" {
+		return nil, fmt.Errorf("call record: a leg without Call-ID or transport")
+	}
+	if l.transport != "udp" {
+		// The old node's connection is gone with it: dial the peer's
+		// Contact (for a callee, where its INVITE went).
+		if isA {
+			port := l.target.Port
+			if port == 0 {
+				port = 5060
+			}
+			l.dest = net.JoinHostPort(l.target.Host, strconv.Itoa(port))
+		}
+	}
+	return l, nil
+}
+
+// HandOver forgets every call without a word to its peers: this node
+// stopped being the active one and the node that took over carries them
+// on (it adopted them). Their records are not written here: a
+// CallHandover event tells billing to let the open records go.
+func (m *Manager) HandOver() int {
+	n := 0
+	for _, c := range m.tab.calls() {
+		c.lock()
+		if c.st == confirmed {
+			c.handOver()
+			n++
+		}
+		c.unlock()
+	}
+	return n
+}
+
+// handOver ends the call here only. Caller holds c.mu.
+func (c *Call) handOver() {
+	c.st = ended
+	for _, t := range []**time.Timer{&c.noAnswer, &c.limit, &c.seWatchdog, &c.seRefresh, &c.a.retrans} {
+		c.stopTimer(t)
+	}
+	c.endGrant() // credit control: what was used so far is reported; the new active holds the deadline
+	c.touch()    // the record goes from this node's hub too (no ghost if it is active again)
+	m := c.m
+	m.tab.del(c.a.callID)
+	for _, f := range c.forks {
+		c.stopTimer(&f.retrans)
+		c.stopForkTimers(f)
+		m.tab.del(f.callID)
+		c.releaseLeg(f)
+	}
+	m.untrack()
+	m.bus.Publish(&events.Event{Kind: events.CallHandover, CallID: c.a.callID, Cause: "handed over"})
+}

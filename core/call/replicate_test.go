@@ -1,0 +1,183 @@
+package call
+
+import (
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/softswitch/softswitch/core/events"
+)
+
+// recorder is the standby's view: the last record of each call.
+type recorder struct {
+	mu   sync.Mutex
+	recs map[string][]byte
+	puts int
+}
+
+func (r *recorder) PutCall(id string, rec []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.recs == nil {
+		r.recs = map[string][]byte{}
+	}
+	r.puts++
+	if rec == nil {
+		delete(r.recs, id)
+	} else {
+		r.recs[id] = rec
+	}
+}
+
+func (r *recorder) get(id string) []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.recs[id]
+}
+
+// An answered call is reported; another manager adopts it and releases
+// it on the caller's BYE: BYE to the callee in its dialog with a CSeq
+// above any the old node used, and a release event with the old times.
+func TestAdoptedCallReleasedByBye(t *testing.T) {
+	old := newBed(t, Config{}, parallel("192.0.2.10"))
+	rec := &recorder{}
+	old.m.SetReplicator(rec)
+	_, req, f, ok := answered(t, old, nil)
+	id := req.CallID().Value()
+	old.m.HandleAck(old.inDialog(sip.ACK, id, tagOf(ok.To().Params), 1))
+	waitFor(t, "the call's record", func() bool { return rec.get(id) != nil })
+	inv := f.req // the callee's INVITE, as the gateway saw it
+
+	nu := newBed(t, Config{}, parallel("192.0.2.10"))
+	nrec := &recorder{}
+	nu.m.SetReplicator(nrec)
+	got, err := nu.m.Adopt(rec.get(id))
+	if err != nil || got != id {
+		t.Fatalf("adopt: %q %v", got, err)
+	}
+	if nu.m.Active() != 1 || !nu.m.Known(id) || !nu.m.Known(inv.CallID().Value()) {
+		t.Fatal("the adopted call is not known by both Call-IDs")
+	}
+	waitFor(t, "the adopted call reported to this node's standby", func() bool { return nrec.get(id) != nil })
+	if _, err := nu.m.Adopt(rec.get(id)); err == nil {
+		t.Fatal("a call adopted twice")
+	}
+
+	bye := nu.inDialog(sip.BYE, id, tagOf(ok.To().Params), 2)
+	btx := newFakeServerTx(bye)
+	nu.m.HandleBye(bye, btx)
+	if r := btx.final(t); r.StatusCode != 200 {
+		t.Fatalf("BYE answered %d", r.StatusCode)
+	}
+	out := nu.wire.next(t, sip.BYE).req
+	if out.CallID().Value() != inv.CallID().Value() || tagOf(out.From().Params) != tagOf(inv.From().Params) ||
+		tagOf(out.To().Params) == "" || out.CSeq().SeqNo <= inv.CSeq().SeqNo {
+		t.Fatalf("BYE to the callee out of its dialog:\n%s\nINVITE was:\n%s", out, inv)
+	}
+	e := nu.release()
+	if e.Cause != "BYE" || !e.Answered || e.Answer.IsZero() || e.Setup.IsZero() {
+		t.Fatalf("release %+v", e)
+	}
+	if nu.m.Active() != 0 {
+		t.Fatal("the call is still counted")
+	}
+	waitFor(t, "the end reported", func() bool { return nrec.get(id) == nil })
+}
+
+// A granted time runs on from the record: a call adopted after its
+// deadline is released at once, and one before it at the deadline.
+func TestAdoptedCallKeepsItsDeadline(t *testing.T) {
+	old := newBed(t, Config{}, parallel("192.0.2.10"))
+	rec := &recorder{}
+	old.m.SetReplicator(rec)
+	_, req, _, ok := answered(t, old, nil)
+	id := req.CallID().Value()
+	old.m.HandleAck(old.inDialog(sip.ACK, id, tagOf(ok.To().Params), 1))
+	waitFor(t, "the call's record", func() bool { return rec.get(id) != nil })
+
+	for _, c := range []struct {
+		name  string
+		until time.Duration
+	}{{"past", -time.Second}, {"ahead", 300 * time.Millisecond}} {
+		t.Run(c.name, func(t *testing.T) {
+			r := decodeRecord(t, rec.get(id))
+			r.Deadline = time.Now().Add(c.until)
+			nu := newBed(t, Config{}, parallel("192.0.2.10"))
+			start := time.Now()
+			if _, err := nu.m.Adopt(encodeRecord(t, r)); err != nil {
+				t.Fatal(err)
+			}
+			e := nu.release()
+			if e.Cause != "time limit" || e.Side != events.SideSwitch {
+				t.Fatalf("release %+v", e)
+			}
+			if c.until > 0 && time.Since(start) < c.until-20*time.Millisecond {
+				t.Fatalf("released after %v, before its deadline", time.Since(start))
+			}
+			legs := map[string]bool{}
+			for range 2 {
+				legs[nu.wire.next(t, sip.BYE).req.CallID().Value()] = true
+			}
+			if !legs[id] || len(legs) != 2 {
+				t.Fatalf("BYEs on %v", legs)
+			}
+		})
+	}
+}
+
+// HandOver forgets answered calls without a message and publishes
+// CallHandover, not a release.
+func TestHandOver(t *testing.T) {
+	b := newBed(t, Config{}, parallel("192.0.2.10"))
+	_, req, _, ok := answered(t, b, nil)
+	b.m.HandleAck(b.inDialog(sip.ACK, req.CallID().Value(), tagOf(ok.To().Params), 1))
+	if n := b.m.HandOver(); n != 1 {
+		t.Fatalf("handed over %d", n)
+	}
+	if b.m.Active() != 0 || b.m.Known(req.CallID().Value()) {
+		t.Fatal("the call is still here")
+	}
+	b.wire.none(t, sip.BYE, 100*time.Millisecond)
+	kinds := b.kinds()
+	if kinds[len(kinds)-1] != events.CallHandover {
+		t.Fatalf("events %v", kinds)
+	}
+	for _, k := range kinds {
+		if k == events.CallRelease {
+			t.Fatal("a handed-over call released here")
+		}
+	}
+}
+
+func TestAdoptRefusesBadRecords(t *testing.T) {
+	b := newBed(t, Config{}, parallel("192.0.2.10"))
+	for _, in := range []string{"", "{", `{"A":{},"B":{}}`, `{"A":{"CallID":"x","Transport":"udp","Target":"::"},"B":{"CallID":"y","Transport":"udp"}}`} {
+		if _, err := b.m.Adopt([]byte(in)); err == nil {
+			t.Errorf("%q adopted", in)
+		}
+	}
+	if b.m.Active() != 0 {
+		t.Fatal("a refused record left a call")
+	}
+}
+
+func decodeRecord(t *testing.T, b []byte) Record {
+	t.Helper()
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func encodeRecord(t *testing.T, r Record) []byte {
+	t.Helper()
+	b, err := json.Marshal(&r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
