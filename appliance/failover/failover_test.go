@@ -32,6 +32,9 @@ const (
 
 var nodeIP = map[string]string{"a": "10.200.0.11", "b": "10.200.0.12"}
 
+// Other namespaces a test may add: a gateway, the billing centre.
+var extraIP = map[string]string{"g": "10.200.0.20", "bc": "10.200.0.30"}
+
 var sh = netlab.Sh
 
 type lab struct {
@@ -41,15 +44,19 @@ type lab struct {
 }
 
 // newLab makes the namespaces lan (a bridge), a, b and c (client), and
-// deletes them when the test ends, failed or not.
-func newLab(t *testing.T, bin string) *lab {
+// extra ones of extraIP, and deletes them when the test ends, failed or
+// not.
+func newLab(t *testing.T, bin string, extra ...string) *lab {
 	t.Helper()
 	l := &lab{Lab: netlab.New(t, "ssf"), t: t, bin: bin}
-	l.AddNS("lan", "a", "b", "c")
+	l.AddNS(append([]string{"lan", "a", "b", "c"}, extra...)...)
 	sh(t, "ip", "-n", l.NS("lan"), "link", "add", "br0", "type", "bridge")
 	sh(t, "ip", "-n", l.NS("lan"), "link", "set", "br0", "up")
 	addrs := map[string]string{"a": nodeIP["a"], "b": nodeIP["b"], "c": clientIP}
-	for _, n := range []string{"a", "b", "c"} {
+	for _, n := range extra {
+		addrs[n] = extraIP[n]
+	}
+	for _, n := range append([]string{"a", "b", "c"}, extra...) {
 		sh(t, "ip", "-n", l.NS("lan"), "link", "add", "v"+n, "type", "veth", "peer", "name", "p"+n)
 		sh(t, "ip", "-n", l.NS("lan"), "link", "set", "p"+n, "master", "br0", "up")
 		sh(t, "ip", "-n", l.NS("lan"), "link", "set", "v"+n, "netns", l.NS(n))
@@ -60,8 +67,9 @@ func newLab(t *testing.T, bin string) *lab {
 	return l
 }
 
-// node starts the softswitch and keepalived of node n (priority prio).
-func (l *lab) node(n string, prio int) {
+// node starts the softswitch and keepalived of node n (priority prio),
+// extra appended to its configuration.
+func (l *lab) node(n string, prio int, extra string) {
 	l.t.Helper()
 	cfg := filepath.Join(l.Dir, "node-"+n+".toml")
 	data := filepath.Join(l.Dir, "data-"+n)
@@ -72,6 +80,7 @@ user_agent = "node-%s"
 
 [billing]
 node = "node-%s"
+rotate_interval = "2s"
 
 [ha]
 enabled = true
@@ -85,7 +94,8 @@ script_user = "root"
 replication_listen = "%s:5070"
 peer = "%s:5070"
 replication_key = "failover-test-replication-key-0123456789"
-`, n, n, vip, prio, nodeIP[n], nodeIP[peer])
+
+%s`, n, n, vip, prio, nodeIP[n], nodeIP[peer], extra)
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		l.t.Fatal(err)
 	}
@@ -184,8 +194,8 @@ func TestFailover(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
 			l := newLab(t, bin)
-			l.node("a", 150)
-			l.node("b", 100)
+			l.node("a", 150, "")
+			l.node("b", 100, "")
 			l.waitVIP("a", 15*time.Second)
 			time.Sleep(1500 * time.Millisecond) // B settles as backup
 			l.answersFromVIP()

@@ -130,11 +130,13 @@ type replicationState struct {
 	Applied  int64         // changes applied from the active node
 	Lag      time.Duration // since the active node was last heard (it pings each second); 0: never
 	Revision int64         // of the running configuration
+	Calls    int           // answered calls: reported to the standby (active), held for a takeover (standby)
 }
 
 func (r *replication) state() replicationState {
 	inStep, applied, last := r.follower.Status()
-	st := replicationState{Standbys: r.hub.Standbys(), InStep: inStep, Applied: applied, Revision: r.running.Current().Revision}
+	st := replicationState{Standbys: r.hub.Standbys(), InStep: inStep, Applied: applied, Revision: r.running.Current().Revision,
+		Calls: r.hub.Records(recordCall) + r.follower.Held(recordCall)}
 	if !last.IsZero() {
 		st.Lag = time.Since(last)
 	}
@@ -150,8 +152,8 @@ func (r *replication) text() string {
 		heard = fmt.Sprintf("%.1fs ago", st.Lag.Seconds())
 	}
 	return fmt.Sprintf("standbys following this node  %d\nin step with the active node  %v\nchanges applied               %d\n"+
-		"last heard from the active    %s\nrunning configuration         revision %d\n",
-		st.Standbys, st.InStep, st.Applied, heard, st.Revision)
+		"last heard from the active    %s\nrunning configuration         revision %d\ncalls in progress replicated  %d\n",
+		st.Standbys, st.InStep, st.Applied, heard, st.Revision, st.Calls)
 }
 
 // replicationCommand answers `softswitch replication` on the control

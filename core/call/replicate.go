@@ -52,6 +52,7 @@ type LegRecord struct {
 	Target                      string // the peer's Contact
 	Dest, Transport             string
 	LocalSeq, RemoteSeq         uint32
+	InviteSeq                   uint32 // a callee leg: its INVITE's CSeq (the ACK of its 2xx carries it)
 }
 
 // touch marks the call's replicated state changed: the next unlock
@@ -95,7 +96,8 @@ func (c *Call) record() []byte {
 func (l *leg) record() LegRecord {
 	return LegRecord{CallID: l.callID, LocalTag: l.localTag, RemoteTag: l.remoteTag,
 		LocalURI: l.localURI.String(), LocalName: l.localName, Remote: l.remote.String(), RemoteName: l.remoteNam,
-		Target: l.target.String(), Dest: l.dest, Transport: l.transport, LocalSeq: l.localSeq, RemoteSeq: l.remoteSeq}
+		Target: l.target.String(), Dest: l.dest, Transport: l.transport, LocalSeq: l.localSeq, RemoteSeq: l.remoteSeq,
+		InviteSeq: l.inviteSeq}
 }
 
 // maxAdoptSeqStep is added to each leg's local CSeq at adoption: requests
@@ -130,6 +132,11 @@ func (m *Manager) Adopt(data []byte) (callID string, err error) {
 	}
 	b.gateway = rec.Gateway
 	b.final = 200
+	// The 2xx was acknowledged by the old node: this ACK answers a
+	// retransmission of it (and tells byeBoth none is owed).
+	ack := b.ack2xx(m)
+	ack.SetBody(nil)
+	b.setAck(ack)
 	c.a, c.b, c.forks = a, b, []*leg{b}
 	if !m.tab.add(a.callID, a) {
 		return "", fmt.Errorf("call %q is already here", a.callID)
@@ -160,7 +167,8 @@ func (m *Manager) Adopt(data []byte) (callID string, err error) {
 
 func (r LegRecord) leg(c *Call, isA bool) (*leg, error) {
 	l := &leg{call: c, isA: isA, callID: r.CallID, localTag: r.LocalTag, remoteTag: r.RemoteTag, localName: r.LocalName,
-		remoteNam: r.RemoteName, dest: r.Dest, transport: r.Transport, localSeq: r.LocalSeq + maxAdoptSeqStep, remoteSeq: r.RemoteSeq}
+		remoteNam: r.RemoteName, dest: r.Dest, transport: r.Transport, localSeq: r.LocalSeq + maxAdoptSeqStep, remoteSeq: r.RemoteSeq,
+		inviteSeq: r.InviteSeq}
 	if !isA {
 		l.aTag = c.a.localTag
 	}

@@ -73,6 +73,9 @@ func TestAdoptedCallReleasedByBye(t *testing.T) {
 		t.Fatalf("BYE answered %d", r.StatusCode)
 	}
 	out := nu.wire.next(t, sip.BYE).req
+	if acks := nu.wire.writtenRequests(sip.ACK); len(acks) != 0 {
+		t.Fatalf("an ACK sent for a 2xx the old node acknowledged:\n%s", acks[0])
+	}
 	if out.CallID().Value() != inv.CallID().Value() || tagOf(out.From().Params) != tagOf(inv.From().Params) ||
 		tagOf(out.To().Params) == "" || out.CSeq().SeqNo <= inv.CSeq().SeqNo {
 		t.Fatalf("BYE to the callee out of its dialog:\n%s\nINVITE was:\n%s", out, inv)

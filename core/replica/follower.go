@@ -87,6 +87,13 @@ func (f *Follower) Records(kind string) map[string][]byte {
 	return recs
 }
 
+// Held is how many records of kind the follower keeps.
+func (f *Follower) Held(kind string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.records[kind])
+}
+
 // putRecord keeps one record (nil data: removed).
 func (f *Follower) putRecord(kind, key string, data []byte) {
 	f.mu.Lock()

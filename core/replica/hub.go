@@ -151,6 +151,13 @@ func (h *Hub) Put(kind, key string, data []byte) {
 	h.queueLocked(b, m)
 }
 
+// Records is how many records of kind the hub keeps.
+func (h *Hub) Records(kind string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.records[kind])
+}
+
 // Count takes a nonce count accepted (core/digest's OnCount). It never
 // blocks.
 //

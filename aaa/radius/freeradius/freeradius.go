@@ -30,6 +30,10 @@ type Options struct {
 	// Dictionary, when set, is a dictionary file the server loads besides
 	// its own (the switch's vendor-specific attributes).
 	Dictionary string
+	// Namespace, when set, runs the server in that network namespace
+	// (ip netns), listening on Address (ports 1812 and 1813) for clients
+	// in Clients (a prefix); without it, 127.0.0.1 on free ports.
+	Namespace, Address, Clients string
 }
 
 // Server is a running FreeRADIUS.
@@ -54,9 +58,18 @@ func Start(t *testing.T, o Options) *Server {
 	}
 	dir := t.TempDir()
 	s := &Server{dir: dir, t: t, Detail: filepath.Join(dir, "radacct", "detail")}
-	s.Auth, s.Acct = freeUDP(t), freeUDP(t)
+	args := []string{"-f", "-l", "stdout", "-d", s.dir}
+	if o.Namespace != "" {
+		addr := netip.MustParseAddr(o.Address)
+		s.Auth, s.Acct = netip.AddrPortFrom(addr, 1812), netip.AddrPortFrom(addr, 1813)
+		args = append([]string{"netns", "exec", o.Namespace, bin}, args...)
+		bin = "ip"
+	} else {
+		s.Auth, s.Acct = freeUDP(t), freeUDP(t)
+		o.Clients = "127.0.0.1"
+	}
 	s.write(o)
-	s.Proc = testproc.Start(t, "FreeRADIUS", "Ready to process requests", 5*time.Second, bin, "-f", "-l", "stdout", "-d", s.dir)
+	s.Proc = testproc.Start(t, "FreeRADIUS", "Ready to process requests", 5*time.Second, bin, args...)
 	return s
 }
 
@@ -117,7 +130,7 @@ modules {
 }
 $INCLUDE sites-enabled/
 `, s.dir),
-		"clients.conf":        fmt.Sprintf("client local {\n\tipaddr = 127.0.0.1\n\tsecret = %q\n\trequire_message_authenticator = yes\n}\n", o.Secret),
+		"clients.conf":        fmt.Sprintf("client local {\n\tipaddr = %s\n\tsecret = %q\n\trequire_message_authenticator = yes\n}\n", o.Clients, o.Secret),
 		"users":               o.Users,
 		"mods-enabled/digest": "digest {\n}\n",
 		"mods-enabled/files":  "files {\n\tfilename = ${confdir}/users\n\tacctusersfile = ${confdir}/acct_users\n}\n",
@@ -126,13 +139,13 @@ $INCLUDE sites-enabled/
 		"sites-enabled/default": fmt.Sprintf(`server default {
 listen {
 	type = auth
-	ipaddr = 127.0.0.1
-	port = %d
+	ipaddr = %[1]s
+	port = %[2]d
 }
 listen {
 	type = acct
-	ipaddr = 127.0.0.1
-	port = %d
+	ipaddr = %[1]s
+	port = %[3]d
 }
 authorize {
 	digest
@@ -147,13 +160,13 @@ accounting {
 	detail
 }
 post-auth {
-	%s
+	%[4]s
 	Post-Auth-Type REJECT {
-		%s
+		%[4]s
 	}
 }
 }
-`, s.Auth.Port(), s.Acct.Port(), sign, sign),
+`, s.Auth.Addr(), s.Auth.Port(), s.Acct.Port(), sign),
 	}
 	if o.Dictionary != "" {
 		abs, err := filepath.Abs(o.Dictionary)

@@ -1,0 +1,310 @@
+package failover
+
+import (
+	"encoding/csv"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/softswitch/softswitch/aaa/radius/freeradius"
+	"github.com/softswitch/softswitch/appliance/netlab"
+	"github.com/softswitch/softswitch/appliance/testenv"
+)
+
+// callsHeld is how many calls are up through the virtual address when
+// the active node dies, and holdFor how long each caller holds before it
+// hangs up (long enough for the takeover, at 50 calls a second).
+const (
+	callsHeld = 100
+	holdFor   = 16 * time.Second
+)
+
+// TestCallsSurviveFailover: 100 calls from a trusted caller (sipp, in c)
+// through the virtual address to a gateway (sipp, in g), accounted at
+// FreeRADIUS and billed to vsftpd (both in bc). The active node's switch
+// is killed with SIGKILL while every call is up; then the callers hang
+// up. Every call is released on both legs (both sipps count 100 calls
+// whole), the billing centre gets exactly one complete record for each
+// (answered before the failover, released after, the old node's record
+// id) in files whose sequence numbers have no gap, and FreeRADIUS gets a
+// Stop for each, with the Start's session id.
+func TestCallsSurviveFailover(t *testing.T) {
+	testenv.RequireRoot(t, "network namespaces, keepalived")
+	for _, tool := range []string{"keepalived", "sipp", "ip", "vsftpd", "freeradius"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not installed (.ci/deps.sh installs it)", tool)
+		}
+	}
+	bin := buildBinary(t)
+	l := newLab(t, bin, "g", "bc")
+	rad := freeradius.Start(t, freeradius.Options{Secret: "failover-radius-secret-0123", Dictionary: filepath.Join(netlab.RepoRoot(t), "docs", "dictionary.softswitch"),
+		Namespace: l.NS("bc"), Address: extraIP["bc"], Clients: "10.200.0.0/24"})
+	incoming := l.vsftpd("bc", extraIP["bc"])
+	extra := fmt.Sprintf(`[billing.push]
+servers = ["%[1]s:21"]
+user = "anonymous"
+password = "cdr@example.net"
+dir = "incoming"
+retry_min = "1s"
+
+[aaa]
+accounting = ["rad1"]
+
+[[aaa.radius]]
+name = "rad1"
+address = "%[1]s"
+acct_port = 1813
+secret = "failover-radius-secret-0123"
+timeout = "500ms"
+
+[[trusted_peer]]
+name = "callers"
+address = "%[2]s"
+
+[[gateway]]
+name = "gw"
+address = "%[3]s:5060"
+
+[[group]]
+name = "out"
+[[group.member]]
+gateway = "gw"
+priority = 1
+weight = 1
+
+[[route]]
+name = "out"
+group = "out"
+
+[[analysis]]
+prefix = ""
+action = "route"
+route = "out"
+`, extraIP["bc"], clientIP, extraIP["g"])
+	l.node("a", 150, extra)
+	l.node("b", 100, extra)
+	l.waitVIP("a", 15*time.Second)
+	time.Sleep(1500 * time.Millisecond)
+	l.waitInStep("b", 15*time.Second)
+
+	scen := filepath.Join(netlab.RepoRoot(t), "appliance", "systest", "scenarios")
+	uas := l.Start("sipp-gw", "g", "sipp", "-sf", filepath.Join(scen, "uas_answer.xml"), "-i", extraIP["g"], "-p", "5060",
+		"-m", strconv.Itoa(callsHeld), "-key", "user", "gw", "-nostdin", "-timeout", "120s", "-trace_err")
+	time.Sleep(500 * time.Millisecond)
+	uac := l.Start("sipp-callers", "c", "sipp", vip+":5060", "-sf", filepath.Join(scen, "uac_trusted_hold.xml"),
+		"-i", clientIP, "-p", "5080", "-s", "0401111", "-key", "caller", "0301234", "-key", "max_forwards", "70",
+		"-r", "50", "-m", strconv.Itoa(callsHeld), "-l", strconv.Itoa(callsHeld), "-d", strconv.Itoa(int(holdFor/time.Millisecond)),
+		"-nostdin", "-timeout", "120s", "-trace_err", "-trace_stat", "-stf", filepath.Join(l.Dir, "callers.csv"))
+
+	// Every call up and held by the standby for a takeover.
+	deadline := time.Now().Add(holdFor / 2)
+	for {
+		out, _ := l.In("b", bin, "replication", "--data-dir", filepath.Join(l.Dir, "data-b"))
+		if strings.Contains(out, fmt.Sprintf("calls in progress replicated  %d\n", callsHeld)) || time.Now().After(deadline) {
+			t.Logf("node b before the failover: %s", firstLine(out, "calls"))
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // the ACKs' changes
+	failedAt := time.Now().UTC()
+	l.Stop("softswitch-a", syscall.SIGKILL)
+	l.waitVIP("b", 10*time.Second)
+	t.Logf("node b holds the address %v after the kill", time.Since(failedAt).Round(10*time.Millisecond))
+
+	if err := l.Wait("sipp-callers", 90*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Wait("sipp-gw", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if c := uac.ProcessState.ExitCode(); c != 0 {
+		t.Errorf("the callers' sipp exited %d: not every call was set up and released (BYE answered 200)", c)
+	}
+	if c := uas.ProcessState.ExitCode(); c != 0 {
+		t.Errorf("the gateway's sipp exited %d: not every call reached it and was released by BYE", c)
+	}
+
+	// The billing centre: one complete record per call, from the old
+	// node's ids, in gapless files of node b.
+	var rows []map[string]string
+	var files []string
+	waitUntil(t, 40*time.Second, "the records of every call at the billing centre", func() bool {
+		files, rows = readCDRs(t, incoming)
+		return len(rows) >= callsHeld
+	})
+	time.Sleep(3 * time.Second) // anything more (a duplicate) would come now
+	files, rows = readCDRs(t, incoming)
+	if len(rows) != callsHeld {
+		t.Errorf("%d records at the billing centre, want %d", len(rows), callsHeld)
+	}
+	seen := map[string]int{}
+	for _, r := range rows {
+		seen[r["caller_call_id"]]++
+		ans, err1 := time.Parse(time.RFC3339, r["answer"])
+		rel, err2 := time.Parse(time.RFC3339, r["release"])
+		if err1 != nil || err2 != nil || !ans.Before(failedAt) || !rel.After(failedAt) || r["end_reason"] != "normal" ||
+			!strings.HasPrefix(r["record_id"], "node-a-") {
+			t.Errorf("record %s: answer %q release %q (failover %s) end %q", r["record_id"], r["answer"], r["release"],
+				failedAt.Format(time.RFC3339Nano), r["end_reason"])
+		}
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("call %s has %d records", id, n)
+		}
+	}
+	for i, f := range files {
+		want := fmt.Sprintf("node-b_%010d_", i+1)
+		if !strings.HasPrefix(f, want) {
+			t.Errorf("CDR files %v: file %d is not %s... (a gap, or another node's)", files, i+1, want)
+			break
+		}
+	}
+
+	// FreeRADIUS: a Start (from a) and a Stop (from b) for every call,
+	// with the same session id.
+	var starts, stops map[string]int
+	waitUntil(t, 30*time.Second, "a Stop for every call at FreeRADIUS", func() bool {
+		starts, stops = map[string]int{}, map[string]int{}
+		for _, r := range freeradius.Detail(rad.Detail) {
+			switch r["Acct-Status-Type"] {
+			case "Start":
+				starts[r["Acct-Session-Id"]]++
+			case "Stop":
+				stops[r["Acct-Session-Id"]]++
+			}
+		}
+		return len(stops) >= callsHeld
+	})
+	if len(starts) != callsHeld || len(stops) != callsHeld {
+		t.Errorf("FreeRADIUS has %d sessions started and %d stopped, want %d each", len(starts), len(stops), callsHeld)
+	}
+	for id, n := range stops {
+		if n != 1 || starts[id] != 1 {
+			t.Errorf("session %s: %d Start, %d Stop", id, starts[id], n)
+		}
+	}
+	l.noPanics("softswitch-b")
+	if t.Failed() {
+		out, _ := l.In("b", bin, "replication", "--data-dir", filepath.Join(l.Dir, "data-b"))
+		t.Logf("node b: %s", out)
+	}
+}
+
+// vsftpd runs Debian's vsftpd in namespace n on ip:21 (anonymous uploads
+// into incoming/) and returns that directory.
+func (l *lab) vsftpd(n, ip string) string {
+	l.t.Helper()
+	ftpUser, err := user.Lookup("ftp")
+	if err != nil {
+		l.t.Fatalf("the ftp user (made by Debian's vsftpd package): %v", err)
+	}
+	uid, _ := strconv.Atoi(ftpUser.Uid)
+	gid, _ := strconv.Atoi(ftpUser.Gid)
+	dir := filepath.Join(l.Dir, "ftp")
+	root, empty, incoming := filepath.Join(dir, "root"), filepath.Join(dir, "empty"), filepath.Join(dir, "root", "incoming")
+	for _, d := range []string{root, empty, incoming} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			l.t.Fatal(err)
+		}
+	}
+	os.Chmod(root, 0o555) // vsftpd refuses a writable anonymous root
+	if err := os.Chown(incoming, uid, gid); err != nil {
+		l.t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "vsftpd.conf")
+	cfg := fmt.Sprintf("listen=YES\nlisten_ipv6=NO\nlisten_address=%[1]s\nlisten_port=21\nbackground=NO\nanonymous_enable=YES\n"+
+		"local_enable=NO\nwrite_enable=YES\nanon_upload_enable=YES\nanon_mkdir_write_enable=YES\nanon_other_write_enable=YES\n"+
+		"anon_world_readable_only=NO\nno_anon_password=YES\nanon_root=%[2]s\nanon_umask=022\npasv_enable=YES\n"+
+		"pasv_address=%[1]s\npasv_min_port=30000\npasv_max_port=30100\nsecure_chroot_dir=%[3]s\nseccomp_sandbox=NO\n"+
+		"isolate=NO\nisolate_network=NO\nftp_username=ftp\n", ip, root, empty)
+	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
+		l.t.Fatal(err)
+	}
+	l.Start("vsftpd", n, "vsftpd", conf)
+	waitUntil(l.t, 5*time.Second, "vsftpd listening", func() bool {
+		_, err := l.In(n, "bash", "-c", "exec 3<>/dev/tcp/"+ip+"/21")
+		return err == nil
+	})
+	return incoming
+}
+
+// readCDRs reads the CSV files delivered to dir (names in order) and
+// their records, each a map from column to value.
+func readCDRs(t *testing.T, dir string) ([]string, []map[string]string) {
+	t.Helper()
+	ents, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".csv") {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	var rows []map[string]string
+	for _, n := range names {
+		f, err := os.Open(filepath.Join(dir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := csv.NewReader(f).ReadAll()
+		f.Close()
+		if err != nil || len(recs) == 0 {
+			t.Fatalf("CDR file %s: %v", n, err)
+		}
+		for _, rec := range recs[1:] {
+			row := map[string]string{}
+			for i, col := range recs[0] {
+				if i < len(rec) {
+					row[col] = rec[i]
+				}
+			}
+			rows = append(rows, row)
+		}
+	}
+	return names, rows
+}
+
+// noPanics fails the test when the process's log shows a recovered
+// panic or a crash.
+func (l *lab) noPanics(name string) {
+	l.t.Helper()
+	data, err := os.ReadFile(filepath.Join(l.Dir, name+".log"))
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	for _, bad := range []string{"recovered panic", "panic:", "fatal error:", "DATA RACE"} {
+		if strings.Contains(string(data), bad) {
+			l.t.Errorf("%s logged %q", name, bad)
+		}
+	}
+}
+
+func waitUntil(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func firstLine(out, prefix string) string {
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), prefix) {
+			return strings.TrimSpace(line)
+		}
+	}
+	return strings.TrimSpace(out)
+}
