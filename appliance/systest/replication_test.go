@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/softswitch/softswitch/aaa/radius/freeradius"
 )
 
 // pairConfigs are two nodes' configurations that replicate to each other
@@ -218,5 +221,58 @@ func (c *digestClient) register(addr string, nc int) sipMsg {
 			}
 			return m
 		}
+	}
+}
+
+// TestPrepaidCallSurvivesFailover: a subscriber's call granted 12 s by
+// FreeRADIUS (Session-Timeout) is answered through the active node, which
+// is then killed (SIGKILL) and the standby made MASTER. The new active
+// node releases the call when the granted time is used up, 12 s after
+// the answer (not after the takeover), with a BYE on both legs, and
+// writes its record under the old node's record id, "time limit".
+func TestPrepaidCallSurvivesFailover(t *testing.T) {
+	t.Parallel()
+	const secret = "prepaid-pair-secret-0123456789"
+	rad := freeradius.Start(t, freeradius.Options{Secret: secret, Dictionary: "../../docs/dictionary.softswitch",
+		Users: "1001\tService-Type == Call-Check, Auth-Type := Accept\n\tSession-Timeout = 12\n\n"})
+	ca, cb := pairConfigs(t, "prepaid-pair-key-0123456789abcdef")
+	aaa := fmt.Sprintf("[aaa]\ncall_authorization = [\"rad1\"]\n\n[[aaa.radius]]\nname = \"rad1\"\naddress = \"127.0.0.1\"\n"+
+		"auth_port = %d\nacct_port = %d\nsecret = %q\ntimeout = \"300ms\"\n\n", rad.Auth.Port(), rad.Acct.Port(), secret)
+	ca.Extra += aaa
+	cb.Extra += aaa
+	a, b := startServer(t, ca), startServer(t, cb)
+	setRole(t, a, "MASTER")
+	setRole(t, b, "BACKUP")
+	waitFor(t, 10*time.Second, "the standby in step", func() bool {
+		return regexpMatch(`in step with the active node\s+true`, softswitchCmd(t, b, "replication"))
+	})
+
+	callee := startUAS(t, "callee-1002", "uas_answer.xml", sippOpts{Keys: map[string]string{"user": "1002"}, Timeout: 60 * time.Second})
+	registerContact(t, a, "1002", "secret1002", callee.Port)
+	o := callOpts(a, "caller-1001", "uac_call_recv_bye.xml", "1002")
+	o.Timeout = 60 * time.Second
+	caller := startSipp(t, o)
+	waitFor(t, 10*time.Second, "the call held by the standby", func() bool {
+		return regexpMatch(`calls in progress replicated\s+1\n`, softswitchCmd(t, b, "replication"))
+	})
+	// 4 s into the call: a deadline counted again from the takeover
+	// would end it at 16 s or later.
+	time.Sleep(4 * time.Second)
+	a.kill()
+	setRole(t, b, "MASTER")
+
+	cr, ce := caller.wait(), callee.wait()
+	cr.requireOK(t)
+	ce.requireOK(t)
+	requireTimeLimitBYEs(t, cr, ce)
+	b.stop()
+	recs := cdrFiles(t, filepath.Join(b.DataDir, "cdr"))
+	rec := recs[callIDs(cr)[0]]
+	if rec == nil {
+		t.Fatalf("no record of the call at the new active node: %v", recs)
+	}
+	ms, _ := strconv.Atoi(rec["duration_ms"])
+	if rec["end_reason"] != "time limit" || !strings.HasPrefix(rec["record_id"], "ss-a-") || ms < 11900 || ms > 14500 {
+		t.Errorf("the record: id %s, end %q, duration %d ms (granted 12 s)", rec["record_id"], rec["end_reason"], ms)
 	}
 }
