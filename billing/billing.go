@@ -46,6 +46,10 @@ type Config struct {
 	SyncInterval       time.Duration // commits (fdatasync) at most this often; 0: 100 ms
 	KeepUntilDelivered bool          // a push target is configured: no file is removed before it has it
 	Outboxes           []string      // accounting consumers, each with its outbox (outbox.go)
+	// HoldCut: the node is one of a replicating pair. Answered calls a
+	// crash cut are held at start, not ended by restart, until Settle
+	// says which the other node carried on (pair.go).
+	HoldCut bool
 }
 
 // Billing is the CDR writer.
@@ -85,6 +89,8 @@ type Billing struct {
 	// on with the same record; closed "ended by restart" at orphansUntil.
 	orphans      map[string]*cdr.Record
 	orphansUntil time.Time
+	held         map[string]string // HoldCut: Call-ID -> record id of the answered calls held at start
+	tasks        []func()          // for the writer, guarded by mu (Settle)
 	writes       []write // changes not yet committed
 	boxes        map[string]*outbox
 	outWrites    []outWrite   // outbox entries not yet committed
@@ -136,7 +142,7 @@ func Open(cfg Config, bus *events.Bus, log *slog.Logger) (*Billing, error) {
 		return nil, err
 	}
 	b := &Billing{cfg: cfg, log: log, bus: bus, sp: sp, kick: make(chan struct{}, 1), sizer: sizer, boxes: boxes,
-		done: make(chan struct{}), closed: make(chan struct{}, 1), calls: make(map[string]*cdr.Record)}
+		done: make(chan struct{}), closed: make(chan struct{}, 1), calls: make(map[string]*cdr.Record), held: map[string]string{}}
 	b.keep.Store(cfg.KeepUntilDelivered)
 	if cfg.Hot {
 		b.hot = &hot{dir: filepath.Join(cfg.Dir, "hot"), bus: bus}
@@ -286,7 +292,10 @@ func (b *Billing) step(now time.Time, final bool) {
 	batch := b.queue
 	b.queue = nil
 	lastSeq := b.jseq
+	tasks := b.tasks
+	b.tasks = nil
 	b.mu.Unlock()
+
 	first := lastSeq - uint64(len(batch)) + 1 // the batch is consecutive journal numbers
 	for i, e := range batch {
 		b.apply(e)
@@ -304,6 +313,9 @@ func (b *Billing) step(now time.Time, final bool) {
 	}
 	b.applied = lastSeq
 	b.queued.Add(-int64(len(batch)))
+	for _, f := range tasks { // after the events queued before them
+		f()
+	}
 	if len(b.orphans) > 0 {
 		if b.orphansUntil.IsZero() {
 			b.orphansUntil = now.Add(orphanWait) // on the writer's clock
@@ -833,7 +845,18 @@ func (b *Billing) recover() error {
 			b.writes = append(b.writes, write{callID: cutIDs[i], rec: r})
 			continue
 		}
+		if b.cfg.HoldCut {
+			// Held as in progress (durable with its release time) until
+			// the pair says who carried it on (Settle).
+			b.calls[cutIDs[i]] = r
+			b.held[cutIDs[i]] = r.ID
+			b.writes = append(b.writes, write{callID: cutIDs[i], rec: r})
+			continue
+		}
 		b.endByRestart(cutIDs[i], r)
+	}
+	if len(b.held) > 0 {
+		b.log.Warn("answered calls the last stop cut are held until the pair's other node says which it carried on", "calls", len(b.held))
 	}
 	if len(b.writes) > 0 || b.applied > applied {
 		b.commit(time.Now())

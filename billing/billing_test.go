@@ -531,3 +531,46 @@ func TestAdoptedAndHandedOverCalls(t *testing.T) {
 type replicatorFunc func(string, []byte)
 
 func (f replicatorFunc) PutRecord(id string, rec []byte) { f(id, rec) }
+
+// A node of a replicating pair restarted after a crash holds the answered
+// calls it had: those the other node carried on are dropped (no second
+// record), the others ended by restart; a second Settle does nothing.
+func TestHeldCallsSettled(t *testing.T) {
+	dir := t.TempDir()
+	cfg := cfgFor(dir)
+	cfg.HoldCut, cfg.RotateRecords = true, 1
+	b := mustOpen(t, cfg)
+	for _, id := range []string{"c1", "c2", "c3"} {
+		b.Handle(attempt(id, t0))
+		b.Handle(&events.Event{Kind: events.CallAnswer, Time: t0.Add(time.Second), Answer: t0.Add(time.Second), CallID: id})
+	}
+	b.step(t0.Add(5*time.Second), false)
+	b.sp.close() // the process dies
+
+	b = mustOpen(t, cfg)
+	b.step(t0.Add(time.Hour), false)
+	if _, rows := readCSV(t, dir); len(rows) != 0 {
+		t.Fatalf("%d records before the pair settled the held calls", len(rows))
+	}
+	// c1 carried on by the other node (by record id), c3 live here again.
+	var asked []string
+	b.Settle(func(callID, recordID string) bool {
+		asked = append(asked, callID+"="+recordID)
+		return recordID == "ss1-0"
+	}, func(callID string) bool { return callID == "c3" })
+	b.Settle(func(string, string) bool { return false }, nil)
+	b.step(t0.Add(time.Hour+time.Second), false)
+	_, rows := readCSV(t, dir)
+	if len(rows) != 1 || col(rows[0], "caller_call_id") != "c2" || col(rows[0], "end_reason") != cdr.EndRestart {
+		t.Fatalf("records %v (asked %v)", rows, asked)
+	}
+	// c3 goes on to its release, with its record.
+	b.Handle(release("c3", t0.Add(2*time.Hour), "BYE", 200, true))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	b.Run(ctx)
+	_, rows = readCSV(t, dir)
+	if len(rows) != 2 || col(rows[1], "record_id") != "ss1-2" || col(rows[1], "end_reason") != "normal" {
+		t.Fatalf("records %v", rows)
+	}
+}

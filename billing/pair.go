@@ -1,6 +1,8 @@
 package billing
 
 import (
+	"sort"
+
 	"github.com/softswitch/softswitch/billing/cdr"
 	"github.com/softswitch/softswitch/core/events"
 )
@@ -72,4 +74,53 @@ func (b *Billing) applyPair(e *events.Event, r *cdr.Record) {
 		b.replicate(e.CallID, nil)
 		b.writes = append(b.writes, write{callID: e.CallID, del: true})
 	}
+}
+
+// Settle decides the answered calls a crash cut and Open held (HoldCut):
+// those carried says the other node of the pair carried on (it adopted
+// them, so it writes their records) are dropped here; the others are
+// recorded "ended by restart" at the time this node stopped. Calls live
+// on this node again (live: adopted back) are left to their release. It runs
+// on the writer, after the events queued before it; carried must not
+// block. Once settled, later calls do nothing.
+func (b *Billing) Settle(carried func(callID, recordID string) bool, live func(callID string) bool) {
+	b.mu.Lock()
+	b.tasks = append(b.tasks, func() { b.settle(carried, live) })
+	b.mu.Unlock()
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (b *Billing) settle(carried func(callID, recordID string) bool, live func(callID string) bool) {
+	if len(b.held) == 0 {
+		return
+	}
+	dropped, ended := 0, 0
+	ids := make([]string, 0, len(b.held))
+	for id := range b.held {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		r := b.calls[id]
+		if r == nil || r.ID != b.held[id] {
+			continue // released or replaced since
+		}
+		switch {
+		case live != nil && live(id):
+			// The call goes on here: its release writes this record.
+		case carried(id, r.ID):
+			delete(b.calls, id)
+			b.writes = append(b.writes, write{callID: id, del: true})
+			dropped++
+		default:
+			delete(b.calls, id)
+			b.endByRestart(id, r)
+			ended++
+		}
+	}
+	clear(b.held)
+	b.log.Info("answered calls the last stop cut: settled", "carried_on_by_the_other_node", dropped, "ended_by_restart", ended)
 }

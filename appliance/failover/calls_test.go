@@ -193,6 +193,24 @@ route = "out"
 			t.Errorf("session %s: %d Start, %d Stop", id, starts[id], n)
 		}
 	}
+
+	// The old active node comes back: it joins as standby, follows b,
+	// and lets go of the calls it had (b carried them on) instead of
+	// recording them "ended by restart". Switched back to it, it sends
+	// the billing centre nothing more.
+	l.Start("softswitch-a-again", "a", bin, "--config", filepath.Join(l.Dir, "node-a.toml"), "--data-dir", filepath.Join(l.Dir, "data-a"))
+	l.waitInStep("a", 20*time.Second)
+	waitUntil(t, 10*time.Second, "node a settles the calls it held", func() bool {
+		data, _ := os.ReadFile(filepath.Join(l.Dir, "softswitch-a-again.log"))
+		return strings.Contains(string(data), "carried_on_by_the_other_node=100 ended_by_restart=0")
+	})
+	sh(t, "ip", "netns", "exec", l.NS("b"), bin, "switchover", "--data-dir", filepath.Join(l.Dir, "data-b"))
+	l.waitVIP("a", 15*time.Second)
+	time.Sleep(5 * time.Second) // a's push, were there anything to push
+	if files, rows := readCDRs(t, incoming); len(rows) != callsHeld {
+		t.Errorf("after the switch back: %d records at the billing centre in %v, want %d", len(rows), files, callsHeld)
+	}
+	l.noPanics("softswitch-a-again")
 	l.noPanics("softswitch-b")
 	if t.Failed() {
 		out, _ := l.In("b", bin, "replication", "--data-dir", filepath.Join(l.Dir, "data-b"))

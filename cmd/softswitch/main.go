@@ -341,6 +341,7 @@ func run(args []string) error {
 	var repl *replication // nil: the node does not replicate
 	if hub != nil {
 		repl = &replication{hub: hub, follower: follower, running: conf, calls: calls, bill: bill, log: log}
+		follower.InStep = repl.settleHeld
 		calls.SetReplicator(repl)
 		if bill != nil {
 			bill.SetReplicator(repl)
@@ -619,7 +620,7 @@ func openBilling(cfg config.Config, bus *events.Bus, log *slog.Logger) (*billing
 		RotateBytes: int64(b.RotateMB) << 20, QueueLimit: b.QueueLimit,
 		RefuseOnFault: b.OnSpoolFault == "refuse", Retention: b.Retention.Duration, DiskAlarmPercent: b.DiskAlarm,
 		KeepUntilDelivered: len(b.Push.Servers) > 0, Hot: b.Hot, SyncInterval: b.SyncInterval.Duration,
-		Outboxes: outboxes()}, bus, log)
+		Outboxes: outboxes(), HoldCut: cfg.HA.Replicates()}, bus, log)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/softswitch/softswitch/appliance/ha"
 	"github.com/softswitch/softswitch/billing"
+	"github.com/softswitch/softswitch/billing/cdr"
 	"github.com/softswitch/softswitch/core/call"
 	"github.com/softswitch/softswitch/core/digest"
 	"github.com/softswitch/softswitch/core/events"
@@ -65,8 +66,9 @@ type replication struct {
 // (core/call's Record) and their open CDRs (billing's record), each by
 // the caller leg's Call-ID.
 const (
-	recordCall = "call"
-	recordCDR  = "cdr"
+	recordCall    = "call"
+	recordCDR     = "cdr"
+	recordAdopted = "adopted" // record ids this node took on from the other (value: when)
 )
 
 // PutCall implements call.Replicator.
@@ -108,6 +110,12 @@ func (r *replication) adopt() {
 	for id, data := range calls {
 		if r.bill != nil {
 			r.bill.Adopt(id, recs[id])
+			// The old node, when it returns, lets its own copy of the
+			// record go instead of ending it "by restart" (settleHeld).
+			var rec cdr.Record
+			if recs[id] != nil && rec.UnmarshalBinary(recs[id]) == nil {
+				r.hub.Put(recordAdopted, rec.ID, []byte(time.Now().UTC().Format(time.RFC3339)))
+			}
 		}
 		if _, err := r.calls.Adopt(data); err != nil {
 			r.log.Error("replication: a call of the old active node cannot be taken on", "call", id, "err", err)
@@ -121,6 +129,24 @@ func (r *replication) adopt() {
 	if len(calls) > 0 {
 		r.log.Info("replication: took on the old active node's calls in progress", "calls", n, "refused", len(calls)-n)
 	}
+	// Calls this node's own last stop cut, not settled by a snapshot:
+	// nobody else has them now.
+	if r.bill != nil {
+		r.bill.Settle(func(string, string) bool { return false }, r.calls.Known)
+	}
+}
+
+// settleHeld runs when this node is in step with the active one: the
+// answered calls its own last stop cut are dropped when the active node
+// carries them (it has them in progress, or adopted them), and recorded
+// "ended by restart" otherwise.
+func (r *replication) settleHeld() {
+	if r.bill == nil {
+		return
+	}
+	r.bill.Settle(func(callID, recordID string) bool {
+		return r.follower.Has(recordCDR, callID) || r.follower.Has(recordAdopted, recordID)
+	}, nil)
 }
 
 // replicationState is a snapshot of it.

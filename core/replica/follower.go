@@ -37,7 +37,10 @@ type Follower struct {
 	State func(name string, data []byte) error
 	// Count takes a nonce count the active node accepted.
 	Count func(nonce string, nc uint64, expires int64)
-	Log   *slog.Logger
+	// InStep, when set, runs each time a snapshot has been applied (on
+	// the follower's goroutine; it must not block long).
+	InStep func()
+	Log    *slog.Logger
 
 	mu        sync.Mutex
 	records   map[string]map[string][]byte // the active node's keyed records (Hub.Put), by kind
@@ -85,6 +88,14 @@ func (f *Follower) Records(kind string) map[string][]byte {
 	recs := f.records[kind]
 	delete(f.records, kind)
 	return recs
+}
+
+// Has reports whether the active node's records of kind include key.
+func (f *Follower) Has(kind, key string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.records[kind][key]
+	return ok
 }
 
 // Held is how many records of kind the follower keeps.
@@ -218,6 +229,9 @@ func (f *Follower) follow(ctx context.Context) error {
 			f.Log.Info("replication: in step with the active node", "peer", f.Peer, "aors", len(snap))
 			snap = nil
 			f.inStep.Store(true)
+			if f.InStep != nil {
+				f.InStep()
+			}
 		case kindBindings:
 			f.Apply.Replace(m.AOR, m.Bindings)
 			f.applied.Add(1)
