@@ -30,6 +30,10 @@ type OutboxKind byte
 const (
 	OutboxStart OutboxKind = 1 // the call was answered
 	OutboxStop  OutboxKind = 2 // the answered call ended
+	// OutboxResume: an answered call this node took over from the other
+	// node of its pair, which sent its Start; nothing is sent for it, but
+	// interim updates go on from here.
+	OutboxResume OutboxKind = 3
 )
 
 // OutboxEntry is one entry of an outbox.

@@ -63,6 +63,9 @@ func (b *Billing) applyPair(e *events.Event, r *cdr.Record) {
 		}
 		b.calls[e.CallID] = rec
 		b.writes = append(b.writes, write{callID: e.CallID, rec: rec, fresh: true})
+		if !rec.Answer.IsZero() {
+			b.report(OutboxResume, rec)
+		}
 		b.replicate(e.CallID, rec) // this node's own standby carries it on in turn
 	case events.CallHandover:
 		if r == nil {

@@ -90,6 +90,19 @@ func (s *Sender) Run(ctx context.Context) {
 		pause    time.Duration
 		resume   <-chan time.Time
 	)
+	// advance tells the outbox what is delivered, up to the first entry
+	// not yet acknowledged.
+	advance := func() {
+		var upto uint64
+		for len(order) > 0 && acked[order[0]] {
+			upto = order[0]
+			delete(acked, upto)
+			order = order[1:]
+		}
+		if upto > 0 {
+			s.Box.Delivered(s.Name, upto)
+		}
+	}
 	notify := s.Box.OutboxNotify(s.Name)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -127,6 +140,16 @@ func (s *Sender) Run(ctx context.Context) {
 			}
 			e := queue[0]
 			queue = queue[1:]
+			if e.Kind == billing.OutboxResume {
+				// Started on the other node of the pair (it sent the
+				// Start): only its interim updates are ours.
+				acked[e.Seq] = true
+				if s.Interim > 0 {
+					active[e.Rec.ID] = &session{rec: e.Rec, last: time.Now()}
+				}
+				advance()
+				continue
+			}
 			if e.Kind == billing.OutboxStop && starts[e.Rec.ID] {
 				held[e.Rec.ID] = e // after its Start
 				continue
@@ -182,15 +205,7 @@ func (s *Sender) Run(ctx context.Context) {
 			} else {
 				delete(active, id)
 			}
-			var upto uint64
-			for len(order) > 0 && acked[order[0]] {
-				upto = order[0]
-				delete(acked, upto)
-				order = order[1:]
-			}
-			if upto > 0 {
-				s.Box.Delivered(s.Name, upto)
-			}
+			advance()
 		case <-resume:
 			failing, resume = false, nil
 		case <-notify:

@@ -189,3 +189,48 @@ func TestSenderAcrossRestart(t *testing.T) {
 	go (&Sender{Name: "radius", Box: b, T: tr, Log: quiet}).Run(ctx)
 	waitFor(t, "20 delivered after the restart", func() bool { return len(tr.got()) == 20 && empty(b) })
 }
+
+// A call taken over from the other node of a pair (its Start was sent
+// there): no Start here, interim updates from here, then its Stop; the
+// outbox empties.
+func TestSenderResumesAdoptedCall(t *testing.T) {
+	old := openBilling(t, t.TempDir())
+	var mu sync.Mutex
+	var rec []byte
+	old.SetReplicator(putRecord(func(id string, r []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r != nil {
+			rec = r
+		}
+	}))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go old.Run(ctx)
+	old.Handle(&events.Event{Kind: events.CallAttempt, Time: t0, Setup: t0, CallID: "c1", Calling: "1001", Called: "9123"})
+	old.Handle(&events.Event{Kind: events.CallAnswer, Time: t0.Add(time.Second), Answer: t0.Add(time.Second), CallID: "c1"})
+	waitFor(t, "the open record reported", func() bool { mu.Lock(); defer mu.Unlock(); return rec != nil })
+
+	b := openBilling(t, t.TempDir())
+	go b.Run(ctx)
+	tr := &recorder{}
+	s := &Sender{Name: "radius", Box: b, T: tr, Interim: 300 * time.Millisecond, Log: quiet}
+	go s.Run(ctx)
+	mu.Lock()
+	b.Adopt("c1", rec)
+	mu.Unlock()
+	waitFor(t, "an interim update", func() bool { g := tr.got(); return len(g) > 0 && g[0] == "interim c1" })
+	b.Handle(&events.Event{Kind: events.CallRelease, Time: t0.Add(3 * time.Second), CallID: "c1", Cause: "BYE",
+		Status: 200, Q850: 16, Answered: true})
+	waitFor(t, "the Stop", func() bool { g := tr.got(); return g[len(g)-1] == "stop c1" })
+	waitFor(t, "an empty outbox", func() bool { return empty(b) })
+	for _, g := range tr.got() {
+		if g == "start c1" {
+			t.Fatal("a Start sent for a call the other node started")
+		}
+	}
+}
+
+type putRecord func(string, []byte)
+
+func (f putRecord) PutRecord(id string, rec []byte) { f(id, rec) }

@@ -2,6 +2,7 @@ package call
 
 import (
 	"encoding/json"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -183,4 +184,35 @@ func encodeRecord(t *testing.T, r Record) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// A caller leg over TCP: the old node's connection is gone, so the new
+// node's requests go to the caller's Contact (a new connection), not to
+// the address the old connection came from.
+func TestAdoptedTCPLegDialsContact(t *testing.T) {
+	old := newBed(t, Config{}, parallel("192.0.2.10"))
+	rec := &recorder{}
+	old.m.SetReplicator(rec)
+	_, req, _, ok := answered(t, old, nil)
+	id := req.CallID().Value()
+	old.m.HandleAck(old.inDialog(sip.ACK, id, tagOf(ok.To().Params), 1))
+	waitFor(t, "the call's record", func() bool { return rec.get(id) != nil })
+	r := decodeRecord(t, rec.get(id))
+	r.A.Transport, r.A.Dest, r.A.Target = "tcp", "127.0.0.1:40123", "sip:1001@192.0.2.50:5062;transport=tcp"
+	r.Deadline = time.Now().Add(-time.Second) // released at once: BYE on both legs
+	nu := newBed(t, Config{}, parallel("192.0.2.10"))
+	if _, err := nu.m.Adopt(encodeRecord(t, r)); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		bye := nu.wire.next(t, sip.BYE).req
+		if bye.CallID().Value() != id {
+			continue
+		}
+		if bye.Destination() != "192.0.2.50:5062" || !strings.EqualFold(bye.Transport(), "TCP") {
+			t.Fatalf("BYE to the caller goes to %s over %s", bye.Destination(), bye.Transport())
+		}
+		return
+	}
+	t.Fatal("no BYE to the caller")
 }
