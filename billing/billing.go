@@ -91,7 +91,7 @@ type Billing struct {
 	orphansUntil time.Time
 	held         map[string]string // HoldCut: Call-ID -> record id of the answered calls held at start
 	tasks        []func()          // for the writer, guarded by mu (Settle)
-	writes       []write // changes not yet committed
+	writes       []write           // changes not yet committed
 	boxes        map[string]*outbox
 	outWrites    []outWrite   // outbox entries not yet committed
 	outPending   atomic.Int64 // len(outWrites), for OutboxSettled
