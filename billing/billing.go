@@ -407,6 +407,11 @@ func (b *Billing) apply(e *events.Event) {
 		if r.Ringing.IsZero() && !e.Ringing.IsZero() {
 			r.Ringing = utc(e.Ringing)
 		}
+		if r.Answer.IsZero() && e.Answered && !e.Answer.IsZero() {
+			// Its answer never came here (a call taken over from the other
+			// node of the pair before its record did): the release knows.
+			r.Answer = utc(e.Answer)
+		}
 		b.takeCallee(r, e)
 		if len(e.Offer) > 0 {
 			if ms, err := sdpinfo.Parse(e.Offer); err == nil {
@@ -855,8 +860,9 @@ func (b *Billing) recover() error {
 		}
 		b.endByRestart(cutIDs[i], r)
 	}
-	if len(b.held) > 0 {
-		b.log.Warn("answered calls the last stop cut are held until the pair's other node says which it carried on", "calls", len(b.held))
+	if len(cut) > 0 && b.cfg.HoldCut {
+		b.log.Warn("calls in progress when the switch stopped: answered ones held until the pair's other node says which it carried on, "+
+			"unanswered ones wait for their caller's INVITE", "answered", len(b.held), "unanswered", len(b.orphans), "last_alive", alive)
 	}
 	if len(b.writes) > 0 || b.applied > applied {
 		b.commit(time.Now())
@@ -864,7 +870,7 @@ func (b *Billing) recover() error {
 			return errors.New(b.lastErr)
 		}
 	}
-	if len(cut) > 0 {
+	if len(cut) > 0 && !b.cfg.HoldCut {
 		b.log.Warn("calls in progress when the switch stopped: answered ones recorded as ended by restart, "+
 			"unanswered ones wait for their caller's INVITE", "calls", len(cut), "unanswered", len(b.orphans), "last_alive", alive)
 	}

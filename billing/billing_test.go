@@ -515,10 +515,15 @@ func TestAdoptedAndHandedOverCalls(t *testing.T) {
 	nu.Adopt("c1", rec1)
 	nu.Adopt("c1", rec1) // twice (a journal replay): one record
 	nu.Handle(release("c1", t0.Add(70*time.Second), "BYE", 200, true))
+	// One taken over before its record came: the release makes it, with
+	// the answer it carries.
+	lone := release("c9", t0.Add(70*time.Second), "BYE", 200, true)
+	lone.Setup, lone.Answer = t0, t0.Add(4*time.Second)
+	nu.Handle(lone)
 	nu.step(t0.Add(71*time.Second), false)
 	_, rows := readCSV(t, dir)
-	if len(rows) != 1 {
-		t.Fatalf("%d records", len(rows))
+	if len(rows) != 2 || col(rows[1], "caller_call_id") != "c9" || col(rows[1], "answer") != "2026-12-01T10:00:04.000Z" {
+		t.Fatalf("records %v", rows)
 	}
 	for k, want := range map[string]string{"record_id": "ss1-0", "answer": "2026-12-01T10:00:02.000Z",
 		"release": "2026-12-01T10:01:10.000Z", "end_reason": "normal", "source": "peer1"} {

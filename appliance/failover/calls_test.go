@@ -270,26 +270,35 @@ func readCDRs(t *testing.T, dir string) ([]string, []map[string]string) {
 	sort.Strings(names)
 	var rows []map[string]string
 	for _, n := range names {
-		f, err := os.Open(filepath.Join(dir, n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs, err := csv.NewReader(f).ReadAll()
-		f.Close()
-		if err != nil || len(recs) == 0 {
-			t.Fatalf("CDR file %s: %v", n, err)
-		}
-		for _, rec := range recs[1:] {
-			row := map[string]string{}
-			for i, col := range recs[0] {
-				if i < len(rec) {
-					row[col] = rec[i]
-				}
-			}
-			rows = append(rows, row)
-		}
+		rows = append(rows, csvRows(t, filepath.Join(dir, n))...)
 	}
 	return names, rows
+}
+
+// csvRows reads a CSV file of records (a header line, then rows), each
+// row a map from column to value.
+func csvRows(t *testing.T, path string) []map[string]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil || len(recs) == 0 {
+		t.Fatalf("CDR file %s: %v", path, err)
+	}
+	var rows []map[string]string
+	for _, rec := range recs[1:] {
+		row := map[string]string{}
+		for i, col := range recs[0] {
+			if i < len(rec) {
+				row[col] = rec[i]
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows
 }
 
 // noPanics fails the test when the process's log shows a recovered

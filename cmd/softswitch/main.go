@@ -341,7 +341,11 @@ func run(args []string) error {
 	var repl *replication // nil: the node does not replicate
 	if hub != nil {
 		repl = &replication{hub: hub, follower: follower, running: conf, calls: calls, bill: bill, log: log}
+		if p, err := netip.ParsePrefix(cfg.HA.VirtualAddress); err == nil {
+			repl.vip = p.Addr()
+		}
 		follower.InStep = repl.settleHeld
+		calls.SetRescue(repl.rescue)
 		calls.SetReplicator(repl)
 		if bill != nil {
 			bill.SetReplicator(repl)

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/softswitch/softswitch/appliance/ha"
 	"github.com/softswitch/softswitch/billing"
-	"github.com/softswitch/softswitch/billing/cdr"
 	"github.com/softswitch/softswitch/core/call"
 	"github.com/softswitch/softswitch/core/digest"
 	"github.com/softswitch/softswitch/core/events"
@@ -60,6 +62,12 @@ type replication struct {
 	calls    *call.Manager
 	bill     *billing.Billing // nil: no CDRs
 	log      *slog.Logger
+	adopting sync.Mutex // one adoption at a time (promotion, rescue)
+	rescued  int        // calls rescue took on since the last promotion (guarded by adopting)
+	vip      netip.Addr // the pair's virtual address
+	// holdsAddress's cache.
+	vipChecked atomic.Int64
+	vipHere    atomic.Bool
 }
 
 // Kinds of keyed records on the replication link: the answered calls
@@ -67,12 +75,21 @@ type replication struct {
 // the caller leg's Call-ID.
 const (
 	recordCall    = "call"
+	recordCallee  = "callee" // a call's callee leg Call-ID -> its caller leg's
 	recordCDR     = "cdr"
-	recordAdopted = "adopted" // record ids this node took on from the other (value: when)
+	recordAdopted = "adopted" // Call-IDs of calls this node took on from the other (value: when)
 )
 
 // PutCall implements call.Replicator.
-func (r *replication) PutCall(callID string, rec []byte) { r.hub.Put(recordCall, callID, rec) }
+func (r *replication) PutCall(callID, calleeCallID string, rec []byte) {
+	if rec == nil {
+		r.hub.Put(recordCallee, calleeCallID, nil)
+		r.hub.Put(recordCall, callID, nil)
+		return
+	}
+	r.hub.Put(recordCallee, calleeCallID, []byte(callID))
+	r.hub.Put(recordCall, callID, rec)
+}
 
 // PutRecord implements billing.Replicator.
 func (r *replication) PutRecord(callID string, rec []byte) { r.hub.Put(recordCDR, callID, rec) }
@@ -101,39 +118,98 @@ func (r *replication) setActive(on bool) {
 }
 
 // adopt takes on the answered calls the active node last reported, with
-// their open CDRs (billing first, so that a release at once finds its
-// record).
+// their open CDRs.
 func (r *replication) adopt() {
+	r.adopting.Lock()
+	defer r.adopting.Unlock()
 	recs := r.follower.Records(recordCDR)
 	calls := r.follower.Records(recordCall)
+	r.follower.Records(recordCallee)
 	n := 0
 	for id, data := range calls {
-		if r.bill != nil {
-			r.bill.Adopt(id, recs[id])
-			// The old node, when it returns, lets its own copy of the
-			// record go instead of ending it "by restart" (settleHeld).
-			var rec cdr.Record
-			if recs[id] != nil && rec.UnmarshalBinary(recs[id]) == nil {
-				r.hub.Put(recordAdopted, rec.ID, []byte(time.Now().UTC().Format(time.RFC3339)))
-			}
+		if r.adoptOne(id, data, recs[id]) {
+			n++
 		}
-		if _, err := r.calls.Adopt(data); err != nil {
-			r.log.Error("replication: a call of the old active node cannot be taken on", "call", id, "err", err)
-			if r.bill != nil {
-				r.bill.Handle(&events.Event{Kind: events.CallHandover, CallID: id})
-			}
-			continue
-		}
-		n++
 	}
-	if len(calls) > 0 {
-		r.log.Info("replication: took on the old active node's calls in progress", "calls", n, "refused", len(calls)-n)
+	if len(calls) > 0 || r.rescued > 0 {
+		r.log.Info("replication: took on the old active node's calls in progress", "calls", n+r.rescued,
+			"at_their_first_request", r.rescued, "refused", len(calls)-n)
 	}
+	r.rescued = 0
 	// Calls this node's own last stop cut, not settled by a snapshot:
 	// nobody else has them now.
 	if r.bill != nil {
 		r.bill.Settle(func(string, string) bool { return false }, r.calls.Known)
 	}
+}
+
+// adoptOne takes on one call (billing first, so that a release at once
+// finds its record) and reports whether it did.
+func (r *replication) adoptOne(id string, data, rec []byte) bool {
+	if r.bill != nil {
+		r.bill.Adopt(id, rec)
+	}
+	// The old node, when it returns, lets its own copy of the record go
+	// instead of ending it "by restart" (settleHeld).
+	r.hub.Put(recordAdopted, id, []byte(time.Now().UTC().Format(time.RFC3339)))
+	if _, err := r.calls.Adopt(data); err != nil {
+		if r.calls.Known(id) {
+			return false // already taken on (by rescue)
+		}
+		r.log.Error("replication: a call of the old active node cannot be taken on", "call", id, "err", err)
+		if r.bill != nil {
+			r.bill.Handle(&events.Event{Kind: events.CallHandover, CallID: id})
+		}
+		return false
+	}
+	return true
+}
+
+// rescue takes on the call of a Call-ID (either leg) this node holds for
+// its pair, when one of its requests comes before the role change is
+// seen: the address is here, so the other node no longer serves it.
+func (r *replication) rescue(callID string) bool {
+	if !r.holdsAddress() {
+		return false // the other node serves the address: not ours to take
+	}
+	r.adopting.Lock()
+	defer r.adopting.Unlock()
+	if a := r.follower.Take(recordCallee, callID); a != nil {
+		callID = string(a)
+	}
+	data := r.follower.Take(recordCall, callID)
+	if data == nil {
+		return false
+	}
+	if !r.adoptOne(callID, data, r.follower.Take(recordCDR, callID)) {
+		return r.calls.Known(callID)
+	}
+	r.rescued++
+	r.log.Debug("replication: a call taken on at its first request, before the role change", "call", callID)
+	return true
+}
+
+// holdsAddress reports whether the pair's virtual address is on this
+// node now (looked up at most every 100 ms: a flood of unknown Call-IDs
+// must not become a flood of system calls).
+func (r *replication) holdsAddress() bool {
+	now := time.Now().UnixNano()
+	if now-r.vipChecked.Load() < int64(100*time.Millisecond) {
+		return r.vipHere.Load()
+	}
+	r.vipChecked.Store(now)
+	here := false
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if p, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(p.IP); ok && ip.Unmap() == r.vip {
+					here = true
+				}
+			}
+		}
+	}
+	r.vipHere.Store(here)
+	return here
 }
 
 // settleHeld runs when this node is in step with the active one: the
@@ -145,7 +221,7 @@ func (r *replication) settleHeld() {
 		return
 	}
 	r.bill.Settle(func(callID, recordID string) bool {
-		return r.follower.Has(recordCDR, callID) || r.follower.Has(recordAdopted, recordID)
+		return r.follower.Has(recordCDR, callID) || r.follower.Has(recordAdopted, callID)
 	}, nil)
 }
 

@@ -125,6 +125,9 @@ type Manager struct {
 	authz atomic.Pointer[authzSetting]
 	// repl, when set, hears answered calls for the pair's standby.
 	repl atomic.Pointer[Replicator]
+	// rescue, when set, takes on the call of a Call-ID (either leg) the
+	// other node of the pair answered, and reports whether it did.
+	rescue atomic.Pointer[func(callID string) bool]
 }
 
 type authzSetting struct {

@@ -14,9 +14,17 @@ import (
 // success the call is returned locked (the caller unlocks it). For the
 // caller's dialog in the early state, the To tag names the fork.
 func (m *Manager) find(req *sip.Request) (*Call, *leg, *leg) {
-	l := m.tab.get(req.CallID().Value())
+	id := req.CallID().Value()
+	l := m.tab.get(id)
 	if l == nil {
-		return nil, nil, nil
+		// A call this node holds for its pair, reached before the role
+		// change is seen: taken on now (replicate.go).
+		if p := m.rescue.Load(); p == nil || !(*p)(id) {
+			return nil, nil, nil
+		}
+		if l = m.tab.get(id); l == nil {
+			return nil, nil, nil
+		}
 	}
 	c := l.call
 	fromTag := tagOf(req.From().Params)

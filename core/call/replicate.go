@@ -18,7 +18,18 @@ import (
 // ends. It must never block: it is called in order for each call, after
 // the call's lock is released.
 type Replicator interface {
-	PutCall(callID string, rec []byte)
+	PutCall(callID, calleeCallID string, rec []byte)
+}
+
+// SetRescue makes in-dialog requests for an unknown Call-ID ask f first
+// (nil: never): on the node taking over, a request of a replicated call
+// can arrive before the role change is seen, and f adopts the call then.
+func (m *Manager) SetRescue(f func(callID string) bool) {
+	if f == nil {
+		m.rescue.Store(nil)
+		return
+	}
+	m.rescue.Store(&f)
 }
 
 // SetReplicator makes the manager report answered calls to r (nil: none).
@@ -71,12 +82,13 @@ func (c *Call) replicate() {
 	id := c.a.callID
 	switch {
 	case c.st == confirmed && c.b != nil:
-		rec := c.record()
+		rec, bid := c.record(), c.b.callID
 		c.replicated = true
-		c.after(func() { r.PutCall(id, rec) })
+		c.after(func() { r.PutCall(id, bid, rec) })
 	case c.st == ended && c.replicated:
 		c.replicated = false
-		c.after(func() { r.PutCall(id, nil) })
+		bid := c.b.callID
+		c.after(func() { r.PutCall(id, bid, nil) })
 	}
 }
 

@@ -19,7 +19,7 @@ type recorder struct {
 	puts int
 }
 
-func (r *recorder) PutCall(id string, rec []byte) {
+func (r *recorder) PutCall(id, _ string, rec []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.recs == nil {

@@ -90,6 +90,15 @@ func (f *Follower) Records(kind string) map[string][]byte {
 	return recs
 }
 
+// Take takes one record of kind (nil: none) and forgets it.
+func (f *Follower) Take(kind, key string) []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	data := f.records[kind][key]
+	delete(f.records[kind], key)
+	return data
+}
+
 // Has reports whether the active node's records of kind include key.
 func (f *Follower) Has(kind, key string) bool {
 	f.mu.Lock()

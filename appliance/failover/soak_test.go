@@ -1,0 +1,237 @@
+package failover
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/softswitch/softswitch/appliance/netlab"
+	"github.com/softswitch/softswitch/appliance/testenv"
+)
+
+// soakFailovers is how many times the active node is killed, the nodes
+// taking turns.
+const soakFailovers = 20
+
+// TestFailoverSoak (make test-long): 20 failovers back and forth under a
+// steady load of new calls (10 a second, each held 3 s, from a trusted
+// caller through the virtual address to a gateway). Each time the active
+// node's switch is killed with SIGKILL, the other takes over, and the
+// killed one is started again and follows. Every call the caller saw
+// answered has exactly one record (at the billing centre or still on a
+// node), and every record is of a call the caller saw answered or tried;
+// the calls that failed are counted by what the caller got.
+func TestFailoverSoak(t *testing.T) {
+	if os.Getenv("SOFTSWITCH_TEST_LONG") == "" {
+		t.Skip("a soak of several minutes: make test-long runs it")
+	}
+	testenv.RequireRoot(t, "network namespaces, keepalived")
+	bin := buildBinary(t)
+	l := newLab(t, bin, "g", "bc")
+	incoming := l.vsftpd("bc", extraIP["bc"])
+	extra := fmt.Sprintf(`[billing.push]
+servers = ["%[1]s:21"]
+user = "anonymous"
+password = "cdr@example.net"
+dir = "incoming"
+retry_min = "1s"
+
+[[trusted_peer]]
+name = "callers"
+address = "%[2]s"
+
+[[gateway]]
+name = "gw"
+address = "%[3]s:5060"
+
+[[group]]
+name = "out"
+[[group.member]]
+gateway = "gw"
+priority = 1
+weight = 1
+
+[[route]]
+name = "out"
+group = "out"
+
+[[analysis]]
+prefix = ""
+action = "route"
+route = "out"
+`, extraIP["bc"], clientIP, extraIP["g"])
+	l.node("a", 150, extra)
+	l.node("b", 100, extra)
+	l.waitVIP("a", 15*time.Second)
+	time.Sleep(1500 * time.Millisecond)
+	l.waitInStep("b", 15*time.Second)
+
+	scen := filepath.Join(netlab.RepoRoot(t), "appliance", "systest", "scenarios")
+	l.Start("sipp-gw", "g", "sipp", "-sf", filepath.Join(scen, "uas_answer.xml"), "-i", extraIP["g"], "-p", "5060",
+		"-key", "user", "gw", "-nostdin", "-timeout", "600s", "-trace_stat", "-stf", filepath.Join(l.Dir, "gw.csv"), "-fd", "1")
+	time.Sleep(500 * time.Millisecond)
+	const rate, hold = 10, 3 * time.Second
+	total := rate * (soakFailovers*9 + 20)
+	trace := filepath.Join(l.Dir, "callers-messages.log")
+	uac := l.Start("sipp-callers", "c", "sipp", vip+":5060", "-sf", filepath.Join(scen, "uac_trusted_hold.xml"),
+		"-i", clientIP, "-p", "5080", "-s", "0401111", "-key", "caller", "0301234", "-key", "max_forwards", "70",
+		"-r", strconv.Itoa(rate), "-m", strconv.Itoa(total), "-d", strconv.Itoa(int(hold/time.Millisecond)),
+		"-recv_timeout", "20000", "-nostdin", "-timeout", "900s", "-trace_msg", "-message_file", trace)
+	time.Sleep(5 * time.Second)
+
+	active, standby := "a", "b"
+	current := map[string]string{"a": softswitchName("a", -1), "b": softswitchName("b", -1)}
+	var takeovers []string
+	for i := 1; i <= soakFailovers; i++ {
+		killed := time.Now()
+		l.Stop(current[active], syscall.SIGKILL)
+		l.waitVIP(standby, 15*time.Second)
+		takeovers = append(takeovers, time.Since(killed).Round(100*time.Millisecond).String())
+		current[active] = softswitchName(active, i)
+		l.Start(current[active], active, bin, "--config", filepath.Join(l.Dir, "node-"+active+".toml"),
+			"--data-dir", filepath.Join(l.Dir, "data-"+active))
+		l.waitInStep(active, 30*time.Second)
+		time.Sleep(3 * time.Second) // new calls through the new active node
+		active, standby = standby, active
+	}
+	t.Logf("%d failovers; the address moved %v after each kill", soakFailovers, takeovers)
+	if err := l.Wait("sipp-callers", 600*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the callers' sipp exited %d", uac.ProcessState.ExitCode())
+	// The last active node pushes what it closed; the standby keeps its own.
+	time.Sleep(8 * time.Second)
+
+	answered, tried, got := callerOutcomes(t, trace)
+	records := map[string]int{}
+	answeredRecords := map[string]int{}
+	for _, r := range allRecords(t, incoming, filepath.Join(l.Dir, "data-a", "cdr"), filepath.Join(l.Dir, "data-b", "cdr")) {
+		records[r["caller_call_id"]]++
+		if r["answer"] != "" {
+			answeredRecords[r["caller_call_id"]]++
+		}
+	}
+	lost, twice := 0, 0
+	for id := range answered {
+		switch n := answeredRecords[id]; {
+		case n == 0:
+			lost++
+			if lost <= 5 {
+				t.Errorf("call %s answered, no answered record (%d records)", id, records[id])
+			}
+		case n > 1 || records[id] > 1:
+			twice++
+			if twice <= 5 {
+				t.Errorf("call %s has %d records", id, records[id])
+			}
+		}
+	}
+	for id := range answeredRecords {
+		if !answered[id] {
+			t.Errorf("a record of call %s answered, which the caller never saw answered", id)
+		}
+	}
+	for id := range records {
+		if !tried[id] {
+			t.Errorf("a record of call %s, which the caller never made", id)
+		}
+	}
+	// What the calls that failed got, by kind.
+	kinds := map[string]int{}
+	for id := range tried {
+		seq := strings.Join(got[id], ",")
+		if answered[id] && strings.Contains(seq, "200 BYE") {
+			continue
+		}
+		kinds["["+seq+"]"]++
+	}
+	t.Logf("calls not completed, by what the caller got: %v", kinds)
+	failed := len(tried) - len(answered)
+	t.Logf("calls tried %d, answered %d (each with one record: lost %d, twice %d), not answered %d", len(tried), len(answered), lost, twice, failed)
+	for _, n := range []string{"a", "b"} {
+		for i := soakFailovers; i >= -1; i-- {
+			if _, err := os.Stat(filepath.Join(l.Dir, softswitchName(n, i)+".log")); err == nil {
+				l.noPanics(softswitchName(n, i))
+			}
+		}
+	}
+}
+
+// softswitchName is the process name of node n's switch in its run i (-1:
+// the first).
+func softswitchName(n string, i int) string {
+	if i < 0 {
+		return "softswitch-" + n
+	}
+	return fmt.Sprintf("softswitch-%s-%d", n, i)
+}
+
+var (
+	traceMsg  = regexp.MustCompile(`(?m)^-{40,} .*\n(UDP message (?:received|sent)) .*\n`)
+	callIDHdr = regexp.MustCompile(`(?mi)^Call-ID: *(\S+)`)
+	cseqHdr   = regexp.MustCompile(`(?mi)^CSeq: *(\d+) +(\w+)`)
+)
+
+// callerOutcomes reads the callers' message trace: the calls whose INVITE
+// got a 200, and every call sent.
+func callerOutcomes(t *testing.T, path string) (answered, tried map[string]bool, got map[string][]string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	idx := traceMsg.FindAllStringSubmatchIndex(text, -1)
+	answered, tried, got = map[string]bool{}, map[string]bool{}, map[string][]string{}
+	for i, m := range idx {
+		end := len(text)
+		if i+1 < len(idx) {
+			end = idx[i+1][0]
+		}
+		msg := strings.TrimLeft(text[m[1]:end], "\r\n ")
+		id := callIDHdr.FindStringSubmatch(msg)
+		cs := cseqHdr.FindStringSubmatch(msg)
+		if id == nil || cs == nil {
+			continue
+		}
+		received := text[m[2]:m[3]] == "UDP message received"
+		if received && strings.HasPrefix(msg, "SIP/2.0 ") && len(msg) >= 11 {
+			got[id[1]] = append(got[id[1]], msg[8:11]+" "+strings.ToUpper(cs[2]))
+		} else if received {
+			got[id[1]] = append(got[id[1]], strings.SplitN(msg, " ", 2)[0])
+		}
+		switch {
+		case !received && strings.HasPrefix(msg, "INVITE "):
+			tried[id[1]] = true
+		case received && strings.HasPrefix(msg, "SIP/2.0 200") && strings.EqualFold(cs[2], "INVITE"):
+			answered[id[1]] = true
+		}
+	}
+	return answered, tried, got
+}
+
+// allRecords reads the CSV files of dirs, each file once by its name (a
+// delivered file is at the billing centre and on its node).
+func allRecords(t *testing.T, dirs ...string) []map[string]string {
+	t.Helper()
+	seen := map[string]bool{}
+	var out []map[string]string
+	for _, d := range dirs {
+		ents, _ := os.ReadDir(d)
+		for _, e := range ents {
+			n := e.Name()
+			if !strings.HasSuffix(n, ".csv") || strings.HasPrefix(n, ".") || seen[n] {
+				continue
+			}
+			seen[n] = true
+			out = append(out, csvRows(t, filepath.Join(d, n))...)
+		}
+	}
+	return out
+}
