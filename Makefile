@@ -49,9 +49,10 @@ failover:
 imagetest:
 	$(GO) test -count=1 -timeout 25m -v ./appliance/imagetest/
 
-## test-long: the image pair failed over three ways (VM killed, keepalived stopped, keepalived killed); not part of test (root, about 10 min)
+## test-long: the image pair failed over three ways (VM killed, keepalived stopped, keepalived killed), and 20 failovers under calls; not part of test (root, about 15 min)
 test-long: deps
 	SOFTSWITCH_TEST_LONG=1 $(GO) test -count=1 -timeout 40m -v -run 'TestImagePair' ./appliance/imagetest/
+	SOFTSWITCH_TEST_LONG=1 $(GO) test -count=1 -timeout 20m -v -run 'TestFailoverSoak' ./appliance/failover/
 
 ## deb: the Debian package in dist/
 deb:

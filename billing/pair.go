@@ -97,7 +97,7 @@ func (b *Billing) Settle(carried func(callID, recordID string) bool, live func(c
 }
 
 func (b *Billing) settle(carried func(callID, recordID string) bool, live func(callID string) bool) {
-	if len(b.held) == 0 {
+	if len(b.held) == 0 && len(b.orphans) == 0 {
 		return
 	}
 	dropped, ended := 0, 0
@@ -125,5 +125,17 @@ func (b *Billing) settle(carried func(callID, recordID string) bool, live func(c
 		}
 	}
 	clear(b.held)
-	b.log.Info("answered calls the last stop cut: settled", "carried_on_by_the_other_node", dropped, "ended_by_restart", ended)
+	// Unanswered ones the other node took on (and refused, with a record
+	// of its own) are dropped too; the rest wait for their caller's
+	// INVITE as before.
+	orphans := 0
+	for id, r := range b.orphans {
+		if carried(id, r.ID) {
+			delete(b.orphans, id)
+			b.writes = append(b.writes, write{callID: id, del: true})
+			orphans++
+		}
+	}
+	b.log.Info("answered calls the last stop cut: settled", "carried_on_by_the_other_node", dropped, "ended_by_restart", ended,
+		"unanswered_taken_on_by_the_other_node", orphans)
 }

@@ -142,6 +142,25 @@ route = "out"
 			t.Errorf("a record of call %s, which the caller never made", id)
 		}
 	}
+	// Every attempt has one record; one not answered was refused (a final
+	// response), never left half set up.
+	for id := range tried {
+		if records[id] != 1 {
+			t.Errorf("call %s has %d records", id, records[id])
+		}
+		if answered[id] {
+			continue
+		}
+		refused := false
+		for _, g := range got[id] {
+			if code, _ := strconv.Atoi(strings.Fields(g)[0]); code >= 300 && strings.HasSuffix(g, " INVITE") {
+				refused = true
+			}
+		}
+		if !refused {
+			t.Errorf("call %s was not answered and got no final response: %v", id, got[id])
+		}
+	}
 	// What the calls that failed got, by kind.
 	kinds := map[string]int{}
 	for id := range tried {

@@ -634,7 +634,13 @@ func (c *Call) finalToA(res *sip.Response) {
 		return
 	}
 	c.finalQueued = true
-	c.respond(c.aTx, res)
+	if c.aTx == nil {
+		// A call taken over from the other node of the pair: its
+		// transaction stayed there; the response goes out directly.
+		c.write(res)
+	} else {
+		c.respond(c.aTx, res)
+	}
 	c.after(c.finish)
 }
 

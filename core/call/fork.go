@@ -71,6 +71,7 @@ func (c *Call) startFork(t Target) *leg {
 		req.SetBody(nil)
 	}
 	b.invite, b.inviteSeq = req, req.CSeq().SeqNo
+	c.touch() // the pair's standby learns the fork (replicate.go)
 	if !m.tab.add(b.callID, b) {
 		c.releaseLeg(b)
 		return nil // a collision of 120 random bits: not reached

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -53,6 +54,25 @@ type Record struct {
 	Grant                            time.Duration
 	SessionExpires                   int  // RFC 4028 interval in force; 0: none
 	RefreshBoth                      bool // the switch refreshes both legs itself
+	// Early, for a call not answered yet: what the node taking over
+	// needs to refuse it cleanly (A, B and the deadlines are empty).
+	Early *EarlyRecord `json:",omitempty"`
+}
+
+// EarlyRecord is a call being set up: the caller's INVITE and the forks'
+// INVITEs (without bodies), so that the node taking over answers the
+// caller and cancels the forks instead of leaving them half set up.
+type EarlyRecord struct {
+	Invite            string // the caller's INVITE as received
+	Source, Transport string // where the caller's responses go
+	Forks             []ForkRecord
+}
+
+// ForkRecord is one fork of an EarlyRecord.
+type ForkRecord struct {
+	Invite          string // as sent
+	Dest, Transport string
+	ATag            string // the To tag the caller saw for it
 }
 
 // LegRecord is one dialog of a Record.
@@ -81,13 +101,20 @@ func (c *Call) replicate() {
 	r := *p
 	id := c.a.callID
 	switch {
+	case c.st == early && c.aInvite != nil && len(c.forks) > 0:
+		rec := c.earlyRecord()
+		c.replicated = true
+		c.after(func() { r.PutCall(id, "", rec) })
 	case c.st == confirmed && c.b != nil:
 		rec, bid := c.record(), c.b.callID
 		c.replicated = true
 		c.after(func() { r.PutCall(id, bid, rec) })
 	case c.st == ended && c.replicated:
 		c.replicated = false
-		bid := c.b.callID
+		bid := ""
+		if c.b != nil {
+			bid = c.b.callID
+		}
 		c.after(func() { r.PutCall(id, bid, nil) })
 	}
 }
@@ -103,6 +130,42 @@ func (c *Call) record() []byte {
 		panic(err) // plain data: cannot fail
 	}
 	return b
+}
+
+// earlyRecord encodes a call being set up. Caller holds c.mu.
+func (c *Call) earlyRecord() []byte {
+	e := &EarlyRecord{Invite: withoutBody(c.aInvite), Source: c.a.dest, Transport: c.a.transport}
+	for _, f := range c.forks {
+		if f.invite == nil {
+			continue
+		}
+		e.Forks = append(e.Forks, ForkRecord{Invite: withoutBody(f.invite), Dest: f.dest, Transport: f.transport,
+			ATag: f.aTag})
+	}
+	b, err := json.Marshal(&Record{Calling: c.calling, Called: c.called, Account: c.account, Trunk: c.trunk,
+		Route: c.route, CalledSent: c.calledSent, CallingSent: c.callingSent, Setup: c.setup, Early: e})
+	if err != nil {
+		panic(err) // plain data: cannot fail
+	}
+	return b
+}
+
+// withoutBody is req as text, its body left out.
+func withoutBody(req *sip.Request) string {
+	var b strings.Builder
+	b.WriteString(req.StartLine())
+	b.WriteString("\r\n")
+	for _, h := range req.Headers() {
+		if strings.EqualFold(h.Name(), "Content-Length") {
+			continue
+		}
+		b.WriteString(h.Name())
+		b.WriteString(": ")
+		b.WriteString(h.Value())
+		b.WriteString("\r\n")
+	}
+	b.WriteString("Content-Length: 0\r\n\r\n")
+	return b.String()
 }
 
 func (l *leg) record() LegRecord {
@@ -127,6 +190,9 @@ func (m *Manager) Adopt(data []byte) (callID string, err error) {
 	var rec Record
 	if err := json.Unmarshal(data, &rec); err != nil {
 		return "", fmt.Errorf("call record: %w", err)
+	}
+	if rec.Early != nil {
+		return m.refuseEarly(&rec)
 	}
 	c := &Call{m: m, st: confirmed, finalQueued: true, finalSent: make(chan struct{}), ackedA: true,
 		calling: rec.Calling, called: rec.Called, account: rec.Account, trunk: rec.Trunk, route: rec.Route,
@@ -244,4 +310,62 @@ func (c *Call) handOver() {
 	}
 	m.untrack()
 	m.bus.Publish(&events.Event{Kind: events.CallHandover, CallID: c.a.callID, Cause: "handed over"})
+}
+
+// refuseEarly takes on a call the other node was setting up, only to end
+// it cleanly: the caller gets 503 (it may try again, now through this
+// node) and each fork a CANCEL; a fork that answered anyway
+// is acknowledged and hung up when its 2xx comes (the reap keeps it known
+// for 64*T1). Its release is published like any other.
+func (m *Manager) refuseEarly(rec *Record) (string, error) {
+	e := rec.Early
+	inv, err := parseRequest(e.Invite)
+	if err != nil {
+		return "", fmt.Errorf("call record: the caller's INVITE: %w", err)
+	}
+	inv.SetSource(e.Source)
+	inv.SetTransport(strings.ToUpper(e.Transport))
+	callID := inv.CallID().Value()
+	c := &Call{m: m, st: early, aInvite: inv, finalSent: make(chan struct{}), calling: rec.Calling, called: rec.Called,
+		account: rec.Account, trunk: rec.Trunk, route: rec.Route, calledSent: rec.CalledSent, callingSent: rec.CallingSent,
+		setup: rec.Setup}
+	from := inv.From()
+	c.a = &leg{call: c, isA: true, callID: callID, remoteTag: tagOf(from.Params), localURI: inv.To().Address,
+		remote: from.Address, target: from.Address, dest: e.Source, transport: e.Transport, remoteSeq: inv.CSeq().SeqNo}
+	for _, f := range e.Forks {
+		fi, err := parseRequest(f.Invite)
+		if err != nil {
+			return "", fmt.Errorf("call record: a fork's INVITE: %w", err)
+		}
+		b := &leg{call: c, callID: fi.CallID().Value(), localTag: tagOf(fi.From().Params), aTag: f.ATag,
+			localURI: fi.From().Address, remote: fi.To().Address, target: fi.Recipient, dest: f.Dest, transport: f.Transport,
+			invite: fi, inviteSeq: fi.CSeq().SeqNo, localSeq: fi.CSeq().SeqNo,
+			// Whether it answered provisionally is not known here: it is
+			// cancelled all the same (a callee without the transaction
+			// answers 481, which costs nothing).
+			provisional: true}
+		c.forks = append(c.forks, b)
+	}
+	if !m.tab.add(callID, c.a) {
+		return "", fmt.Errorf("call %q is already here", callID)
+	}
+	for _, b := range c.forks {
+		m.tab.add(b.callID, b)
+	}
+	m.track()
+	m.log.Info("a call the other node was setting up is refused (503): it was not answered before the takeover", "call", callID)
+	c.terminate("lost at takeover", events.SideSwitch, 503, 41)
+	return callID, nil
+}
+
+func parseRequest(s string) (*sip.Request, error) {
+	msg, err := sip.ParseMessage([]byte(s))
+	if err != nil {
+		return nil, err
+	}
+	req, ok := msg.(*sip.Request)
+	if !ok || req.From() == nil || req.To() == nil || req.CallID() == nil || req.CSeq() == nil || req.Via() == nil {
+		return nil, fmt.Errorf("not a request with From, To, Call-ID, CSeq and Via")
+	}
+	return req, nil
 }

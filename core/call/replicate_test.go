@@ -216,3 +216,65 @@ func TestAdoptedTCPLegDialsContact(t *testing.T) {
 	}
 	t.Fatal("no BYE to the caller")
 }
+
+// A call being set up when its node died: the node taking over answers
+// the caller 503 (in the caller's dialog, with the To tag it saw) and
+// cancels the fork; the fork's 2xx, should it come anyway, is acknowledged
+// and hung up; the release is published.
+func TestEarlyCallRefusedAtTakeover(t *testing.T) {
+	old := newBed(t, Config{}, parallel("192.0.2.10"))
+	rec := &recorder{}
+	old.m.SetReplicator(rec)
+	a, req, _ := old.invite()
+	f := old.wire.next(t, sip.INVITE)
+	f.reply(180)
+	a.provisional(t)
+	id := req.CallID().Value()
+	waitFor(t, "the early record", func() bool { return rec.get(id) != nil })
+	if r := decodeRecord(t, rec.get(id)); r.Early == nil || len(r.Early.Forks) != 1 {
+		t.Fatalf("record %+v", r)
+	}
+
+	nu := newBed(t, Config{}, parallel("192.0.2.10"))
+	if got, err := nu.m.Adopt(rec.get(id)); err != nil || got != id {
+		t.Fatalf("adopt: %q %v", got, err)
+	}
+	cancel := nu.wire.next(t, sip.CANCEL).req
+	cb, _ := cancel.Via().Params.Get("branch")
+	ib, _ := f.req.Via().Params.Get("branch")
+	if cancel.CallID().Value() != f.req.CallID().Value() || cb != ib ||
+		cancel.CSeq().SeqNo != f.req.CSeq().SeqNo {
+		t.Fatalf("CANCEL out of the fork's transaction:\n%s\nINVITE:\n%s", cancel, f.req)
+	}
+	var res *sip.Response
+	waitFor(t, "the 503 to the caller", func() bool {
+		for _, r := range nu.wire.writtenResponses() {
+			if r.StatusCode == 503 {
+				res = r
+				return true
+			}
+		}
+		return false
+	})
+	if res.CallID().Value() != id || tagOf(res.To().Params) == "" || res.Destination() != "127.0.0.1:5070" {
+		t.Fatalf("503 to the caller:\n%s (to %s)", res, res.Destination())
+	}
+	if e := nu.release(); e.Status != 503 || e.Cause != "lost at takeover" || e.Answered {
+		t.Fatalf("release %+v", e)
+	}
+	// The callee answered anyway: its 2xx is acknowledged, then hung up.
+	ok := sip.NewResponseFromRequest(f.req, 200, "OK", nil)
+	setTag(ok.To(), "late-tag")
+	ok.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "192.0.2.20", Port: 5060}})
+	nu.m.HandleStrayResponse(ok)
+	bye := nu.wire.next(t, sip.BYE).req
+	if bye.CallID().Value() != f.req.CallID().Value() || tagOf(bye.To().Params) != "late-tag" {
+		t.Fatalf("BYE:\n%s", bye)
+	}
+	if acks := nu.wire.writtenRequests(sip.ACK); len(acks) != 1 {
+		t.Fatalf("%d ACKs", len(acks))
+	}
+	if nu.m.Active() != 0 {
+		t.Fatal("the refused call is still counted")
+	}
+}
