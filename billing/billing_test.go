@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -577,5 +578,74 @@ func TestHeldCallsSettled(t *testing.T) {
 	_, rows = readCSV(t, dir)
 	if len(rows) != 2 || col(rows[1], "record_id") != "ss1-2" || col(rows[1], "end_reason") != "normal" {
 		t.Fatalf("records %v", rows)
+	}
+}
+
+// Handing files between the nodes of a pair: a node's own undelivered
+// files first, in order, then those relayed to it; a relayed file must
+// carry a CDR file's name and a matching sidecar.
+func TestHandoverAndRelay(t *testing.T) {
+	dirB := t.TempDir()
+	cfg := cfgFor(dirB)
+	cfg.Node, cfg.KeepUntilDelivered = "ss-b", true
+	b := mustOpen(t, cfg)
+	for i := range 4 {
+		id := fmt.Sprint("c", i)
+		b.Handle(attempt(id, t0))
+		b.Handle(release(id, t0.Add(time.Second), "rejected", 404, false))
+	}
+	b.step(t0.Add(time.Minute), false) // two files of two records
+
+	a := mustOpen(t, cfgFor(t.TempDir()))
+	for n := 1; ; n++ {
+		h, ok, err := b.NextHandover()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			if n != 3 {
+				t.Fatalf("%d files handed over, want 2", n-1)
+			}
+			break
+		}
+		if !strings.HasPrefix(h.Name, fmt.Sprintf("ss-b_%010d_", n)) {
+			t.Fatalf("file %d is %s", n, h.Name)
+		}
+		if err := a.Relay(h.Name, h.Data, h.Sidecar); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Relay(h.Name, h.Data, h.Sidecar); err != nil { // again: the same file, once
+			t.Fatal(err)
+		}
+		if err := b.HandedOver(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := b.PushBacklog(); n != 0 {
+		t.Fatalf("backlog %d after the handover", n)
+	}
+	names, err := a.relayed()
+	if err != nil || len(names) != 2 {
+		t.Fatalf("relayed %v %v", names, err)
+	}
+	// The node that holds them hands them on in its turn (a later split).
+	h, ok, err := a.NextHandover()
+	if err != nil || !ok || h.Name != names[0] {
+		t.Fatalf("next %q %v %v", h.Name, ok, err)
+	}
+	if err := a.HandedOver(h); err != nil {
+		t.Fatal(err)
+	}
+	if names, _ := a.relayed(); len(names) != 1 {
+		t.Fatalf("relayed after one handed on: %v", names)
+	}
+	for _, bad := range []struct{ name, data, side string }{
+		{"../etc/passwd", "x", ""},
+		{"ss-b_0000000009_20261202T000000Z.csv", "x", "0000  ss-b_0000000009_20261202T000000Z.csv\n"},
+		{"ss-b_1_x.csv", "x", ""},
+	} {
+		if err := a.Relay(bad.name, []byte(bad.data), []byte(bad.side)); err == nil {
+			t.Errorf("relayed %q", bad.name)
+		}
 	}
 }

@@ -86,10 +86,13 @@ func (p *pusher) deliverAll(ctx context.Context) error {
 	defer safe.Recover("CDR push")
 	for ctx.Err() == nil {
 		seq, name, ok, err := p.b.nextUndelivered()
-		if err != nil || !ok {
+		if err != nil {
 			return err
 		}
-		if err := p.upload(name); err != nil {
+		if !ok {
+			return p.deliverRelayed(ctx)
+		}
+		if err := p.upload(p.b.cfg.Dir, name); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		// Delivered: durable once this commit returns.
@@ -101,16 +104,39 @@ func (p *pusher) deliverAll(ctx context.Context) error {
 	return nil
 }
 
-// upload sends the file, then its sidecar, each under a temporary name,
-// checks the size the server reports, and renames it into place.
-func (p *pusher) upload(name string) error {
+// deliverRelayed uploads the files the other node of the pair handed
+// over (handover.go), after this node's own, each removed here once the
+// server has it.
+func (p *pusher) deliverRelayed(ctx context.Context) error {
+	names, err := p.b.relayed()
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err := p.upload(filepath.Join(p.b.cfg.Dir, relayDir), name); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if err := p.b.HandedOver(Handover{Name: name}); err != nil {
+			return err
+		}
+		p.log.Info("CDR file delivered (handed over by the other node of the pair)", "file", name, "server", p.server)
+	}
+	return nil
+}
+
+// upload sends the file of dir, then its sidecar, each under a temporary
+// name, checks the size the server reports, and renames it into place.
+func (p *pusher) upload(dir, name string) error {
 	if p.conn == nil {
 		if err := p.dial(); err != nil {
 			return err
 		}
 	}
 	for _, n := range []string{name, name + ".sha256"} {
-		local := filepath.Join(p.b.cfg.Dir, n)
+		local := filepath.Join(dir, n)
 		f, err := os.Open(local)
 		if err != nil {
 			return err

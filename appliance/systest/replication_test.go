@@ -4,6 +4,7 @@ import (
 	"crypto/md5"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -18,10 +19,13 @@ import (
 // pairConfigs are two nodes' configurations that replicate to each other
 // on 127.0.0.1 (the "virtual address" is 127.0.0.1 too: the roles are
 // set by hand, as keepalived's notify hook would).
-func pairConfigs(t *testing.T, key string) (a, b ssConfig) {
+func pairConfigs(t *testing.T, key string) (a, b ssConfig) { return pairBilling(t, key, "") }
+
+// pairBilling is pairConfigs with billing lines of [billing] on both.
+func pairBilling(t *testing.T, key, billing string) (a, b ssConfig) {
 	pa, pb := freePort(t), freePort(t)
 	ha := func(node string, listen, peer int) string {
-		return fmt.Sprintf("[billing]\nnode = %q\n\n[ha]\nenabled = true\ninterface = \"lo\"\nvirtual_address = \"127.0.0.1/32\"\n"+
+		return fmt.Sprintf("[billing]\nnode = %q\n"+billing+"\n[ha]\nenabled = true\ninterface = \"lo\"\nvirtual_address = \"127.0.0.1/32\"\n"+
 			"replication_listen = \"127.0.0.1:%d\"\npeer = \"127.0.0.1:%d\"\nreplication_key = %q\n\n", node, listen, peer, key)
 	}
 	a, b = defaultConfig(), defaultConfig()
@@ -274,5 +278,47 @@ func TestPrepaidCallSurvivesFailover(t *testing.T) {
 	ms, _ := strconv.Atoi(rec["duration_ms"])
 	if rec["end_reason"] != "time limit" || !strings.HasPrefix(rec["record_id"], "ss-a-") || ms < 11900 || ms > 14500 {
 		t.Errorf("the record: id %s, end %q, duration %d ms (granted 12 s)", rec["record_id"], rec["end_reason"], ms)
+	}
+}
+
+// TestStandbyHandsCDRFilesOver: CDR files a standby closes (calls sent to
+// its own address; after a split of the pair, the calls it carried
+// alone) go to the active node over the pair's link, and the active node
+// pushes them to the billing centre; the standby itself sends nothing
+// over FTP.
+func TestStandbyHandsCDRFilesOver(t *testing.T) {
+	t.Parallel()
+	ftpd := startVsftpd(t, false)
+	push := fmt.Sprintf("[billing.push]\nservers = [%q]\nuser = \"anonymous\"\npassword = \"cdr@example.net\"\n"+
+		"dir = \"incoming\"\nretry_min = \"1s\"\nretry_max = \"2s\"\n\n", ftpd.Addr)
+	ca, cb := pairBilling(t, "handover-pair-key-0123456789abcdef", "rotate_records = 2\n")
+	pg := freePort(t)
+	gws := huntTOML("", gw("gw-ok", pg, 1, 1, ""))
+	ca.Extra += push + gws
+	cb.Extra += push + gws
+	a, b := startServer(t, ca), startServer(t, cb)
+	startUAS(t, "gw", "uas_answer.xml", sippOpts{Port: pg, Calls: -1, Timeout: 120 * time.Second})
+	setRole(t, a, "MASTER")
+	setRole(t, b, "BACKUP")
+	waitFor(t, 10*time.Second, "the standby in step", func() bool {
+		return regexpMatch(`in step with the active node\s+true`, softswitchCmd(t, b, "replication"))
+	})
+	calls := trunkCalls(t, b, "to-the-standby", 4, 20)
+	delivered := waitDelivered(t, filepath.Join(b.DataDir, "cdr"), ftpd.Incoming, 4, 30*time.Second) // 2 files, 2 sidecars
+	for _, n := range delivered {
+		if !strings.HasPrefix(n, "ss-b_") {
+			t.Errorf("delivered %v: not only the standby's files", delivered)
+		}
+	}
+	waitLog(t, a, 5*time.Second, "CDR file delivered (handed over by the other node of the pair)")
+	waitLog(t, b, 5*time.Second, "replication: a closed CDR file handed to the active node")
+	if data, _ := os.ReadFile(b.LogPath); strings.Contains(string(data), `msg="CDR file delivered"`) {
+		t.Error("the standby pushed to the billing centre itself")
+	}
+	recs := cdrFiles(t, ftpd.Incoming)
+	for _, id := range callIDs(calls) {
+		if recs[id] == nil {
+			t.Errorf("call %s: no record at the billing centre", id)
+		}
 	}
 }

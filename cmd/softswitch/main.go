@@ -345,6 +345,12 @@ func run(args []string) error {
 			repl.vip = p.Addr()
 		}
 		follower.InStep = repl.settleHeld
+		if bill != nil {
+			// A standby's closed CDR files go to the active node, which
+			// pushes them (docs/ha.md, split brain).
+			follower.Files = cdrFiles{bill}
+			hub.Relay = bill.Relay
+		}
 		calls.SetRescue(repl.rescue)
 		calls.SetReplicator(repl)
 		if bill != nil {

@@ -56,15 +56,16 @@ func (o outward) setActive(on bool) {
 // replication is the pair's link (core/replica): its two ends on this
 // node, and the running configuration that follows the role.
 type replication struct {
-	hub      *replica.Hub
-	follower *replica.Follower
-	running  *running.Running // refuses commits while this node follows
-	calls    *call.Manager
-	bill     *billing.Billing // nil: no CDRs
-	log      *slog.Logger
-	adopting sync.Mutex // one adoption at a time (promotion, rescue)
-	rescued  int        // calls rescue took on since the last promotion (guarded by adopting)
-	vip      netip.Addr // the pair's virtual address
+	hub       *replica.Hub
+	follower  *replica.Follower
+	running   *running.Running // refuses commits while this node follows
+	calls     *call.Manager
+	bill      *billing.Billing // nil: no CDRs
+	log       *slog.Logger
+	wasActive bool       // the last setActive's (role changes come from one goroutine)
+	adopting  sync.Mutex // one adoption at a time (promotion, rescue)
+	rescued   int        // calls rescue took on since the last promotion (guarded by adopting)
+	vip       netip.Addr // the pair's virtual address
 	// holdsAddress's cache.
 	vipChecked atomic.Int64
 	vipHere    atomic.Bool
@@ -104,11 +105,22 @@ const handOverWithin = 10 * time.Second
 // active node had answered; no longer active, it lets its own go to the
 // node that took them on.
 func (r *replication) setActive(on bool) {
-	if !on && r.hub.FollowedWithin(handOverWithin) {
+	switch {
+	case on || !r.wasActive:
+	case r.hub.FollowedWithin(handOverWithin):
 		if n := r.calls.HandOver(); n > 0 {
 			r.log.Info("replication: calls in progress handed over to the node that took over", "calls", n)
 		}
+	default:
+		// Nobody followed this node (the pair was split): the other node
+		// has none of its calls, and their requests now go there. They
+		// are released here, each with its record (handed to the active
+		// node once this one follows it).
+		if n := r.calls.ReleaseAll("pair split: address lost"); n > 0 {
+			r.log.Warn("replication: no standby followed this node: its calls in progress are released", "calls", n)
+		}
 	}
+	r.wasActive = on
 	r.hub.SetActive(on)
 	r.follower.SetFollowing(!on)
 	r.running.SetStandby(!on)
@@ -211,6 +223,17 @@ func (r *replication) holdsAddress() bool {
 	r.vipHere.Store(here)
 	return here
 }
+
+// cdrFiles gives the replication link billing's closed files to hand
+// over (replica.Files).
+type cdrFiles struct{ b *billing.Billing }
+
+func (c cdrFiles) Next() (replica.File, bool, error) {
+	h, ok, err := c.b.NextHandover()
+	return replica.File{Name: h.Name, Data: h.Data, Sidecar: h.Sidecar, Ref: h}, ok, err
+}
+
+func (c cdrFiles) Done(f replica.File) error { return c.b.HandedOver(f.Ref.(billing.Handover)) }
 
 // settleHeld runs when this node is in step with the active one: the
 // answered calls its own last stop cut are dropped when the active node

@@ -292,6 +292,18 @@ func (m *Manager) HandOver() int {
 	return n
 }
 
+// ReleaseAll releases every call (BYE or CANCEL on both legs, a record
+// each) with cause: this node lost the pair's address and nobody carries
+// its calls on (the other node did not follow it: a split of the pair).
+// New calls are still taken.
+func (m *Manager) ReleaseAll(cause string) int {
+	calls := m.tab.calls()
+	for _, c := range calls {
+		c.terminate(cause, events.SideSwitch, 503, 41)
+	}
+	return len(calls)
+}
+
 // handOver ends the call here only. Caller holds c.mu.
 func (c *Call) handOver() {
 	c.st = ended

@@ -120,7 +120,8 @@ func nonce(seq uint64) []byte {
 	return n[:]
 }
 
-// Send seals and writes one frame. Not safe for concurrent use.
+// Send seals and writes one frame. Not safe for concurrent use with
+// another Send (a Recv on another goroutine is fine).
 func (c *Channel) Send(p []byte) error {
 	if len(p)+c.seal.Overhead() > MaxFrame {
 		return fmt.Errorf("replication: a frame of %d bytes is over the bound", len(p))
@@ -178,6 +179,13 @@ func (c *Channel) Hello(node string) (string, error) {
 
 // SetDeadline bounds the next reads and writes.
 func (c *Channel) SetDeadline(t time.Time) error { return c.conn.SetDeadline(t) }
+
+// SetReadDeadline bounds the next reads (Recv).
+func (c *Channel) SetReadDeadline(t time.Time) error { return c.conn.SetReadDeadline(t) }
+
+// SetWriteDeadline bounds the next writes (Send): one goroutine may send
+// while another receives.
+func (c *Channel) SetWriteDeadline(t time.Time) error { return c.conn.SetWriteDeadline(t) }
 
 // Close closes the connection.
 func (c *Channel) Close() error { return c.conn.Close() }

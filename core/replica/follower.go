@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/softswitch/softswitch/core/safe"
 	"github.com/softswitch/softswitch/core/store"
 )
 
@@ -40,7 +41,10 @@ type Follower struct {
 	// InStep, when set, runs each time a snapshot has been applied (on
 	// the follower's goroutine; it must not block long).
 	InStep func()
-	Log    *slog.Logger
+	// Files, when set, are the closed CDR files this node hands to the
+	// active node once in step (files.go).
+	Files Files
+	Log   *slog.Logger
 
 	mu        sync.Mutex
 	records   map[string]map[string][]byte // the active node's keyed records (Hub.Put), by kind
@@ -189,8 +193,12 @@ func (f *Follower) follow(ctx context.Context) error {
 	}
 	var snap map[string][]store.Binding
 	var snapRecs map[string]map[string][]byte
+	acks := make(chan string, 1)
+	handing := false
+	hctx, stopHanding := context.WithCancel(ctx)
+	defer stopHanding()
 	for {
-		ch.SetDeadline(time.Now().Add(5 * time.Second))
+		ch.SetReadDeadline(time.Now().Add(5 * time.Second))
 		b, err := ch.Recv()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -241,6 +249,10 @@ func (f *Follower) follow(ctx context.Context) error {
 			if f.InStep != nil {
 				f.InStep()
 			}
+			if f.Files != nil && !handing {
+				handing = true
+				safe.Go("replication file handover", func() { f.handOver(hctx, ch, acks) })
+			}
 		case kindBindings:
 			f.Apply.Replace(m.AOR, m.Bindings)
 			f.applied.Add(1)
@@ -254,6 +266,11 @@ func (f *Follower) follow(ctx context.Context) error {
 		case kindCount:
 			if f.Count != nil {
 				f.Count(m.Nonce, m.NC, m.Expires)
+			}
+		case kindFileOK:
+			select {
+			case acks <- m.Name:
+			default:
 			}
 		case kindPing:
 		default:

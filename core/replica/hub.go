@@ -28,6 +28,9 @@ type Hub struct {
 	// Counts, when set, gives the nonce counts for a snapshot (JSON, sent
 	// as the state CountsState).
 	Counts func() []byte
+	// Relay, when set, keeps a closed CDR file the standby hands over
+	// (files.go): durable when it returns nil.
+	Relay func(name string, data, sidecar []byte) error
 
 	mu       sync.Mutex
 	states   map[string][]byte            // named states, whole (SetState)
@@ -312,6 +315,7 @@ func (h *Hub) serveConn(ctx context.Context, conn net.Conn) {
 		h.Log.Warn("replication: the standby went away during the snapshot", "err", err)
 		return
 	}
+	safe.Go("replication file receive", func() { h.receiveFiles(ch, s) })
 	ping := time.NewTicker(time.Second)
 	defer ping.Stop()
 	for {
@@ -326,7 +330,7 @@ func (h *Hub) serveConn(ctx context.Context, conn net.Conn) {
 		case <-ping.C:
 			b = encode(&message{Kind: kindPing})
 		}
-		ch.SetDeadline(time.Now().Add(5 * time.Second))
+		ch.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		if err := ch.Send(b); err != nil {
 			h.Log.Warn("replication: the standby went away", "err", err)
 			return
@@ -339,7 +343,7 @@ func (h *Hub) serveConn(ctx context.Context, conn net.Conn) {
 func sendSnapshot(ch *Channel, states map[string][]byte, records map[string]map[string][]byte, snap map[string][]store.Binding) error {
 	const partAORs = 2000
 	const partRecs = 500
-	ch.SetDeadline(time.Now().Add(time.Minute))
+	ch.SetWriteDeadline(time.Now().Add(time.Minute))
 	if err := ch.Send(encode(&message{Kind: kindSnapBegin})); err != nil {
 		return err
 	}

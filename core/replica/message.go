@@ -17,6 +17,11 @@ const (
 	kindCount     = "count"      // a nonce count accepted
 	kindRecord    = "rec"        // one keyed record of a kind now (none: removed)
 	kindRecords   = "recs"       // in a snapshot: some records of a kind
+
+	// Standby to active: a closed CDR file handed over, in parts; and
+	// its acknowledgement (active to standby) once it is durable there.
+	kindFile   = "file"
+	kindFileOK = "file-ok"
 )
 
 type message struct {
@@ -32,6 +37,9 @@ type message struct {
 	Key      string                     `json:"key,omitempty"`
 	Rec      []byte                     `json:"rec,omitempty"`
 	Recs     map[string][]byte          `json:"recs,omitempty"`
+	Offset   int64                      `json:"off,omitempty"`  // file: where this part starts
+	Last     bool                       `json:"last,omitempty"` // file: the last part
+	Side     []byte                     `json:"side,omitempty"` // file: its SHA-256 sidecar (with the last part)
 }
 
 func encode(m *message) []byte {

@@ -1,7 +1,9 @@
 package replica
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -308,5 +310,79 @@ func TestRecordsFollow(t *testing.T) {
 	}
 	if again := f.Records("call"); len(again) != 0 {
 		t.Fatalf("records handed over twice: %q", again)
+	}
+}
+
+// memFiles is a standby's closed files, handed over in order.
+type memFiles struct {
+	mu    sync.Mutex
+	files []File
+	done  []string
+}
+
+func (m *memFiles) Next() (File, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.done) == len(m.files) {
+		return File{}, false, nil
+	}
+	return m.files[len(m.done)], true, nil
+}
+
+func (m *memFiles) Done(f File) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.done = append(m.done, f.Name)
+	return nil
+}
+
+func (m *memFiles) handed() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.done)
+}
+
+// A standby hands its closed files to the active node, each counted done
+// only once the active node kept it; one the active node refuses stays.
+func TestFilesHandedOver(t *testing.T) {
+	var mu sync.Mutex
+	kept := map[string][]byte{}
+	refuse := "bad_0000000003_20261202T000000Z.csv"
+	hub := &Hub{Inner: &memStore{m: map[string][]store.Binding{}}, Key: key, Node: "ss-a", Log: quiet,
+		Relay: func(name string, data, side []byte) error {
+			if name == refuse {
+				return errors.New("refused")
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			kept[name] = append(append([]byte(nil), data...), side...)
+			return nil
+		}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go hub.Serve(ctx, ln)
+	hub.SetActive(true)
+	big := bytes.Repeat([]byte("0123456789abcdef"), (3*filePart)/16+7) // four parts
+	files := &memFiles{files: []File{
+		{Name: "ss-b_0000000001_20261202T000000Z.csv", Data: []byte("one\n"), Sidecar: []byte("s1")},
+		{Name: "ss-b_0000000002_20261202T000000Z.csv", Data: big, Sidecar: []byte("s2")},
+		{Name: refuse, Data: []byte("x"), Sidecar: []byte("s3")},
+	}}
+	f := &Follower{Peer: ln.Addr().String(), Key: key, Node: "ss-b", Apply: &memApplier{}, Log: quiet, Files: files}
+	f.SetFollowing(true)
+	go f.Run(ctx)
+	waitUntil(t, "two files handed over", func() bool { return files.handed() == 2 })
+	time.Sleep(500 * time.Millisecond)
+	if files.handed() != 2 {
+		t.Fatalf("handed over %v: a file the active node refused counted done", files.done)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if string(kept["ss-b_0000000001_20261202T000000Z.csv"]) != "one\ns1" || !bytes.Equal(kept["ss-b_0000000002_20261202T000000Z.csv"], append(big, "s2"...)) {
+		t.Fatalf("kept %d files, not as sent", len(kept))
 	}
 }

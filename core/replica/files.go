@@ -1,0 +1,151 @@
+package replica
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/softswitch/softswitch/core/safe"
+)
+
+// Closed CDR files the standby has not delivered go to the active node
+// over the link (a standby sends nothing to the billing centre itself):
+// the standby sends a file in parts, the active node stores it durably
+// (Hub.Relay) and acknowledges it, and only then does the standby count
+// it delivered (Files). One file at a time.
+
+// Files is the standby's side: its closed files not yet delivered.
+type Files interface {
+	// Next is the first file to hand over; ok is false when none waits.
+	Next() (f File, ok bool, err error)
+	// Done records that the active node has f.
+	Done(f File) error
+}
+
+// File is one closed CDR file and its SHA-256 sidecar.
+type File struct {
+	Name          string
+	Data, Sidecar []byte
+	Ref           any // the source's own
+}
+
+const (
+	filePart     = 1 << 20          // bytes of a file in one frame
+	maxFileBytes = 256 << 20        // a larger file is refused (rotate_mb bounds them far below)
+	fileAckWait  = 60 * time.Second // for the active node to store a file
+	filesIdle    = 2 * time.Second  // between looks when nothing waits
+)
+
+// handOver sends f's files to the active node while the connection
+// lasts; acks carries the names the active node acknowledged.
+func (f *Follower) handOver(ctx context.Context, ch *Channel, acks <-chan string) {
+	defer safe.Recover("replication file handover")
+	for ctx.Err() == nil {
+		file, ok, err := f.Files.Next()
+		if err != nil {
+			f.Log.Error("replication: closed CDR files cannot be read for the active node", "err", err)
+		}
+		if err != nil || !ok {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(filesIdle):
+			}
+			continue
+		}
+		if err := sendFile(ch, file); err != nil {
+			f.Log.Warn("replication: a CDR file not handed over (tried again on the next connection)", "file", file.Name, "err", err)
+			return
+		}
+		t := time.NewTimer(fileAckWait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+			f.Log.Warn("replication: the active node did not acknowledge a CDR file", "file", file.Name)
+			return
+		case name := <-acks:
+			t.Stop()
+			if name != file.Name {
+				f.Log.Warn("replication: an acknowledgement for another file", "file", file.Name, "ack", name)
+				return
+			}
+		}
+		if err := f.Files.Done(file); err != nil {
+			f.Log.Error("replication: a CDR file handed over cannot be marked", "file", file.Name, "err", err)
+			return
+		}
+		f.Log.Info("replication: a closed CDR file handed to the active node", "file", file.Name)
+	}
+}
+
+func sendFile(ch *Channel, file File) error {
+	if len(file.Data) > maxFileBytes {
+		return fmt.Errorf("%d bytes: over the bound", len(file.Data))
+	}
+	for off := 0; ; off += filePart {
+		end := min(off+filePart, len(file.Data))
+		m := &message{Kind: kindFile, Name: file.Name, Offset: int64(off), Rec: file.Data[off:end]}
+		if end == len(file.Data) {
+			m.Last, m.Side = true, file.Sidecar
+		}
+		ch.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		if err := ch.Send(encode(m)); err != nil {
+			return err
+		}
+		if end == len(file.Data) {
+			return nil
+		}
+	}
+}
+
+// receiveFiles reads what the standby sends on a connection the hub
+// serves: files handed over, each stored by h.Relay and acknowledged
+// through the session's queue. It returns when the connection ends or
+// the standby sends something out of order.
+func (h *Hub) receiveFiles(ch *Channel, s *session) {
+	defer safe.Recover("replication file receive")
+	defer s.drop()
+	var name string
+	var buf []byte
+	for {
+		b, err := ch.Recv()
+		if err != nil {
+			return
+		}
+		var m message
+		if err := json.Unmarshal(b, &m); err != nil || m.Kind != kindFile {
+			h.Log.Warn("replication: the standby sent what it must not", "kind", m.Kind, "err", err)
+			return
+		}
+		if m.Offset == 0 {
+			name, buf = m.Name, buf[:0]
+		}
+		if m.Name != name || m.Offset != int64(len(buf)) || len(buf)+len(m.Rec) > maxFileBytes {
+			h.Log.Warn("replication: a CDR file from the standby out of order", "file", m.Name)
+			return
+		}
+		buf = append(buf, m.Rec...)
+		if !m.Last {
+			continue
+		}
+		if h.Relay == nil {
+			h.Log.Warn("replication: the standby hands over CDR files but this node keeps none ([billing] is off)", "file", name)
+			return
+		}
+		if err := h.Relay(name, buf, m.Side); err != nil {
+			h.Log.Error("replication: a CDR file from the standby not kept", "file", name, "err", err)
+			return
+		}
+		h.Log.Info("replication: a closed CDR file taken from the standby, for the push", "file", name)
+		ack := encode(&message{Kind: kindFileOK, Name: name})
+		select {
+		case s.q <- ack:
+		default:
+			return // its queue is full: the session ends, the standby sends the file again
+		}
+		buf = nil
+	}
+}
