@@ -335,3 +335,140 @@ func firstLine(out, prefix string) string {
 	}
 	return strings.TrimSpace(out)
 }
+
+// TestSplitBrainCDRs: the pair's link is cut while both nodes run (node
+// b drops everything from node a and from the billing centre): both take
+// the address; each carries calls alone (sent to its own address) and
+// writes them under its own node name. When the link heals, b goes back
+// to standby, follows a and hands over the files it could not push; the
+// billing centre ends with every call's record exactly once, no two
+// records or files sharing an id or a name, each node's files in
+// sequence without a gap.
+func TestSplitBrainCDRs(t *testing.T) {
+	testenv.RequireRoot(t, "network namespaces, keepalived, nftables")
+	bin := buildBinary(t)
+	l := newLab(t, bin, "g", "bc")
+	incoming := l.vsftpd("bc", extraIP["bc"])
+	extra := fmt.Sprintf(`[billing.push]
+servers = ["%[1]s:21"]
+user = "anonymous"
+password = "cdr@example.net"
+dir = "incoming"
+retry_min = "1s"
+retry_max = "2s"
+
+[[trusted_peer]]
+name = "callers"
+address = "%[2]s"
+
+[[gateway]]
+name = "gw"
+address = "%[3]s:5060"
+
+[[group]]
+name = "out"
+[[group.member]]
+gateway = "gw"
+priority = 1
+weight = 1
+
+[[route]]
+name = "out"
+group = "out"
+
+[[analysis]]
+prefix = ""
+action = "route"
+route = "out"
+`, extraIP["bc"], clientIP, extraIP["g"])
+	l.node("a", 150, extra)
+	l.node("b", 100, extra)
+	l.waitVIP("a", 15*time.Second)
+	time.Sleep(1500 * time.Millisecond)
+	l.waitInStep("b", 15*time.Second)
+	scen := filepath.Join(netlab.RepoRoot(t), "appliance", "systest", "scenarios")
+	l.Start("sipp-gw", "g", "sipp", "-sf", filepath.Join(scen, "uas_answer.xml"), "-i", extraIP["g"], "-p", "5060",
+		"-key", "user", "gw", "-nostdin", "-timeout", "120s")
+
+	split := fmt.Sprintf("table inet split {\n chain in { type filter hook input priority 0; ip saddr { %[1]s, %[2]s } drop; }\n"+
+		" chain out { type filter hook output priority 0; ip daddr { %[1]s, %[2]s } drop; }\n}\n", nodeIP["a"], extraIP["bc"])
+	rules := filepath.Join(l.Dir, "split.nft")
+	if err := os.WriteFile(rules, []byte(split), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sh(t, "ip", "netns", "exec", l.NS("b"), "nft", "-f", rules)
+	l.waitVIP("b", 15*time.Second)
+	if !l.hasVIP("a") {
+		t.Fatal("node a gave up the address: not a split")
+	}
+	calls := map[string]int{"a": 4, "b": 6}
+	for _, n := range []string{"a", "b"} {
+		name := "sipp-calls-" + n
+		cmd := l.Start(name, "c", "sipp", nodeIP[n]+":5060", "-sf", filepath.Join(scen, "uac_trusted_call.xml"),
+			"-i", clientIP, "-p", "5090", "-s", "0401111", "-key", "caller", "0301234", "-key", "max_forwards", "70",
+			"-r", "10", "-m", strconv.Itoa(calls[n]), "-nostdin", "-timeout", "30s", "-trace_msg",
+			"-message_file", filepath.Join(l.Dir, "calls-"+n+"-messages.log"))
+		if err := l.Wait(name, 40*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if c := cmd.ProcessState.ExitCode(); c != 0 {
+			t.Fatalf("calls to node %s during the split: sipp exited %d", n, c)
+		}
+	}
+	time.Sleep(3 * time.Second) // both close their files (rotate_interval 2 s); b cannot push its own
+
+	sh(t, "ip", "netns", "exec", l.NS("b"), "nft", "delete", "table", "inet", "split")
+	waitUntil(t, 15*time.Second, "node b standby again", func() bool {
+		role, _ := os.ReadFile(filepath.Join(l.Dir, "data-b", "ha-role"))
+		return strings.TrimSpace(string(role)) == "BACKUP" && !l.hasVIP("b")
+	})
+	l.waitInStep("b", 20*time.Second)
+
+	want := map[string]bool{}
+	for _, n := range []string{"a", "b"} {
+		_, tried, _ := callerOutcomes(t, filepath.Join(l.Dir, "calls-"+n+"-messages.log"))
+		for id := range tried {
+			want[id] = true
+		}
+	}
+	var files []string
+	var rows []map[string]string
+	waitUntil(t, 30*time.Second, "every call's record at the billing centre", func() bool {
+		files, rows = readCDRs(t, incoming)
+		return len(rows) >= len(want)
+	})
+	time.Sleep(2 * time.Second)
+	files, rows = readCDRs(t, incoming)
+	ids, per := map[string]bool{}, map[string]int{}
+	for _, r := range rows {
+		if ids[r["record_id"]] {
+			t.Errorf("record id %s twice", r["record_id"])
+		}
+		ids[r["record_id"]] = true
+		per[r["caller_call_id"]]++
+	}
+	for id := range want {
+		if per[id] != 1 {
+			t.Errorf("call %s has %d records", id, per[id])
+		}
+	}
+	if len(rows) != len(want) {
+		t.Errorf("%d records for %d calls", len(rows), len(want))
+	}
+	seq := map[string]int{}
+	for _, f := range files {
+		node, rest, _ := strings.Cut(f, "_")
+		seq[node]++
+		if !strings.HasPrefix(rest, fmt.Sprintf("%010d_", seq[node])) {
+			t.Errorf("files %v: %s out of its node's sequence", files, f)
+		}
+	}
+	if seq["node-a"] == 0 || seq["node-b"] == 0 {
+		t.Errorf("files %v: not both nodes'", files)
+	}
+	if data, _ := os.ReadFile(filepath.Join(l.Dir, "softswitch-a.log")); !strings.Contains(string(data), "handed over by the other node of the pair") {
+		t.Error("node a pushed none of b's files: b's came another way")
+	}
+	l.noPanics("softswitch-a")
+	l.noPanics("softswitch-b")
+}
