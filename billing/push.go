@@ -50,11 +50,12 @@ type pusher struct {
 
 	conn   *ftp.ServerConn
 	server string
+	ctx    context.Context // Push's: ends a dial under way
 }
 
 // Push starts uploading closed files; it returns when ctx ends.
 func (b *Billing) Push(ctx context.Context, cfg PushConfig) {
-	p := &pusher{b: b, cfg: cfg, log: b.log.With("component", "cdr push")}
+	p := &pusher{b: b, cfg: cfg, log: b.log.With("component", "cdr push"), ctx: ctx}
 	defer p.hangUp()
 	wait := time.Duration(0)
 	for {
@@ -172,7 +173,7 @@ func (p *pusher) upload(dir, name string) error {
 func (p *pusher) dial() error {
 	var errs []error
 	for _, s := range p.cfg.Servers {
-		opts := []ftp.DialOption{ftp.DialWithTimeout(p.cfg.Timeout)}
+		opts := []ftp.DialOption{ftp.DialWithTimeout(p.cfg.Timeout), ftp.DialWithContext(p.ctx)}
 		if p.cfg.ExplicitTLS {
 			tc := p.cfg.TLS
 			if tc == nil {

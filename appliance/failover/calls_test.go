@@ -337,7 +337,8 @@ func firstLine(out, prefix string) string {
 }
 
 // TestSplitBrainCDRs: the pair's link is cut while both nodes run (node
-// b drops everything from node a and from the billing centre): both take
+// b drops everything from node a, and from the billing centre until the
+// end): both take
 // the address; each carries calls alone (sent to its own address) and
 // writes them under its own node name. When the link heals, b goes back
 // to standby, follows a and hands over the files it could not push; the
@@ -390,8 +391,13 @@ route = "out"
 	l.Start("sipp-gw", "g", "sipp", "-sf", filepath.Join(scen, "uas_answer.xml"), "-i", extraIP["g"], "-p", "5060",
 		"-key", "user", "gw", "-nostdin", "-timeout", "120s")
 
-	split := fmt.Sprintf("table inet split {\n chain in { type filter hook input priority 0; ip saddr { %[1]s, %[2]s } drop; }\n"+
-		" chain out { type filter hook output priority 0; ip daddr { %[1]s, %[2]s } drop; }\n}\n", nodeIP["a"], extraIP["bc"])
+	// Two tables: the link to a heals first, the billing centre stays out
+	// of b's reach (so that b's files can only go through a).
+	table := func(name, ip string) string {
+		return fmt.Sprintf("table inet %[1]s {\n chain in { type filter hook input priority 0; ip saddr %[2]s drop; }\n"+
+			" chain out { type filter hook output priority 0; ip daddr %[2]s drop; }\n}\n", name, ip)
+	}
+	split := table("split", nodeIP["a"]) + table("nobc", extraIP["bc"])
 	rules := filepath.Join(l.Dir, "split.nft")
 	if err := os.WriteFile(rules, []byte(split), 0o644); err != nil {
 		t.Fatal(err)

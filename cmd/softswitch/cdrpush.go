@@ -20,12 +20,14 @@ type pushGate struct {
 	log  *slog.Logger
 	bill *billing.Billing
 
-	mu      sync.Mutex // Set and Attach; no call waits on it
-	want    provision.Push
-	applied *provision.Push
-	ctx     context.Context // nil until Attach
-	stop    func()
-	active  bool // the node is the active one (outward)
+	mu          sync.Mutex // Set and Attach; no call waits on it
+	want        provision.Push
+	applied     *provision.Push
+	ctx         context.Context // nil until Attach
+	stop        func()          // cancels the pusher running
+	done        chan struct{}   // closed when it has ended
+	lastTimeout time.Duration   // its connection's
+	active      bool            // the node is the active one (outward)
 }
 
 // SetActive starts the push (the node became the active one of its pair,
@@ -74,7 +76,18 @@ func (g *pushGate) applyLocked() {
 	}
 	g.applied = &p
 	if len(p.Servers) == 0 {
+		// Stopped without waiting: a role change must not wait on an
+		// upload under way (it ends with its connection).
 		return
+	}
+	if g.done != nil {
+		// One pusher at a time: the last one's upload in flight ends with
+		// its connection (Timeout at most).
+		select {
+		case <-g.done:
+		case <-time.After(g.lastTimeout + 5*time.Second):
+			g.log.Warn("CDR push: the previous pusher has not ended; the new one starts all the same")
+		}
 	}
 	pc := billing.PushConfig{Servers: p.Servers, User: p.User, Password: p.Password, Dir: p.Dir,
 		ExplicitTLS: p.TLS == "explicit", Timeout: p.Timeout.Duration,
@@ -100,14 +113,5 @@ func (g *pushGate) applyLocked() {
 		}
 	})
 	g.log.Info("CDR push", "servers", len(p.Servers), "tls", p.TLS)
-	g.stop = func() {
-		cancel()
-		// One pusher at a time; its upload in flight ends with its
-		// connection (Timeout at most).
-		select {
-		case <-done:
-		case <-time.After(pc.Timeout + 5*time.Second):
-			g.log.Warn("CDR push: the previous pusher has not ended; the new one starts all the same")
-		}
-	}
+	g.stop, g.done, g.lastTimeout = cancel, done, pc.Timeout
 }

@@ -107,17 +107,17 @@ func sendFile(ch *Channel, file File) error {
 // the standby sends something out of order.
 func (h *Hub) receiveFiles(ch *Channel, s *session) {
 	defer safe.Recover("replication file receive")
-	defer s.drop()
 	var name string
 	var buf []byte
 	for {
 		b, err := ch.Recv()
 		if err != nil {
-			return
+			return // the connection ended: the sender notices too
 		}
 		var m message
 		if err := json.Unmarshal(b, &m); err != nil || m.Kind != kindFile {
 			h.Log.Warn("replication: the standby sent what it must not", "kind", m.Kind, "err", err)
+			s.drop()
 			return
 		}
 		if m.Offset == 0 {
@@ -125,6 +125,7 @@ func (h *Hub) receiveFiles(ch *Channel, s *session) {
 		}
 		if m.Name != name || m.Offset != int64(len(buf)) || len(buf)+len(m.Rec) > maxFileBytes {
 			h.Log.Warn("replication: a CDR file from the standby out of order", "file", m.Name)
+			s.drop()
 			return
 		}
 		buf = append(buf, m.Rec...)
@@ -133,10 +134,12 @@ func (h *Hub) receiveFiles(ch *Channel, s *session) {
 		}
 		if h.Relay == nil {
 			h.Log.Warn("replication: the standby hands over CDR files but this node keeps none ([billing] is off)", "file", name)
+			s.drop()
 			return
 		}
 		if err := h.Relay(name, buf, m.Side); err != nil {
 			h.Log.Error("replication: a CDR file from the standby not kept", "file", name, "err", err)
+			s.drop()
 			return
 		}
 		h.Log.Info("replication: a closed CDR file taken from the standby, for the push", "file", name)
@@ -144,7 +147,8 @@ func (h *Hub) receiveFiles(ch *Channel, s *session) {
 		select {
 		case s.q <- ack:
 		default:
-			return // its queue is full: the session ends, the standby sends the file again
+			s.drop() // its queue is full: the session ends, the standby sends the file again
+			return
 		}
 		buf = nil
 	}
