@@ -3,11 +3,14 @@ package replica
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/softswitch/softswitch/core/safe"
@@ -137,6 +140,18 @@ func (f *Follower) putRecord(kind, key string, data []byte) {
 	}
 }
 
+// errClass groups errors that differ only in the local port (a peer that
+// is no active node resets every try): each kind is logged once in a row.
+func errClass(err error) string {
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+		return "the peer closed the connection (it is not the active node, or is restarting)"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused"
+	}
+	return err.Error()
+}
+
 // Run follows until ctx ends.
 func (f *Follower) Run(ctx context.Context) {
 	f.mu.Lock()
@@ -160,9 +175,9 @@ func (f *Follower) Run(ctx context.Context) {
 			err := f.follow(cctx)
 			cancel() // each try's context ends with it (a peer down for days makes many)
 			f.inStep.Store(false)
-			if err != nil && err.Error() != lastErr && ctx.Err() == nil {
+			if err != nil && errClass(err) != lastErr && ctx.Err() == nil {
 				f.Log.Warn("replication: not following the active node", "peer", f.Peer, "err", err)
-				lastErr = err.Error()
+				lastErr = errClass(err)
 			}
 		}
 		t := time.NewTimer(time.Second)
