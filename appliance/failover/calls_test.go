@@ -48,52 +48,18 @@ func TestCallsSurviveFailover(t *testing.T) {
 	rad := freeradius.Start(t, freeradius.Options{Secret: "failover-radius-secret-0123", Dictionary: filepath.Join(netlab.RepoRoot(t), "docs", "dictionary.softswitch"),
 		Namespace: l.NS("bc"), Address: extraIP["bc"], Clients: "10.200.0.0/24"})
 	incoming := l.vsftpd("bc", extraIP["bc"])
-	extra := fmt.Sprintf(`[billing.push]
-servers = ["%[1]s:21"]
-user = "anonymous"
-password = "cdr@example.net"
-dir = "incoming"
-retry_min = "1s"
-
-[aaa]
+	extra := pushTOML() + fmt.Sprintf(`[aaa]
 accounting = ["rad1"]
 
 [[aaa.radius]]
 name = "rad1"
-address = "%[1]s"
+address = "%s"
 acct_port = 1813
 secret = "failover-radius-secret-0123"
 timeout = "500ms"
 
-[[trusted_peer]]
-name = "callers"
-address = "%[2]s"
-
-[[gateway]]
-name = "gw"
-address = "%[3]s:5060"
-
-[[group]]
-name = "out"
-[[group.member]]
-gateway = "gw"
-priority = 1
-weight = 1
-
-[[route]]
-name = "out"
-group = "out"
-
-[[analysis]]
-prefix = ""
-action = "route"
-route = "out"
-`, extraIP["bc"], clientIP, extraIP["g"])
-	l.node("a", 150, extra)
-	l.node("b", 100, extra)
-	l.waitVIP("a", 15*time.Second)
-	time.Sleep(1500 * time.Millisecond)
-	l.waitInStep("b", 15*time.Second)
+`, extraIP["bc"]) + callsTOML()
+	l.pair(extra)
 
 	scen := filepath.Join(netlab.RepoRoot(t), "appliance", "systest", "scenarios")
 	uas := l.Start("sipp-gw", "g", "sipp", "-sf", filepath.Join(scen, "uas_answer.xml"), "-i", extraIP["g"], "-p", "5060",
@@ -216,6 +182,52 @@ route = "out"
 		out, _ := l.In("b", bin, "replication", "--data-dir", filepath.Join(l.Dir, "data-b"))
 		t.Logf("node b: %s", out)
 	}
+}
+
+// pair starts both nodes with extra in their configuration and waits
+// until A is active and B follows it in step.
+func (l *lab) pair(extra string) {
+	l.t.Helper()
+	l.node("a", 150, extra)
+	l.node("b", 100, extra)
+	l.waitVIP("a", 15*time.Second)
+	time.Sleep(1500 * time.Millisecond) // B settles as backup
+	l.waitInStep("b", 15*time.Second)
+}
+
+// pushTOML pushes CDR files to the billing centre's vsftpd (namespace bc).
+func pushTOML() string {
+	return fmt.Sprintf("[billing.push]\nservers = [\"%s:21\"]\nuser = \"anonymous\"\npassword = \"cdr@example.net\"\n"+
+		"dir = \"incoming\"\nretry_min = \"1s\"\nretry_max = \"2s\"\n\n", extraIP["bc"])
+}
+
+// callsTOML routes every call from the callers (namespace c, a trusted
+// peer) to the gateway (namespace g).
+func callsTOML() string {
+	return fmt.Sprintf(`[[trusted_peer]]
+name = "callers"
+address = "%s"
+
+[[gateway]]
+name = "gw"
+address = "%s:5060"
+
+[[group]]
+name = "out"
+[[group.member]]
+gateway = "gw"
+priority = 1
+weight = 1
+
+[[route]]
+name = "out"
+group = "out"
+
+[[analysis]]
+prefix = ""
+action = "route"
+route = "out"
+`, clientIP, extraIP["g"])
 }
 
 // vsftpd runs Debian's vsftpd in namespace n on ip:21 (anonymous uploads
@@ -350,43 +362,8 @@ func TestSplitBrainCDRs(t *testing.T) {
 	bin := buildBinary(t)
 	l := newLab(t, bin, "g", "bc")
 	incoming := l.vsftpd("bc", extraIP["bc"])
-	extra := fmt.Sprintf(`[billing.push]
-servers = ["%[1]s:21"]
-user = "anonymous"
-password = "cdr@example.net"
-dir = "incoming"
-retry_min = "1s"
-retry_max = "2s"
-
-[[trusted_peer]]
-name = "callers"
-address = "%[2]s"
-
-[[gateway]]
-name = "gw"
-address = "%[3]s:5060"
-
-[[group]]
-name = "out"
-[[group.member]]
-gateway = "gw"
-priority = 1
-weight = 1
-
-[[route]]
-name = "out"
-group = "out"
-
-[[analysis]]
-prefix = ""
-action = "route"
-route = "out"
-`, extraIP["bc"], clientIP, extraIP["g"])
-	l.node("a", 150, extra)
-	l.node("b", 100, extra)
-	l.waitVIP("a", 15*time.Second)
-	time.Sleep(1500 * time.Millisecond)
-	l.waitInStep("b", 15*time.Second)
+	extra := pushTOML() + callsTOML()
+	l.pair(extra)
 	scen := filepath.Join(netlab.RepoRoot(t), "appliance", "systest", "scenarios")
 	l.Start("sipp-gw", "g", "sipp", "-sf", filepath.Join(scen, "uas_answer.xml"), "-i", extraIP["g"], "-p", "5060",
 		"-key", "user", "gw", "-nostdin", "-timeout", "120s")

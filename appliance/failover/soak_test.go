@@ -35,42 +35,8 @@ func TestFailoverSoak(t *testing.T) {
 	bin := buildBinary(t)
 	l := newLab(t, bin, "g", "bc")
 	incoming := l.vsftpd("bc", extraIP["bc"])
-	extra := fmt.Sprintf(`[billing.push]
-servers = ["%[1]s:21"]
-user = "anonymous"
-password = "cdr@example.net"
-dir = "incoming"
-retry_min = "1s"
-
-[[trusted_peer]]
-name = "callers"
-address = "%[2]s"
-
-[[gateway]]
-name = "gw"
-address = "%[3]s:5060"
-
-[[group]]
-name = "out"
-[[group.member]]
-gateway = "gw"
-priority = 1
-weight = 1
-
-[[route]]
-name = "out"
-group = "out"
-
-[[analysis]]
-prefix = ""
-action = "route"
-route = "out"
-`, extraIP["bc"], clientIP, extraIP["g"])
-	l.node("a", 150, extra)
-	l.node("b", 100, extra)
-	l.waitVIP("a", 15*time.Second)
-	time.Sleep(1500 * time.Millisecond)
-	l.waitInStep("b", 15*time.Second)
+	extra := pushTOML() + callsTOML()
+	l.pair(extra)
 
 	scen := filepath.Join(netlab.RepoRoot(t), "appliance", "systest", "scenarios")
 	l.Start("sipp-gw", "g", "sipp", "-sf", filepath.Join(scen, "uas_answer.xml"), "-i", extraIP["g"], "-p", "5060",

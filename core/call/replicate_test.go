@@ -43,13 +43,7 @@ func (r *recorder) get(id string) []byte {
 // it on the caller's BYE: BYE to the callee in its dialog with a CSeq
 // above any the old node used, and a release event with the old times.
 func TestAdoptedCallReleasedByBye(t *testing.T) {
-	old := newBed(t, Config{}, parallel("192.0.2.10"))
-	rec := &recorder{}
-	old.m.SetReplicator(rec)
-	_, req, f, ok := answered(t, old, nil)
-	id := req.CallID().Value()
-	old.m.HandleAck(old.inDialog(sip.ACK, id, tagOf(ok.To().Params), 1))
-	waitFor(t, "the call's record", func() bool { return rec.get(id) != nil })
+	rec, id, f, ok := reported(t)
 	inv := f.req // the callee's INVITE, as the gateway saw it
 
 	nu := newBed(t, Config{}, parallel("192.0.2.10"))
@@ -91,16 +85,25 @@ func TestAdoptedCallReleasedByBye(t *testing.T) {
 	waitFor(t, "the end reported", func() bool { return nrec.get(id) == nil })
 }
 
-// A granted time runs on from the record: a call adopted after its
-// deadline is released at once, and one before it at the deadline.
-func TestAdoptedCallKeepsItsDeadline(t *testing.T) {
+// reported is an answered, acknowledged call on a node of its own whose
+// record its replicator has: the record, the caller's Call-ID, the
+// callee's INVITE transaction, and the 2xx the caller got.
+func reported(t *testing.T) (*recorder, string, *fakeClientTx, *sip.Response) {
+	t.Helper()
 	old := newBed(t, Config{}, parallel("192.0.2.10"))
 	rec := &recorder{}
 	old.m.SetReplicator(rec)
-	_, req, _, ok := answered(t, old, nil)
+	_, req, f, ok := answered(t, old, nil)
 	id := req.CallID().Value()
 	old.m.HandleAck(old.inDialog(sip.ACK, id, tagOf(ok.To().Params), 1))
 	waitFor(t, "the call's record", func() bool { return rec.get(id) != nil })
+	return rec, id, f, ok
+}
+
+// A granted time runs on from the record: a call adopted after its
+// deadline is released at once, and one before it at the deadline.
+func TestAdoptedCallKeepsItsDeadline(t *testing.T) {
+	rec, id, _, _ := reported(t)
 
 	for _, c := range []struct {
 		name  string
@@ -190,13 +193,7 @@ func encodeRecord(t *testing.T, r Record) []byte {
 // node's requests go to the caller's Contact (a new connection), not to
 // the address the old connection came from.
 func TestAdoptedTCPLegDialsContact(t *testing.T) {
-	old := newBed(t, Config{}, parallel("192.0.2.10"))
-	rec := &recorder{}
-	old.m.SetReplicator(rec)
-	_, req, _, ok := answered(t, old, nil)
-	id := req.CallID().Value()
-	old.m.HandleAck(old.inDialog(sip.ACK, id, tagOf(ok.To().Params), 1))
-	waitFor(t, "the call's record", func() bool { return rec.get(id) != nil })
+	rec, id, _, _ := reported(t)
 	r := decodeRecord(t, rec.get(id))
 	r.A.Transport, r.A.Dest, r.A.Target = "tcp", "127.0.0.1:40123", "sip:1001@192.0.2.50:5062;transport=tcp"
 	r.Deadline = time.Now().Add(-time.Second) // released at once: BYE on both legs
