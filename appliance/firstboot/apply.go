@@ -121,6 +121,9 @@ func Apply(s Settings, root string, log io.Writer) error {
 		}
 		fmt.Fprintf(log, "pair: virtual address %s on %s, priority %d, router id %d\n",
 			s.HA.VirtualAddress, s.Service.Name, s.HA.Priority, s.HA.RouterID)
+		if s.HA.ReplicationKey != "" { // the key itself never
+			fmt.Fprintf(log, "pair: state replicated with %s (port %d)\n", s.HA.Peers[0], ReplicationPort)
+		}
 	} else if err := os.Remove(p(KeepalivedConf)); err != nil && !os.IsNotExist(err) {
 		return err
 	}

@@ -56,6 +56,8 @@ func TestParseErrorsNameTheSource(t *testing.T) {
 		{vals("k", "admin.password_hash=secret"), "never a plain password"},
 		{vals("k", "admin.ssh_key=hello"), "not an OpenSSH public key"},
 		{vals("k", "hostname=a_b"), "is not a host name"},
+		{vals("k", "ha.virtual_address=10.0.0.10/24", "ha.priority=1", "ha.replication_key=short"), "32 characters or more"},
+		{vals("k", "ha.virtual_address=10.0.0.10/24", "ha.priority=1", "ha.replication_key=0123456789abcdef0123456789abcdef"), "needs softswitch.ha.peer"},
 	} {
 		_, err := Parse(c.v)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -142,13 +144,17 @@ func TestApplyPairNode(t *testing.T) {
 	root := nodeRoot(t, conf)
 	s, err := Parse(vals("SMBIOS OEM string 1", "hostname=node-a", "service.address=10.200.0.11/24", "service.gateway=10.200.0.1",
 		"management.interface=eth1", "management.address=10.9.0.11/24", "dns=10.200.0.53",
-		"ha.virtual_address=10.200.0.10/24", "ha.priority=150", "ha.peer=10.200.0.12", "ha.check_timeout=3s", "ha.check_failures=3"))
+		"ha.virtual_address=10.200.0.10/24", "ha.priority=150", "ha.peer=10.200.0.12", "ha.check_timeout=3s", "ha.check_failures=3",
+		"ha.replication_key=pair-key-from-the-console-0123456789"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var log strings.Builder
 	if err := Apply(s, root, &log); err != nil {
 		t.Fatal(err)
+	}
+	if strings.Contains(log.String(), "pair-key-from-the-console") || !strings.Contains(log.String(), "state replicated with 10.200.0.12") {
+		t.Errorf("first boot's log:\n%s", log.String())
 	}
 	got := read(t, root, ConfigPath)
 	if !strings.HasPrefix(got, conf) {
@@ -160,7 +166,8 @@ func TestApplyPairNode(t *testing.T) {
 	}
 	if !cfg.HA.Enabled || cfg.HA.Interface != "eth0" || cfg.HA.VirtualAddress != "10.200.0.10/24" || cfg.HA.Priority != 150 ||
 		len(cfg.HA.UnicastPeers) != 1 || cfg.DNS.Servers[0] != "10.200.0.53:53" ||
-		cfg.HA.CheckTimeout.Duration != 3*time.Second || cfg.HA.CheckFailures != 3 || cfg.HA.CheckInterval.Duration != time.Second {
+		cfg.HA.CheckTimeout.Duration != 3*time.Second || cfg.HA.CheckFailures != 3 || cfg.HA.CheckInterval.Duration != time.Second ||
+		cfg.HA.ReplicationListen != "10.200.0.11:5070" || cfg.HA.Peer != "10.200.0.12:5070" || !cfg.HA.Replicates() {
 		t.Errorf("config: %+v %+v", cfg.HA, cfg.DNS)
 	}
 	if _, err := os.Stat(filepath.Join(root, "/etc/systemd/network/10-eth.network")); !os.IsNotExist(err) {
@@ -176,7 +183,7 @@ func TestApplyPairNode(t *testing.T) {
 		t.Errorf("management network file:\n%s", m)
 	}
 	fw := read(t, root, "/etc/nftables.conf")
-	for _, want := range []string{`iifname "eth0" udp dport 5060`, `iifname "eth0" ip saddr { 10.200.0.12 } meta l4proto 112`, `iifname "eth1" udp dport 161`, `iifname "eth1" tcp dport { 22, 2022, 23 }`, `iifname "eth1" tcp dport 2222`, `iifname "eth1" tcp dport 2121`, `iifname "eth1" tcp dport 30000-30049`} {
+	for _, want := range []string{`iifname "eth0" udp dport 5060`, `iifname "eth0" ip saddr { 10.200.0.12 } meta l4proto 112`, `iifname "eth1" udp dport 161`, `iifname "eth1" tcp dport { 22, 2022, 23 }`, `iifname "eth1" tcp dport 2222`, `iifname "eth1" tcp dport 2121`, `iifname "eth1" tcp dport 30000-30049`, `iifname "eth0" ip saddr { 10.200.0.12 } tcp dport 5070`} {
 		if !strings.Contains(fw, want) {
 			t.Errorf("firewall lacks %q:\n%s", want, fw)
 		}

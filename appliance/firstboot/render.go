@@ -13,6 +13,9 @@ const (
 	CDRPullPort        = 2222
 	CDRPullFTPPort     = 2121
 	CDRPullPassivePort = "30000-30049"
+	// ReplicationPort: the pair's state replication, on the service
+	// address, only from the other node (ha.replication_key).
+	ReplicationPort = 5070
 )
 
 // Firewall renders /etc/nftables.conf. With one interface everything the
@@ -53,6 +56,9 @@ table inet softswitch {
 		vrrpFrom = peerMatch(s.HA.Peers)
 	}
 	fmt.Fprintf(&b, "        %s%smeta l4proto 112 accept comment \"VRRP from the other node\"\n", svc, vrrpFrom)
+	if s.HA != nil && s.HA.ReplicationKey != "" {
+		fmt.Fprintf(&b, "        %s%stcp dport %d accept comment \"state replication from the other node\"\n", svc, vrrpFrom, ReplicationPort)
+	}
 	fmt.Fprintf(&b, "        %sudp dport 161 accept comment \"SNMP\"\n", mgmt)
 	fmt.Fprintf(&b, "        %stcp dport { 22, %d, %d } ct state new update @mgmt4 { ip saddr limit rate 10/minute burst 10 packets } accept comment \"SSH, the command line (SSH, Telnet): 10 new connections a minute per source\"\n", mgmt, CLIPort, TelnetPort)
 	fmt.Fprintf(&b, "        %stcp dport { 22, %d, %d } ct state new update @mgmt6 { ip6 saddr limit rate 10/minute burst 10 packets } accept\n", mgmt, CLIPort, TelnetPort)
@@ -183,6 +189,11 @@ func ConfigBlock(s Settings, m Management) string {
 				q[i] = fmt.Sprintf("%q", p.String())
 			}
 			fmt.Fprintf(&b, "unicast_peers = [%s]\n", strings.Join(q, ", "))
+		}
+		if h.ReplicationKey != "" {
+			fmt.Fprintf(&b, "replication_listen = %q\npeer = %q\nreplication_key = %q\n",
+				netip.AddrPortFrom(s.Service.Address.Addr(), ReplicationPort).String(),
+				netip.AddrPortFrom(h.Peers[0], ReplicationPort).String(), h.ReplicationKey)
 		}
 	}
 	if len(s.DNS) > 0 {

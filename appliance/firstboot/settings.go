@@ -59,6 +59,10 @@ type HA struct {
 	// The softswitch check; zero: the softswitch's defaults.
 	CheckInterval, CheckTimeout time.Duration
 	CheckFailures               int
+	// ReplicationKey, when set, makes the nodes replicate their state
+	// over the service LAN (docs/ha.md): 32 characters or more, the same
+	// on both nodes; it needs the peer's and this node's addresses.
+	ReplicationKey string
 }
 
 // Split reports whether management has an interface of its own.
@@ -111,6 +115,13 @@ var keys = map[string]func(s *Settings, v string) error{
 		as, err := addrList(v)
 		s.ha().Peers = as
 		return err
+	},
+	"ha.replication_key": func(s *Settings, v string) error {
+		if len(v) < 32 || strings.ContainsAny(v, "\"\\\n") {
+			return fmt.Errorf("the replication key must be 32 characters or more, without quotes or backslashes (it is a secret: make it at random)")
+		}
+		s.ha().ReplicationKey = v
+		return nil
 	},
 	"ha.advert_interval": func(s *Settings, v string) error {
 		d, err := time.ParseDuration(v)
@@ -191,6 +202,9 @@ func (s Settings) check() error {
 		}
 		if s.Service.Address.IsValid() && s.Service.Address.Addr() == s.HA.VirtualAddress.Addr() {
 			return fmt.Errorf("%sha.virtual_address %s is this node's own service address", Prefix, s.HA.VirtualAddress.Addr())
+		}
+		if s.HA.ReplicationKey != "" && (len(s.HA.Peers) != 1 || !s.Service.Address.IsValid()) {
+			return fmt.Errorf("%sha.replication_key needs %sha.peer (the other node's one address) and %sservice.address (this node's): the nodes replicate between them", Prefix, Prefix, Prefix)
 		}
 	}
 	if s.Service.Gateway.IsValid() && !s.Service.Address.IsValid() {

@@ -3,6 +3,7 @@ package imagetest
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -22,6 +23,12 @@ const (
 	// (3 adverts of 1 s plus skew), with room for two TCG guests.
 	pairBound = 6 * time.Second
 	pairBoot  = 240 * time.Second // both nodes answer SIP
+	// pairReplicationKey is the pair's replication key, given at first
+	// boot like every other value.
+	pairReplicationKey = "image-pair-replication-key-0123456789"
+	// pairCalls are held through the service address across the failure.
+	pairCalls = 10
+	pairHold  = 40 * time.Second
 )
 
 var pairNodes = []struct {
@@ -53,7 +60,7 @@ func newPair(t *testing.T, image, bin string) *pair {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range pairNodes {
+	for i, n := range pairNodes {
 		tap := "tap-" + n.name
 		netlab.Sh(t, "ip", "-n", p.NS("lan"), "tuntap", "add", tap, "mode", "tap")
 		netlab.Sh(t, "ip", "-n", p.NS("lan"), "link", "set", tap, "master", "br0", "up")
@@ -72,6 +79,10 @@ func newPair(t *testing.T, image, bin string) *pair {
 			"softswitch.ha.check_timeout=8s",
 			"softswitch.ha.check_failures=3",
 			"softswitch.admin.ssh_key=" + strings.TrimSpace(string(pub)),
+			// The nodes replicate (registrations, calls in progress,
+			// configuration, CDR files: docs/ha.md).
+			"softswitch.ha.peer=" + pairNodes[1-i].ip,
+			"softswitch.ha.replication_key=" + pairReplicationKey,
 		}
 		smbios := "type=11"
 		for _, v := range oem {
@@ -138,6 +149,72 @@ func (p *pair) diagnose(t *testing.T) {
 	}
 }
 
+// callsInFlight configures the active node act to route calls from the
+// test's client (a trusted peer) to a sipp gateway beside it, waits until
+// the standby sb has the configuration, and sets pairCalls calls up
+// through the service address, each held pairHold; it returns once the
+// standby holds them all for a takeover.
+func (p *pair) callsInFlight(t *testing.T, act, sb int) (callers, gateway *exec.Cmd) {
+	t.Helper()
+	prov := fmt.Sprintf(`
+[[trusted_peer]]
+name = "callers"
+address = "%[1]s"
+
+[[gateway]]
+name = "gw"
+address = "%[1]s:5090"
+
+[[group]]
+name = "out"
+[[group.member]]
+gateway = "gw"
+priority = 1
+weight = 1
+
+[[route]]
+name = "out"
+group = "out"
+
+[[analysis]]
+prefix = ""
+action = "route"
+route = "out"
+`, pairClient)
+	if out, err := p.ssh(act, "printf '%s' '"+prov+"' | sudo tee -a /etc/softswitch/softswitch.toml >/dev/null && sudo systemctl reload softswitch"); err != nil {
+		t.Fatalf("configuring calls on %s: %v\n%s", pairNodes[act].name, err, out)
+	}
+	wait := func(what string, cond func(out string) bool) {
+		t.Helper()
+		var out string
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(time.Second) {
+			out, _ = p.ssh(sb, "sudo softswitch replication")
+			if cond(out) {
+				return
+			}
+			if time.Now().After(deadline) {
+				p.diagnose(t)
+				t.Fatalf("%s: the standby says\n%s", what, out)
+			}
+		}
+	}
+	wait("the standby in step with the calls' configuration", func(out string) bool {
+		return strings.Contains(out, "in step with the active node  true") && !strings.Contains(out, "revision 1\n")
+	})
+	scen := filepath.Join(netlab.RepoRoot(t), "appliance", "systest", "scenarios")
+	gateway = p.Start("sipp-gateway", "lan", "sipp", "-sf", filepath.Join(scen, "uas_answer.xml"), "-i", pairClient, "-p", "5090",
+		"-m", fmt.Sprint(pairCalls), "-key", "user", "gw", "-nostdin", "-timeout", "300s", "-trace_err")
+	time.Sleep(time.Second)
+	callers = p.Start("sipp-callers", "lan", "sipp", pairVIP+":5060", "-sf", filepath.Join(scen, "uac_trusted_hold.xml"),
+		"-i", pairClient, "-p", "5080", "-s", "0401111", "-key", "caller", "0301234", "-key", "max_forwards", "70",
+		"-r", "5", "-m", fmt.Sprint(pairCalls), "-l", fmt.Sprint(pairCalls), "-d", fmt.Sprint(pairHold.Milliseconds()),
+		"-nostdin", "-timeout", "300s", "-trace_err")
+	wait("the standby holding every call", func(out string) bool {
+		return strings.Contains(out, fmt.Sprintf("calls in progress replicated  %d\n", pairCalls))
+	})
+	return callers, gateway
+}
+
 func (p *pair) answers(target string) bool {
 	_, err := p.In("lan", p.bin, "check", "--sip-listen", target, "--timeout", "1s")
 	return err == nil
@@ -165,19 +242,19 @@ func TestImagePairFailover(t *testing.T) {
 	modes := []struct {
 		name string
 		long bool
-		fail func(p *pair) error
+		fail func(p *pair, act int) error
 	}{
-		{"vm-killed", false, func(p *pair) error { p.Stop("qemu-a", syscall.SIGKILL); return nil }},
-		{"keepalived-stopped", true, func(p *pair) error {
-			_, err := p.ssh(0, "sudo systemctl stop keepalived")
+		{"vm-killed", false, func(p *pair, act int) error { p.Stop("qemu-"+pairNodes[act].name, syscall.SIGKILL); return nil }},
+		{"keepalived-stopped", true, func(p *pair, act int) error {
+			_, err := p.ssh(act, "sudo systemctl stop keepalived")
 			return err
 		}},
 		// keepalived killed hard, leaving its address behind: its child
 		// would otherwise hear of the parent's death (SIGTERM by
 		// PR_SET_PDEATHSIG) and leave gracefully. The cgroup is frozen,
 		// killed whole, thawed, so no keepalived code runs in between.
-		{"keepalived-killed", true, func(p *pair) error {
-			_, err := p.ssh(0, "C=/sys/fs/cgroup/system.slice/keepalived.service; "+
+		{"keepalived-killed", true, func(p *pair, act int) error {
+			_, err := p.ssh(act, "C=/sys/fs/cgroup/system.slice/keepalived.service; "+
 				"echo 1 | sudo tee $C/cgroup.freeze && echo 1 | sudo tee $C/cgroup.kill && echo 0 | sudo tee $C/cgroup.freeze")
 			return err
 		}},
@@ -203,15 +280,22 @@ func TestImagePairFailover(t *testing.T) {
 			for i := range pairNodes {
 				p.connect(t, i, 90*time.Second)
 			}
-			// The node that booted first may have taken the address;
-			// A, the higher priority, takes it over once its check passes.
-			for settle := time.Now(); !p.holdsVIP(t, 0) || p.holdsVIP(t, 1); time.Sleep(time.Second) {
-				if time.Since(settle) < 60*time.Second {
-					continue
+			// One node holds the address: with replication keepalived does
+			// not preempt, so the one whose check passed first keeps it.
+			act := -1
+			for settle := time.Now(); ; time.Sleep(time.Second) {
+				a, b := p.holdsVIP(t, 0), p.holdsVIP(t, 1)
+				if a != b {
+					act = map[bool]int{true: 0, false: 1}[a]
+					break
 				}
-				p.diagnose(t)
-				t.Fatal("A (priority 150) should hold the virtual address, B not")
+				if time.Since(settle) > 60*time.Second {
+					p.diagnose(t)
+					t.Fatalf("the virtual address on A %v, on B %v: want it on exactly one", a, b)
+				}
 			}
+			sb := 1 - act
+			t.Logf("node %s is active, %s standby", pairNodes[act].name, pairNodes[sb].name)
 			for !p.answers(pairVIP + ":5060") {
 				if time.Since(start) > pairBoot+30*time.Second {
 					p.diagnose(t)
@@ -222,16 +306,21 @@ func TestImagePairFailover(t *testing.T) {
 			// The firewall splits by interface: SSH answers on the
 			// management interface (above), not on the service address.
 			if out, err := p.In("lan", "ssh", "-i", p.key, "-o", "BatchMode=yes", "-o", "ConnectTimeout=4",
-				"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "admin@"+pairNodes[0].ip, "true"); err == nil {
+				"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "admin@"+pairNodes[act].ip, "true"); err == nil {
 				t.Errorf("SSH answered on the service interface:\n%s", out)
 			}
-			time.Sleep(2 * time.Second) // B settles as backup
+			time.Sleep(2 * time.Second) // the other settles as backup
 
+			// Calls in flight through the service address: the client
+			// is a trusted peer, the gateway a sipp beside it; configured
+			// in the active node's file and imported (it reaches the
+			// standby over the replication link).
+			calls, gw := p.callsInFlight(t, act, sb)
 			trace := p.Client("lan", pairClient, pairVIP+":5060", 1500)
 			time.Sleep(4 * time.Second)
 			failedAt := time.Now()
-			if err := m.fail(p); err != nil {
-				t.Fatalf("failing node a: %v", err)
+			if err := m.fail(p, act); err != nil {
+				t.Fatalf("failing node %s: %v", pairNodes[act].name, err)
 			}
 			if err := p.Wait("sipp-client", 60*time.Second); err != nil {
 				t.Fatal(err)
@@ -249,30 +338,44 @@ func TestImagePairFailover(t *testing.T) {
 				t.Errorf("outage %v, over the stated bound %v", outage, pairBound)
 			}
 			if m.name != "keepalived-killed" {
-				if !p.holdsVIP(t, 1) {
+				if !p.holdsVIP(t, sb) {
 					p.diagnose(t)
-					t.Error("B does not hold the virtual address")
+					t.Errorf("%s does not hold the virtual address", pairNodes[sb].name)
 				}
-				if role, err := p.ssh(1, "sudo cat /var/lib/softswitch/ha-role"); err != nil || strings.TrimSpace(role) != "MASTER" {
-					t.Errorf("B's recorded role %q (%v), want MASTER", strings.TrimSpace(role), err)
+				if role, err := p.ssh(sb, "sudo cat /var/lib/softswitch/ha-role"); err != nil || strings.TrimSpace(role) != "MASTER" {
+					t.Errorf("%s's recorded role %q (%v), want MASTER", pairNodes[sb].name, strings.TrimSpace(role), err)
 				}
 			} else {
-				// systemd fenced A (ExecStopPost) and restarted keepalived
-				// (Restart=always); A, the higher priority, has taken the
-				// address back from B by now (preemption: the image's pair
-				// does not replicate yet). Never both.
+				// systemd fenced the node (ExecStopPost) and restarted
+				// keepalived (Restart=always); it came back as standby
+				// (no preemption with replication). Never both.
 				a, b := p.holdsVIP(t, 0), p.holdsVIP(t, 1)
 				if a == b {
-					t.Errorf("after keepalived's restart on A: A holds the address %v, B %v", a, b)
+					t.Errorf("after keepalived's restart on %s: A holds the address %v, B %v", pairNodes[act].name, a, b)
 				}
-				if out, _ := p.ssh(0, "sudo journalctl -u keepalived --no-pager -o cat"); !strings.Contains(out, "removed the virtual address") {
-					t.Errorf("A's keepalived unit did not fence:\n%s", out)
+				if out, _ := p.ssh(act, "sudo journalctl -u keepalived --no-pager -o cat"); !strings.Contains(out, "removed the virtual address") {
+					t.Errorf("%s's keepalived unit did not fence:\n%s", pairNodes[act].name, out)
 				}
 			}
-			// What B's keepalived went through: check timeouts on these
-			// emulated CPUs show here first.
-			if out, err := p.ssh(1, "sudo journalctl -b -u keepalived -o short-monotonic --no-pager | grep -E 'timed_out|STATE|failed'"); err == nil {
-				t.Logf("node b's keepalived since boot:\n%s", out)
+			// What the new active node's keepalived went through: check
+			// timeouts on these emulated CPUs show here first.
+			if out, err := p.ssh(sb, "sudo journalctl -b -u keepalived -o short-monotonic --no-pager | grep -E 'timed_out|STATE|failed'"); err == nil {
+				t.Logf("node %s's keepalived since boot:\n%s", pairNodes[sb].name, out)
+			}
+			// The calls held across the failure end normally: each
+			// caller's BYE (after the takeover) is answered and reaches
+			// the gateway through the new active node.
+			if err := p.Wait("sipp-callers", pairHold+90*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Wait("sipp-gateway", 30*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if c := calls.ProcessState.ExitCode(); c != 0 {
+				t.Errorf("the callers' sipp exited %d: not every call held across the failure ended normally", c)
+			}
+			if c := gw.ProcessState.ExitCode(); c != 0 {
+				t.Errorf("the gateway's sipp exited %d: not every call reached it and was released by BYE", c)
 			}
 			// The active node answers from the virtual address itself (a
 			// connected socket takes nothing else).

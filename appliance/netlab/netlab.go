@@ -64,6 +64,7 @@ func (l *Lab) Start(name, n string, args ...string) *exec.Cmd {
 		args = append([]string{"ip", "netns", "exec", l.NS(n)}, args...)
 	}
 	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Dir = l.Dir // what a process writes beside it (sipp's error logs) stays in the lab
 	f, err := os.Create(filepath.Join(l.Dir, name+".log"))
 	if err != nil {
 		l.T.Fatal(err)

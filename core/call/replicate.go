@@ -11,6 +11,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/softswitch/softswitch/core/events"
+	"github.com/softswitch/softswitch/core/safe"
 )
 
 // Replicator hears what the standby of a pair needs to carry the
@@ -275,7 +276,8 @@ func (r LegRecord) leg(c *Call, isA bool) (*leg, error) {
 	return l, nil
 }
 
-// HandOver forgets every call without a word to its peers: this node
+// HandOver forgets every call (answered or being set up) without a word
+// to its peers: this node
 // stopped being the active one and the node that took over carries them
 // on (it adopted them). Their records are not written here: a
 // CallHandover event tells billing to let the open records go.
@@ -283,7 +285,7 @@ func (m *Manager) HandOver() int {
 	n := 0
 	for _, c := range m.tab.calls() {
 		c.lock()
-		if c.st == confirmed {
+		if c.st != ended {
 			c.handOver()
 			n++
 		}
@@ -312,6 +314,10 @@ func (c *Call) handOver() {
 	}
 	c.endGrant() // credit control: what was used so far is reported; the new active holds the deadline
 	c.touch()    // the record goes from this node's hub too (no ghost if it is active again)
+	// A call being set up: its INVITE's handler stops waiting (the node
+	// taking over answers the caller).
+	c.finalQueued = true
+	c.after(c.finish)
 	m := c.m
 	m.tab.del(c.a.callID)
 	for _, f := range c.forks {
@@ -366,7 +372,9 @@ func (m *Manager) refuseEarly(rec *Record) (string, error) {
 	}
 	m.track()
 	m.log.Info("a call the other node was setting up is refused (503): it was not answered before the takeover", "call", callID)
-	c.terminate("lost at takeover", events.SideSwitch, 503, 41)
+	// Off the caller's goroutine: it may hold the adoption's lock, and a
+	// response over TCP can wait on the network.
+	safe.Go("call refused at takeover", func() { c.terminate("lost at takeover", events.SideSwitch, 503, 41) })
 	return callID, nil
 }
 

@@ -96,7 +96,10 @@ func reported(t *testing.T) (*recorder, string, *fakeClientTx, *sip.Response) {
 	_, req, f, ok := answered(t, old, nil)
 	id := req.CallID().Value()
 	old.m.HandleAck(old.inDialog(sip.ACK, id, tagOf(ok.To().Params), 1))
-	waitFor(t, "the call's record", func() bool { return rec.get(id) != nil })
+	waitFor(t, "the answered call's record", func() bool {
+		b := rec.get(id)
+		return b != nil && decodeRecord(t, b).Early == nil // not the record of its set-up
+	})
 	return rec, id, f, ok
 }
 
@@ -273,5 +276,26 @@ func TestEarlyCallRefusedAtTakeover(t *testing.T) {
 	}
 	if nu.m.Active() != 0 {
 		t.Fatal("the refused call is still counted")
+	}
+}
+
+// A call being set up is handed over too: its INVITE's handler returns,
+// nothing is sent, and no release is published here.
+func TestHandOverEarlyCall(t *testing.T) {
+	b := newBed(t, Config{}, parallel("192.0.2.10"))
+	_, req, done := b.invite()
+	b.wire.next(t, sip.INVITE).reply(180)
+	if n := b.m.HandOver(); n != 1 {
+		t.Fatalf("handed over %d", n)
+	}
+	waitDone(t, done)
+	b.wire.none(t, sip.CANCEL, 100*time.Millisecond)
+	if b.m.Known(req.CallID().Value()) || b.m.Active() != 0 {
+		t.Fatal("the call is still here")
+	}
+	for _, k := range b.kinds() {
+		if k == events.CallRelease {
+			t.Fatal("a handed-over call released here")
+		}
 	}
 }
