@@ -21,9 +21,10 @@ const soakFailovers = 20
 
 // TestFailoverSoak (make test-long): 20 failovers back and forth under a
 // steady load of new calls (10 a second, each held 3 s, from a trusted
-// caller through the virtual address to a gateway). Each time the active
-// node's switch is killed with SIGKILL, the other takes over, and the
-// killed one is started again and follows. Every call the caller saw
+// caller through the virtual address to a gateway). Three times in four
+// the active node's switch is killed with SIGKILL, the other takes over,
+// and the killed one is started again and follows; every fourth is the
+// operator's switchover (the old active node hands its calls over). Every call the caller saw
 // answered has exactly one record (at the billing centre or still on a
 // node), and every record is of a call the caller saw answered or tried;
 // the calls that failed are counted by what the caller got.
@@ -56,17 +57,25 @@ func TestFailoverSoak(t *testing.T) {
 	var takeovers []string
 	for i := 1; i <= soakFailovers; i++ {
 		killed := time.Now()
-		l.Stop(current[active], syscall.SIGKILL)
-		l.waitVIP(standby, 15*time.Second)
-		takeovers = append(takeovers, time.Since(killed).Round(100*time.Millisecond).String())
-		current[active] = softswitchName(active, i)
-		l.Start(current[active], active, bin, "--config", filepath.Join(l.Dir, "node-"+active+".toml"),
-			"--data-dir", filepath.Join(l.Dir, "data-"+active))
+		if i%4 == 0 {
+			// Every fourth, the operator's switchover instead: the old
+			// active node hands its calls over and stays up.
+			sh(t, "ip", "netns", "exec", l.NS(active), bin, "switchover", "--data-dir", filepath.Join(l.Dir, "data-"+active))
+			l.waitVIP(standby, 15*time.Second)
+			takeovers = append(takeovers, "switchover "+time.Since(killed).Round(100*time.Millisecond).String())
+		} else {
+			l.Stop(current[active], syscall.SIGKILL)
+			l.waitVIP(standby, 15*time.Second)
+			takeovers = append(takeovers, time.Since(killed).Round(100*time.Millisecond).String())
+			current[active] = softswitchName(active, i)
+			l.Start(current[active], active, bin, "--config", filepath.Join(l.Dir, "node-"+active+".toml"),
+				"--data-dir", filepath.Join(l.Dir, "data-"+active))
+		}
 		l.waitInStep(active, 30*time.Second)
 		time.Sleep(3 * time.Second) // new calls through the new active node
 		active, standby = standby, active
 	}
-	t.Logf("%d failovers; the address moved %v after each kill", soakFailovers, takeovers)
+	t.Logf("%d failovers; the address moved %v after each kill (or switchover)", soakFailovers, takeovers)
 	if err := l.Wait("sipp-callers", 600*time.Second); err != nil {
 		t.Fatal(err)
 	}
