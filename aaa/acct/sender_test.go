@@ -53,6 +53,13 @@ func openBilling(t *testing.T, dir string) *billing.Billing {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Every test runs the writer under a context it cancels on return:
+	// the writer's last file is written before the directory goes.
+	t.Cleanup(func() {
+		if !b.Wait(10 * time.Second) {
+			t.Error("the CDR writer did not stop")
+		}
+	})
 	return b
 }
 

@@ -27,7 +27,8 @@ const (
 	holdFor   = 16 * time.Second
 )
 
-// TestCallsSurviveFailover: 100 calls from a trusted caller (sipp, in c)
+// TestCallsSurviveFailover: a subscriber's phone registers (in c), then
+// 100 calls from a trusted caller (sipp, in c)
 // through the virtual address to a gateway (sipp, in g), accounted at
 // FreeRADIUS and billed to vsftpd (both in bc). The active node's switch
 // is killed with SIGKILL while every call is up; then the callers hang
@@ -35,7 +36,9 @@ const (
 // whole), the billing centre gets exactly one complete record for each
 // (answered before the failover, released after, the old node's record
 // id) in files whose sequence numbers have no gap, and FreeRADIUS gets a
-// Stop for each, with the Start's session id.
+// Stop for each, with the Start's session id. The phone, registered at
+// the old active node, is called through the new one without
+// registering again.
 func TestCallsSurviveFailover(t *testing.T) {
 	testenv.RequireRoot(t, "network namespaces, keepalived")
 	for _, tool := range []string{"keepalived", "sipp", "ip", "vsftpd", "freeradius"} {
@@ -62,6 +65,19 @@ timeout = "500ms"
 	l.pair(extra)
 
 	scen := filepath.Join(netlab.RepoRoot(t), "appliance", "systest", "scenarios")
+	// A subscriber's phone in the client namespace registers through the
+	// service address before the failover (digest, at node a).
+	phone := l.Start("sipp-phone", "c", "sipp", "-sf", filepath.Join(scen, "uas_answer.xml"), "-i", clientIP, "-p", "5062",
+		"-m", "1", "-key", "user", "1001", "-nostdin", "-timeout", "120s", "-trace_err")
+	reg := l.Start("sipp-register", "c", "sipp", vip+":5060", "-sf", filepath.Join(scen, "register.xml"), "-i", clientIP, "-p", "5064",
+		"-s", "1001", "-au", "1001", "-ap", phonePassword, "-key", "contact", "<sip:1001@"+clientIP+":5062>", "-key", "expires", "3600",
+		"-m", "1", "-nostdin", "-timeout", "15s", "-trace_err")
+	if err := l.Wait("sipp-register", 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if c := reg.ProcessState.ExitCode(); c != 0 {
+		t.Fatalf("the phone's registration through node a: sipp exited %d", c)
+	}
 	uas := l.Start("sipp-gw", "g", "sipp", "-sf", filepath.Join(scen, "uas_answer.xml"), "-i", extraIP["g"], "-p", "5060",
 		"-m", strconv.Itoa(callsHeld), "-key", "user", "gw", "-nostdin", "-timeout", "120s", "-trace_err")
 	time.Sleep(500 * time.Millisecond)
@@ -86,6 +102,21 @@ timeout = "500ms"
 	l.waitVIP("b", 10*time.Second)
 	t.Logf("node b holds the address %v after the kill", time.Since(failedAt).Round(10*time.Millisecond))
 
+	// The phone registered at a is called through b, without registering
+	// again.
+	toPhone := l.Start("sipp-to-phone", "c", "sipp", vip+":5060", "-sf", filepath.Join(scen, "uac_trusted_call.xml"),
+		"-i", clientIP, "-p", "5066", "-s", "1001", "-key", "caller", "0301234", "-key", "max_forwards", "70",
+		"-m", "1", "-nostdin", "-timeout", "20s", "-trace_err")
+	if err := l.Wait("sipp-to-phone", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Wait("sipp-phone", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if c, p := toPhone.ProcessState.ExitCode(), phone.ProcessState.ExitCode(); c != 0 || p != 0 {
+		t.Errorf("a call to the phone registered before the failover: caller's sipp exited %d, phone's %d", c, p)
+	}
+
 	if err := l.Wait("sipp-callers", 90*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -100,20 +131,28 @@ timeout = "500ms"
 	}
 
 	// The billing centre: one complete record per call, from the old
-	// node's ids, in gapless files of node b.
+	// node's ids, in gapless files of node b (and the phone's call, made
+	// on b).
 	var rows []map[string]string
 	var files []string
 	waitUntil(t, 40*time.Second, "the records of every call at the billing centre", func() bool {
 		files, rows = readCDRs(t, incoming)
-		return len(rows) >= callsHeld
+		return len(rows) >= callsHeld+1
 	})
 	time.Sleep(3 * time.Second) // anything more (a duplicate) would come now
 	files, rows = readCDRs(t, incoming)
-	if len(rows) != callsHeld {
-		t.Errorf("%d records at the billing centre, want %d", len(rows), callsHeld)
+	if len(rows) != callsHeld+1 {
+		t.Errorf("%d records at the billing centre, want %d", len(rows), callsHeld+1)
 	}
-	seen := map[string]int{}
+	seen, phoneRecords := map[string]int{}, 0
 	for _, r := range rows {
+		if r["called_received"] == "1001" {
+			phoneRecords++
+			if r["answer"] == "" || !strings.HasPrefix(r["record_id"], "node-b-") {
+				t.Errorf("the phone's call's record: %v", r)
+			}
+			continue
+		}
 		seen[r["caller_call_id"]]++
 		ans, err1 := time.Parse(time.RFC3339, r["answer"])
 		rel, err2 := time.Parse(time.RFC3339, r["release"])
@@ -127,6 +166,9 @@ timeout = "500ms"
 		if n != 1 {
 			t.Errorf("call %s has %d records", id, n)
 		}
+	}
+	if phoneRecords != 1 {
+		t.Errorf("%d records of the call to the phone", phoneRecords)
 	}
 	for i, f := range files {
 		want := fmt.Sprintf("node-b_%010d_", i+1)
@@ -142,6 +184,9 @@ timeout = "500ms"
 	waitUntil(t, 30*time.Second, "a Stop for every call at FreeRADIUS", func() bool {
 		starts, stops = map[string]int{}, map[string]int{}
 		for _, r := range freeradius.Detail(rad.Detail) {
+			if !strings.HasPrefix(r["Acct-Session-Id"], "node-a-") {
+				continue // the phone's call, made on b
+			}
 			switch r["Acct-Status-Type"] {
 			case "Start":
 				starts[r["Acct-Session-Id"]]++
@@ -173,8 +218,8 @@ timeout = "500ms"
 	sh(t, "ip", "netns", "exec", l.NS("b"), bin, "switchover", "--data-dir", filepath.Join(l.Dir, "data-b"))
 	l.waitVIP("a", 15*time.Second)
 	time.Sleep(5 * time.Second) // a's push, were there anything to push
-	if files, rows := readCDRs(t, incoming); len(rows) != callsHeld {
-		t.Errorf("after the switch back: %d records at the billing centre in %v, want %d", len(rows), files, callsHeld)
+	if files, rows := readCDRs(t, incoming); len(rows) != callsHeld+1 {
+		t.Errorf("after the switch back: %d records at the billing centre in %v, want %d", len(rows), files, callsHeld+1)
 	}
 	l.noPanics("softswitch-a-again")
 	l.noPanics("softswitch-b")
@@ -227,8 +272,20 @@ group = "out"
 prefix = ""
 action = "route"
 route = "out"
-`, clientIP, extraIP["g"])
+
+[[analysis]]
+prefix = "1001"
+action = "local"
+
+[[subscriber]]
+number = "1001"
+password = "%s"
+`, clientIP, extraIP["g"], phonePassword)
 }
+
+// phonePassword is subscriber 1001's, whose phone registers in the client
+// namespace.
+const phonePassword = "failover-phone-1001"
 
 // vsftpd runs Debian's vsftpd in namespace n on ip:21 (anonymous uploads
 // into incoming/) and returns that directory.
