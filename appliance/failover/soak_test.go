@@ -36,7 +36,8 @@ func TestFailoverSoak(t *testing.T) {
 	bin := buildBinary(t)
 	l := newLab(t, bin, "g", "bc")
 	incoming := l.vsftpd("bc", extraIP["bc"])
-	extra := pushTOML() + callsTOML()
+	// Debug: a call that goes wrong can be followed in the nodes' logs.
+	extra := pushTOML() + callsTOML() + "\n[log]\nlevel = \"debug\"\n"
 	l.pair(extra)
 
 	scen := filepath.Join(netlab.RepoRoot(t), "appliance", "systest", "scenarios")
@@ -86,12 +87,36 @@ func TestFailoverSoak(t *testing.T) {
 	answered, tried, got := callerOutcomes(t, trace)
 	records := map[string]int{}
 	answeredRecords := map[string]int{}
+	rowsOf := map[string][]string{}
 	for _, r := range allRecords(t, incoming, filepath.Join(l.Dir, "data-a", "cdr"), filepath.Join(l.Dir, "data-b", "cdr")) {
 		records[r["caller_call_id"]]++
 		if r["answer"] != "" {
 			answeredRecords[r["caller_call_id"]]++
 		}
+		rowsOf[r["caller_call_id"]] = append(rowsOf[r["caller_call_id"]], fmt.Sprintf("%s seizure %s answer %s release %s end %q side %s",
+			r["record_id"], r["seizure"], r["answer"], r["release"], r["end_reason"], r["release_side"]))
 	}
+	defer func() {
+		// What the records of a call that went wrong say, and the nodes'
+		// log lines about it.
+		shown := 0
+		for id, rs := range rowsOf {
+			if len(rs) == 1 || shown == 3 {
+				continue
+			}
+			shown++
+			t.Logf("call %s: records\n  %s", id, strings.Join(rs, "\n  "))
+			logs, _ := filepath.Glob(filepath.Join(l.Dir, "softswitch-*.log"))
+			for _, p := range logs {
+				data, _ := os.ReadFile(p)
+				for _, line := range strings.Split(string(data), "\n") {
+					if strings.Contains(line, id) {
+						t.Logf("%s: %s", filepath.Base(p), line)
+					}
+				}
+			}
+		}
+	}()
 	lost, twice := 0, 0
 	for id := range answered {
 		switch n := answeredRecords[id]; {

@@ -105,9 +105,16 @@ const handOverWithin = 10 * time.Second
 // active node had answered; no longer active, it lets its own go to the
 // node that took them on.
 func (r *replication) setActive(on bool) {
+	followed := r.hub.FollowedWithin(handOverWithin)
+	if !on {
+		// The link first: what this node does with its calls below must
+		// not reach the node taking over (a deletion there would lose
+		// the call).
+		r.hub.SetActive(false)
+	}
 	switch {
 	case on || !r.wasActive:
-	case r.hub.FollowedWithin(handOverWithin):
+	case followed:
 		if n := r.calls.HandOver(); n > 0 {
 			r.log.Info("replication: calls in progress handed over to the node that took over", "calls", n)
 		}

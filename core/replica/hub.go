@@ -200,9 +200,14 @@ func (h *Hub) SetActive(on bool) {
 	defer h.mu.Unlock()
 	h.active = on
 	if !on {
+		// Gone at once, not when their goroutines notice: nothing queued
+		// from now on (a handover's deletions above all) reaches the
+		// node taking over.
 		for s := range h.sessions {
 			s.drop()
+			delete(h.sessions, s)
 		}
+		h.followed.Store(0)
 	}
 }
 
@@ -320,6 +325,12 @@ func (h *Hub) serveConn(ctx context.Context, conn net.Conn) {
 	defer ping.Stop()
 	for {
 		var b []byte
+		select {
+		case <-s.broken: // before anything still queued
+			h.Log.Warn("replication: the standby is dropped (its queue is full, or this node is no longer active); it takes a new snapshot when it reconnects")
+			return
+		default:
+		}
 		select {
 		case <-ctx.Done():
 			return
