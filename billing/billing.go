@@ -860,19 +860,19 @@ func (b *Billing) recover() error {
 		}
 		b.endByRestart(cutIDs[i], r)
 	}
-	if len(cut) > 0 && b.cfg.HoldCut {
-		b.log.Warn("calls in progress when the switch stopped: answered ones held until the pair's other node says which it carried on, "+
-			"unanswered ones wait for their caller's INVITE", "answered", len(b.held), "unanswered", len(b.orphans), "last_alive", alive)
-	}
 	if len(b.writes) > 0 || b.applied > applied {
 		b.commit(time.Now())
 		if len(b.writes) > 0 {
 			return errors.New(b.lastErr)
 		}
 	}
-	if len(cut) > 0 && !b.cfg.HoldCut {
-		b.log.Warn("calls in progress when the switch stopped: answered ones recorded as ended by restart, "+
-			"unanswered ones wait for their caller's INVITE", "calls", len(cut), "unanswered", len(b.orphans), "last_alive", alive)
+	if len(cut) > 0 {
+		answered := "recorded as ended by restart"
+		if b.cfg.HoldCut {
+			answered = "held until the pair's other node says which it carried on"
+		}
+		b.log.Warn("calls in progress when the switch stopped: answered ones "+answered+
+			", unanswered ones wait for their caller's INVITE", "calls", len(cut), "unanswered", len(b.orphans), "last_alive", alive)
 	}
 	// What is released and not yet in a file.
 	return b.sp.db.View(func(tx *bolt.Tx) error {

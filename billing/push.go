@@ -50,12 +50,11 @@ type pusher struct {
 
 	conn   *ftp.ServerConn
 	server string
-	ctx    context.Context // Push's: ends a dial under way
 }
 
 // Push starts uploading closed files; it returns when ctx ends.
 func (b *Billing) Push(ctx context.Context, cfg PushConfig) {
-	p := &pusher{b: b, cfg: cfg, log: b.log.With("component", "cdr push"), ctx: ctx}
+	p := &pusher{b: b, cfg: cfg, log: b.log.With("component", "cdr push")}
 	defer p.hangUp()
 	wait := time.Duration(0)
 	for {
@@ -93,7 +92,7 @@ func (p *pusher) deliverAll(ctx context.Context) error {
 		if !ok {
 			return p.deliverRelayed(ctx)
 		}
-		if err := p.upload(p.b.cfg.Dir, name); err != nil {
+		if err := p.upload(ctx, p.b.cfg.Dir, name); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		// Delivered: durable once this commit returns.
@@ -117,7 +116,7 @@ func (p *pusher) deliverRelayed(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err := p.upload(filepath.Join(p.b.cfg.Dir, relayDir), name); err != nil {
+		if err := p.upload(ctx, filepath.Join(p.b.cfg.Dir, relayDir), name); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		if err := p.b.HandedOver(Handover{Name: name}); err != nil {
@@ -130,9 +129,9 @@ func (p *pusher) deliverRelayed(ctx context.Context) error {
 
 // upload sends the file of dir, then its sidecar, each under a temporary
 // name, checks the size the server reports, and renames it into place.
-func (p *pusher) upload(dir, name string) error {
+func (p *pusher) upload(ctx context.Context, dir, name string) error {
 	if p.conn == nil {
-		if err := p.dial(); err != nil {
+		if err := p.dial(ctx); err != nil {
 			return err
 		}
 	}
@@ -170,10 +169,10 @@ func (p *pusher) upload(dir, name string) error {
 }
 
 // dial logs in to the first server that takes us.
-func (p *pusher) dial() error {
+func (p *pusher) dial(ctx context.Context) error {
 	var errs []error
 	for _, s := range p.cfg.Servers {
-		opts := []ftp.DialOption{ftp.DialWithTimeout(p.cfg.Timeout), ftp.DialWithContext(p.ctx)}
+		opts := []ftp.DialOption{ftp.DialWithTimeout(p.cfg.Timeout), ftp.DialWithContext(ctx)} // ctx: a stopped push ends its dial
 		if p.cfg.ExplicitTLS {
 			tc := p.cfg.TLS
 			if tc == nil {

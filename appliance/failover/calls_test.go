@@ -272,30 +272,7 @@ func pushTOML() string {
 // callsTOML routes every call from the callers (namespace c, a trusted
 // peer) to the gateway (namespace g).
 func callsTOML() string {
-	return fmt.Sprintf(`[[trusted_peer]]
-name = "callers"
-address = "%s"
-
-[[gateway]]
-name = "gw"
-address = "%s:5060"
-
-[[group]]
-name = "out"
-[[group.member]]
-gateway = "gw"
-priority = 1
-weight = 1
-
-[[route]]
-name = "out"
-group = "out"
-
-[[analysis]]
-prefix = ""
-action = "route"
-route = "out"
-
+	return netlab.RouteAllTOML(clientIP, extraIP["g"]+":5060") + fmt.Sprintf(`
 [[analysis]]
 prefix = "1001"
 action = "local"
@@ -303,7 +280,7 @@ action = "local"
 [[subscriber]]
 number = "1001"
 password = "%s"
-`, clientIP, extraIP["g"], phonePassword)
+`, phonePassword)
 }
 
 // phonePassword is subscriber 1001's, whose phone registers in the client

@@ -192,7 +192,6 @@ func softswitchName(n string, i int) string {
 }
 
 var (
-	traceMsg  = regexp.MustCompile(`(?m)^-{40,} .*\n(UDP message (?:received|sent)) .*\n`)
 	callIDHdr = regexp.MustCompile(`(?mi)^Call-ID: *(\S+)`)
 	cseqHdr   = regexp.MustCompile(`(?mi)^CSeq: *(\d+) +(\w+)`)
 )
@@ -201,34 +200,23 @@ var (
 // got a 200, and every call sent.
 func callerOutcomes(t *testing.T, path string) (answered, tried map[string]bool, got map[string][]string) {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := string(data)
-	idx := traceMsg.FindAllStringSubmatchIndex(text, -1)
 	answered, tried, got = map[string]bool{}, map[string]bool{}, map[string][]string{}
-	for i, m := range idx {
-		end := len(text)
-		if i+1 < len(idx) {
-			end = idx[i+1][0]
-		}
-		msg := strings.TrimLeft(text[m[1]:end], "\r\n ")
+	for _, m := range netlab.Messages(t, path) {
+		msg := m.Text
 		id := callIDHdr.FindStringSubmatch(msg)
 		cs := cseqHdr.FindStringSubmatch(msg)
 		if id == nil || cs == nil {
 			continue
 		}
-		received := text[m[2]:m[3]] == "UDP message received"
-		if received && strings.HasPrefix(msg, "SIP/2.0 ") && len(msg) >= 11 {
+		if m.Received && strings.HasPrefix(msg, "SIP/2.0 ") && len(msg) >= 11 {
 			got[id[1]] = append(got[id[1]], msg[8:11]+" "+strings.ToUpper(cs[2]))
-		} else if received {
+		} else if m.Received {
 			got[id[1]] = append(got[id[1]], strings.SplitN(msg, " ", 2)[0])
 		}
 		switch {
-		case !received && strings.HasPrefix(msg, "INVITE "):
+		case !m.Received && strings.HasPrefix(msg, "INVITE "):
 			tried[id[1]] = true
-		case received && strings.HasPrefix(msg, "SIP/2.0 200") && strings.EqualFold(cs[2], "INVITE"):
+		case m.Received && strings.HasPrefix(msg, "SIP/2.0 200") && strings.EqualFold(cs[2], "INVITE"):
 			answered[id[1]] = true
 		}
 	}

@@ -156,31 +156,7 @@ func (p *pair) diagnose(t *testing.T) {
 // standby holds them all for a takeover.
 func (p *pair) callsInFlight(t *testing.T, act, sb int) (callers, gateway *exec.Cmd) {
 	t.Helper()
-	prov := fmt.Sprintf(`
-[[trusted_peer]]
-name = "callers"
-address = "%[1]s"
-
-[[gateway]]
-name = "gw"
-address = "%[1]s:5090"
-
-[[group]]
-name = "out"
-[[group.member]]
-gateway = "gw"
-priority = 1
-weight = 1
-
-[[route]]
-name = "out"
-group = "out"
-
-[[analysis]]
-prefix = ""
-action = "route"
-route = "out"
-`, pairClient)
+	prov := netlab.RouteAllTOML(pairClient, pairClient+":5090")
 	if out, err := p.ssh(act, "printf '%s' '"+prov+"' | sudo tee -a /etc/softswitch/softswitch.toml >/dev/null && sudo systemctl reload softswitch"); err != nil {
 		t.Fatalf("configuring calls on %s: %v\n%s", pairNodes[act].name, err, out)
 	}

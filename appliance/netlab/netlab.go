@@ -178,13 +178,19 @@ type Answer struct {
 }
 
 var (
-	traceEntry = regexp.MustCompile(`(?m)^-{40,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\nUDP message received`)
+	traceEntry = regexp.MustCompile(`(?m)^-{40,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\n(UDP message (?:received|sent))[^\n]*\n`)
 	serverHdr  = regexp.MustCompile(`(?m)^Server: *node-(\w+)`)
 )
 
-// Answers parses sipp's message trace into the 200s received, in time
-// order.
-func Answers(t testing.TB, path string) []Answer {
+// Message is one SIP message of a sipp message trace (-trace_msg).
+type Message struct {
+	At       time.Time
+	Received bool   // else sent
+	Text     string // the message, from its first line
+}
+
+// Messages parses a sipp message trace, in file order.
+func Messages(t testing.TB, path string) []Message {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -192,22 +198,33 @@ func Answers(t testing.TB, path string) []Answer {
 	}
 	text := string(data)
 	idx := traceEntry.FindAllStringSubmatchIndex(text, -1)
-	var out []Answer
+	out := make([]Message, 0, len(idx))
 	for i, m := range idx {
 		end := len(text)
 		if i+1 < len(idx) {
 			end = idx[i+1][0]
 		}
-		msg := text[m[1]:end]
-		if !strings.Contains(msg, "SIP/2.0 200") {
-			continue
-		}
 		at, err := time.ParseInLocation("2006-01-02 15:04:05.000000", text[m[2]:m[3]], time.Local)
 		if err != nil {
 			t.Fatalf("trace time %q: %v", text[m[2]:m[3]], err)
 		}
-		a := Answer{At: at}
-		if s := serverHdr.FindStringSubmatch(msg); s != nil {
+		out = append(out, Message{At: at, Received: text[m[4]:m[5]] == "UDP message received",
+			Text: strings.TrimLeft(text[m[1]:end], "\r\n ")})
+	}
+	return out
+}
+
+// Answers parses sipp's message trace into the 200s received, in time
+// order.
+func Answers(t testing.TB, path string) []Answer {
+	t.Helper()
+	var out []Answer
+	for _, m := range Messages(t, path) {
+		if !m.Received || !strings.Contains(m.Text, "SIP/2.0 200") {
+			continue
+		}
+		a := Answer{At: m.At}
+		if s := serverHdr.FindStringSubmatch(m.Text); s != nil {
 			a.Node = s[1]
 		}
 		out = append(out, a)
@@ -231,4 +248,35 @@ func Gap(as []Answer, from, to time.Time) (last, next time.Time) {
 		prev = a.At
 	}
 	return last, next
+}
+
+// RouteAllTOML is provisioning that takes calls from callers (an address:
+// a trusted peer, no digest) and routes every number to the gateway at
+// gateway (host:port), as the pair tests configure their switches.
+func RouteAllTOML(callers, gateway string) string {
+	return fmt.Sprintf(`
+[[trusted_peer]]
+name = "callers"
+address = "%s"
+
+[[gateway]]
+name = "gw"
+address = "%s"
+
+[[group]]
+name = "out"
+[[group.member]]
+gateway = "gw"
+priority = 1
+weight = 1
+
+[[route]]
+name = "out"
+group = "out"
+
+[[analysis]]
+prefix = ""
+action = "route"
+route = "out"
+`, callers, gateway)
 }

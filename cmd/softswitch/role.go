@@ -106,12 +106,10 @@ const handOverWithin = 10 * time.Second
 // node that took them on.
 func (r *replication) setActive(on bool) {
 	followed := r.hub.FollowedWithin(handOverWithin)
-	if !on {
-		// The link first: what this node does with its calls below must
-		// not reach the node taking over (a deletion there would lose
-		// the call).
-		r.hub.SetActive(false)
-	}
+	// The link first: once no longer active, what this node does with
+	// its calls below must not reach the node taking over (a deletion
+	// there would lose the call).
+	r.hub.SetActive(on)
 	switch {
 	case on || !r.wasActive:
 	case followed:
@@ -128,7 +126,6 @@ func (r *replication) setActive(on bool) {
 		}
 	}
 	r.wasActive = on
-	r.hub.SetActive(on)
 	r.follower.SetFollowing(!on)
 	r.running.SetStandby(!on)
 	if on {

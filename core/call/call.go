@@ -213,17 +213,7 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	c.a100rel = hasOption(req, "Supported", "100rel") || hasOption(req, "Require", "100rel")
 	c.aTimer = hasOption(req, "Supported", "timer") || hasOption(req, "Require", "timer")
-	from := req.From()
-	c.a = &leg{call: c, isA: true, callID: callID, remoteTag: tagOf(from.Params),
-		localURI: req.To().Address, localName: req.To().DisplayName,
-		remote: from.Address, remoteNam: from.DisplayName,
-		dest: req.Source(), transport: strings.ToLower(req.Transport()),
-		remoteSeq: req.CSeq().SeqNo, localSeq: 0}
-	if ct := req.Contact(); ct != nil {
-		c.a.target = ct.Address
-	} else {
-		c.a.target = from.Address
-	}
+	c.a = callerLeg(c, req)
 	c.aSeq = req.CSeq().SeqNo
 	if v := req.Via(); v != nil {
 		c.aBranch, _ = v.Params.Get("branch")
@@ -287,6 +277,20 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		// The transaction died under us (transport error): end the call.
 		c.terminate("caller transaction ended", events.SideSwitch, 500, 41)
 	}
+}
+
+// callerLeg is the caller's dialog of c from its INVITE req (as received,
+// or as the other node of the pair received it).
+func callerLeg(c *Call, req *sip.Request) *leg {
+	from := req.From()
+	a := &leg{call: c, isA: true, callID: req.CallID().Value(), remoteTag: tagOf(from.Params),
+		localURI: req.To().Address, localName: req.To().DisplayName,
+		remote: from.Address, remoteNam: from.DisplayName, target: from.Address,
+		dest: req.Source(), transport: strings.ToLower(req.Transport()), remoteSeq: req.CSeq().SeqNo}
+	if ct := req.Contact(); ct != nil {
+		a.target = ct.Address
+	}
+	return a
 }
 
 // abortFn releases a call whose goroutine failed: both legs are released
@@ -727,17 +731,7 @@ func (c *Call) end(cause string, side events.Side, status, q int) {
 		return
 	}
 	wasAnswered := c.st == confirmed
-	c.st = ended
-	c.stopTimer(&c.noAnswer)
-	c.stopTimer(&c.limit)
-	c.endGrant()
-	c.stopTimer(&c.seWatchdog)
-	c.stopTimer(&c.seRefresh)
-	c.stopTimer(&c.a.retrans)
-	// HandleInvite must never wait for ever, whoever ended the call.
-	c.finalQueued = true
-	c.after(c.finish)
-	c.touch() // a replicated call's end is reported
+	c.stop()
 	m := c.m
 	m.tab.del(c.a.callID)
 	for _, f := range c.forks {
@@ -765,6 +759,20 @@ func (c *Call) end(cause string, side events.Side, status, q int) {
 		ev.Gateway, ev.CalledSent, ev.CallingSent, ev.CalleeCallID = l.gateway, l.remote.User, l.localURI.User, l.callID
 	}
 	m.bus.Publish(ev)
+}
+
+// stop marks the call ended here and stops its own timers and its grant
+// (end, handOver). Caller holds c.mu.
+func (c *Call) stop() {
+	c.st = ended
+	for _, t := range []**time.Timer{&c.noAnswer, &c.limit, &c.seWatchdog, &c.seRefresh, &c.a.retrans} {
+		c.stopTimer(t)
+	}
+	c.endGrant()
+	// HandleInvite must never wait for ever, whoever ended the call.
+	c.finalQueued = true
+	c.after(c.finish)
+	c.touch() // a replicated call's end is reported
 }
 
 func (c *Call) stopTimer(t **time.Timer) {

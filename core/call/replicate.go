@@ -216,7 +216,7 @@ func (m *Manager) Adopt(data []byte) (callID string, err error) {
 	ack := b.ack2xx(m)
 	ack.SetBody(nil)
 	b.setAck(ack)
-	c.a, c.b, c.forks = a, b, []*leg{b}
+	c.b, c.forks = b, []*leg{b}
 	if !m.tab.add(a.callID, a) {
 		return "", fmt.Errorf("call %q is already here", a.callID)
 	}
@@ -308,16 +308,11 @@ func (m *Manager) ReleaseAll(cause string) int {
 
 // handOver ends the call here only. Caller holds c.mu.
 func (c *Call) handOver() {
-	c.st = ended
-	for _, t := range []**time.Timer{&c.noAnswer, &c.limit, &c.seWatchdog, &c.seRefresh, &c.a.retrans} {
-		c.stopTimer(t)
-	}
-	c.endGrant() // credit control: what was used so far is reported; the new active holds the deadline
-	c.touch()    // the record goes from this node's hub too (no ghost if it is active again)
-	// A call being set up: its INVITE's handler stops waiting (the node
-	// taking over answers the caller).
-	c.finalQueued = true
-	c.after(c.finish)
+	// Its grant reports what was used (the new active node holds the
+	// deadline), its record goes from this node's hub too, and a call
+	// being set up lets its INVITE's handler return (the node taking over
+	// answers the caller).
+	c.stop()
 	m := c.m
 	m.tab.del(c.a.callID)
 	for _, f := range c.forks {
@@ -347,9 +342,7 @@ func (m *Manager) refuseEarly(rec *Record) (string, error) {
 	c := &Call{m: m, st: early, aInvite: inv, finalSent: make(chan struct{}), calling: rec.Calling, called: rec.Called,
 		account: rec.Account, trunk: rec.Trunk, route: rec.Route, calledSent: rec.CalledSent, callingSent: rec.CallingSent,
 		setup: rec.Setup}
-	from := inv.From()
-	c.a = &leg{call: c, isA: true, callID: callID, remoteTag: tagOf(from.Params), localURI: inv.To().Address,
-		remote: from.Address, target: from.Address, dest: e.Source, transport: e.Transport, remoteSeq: inv.CSeq().SeqNo}
+	c.a = callerLeg(c, inv)
 	for _, f := range e.Forks {
 		fi, err := parseRequest(f.Invite)
 		if err != nil {

@@ -198,20 +198,13 @@ func TestHubToFollower(t *testing.T) {
 	if _, err := hub.Bindings(); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go hub.Serve(ctx, ln)
-	hub.SetActive(true)
+	ctx, addr := serve(t, hub)
 	hub.SetState("config", []byte(`{"revision":1}`))
 	var cfgMu sync.Mutex
 	var configs []string
 
 	app := &memApplier{m: map[string][]store.Binding{"9999": {{AOR: "9999"}}}}
-	f := &Follower{Peer: ln.Addr().String(), Key: key, Node: "ss-b", Apply: app, Log: quiet, State: func(name string, b []byte) error {
+	f := &Follower{Peer: addr, Key: key, Node: "ss-b", Apply: app, Log: quiet, State: func(name string, b []byte) error {
 		cfgMu.Lock()
 		defer cfgMu.Unlock()
 		configs = append(configs, string(b))
@@ -253,13 +246,13 @@ func TestHubToFollower(t *testing.T) {
 
 	hub.SetActive(true)
 	other := &memApplier{}
-	g := &Follower{Peer: ln.Addr().String(), Key: []byte("another key of thirty-two bytes!!"), Node: "ss-c", Apply: other, Log: quiet}
+	g := &Follower{Peer: addr, Key: []byte("another key of thirty-two bytes!!"), Node: "ss-c", Apply: other, Log: quiet}
 	g.SetFollowing(true)
 	go g.Run(ctx)
 	waitUntil(t, "the first standby back, with 1003", func() bool { return len(app.get("1003")) == 1 })
 	// One named as the active node is refused too.
 	same := &memApplier{}
-	h := &Follower{Peer: ln.Addr().String(), Key: key, Node: "ss-a", Apply: same, Log: quiet}
+	h := &Follower{Peer: addr, Key: key, Node: "ss-a", Apply: same, Log: quiet}
 	h.SetFollowing(true)
 	go h.Run(ctx)
 	time.Sleep(500 * time.Millisecond)
@@ -275,21 +268,14 @@ func TestHubToFollower(t *testing.T) {
 // change; a record removed is gone; Records hands them over once.
 func TestRecordsFollow(t *testing.T) {
 	hub := &Hub{Inner: &memStore{m: map[string][]store.Binding{}}, Key: key, Node: "ss-a", Log: quiet}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go hub.Serve(ctx, ln)
-	hub.SetActive(true)
+	ctx, addr := serve(t, hub)
 	hub.Put("call", "c1", []byte("one"))
 	hub.Put("call", "c2", []byte("two"))
 	hub.Put("call", "c2", nil)
 	if hub.FollowedWithin(time.Minute) {
 		t.Fatal("followed before any standby came")
 	}
-	f := &Follower{Peer: ln.Addr().String(), Key: key, Node: "ss-b", Apply: &memApplier{}, Log: quiet}
+	f := &Follower{Peer: addr, Key: key, Node: "ss-b", Apply: &memApplier{}, Log: quiet}
 	f.SetFollowing(true)
 	go f.Run(ctx)
 	waitUntil(t, "the snapshot", func() bool { in, _, _ := f.Status(); return in })
@@ -358,21 +344,14 @@ func TestFilesHandedOver(t *testing.T) {
 			kept[name] = append(append([]byte(nil), data...), side...)
 			return nil
 		}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go hub.Serve(ctx, ln)
-	hub.SetActive(true)
+	ctx, addr := serve(t, hub)
 	big := bytes.Repeat([]byte("0123456789abcdef"), (3*filePart)/16+7) // four parts
 	files := &memFiles{files: []File{
 		{Name: "ss-b_0000000001_20261202T000000Z.csv", Data: []byte("one\n"), Sidecar: []byte("s1")},
 		{Name: "ss-b_0000000002_20261202T000000Z.csv", Data: big, Sidecar: []byte("s2")},
 		{Name: refuse, Data: []byte("x"), Sidecar: []byte("s3")},
 	}}
-	f := &Follower{Peer: ln.Addr().String(), Key: key, Node: "ss-b", Apply: &memApplier{}, Log: quiet, Files: files}
+	f := &Follower{Peer: addr, Key: key, Node: "ss-b", Apply: &memApplier{}, Log: quiet, Files: files}
 	f.SetFollowing(true)
 	go f.Run(ctx)
 	waitUntil(t, "two files handed over", func() bool { return files.handed() == 2 })
@@ -385,4 +364,19 @@ func TestFilesHandedOver(t *testing.T) {
 	if string(kept["ss-b_0000000001_20261202T000000Z.csv"]) != "one\ns1" || !bytes.Equal(kept["ss-b_0000000002_20261202T000000Z.csv"], append(big, "s2"...)) {
 		t.Fatalf("kept %d files, not as sent", len(kept))
 	}
+}
+
+// serve runs hub, active, on a free loopback port until the test ends,
+// and returns the test's context and that address.
+func serve(t *testing.T, hub *Hub) (context.Context, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go hub.Serve(ctx, ln)
+	hub.SetActive(true)
+	return ctx, ln.Addr().String()
 }
