@@ -165,19 +165,21 @@ func (r *replication) adoptOne(id string, data, rec []byte) bool {
 	if r.bill != nil {
 		r.bill.Adopt(id, rec)
 	}
-	// The old node, when it returns, lets its own copy of the record go
-	// instead of ending it "by restart" (settleHeld).
-	r.hub.Put(recordAdopted, id, []byte(time.Now().UTC().Format(time.RFC3339)))
 	if _, err := r.calls.Adopt(data); err != nil {
 		if r.calls.Known(id) {
 			return false // already taken on (by rescue)
 		}
+		// Not taken on: the old node keeps its record of the call (it is
+		// not marked adopted), so none is lost.
 		r.log.Error("replication: a call of the old active node cannot be taken on", "call", id, "err", err)
 		if r.bill != nil {
 			r.bill.Handle(&events.Event{Kind: events.CallHandover, CallID: id})
 		}
 		return false
 	}
+	// The old node, when it returns, lets its own copy of the record go
+	// instead of ending it "by restart" (settleHeld).
+	r.hub.Put(recordAdopted, id, []byte(time.Now().UTC().Format(time.RFC3339)))
 	return true
 }
 
