@@ -89,27 +89,45 @@ type Billing struct {
 	// on with the same record; closed "ended by restart" at orphansUntil.
 	orphans      map[string]*cdr.Record
 	orphansUntil time.Time
-	held         map[string]string // HoldCut: Call-ID -> record id of the answered calls held at start
-	tasks        []func()          // for the writer, guarded by mu (Settle)
-	writes       []write           // changes not yet committed
-	boxes        map[string]*outbox
-	outWrites    []outWrite   // outbox entries not yet committed
-	outPending   atomic.Int64 // len(outWrites), for OutboxSettled
-	nextID       uint64
-	nextClosed   uint64
-	fileSeq      uint64
-	gen          uint64 // the bucket released records go to
-	lastCommit   time.Time
-	retry        *fileIntent // a file whose closing failed half way, tried again
-	pending      int         // released records not yet in a closed file
-	unsaved      int         // released records in writes, not yet committed
-	unsavedB     int64       // their size in a file
-	sizer        *cdr.Sizer  // sizes records as the file will hold them
-	pendingB     int64       // their size (as stored)
-	opened       time.Time
-	lastErr      string
-	files        atomic.Int64 // files closed since start
-	records      atomic.Int64 // records made durable since start
+	// orphanIDs is the Call-IDs of orphans as recover left them (nil:
+	// none), read by TakenElsewhere on other goroutines; never changed,
+	// only replaced by nil.
+	orphanIDs atomic.Pointer[map[string]struct{}]
+	held      map[string]string // HoldCut: Call-ID -> record id of the answered calls held at start
+	// HoldCut: the records released but not yet in a file at start, by
+	// Call-ID, until settled with the pair (pair.go); no file closes
+	// meanwhile. nil: settled.
+	released   map[string]releasedRec
+	releasedIn atomic.Pointer[[]string] // their Call-IDs, for Releases (nil: settled)
+	settledSeq uint64                   // keySettled
+	settledSav uint64                   // ... as last committed
+	unreport   []string                 // record ids whose Stop the next commit takes out of the outboxes
+	tasks      []func()                 // for the writer, guarded by mu (Settle)
+	writes     []write                  // changes not yet committed
+	boxes      map[string]*outbox
+	outWrites  []outWrite   // outbox entries not yet committed
+	outPending atomic.Int64 // len(outWrites), for OutboxSettled
+	nextID     uint64
+	nextClosed uint64
+	fileSeq    uint64
+	gen        uint64 // the bucket released records go to
+	lastCommit time.Time
+	retry      *fileIntent // a file whose closing failed half way, tried again
+	pending    int         // released records not yet in a closed file
+	unsaved    int         // released records in writes, not yet committed
+	unsavedB   int64       // their size in a file
+	sizer      *cdr.Sizer  // sizes records as the file will hold them
+	pendingB   int64       // their size (as stored)
+	opened     time.Time
+	lastErr    string
+	files      atomic.Int64 // files closed since start
+	records    atomic.Int64 // records made durable since start
+}
+
+type releasedRec struct {
+	seq  uint64
+	size int64
+	id   string
 }
 
 type write struct {
@@ -250,7 +268,7 @@ func (b *Billing) Run(ctx context.Context) {
 		}
 		b.step(time.Now(), stopping)
 		if stopping {
-			if b.pending > 0 && len(b.writes) == 0 {
+			if b.pending > 0 && len(b.writes) == 0 && b.released == nil {
 				b.closeFile()
 			}
 			if b.hot != nil {
@@ -303,7 +321,7 @@ func (b *Billing) step(now time.Time, final bool) {
 		// A file holds rotate_records at most, and rotate_mb plus one
 		// record: it closes as soon as either is reached, whatever else
 		// the batch holds.
-		if b.retry == nil && !b.failing.Load() && (b.pending+b.unsaved >= b.cfg.RotateRecords ||
+		if b.retry == nil && !b.failing.Load() && b.released == nil && (b.pending+b.unsaved >= b.cfg.RotateRecords ||
 			b.pending+b.unsaved > 0 && b.pendingB+b.unsavedB >= b.cfg.RotateBytes) {
 			b.commit(now)
 			if len(b.writes) == 0 {
@@ -326,7 +344,8 @@ func (b *Billing) step(now time.Time, final bool) {
 	}
 	// Calls in progress: the commit's alive time is their last durable
 	// time, so a heartbeat every second while there are any.
-	if len(b.writes) > 0 || len(b.calls) > 0 || final || b.appliedSaved < b.applied || b.outboxesToDelete() {
+	if len(b.writes) > 0 || len(b.calls) > 0 || final || b.appliedSaved < b.applied || b.outboxesToDelete() ||
+		b.settledSav != b.settledSeq {
 		b.commit(now)
 	}
 	if len(b.writes) == 0 {
@@ -344,7 +363,7 @@ func (b *Billing) step(now time.Time, final bool) {
 		b.lastSweep = now
 		b.sweep(now)
 	}
-	if b.pending > 0 && b.retry == nil && (b.pending >= b.cfg.RotateRecords || b.pendingB >= b.cfg.RotateBytes ||
+	if b.pending > 0 && b.retry == nil && b.released == nil && (b.pending >= b.cfg.RotateRecords || b.pendingB >= b.cfg.RotateBytes ||
 		now.Sub(b.opened) >= b.cfg.RotateInterval) && len(b.writes) == 0 {
 		b.closeFile()
 	}
@@ -558,6 +577,8 @@ func (b *Billing) commit(now time.Time) {
 			}
 			var err error
 			switch {
+			case w.closed && w.del:
+				err = closed.Delete(be(w.seq))
 			case w.closed:
 				err = putRecord(closed, be(w.seq), w.rec)
 			case w.del:
@@ -581,6 +602,9 @@ func (b *Billing) commit(now time.Time) {
 		if err := b.putOutboxes(tx); err != nil {
 			return err
 		}
+		if err := putU64(tx, keySettled, b.settledSeq); err != nil {
+			return err
+		}
 		return putU64(tx, keyAlive, uint64(now.UnixMilli()))
 	})
 	if err != nil {
@@ -588,6 +612,11 @@ func (b *Billing) commit(now time.Time) {
 		return
 	}
 	for _, w := range b.writes {
+		if w.closed && w.del {
+			b.pending--
+			b.pendingB -= w.size
+			continue
+		}
 		if w.closed {
 			if b.pending == 0 {
 				b.opened = w.rec.Release
@@ -604,6 +633,8 @@ func (b *Billing) commit(now time.Time) {
 		}
 	}
 	b.committedOutboxes()
+	b.unreport = b.unreport[:0]
+	b.settledSav = b.settledSeq
 	b.writes = b.writes[:0]
 	b.unsaved, b.unsavedB = 0, 0
 	b.appliedSaved = b.applied
@@ -769,6 +800,8 @@ func (b *Billing) recover() error {
 	err := b.sp.db.View(func(tx *bolt.Tx) error {
 		b.nextID, b.nextClosed = getU64(tx, keyNextID), getU64(tx, keyNextClosed)
 		b.fileSeq, b.gen = getU64(tx, keyFileSeq), getU64(tx, keyGen)
+		b.settledSeq = getU64(tx, keySettled)
+		b.settledSav = b.settledSeq
 		b.loadOutboxes(tx)
 		if ms := getU64(tx, keyAlive); ms > 0 {
 			alive = time.UnixMilli(int64(ms)).UTC()
@@ -860,6 +893,13 @@ func (b *Billing) recover() error {
 		}
 		b.endByRestart(cutIDs[i], r)
 	}
+	if len(b.orphans) > 0 {
+		ids := make(map[string]struct{}, len(b.orphans))
+		for id := range b.orphans {
+			ids[id] = struct{}{}
+		}
+		b.orphanIDs.Store(&ids)
+	}
 	if len(b.writes) > 0 || b.applied > applied {
 		b.commit(time.Now())
 		if len(b.writes) > 0 {
@@ -874,8 +914,12 @@ func (b *Billing) recover() error {
 		b.log.Warn("calls in progress when the switch stopped: answered ones "+answered+
 			", unanswered ones wait for their caller's INVITE", "calls", len(cut), "unanswered", len(b.orphans), "last_alive", alive)
 	}
-	// What is released and not yet in a file.
-	return b.sp.db.View(func(tx *bolt.Tx) error {
+	// What is released and not yet in a file. In a pair, those released
+	// since the last settling are held out of files until settled: the
+	// last ones' deletions may not have reached the other node, which
+	// then took the calls on too (pair.go, Releases).
+	released := map[string]releasedRec{}
+	err = b.sp.db.View(func(tx *bolt.Tx) error {
 		b.pending, b.pendingB = 0, 0
 		bk := tx.Bucket(closedBucket(b.gen))
 		if bk == nil {
@@ -890,11 +934,30 @@ func (b *Billing) recover() error {
 				b.opened = r.Release
 				b.pendingB = b.sizer.Header()
 			}
+			size := b.sizer.Size(r)
 			b.pending++
-			b.pendingB += b.sizer.Size(r)
+			b.pendingB += size
+			if seq := u64(k); b.cfg.HoldCut && seq >= b.settledSeq && r.CallID != "" {
+				released[r.CallID] = releasedRec{seq: seq, size: size, id: r.ID}
+			}
 			return nil
 		})
 	})
+	if err != nil {
+		return err
+	}
+	if len(released) > 0 {
+		b.released = released
+		ids := make([]string, 0, len(released))
+		for id := range released {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		b.releasedIn.Store(&ids)
+	} else {
+		b.settledSeq = b.nextClosed
+	}
+	return nil
 }
 
 // orphanWait is how long a caller may still retransmit its INVITE
@@ -929,6 +992,7 @@ func (b *Billing) closeOrphans() {
 	}
 	b.log.Info("unanswered calls cut by the last stop recorded as ended by restart", "calls", len(ids))
 	clear(b.orphans)
+	b.orphanIDs.Store(nil)
 }
 
 // removeTemps deletes the temporary files of a write a crash interrupted.

@@ -581,6 +581,99 @@ func TestHeldCallsSettled(t *testing.T) {
 	}
 }
 
+// A node of a pair restarted after a crash holds the records it released
+// but had not yet put in a file (the last ones' deletions may never have
+// reached the other node, which took those calls on) until it has
+// settled them: those the other node wrote are dropped, with their
+// Stops; the others are written. Settled once: a later restart asks
+// nothing.
+func TestReleasedSettled(t *testing.T) {
+	dir := t.TempDir()
+	cfg := cfgFor(dir)
+	cfg.HoldCut, cfg.RotateRecords, cfg.Outboxes = true, 1, []string{"acct"}
+	b := mustOpen(t, cfg)
+	if got := b.ReleasedPending(); got != nil {
+		t.Fatalf("pending on a new spool: %v", got)
+	}
+	for _, id := range []string{"r1", "r2"} {
+		b.Handle(attempt(id, t0))
+		b.Handle(&events.Event{Kind: events.CallAnswer, Time: t0.Add(time.Second), Answer: t0.Add(time.Second), CallID: id})
+	}
+	b.step(t0.Add(2*time.Second), false)
+	for _, id := range []string{"r1", "r2"} {
+		b.Handle(release(id, t0.Add(9*time.Second), "BYE", 200, true)) // journalled only
+	}
+	b.sp.close() // the process dies
+
+	b = mustOpen(t, cfg)
+	if got := strings.Join(b.ReleasedPending(), " "); got != "r1 r2" {
+		t.Fatalf("pending %q", got)
+	}
+	b.step(t0.Add(time.Hour), false)
+	if _, rows := readCSV(t, dir); len(rows) != 0 {
+		t.Fatalf("%d records in files before they were settled", len(rows))
+	}
+	b.SettleReleased(func(id string) bool { return id == "r1" })
+	b.SettleReleased(nil) // settled: nothing more
+	b.step(t0.Add(time.Hour+time.Second), false)
+	_, rows := readCSV(t, dir)
+	if len(rows) != 1 || col(rows[0], "caller_call_id") != "r2" {
+		t.Fatalf("records %v", rows)
+	}
+	stops := map[string]int{}
+	entries, err := b.Outbox("acct", 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Kind == OutboxStop {
+			stops[e.Rec.CallID]++
+		}
+	}
+	if stops["r1"] != 0 || stops["r2"] != 1 {
+		t.Fatalf("stops %v", stops)
+	}
+	b.sp.close()
+	b = mustOpen(t, cfg)
+	if got := b.ReleasedPending(); got != nil {
+		t.Fatalf("pending again after a restart: %v", got)
+	}
+}
+
+// An unanswered call a crash cut on a node of a pair, whose caller's
+// retransmitted INVITE set it up on the other node (the address moved),
+// is written there only: dropped here when that node reports it. Others
+// are still ended by restart once the caller can no longer retransmit.
+func TestOrphanTakenElsewhere(t *testing.T) {
+	dir := t.TempDir()
+	cfg := cfgFor(dir)
+	cfg.HoldCut, cfg.RotateRecords = true, 1
+	b := mustOpen(t, cfg)
+	for _, id := range []string{"o1", "o2"} {
+		b.Handle(attempt(id, t0))
+	}
+	b.step(t0.Add(time.Second), false)
+	b.sp.close() // the process dies
+
+	b = mustOpen(t, cfg)
+	b.TakenElsewhere("c-unknown") // not an orphan: nothing
+	b.TakenElsewhere("o1")
+	b.step(t0.Add(2*time.Second), false)
+	b.step(t0.Add(2*time.Second+orphanWait), false)
+	_, rows := readCSV(t, dir)
+	if len(rows) != 1 || col(rows[0], "caller_call_id") != "o2" || col(rows[0], "end_reason") != cdr.EndRestart {
+		t.Fatalf("records %v", rows)
+	}
+	b.TakenElsewhere("o2") // closed already: nothing more
+	b.step(t0.Add(time.Hour), false)
+	b.sp.close()
+	b = mustOpen(t, cfg) // nothing left to recover either
+	b.step(t0.Add(2*time.Hour), true)
+	if _, rows := readCSV(t, dir); len(rows) != 1 {
+		t.Fatalf("records after a restart %v", rows)
+	}
+}
+
 // Handing files between the nodes of a pair: a node's own undelivered
 // files first, in order, then those relayed to it; a relayed file must
 // carry a CDR file's name and a matching sidecar.

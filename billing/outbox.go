@@ -132,6 +132,42 @@ func (b *Billing) putOutboxes(tx *bolt.Tx) error {
 			return err
 		}
 	}
+	return b.unreportIn(tx)
+}
+
+// unreportIn takes the Stops of b.unreport's records (dropped: the
+// pair's other node wrote them, and reports them) out of the outboxes.
+// Rare (a settling after a restart): each outbox is read whole.
+func (b *Billing) unreportIn(tx *bolt.Tx) error {
+	if len(b.unreport) == 0 {
+		return nil
+	}
+	ids := make(map[string]bool, len(b.unreport))
+	for _, id := range b.unreport {
+		ids[id] = true
+	}
+	for _, box := range b.boxes {
+		bk := tx.Bucket(box.bucket)
+		var drop [][]byte
+		err := bk.ForEach(func(k, v []byte) error {
+			if len(v) < 1 || OutboxKind(v[0]) != OutboxStop {
+				return nil
+			}
+			r := &cdr.Record{}
+			if r.UnmarshalBinary(v[1:]) == nil && ids[r.ID] {
+				drop = append(drop, k)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range drop {
+			if err := bk.Delete(k); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 

@@ -79,6 +79,88 @@ func (b *Billing) applyPair(e *events.Event, r *cdr.Record) {
 	}
 }
 
+// TakenElsewhere tells billing that the other node of the pair has a
+// call of callID in progress. An unanswered call the last stop cut here
+// (an orphan) of that Call-ID is then dropped: its caller's INVITE,
+// retransmitted to the address that moved, set the call up there, and
+// that node writes its record (without this, the orphan would be
+// written "ended by restart" too: two records of one attempt). Cheap for
+// every other Call-ID: it is called for each call the other node
+// reports.
+func (b *Billing) TakenElsewhere(callID string) {
+	ids := b.orphanIDs.Load()
+	if ids == nil {
+		return
+	}
+	if _, ok := (*ids)[callID]; !ok {
+		return
+	}
+	b.mu.Lock()
+	b.tasks = append(b.tasks, func() {
+		if b.orphans[callID] == nil {
+			return // taken up or closed since
+		}
+		delete(b.orphans, callID)
+		b.writes = append(b.writes, write{callID: callID, del: true})
+		b.log.Info("an unanswered call the last stop cut was set up by the pair's other node: its record is written there", "call", callID)
+	})
+	b.mu.Unlock()
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+// ReleasedPending is the Call-IDs of the records this node released
+// before its last stop and has not yet settled with the pair's other
+// node (nil: none). The last of them may have been released in the
+// moment before a crash, their deletions never reaching the other node,
+// which then took the calls on as well (Releases in core/replica). Until
+// SettleReleased, no CDR file closes.
+func (b *Billing) ReleasedPending() []string {
+	if p := b.releasedIn.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// SettleReleased settles them: the records of the calls theirs says the
+// other node wrote are dropped here, with their accounting Stops; the
+// others go to files as usual. theirs nil: all stand (there is no other
+// node to ask: this node became the active one). It runs on the writer,
+// after the events queued before it; later calls do nothing.
+func (b *Billing) SettleReleased(theirs func(callID string) bool) {
+	b.mu.Lock()
+	b.tasks = append(b.tasks, func() { b.settleReleased(theirs) })
+	b.mu.Unlock()
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (b *Billing) settleReleased(theirs func(callID string) bool) {
+	if b.released == nil {
+		return
+	}
+	dropped := 0
+	for callID, r := range b.released {
+		if theirs != nil && theirs(callID) {
+			// Durable with the commit that follows (step): settledSeq
+			// with it, so a crash before never loses the record (it is
+			// asked about again) and one after never asks again.
+			b.writes = append(b.writes, write{closed: true, del: true, seq: r.seq, size: r.size})
+			b.unreport = append(b.unreport, r.id)
+			dropped++
+		}
+	}
+	b.log.Info("calls released just before the last stop: settled with the pair's other node",
+		"records_kept", len(b.released)-dropped, "written_by_the_other_node", dropped)
+	b.released = nil
+	b.releasedIn.Store(nil)
+	b.settledSeq = b.nextClosed
+}
+
 // Settle decides the answered calls a crash cut and Open held (HoldCut):
 // those carried says the other node of the pair carried on (it adopted
 // them, so it writes their records) are dropped here; the others are

@@ -36,6 +36,9 @@ var (
 	keyGen        = []byte("gen")         // the generation released records go to now
 	keyIntent     = []byte("intent")      // the file being closed (fileIntent, JSON)
 	keyAlive      = []byte("alive")       // when the writer last committed (unix ms): a crash's last durable time
+	// keySettled: released records before this release sequence were
+	// settled with the pair's other node (pair.go, Releases).
+	keySettled = []byte("released_settled")
 )
 
 type spool struct {

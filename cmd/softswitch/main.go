@@ -345,7 +345,10 @@ func run(args []string) error {
 			repl.vip = p.Addr()
 		}
 		follower.InStep = repl.settleHeld
+		follower.Noted = repl.noted
+		hub.Ended = repl.ended
 		if bill != nil {
+			follower.Releases = repl
 			// A standby's closed CDR files go to the active node, which
 			// pushes them (docs/ha.md, split brain).
 			follower.Files = cdrFiles{bill}

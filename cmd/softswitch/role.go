@@ -65,7 +65,10 @@ type replication struct {
 	wasActive bool       // the last setActive's (role changes come from one goroutine)
 	adopting  sync.Mutex // one adoption at a time (promotion, rescue)
 	rescued   int        // calls rescue took on since the last promotion (guarded by adopting)
-	vip       netip.Addr // the pair's virtual address
+	// Calls ended here because the other node had released them before
+	// it stopped (ended; guarded by adopting).
+	endedThere map[string]bool
+	vip        netip.Addr // the pair's virtual address
 	// holdsAddress's cache.
 	vipChecked atomic.Int64
 	vipHere    atomic.Bool
@@ -125,6 +128,15 @@ func (r *replication) setActive(on bool) {
 			r.log.Warn("replication: no standby followed this node: its calls in progress are released", "calls", n)
 		}
 	}
+	if !on && r.wasActive {
+		// Who took what on from the other node concerns only the node
+		// that follows this one; kept, it could wrongly settle a later
+		// restart of the other node.
+		r.hub.Clear(recordAdopted)
+		r.adopting.Lock()
+		r.endedThere = nil
+		r.adopting.Unlock()
+	}
 	r.wasActive = on
 	r.follower.SetFollowing(!on)
 	r.running.SetStandby(!on)
@@ -156,7 +168,47 @@ func (r *replication) adopt() {
 	// nobody else has them now.
 	if r.bill != nil {
 		r.bill.Settle(func(string, string) bool { return false }, r.calls.Known)
+		r.bill.SettleReleased(nil)
 	}
+}
+
+// ended answers the restarted standby about a call it released (and
+// recorded) just before it stopped, which this node took on: ended here
+// now without a record (true: the standby's record stands), or already
+// ended here with one (false). The same answer when asked again (the
+// standby may stop before it has kept the first).
+func (r *replication) ended(callID string) bool {
+	r.adopting.Lock()
+	defer r.adopting.Unlock()
+	if r.endedThere[callID] {
+		return true
+	}
+	if !r.calls.EndedElsewhere(callID) {
+		return false
+	}
+	if r.endedThere == nil {
+		r.endedThere = map[string]bool{}
+	}
+	r.endedThere[callID] = true
+	r.log.Info("replication: a call taken on had been released by the other node before it stopped: ended here, its record is the other node's", "call", callID)
+	return true
+}
+
+// Pending implements replica.Releases: of the calls this node released
+// just before its last stop, those the active node took on.
+func (r *replication) Pending() []string {
+	var ask []string
+	for _, id := range r.bill.ReleasedPending() {
+		if r.follower.Has(recordAdopted, id) {
+			ask = append(ask, id)
+		}
+	}
+	return ask
+}
+
+// Answer implements replica.Releases (those not asked about stand).
+func (r *replication) Answer(ours map[string]bool) {
+	r.bill.SettleReleased(func(id string) bool { v, asked := ours[id]; return asked && !v })
 }
 
 // adoptOne takes on one call (billing first, so that a release at once
@@ -252,6 +304,15 @@ func (r *replication) settleHeld() {
 	r.bill.Settle(func(callID, recordID string) bool {
 		return r.follower.Has(recordCDR, callID) || r.follower.Has(recordAdopted, callID)
 	}, nil)
+}
+
+// noted hears each record the active node reports: a call there whose
+// Call-ID this node's last stop cut unanswered was set up there by its
+// caller's retransmitted INVITE, so its record is written there.
+func (r *replication) noted(kind, key string) {
+	if kind == recordCall && r.bill != nil {
+		r.bill.TakenElsewhere(key)
+	}
 }
 
 // replicationState is a snapshot of it.

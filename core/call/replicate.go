@@ -11,6 +11,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/softswitch/softswitch/core/events"
+	"github.com/softswitch/softswitch/core/q850"
 	"github.com/softswitch/softswitch/core/safe"
 )
 
@@ -304,6 +305,29 @@ func (m *Manager) ReleaseAll(cause string) int {
 		c.terminate(cause, events.SideSwitch, 503, 41)
 	}
 	return len(calls)
+}
+
+// EndedElsewhere ends the answered call of callID (its caller leg's)
+// here without a record of its own: the other node of the pair released
+// it, and wrote its record, in the moment before it stopped, so the copy
+// this node took on is a ghost (or its callee never heard the BYE). Both
+// legs get a BYE (one that has ended already answers 481). It reports
+// whether it did; false: no such call is in progress here any more, so
+// it ended here, with its record.
+func (m *Manager) EndedElsewhere(callID string) bool {
+	l := m.tab.get(callID)
+	if l == nil || !l.isA {
+		return false
+	}
+	c := l.call
+	c.lock()
+	defer c.unlock()
+	if c.st != confirmed {
+		return false // ended, or being refused (its release writes the record)
+	}
+	c.byeBoth(nil, q850.Reason(16, "released by the other node of the pair"))
+	c.handOver()
+	return true
 }
 
 // handOver ends the call here only. Caller holds c.mu.

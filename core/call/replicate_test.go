@@ -162,6 +162,41 @@ func TestHandOver(t *testing.T) {
 	}
 }
 
+// A call taken on that the old node had released before it stopped
+// (EndedElsewhere): BYE on both legs, no release here (CallHandover: the
+// old node's record stands); asked again, or for a call unknown, false.
+func TestAdoptedCallEndedElsewhere(t *testing.T) {
+	rec, id, f, _ := reported(t)
+	nu := newBed(t, Config{}, parallel("192.0.2.10"))
+	if _, err := nu.m.Adopt(rec.get(id)); err != nil {
+		t.Fatal(err)
+	}
+	if nu.m.EndedElsewhere(f.req.CallID().Value()) {
+		t.Fatal("ended by its callee leg's Call-ID")
+	}
+	if !nu.m.EndedElsewhere(id) {
+		t.Fatal("the call in progress not ended")
+	}
+	legs := map[string]bool{}
+	for range 2 {
+		legs[nu.wire.next(t, sip.BYE).req.CallID().Value()] = true
+	}
+	if !legs[id] || !legs[f.req.CallID().Value()] {
+		t.Fatalf("BYEs on %v", legs)
+	}
+	if nu.m.Active() != 0 || nu.m.Known(id) || nu.m.EndedElsewhere(id) || nu.m.EndedElsewhere("unknown") {
+		t.Fatal("the call is still here")
+	}
+	for _, k := range nu.kinds() {
+		if k == events.CallRelease {
+			t.Fatal("a call released elsewhere released here too")
+		}
+	}
+	if kinds := nu.kinds(); kinds[len(kinds)-1] != events.CallHandover {
+		t.Fatalf("events %v", kinds)
+	}
+}
+
 func TestAdoptRefusesBadRecords(t *testing.T) {
 	b := newBed(t, Config{}, parallel("192.0.2.10"))
 	for _, in := range []string{"", "{", `{"A":{},"B":{}}`, `{"A":{"CallID":"x","Transport":"udp","Target":"::"},"B":{"CallID":"y","Transport":"udp"}}`} {

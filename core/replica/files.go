@@ -37,10 +37,63 @@ const (
 	filesIdle    = 2 * time.Second  // between looks when nothing waits
 )
 
-// handOver sends f's files to the active node while the connection
-// lasts; acks carries the names the active node acknowledged.
-func (f *Follower) handOver(ctx context.Context, ch *Channel, acks <-chan string) {
+// Releases is the standby's side of the question it puts to the active
+// node after a restart: for each call whose release it wrote in its last
+// moments (its deletion may not have reached the active node, which then
+// took the call on as well), who writes the record.
+type Releases interface {
+	// Pending is the Call-IDs to ask about (none: nothing to settle).
+	Pending() []string
+	// Answer takes the answers, all at once (also when none was asked):
+	// ours[id] true when this node's record stands (the active node
+	// ended its copy without one).
+	Answer(ours map[string]bool)
+}
+
+const endedWait = 10 * time.Second // for the active node's answer about one call
+
+// askReleases puts f.Releases' question to the active node, one call at a
+// time; false: the connection failed (asked again on the next one).
+func (f *Follower) askReleases(ctx context.Context, ch *Channel, acks <-chan message) bool {
+	ids := f.Releases.Pending()
+	ours := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		ch.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		if err := ch.Send(encode(&message{Kind: kindEnded, Key: id})); err != nil {
+			return false
+		}
+		t := time.NewTimer(endedWait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+			f.Log.Warn("replication: the active node did not answer about a call released here before the stop", "call", id)
+			return false
+		case m := <-acks:
+			t.Stop()
+			if m.Kind != kindEndedOK || m.Key != id {
+				f.Log.Warn("replication: an answer out of order", "call", id, "kind", m.Kind, "key", m.Key)
+				return false
+			}
+			ours[id] = m.Last
+		}
+	}
+	f.Releases.Answer(ours)
+	return true
+}
+
+// handOver settles f.Releases, then sends f's files to the active node,
+// while the connection lasts; acks carries what the active node
+// acknowledged or answered.
+func (f *Follower) handOver(ctx context.Context, ch *Channel, acks <-chan message) {
 	defer safe.Recover("replication file handover")
+	if f.Releases != nil && !f.askReleases(ctx, ch, acks) {
+		return
+	}
+	if f.Files == nil {
+		return
+	}
 	for ctx.Err() == nil {
 		file, ok, err := f.Files.Next()
 		if err != nil {
@@ -66,10 +119,10 @@ func (f *Follower) handOver(ctx context.Context, ch *Channel, acks <-chan string
 		case <-t.C:
 			f.Log.Warn("replication: the active node did not acknowledge a CDR file", "file", file.Name)
 			return
-		case name := <-acks:
+		case m := <-acks:
 			t.Stop()
-			if name != file.Name {
-				f.Log.Warn("replication: an acknowledgement for another file", "file", file.Name, "ack", name)
+			if m.Kind != kindFileOK || m.Name != file.Name {
+				f.Log.Warn("replication: an acknowledgement for another file", "file", file.Name, "ack", m.Name)
 				return
 			}
 		}
@@ -115,10 +168,22 @@ func (h *Hub) receiveFiles(ch *Channel, s *session) {
 			return // the connection ended: the sender notices too
 		}
 		var m message
-		if err := json.Unmarshal(b, &m); err != nil || m.Kind != kindFile {
+		if err := json.Unmarshal(b, &m); err != nil || m.Kind != kindFile && m.Kind != kindEnded {
 			h.Log.Warn("replication: the standby sent what it must not", "kind", m.Kind, "err", err)
 			s.drop()
 			return
+		}
+		if m.Kind == kindEnded {
+			// Its record stands unless this node wrote one (a node
+			// without calls, Ended unset, never did).
+			ours := h.Ended == nil || h.Ended(m.Key)
+			select {
+			case s.q <- encode(&message{Kind: kindEndedOK, Key: m.Key, Last: ours}):
+			default:
+				s.drop()
+				return
+			}
+			continue
 		}
 		if m.Offset == 0 {
 			name, buf = m.Name, buf[:0]

@@ -44,10 +44,17 @@ type Follower struct {
 	// InStep, when set, runs each time a snapshot has been applied (on
 	// the follower's goroutine; it must not block long).
 	InStep func()
+	// Noted, when set, hears the kind and key of each record the active
+	// node reports (a change, or in a snapshot) once it is kept; on the
+	// follower's goroutine, so it must be quick.
+	Noted func(kind, key string)
 	// Files, when set, are the closed CDR files this node hands to the
 	// active node once in step (files.go).
 	Files Files
-	Log   *slog.Logger
+	// Releases, when set, is settled with the active node once in step,
+	// before the files (files.go).
+	Releases Releases
+	Log      *slog.Logger
 
 	mu        sync.Mutex
 	records   map[string]map[string][]byte // the active node's keyed records (Hub.Put), by kind
@@ -208,7 +215,7 @@ func (f *Follower) follow(ctx context.Context) error {
 	}
 	var snap map[string][]store.Binding
 	var snapRecs map[string]map[string][]byte
-	acks := make(chan string, 1)
+	acks := make(chan message, 1)
 	handing := false
 	hctx, stopHanding := context.WithCancel(ctx)
 	defer stopHanding()
@@ -243,6 +250,9 @@ func (f *Follower) follow(ctx context.Context) error {
 		case kindRecord:
 			f.putRecord(m.Name, m.Key, m.Rec)
 			f.applied.Add(1)
+			if f.Noted != nil && m.Rec != nil {
+				f.Noted(m.Name, m.Key)
+			}
 		case kindSnapPart:
 			if snap == nil {
 				return fmt.Errorf("a snapshot part out of a snapshot")
@@ -259,12 +269,19 @@ func (f *Follower) follow(ctx context.Context) error {
 			f.records = snapRecs // whole: what the snapshot lacks is gone
 			f.mu.Unlock()
 			f.Log.Info("replication: in step with the active node", "peer", f.Peer, "aors", len(snap))
+			if f.Noted != nil {
+				for kind, recs := range snapRecs {
+					for key := range recs {
+						f.Noted(kind, key)
+					}
+				}
+			}
 			snap = nil
 			f.inStep.Store(true)
 			if f.InStep != nil {
 				f.InStep()
 			}
-			if f.Files != nil && !handing {
+			if (f.Files != nil || f.Releases != nil) && !handing {
 				handing = true
 				safe.Go("replication file handover", func() { f.handOver(hctx, ch, acks) })
 			}
@@ -282,9 +299,9 @@ func (f *Follower) follow(ctx context.Context) error {
 			if f.Count != nil {
 				f.Count(m.Nonce, m.NC, m.Expires)
 			}
-		case kindFileOK:
+		case kindFileOK, kindEndedOK:
 			select {
-			case acks <- m.Name:
+			case acks <- m:
 			default:
 			}
 		case kindPing:

@@ -31,6 +31,11 @@ type Hub struct {
 	// Relay, when set, keeps a closed CDR file the standby hands over
 	// (files.go): durable when it returns nil.
 	Relay func(name string, data, sidecar []byte) error
+	// Ended, when set, answers a restarted standby that released the
+	// call of a Call-ID (and wrote its record) just before it stopped:
+	// true when this node had it in progress and has now ended it
+	// without a record of its own; false when it ended it itself.
+	Ended func(callID string) bool
 
 	mu       sync.Mutex
 	states   map[string][]byte            // named states, whole (SetState)
@@ -152,6 +157,14 @@ func (h *Hub) Put(kind, key string, data []byte) {
 		recs[key] = data
 	}
 	h.queueLocked(b, m)
+}
+
+// Clear forgets every record of kind here, without telling a standby
+// (for a node no longer active: none follows it).
+func (h *Hub) Clear(kind string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.records, kind)
 }
 
 // Records is how many records of kind the hub keeps.

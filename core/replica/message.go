@@ -22,6 +22,11 @@ const (
 	// its acknowledgement (active to standby) once it is durable there.
 	kindFile   = "file"
 	kindFileOK = "file-ok"
+	// Standby to active, after a restart: a call whose release this node
+	// wrote in its last moments, which the active node took on (Key); and
+	// the answer (active to standby, Last: the standby's record stands).
+	kindEnded   = "ended"
+	kindEndedOK = "ended-ok"
 )
 
 type message struct {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -275,7 +276,13 @@ func TestRecordsFollow(t *testing.T) {
 	if hub.FollowedWithin(time.Minute) {
 		t.Fatal("followed before any standby came")
 	}
-	f := &Follower{Peer: addr, Key: key, Node: "ss-b", Apply: &memApplier{}, Log: quiet}
+	var notedMu sync.Mutex
+	var noted []string
+	f := &Follower{Peer: addr, Key: key, Node: "ss-b", Apply: &memApplier{}, Log: quiet, Noted: func(kind, key string) {
+		notedMu.Lock()
+		defer notedMu.Unlock()
+		noted = append(noted, kind+"/"+key)
+	}}
 	f.SetFollowing(true)
 	go f.Run(ctx)
 	waitUntil(t, "the snapshot", func() bool { in, _, _ := f.Status(); return in })
@@ -296,6 +303,13 @@ func TestRecordsFollow(t *testing.T) {
 	}
 	if again := f.Records("call"); len(again) != 0 {
 		t.Fatalf("records handed over twice: %q", again)
+	}
+	// Each record reported is noted (in the snapshot, then changes), a
+	// removal is not.
+	notedMu.Lock()
+	defer notedMu.Unlock()
+	if got := strings.Join(noted, " "); got != "call/c1 call/c3 cdr/c3" {
+		t.Fatalf("noted %q", got)
 	}
 }
 
@@ -363,6 +377,63 @@ func TestFilesHandedOver(t *testing.T) {
 	defer mu.Unlock()
 	if string(kept["ss-b_0000000001_20261202T000000Z.csv"]) != "one\ns1" || !bytes.Equal(kept["ss-b_0000000002_20261202T000000Z.csv"], append(big, "s2"...)) {
 		t.Fatalf("kept %d files, not as sent", len(kept))
+	}
+}
+
+type memReleases struct {
+	mu      sync.Mutex
+	pending []string
+	answers []map[string]bool
+}
+
+func (m *memReleases) Pending() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.pending
+}
+
+func (m *memReleases) Answer(ours map[string]bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.answers = append(m.answers, ours)
+	m.pending = nil
+}
+
+func (m *memReleases) got() []map[string]bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.answers
+}
+
+// A restarted standby asks the active node about each call it released
+// just before its stop, before it hands over any file; the answers come
+// all at once.
+func TestReleasesAsked(t *testing.T) {
+	var mu sync.Mutex
+	var asked []string
+	hub := &Hub{Inner: &memStore{m: map[string][]store.Binding{}}, Key: key, Node: "ss-a", Log: quiet,
+		Ended: func(id string) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			asked = append(asked, id)
+			return id == "c1"
+		},
+		Relay: func(string, []byte, []byte) error { return nil }}
+	ctx, addr := serve(t, hub)
+	rel := &memReleases{pending: []string{"c1", "c2"}}
+	files := &memFiles{files: []File{{Name: "ss-b_0000000001_20261202T000000Z.csv", Data: []byte("one\n"), Sidecar: []byte("s1")}}}
+	f := &Follower{Peer: addr, Key: key, Node: "ss-b", Apply: &memApplier{}, Log: quiet, Files: files, Releases: rel}
+	f.SetFollowing(true)
+	go f.Run(ctx)
+	waitUntil(t, "the file handed over", func() bool { return files.handed() == 1 })
+	got := rel.got()
+	if len(got) != 1 || len(got[0]) != 2 || !got[0]["c1"] || got[0]["c2"] {
+		t.Fatalf("answers %v", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(asked, " ") != "c1 c2" {
+		t.Fatalf("asked %v", asked)
 	}
 }
 
