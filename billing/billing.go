@@ -213,6 +213,11 @@ func (b *Billing) Handle(e *events.Event) {
 		buf := encodeEntry((*bp)[:0], seq, e)
 		err := jf.append(buf) // safe from a process crash from here on
 		jf.inflight.Done()
+		if failpoint.Enabled && e.Kind == events.CallRelease && e.Answered {
+			// A crash with the release journalled and nothing of it sent
+			// (the BYE's 200, the other node's deletion): pair.go settles.
+			failpoint.Hit(b.cfg.Dir, "cdr-release-journalled")
+		}
 		*bp = buf
 		entryPool.Put(bp)
 		if err != nil {

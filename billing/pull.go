@@ -315,3 +315,6 @@ func SFTPHostKey(file string) (ssh.Signer, error) {
 
 // Node is the node name in the file names and records.
 func (b *Billing) Node() string { return b.cfg.Node }
+
+// Dir is the CDR directory (spool, files).
+func (b *Billing) Dir() string { return b.cfg.Dir }

@@ -17,6 +17,7 @@ import (
 	"github.com/softswitch/softswitch/core/call"
 	"github.com/softswitch/softswitch/core/digest"
 	"github.com/softswitch/softswitch/core/events"
+	"github.com/softswitch/softswitch/core/failpoint"
 	"github.com/softswitch/softswitch/core/replica"
 	"github.com/softswitch/softswitch/core/running"
 	"github.com/softswitch/softswitch/core/store"
@@ -87,6 +88,13 @@ const (
 // PutCall implements call.Replicator.
 func (r *replication) PutCall(callID, calleeCallID string, rec []byte) {
 	if rec == nil {
+		if failpoint.Enabled && r.bill != nil && failpoint.Armed(r.bill.Dir(), "call-end-unstreamed") {
+			// A crash with the call released (recorded, its BYEs and the
+			// 200 sent) and its end never streamed: the standby takes a
+			// ghost on.
+			time.AfterFunc(300*time.Millisecond, func() { failpoint.Kill("call-end-unstreamed") })
+			return
+		}
 		r.hub.Put(recordCallee, calleeCallID, nil)
 		r.hub.Put(recordCall, callID, nil)
 		return

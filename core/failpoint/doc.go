@@ -5,5 +5,7 @@
 // shipped binary Hit is an empty function.
 //
 // A point fires once: when the file DIR/.failpoint-NAME exists, Hit
-// removes it and sends the process SIGKILL.
+// removes it and sends the process SIGKILL. A point that must act
+// something out first (skip a step, let others finish) uses Armed, then
+// Kill.
 package failpoint
