@@ -186,6 +186,10 @@ func (r *replication) adopt() {
 // ended here with one (false). The same answer when asked again (the
 // standby may stop before it has kept the first).
 func (r *replication) ended(callID string) bool {
+	// Held across the ending, so that a second ask (a connection that
+	// broke and one that replaced it) cannot see the call gone and
+	// answer "mine". The BYEs it sends never wait under it: UDP writes
+	// do not block, TCP ones go on their own goroutine (call.fireAndForget).
 	r.adopting.Lock()
 	defer r.adopting.Unlock()
 	if r.endedThere[callID] {
