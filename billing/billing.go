@@ -100,28 +100,30 @@ type Billing struct {
 	released   map[string]releasedRec
 	releasedIn atomic.Pointer[[]string] // their Call-IDs, for Releases (nil: settled)
 	settledSeq uint64                   // keySettled
-	settledSav uint64                   // ... as last committed
-	unreport   []string                 // record ids whose Stop the next commit takes out of the outboxes
-	tasks      []func()                 // for the writer, guarded by mu (Settle)
-	writes     []write                  // changes not yet committed
-	boxes      map[string]*outbox
-	outWrites  []outWrite   // outbox entries not yet committed
-	outPending atomic.Int64 // len(outWrites), for OutboxSettled
-	nextID     uint64
-	nextClosed uint64
-	fileSeq    uint64
-	gen        uint64 // the bucket released records go to
-	lastCommit time.Time
-	retry      *fileIntent // a file whose closing failed half way, tried again
-	pending    int         // released records not yet in a closed file
-	unsaved    int         // released records in writes, not yet committed
-	unsavedB   int64       // their size in a file
-	sizer      *cdr.Sizer  // sizes records as the file will hold them
-	pendingB   int64       // their size (as stored)
-	opened     time.Time
-	lastErr    string
-	files      atomic.Int64 // files closed since start
-	records    atomic.Int64 // records made durable since start
+	// how many of released the other node wrote (DropReleased), for the log
+	droppedReleased int
+	settledSav      uint64   // ... as last committed
+	unreport        []string // record ids whose Stop the next commit takes out of the outboxes
+	tasks           []func() // for the writer, guarded by mu (Settle)
+	writes          []write  // changes not yet committed
+	boxes           map[string]*outbox
+	outWrites       []outWrite   // outbox entries not yet committed
+	outPending      atomic.Int64 // len(outWrites), for OutboxSettled
+	nextID          uint64
+	nextClosed      uint64
+	fileSeq         uint64
+	gen             uint64 // the bucket released records go to
+	lastCommit      time.Time
+	retry           *fileIntent // a file whose closing failed half way, tried again
+	pending         int         // released records not yet in a closed file
+	unsaved         int         // released records in writes, not yet committed
+	unsavedB        int64       // their size in a file
+	sizer           *cdr.Sizer  // sizes records as the file will hold them
+	pendingB        int64       // their size (as stored)
+	opened          time.Time
+	lastErr         string
+	files           atomic.Int64 // files closed since start
+	records         atomic.Int64 // records made durable since start
 }
 
 type releasedRec struct {

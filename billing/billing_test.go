@@ -613,9 +613,15 @@ func TestReleasedSettled(t *testing.T) {
 	if _, rows := readCSV(t, dir); len(rows) != 0 {
 		t.Fatalf("%d records in files before they were settled", len(rows))
 	}
-	b.SettleReleased(func(id string) bool { return id == "r1" })
-	b.SettleReleased(nil) // settled: nothing more
+	b.DropReleased([]string{"r1", "r-unknown"})
 	b.step(t0.Add(time.Hour+time.Second), false)
+	if _, rows := readCSV(t, dir); len(rows) != 0 {
+		t.Fatalf("%d records in files before the settling ended", len(rows))
+	}
+	b.SettleReleased()
+	b.SettleReleased()             // settled: nothing more
+	b.DropReleased([]string{"r2"}) // too late: it stands
+	b.step(t0.Add(time.Hour+2*time.Second), false)
 	_, rows := readCSV(t, dir)
 	if len(rows) != 1 || col(rows[0], "caller_call_id") != "r2" {
 		t.Fatalf("records %v", rows)

@@ -95,8 +95,7 @@ func (b *Billing) TakenElsewhere(callID string) {
 	if _, ok := (*ids)[callID]; !ok {
 		return
 	}
-	b.mu.Lock()
-	b.tasks = append(b.tasks, func() {
+	b.task(func() {
 		if b.orphans[callID] == nil {
 			return // taken up or closed since
 		}
@@ -104,11 +103,6 @@ func (b *Billing) TakenElsewhere(callID string) {
 		b.writes = append(b.writes, write{callID: callID, del: true})
 		b.log.Info("an unanswered call the last stop cut was set up by the pair's other node: its record is written there", "call", callID)
 	})
-	b.mu.Unlock()
-	select {
-	case b.kick <- struct{}{}:
-	default:
-	}
 }
 
 // ReleasedPending is the Call-IDs of the records this node released
@@ -124,41 +118,56 @@ func (b *Billing) ReleasedPending() []string {
 	return nil
 }
 
-// SettleReleased settles them: the records of the calls theirs says the
-// other node wrote are dropped here, with their accounting Stops; the
-// others go to files as usual. theirs nil: all stand (there is no other
-// node to ask: this node became the active one). It runs on the writer,
-// after the events queued before it; later calls do nothing.
-func (b *Billing) SettleReleased(theirs func(callID string) bool) {
+// DropReleased drops the records of those calls the other node wrote
+// (it released them itself), with their accounting Stops. On the
+// writer, after the events queued before it; durable with its next
+// commit (a crash before it asks again, and gets the same answer).
+func (b *Billing) DropReleased(callIDs []string) {
+	if len(callIDs) == 0 {
+		return
+	}
+	b.task(func() {
+		for _, id := range callIDs {
+			r, ok := b.released[id]
+			if !ok {
+				continue // settled already
+			}
+			delete(b.released, id)
+			b.log.Debug("a call released here before the stop was recorded by the pair's other node: this record dropped", "call", id, "record", r.id)
+			b.writes = append(b.writes, write{closed: true, del: true, seq: r.seq, size: r.size})
+			b.unreport = append(b.unreport, r.id)
+			b.droppedReleased++
+		}
+	})
+}
+
+// SettleReleased ends the settling: the records not dropped stand and go
+// to files as usual (all of them when there is no other node to ask:
+// this node became the active one). Later calls do nothing.
+func (b *Billing) SettleReleased() {
+	b.task(func() {
+		if b.released == nil {
+			return
+		}
+		b.log.Info("calls released just before the last stop: settled with the pair's other node",
+			"records_kept", len(b.released), "written_by_the_other_node", b.droppedReleased)
+		b.released = nil
+		b.releasedIn.Store(nil)
+		// Durable with the next commit: a crash before it asks again
+		// about those kept (the same answer), one after asks nothing.
+		b.settledSeq = b.nextClosed
+	})
+}
+
+// task runs f on the writer, after the events queued before it.
+func (b *Billing) task(f func()) {
 	b.mu.Lock()
-	b.tasks = append(b.tasks, func() { b.settleReleased(theirs) })
+	b.tasks = append(b.tasks, f)
 	b.mu.Unlock()
 	select {
 	case b.kick <- struct{}{}:
 	default:
 	}
-}
-
-func (b *Billing) settleReleased(theirs func(callID string) bool) {
-	if b.released == nil {
-		return
-	}
-	dropped := 0
-	for callID, r := range b.released {
-		if theirs != nil && theirs(callID) {
-			// Durable with the commit that follows (step): settledSeq
-			// with it, so a crash before never loses the record (it is
-			// asked about again) and one after never asks again.
-			b.writes = append(b.writes, write{closed: true, del: true, seq: r.seq, size: r.size})
-			b.unreport = append(b.unreport, r.id)
-			dropped++
-		}
-	}
-	b.log.Info("calls released just before the last stop: settled with the pair's other node",
-		"records_kept", len(b.released)-dropped, "written_by_the_other_node", dropped)
-	b.released = nil
-	b.releasedIn.Store(nil)
-	b.settledSeq = b.nextClosed
 }
 
 // Settle decides the answered calls a crash cut and Open held (HoldCut):
@@ -169,13 +178,7 @@ func (b *Billing) settleReleased(theirs func(callID string) bool) {
 // on the writer, after the events queued before it; carried must not
 // block. Once settled, later calls do nothing.
 func (b *Billing) Settle(carried func(callID, recordID string) bool, live func(callID string) bool) {
-	b.mu.Lock()
-	b.tasks = append(b.tasks, func() { b.settle(carried, live) })
-	b.mu.Unlock()
-	select {
-	case b.kick <- struct{}{}:
-	default:
-	}
+	b.task(func() { b.settle(carried, live) })
 }
 
 func (b *Billing) settle(carried func(callID, recordID string) bool, live func(callID string) bool) {
@@ -197,6 +200,7 @@ func (b *Billing) settle(carried func(callID, recordID string) bool, live func(c
 		case live != nil && live(id):
 			// The call goes on here: its release writes this record.
 		case carried(id, r.ID):
+			b.log.Debug("a call the last stop cut is carried on by the pair's other node: this record dropped", "call", id, "record", r.ID)
 			delete(b.calls, id)
 			b.writes = append(b.writes, write{callID: id, del: true})
 			dropped++

@@ -97,24 +97,33 @@ func TestFailoverSoak(t *testing.T) {
 			r["record_id"], r["seizure"], r["answer"], r["release"], r["end_reason"], r["release_side"]))
 	}
 	defer func() {
-		// What the records of a call that went wrong say, and the nodes'
-		// log lines about it.
-		shown := 0
-		for id, rs := range rowsOf {
-			if len(rs) == 1 || shown == 3 {
-				continue
-			}
-			shown++
-			t.Logf("call %s: records\n  %s", id, strings.Join(rs, "\n  "))
-			logs, _ := filepath.Glob(filepath.Join(l.Dir, "softswitch-*.log"))
+		// What the records of a call that went wrong say (none: lost),
+		// and the nodes' log lines about it and about their settling.
+		logs, _ := filepath.Glob(filepath.Join(l.Dir, "softswitch-*.log"))
+		grep := func(match func(string) bool) {
 			for _, p := range logs {
 				data, _ := os.ReadFile(p)
 				for _, line := range strings.Split(string(data), "\n") {
-					if strings.Contains(line, id) {
+					if match(line) {
 						t.Logf("%s: %s", filepath.Base(p), line)
 					}
 				}
 			}
+		}
+		shown := 0
+		for id := range tried {
+			if shown == 3 || len(rowsOf[id]) == 1 && (!answered[id] || answeredRecords[id] == 1) {
+				continue
+			}
+			shown++
+			t.Logf("call %s: records\n  %s", id, strings.Join(rowsOf[id], "\n  "))
+			grep(func(line string) bool { return strings.Contains(line, id) })
+		}
+		if shown > 0 {
+			grep(func(line string) bool {
+				return strings.Contains(line, "settled") || strings.Contains(line, "took on") || strings.Contains(line, "failpoint") ||
+					strings.Contains(line, "in step") || strings.Contains(line, "HA role")
+			})
 		}
 	}()
 	lost, twice := 0, 0

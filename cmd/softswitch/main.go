@@ -347,6 +347,11 @@ func run(args []string) error {
 		follower.InStep = repl.settleHeld
 		follower.Noted = repl.noted
 		hub.Ended = repl.ended
+		bus.Subscribe(func(e *events.Event) {
+			if e.Kind == events.CallAttempt {
+				repl.attempted(e.CallID)
+			}
+		})
 		if bill != nil {
 			follower.Releases = repl
 			// A standby's closed CDR files go to the active node, which

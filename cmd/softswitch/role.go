@@ -63,9 +63,11 @@ type replication struct {
 	calls     *call.Manager
 	bill      *billing.Billing // nil: no CDRs
 	log       *slog.Logger
-	wasActive bool       // the last setActive's (role changes come from one goroutine)
-	adopting  sync.Mutex // one adoption at a time (promotion, rescue)
-	rescued   int        // calls rescue took on since the last promotion (guarded by adopting)
+	wasActive bool         // the last setActive's (role changes come from one goroutine)
+	adopting  sync.Mutex   // one adoption at a time (promotion, rescue)
+	rescued   int          // calls rescue took on since the last promotion (guarded by adopting)
+	promoted  atomic.Int64 // when this node last became active (unix nanoseconds)
+	active    atomic.Bool  // this node is the active one (attempted)
 	// Calls ended here because the other node had released them before
 	// it stopped (ended; guarded by adopting).
 	endedThere map[string]bool
@@ -83,6 +85,7 @@ const (
 	recordCallee  = "callee" // a call's callee leg Call-ID -> its caller leg's
 	recordCDR     = "cdr"
 	recordAdopted = "adopted" // Call-IDs of calls this node took on from the other (value: when)
+	recordRecent  = "recent"  // Call-IDs of calls set up here soon after this node became active
 )
 
 // PutCall implements call.Replicator.
@@ -119,8 +122,12 @@ func (r *replication) setActive(on bool) {
 	followed := r.hub.FollowedWithin(handOverWithin)
 	// The link first: once no longer active, what this node does with
 	// its calls below must not reach the node taking over (a deletion
-	// there would lose the call).
-	r.hub.SetActive(on)
+	// there would lose the call). Becoming active, the link opens last:
+	// a standby's snapshot then has every call taken on (and its
+	// questions wait for nothing).
+	if !on {
+		r.hub.SetActive(false)
+	}
 	switch {
 	case on || !r.wasActive:
 	case followed:
@@ -141,16 +148,39 @@ func (r *replication) setActive(on bool) {
 		// that follows this one; kept, it could wrongly settle a later
 		// restart of the other node.
 		r.hub.Clear(recordAdopted)
+		r.hub.Clear(recordRecent)
 		r.adopting.Lock()
 		r.endedThere = nil
 		r.adopting.Unlock()
 	}
 	r.wasActive = on
+	r.active.Store(on)
 	r.follower.SetFollowing(!on)
 	r.running.SetStandby(!on)
 	if on {
 		r.adopt()
+		r.hub.Clear(recordRecent)
+		r.promoted.Store(time.Now().UnixNano())
+		r.hub.SetActive(true)
 	}
+}
+
+// recentFor is how long after becoming active this node reports the
+// Call-ID of each new call (recordRecent): as long as a caller may
+// retransmit an INVITE (64*T1) the old node had when it stopped, with a
+// margin for that node's restart.
+const recentFor = 40 * time.Second
+
+// attempted hears each new call (its CallAttempt event): in the first
+// moments after a takeover its Call-ID goes to the standby, which drops
+// an unanswered call of that Call-ID its own stop cut (the caller's
+// retransmission set it up here; this node records it).
+func (r *replication) attempted(callID string) {
+	p := r.promoted.Load()
+	if p == 0 || time.Since(time.Unix(0, p)) > recentFor || !r.active.Load() {
+		return
+	}
+	r.hub.Put(recordRecent, callID, []byte{'1'})
 }
 
 // adopt takes on the answered calls the active node last reported, with
@@ -161,10 +191,26 @@ func (r *replication) adopt() {
 	recs := r.follower.Records(recordCDR)
 	calls := r.follower.Records(recordCall)
 	r.follower.Records(recordCallee)
+	var own map[string]bool // calls this node released (with their records) before its last stop
+	if r.bill != nil {
+		for _, id := range r.bill.ReleasedPending() {
+			if own == nil {
+				own = map[string]bool{}
+			}
+			own[id] = true
+		}
+	}
 	n := 0
 	for id, data := range calls {
-		if r.adoptOne(id, data, recs[id]) {
-			n++
+		if !r.adoptOne(id, data, recs[id]) {
+			continue
+		}
+		n++
+		if own[id] && r.calls.EndedElsewhere(id) {
+			// Released here before this node's last stop, its end lost:
+			// the other node carried a ghost of it. Its record here
+			// stands; the copy taken back ends without one.
+			r.log.Info("replication: a call taken back had been released here before the last stop: ended, its record is this node's", "call", id)
 		}
 	}
 	if len(calls) > 0 || r.rescued > 0 {
@@ -176,7 +222,7 @@ func (r *replication) adopt() {
 	// nobody else has them now.
 	if r.bill != nil {
 		r.bill.Settle(func(string, string) bool { return false }, r.calls.Known)
-		r.bill.SettleReleased(nil)
+		r.bill.SettleReleased()
 	}
 }
 
@@ -192,8 +238,8 @@ func (r *replication) ended(callID string) bool {
 	// do not block, TCP ones go on their own goroutine (call.fireAndForget).
 	r.adopting.Lock()
 	defer r.adopting.Unlock()
-	if r.endedThere[callID] {
-		return true
+	if r.endedThere[callID] || !r.hub.Has(recordAdopted, callID) {
+		return true // not taken on here: none but the standby recorded it
 	}
 	if !r.calls.EndedElsewhere(callID) {
 		return false
@@ -206,21 +252,24 @@ func (r *replication) ended(callID string) bool {
 	return true
 }
 
-// Pending implements replica.Releases: of the calls this node released
-// just before its last stop, those the active node took on.
-func (r *replication) Pending() []string {
-	var ask []string
-	for _, id := range r.bill.ReleasedPending() {
-		if r.follower.Has(recordAdopted, id) {
-			ask = append(ask, id)
+// Pending implements replica.Releases: the calls this node released
+// (and recorded) before its last stop whose records are not yet in a
+// file. The active node answers for each (it knows what it took on,
+// its adoption done before it lets a standby in).
+func (r *replication) Pending() []string { return r.bill.ReleasedPending() }
+
+// Answer implements replica.Releases.
+func (r *replication) Answer(ours map[string]bool, last bool) {
+	var theirs []string
+	for id, mine := range ours {
+		if !mine {
+			theirs = append(theirs, id)
 		}
 	}
-	return ask
-}
-
-// Answer implements replica.Releases (those not asked about stand).
-func (r *replication) Answer(ours map[string]bool) {
-	r.bill.SettleReleased(func(id string) bool { v, asked := ours[id]; return asked && !v })
+	r.bill.DropReleased(theirs)
+	if last {
+		r.bill.SettleReleased()
+	}
 }
 
 // adoptOne takes on one call (billing first, so that a release at once
@@ -322,7 +371,7 @@ func (r *replication) settleHeld() {
 // Call-ID this node's last stop cut unanswered was set up there by its
 // caller's retransmitted INVITE, so its record is written there.
 func (r *replication) noted(kind, key string) {
-	if kind == recordCall && r.bill != nil {
+	if (kind == recordCall || kind == recordRecent) && r.bill != nil {
 		r.bill.TakenElsewhere(key)
 	}
 }

@@ -39,27 +39,42 @@ const (
 
 // Releases is the standby's side of the question it puts to the active
 // node after a restart: for each call whose release it wrote in its last
-// moments (its deletion may not have reached the active node, which then
-// took the call on as well), who writes the record.
+// moments (its end may not have reached the active node, which then took
+// the call on too), who writes the record.
 type Releases interface {
 	// Pending is the Call-IDs to ask about (none: nothing to settle).
 	Pending() []string
-	// Answer takes the answers, all at once (also when none was asked):
-	// ours[id] true when this node's record stands (the active node
-	// ended its copy without one).
-	Answer(ours map[string]bool)
+	// Answer takes the answers about some of them as they come: ours[id]
+	// true when this node's record stands. last: every call is answered
+	// (or the active node cannot be asked: the rest stand).
+	Answer(ours map[string]bool, last bool)
 }
 
-const endedWait = 10 * time.Second // for the active node's answer about one call
+const (
+	endedWait  = 10 * time.Second // for the active node's answer about one batch
+	endedBatch = 500              // calls asked about in one message
+)
 
-// askReleases puts f.Releases' question to the active node, one call at a
-// time; false: the connection failed (asked again on the next one).
-func (f *Follower) askReleases(ctx context.Context, ch *Channel, acks <-chan message) bool {
+// askReleases puts f.Releases' question to the active node (answers, or
+// an older one that cannot: the records here stand); false: the
+// connection failed (asked again on the next one).
+func (f *Follower) askReleases(ctx context.Context, ch *Channel, acks <-chan message, answers bool) bool {
 	ids := f.Releases.Pending()
-	ours := make(map[string]bool, len(ids))
-	for _, id := range ids {
+	if !answers {
+		if len(ids) > 0 {
+			f.Log.Warn("replication: the active node runs an older version that cannot settle the calls released here before the stop: their records stand", "calls", len(ids))
+		}
+		f.Releases.Answer(nil, true)
+		return true
+	}
+	if len(ids) == 0 {
+		f.Releases.Answer(nil, true)
+		return true
+	}
+	for start := 0; start < len(ids); start += endedBatch {
+		batch := ids[start:min(start+endedBatch, len(ids))]
 		ch.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		if err := ch.Send(encode(&message{Kind: kindEnded, Key: id})); err != nil {
+		if err := ch.Send(encode(&message{Kind: kindEnded, Keys: batch})); err != nil {
 			return false
 		}
 		t := time.NewTimer(endedWait)
@@ -68,32 +83,42 @@ func (f *Follower) askReleases(ctx context.Context, ch *Channel, acks <-chan mes
 			t.Stop()
 			return false
 		case <-t.C:
-			f.Log.Warn("replication: the active node did not answer about a call released here before the stop", "call", id)
+			f.Log.Warn("replication: the active node did not answer about the calls released here before the stop", "calls", len(batch))
 			return false
 		case m := <-acks:
 			t.Stop()
-			if m.Kind != kindEndedOK || m.Key != id {
-				f.Log.Warn("replication: an answer out of order", "call", id, "kind", m.Kind, "key", m.Key)
+			if m.Kind != kindEndedOK || len(m.Ours) != len(batch) {
+				f.Log.Warn("replication: an answer out of order", "kind", m.Kind, "answers", len(m.Ours), "asked", len(batch))
 				return false
 			}
-			ours[id] = m.Last
+			// Each batch settled as it comes: a takeover before the rest
+			// keeps what was answered.
+			f.Releases.Answer(m.Ours, start+len(batch) == len(ids))
 		}
 	}
-	f.Releases.Answer(ours)
 	return true
 }
 
 // handOver settles f.Releases, then sends f's files to the active node,
 // while the connection lasts; acks carries what the active node
-// acknowledged or answered.
-func (f *Follower) handOver(ctx context.Context, ch *Channel, acks <-chan message) {
+// acknowledged or answered, answers whether it answers questions. A
+// failure ends the connection (broken), so that the next one tries
+// again.
+func (f *Follower) handOver(ctx context.Context, ch *Channel, acks <-chan message, answers bool, broken func()) {
 	defer safe.Recover("replication file handover")
-	if f.Releases != nil && !f.askReleases(ctx, ch, acks) {
+	if f.Releases != nil && !f.askReleases(ctx, ch, acks, answers) {
+		broken()
 		return
 	}
 	if f.Files == nil {
 		return
 	}
+	// The loop below returns before the connection ends only on a failure.
+	defer func() {
+		if ctx.Err() == nil {
+			broken()
+		}
+	}()
 	for ctx.Err() == nil {
 		file, ok, err := f.Files.Next()
 		if err != nil {
@@ -127,7 +152,10 @@ func (f *Follower) handOver(ctx context.Context, ch *Channel, acks <-chan messag
 			}
 		}
 		if err := f.Files.Done(file); err != nil {
+			// This node's disk, not the link: no new connection would
+			// help. Tried again on the next one.
 			f.Log.Error("replication: a CDR file handed over cannot be marked", "file", file.Name, "err", err)
+			<-ctx.Done()
 			return
 		}
 		f.Log.Info("replication: a closed CDR file handed to the active node", "file", file.Name)
@@ -174,11 +202,17 @@ func (h *Hub) receiveFiles(ch *Channel, s *session) {
 			return
 		}
 		if m.Kind == kindEnded {
-			// Its record stands unless this node wrote one (a node
-			// without calls, Ended unset, never did).
-			ours := h.Ended == nil || h.Ended(m.Key)
+			if len(m.Keys) > endedBatch {
+				h.Log.Warn("replication: the standby asked about too many calls at once", "calls", len(m.Keys))
+				s.drop()
+				return
+			}
+			ours := make(map[string]bool, len(m.Keys))
+			for _, k := range m.Keys {
+				ours[k] = h.Ended == nil || h.Ended(k)
+			}
 			select {
-			case s.q <- encode(&message{Kind: kindEndedOK, Key: m.Key, Last: ours}):
+			case s.q <- encode(&message{Kind: kindEndedOK, Ours: ours}):
 			default:
 				s.drop()
 				return

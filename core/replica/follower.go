@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -216,7 +217,7 @@ func (f *Follower) follow(ctx context.Context) error {
 	var snap map[string][]store.Binding
 	var snapRecs map[string]map[string][]byte
 	acks := make(chan message, 1)
-	handing := false
+	handing, answers := false, false
 	hctx, stopHanding := context.WithCancel(ctx)
 	defer stopHanding()
 	for {
@@ -283,7 +284,7 @@ func (f *Follower) follow(ctx context.Context) error {
 			}
 			if (f.Files != nil || f.Releases != nil) && !handing {
 				handing = true
-				safe.Go("replication file handover", func() { f.handOver(hctx, ch, acks) })
+				safe.Go("replication file handover", func() { f.handOver(hctx, ch, acks, answers, func() { conn.Close() }) })
 			}
 		case kindBindings:
 			f.Apply.Replace(m.AOR, m.Bindings)
@@ -304,6 +305,8 @@ func (f *Follower) follow(ctx context.Context) error {
 			case acks <- m:
 			default:
 			}
+		case kindFeatures:
+			answers = slices.Contains(m.Keys, featureEnded)
 		case kindPing:
 		default:
 			// A newer active's kind: skipped, so that a pair can be

@@ -33,8 +33,10 @@ type Hub struct {
 	Relay func(name string, data, sidecar []byte) error
 	// Ended, when set, answers a restarted standby that released the
 	// call of a Call-ID (and wrote its record) just before it stopped:
-	// true when this node had it in progress and has now ended it
-	// without a record of its own; false when it ended it itself.
+	// true when the standby's record stands (this node did not take the
+	// call on, or had it in progress and has now ended it without a
+	// record of its own); false when this node ended it itself, with
+	// its record. Unset: true.
 	Ended func(callID string) bool
 
 	mu       sync.Mutex
@@ -165,6 +167,14 @@ func (h *Hub) Clear(kind string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.records, kind)
+}
+
+// Has reports whether the hub keeps a record of kind under key.
+func (h *Hub) Has(kind, key string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.records[kind][key]
+	return ok
 }
 
 // Records is how many records of kind the hub keeps.
@@ -368,6 +378,9 @@ func sendSnapshot(ch *Channel, states map[string][]byte, records map[string]map[
 	const partAORs = 2000
 	const partRecs = 500
 	ch.SetWriteDeadline(time.Now().Add(time.Minute))
+	if err := ch.Send(encode(&message{Kind: kindFeatures, Keys: []string{featureEnded}})); err != nil {
+		return err
+	}
 	if err := ch.Send(encode(&message{Kind: kindSnapBegin})); err != nil {
 		return err
 	}

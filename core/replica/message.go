@@ -22,11 +22,16 @@ const (
 	// its acknowledgement (active to standby) once it is durable there.
 	kindFile   = "file"
 	kindFileOK = "file-ok"
-	// Standby to active, after a restart: a call whose release this node
-	// wrote in its last moments, which the active node took on (Key); and
-	// the answer (active to standby, Last: the standby's record stands).
+	// Standby to active, after a restart: calls whose release this node
+	// wrote in its last moments (Keys); and the answer (active to
+	// standby, Ours: the standby's record stands).
 	kindEnded   = "ended"
 	kindEndedOK = "ended-ok"
+
+	// Active to standby, first on a connection: what this active node
+	// answers (Keys; featureEnded). A standby asks an older one nothing.
+	kindFeatures = "features"
+	featureEnded = "ended"
 )
 
 type message struct {
@@ -45,6 +50,8 @@ type message struct {
 	Offset   int64                      `json:"off,omitempty"`  // file: where this part starts
 	Last     bool                       `json:"last,omitempty"` // file: the last part
 	Side     []byte                     `json:"side,omitempty"` // file: its SHA-256 sidecar (with the last part)
+	Keys     []string                   `json:"keys,omitempty"` // ended: the calls asked about; features
+	Ours     map[string]bool            `json:"ours,omitempty"` // ended-ok: the answers
 }
 
 func encode(m *message) []byte {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -384,6 +385,7 @@ type memReleases struct {
 	mu      sync.Mutex
 	pending []string
 	answers []map[string]bool
+	last    []bool
 }
 
 func (m *memReleases) Pending() []string {
@@ -392,22 +394,25 @@ func (m *memReleases) Pending() []string {
 	return m.pending
 }
 
-func (m *memReleases) Answer(ours map[string]bool) {
+func (m *memReleases) Answer(ours map[string]bool, last bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.answers = append(m.answers, ours)
-	m.pending = nil
+	m.last = append(m.last, last)
+	if last {
+		m.pending = nil
+	}
 }
 
-func (m *memReleases) got() []map[string]bool {
+func (m *memReleases) got() ([]map[string]bool, []bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.answers
+	return m.answers, m.last
 }
 
 // A restarted standby asks the active node about each call it released
-// just before its stop, before it hands over any file; the answers come
-// all at once.
+// just before its stop, before it hands over any file, in batches, each
+// answered as it comes.
 func TestReleasesAsked(t *testing.T) {
 	var mu sync.Mutex
 	var asked []string
@@ -416,24 +421,29 @@ func TestReleasesAsked(t *testing.T) {
 			mu.Lock()
 			defer mu.Unlock()
 			asked = append(asked, id)
-			return id == "c1"
+			return id != "c2"
 		},
 		Relay: func(string, []byte, []byte) error { return nil }}
 	ctx, addr := serve(t, hub)
-	rel := &memReleases{pending: []string{"c1", "c2"}}
+	pending := []string{"c1", "c2"}
+	for i := range endedBatch {
+		pending = append(pending, fmt.Sprint("x", i))
+	}
+	rel := &memReleases{pending: pending}
 	files := &memFiles{files: []File{{Name: "ss-b_0000000001_20261202T000000Z.csv", Data: []byte("one\n"), Sidecar: []byte("s1")}}}
 	f := &Follower{Peer: addr, Key: key, Node: "ss-b", Apply: &memApplier{}, Log: quiet, Files: files, Releases: rel}
 	f.SetFollowing(true)
 	go f.Run(ctx)
 	waitUntil(t, "the file handed over", func() bool { return files.handed() == 1 })
-	got := rel.got()
-	if len(got) != 1 || len(got[0]) != 2 || !got[0]["c1"] || got[0]["c2"] {
-		t.Fatalf("answers %v", got)
+	got, last := rel.got()
+	if len(got) != 2 || len(got[0]) != endedBatch || len(got[1]) != 2 || !got[0]["c1"] || got[0]["c2"] ||
+		!got[1][fmt.Sprint("x", endedBatch-1)] || last[0] || !last[1] {
+		t.Fatalf("%d answers (last %v)", len(got), last)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if strings.Join(asked, " ") != "c1 c2" {
-		t.Fatalf("asked %v", asked)
+	if len(asked) != len(pending) || asked[0] != "c1" || asked[1] != "c2" {
+		t.Fatalf("asked %d: %v...", len(asked), asked[:min(len(asked), 3)])
 	}
 }
 
