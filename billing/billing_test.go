@@ -560,11 +560,11 @@ func TestHeldCallsSettled(t *testing.T) {
 	}
 	// c1 carried on by the other node (by record id), c3 live here again.
 	var asked []string
-	b.Settle(func(callID, recordID string) bool {
+	b.Settle(func(callID, recordID string, answered bool) bool {
 		asked = append(asked, callID+"="+recordID)
 		return recordID == "ss1-0"
 	}, func(callID string) bool { return callID == "c3" })
-	b.Settle(func(string, string) bool { return false }, nil)
+	b.Settle(func(string, string, bool) bool { return false }, nil)
 	b.step(t0.Add(time.Hour+time.Second), false)
 	_, rows := readCSV(t, dir)
 	if len(rows) != 1 || col(rows[0], "caller_call_id") != "c2" || col(rows[0], "end_reason") != cdr.EndRestart {

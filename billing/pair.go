@@ -174,14 +174,15 @@ func (b *Billing) task(f func()) {
 // those carried says the other node of the pair carried on (it adopted
 // them, so it writes their records) are dropped here; the others are
 // recorded "ended by restart" at the time this node stopped. Calls live
-// on this node again (live: adopted back) are left to their release. It runs
-// on the writer, after the events queued before it; carried must not
-// block. Once settled, later calls do nothing.
-func (b *Billing) Settle(carried func(callID, recordID string) bool, live func(callID string) bool) {
+// on this node again (live: adopted back) are left to their release. The
+// unanswered ones it holds (orphans) are asked about too (answered
+// false). It runs on the writer, after the events queued before it;
+// carried must not block. Once settled, later calls do nothing.
+func (b *Billing) Settle(carried func(callID, recordID string, answered bool) bool, live func(callID string) bool) {
 	b.task(func() { b.settle(carried, live) })
 }
 
-func (b *Billing) settle(carried func(callID, recordID string) bool, live func(callID string) bool) {
+func (b *Billing) settle(carried func(callID, recordID string, answered bool) bool, live func(callID string) bool) {
 	if len(b.held) == 0 && len(b.orphans) == 0 {
 		return
 	}
@@ -199,7 +200,7 @@ func (b *Billing) settle(carried func(callID, recordID string) bool, live func(c
 		switch {
 		case live != nil && live(id):
 			// The call goes on here: its release writes this record.
-		case carried(id, r.ID):
+		case carried(id, r.ID, true):
 			b.log.Debug("a call the last stop cut is carried on by the pair's other node: this record dropped", "call", id, "record", r.ID)
 			delete(b.calls, id)
 			b.writes = append(b.writes, write{callID: id, del: true})
@@ -216,7 +217,7 @@ func (b *Billing) settle(carried func(callID, recordID string) bool, live func(c
 	// INVITE as before.
 	orphans := 0
 	for id, r := range b.orphans {
-		if carried(id, r.ID) {
+		if carried(id, r.ID, false) {
 			delete(b.orphans, id)
 			b.writes = append(b.writes, write{callID: id, del: true})
 			orphans++

@@ -88,7 +88,8 @@ func TestFailoverSoak(t *testing.T) {
 	records := map[string]int{}
 	answeredRecords := map[string]int{}
 	rowsOf := map[string][]string{}
-	for _, r := range allRecords(t, incoming, filepath.Join(l.Dir, "data-a", "cdr"), filepath.Join(l.Dir, "data-b", "cdr")) {
+	for _, r := range allRecords(t, incoming, filepath.Join(l.Dir, "data-a", "cdr"), filepath.Join(l.Dir, "data-b", "cdr"),
+		filepath.Join(l.Dir, "data-a", "cdr", "relay"), filepath.Join(l.Dir, "data-b", "cdr", "relay")) {
 		records[r["caller_call_id"]]++
 		if r["answer"] != "" {
 			answeredRecords[r["caller_call_id"]]++
@@ -118,6 +119,18 @@ func TestFailoverSoak(t *testing.T) {
 			shown++
 			t.Logf("call %s: records\n  %s", id, strings.Join(rowsOf[id], "\n  "))
 			grep(func(line string) bool { return strings.Contains(line, id) })
+			// Where its Call-ID is on the nodes' disks (a spool, a
+			// journal, a relayed file not yet pushed...).
+			for _, n := range []string{"a", "b"} {
+				filepath.WalkDir(filepath.Join(l.Dir, "data-"+n), func(p string, d os.DirEntry, err error) error {
+					if err == nil && !d.IsDir() {
+						if data, err := os.ReadFile(p); err == nil && strings.Contains(string(data), id) {
+							t.Logf("call %s is in %s", id, strings.TrimPrefix(p, l.Dir+"/"))
+						}
+					}
+					return nil
+				})
+			}
 		}
 		if shown > 0 {
 			grep(func(line string) bool {

@@ -84,7 +84,7 @@ const (
 	recordCall    = "call"
 	recordCallee  = "callee" // a call's callee leg Call-ID -> its caller leg's
 	recordCDR     = "cdr"
-	recordAdopted = "adopted" // Call-IDs of calls this node took on from the other (value: when)
+	recordAdopted = "adopted" // Call-IDs of calls this node took on from the other (value: adoptedTaken or adoptedRefused)
 	recordRecent  = "recent"  // Call-IDs of calls set up here soon after this node became active
 )
 
@@ -108,6 +108,12 @@ func (r *replication) PutCall(callID, calleeCallID string, rec []byte) {
 
 // PutRecord implements billing.Replicator.
 func (r *replication) PutRecord(callID string, rec []byte) { r.hub.Put(recordCDR, callID, rec) }
+
+// How a call was taken on (recordAdopted's value).
+const (
+	adoptedTaken   = "taken"   // an answered call, carried on
+	adoptedRefused = "refused" // a call being set up, refused
+)
 
 // handOverWithin: a node demoted while a standby followed it this
 // recently hands its calls over (the standby took them on); one nobody
@@ -221,7 +227,7 @@ func (r *replication) adopt() {
 	// Calls this node's own last stop cut, not settled by a snapshot:
 	// nobody else has them now.
 	if r.bill != nil {
-		r.bill.Settle(func(string, string) bool { return false }, r.calls.Known)
+		r.bill.Settle(func(string, string, bool) bool { return false }, r.calls.Known)
 		r.bill.SettleReleased()
 	}
 }
@@ -291,8 +297,15 @@ func (r *replication) adoptOne(id string, data, rec []byte) bool {
 		return false
 	}
 	// The old node, when it returns, lets its own copy of the record go
-	// instead of ending it "by restart" (settleHeld).
-	r.hub.Put(recordAdopted, id, []byte(time.Now().UTC().Format(time.RFC3339)))
+	// instead of ending it "by restart" (settleHeld): all of it when this
+	// node carries the answered call on; only an unanswered one when it
+	// refused a call it knew as being set up (the old node may have seen
+	// it answered in its last moment: its answered record stands).
+	how := adoptedTaken
+	if call.BeingSetUp(data) {
+		how = adoptedRefused
+	}
+	r.hub.Put(recordAdopted, id, []byte(how))
 	return true
 }
 
@@ -362,8 +375,9 @@ func (r *replication) settleHeld() {
 	if r.bill == nil {
 		return
 	}
-	r.bill.Settle(func(callID, recordID string) bool {
-		return r.follower.Has(recordCDR, callID) || r.follower.Has(recordAdopted, callID)
+	r.bill.Settle(func(callID, recordID string, answered bool) bool {
+		how := r.follower.Get(recordAdopted, callID)
+		return r.follower.Has(recordCDR, callID) || how != nil && (!answered || string(how) != adoptedRefused)
 	}, nil)
 }
 

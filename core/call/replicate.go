@@ -182,6 +182,13 @@ func (l *leg) record() LegRecord {
 // numbers, and a peer refuses a CSeq lower than one it has seen.
 const maxAdoptSeqStep = 100
 
+// BeingSetUp reports whether data is the record of a call being set up
+// (one Adopt refuses), not of an answered one.
+func BeingSetUp(data []byte) bool {
+	var rec struct{ Early json.RawMessage }
+	return json.Unmarshal(data, &rec) == nil && len(rec.Early) > 0 && string(rec.Early) != "null"
+}
+
 // Adopt takes on a call another node answered (this node took over from
 // it): the call is confirmed, serves in-dialog requests and BYE from
 // either side, and its granted time and session timer run on from the

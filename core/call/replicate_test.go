@@ -197,6 +197,19 @@ func TestAdoptedCallEndedElsewhere(t *testing.T) {
 	}
 }
 
+// BeingSetUp tells a record of a call being set up from an answered one.
+func TestBeingSetUp(t *testing.T) {
+	rec, id, _, _ := reported(t)
+	if BeingSetUp(rec.get(id)) || BeingSetUp([]byte("not json")) || BeingSetUp([]byte(`{"Early":null}`)) {
+		t.Fatal("an answered call (or nothing) taken for one being set up")
+	}
+	r := decodeRecord(t, rec.get(id))
+	r.Early = &EarlyRecord{Source: "192.0.2.1:5060"}
+	if !BeingSetUp(encodeRecord(t, r)) {
+		t.Fatal("a call being set up not recognised")
+	}
+}
+
 func TestAdoptRefusesBadRecords(t *testing.T) {
 	b := newBed(t, Config{}, parallel("192.0.2.10"))
 	for _, in := range []string{"", "{", `{"A":{},"B":{}}`, `{"A":{"CallID":"x","Transport":"udp","Target":"::"},"B":{"CallID":"y","Transport":"udp"}}`} {

@@ -122,6 +122,13 @@ func (f *Follower) Has(kind, key string) bool {
 	return ok
 }
 
+// Get is the record of kind under key (nil: none), kept.
+func (f *Follower) Get(kind, key string) []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.records[kind][key]
+}
+
 // Held is how many records of kind the follower keeps.
 func (f *Follower) Held(kind string) int {
 	f.mu.Lock()
