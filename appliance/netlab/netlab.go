@@ -117,6 +117,7 @@ func (l *Lab) close() {
 		l.Stop(name, syscall.SIGKILL)
 	}
 	if l.T.Failed() {
+		kept := keepLogs(l.T.Name(), l.Dir)
 		logs, _ := filepath.Glob(filepath.Join(l.Dir, "*.log"))
 		for _, p := range logs {
 			data, _ := os.ReadFile(p)
@@ -124,6 +125,10 @@ func (l *Lab) close() {
 				data = data[len(data)-8000:]
 			}
 			l.T.Logf("--- %s:\n%s", filepath.Base(p), data)
+		}
+		if kept != "" {
+			// Last, so that a shortened output (CI's) still says where.
+			l.T.Logf("the failure is printed above the logs; the whole logs are kept in %s", kept)
 		}
 	}
 	for i := len(l.nss) - 1; i >= 0; i-- {
@@ -279,4 +284,39 @@ prefix = ""
 action = "route"
 route = "out"
 `, callers, gateway)
+}
+
+// FailedLogs is where a failed lab's logs are kept, a folder per failure,
+// the newest keptFailures of them: the output of a long run shows only
+// their ends.
+const (
+	FailedLogs   = "/var/tmp/softswitch-test-failures"
+	keptFailures = 20
+)
+
+// keepLogs copies dir's logs to a new folder under FailedLogs and returns
+// it ("" if it could not).
+func keepLogs(test, dir string) string {
+	name := strings.NewReplacer("/", "_", " ", "_").Replace(test) + "-" + time.Now().UTC().Format("20060102T150405")
+	to := filepath.Join(FailedLogs, name)
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		return ""
+	}
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	for _, p := range logs {
+		if data, err := os.ReadFile(p); err == nil {
+			_ = os.WriteFile(filepath.Join(to, filepath.Base(p)), data, 0o644)
+		}
+	}
+	if old, _ := os.ReadDir(FailedLogs); len(old) > keptFailures {
+		sort.Slice(old, func(i, j int) bool {
+			a, _ := old[i].Info()
+			b, _ := old[j].Info()
+			return a != nil && b != nil && a.ModTime().Before(b.ModTime())
+		})
+		for _, e := range old[:len(old)-keptFailures] {
+			_ = os.RemoveAll(filepath.Join(FailedLogs, e.Name()))
+		}
+	}
+	return to
 }

@@ -346,6 +346,7 @@ func run(args []string) error {
 		}
 		follower.InStep = repl.settleHeld
 		follower.Noted = repl.noted
+		follower.Removed = repl.removed
 		hub.Ended = repl.ended
 		bus.Subscribe(func(e *events.Event) {
 			if e.Kind == events.CallAttempt {
@@ -360,6 +361,7 @@ func run(args []string) error {
 			hub.Relay = bill.Relay
 		}
 		calls.SetRescue(repl.rescue)
+		calls.SetReleasedThere(repl.releasedThere)
 		calls.SetReplicator(repl)
 		if bill != nil {
 			bill.SetReplicator(repl)

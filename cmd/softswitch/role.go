@@ -72,6 +72,13 @@ type replication struct {
 	// it stopped (ended; guarded by adopting).
 	endedThere map[string]bool
 	vip        netip.Addr // the pair's virtual address
+	// The calls the active node ended most recently (removed, the last
+	// endsKept of them, both legs' Call-IDs): when it dies, one of them
+	// may have been released there without its BYE's 200 leaving.
+	endsMu   sync.Mutex
+	ends     map[string]int64 // Call-ID -> when its end came (unix nanoseconds)
+	endOrder []string         // ends' keys, oldest first from endHead
+	endHead  int
 	// holdsAddress's cache.
 	vipChecked atomic.Int64
 	vipHere    atomic.Bool
@@ -100,6 +107,13 @@ func (r *replication) PutCall(callID, calleeCallID string, rec []byte) {
 		}
 		r.hub.Put(recordCallee, calleeCallID, nil)
 		r.hub.Put(recordCall, callID, nil)
+		if failpoint.Enabled && r.bill != nil && failpoint.Armed(r.bill.Dir(), "bye-answer-unsent") {
+			// A crash with the call released (recorded, its end streamed,
+			// the BYE on the other leg sent) before the 200 to the BYE
+			// that released it: this runs before HandleBye answers it.
+			time.Sleep(300 * time.Millisecond)
+			failpoint.Kill("bye-answer-unsent")
+		}
 		return
 	}
 	r.hub.Put(recordCallee, calleeCallID, []byte(callID))
@@ -388,6 +402,57 @@ func (r *replication) noted(kind, key string) {
 	if (kind == recordCall || kind == recordRecent) && r.bill != nil {
 		r.bill.TakenElsewhere(key)
 	}
+}
+
+// How long, and how many, of the active node's call ends the standby
+// keeps (removed), and for how long after the link went quiet a BYE for
+// one of them gets 200 (releasedThere): its sender retransmits for
+// 64*T1 = 32 s.
+const (
+	endsKept       = 5 * time.Second
+	endsMax        = 100000
+	endsAnsweredIn = 40 * time.Second
+)
+
+// removed notes a call the active node ended (either leg's Call-ID).
+func (r *replication) removed(kind, key string) {
+	if kind != recordCall && kind != recordCallee {
+		return
+	}
+	now := time.Now().UnixNano()
+	r.endsMu.Lock()
+	defer r.endsMu.Unlock()
+	if r.ends == nil {
+		r.ends = map[string]int64{}
+	}
+	if _, ok := r.ends[key]; !ok {
+		r.endOrder = append(r.endOrder, key)
+	}
+	r.ends[key] = now
+	for r.endHead < len(r.endOrder) && (len(r.endOrder)-r.endHead > endsMax || r.ends[r.endOrder[r.endHead]] < now-int64(endsKept)) {
+		delete(r.ends, r.endOrder[r.endHead])
+		r.endOrder[r.endHead] = ""
+		r.endHead++
+	}
+	if r.endHead > len(r.endOrder)/2 { // copied once per half: amortised constant
+		r.endOrder = append(r.endOrder[:0], r.endOrder[r.endHead:]...)
+		r.endHead = 0
+	}
+}
+
+// releasedThere implements the call manager's question (a BYE for a
+// Call-ID it does not know): the other node ended that call in its last
+// seconds before its link went quiet, and this node now holds the
+// pair's address.
+func (r *replication) releasedThere(callID string) bool {
+	_, _, last := r.follower.Status()
+	if last.IsZero() || time.Since(last) > endsAnsweredIn {
+		return false
+	}
+	r.endsMu.Lock()
+	at, ok := r.ends[callID]
+	r.endsMu.Unlock()
+	return ok && at >= last.Add(-3*time.Second).UnixNano() && r.holdsAddress()
 }
 
 // replicationState is a snapshot of it.

@@ -128,6 +128,10 @@ type Manager struct {
 	// rescue, when set, takes on the call of a Call-ID (either leg) the
 	// other node of the pair answered, and reports whether it did.
 	rescue atomic.Pointer[func(callID string) bool]
+	// releasedThere, when set, reports whether the other node of the
+	// pair released the call of a Call-ID just before this node took
+	// over (SetReleasedThere).
+	releasedThere atomic.Pointer[func(callID string) bool]
 }
 
 type authzSetting struct {

@@ -252,6 +252,10 @@ func (m *Manager) HandleAck(req *sip.Request) {
 func (m *Manager) HandleBye(req *sip.Request, tx sip.ServerTransaction) {
 	c, from, _ := m.find(req)
 	if c == nil {
+		if p := m.releasedThere.Load(); p != nil && (*p)(req.CallID().Value()) {
+			m.reply(tx, req, 200, "OK")
+			return
+		}
 		m.reply(tx, req, 481, "Call/Transaction Does Not Exist")
 		return
 	}

@@ -35,6 +35,20 @@ func (m *Manager) SetRescue(f func(callID string) bool) {
 	m.rescue.Store(&f)
 }
 
+// SetReleasedThere makes a BYE for an unknown Call-ID ask f (nil: never)
+// whether the pair's other node released that call just before this
+// node took over: the node that died may have released it (its BYE on
+// the other leg, its record written) without its 200 leaving, and the
+// sender's retransmission gets here. It gets the 200 it would have had,
+// not a 481 that some peers count as a failed release.
+func (m *Manager) SetReleasedThere(f func(callID string) bool) {
+	if f == nil {
+		m.releasedThere.Store(nil)
+		return
+	}
+	m.releasedThere.Store(&f)
+}
+
 // SetReplicator makes the manager report answered calls to r (nil: none).
 func (m *Manager) SetReplicator(r Replicator) {
 	if r == nil {

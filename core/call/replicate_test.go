@@ -347,3 +347,33 @@ func TestHandOverEarlyCall(t *testing.T) {
 		}
 	}
 }
+
+// A BYE for a Call-ID this node does not know gets 481, unless the pair's
+// other node released that call just before this node took over: then
+// the 200 its dying node may not have sent.
+func TestByeForACallReleasedThere(t *testing.T) {
+	_, id, _, ok := reported(t)
+	nu := newBed(t, Config{}, parallel("192.0.2.10"))
+	bye := func() int {
+		req := nu.inDialog(sip.BYE, id, tagOf(ok.To().Params), 2)
+		tx := newFakeServerTx(req)
+		nu.m.HandleBye(req, tx)
+		return tx.final(t).StatusCode
+	}
+	if code := bye(); code != 481 {
+		t.Fatalf("an unknown call's BYE answered %d", code)
+	}
+	asked := ""
+	nu.m.SetReleasedThere(func(callID string) bool { asked = callID; return callID == id })
+	if code := bye(); code != 200 || asked != id {
+		t.Fatalf("a BYE for a call released there answered %d (asked %q)", code, asked)
+	}
+	if len(nu.wire.writtenRequests(sip.BYE)) != 0 || nu.m.Active() != 0 {
+		t.Fatal("a call released there was released here again")
+	}
+	for _, k := range nu.kinds() {
+		if k == events.CallRelease {
+			t.Fatal("a release event for a call released there")
+		}
+	}
+}

@@ -49,6 +49,10 @@ type Follower struct {
 	// node reports (a change, or in a snapshot) once it is kept; on the
 	// follower's goroutine, so it must be quick.
 	Noted func(kind, key string)
+	// Removed, when set, hears the kind and key of each record the
+	// active node removes (a change, never a snapshot); on the
+	// follower's goroutine, so it must be quick.
+	Removed func(kind, key string)
 	// Files, when set, are the closed CDR files this node hands to the
 	// active node once in step (files.go).
 	Files Files
@@ -260,6 +264,9 @@ func (f *Follower) follow(ctx context.Context) error {
 			f.applied.Add(1)
 			if f.Noted != nil && m.Rec != nil {
 				f.Noted(m.Name, m.Key)
+			}
+			if f.Removed != nil && m.Rec == nil {
+				f.Removed(m.Name, m.Key)
 			}
 		case kindSnapPart:
 			if snap == nil {
