@@ -377,3 +377,25 @@ func TestByeForACallReleasedThere(t *testing.T) {
 		}
 	}
 }
+// A call taken on, then taken back by the first node (failover back and
+// forth): the caller's BYE still finds it on the third hop.
+func TestAdoptedTwiceReleasedByBye(t *testing.T) {
+	rec, id, _, ok := reported(t)
+	mid := newBed(t, Config{}, parallel("192.0.2.10"))
+	mrec := &recorder{}
+	mid.m.SetReplicator(mrec)
+	if _, err := mid.m.Adopt(rec.get(id)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the adopted call reported", func() bool { return mrec.get(id) != nil })
+	last := newBed(t, Config{}, parallel("192.0.2.10"))
+	if _, err := last.m.Adopt(mrec.get(id)); err != nil {
+		t.Fatal(err)
+	}
+	bye := last.inDialog(sip.BYE, id, tagOf(ok.To().Params), 2)
+	btx := newFakeServerTx(bye)
+	last.m.HandleBye(bye, btx)
+	if r := btx.final(t); r.StatusCode != 200 {
+		t.Fatalf("BYE answered %d", r.StatusCode)
+	}
+}
