@@ -377,6 +377,7 @@ func TestByeForACallReleasedThere(t *testing.T) {
 		}
 	}
 }
+
 // A call taken on, then taken back by the first node (failover back and
 // forth): the caller's BYE still finds it on the third hop.
 func TestAdoptedTwiceReleasedByBye(t *testing.T) {
