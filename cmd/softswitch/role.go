@@ -63,11 +63,13 @@ type replication struct {
 	calls     *call.Manager
 	bill      *billing.Billing // nil: no CDRs
 	log       *slog.Logger
-	wasActive bool         // the last setActive's (role changes come from one goroutine)
-	adopting  sync.Mutex   // one adoption at a time (promotion, rescue)
-	rescued   int          // calls rescue took on since the last promotion (guarded by adopting)
-	promoted  atomic.Int64 // when this node last became active (unix nanoseconds)
-	active    atomic.Bool  // this node is the active one (attempted)
+	wasActive bool       // the last setActive's (role changes come from one goroutine)
+	adopting  sync.Mutex // one adoption at a time (promotion, rescue)
+	// adopt runs: a request for an unknown Call-ID waits for it (rescue).
+	inAdoption atomic.Bool
+	rescued    int          // calls rescue took on since the last promotion (guarded by adopting)
+	promoted   atomic.Int64 // when this node last became active (unix nanoseconds)
+	active     atomic.Bool  // this node is the active one (attempted)
 	// Calls ended here because the other node had released them before
 	// it stopped (ended; guarded by adopting).
 	endedThere map[string]bool
@@ -208,6 +210,8 @@ func (r *replication) attempted(callID string) {
 func (r *replication) adopt() {
 	r.adopting.Lock()
 	defer r.adopting.Unlock()
+	r.inAdoption.Store(true)
+	defer r.inAdoption.Store(false)
 	recs := r.follower.Records(recordCDR)
 	calls := r.follower.Records(recordCall)
 	r.follower.Records(recordCallee)
@@ -327,7 +331,7 @@ func (r *replication) adoptOne(id string, data, rec []byte) bool {
 // its pair, when one of its requests comes before the role change is
 // seen: the address is here, so the other node no longer serves it.
 func (r *replication) rescue(callID string) bool {
-	if !r.follower.Has(recordCall, callID) && !r.follower.Has(recordCallee, callID) {
+	if !r.inAdoption.Load() && !r.follower.Has(recordCall, callID) && !r.follower.Has(recordCallee, callID) {
 		return false // not a call of the pair: no system call for a flood of strangers
 	}
 	if !r.holdsAddress() {
@@ -335,6 +339,11 @@ func (r *replication) rescue(callID string) bool {
 	}
 	r.adopting.Lock()
 	defer r.adopting.Unlock()
+	if r.calls.Known(callID) {
+		// Taken on by the adoption this request waited for (before, it
+		// got 481 and its call stayed here a ghost, without a record).
+		return true
+	}
 	if a := r.follower.Take(recordCallee, callID); a != nil {
 		callID = string(a)
 	}

@@ -18,10 +18,14 @@ func (m *Manager) find(req *sip.Request) (*Call, *leg, *leg) {
 	l := m.tab.get(id)
 	if l == nil {
 		// A call this node holds for its pair, reached before the role
-		// change is seen: taken on now (replicate.go).
-		if p := m.rescue.Load(); p == nil || !(*p)(id) {
+		// change is seen: taken on now (replicate.go). Looked up again
+		// whatever the answer: the takeover's own adoption may have
+		// taken it on since the first look.
+		p := m.rescue.Load()
+		if p == nil {
 			return nil, nil, nil
 		}
+		(*p)(id)
 		if l = m.tab.get(id); l == nil {
 			return nil, nil, nil
 		}

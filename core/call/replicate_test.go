@@ -400,3 +400,27 @@ func TestAdoptedTwiceReleasedByBye(t *testing.T) {
 		t.Fatalf("BYE answered %d", r.StatusCode)
 	}
 }
+
+// A request that reaches the node taking over while its adoption runs:
+// rescue finds the call taken on by the adoption (it answers false, the
+// call no longer being the follower's), and the request still finds it
+// (before, the BYE got 481 and the call stayed a ghost, without record).
+func TestByeDuringAdoption(t *testing.T) {
+	rec, id, _, ok := reported(t)
+	nu := newBed(t, Config{}, parallel("192.0.2.10"))
+	nu.m.SetRescue(func(string) bool {
+		if _, err := nu.m.Adopt(rec.get(id)); err != nil {
+			t.Error(err)
+		}
+		return false
+	})
+	bye := nu.inDialog(sip.BYE, id, tagOf(ok.To().Params), 2)
+	btx := newFakeServerTx(bye)
+	nu.m.HandleBye(bye, btx)
+	if r := btx.final(t); r.StatusCode != 200 {
+		t.Fatalf("BYE answered %d", r.StatusCode)
+	}
+	if e := nu.release(); e.Cause != "BYE" || !e.Answered {
+		t.Fatalf("release %+v", e)
+	}
+}
