@@ -55,6 +55,17 @@ func TestRegistrationsSurviveFailover(t *testing.T) {
 	gwTOML := gatewayTOML("gw-dead", dead.Port, "probe = true\nprobe_interval = \"200ms\"\nprobe_failures = 2\n")
 	ca.Extra += gwTOML
 	cb.Extra += gwTOML
+	// A carrier's registrar: the active node registers (challenge and
+	// answer), and after the takeover the new active node refreshes the
+	// same registration (same Call-ID, CSeq above the old node's). A sipp
+	// per round: sipp answers a call where it first came from.
+	rp := freePort(t)
+	carrierKeys := map[string]string{"user": "pair-sw", "password": "trunk-secret-2", "expires": "300"}
+	carrier := startUAS(t, "carrier-registrar", "uas_registrar_once.xml", sippOpts{Port: rp, Timeout: 60 * time.Second, Keys: carrierKeys})
+	regTOML := fmt.Sprintf("[[registration]]\nname = \"carrier-up\"\nregistrar = \"127.0.0.1:%d\"\ndomain = \"carrier.test\"\n"+
+		"user = \"pair-sw\"\npassword = \"trunk-secret-2\"\nexpires = 300\n\n", rp)
+	ca.Extra += regTOML
+	cb.Extra += regTOML
 	a, b := startServer(t, ca), startServer(t, cb)
 	setRole(t, a, "MASTER")
 	setRole(t, b, "BACKUP")
@@ -130,6 +141,11 @@ expect eof
 		t.Fatalf("REGISTER with the nonce: %d", m.Status)
 	}
 	waitFor(t, 10*time.Second, "the registration of 1001 at the standby", func() bool { return applied(b) > before })
+	waitLog(t, a, 10*time.Second, "trunk registration", "name=carrier-up", "state=registered")
+	first := carrier.wait()
+	first.requireOK(t)
+	carrier = startUAS(t, "carrier-registrar-again", "uas_registrar_once.xml", sippOpts{Port: rp, Timeout: 60 * time.Second, Keys: carrierKeys})
+	time.Sleep(500 * time.Millisecond) // the dialog streamed to the standby
 
 	a.kill()
 	setRole(t, b, "MASTER")
@@ -148,6 +164,23 @@ expect eof
 	r := runSipp(t, o)
 	callee.wait().requireOK(t)
 	r.expectOK(t)
+
+	// The carrier saw one registration, refreshed by the new active node.
+	second := carrier.wait()
+	second.requireOK(t)
+	regs := append(first.ReceivedRequests("REGISTER"), second.ReceivedRequests("REGISTER")...)
+	if len(regs) != 4 {
+		t.Fatalf("the carrier's registrar got %d REGISTERs, want 4 (two rounds)", len(regs))
+	}
+	cseq := func(m sipMsg) int { n, _ := strconv.Atoi(strings.Fields(m.Header("CSeq"))[0]); return n }
+	for _, m := range regs[1:] {
+		if m.Header("Call-ID") != regs[0].Header("Call-ID") {
+			t.Errorf("REGISTER Call-IDs %q then %q: a second registration", regs[0].Header("Call-ID"), m.Header("Call-ID"))
+		}
+	}
+	if !strings.Contains(regs[2].Header("Contact"), b.Addr) || cseq(regs[2]) <= cseq(regs[1]) {
+		t.Errorf("the refresh: Contact %q (new active node %s), CSeq %d after %d", regs[2].Header("Contact"), b.Addr, cseq(regs[2]), cseq(regs[1]))
+	}
 
 	// A third node with another key is refused by the new active one.
 	cc := defaultConfig()

@@ -225,7 +225,8 @@ func run(args []string) error {
 		return fmt.Errorf("loading registrations: %w", err)
 	}
 	var follower *replica.Follower
-	var prober *gateway.Prober // made below; the follower runs after that
+	var prober *gateway.Prober   // made below; the follower runs after that
+	var regs *trunkreg.Registrar // likewise
 	if hub != nil {
 		// The probed gateways found down, for the standby (it does not
 		// probe), at each change.
@@ -238,7 +239,9 @@ func run(args []string) error {
 		})
 		hub.SetState(stateConfig, encodeJSON(conf.Current()))
 		follower = &replica.Follower{Peer: cfg.HA.Peer, Key: []byte(cfg.HA.ReplicationKey), Node: nasName(cfg, bill), Apply: loc, Log: log,
-			State: func(name string, b []byte) error { return adoptState(name, b, conf, authority, db, hub, prober, gws) },
+			State: func(name string, b []byte) error {
+				return adoptState(name, b, conf, authority, db, hub, prober, gws, regs)
+			},
 			Count: authority.Count}
 	}
 	router.Loc = loc
@@ -403,7 +406,12 @@ func run(args []string) error {
 		log.Info("alarm", "id", n.ID, "type", string(n.Type), "severity", n.Severity.String(), "resource", n.Resource,
 			"text", n.Text, "cleared", n.Clear)
 	}
-	regs := &trunkreg.Registrar{Client: srv.Client, ContactHost: host, ContactPort: port, Bus: bus, Log: log}
+	regs = &trunkreg.Registrar{Client: srv.Client, ContactHost: host, ContactPort: port, Bus: bus, Log: log}
+	if hub != nil {
+		// The trunk registrations' dialogs, for the standby: a takeover
+		// refreshes the same registrations.
+		regs.Changed = func(ds map[string]trunkreg.Dialog) { hub.SetState(stateTrunkRegs, encodeJSON(ds)) }
+	}
 	// The running switch as one thing, for the management interfaces.
 	src := &node{alarms: alarms, counters: counters, delay: delay, level: levelVar, name: nasName(cfg, bill), start: started,
 		gateways: func() []*gateway.Gateway { return router.Tables().Set.Gateways() }, trunks: regs.Status,

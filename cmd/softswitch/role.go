@@ -580,7 +580,8 @@ func (g *regGate) Reload() {
 // stateDigestSecret, as in the store).
 const (
 	stateConfig       = "running-config"
-	stateGatewaysDown = "gateways-down" // the probed gateways the active node found down
+	stateGatewaysDown = "gateways-down"       // the probed gateways the active node found down
+	stateTrunkRegs    = "trunk-registrations" // the trunk registrations' dialogs (Call-ID, CSeq)
 )
 
 // gatewaysDown is the list of probed gateways down now, as the
@@ -599,7 +600,7 @@ func gatewaysDown(gws []*gateway.Gateway) []byte {
 // What it adopts it also keeps for its own standby, should it become the
 // active node (the running configuration does so through its OnSave).
 func adoptState(name string, data []byte, conf *running.Running, a *digest.Authority, db *store.DB, hub *replica.Hub,
-	prober *gateway.Prober, gateways func() []*gateway.Gateway) error {
+	prober *gateway.Prober, gateways func() []*gateway.Gateway, regs *trunkreg.Registrar) error {
 	switch name {
 	case stateConfig:
 		var st running.State
@@ -638,6 +639,14 @@ func adoptState(name string, data []byte, conf *running.Running, a *digest.Autho
 			}
 		}
 		hub.SetState(stateGatewaysDown, data)
+		return nil
+	case stateTrunkRegs:
+		var ds map[string]trunkreg.Dialog
+		if err := json.Unmarshal(data, &ds); err != nil {
+			return err
+		}
+		regs.Resume(ds)
+		hub.SetState(stateTrunkRegs, data)
 		return nil
 	case replica.CountsState:
 		var ns digest.NonceState

@@ -48,11 +48,16 @@ type Registrar struct {
 	Log         *slog.Logger
 	RetryMin    time.Duration // first retry after a failure; 5s by default
 	RetryMax    time.Duration // back-off cap; 5m by default
+	// Changed, when set, hears every registration's dialog after each
+	// REGISTER (the pair's standby goes on from them: Resume). On the
+	// registration's goroutine: it must not block.
+	Changed func(map[string]Dialog)
 
-	mu     sync.Mutex
-	status map[string]Status
-	cancel context.CancelFunc
-	done   chan struct{}
+	mu      sync.Mutex
+	status  map[string]Status
+	dialogs map[string]Dialog // by registration name: kept across Starts
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
 // Start (re)starts the registrations of specs, stopping the previous ones.
@@ -127,10 +132,11 @@ func (r *Registrar) run(ctx context.Context, s gateway.RegistrationSpec) {
 	}
 	backoff := retry
 	// One Call-ID for every REGISTER of this registration, CSeq rising
-	// (RFC 3261 §10.2.4).
-	d := &dialog{callID: sip.GenerateTagN(24)}
+	// (RFC 3261 §10.2.4), across restarts of the loop and takeovers.
+	d := r.dialogFor(s)
 	for {
 		granted, detail, err := r.register(ctx, s, d)
+		r.sent(s, d)
 		var wait time.Duration
 		if err != nil {
 			if ctx.Err() != nil {
@@ -157,6 +163,71 @@ func (r *Registrar) run(ctx context.Context, s gateway.RegistrationSpec) {
 type dialog struct {
 	callID string
 	cseq   uint32
+}
+
+// Dialog is what goes on from one REGISTER to the next of a
+// registration: its Call-ID and last CSeq (RFC 3261 §10.2.4), and whom
+// it was for.
+type Dialog struct {
+	Registrar string `json:"registrar"`
+	User      string `json:"user"`
+	CallID    string `json:"call_id"`
+	CSeq      uint32 `json:"cseq"`
+}
+
+// cseqStep is how far a registration taken up again (a restart of the
+// loops, the other node's dialog at a takeover) raises its CSeq: the
+// other node may have sent a REGISTER or two its standby never heard of.
+const cseqStep = 100
+
+// Resume makes the next Start go on with these dialogs (the pair's other
+// node's, as it last reported them): the carrier's registrar sees the
+// same registration refreshed, not a second one.
+func (r *Registrar) Resume(ds map[string]Dialog) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dialogs = make(map[string]Dialog, len(ds))
+	for name, d := range ds {
+		if d.CallID != "" {
+			r.dialogs[name] = d
+		}
+	}
+}
+
+// Dialogs is every registration's dialog as it stands.
+func (r *Registrar) Dialogs() map[string]Dialog {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]Dialog, len(r.dialogs))
+	for name, d := range r.dialogs {
+		out[name] = d
+	}
+	return out
+}
+
+// dialogFor is the dialog a registration's loop starts with: the one it
+// had (or the pair's other node had) for the same registrar and user, its
+// CSeq raised, or a new one.
+func (r *Registrar) dialogFor(s gateway.RegistrationSpec) *dialog {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if d, ok := r.dialogs[s.Name]; ok && d.Registrar == s.Registrar && d.User == s.User {
+		return &dialog{callID: d.CallID, cseq: d.CSeq + cseqStep}
+	}
+	return &dialog{callID: sip.GenerateTagN(24)}
+}
+
+// sent keeps a registration's dialog after a REGISTER and reports them all.
+func (r *Registrar) sent(s gateway.RegistrationSpec, d *dialog) {
+	r.mu.Lock()
+	if r.dialogs == nil {
+		r.dialogs = map[string]Dialog{}
+	}
+	r.dialogs[s.Name] = Dialog{Registrar: s.Registrar, User: s.User, CallID: d.callID, CSeq: d.cseq}
+	r.mu.Unlock()
+	if r.Changed != nil {
+		r.Changed(r.Dialogs())
+	}
 }
 
 // register sends one REGISTER (answering a digest challenge) and returns
