@@ -97,9 +97,16 @@ type Billing struct {
 	// HoldCut: the records released but not yet in a file at start, by
 	// Call-ID, until settled with the pair (pair.go); no file closes
 	// meanwhile. nil: settled.
+	endedLast  map[string]bool // EndedBeforeStart
 	released   map[string]releasedRec
 	releasedIn atomic.Pointer[[]string] // their Call-IDs, for Releases (nil: settled)
-	settledSeq uint64                   // keySettled
+	// HoldCut: the accounting entries held at start, as AccountKeys, until
+	// settled (escrow.go); dropEntries those the other node sent, for the
+	// next commit to delete.
+	acctIn            atomic.Pointer[[]string]
+	dropEntries       []outWrite
+	droppedAccounting int
+	settledSeq        uint64 // keySettled
 	// how many of released the other node wrote (DropReleased), for the log
 	droppedReleased int
 	settledSav      uint64   // ... as last committed
@@ -124,6 +131,16 @@ type Billing struct {
 	lastErr         string
 	files           atomic.Int64 // files closed since start
 	records         atomic.Int64 // records made durable since start
+
+	// The pair's standby's copy and the escrow (escrow.go).
+	unreported   []outWrite // writer: outbox entries unreportIn deleted in the commit under way
+	pendingIDs   []string   // writer: record ids of released records given to the standby, not yet in a file
+	mirrorWarned time.Time
+	escrowSince  atomic.Int64 // when the escrow was taken (unix ms); 0: none
+	escrowActive atomic.Bool  // this node may write the escrow (it is the active one)
+	peerWaitNs   atomic.Int64 // [ha] peer_records_wait
+	escrowMu     sync.Mutex   // a release against a discard
+	escrowOut    *escrowRelease
 }
 
 type releasedRec struct {
@@ -138,6 +155,7 @@ type write struct {
 	fresh  bool   // a new call's first write: its key is not in the bucket yet
 	seq    uint64 // closed key
 	size   int64  // a closed record's size in a file
+	id     string // closed del: the record's id
 	callID string // open key
 	rec    *cdr.Record
 }
@@ -341,6 +359,7 @@ func (b *Billing) step(now time.Time, final bool) {
 	for _, f := range tasks { // after the events queued before them
 		f()
 	}
+	b.releaseEscrow(now)
 	if len(b.orphans) > 0 {
 		if b.orphansUntil.IsZero() {
 			b.orphansUntil = now.Add(orphanWait) // on the writer's clock
@@ -351,7 +370,7 @@ func (b *Billing) step(now time.Time, final bool) {
 	}
 	// Calls in progress: the commit's alive time is their last durable
 	// time, so a heartbeat every second while there are any.
-	if len(b.writes) > 0 || len(b.calls) > 0 || final || b.appliedSaved < b.applied || b.outboxesToDelete() ||
+	if len(b.writes) > 0 || len(b.calls) > 0 || final || b.appliedSaved < b.applied || b.outboxesToDelete() || len(b.dropEntries) > 0 ||
 		b.settledSav != b.settledSeq {
 		b.commit(now)
 	}
@@ -612,6 +631,9 @@ func (b *Billing) commit(now time.Time) {
 		if err := putU64(tx, keySettled, b.settledSeq); err != nil {
 			return err
 		}
+		if err := b.putEscrow(tx); err != nil {
+			return err
+		}
 		return putU64(tx, keyAlive, uint64(now.UnixMilli()))
 	})
 	if err != nil {
@@ -622,9 +644,11 @@ func (b *Billing) commit(now time.Time) {
 		if w.closed && w.del {
 			b.pending--
 			b.pendingB -= w.size
+			b.mirrorReleased(w.id, nil)
 			continue
 		}
 		if w.closed {
+			b.mirrorReleased(w.rec.ID, w.rec)
 			if b.pending == 0 {
 				b.opened = w.rec.Release
 				b.pendingB = b.sizer.Header()
@@ -640,6 +664,7 @@ func (b *Billing) commit(now time.Time) {
 		}
 	}
 	b.committedOutboxes()
+	b.escrowCommitted()
 	b.unreport = b.unreport[:0]
 	b.settledSav = b.settledSeq
 	b.writes = b.writes[:0]
@@ -720,6 +745,15 @@ func (b *Billing) recovered() {
 func (b *Billing) closeFile() {
 	in := fileIntent{Seq: b.fileSeq + 1, Gen: b.gen, Format: string(b.cfg.Format)}
 	in.Name = fileName(b.cfg.Node, in.Seq, b.opened, b.cfg.Format)
+	// Out of the standby's copy first, and out of this process, before
+	// the file can exist: a standby that took over after this node put
+	// them in a file must not keep them as undelivered (escrow.go).
+	if box := b.repl.Load(); box != nil && len(b.pendingIDs) > 0 {
+		for _, id := range b.pendingIDs {
+			box.r.PutReleased(id, nil)
+		}
+		box.r.Flush()
+	}
 	// The intent and the next generation in one commit: records released
 	// from now on go to the next file.
 	err := b.sp.db.Update(func(tx *bolt.Tx) error {
@@ -733,6 +767,7 @@ func (b *Billing) closeFile() {
 		return
 	}
 	b.gen = in.Gen + 1
+	b.pendingIDs = b.pendingIDs[:0]
 	failpoint.Hit(b.cfg.Dir, "cdr-intent") // the intent is durable, the file not written
 	n := b.pending
 	b.pending, b.pendingB = 0, 0
@@ -809,6 +844,12 @@ func (b *Billing) recover() error {
 		b.fileSeq, b.gen = getU64(tx, keyFileSeq), getU64(tx, keyGen)
 		b.settledSeq = getU64(tx, keySettled)
 		b.settledSav = b.settledSeq
+		b.escrowSince.Store(int64(getU64(tx, keyEscrowSince)))
+		if b.cfg.HoldCut {
+			if keys := b.pendingAccountKeys(tx); len(keys) > 0 {
+				b.acctIn.Store(&keys)
+			}
+		}
 		b.loadOutboxes(tx)
 		if ms := getU64(tx, keyAlive); ms > 0 {
 			alive = time.UnixMilli(int64(ms)).UTC()
@@ -822,7 +863,19 @@ func (b *Billing) recover() error {
 	if err != nil {
 		return err
 	}
+	var recent []*cdr.Record // released, possibly in the last moments before the stop
 	if in != nil {
+		b.sp.db.View(func(tx *bolt.Tx) error {
+			if bk := tx.Bucket(closedBucket(in.Gen)); bk != nil {
+				bk.ForEach(func(_, v []byte) error {
+					if r, err := getRecord(v); err == nil {
+						recent = append(recent, r)
+					}
+					return nil
+				})
+			}
+			return nil
+		})
 		b.log.Warn("finishing a CDR file a stop left half closed", "file", in.Name)
 		if err := b.finishIntent(*in); err != nil {
 			return err
@@ -944,6 +997,7 @@ func (b *Billing) recover() error {
 			size := b.sizer.Size(r)
 			b.pending++
 			b.pendingB += size
+			recent = append(recent, r)
 			if seq := u64(k); b.cfg.HoldCut && seq >= b.settledSeq && r.CallID != "" {
 				released[r.CallID] = releasedRec{seq: seq, size: size, id: r.ID}
 			}
@@ -953,6 +1007,17 @@ func (b *Billing) recover() error {
 	if err != nil {
 		return err
 	}
+	ends := map[string]bool{}
+	for _, r := range recent {
+		if r.EndReason != cdr.EndRestart && !r.Release.Before(alive.Add(-endedBeforeStop)) {
+			for _, id := range []string{r.CallID, r.CalleeCallID} {
+				if id != "" {
+					ends[id] = true
+				}
+			}
+		}
+	}
+	b.endedLast = ends
 	if len(released) > 0 {
 		b.released = released
 		ids := make([]string, 0, len(released))
@@ -966,6 +1031,17 @@ func (b *Billing) recover() error {
 	}
 	return nil
 }
+
+// endedBeforeStop: records released this long before the last durable
+// moment may have lost the answer to the request that released them.
+const endedBeforeStop = 5 * time.Second
+
+// EndedBeforeStart is the Call-IDs (both legs) of the calls released in
+// the last moments before this start's crash or stop, their records
+// durable: the 200 to the BYE that released one may not have left, and
+// its sender's retransmission is owed that 200, not a 481 (call control's
+// SetReleasedThere). Never changed after Open.
+func (b *Billing) EndedBeforeStart() map[string]bool { return b.endedLast }
 
 // orphanWait is how long a caller may still retransmit its INVITE
 // (RFC 3261 Timer B, 64*T1): an unanswered call a crash cut is taken up

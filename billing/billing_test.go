@@ -537,6 +537,9 @@ func TestAdoptedAndHandedOverCalls(t *testing.T) {
 type replicatorFunc func(string, []byte)
 
 func (f replicatorFunc) PutRecord(id string, rec []byte) { f(id, rec) }
+func (replicatorFunc) PutReleased(string, []byte)        {}
+func (replicatorFunc) PutAccounting(string, []byte)      {}
+func (replicatorFunc) Flush()                            {}
 
 // A node of a replicating pair restarted after a crash holds the answered
 // calls it had: those the other node carried on are dropped (no second

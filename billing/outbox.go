@@ -132,6 +132,11 @@ func (b *Billing) putOutboxes(tx *bolt.Tx) error {
 			return err
 		}
 	}
+	for _, w := range b.dropEntries { // the pair's other node sent them (escrow.go)
+		if err := tx.Bucket(w.box.bucket).Delete(be(w.seq)); err != nil {
+			return err
+		}
+	}
 	return b.unreportIn(tx)
 }
 
@@ -139,6 +144,7 @@ func (b *Billing) putOutboxes(tx *bolt.Tx) error {
 // pair's other node wrote them, and reports them) out of the outboxes.
 // Rare (a settling after a restart): each outbox is read whole.
 func (b *Billing) unreportIn(tx *bolt.Tx) error {
+	b.unreported = b.unreported[:0] // this attempt's (a failed commit tries again)
 	if len(b.unreport) == 0 {
 		return nil
 	}
@@ -166,6 +172,7 @@ func (b *Billing) unreportIn(tx *bolt.Tx) error {
 			if err := bk.Delete(k); err != nil {
 				return err
 			}
+			b.unreported = append(b.unreported, outWrite{box: box, seq: u64(k)})
 		}
 	}
 	return nil
@@ -174,9 +181,21 @@ func (b *Billing) unreportIn(tx *bolt.Tx) error {
 // committedOutboxes runs after a successful commit.
 func (b *Billing) committedOutboxes() {
 	for _, box := range b.boxes {
+		for seq := box.deleted + 1; seq <= box.deleting; seq++ {
+			b.mirrorAccount(box, seq, nil)
+		}
 		box.deleted = box.deleting // not delivered.Load(): it may have moved since
 	}
+	for _, w := range b.unreported {
+		b.mirrorAccount(w.box, w.seq, nil)
+	}
+	b.unreported = b.unreported[:0]
+	for _, w := range b.dropEntries {
+		b.mirrorAccount(w.box, w.seq, nil)
+	}
+	b.dropEntries = b.dropEntries[:0]
 	for _, w := range b.outWrites {
+		b.mirrorAccount(w.box, w.seq, w.val)
 		select {
 		case w.box.notify <- struct{}{}:
 		default:

@@ -13,6 +13,15 @@ import (
 // (it runs on the writer).
 type Replicator interface {
 	PutRecord(callID string, rec []byte)
+	// PutReleased: a released record durable here and not yet in a
+	// file, by record id (nil: in a file now, or dropped) (escrow.go).
+	PutReleased(recordID string, rec []byte)
+	// PutAccounting: an accounting outbox entry durable here, keyed
+	// "OUTBOX/SEQ" (nil: delivered, or dropped).
+	PutAccounting(key string, entry []byte)
+	// Flush returns once what was put has left this process (bounded):
+	// records leave the standby's copy before they go into a file.
+	Flush()
 }
 
 type replicatorBox struct{ r Replicator }
@@ -24,6 +33,7 @@ func (b *Billing) SetReplicator(r Replicator) {
 		return
 	}
 	b.repl.Store(&replicatorBox{r})
+	b.task(b.mirrorAll) // what is undelivered already
 }
 
 // replicate reports r (nil: the call's end) for callID. Writer only.
@@ -134,7 +144,7 @@ func (b *Billing) DropReleased(callIDs []string) {
 			}
 			delete(b.released, id)
 			b.log.Debug("a call released here before the stop was recorded by the pair's other node: this record dropped", "call", id, "record", r.id)
-			b.writes = append(b.writes, write{closed: true, del: true, seq: r.seq, size: r.size})
+			b.writes = append(b.writes, write{closed: true, del: true, seq: r.seq, size: r.size, id: r.id})
 			b.unreport = append(b.unreport, r.id)
 			b.droppedReleased++
 		}
@@ -146,13 +156,15 @@ func (b *Billing) DropReleased(callIDs []string) {
 // this node became the active one). Later calls do nothing.
 func (b *Billing) SettleReleased() {
 	b.task(func() {
-		if b.released == nil {
+		if b.released == nil && b.acctIn.Load() == nil {
 			return
 		}
 		b.log.Info("calls released just before the last stop: settled with the pair's other node",
-			"records_kept", len(b.released), "written_by_the_other_node", b.droppedReleased)
+			"records_kept", len(b.released), "written_by_the_other_node", b.droppedReleased,
+			"accounting_entries_sent_by_the_other_node", b.droppedAccounting)
 		b.released = nil
 		b.releasedIn.Store(nil)
+		b.acctIn.Store(nil)
 		// Durable with the next commit: a crash before it asks again
 		// about those kept (the same answer), one after asks nothing.
 		b.settledSeq = b.nextClosed

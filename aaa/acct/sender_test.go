@@ -241,3 +241,6 @@ func TestSenderResumesAdoptedCall(t *testing.T) {
 type putRecord func(string, []byte)
 
 func (f putRecord) PutRecord(id string, rec []byte) { f(id, rec) }
+func (putRecord) PutReleased(string, []byte)        {}
+func (putRecord) PutAccounting(string, []byte)      {}
+func (putRecord) Flush()                            {}

@@ -297,15 +297,28 @@ const (
 // keepLogs copies dir's logs to a new folder under FailedLogs and returns
 // it ("" if it could not).
 func keepLogs(test, dir string) string {
-	name := strings.NewReplacer("/", "_", " ", "_").Replace(test) + "-" + time.Now().UTC().Format("20060102T150405")
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	return KeepFiles(test, logs)
+}
+
+// KeepFiles copies a failed test's files (logs) to a new folder under
+// FailedLogs and returns it ("" if it could not); two files of one base
+// name are told apart by a number.
+func KeepFiles(test string, paths []string) string {
+	name := strings.NewReplacer("/", "_", " ", "_").Replace(test) + "-" + time.Now().UTC().Format("20060102T150405.000")
 	to := filepath.Join(FailedLogs, name)
 	if err := os.MkdirAll(to, 0o755); err != nil {
 		return ""
 	}
-	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
-	for _, p := range logs {
+	seen := map[string]int{}
+	for _, p := range paths {
+		base := filepath.Base(p)
+		if n := seen[base]; n > 0 {
+			base = fmt.Sprintf("%d-%s", n, base)
+		}
+		seen[filepath.Base(p)]++
 		if data, err := os.ReadFile(p); err == nil {
-			_ = os.WriteFile(filepath.Join(to, filepath.Base(p)), data, 0o644)
+			_ = os.WriteFile(filepath.Join(to, base), data, 0o644)
 		}
 	}
 	if old, _ := os.ReadDir(FailedLogs); len(old) > keptFailures {

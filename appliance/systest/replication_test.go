@@ -355,3 +355,100 @@ func TestStandbyHandsCDRFilesOver(t *testing.T) {
 		}
 	}
 }
+
+// TestUndeliveredCDRsOutliveTheOldNode: the active node of a pair holds
+// records not yet in a file (a file closes at 100) and accounting its
+// RADIUS server has not taken (FreeRADIUS stopped); its standby holds a
+// copy (`replication`: undelivered CDRs and accounting replicated). The
+// active node is killed and the standby made MASTER: it keeps the copy
+// for peer_records_wait (4 s) and then, the old node not back, writes
+// the records into its own files under the old node's record ids and
+// sends the accounting: the billing centre gets each call's record once,
+// FreeRADIUS each call's Start and Stop. The old node, restarted as
+// standby, asks and drops all of it (the other node wrote and sent it);
+// made active again after a switchover, it sends neither again.
+func TestUndeliveredCDRsOutliveTheOldNode(t *testing.T) {
+	t.Parallel()
+	rad := freeradius.Start(t, freeradius.Options{Secret: "escrow-secret-0123456789", Dictionary: "../../docs/dictionary.softswitch"})
+	ftpd := startVsftpd(t, false)
+	ca, cb := pairBilling(t, "escrow-pair-key-0123456789abcdefgh", "rotate_records = 100\n")
+	pg := freePort(t)
+	rest := "peer_records_wait = \"4s\"\n\n" + fmt.Sprintf("[billing.push]\nservers = [%q]\nuser = \"anonymous\"\npassword = \"cdr@example.net\"\n"+
+		"dir = \"incoming\"\nretry_min = \"1s\"\nretry_max = \"2s\"\n\n"+
+		"[aaa]\naccounting = [\"rad1\"]\n\n[[aaa.radius]]\nname = \"rad1\"\naddress = \"127.0.0.1\"\nacct_port = %d\n"+
+		"secret = \"escrow-secret-0123456789\"\ntimeout = \"300ms\"\ntries = 2\ndead_time = \"1s\"\n\n", ftpd.Addr, rad.Acct.Port()) +
+		huntTOML("", gw("gw-ok", pg, 1, 1, ""))
+	ca.Extra += rest
+	cb.Extra += rest
+	a, b := startServer(t, ca), startServer(t, cb)
+	startUAS(t, "gw", "uas_answer.xml", sippOpts{Port: pg, Calls: -1, Timeout: 180 * time.Second})
+	setRole(t, a, "MASTER")
+	setRole(t, b, "BACKUP")
+	waitFor(t, 10*time.Second, "the standby in step", func() bool {
+		return regexpMatch(`in step with the active node\s+true`, softswitchCmd(t, b, "replication"))
+	})
+
+	rad.Stop()
+	calls := trunkCalls(t, a, "before-the-kill", 6, 20)
+	ids := callIDs(calls)
+	waitFor(t, 10*time.Second, "the standby holding the 6 records and 12 accounting entries", func() bool {
+		out := softswitchCmd(t, b, "replication")
+		return regexpMatch(`undelivered CDRs replicated\s+6\n`, out) && regexpMatch(`undelivered accounting\s+12\n`, out)
+	})
+	a.kill()
+	rad.Restart()
+	setRole(t, b, "MASTER")
+	waitLog(t, b, 10*time.Second, "CDRs the pair's other node had not delivered: kept here", "records=6", "accounting_entries=12")
+	waitLog(t, b, 15*time.Second, "written by this node", "records=6", "accounting_entries=12")
+	acct := func() map[string]int {
+		seen := map[string]int{}
+		for _, x := range radiusDetail(rad.Detail) {
+			seen[x["Softswitch-Call-ID"]+" "+x["Acct-Status-Type"]]++
+		}
+		return seen
+	}
+	waitFor(t, 20*time.Second, "each call's Start and Stop at FreeRADIUS, from the new active node", func() bool {
+		seen := acct()
+		for _, id := range ids {
+			if seen[id+" Start"] == 0 || seen[id+" Stop"] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	b.restart() // closes its file (100 a file), and pushes it
+	waitDelivered(t, filepath.Join(b.DataDir, "cdr"), ftpd.Incoming, 2, 30*time.Second)
+	recs := cdrFiles(t, ftpd.Incoming)
+	for _, id := range ids {
+		if r := recs[id]; r == nil || !strings.HasPrefix(r["record_id"], "ss-a-") || r["end_reason"] != "normal" {
+			t.Errorf("call %s: record %v at the billing centre, want one of the old node's", id, r)
+		}
+	}
+	if len(recs) != len(ids) {
+		t.Errorf("%d records at the billing centre, want %d", len(recs), len(ids))
+	}
+
+	// The old node back, as standby: it asks, and drops what the other
+	// node wrote and sent.
+	setRole(t, a, "BACKUP")
+	a.start()
+	waitLog(t, a, 20*time.Second, "settled with the pair's other node", "records_kept=0", "written_by_the_other_node=6",
+		"accounting_entries_sent_by_the_other_node=12")
+	// Switched back: it delivers none of it again.
+	files, sent := closedFiles(ftpd.Incoming), acct()
+	setRole(t, b, "BACKUP")
+	setRole(t, a, "MASTER")
+	time.Sleep(4 * time.Second)
+	a.stop() // closes its file, if it held anything
+	setRole(t, a, "MASTER")
+	a.start()
+	time.Sleep(3 * time.Second)
+	if now := closedFiles(ftpd.Incoming); len(now) != len(files) {
+		t.Errorf("the old node delivered files again: %v, before %v", now, files)
+	}
+	for k, n := range acct() {
+		if n != sent[k] && !strings.HasSuffix(k, "Interim-Update") {
+			t.Errorf("accounting %s: %d at FreeRADIUS after the old node returned, %d before", k, n, sent[k])
+		}
+	}
+}

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/softswitch/softswitch/appliance/netlab"
 )
 
 // ---------------------------------------------------------------------------
@@ -435,11 +437,15 @@ func (s *server) dumpLog() {
 		s.t.Logf("softswitch log: %v", err)
 		return
 	}
-	const max = 256 << 10
+	// The whole log kept where the test's temporary folder does not
+	// vanish; its end here, short, so that the test's own errors stay in
+	// the end of a long run's output (what CI shows).
+	kept := netlab.KeepFiles(s.t.Name(), []string{s.LogPath})
+	const max = 24 << 10
 	if len(data) > max {
 		data = append([]byte("...(cut)...\n"), data[len(data)-max:]...)
 	}
-	s.t.Logf("softswitch log (%s):\n%s", s.LogPath, data)
+	s.t.Logf("softswitch log (%s, whole in %s), its end:\n%s", s.LogPath, kept, data)
 }
 
 func errOrOK(err error) string {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/softswitch/softswitch/appliance/netlab"
 )
 
 // sippOpts describes one sipp run. Every run handles exactly one call (-m 1)
@@ -268,7 +270,8 @@ func (r *sippResult) summary() string {
 
 // dump logs every file of the run.
 func (r *sippResult) dump(t *testing.T) {
-	t.Logf("=== sipp %s (exit %d): sipp %s", r.Name, r.ExitCode, strings.Join(r.Args, " "))
+	kept := netlab.KeepFiles(t.Name()+"-sipp-"+r.Name, []string{r.Stderr, r.ErrorLog, r.ActionLog, r.MessageLog})
+	t.Logf("=== sipp %s (exit %d, its logs whole in %s): sipp %s", r.Name, r.ExitCode, kept, strings.Join(r.Args, " "))
 	for _, f := range []struct{ label, path string }{
 		{"stderr", r.Stderr}, {"errors", r.ErrorLog}, {"actions", r.ActionLog}, {"messages", r.MessageLog},
 	} {
@@ -276,7 +279,7 @@ func (r *sippResult) dump(t *testing.T) {
 		if err != nil || len(strings.TrimSpace(string(data))) == 0 {
 			continue
 		}
-		const max = 64 << 10
+		const max = 6 << 10
 		if len(data) > max {
 			data = append([]byte("...(cut)...\n"), data[len(data)-max:]...)
 		}

@@ -347,7 +347,11 @@ func run(args []string) error {
 		if p, err := netip.ParsePrefix(cfg.HA.VirtualAddress); err == nil {
 			repl.vip = p.Addr()
 		}
-		follower.InStep = repl.settleHeld
+		follower.InStep = func() {
+			repl.settleHeld()
+			repl.peerBack(follower.PeerNode())
+		}
+		hub.Joined = repl.peerBack
 		follower.Noted = repl.noted
 		follower.Removed = repl.removed
 		hub.Ended = repl.ended
@@ -362,15 +366,16 @@ func run(args []string) error {
 			// pushes them (docs/ha.md, split brain).
 			follower.Files = cdrFiles{bill}
 			hub.Relay = bill.Relay
+			bill.SetPeerWait(cfg.HA.PeerRecordsWait.Duration)
 		}
 		calls.SetRescue(repl.rescue)
-		calls.SetReleasedThere(repl.releasedThere)
 		calls.SetReplicator(repl)
 		if bill != nil {
 			bill.SetReplicator(repl)
 		}
 		replicationCommand(ctl, repl)
 	}
+	calls.SetReleasedThere(releasedThere(bill, repl, time.Now()))
 	var switching *switchover
 	if cfg.HA.Enabled {
 		switching = &switchover{role: func() string { return ha.ReadRole(cfg.Data.Dir) }, repl: repl}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/softswitch/softswitch/appliance/ha"
 	"github.com/softswitch/softswitch/billing"
+	"github.com/softswitch/softswitch/billing/cdr"
 	"github.com/softswitch/softswitch/core/call"
 	"github.com/softswitch/softswitch/core/digest"
 	"github.com/softswitch/softswitch/core/events"
@@ -95,6 +96,11 @@ const (
 	recordCDR     = "cdr"
 	recordAdopted = "adopted" // Call-IDs of calls this node took on from the other (value: adoptedTaken or adoptedRefused)
 	recordRecent  = "recent"  // Call-IDs of calls set up here soon after this node became active
+	// What the active node has not delivered (billing/escrow.go): its
+	// released records not yet in a file, by record id, and its
+	// accounting outbox entries, by "OUTBOX/SEQ".
+	recordReleased = "released"
+	recordAcct     = "acct"
 )
 
 // PutCall implements call.Replicator.
@@ -124,6 +130,26 @@ func (r *replication) PutCall(callID, calleeCallID string, rec []byte) {
 
 // PutRecord implements billing.Replicator.
 func (r *replication) PutRecord(callID string, rec []byte) { r.hub.Put(recordCDR, callID, rec) }
+
+// PutReleased implements billing.Replicator.
+func (r *replication) PutReleased(id string, rec []byte) { r.hub.Put(recordReleased, id, rec) }
+
+// PutAccounting implements billing.Replicator.
+func (r *replication) PutAccounting(key string, e []byte) { r.hub.Put(recordAcct, key, e) }
+
+// Flush implements billing.Replicator: a file's records leave the
+// standby's copy before the file exists (a standby slower than this is
+// dropped, and takes a new snapshot).
+func (r *replication) Flush() { r.hub.Flush(2 * time.Second) }
+
+// peerBack: the pair's other node follows this one, or this one follows
+// it: it has its own undelivered records, so this node's copy of them
+// (the escrow) goes.
+func (r *replication) peerBack(node string) {
+	if r.bill != nil {
+		r.bill.DiscardEscrow(node)
+	}
+}
 
 // How a call was taken on (recordAdopted's value).
 const (
@@ -177,6 +203,9 @@ func (r *replication) setActive(on bool) {
 	}
 	r.wasActive = on
 	r.active.Store(on)
+	if r.bill != nil {
+		r.bill.SetEscrowRelease(on)
+	}
 	r.follower.SetFollowing(!on)
 	r.running.SetStandby(!on)
 	if on {
@@ -215,6 +244,32 @@ func (r *replication) adopt() {
 	recs := r.follower.Records(recordCDR)
 	calls := r.follower.Records(recordCall)
 	r.follower.Records(recordCallee)
+	// What the old node had not delivered: kept (durable) until it
+	// returns or its wait passes (billing/escrow.go). A call whose
+	// record is among them was released there (its end never streamed):
+	// not taken on, and a copy rescue took on is ended without a record.
+	released := r.follower.Records(recordReleased)
+	releasedCalls := map[string]bool{}
+	for _, data := range released {
+		var rec cdr.Record
+		if rec.UnmarshalBinary(data) == nil && rec.CallID != "" {
+			releasedCalls[rec.CallID] = true
+		}
+	}
+	for id := range releasedCalls {
+		if _, ok := calls[id]; ok {
+			delete(calls, id)
+			r.log.Info("replication: a call the old node had released (its record came, its end did not) is not taken on: no ghost", "call", id)
+		}
+		if r.calls.Known(id) && r.calls.EndedElsewhere(id) {
+			r.log.Info("replication: a call taken on had been released by the old node (its record came, its end did not): ended here without a record", "call", id)
+		}
+	}
+	if r.bill != nil {
+		if err := r.bill.Escrow(r.follower.PeerNode(), released, r.follower.Records(recordAcct)); err != nil {
+			r.log.Error("replication: the old node's undelivered CDRs cannot be kept here: they wait on its disk", "err", err)
+		}
+	}
 	var own map[string]bool // calls this node released (with their records) before its last stop
 	if r.bill != nil {
 		for _, id := range r.bill.ReleasedPending() {
@@ -260,8 +315,14 @@ func (r *replication) ended(callID string) bool {
 	// broke and one that replaced it) cannot see the call gone and
 	// answer "mine". The BYEs it sends never wait under it: UDP writes
 	// do not block, TCP ones go on their own goroutine (call.fireAndForget).
+	if billing.IsAccountKey(callID) { // an accounting entry: sent here from the escrow, or not
+		return r.bill == nil || !r.bill.WroteForPeer(callID)
+	}
 	r.adopting.Lock()
 	defer r.adopting.Unlock()
+	if r.bill != nil && r.bill.WroteForPeer(callID) {
+		return false // its record, kept here for the standby, written here when it did not return in time
+	}
 	if r.endedThere[callID] || !r.hub.Has(recordAdopted, callID) {
 		return true // not taken on here: none but the standby recorded it
 	}
@@ -280,17 +341,26 @@ func (r *replication) ended(callID string) bool {
 // (and recorded) before its last stop whose records are not yet in a
 // file. The active node answers for each (it knows what it took on,
 // its adoption done before it lets a standby in).
-func (r *replication) Pending() []string { return r.bill.ReleasedPending() }
+func (r *replication) Pending() []string {
+	// And its accounting entries: the active node may have sent them
+	// from its copy (billing/escrow.go).
+	return append(r.bill.ReleasedPending(), r.bill.PendingAccounting()...)
+}
 
 // Answer implements replica.Releases.
 func (r *replication) Answer(ours map[string]bool, last bool) {
-	var theirs []string
+	var theirs, sent []string
 	for id, mine := range ours {
-		if !mine {
+		switch {
+		case mine:
+		case billing.IsAccountKey(id):
+			sent = append(sent, id)
+		default:
 			theirs = append(theirs, id)
 		}
 	}
 	r.bill.DropReleased(theirs)
+	r.bill.DropAccounting(sent)
 	if last {
 		r.bill.SettleReleased()
 	}
@@ -471,6 +541,27 @@ func (r *replication) releasedThere(callID string) bool {
 	return ok && at >= last.Add(-3*time.Second).UnixNano() && r.holdsAddress()
 }
 
+// releasedThere answers call control about a BYE for an unknown Call-ID:
+// a call this node released in the last moments before its own stop (its
+// record durable, the 200 perhaps never sent), for 40 s after the start,
+// or one the pair's other node released so (repl, nil: none). Either is
+// owed a 200, not a 481.
+func releasedThere(bill *billing.Billing, repl *replication, started time.Time) func(string) bool {
+	var ends map[string]bool
+	if bill != nil {
+		ends = bill.EndedBeforeStart()
+	}
+	if len(ends) == 0 && repl == nil {
+		return nil
+	}
+	return func(callID string) bool {
+		if ends[callID] && time.Since(started) < endsAnsweredIn {
+			return true
+		}
+		return repl != nil && repl.releasedThere(callID)
+	}
+}
+
 // replicationState is a snapshot of it.
 type replicationState struct {
 	Standbys int           // standbys following this node
@@ -479,12 +570,16 @@ type replicationState struct {
 	Lag      time.Duration // since the active node was last heard (it pings each second); 0: never
 	Revision int64         // of the running configuration
 	Calls    int           // answered calls: reported to the standby (active), held for a takeover (standby)
+	// Undelivered CDR records and accounting entries: reported to the
+	// standby (active), held for a takeover (standby).
+	Records, Accounting int
 }
 
 func (r *replication) state() replicationState {
 	inStep, applied, last := r.follower.Status()
 	st := replicationState{Standbys: r.hub.Standbys(), InStep: inStep, Applied: applied, Revision: r.running.Current().Revision,
-		Calls: r.hub.Records(recordCall) + r.follower.Held(recordCall)}
+		Calls:   r.hub.Records(recordCall) + r.follower.Held(recordCall),
+		Records: r.hub.Records(recordReleased) + r.follower.Held(recordReleased), Accounting: r.hub.Records(recordAcct) + r.follower.Held(recordAcct)}
 	if !last.IsZero() {
 		st.Lag = time.Since(last)
 	}
@@ -500,8 +595,9 @@ func (r *replication) text() string {
 		heard = fmt.Sprintf("%.1fs ago", st.Lag.Seconds())
 	}
 	return fmt.Sprintf("standbys following this node  %d\nin step with the active node  %v\nchanges applied               %d\n"+
-		"last heard from the active    %s\nrunning configuration         revision %d\ncalls in progress replicated  %d\n",
-		st.Standbys, st.InStep, st.Applied, heard, st.Revision, st.Calls)
+		"last heard from the active    %s\nrunning configuration         revision %d\ncalls in progress replicated  %d\n"+
+		"undelivered CDRs replicated   %d\nundelivered accounting        %d\n",
+		st.Standbys, st.InStep, st.Applied, heard, st.Revision, st.Calls, st.Records, st.Accounting)
 }
 
 // replicationCommand answers `softswitch replication` on the control

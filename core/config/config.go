@@ -230,6 +230,10 @@ type HA struct {
 	ReplicationListen string `toml:"replication_listen"`
 	Peer              string `toml:"peer"`
 	ReplicationKey    string `toml:"replication_key"`
+	// PeerRecordsWait: how long the node that took over keeps the old
+	// node's undelivered CDRs and accounting for it before it delivers
+	// them itself (docs/ha.md).
+	PeerRecordsWait Duration `toml:"peer_records_wait"`
 }
 
 // HACheckCallIDPrefix starts the Call-ID of keepalived's health check
@@ -280,7 +284,8 @@ func Default() Config {
 		Runtime: Runtime{GCPercent: 400},
 		HA: HA{RouterID: 51, Priority: 100, AdvertInterval: Duration{Duration: time.Second},
 			CheckInterval: Duration{Duration: time.Second}, CheckFailures: 2, CheckTimeout: Duration{Duration: 2 * time.Second},
-			ScriptUser: "softswitch"},
+			PeerRecordsWait: Duration{Duration: time.Hour},
+			ScriptUser:      "softswitch"},
 		Doc: provision.Default(),
 	}
 }
@@ -581,6 +586,9 @@ func (c *Config) Validate() error {
 			}
 			if len(h.ReplicationKey) < 32 {
 				return invalid("ha.replication_key", "must be at least 32 characters, the same on both nodes (there is no default)")
+			}
+			if h.PeerRecordsWait.Duration < time.Second || h.PeerRecordsWait.Duration > 30*24*time.Hour {
+				return invalid("ha.peer_records_wait", "1s..720h (how long the old node's undelivered CDRs wait for it before this node delivers them)")
 			}
 		}
 		for i, p := range h.UnicastPeers {

@@ -211,6 +211,7 @@ func (h *Hub) receiveFiles(ch *Channel, s *session) {
 			for _, k := range m.Keys {
 				ours[k] = h.Ended == nil || h.Ended(k)
 			}
+			s.queued.Add(1) // counted like a change (Flush), before it can be sent
 			select {
 			case s.q <- encode(&message{Kind: kindEndedOK, Ours: ours}):
 			default:
@@ -243,6 +244,7 @@ func (h *Hub) receiveFiles(ch *Channel, s *session) {
 		}
 		h.Log.Info("replication: a closed CDR file taken from the standby, for the push", "file", name)
 		ack := encode(&message{Kind: kindFileOK, Name: name})
+		s.queued.Add(1)
 		select {
 		case s.q <- ack:
 		default:

@@ -70,6 +70,16 @@ type Follower struct {
 	inStep  atomic.Bool  // a snapshot was applied on the connection in progress
 	applied atomic.Int64 // changes applied since the start
 	last    atomic.Int64 // when the last frame came (unix nanoseconds)
+	// peerNode is the name of the node last followed (nil: none yet).
+	peerNode atomic.Pointer[string]
+}
+
+// PeerNode is the name of the active node last followed ("" if none).
+func (f *Follower) PeerNode() string {
+	if p := f.peerNode.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // SetFollowing starts following (this node is a standby) or stops (it
@@ -222,9 +232,11 @@ func (f *Follower) follow(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := ch.Hello(f.Node); err != nil {
+	peer, err := ch.Hello(f.Node)
+	if err != nil {
 		return err
 	}
+	f.peerNode.Store(&peer)
 	var snap map[string][]store.Binding
 	var snapRecs map[string]map[string][]byte
 	acks := make(chan message, 1)

@@ -31,6 +31,9 @@ type Hub struct {
 	// Relay, when set, keeps a closed CDR file the standby hands over
 	// (files.go): durable when it returns nil.
 	Relay func(name string, data, sidecar []byte) error
+	// Joined, when set, hears the name of each standby that connected
+	// (its key proven, before its snapshot): a node of the pair back.
+	Joined func(node string)
 	// Ended, when set, answers a restarted standby that released the
 	// call of a Call-ID (and wrote its record) just before it stopped:
 	// true when the standby's record stands (this node did not take the
@@ -68,6 +71,8 @@ type session struct {
 	q      chan []byte
 	broken chan struct{} // closed when the queue overflowed or the role changed
 	once   sync.Once
+	queued atomic.Uint64 // frames queued on q, ever
+	sent   atomic.Uint64 // of them, those written to the connection
 }
 
 func (s *session) drop() { s.once.Do(func() { close(s.broken) }) }
@@ -114,10 +119,46 @@ func (h *Hub) queueLocked(b []byte, m *message) {
 		b = encode(m)
 	}
 	for s := range h.sessions {
+		s.queued.Add(1) // before it can be sent (Flush)
 		select {
 		case s.q <- b:
 		default:
 			s.drop()
+		}
+	}
+}
+
+// Flush waits until every change queued so far has been written to each
+// standby's connection (in the kernel's hands: a crash of this process
+// no longer loses it), at most d; a standby that takes longer is dropped
+// (it takes a new snapshot when it reconnects). For an ordering that
+// must hold across a crash: CDR records leaving the standby's copy
+// before this node puts them in a file.
+func (h *Hub) Flush(d time.Duration) {
+	h.mu.Lock()
+	type mark struct {
+		s    *session
+		upto uint64
+	}
+	var marks []mark
+	for s := range h.sessions {
+		marks = append(marks, mark{s, s.queued.Load()})
+	}
+	h.mu.Unlock()
+	deadline := time.Now().Add(d)
+	for _, m := range marks {
+		for m.s.sent.Load() < m.upto {
+			select {
+			case <-m.s.broken:
+			default:
+				if time.Now().Before(deadline) {
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				h.Log.Warn("replication: the standby did not take the changes in time: dropped (it takes a new snapshot)", "within", d)
+				m.s.drop()
+			}
+			break
 		}
 	}
 }
@@ -296,9 +337,13 @@ func (h *Hub) serveConn(ctx context.Context, conn net.Conn) {
 		h.Log.Warn("replication: a connection refused", "from", conn.RemoteAddr().String(), "err", err)
 		return
 	}
-	if _, err := ch.Hello(h.Node); err != nil {
+	peer, err := ch.Hello(h.Node)
+	if err != nil {
 		h.Log.Error("replication: a connection refused", "from", conn.RemoteAddr().String(), "err", err)
 		return
+	}
+	if h.Joined != nil {
+		h.Joined(peer)
 	}
 	// The cut: the copy and the queue under one lock, so the snapshot and
 	// the changes after it miss nothing and repeat nothing.
@@ -348,6 +393,7 @@ func (h *Hub) serveConn(ctx context.Context, conn net.Conn) {
 	defer ping.Stop()
 	for {
 		var b []byte
+		queued := false
 		select {
 		case <-s.broken: // before anything still queued
 			h.Log.Warn("replication: the standby is dropped (its queue is full, or this node is no longer active); it takes a new snapshot when it reconnects")
@@ -361,6 +407,7 @@ func (h *Hub) serveConn(ctx context.Context, conn net.Conn) {
 			h.Log.Warn("replication: the standby is dropped (its queue is full, or this node is no longer active); it takes a new snapshot when it reconnects")
 			return
 		case b = <-s.q:
+			queued = true
 		case <-ping.C:
 			b = encode(&message{Kind: kindPing})
 		}
@@ -370,6 +417,9 @@ func (h *Hub) serveConn(ctx context.Context, conn net.Conn) {
 			return
 		}
 		h.lastSent.Store(time.Now().UnixNano())
+		if queued {
+			s.sent.Add(1)
+		}
 	}
 }
 

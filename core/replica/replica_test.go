@@ -461,3 +461,46 @@ func serve(t *testing.T, hub *Hub) (context.Context, string) {
 	hub.SetActive(true)
 	return ctx, ln.Addr().String()
 }
+
+// Flush returns once every change queued has been written to the
+// standby's connection; with no standby at once. Joined hears the
+// standby's name, PeerNode the active node's.
+func TestFlushAndNames(t *testing.T) {
+	hub := &Hub{Inner: &memStore{m: map[string][]store.Binding{}}, Key: key, Node: "ss-a", Log: quiet}
+	var joinedMu sync.Mutex
+	var joined []string
+	hub.Joined = func(node string) {
+		joinedMu.Lock()
+		defer joinedMu.Unlock()
+		joined = append(joined, node)
+	}
+	ctx, addr := serve(t, hub)
+	start := time.Now()
+	hub.Flush(time.Minute)
+	if time.Since(start) > 5*time.Second {
+		t.Fatal("a flush with no standby waited")
+	}
+	f := &Follower{Peer: addr, Key: key, Node: "ss-b", Apply: &memApplier{}, Log: quiet}
+	f.SetFollowing(true)
+	go f.Run(ctx)
+	waitUntil(t, "the snapshot", func() bool { in, _, _ := f.Status(); return in })
+	for i := range 2000 {
+		hub.Put("released", fmt.Sprint(i), []byte("a record of some length, as a CDR would be"))
+	}
+	hub.Flush(time.Minute)
+	var sent, queued uint64
+	hub.mu.Lock()
+	for s := range hub.sessions {
+		sent, queued = s.sent.Load(), s.queued.Load()
+	}
+	hub.mu.Unlock()
+	if queued < 2000 || sent < queued {
+		t.Fatalf("after the flush %d of %d changes sent", sent, queued)
+	}
+	waitUntil(t, "the records at the standby", func() bool { return f.Held("released") == 2000 })
+	joinedMu.Lock()
+	defer joinedMu.Unlock()
+	if len(joined) != 1 || joined[0] != "ss-b" || f.PeerNode() != "ss-a" {
+		t.Fatalf("joined %v, the standby follows %q", joined, f.PeerNode())
+	}
+}
