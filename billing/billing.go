@@ -133,13 +133,16 @@ type Billing struct {
 	records         atomic.Int64 // records made durable since start
 
 	// The pair's standby's copy and the escrow (escrow.go).
-	unreported   []outWrite // writer: outbox entries unreportIn deleted in the commit under way
-	pendingIDs   []string   // writer: record ids of released records given to the standby, not yet in a file
-	mirrorWarned time.Time
-	escrowSince  atomic.Int64 // when the escrow was taken (unix ms); 0: none
-	escrowActive atomic.Bool  // this node may write the escrow (it is the active one)
-	peerWaitNs   atomic.Int64 // [ha] peer_records_wait
-	escrowMu     sync.Mutex   // a release against a discard
+	unreported   []outWrite   // writer: outbox entries unreportIn deleted in the commit under way
+	pendingIDs   []string     // writer: record ids of released records given to the standby, not yet in a file
+	mirrorWarned atomic.Int64 // when the mirror last said it is full (unix ns)
+	mirrorMu     sync.Mutex
+	mirrored     map[string]mirroredFile // closed files given to the standby, by name (guarded by mirrorMu)
+	mirrorBytes  int64                   // their size (guarded by mirrorMu)
+	escrowSince  atomic.Int64            // when the escrow was taken (unix ms); 0: none
+	escrowActive atomic.Bool             // this node may write the escrow (it is the active one)
+	peerWaitNs   atomic.Int64            // [ha] peer_records_wait
+	escrowMu     sync.Mutex              // a release against a discard
 	escrowOut    *escrowRelease
 }
 
@@ -828,6 +831,7 @@ func (b *Billing) finishIntent(in fileIntent) error {
 		case b.closed <- struct{}{}:
 		default:
 		}
+		b.mirrorFile(b.cfg.Dir, in.Name)
 	}
 	return err
 }

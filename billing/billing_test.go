@@ -539,6 +539,7 @@ type replicatorFunc func(string, []byte)
 func (f replicatorFunc) PutRecord(id string, rec []byte) { f(id, rec) }
 func (replicatorFunc) PutReleased(string, []byte)        {}
 func (replicatorFunc) PutAccounting(string, []byte)      {}
+func (replicatorFunc) PutFile(string, []byte)            {}
 func (replicatorFunc) Flush()                            {}
 
 // A node of a replicating pair restarted after a crash holds the answered

@@ -2,6 +2,11 @@ package billing
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +44,7 @@ var (
 const (
 	escrowRecord  = "r" // a released record (cdr binary), keyed by record id
 	escrowAccount = "a" // an outbox entry (kind byte + record), keyed "OUTBOX/SEQ"
+	escrowFile    = "f" // a closed file not yet pushed (its bytes), keyed by name
 )
 
 // mirrorCap bounds what the standby is given of each kind: a billing
@@ -86,11 +92,138 @@ func (b *Billing) mirrorAccount(box *outbox, seq uint64, val []byte) {
 }
 
 func (b *Billing) mirrorFull(what string) {
-	if time.Since(b.mirrorWarned) > time.Hour {
-		b.mirrorWarned = time.Now()
-		b.log.Warn("CDR mirror: the standby is given no more undelivered "+what+" (at most 200,000): the rest wait on this node's disk alone", "dir", b.cfg.Dir)
+	last := b.mirrorWarned.Load()
+	if time.Since(time.Unix(0, last)) > time.Hour && b.mirrorWarned.CompareAndSwap(last, time.Now().UnixNano()) {
+		b.log.Warn("CDR mirror: the standby is given no more undelivered "+what+": the rest wait on this node's disk alone", "dir", b.cfg.Dir)
 	}
 }
+
+// Closed files this node has not delivered go to the standby whole, in
+// parts of filePart (a frame on the link holds one), at most
+// mirrorFileBytes of them (a billing centre away for days).
+const (
+	filePart        = 4 << 20
+	mirrorFileBytes = 256 << 20
+)
+
+type mirroredFile struct {
+	parts int
+	size  int64
+}
+
+// mirrorFile gives the standby dir/name, a closed file this node must
+// still push (its own, or one handed over to it). Any goroutine.
+func (b *Billing) mirrorFile(dir, name string) {
+	box := b.repl.Load()
+	if box == nil || !b.keep.Load() {
+		return // no standby; or no push target: no file is "undelivered"
+	}
+	data, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		b.log.Warn("CDR mirror: a closed file cannot be read for the standby", "file", name, "err", err)
+		return
+	}
+	n := max(1, (len(data)+filePart-1)/filePart)
+	b.mirrorMu.Lock()
+	if _, ok := b.mirrored[name]; ok || b.mirrorBytes+int64(len(data)) > mirrorFileBytes {
+		full := !ok
+		b.mirrorMu.Unlock()
+		if full {
+			b.mirrorFull("closed files (at most 256 MB)")
+		}
+		return
+	}
+	if b.mirrored == nil {
+		b.mirrored = map[string]mirroredFile{}
+	}
+	b.mirrored[name] = mirroredFile{parts: n, size: int64(len(data))}
+	b.mirrorBytes += int64(len(data))
+	b.mirrorMu.Unlock()
+	for i := range n {
+		box.r.PutFile(filePartKey(name, i, n), data[i*filePart:min((i+1)*filePart, len(data))])
+	}
+}
+
+// unmirrorFile takes a delivered file out of the standby's copy.
+func (b *Billing) unmirrorFile(name string) {
+	b.mirrorMu.Lock()
+	mf, ok := b.mirrored[name]
+	delete(b.mirrored, name)
+	b.mirrorBytes -= mf.size
+	b.mirrorMu.Unlock()
+	box := b.repl.Load()
+	if !ok || box == nil {
+		return
+	}
+	for i := range mf.parts {
+		box.r.PutFile(filePartKey(name, i, mf.parts), nil)
+	}
+}
+
+func filePartKey(name string, i, n int) string { return fmt.Sprintf("%s/%d/%d", name, i, n) }
+
+// JoinFileParts puts the files a standby holds back together (its
+// records keyed by filePartKey): only whole ones.
+func JoinFileParts(parts map[string][]byte) map[string][]byte {
+	type partial struct {
+		n     int
+		parts map[int][]byte
+	}
+	byName := map[string]*partial{}
+	for k, v := range parts {
+		f := strings.Split(k, "/")
+		if len(f) != 3 {
+			continue
+		}
+		i, err1 := strconv.Atoi(f[1])
+		n, err2 := strconv.Atoi(f[2])
+		if err1 != nil || err2 != nil || i < 0 || i >= n {
+			continue
+		}
+		p := byName[f[0]]
+		if p == nil {
+			p = &partial{n: n, parts: map[int][]byte{}}
+			byName[f[0]] = p
+		}
+		if p.n == n {
+			p.parts[i] = v
+		}
+	}
+	out := map[string][]byte{}
+	for name, p := range byName {
+		if len(p.parts) != p.n {
+			continue
+		}
+		var data []byte
+		for i := range p.n {
+			data = append(data, p.parts[i]...)
+		}
+		out[name] = data
+	}
+	return out
+}
+
+// sidecar is a file's SHA-256 sidecar, as writeFile makes it.
+func sidecarOf(name string, data []byte) []byte {
+	sum := sha256.Sum256(data)
+	return []byte(hex.EncodeToString(sum[:]) + "  " + name + "\n")
+}
+
+// wroteFileForPeer reports whether this node pushed, from its escrow, the
+// file of name with this sidecar (the other node, back, hands it over:
+// the billing centre has it).
+func (b *Billing) wroteFileForPeer(name string, side []byte) bool {
+	found := false
+	b.sp.db.View(func(tx *bolt.Tx) error {
+		if bk := tx.Bucket(bucketPeerWritten); bk != nil {
+			found = bytes.Equal(bk.Get([]byte(fileKey(name))), side)
+		}
+		return nil
+	})
+	return found
+}
+
+func fileKey(name string) string { return "file:" + name }
 
 // mirrorAll gives a replicator just set what is undelivered here now.
 // Writer only (a task).
@@ -140,14 +273,28 @@ func (b *Billing) mirrorAll() {
 	for _, a := range accts {
 		b.mirrorAccount(a.box, a.seq, a.val)
 	}
+	// The closed files not yet pushed, own and handed over.
+	for seq := uint64(0); ; {
+		next, name, ok, err := b.undeliveredAfter(seq)
+		if err != nil || !ok {
+			break
+		}
+		b.mirrorFile(b.cfg.Dir, name)
+		seq = next
+	}
+	if names, err := b.relayed(); err == nil {
+		for _, n := range names {
+			b.mirrorFile(filepath.Join(b.cfg.Dir, relayDir), n)
+		}
+	}
 }
 
 // Escrow keeps what the pair's other node (peer) had not delivered, as
 // this node last heard it (records by record id, accounting entries by
 // "OUTBOX/SEQ"): durable when it returns nil. This node writes them
 // after SetPeerWait's wait unless the peer comes back first.
-func (b *Billing) Escrow(peer string, records, accounting map[string][]byte) error {
-	if peer == "" || len(records)+len(accounting) == 0 {
+func (b *Billing) Escrow(peer string, records, accounting, files map[string][]byte) error {
+	if peer == "" || len(records)+len(accounting)+len(files) == 0 {
 		return nil
 	}
 	now := time.Now()
@@ -156,7 +303,7 @@ func (b *Billing) Escrow(peer string, records, accounting map[string][]byte) err
 		if err != nil {
 			return err
 		}
-		for kind, m := range map[string]map[string][]byte{escrowRecord: records, escrowAccount: accounting} {
+		for kind, m := range map[string]map[string][]byte{escrowRecord: records, escrowAccount: accounting, escrowFile: files} {
 			for k, v := range m {
 				if err := bk.Put(escrowKey(peer, kind, k), v); err != nil {
 					return err
@@ -173,7 +320,7 @@ func (b *Billing) Escrow(peer string, records, accounting map[string][]byte) err
 	}
 	b.escrowSince.CompareAndSwap(0, now.UnixMilli())
 	b.log.Info("CDRs the pair's other node had not delivered: kept here until it returns (it delivers them) or peer_records_wait passes (this node does)",
-		"node", peer, "records", len(records), "accounting_entries", len(accounting), "wait", b.peerWait())
+		"node", peer, "records", len(records), "accounting_entries", len(accounting), "files", len(files), "wait", b.peerWait())
 	return nil
 }
 
@@ -263,6 +410,7 @@ type escrowRelease struct {
 	written map[string]string // Call-ID (or AccountKey) -> record id
 	records int
 	entries int
+	files   int
 }
 
 // AccountKey names an accounting outbox entry of node across the pair
@@ -326,6 +474,18 @@ func (b *Billing) releaseEscrow(now time.Time) {
 				rel.written[r.CallID] = r.ID
 			}
 			rel.records++
+		case escrowFile:
+			// Pushed from relay/ like a file handed over, under its own
+			// name; should the old node return and hand it over, it is
+			// acknowledged without a second push (Relay).
+			side := sidecarOf(parts[2], e.v)
+			if err := b.Relay(parts[2], e.v, side); err != nil {
+				b.log.Error("CDR escrow: a closed file of the pair's other node cannot be kept for the push", "file", parts[2], "err", err)
+				rel.keys = rel.keys[:len(rel.keys)-1] // tried again at the next release
+				continue
+			}
+			rel.written[fileKey(parts[2])] = string(side)
+			rel.files++
 		case escrowAccount:
 			// Marked written even when not sent here (accounting off, a
 			// Resume): the old node drops it all the same.
@@ -385,7 +545,7 @@ func (b *Billing) escrowCommitted() {
 	b.escrowOut = nil
 	b.escrowSince.Store(b.escrowLeft())
 	b.log.Warn("CDRs of the pair's other node, which did not return within peer_records_wait, written by this node",
-		"records", rel.records, "accounting_entries", rel.entries, "wait", b.peerWait())
+		"records", rel.records, "accounting_entries", rel.entries, "files", rel.files, "wait", b.peerWait())
 }
 
 // PendingAccounting is the AccountKeys of the accounting entries this

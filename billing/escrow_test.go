@@ -1,7 +1,10 @@
 package billing
 
 import (
+	"bytes"
 	"maps"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -12,16 +15,21 @@ type mirror struct {
 	mu       sync.Mutex
 	released map[string][]byte
 	acct     map[string][]byte
+	files    map[string][]byte
 	flushes  int
 }
 
-func newMirror() *mirror { return &mirror{released: map[string][]byte{}, acct: map[string][]byte{}} }
+func newMirror() *mirror {
+	return &mirror{released: map[string][]byte{}, acct: map[string][]byte{}, files: map[string][]byte{}}
+}
 
 func (m *mirror) PutRecord(string, []byte) {}
 
 func (m *mirror) PutReleased(id string, rec []byte) { m.put(m.released, id, rec) }
 
 func (m *mirror) PutAccounting(key string, e []byte) { m.put(m.acct, key, e) }
+
+func (m *mirror) PutFile(key string, part []byte) { m.put(m.files, key, part) }
 
 func (m *mirror) Flush() {
 	m.mu.Lock()
@@ -90,7 +98,7 @@ func TestEscrowOfThePeersRecords(t *testing.T) {
 	bcfg.Node, bcfg.RotateRecords, bcfg.Outboxes = "ss2", 2, []string{"acct"}
 	b := mustOpen(t, bcfg)
 	b.SetEscrowRelease(true)
-	if err := b.Escrow("ss1", rel, acct); err != nil {
+	if err := b.Escrow("ss1", rel, acct, nil); err != nil {
 		t.Fatal(err)
 	}
 	b.step(time.Now(), false)
@@ -108,7 +116,7 @@ func TestEscrowOfThePeersRecords(t *testing.T) {
 		t.Fatalf("escrow written after its node came back: %d rows", len(rows))
 	}
 	// Not back: written here after the wait, once.
-	if err := b.Escrow("ss1", rel, acct); err != nil {
+	if err := b.Escrow("ss1", rel, acct, nil); err != nil {
 		t.Fatal(err)
 	}
 	b.SetEscrowRelease(false) // a standby writes none
@@ -197,5 +205,82 @@ func TestEndedBeforeStart(t *testing.T) {
 	got := b.EndedBeforeStart()
 	if !got["last"] || !got["b-last"] || got["old"] || got["cut"] || len(got) != 2 {
 		t.Fatalf("ended before the start: %v", got)
+	}
+}
+
+// A closed file not yet pushed goes to the standby whole (in parts), and
+// out of its copy once delivered; the node that took over pushes it from
+// its escrow under its own name, and acknowledges it without a second
+// push when the old node, back, hands it over.
+func TestEscrowOfThePeersFiles(t *testing.T) {
+	cfg := cfgFor(t.TempDir())
+	cfg.KeepUntilDelivered = true
+	a := mustOpen(t, cfg)
+	m := newMirror()
+	a.SetReplicator(m)
+	for _, id := range []string{"c1", "c2", "c3"} {
+		a.Handle(attempt(id, t0))
+		a.Handle(release(id, t0.Add(time.Second), "CANCEL", 487, false))
+	}
+	a.step(t0.Add(2*time.Second), false)
+	a.step(t0.Add(3*time.Second), false)
+	names, _ := readCSV(t, cfg.Dir)
+	m.mu.Lock()
+	files := JoinFileParts(maps.Clone(m.files))
+	m.mu.Unlock()
+	if len(names) != 1 || len(files) != 1 || files[names[0]] == nil {
+		t.Fatalf("closed %v, the standby holds %v", names, files)
+	}
+	data, _ := os.ReadFile(filepath.Join(cfg.Dir, names[0]))
+	if !bytes.Equal(files[names[0]], data) {
+		t.Fatal("the standby's copy differs from the file")
+	}
+
+	bcfg := cfgFor(t.TempDir())
+	bcfg.Node = "ss2"
+	b := mustOpen(t, bcfg)
+	b.SetPeerWait(time.Millisecond)
+	b.SetEscrowRelease(true)
+	if err := b.Escrow("ss1", nil, nil, files); err != nil {
+		t.Fatal(err)
+	}
+	b.step(time.Now().Add(time.Second), false)
+	relayed := filepath.Join(bcfg.Dir, relayDir, names[0])
+	if got, err := os.ReadFile(relayed); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the old node's file is not kept for the push: %v", err)
+	}
+	os.Remove(relayed) // pushed
+	os.Remove(relayed + ".sha256")
+	if err := b.Relay(names[0], data, sidecarOf(names[0], data)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(relayed); err == nil {
+		t.Fatal("a file pushed from the escrow, handed over by its node, is pushed again")
+	}
+
+	// Delivered at the old node: out of the standby's copy.
+	seq, name, ok, _ := a.nextUndelivered()
+	if !ok || name != names[0] {
+		t.Fatalf("undelivered %q", name)
+	}
+	if err := a.HandedOver(Handover{Name: name, seq: seq}); err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.files) != 0 {
+		t.Fatalf("a delivered file stays in the standby's copy: %d parts", len(m.files))
+	}
+}
+
+// Parts join into whole files only.
+func TestJoinFileParts(t *testing.T) {
+	got := JoinFileParts(map[string][]byte{
+		"f1/0/3": []byte("ab"), "f1/2/3": []byte("ef"), "f1/1/3": []byte("cd"),
+		"f2/0/2": []byte("x"), // its second part missing
+		"bad":    []byte("?"), "f3/5/2": []byte("?"),
+	})
+	if len(got) != 1 || string(got["f1"]) != "abcdef" {
+		t.Fatalf("joined %q", got)
 	}
 }

@@ -2,8 +2,6 @@ package billing
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -66,6 +64,7 @@ func (b *Billing) NextHandover() (h Handover, ok bool, err error) {
 // durable there): an own file counts as delivered (durable once this
 // returns), a relayed one is removed.
 func (b *Billing) HandedOver(h Handover) error {
+	defer b.unmirrorFile(h.Name) // delivered, or the active node has it: out of this node's standby's copy
 	if h.seq == 0 {
 		dir := filepath.Join(b.cfg.Dir, relayDir)
 		for _, n := range []string{h.Name + ".sha256", h.Name} {
@@ -92,9 +91,14 @@ func (b *Billing) Relay(name string, data, sidecar []byte) error {
 	if !relayName.MatchString(name) || strings.Contains(name, "..") {
 		return fmt.Errorf("a handed-over file named %q: not a CDR file's name", name)
 	}
-	sum := sha256.Sum256(data)
-	if want := hex.EncodeToString(sum[:]) + "  " + name + "\n"; string(sidecar) != want {
+	if !bytes.Equal(sidecar, sidecarOf(name, data)) {
 		return fmt.Errorf("handed-over file %s: its sidecar does not match its content", name)
+	}
+	if b.wroteFileForPeer(name, sidecar) {
+		// This node pushed it already, from its copy of what the other
+		// node had not delivered (escrow.go): acknowledged, not again.
+		b.log.Info("a CDR file handed over was pushed here already, from this node's copy of it", "file", name)
+		return nil
 	}
 	dir := filepath.Join(b.cfg.Dir, relayDir)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -115,6 +119,7 @@ func (b *Billing) Relay(name string, data, sidecar []byte) error {
 	case b.closed <- struct{}{}: // the pusher: a file to upload
 	default:
 	}
+	b.mirrorFile(dir, name)
 	return nil
 }
 

@@ -19,6 +19,9 @@ type Replicator interface {
 	// PutAccounting: an accounting outbox entry durable here, keyed
 	// "OUTBOX/SEQ" (nil: delivered, or dropped).
 	PutAccounting(key string, entry []byte)
+	// PutFile: a part of a closed file not yet pushed, keyed
+	// "NAME/PART/PARTS" (nil: pushed, or handed over).
+	PutFile(key string, part []byte)
 	// Flush returns once what was put has left this process (bounded):
 	// records leave the standby's copy before they go into a file.
 	Flush()

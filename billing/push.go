@@ -99,6 +99,7 @@ func (p *pusher) deliverAll(ctx context.Context) error {
 		if err := p.b.sp.db.Update(func(tx *bolt.Tx) error { return putU64(tx, keyDelivered, seq) }); err != nil {
 			return err
 		}
+		p.b.unmirrorFile(name)
 		p.log.Info("CDR file delivered", "file", name, "server", p.server)
 	}
 	return nil
@@ -238,7 +239,11 @@ func (p *pusher) recover() {
 // SetKeepUntilDelivered says whether a push target is configured now (a
 // commit may add or remove one): closed files are then kept until it has
 // them, however old.
-func (b *Billing) SetKeepUntilDelivered(on bool) { b.keep.Store(on) }
+func (b *Billing) SetKeepUntilDelivered(on bool) {
+	if !b.keep.Swap(on) && on {
+		b.task(b.mirrorAll) // the files closed so far are undelivered now: the standby's copy
+	}
+}
 
 // PushBacklog is how many closed files the push target does not have yet.
 func (b *Billing) PushBacklog() (int, error) {
@@ -268,6 +273,22 @@ func (b *Billing) nextUndelivered() (seq uint64, name string, ok bool, err error
 		}
 		if v := files.Get(be(next)); v != nil {
 			seq, name, ok = next, string(v), true
+		}
+		return nil
+	})
+	return
+}
+
+// undeliveredAfter is the first closed file after seq that the push
+// target does not have.
+func (b *Billing) undeliveredAfter(after uint64) (seq uint64, name string, ok bool, err error) {
+	err = b.sp.db.View(func(tx *bolt.Tx) error {
+		files := tx.Bucket(bucketFiles)
+		if files == nil {
+			return nil
+		}
+		if k, v := files.Cursor().Seek(be(max(after, getU64(tx, keyDelivered)) + 1)); k != nil {
+			seq, name, ok = u64(k), string(v), true
 		}
 		return nil
 	})

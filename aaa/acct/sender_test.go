@@ -243,4 +243,5 @@ type putRecord func(string, []byte)
 func (f putRecord) PutRecord(id string, rec []byte) { f(id, rec) }
 func (putRecord) PutReleased(string, []byte)        {}
 func (putRecord) PutAccounting(string, []byte)      {}
+func (putRecord) PutFile(string, []byte)            {}
 func (putRecord) Flush()                            {}

@@ -32,9 +32,12 @@ func cdrFiles(t *testing.T, dir string) map[string]map[string]string {
 	sort.Strings(names)
 	byCall := map[string]map[string]string{}
 	ids := map[string]bool{}
-	for i, n := range names {
-		if want := fmt.Sprintf("_%010d_", i+1); !strings.Contains(n, want) {
-			t.Fatalf("CDR file %d is %s: the sequence has a gap or a repeat (%v)", i+1, n, names)
+	seqs := map[string]int{} // each node's files in its own sequence
+	for _, n := range names {
+		node, _, _ := strings.Cut(n, "_")
+		seqs[node]++
+		if want := fmt.Sprintf("%s_%010d_", node, seqs[node]); !strings.HasPrefix(n, want) {
+			t.Fatalf("CDR file %d of %s is %s: the sequence has a gap or a repeat (%v)", seqs[node], node, n, names)
 		}
 		data, err := os.ReadFile(filepath.Join(dir, n))
 		if err != nil {

@@ -356,25 +356,28 @@ func TestStandbyHandsCDRFilesOver(t *testing.T) {
 	}
 }
 
-// TestUndeliveredCDRsOutliveTheOldNode: the active node of a pair holds
-// records not yet in a file (a file closes at 100) and accounting its
-// RADIUS server has not taken (FreeRADIUS stopped); its standby holds a
-// copy (`replication`: undelivered CDRs and accounting replicated). The
-// active node is killed and the standby made MASTER: it keeps the copy
-// for peer_records_wait (4 s) and then, the old node not back, writes
-// the records into its own files under the old node's record ids and
-// sends the accounting: the billing centre gets each call's record once,
-// FreeRADIUS each call's Start and Stop. The old node, restarted as
-// standby, asks and drops all of it (the other node wrote and sent it);
-// made active again after a switchover, it sends neither again.
+// TestUndeliveredCDRsOutliveTheOldNode: the billing centre (vsftpd) and
+// the RADIUS accounting server (FreeRADIUS) are away while the active
+// node of a pair records 6 calls: it closes one file (4 a file), holds 2
+// records not yet in a file and 12 accounting entries, and its standby
+// holds a copy of all of it (`replication`). The active node is killed,
+// the servers come back, and the standby is made MASTER: it keeps the
+// copy for peer_records_wait (4 s) and then, the old node not back,
+// pushes the old node's file under its own name, writes the 2 records
+// into its own files under the old node's ids and sends the accounting:
+// the billing centre gets each call's record once (each node's files in
+// their own sequence), FreeRADIUS each call's Start and Stop. The old
+// node, restarted as standby, hands its file over (acknowledged, not
+// pushed again) and drops the records and accounting the other node
+// wrote and sent; made active again, it sends none of it again.
 func TestUndeliveredCDRsOutliveTheOldNode(t *testing.T) {
 	t.Parallel()
 	rad := freeradius.Start(t, freeradius.Options{Secret: "escrow-secret-0123456789", Dictionary: "../../docs/dictionary.softswitch"})
 	ftpd := startVsftpd(t, false)
-	ca, cb := pairBilling(t, "escrow-pair-key-0123456789abcdefgh", "rotate_records = 100\n")
+	ca, cb := pairBilling(t, "escrow-pair-key-0123456789abcdefgh", "rotate_records = 4\n")
 	pg := freePort(t)
 	rest := "peer_records_wait = \"4s\"\n\n" + fmt.Sprintf("[billing.push]\nservers = [%q]\nuser = \"anonymous\"\npassword = \"cdr@example.net\"\n"+
-		"dir = \"incoming\"\nretry_min = \"1s\"\nretry_max = \"2s\"\n\n"+
+		"dir = \"incoming\"\nretry_min = \"1s\"\nretry_max = \"2s\"\ntimeout = \"3s\"\n\n"+
 		"[aaa]\naccounting = [\"rad1\"]\n\n[[aaa.radius]]\nname = \"rad1\"\naddress = \"127.0.0.1\"\nacct_port = %d\n"+
 		"secret = \"escrow-secret-0123456789\"\ntimeout = \"300ms\"\ntries = 2\ndead_time = \"1s\"\n\n", ftpd.Addr, rad.Acct.Port()) +
 		huntTOML("", gw("gw-ok", pg, 1, 1, ""))
@@ -389,17 +392,20 @@ func TestUndeliveredCDRsOutliveTheOldNode(t *testing.T) {
 	})
 
 	rad.Stop()
+	ftpd.stop()
 	calls := trunkCalls(t, a, "before-the-kill", 6, 20)
 	ids := callIDs(calls)
-	waitFor(t, 10*time.Second, "the standby holding the 6 records and 12 accounting entries", func() bool {
+	waitFor(t, 10*time.Second, "the standby holding 2 records, 1 file and 12 accounting entries", func() bool {
 		out := softswitchCmd(t, b, "replication")
-		return regexpMatch(`undelivered CDRs replicated\s+6\n`, out) && regexpMatch(`undelivered accounting\s+12\n`, out)
+		return regexpMatch(`undelivered CDRs replicated\s+2\n`, out) && regexpMatch(`undelivered CDR files\s+1\n`, out) &&
+			regexpMatch(`undelivered accounting\s+12\n`, out)
 	})
 	a.kill()
 	rad.Restart()
+	ftpd.start()
 	setRole(t, b, "MASTER")
-	waitLog(t, b, 10*time.Second, "CDRs the pair's other node had not delivered: kept here", "records=6", "accounting_entries=12")
-	waitLog(t, b, 15*time.Second, "written by this node", "records=6", "accounting_entries=12")
+	waitLog(t, b, 10*time.Second, "CDRs the pair's other node had not delivered: kept here", "records=2", "accounting_entries=12", "files=1")
+	waitLog(t, b, 15*time.Second, "written by this node", "records=2", "accounting_entries=12", "files=1")
 	acct := func() map[string]int {
 		seen := map[string]int{}
 		for _, x := range radiusDetail(rad.Detail) {
@@ -416,7 +422,8 @@ func TestUndeliveredCDRsOutliveTheOldNode(t *testing.T) {
 		}
 		return true
 	})
-	b.restart() // closes its file (100 a file), and pushes it
+	waitLog(t, b, 20*time.Second, "CDR file delivered (handed over by the other node of the pair)", "file=ss-a_0000000001_")
+	b.restart() // closes its file (4 a file), and pushes it
 	waitDelivered(t, filepath.Join(b.DataDir, "cdr"), ftpd.Incoming, 2, 30*time.Second)
 	recs := cdrFiles(t, ftpd.Incoming)
 	for _, id := range ids {
@@ -428,12 +435,13 @@ func TestUndeliveredCDRsOutliveTheOldNode(t *testing.T) {
 		t.Errorf("%d records at the billing centre, want %d", len(recs), len(ids))
 	}
 
-	// The old node back, as standby: it asks, and drops what the other
-	// node wrote and sent.
+	// The old node back, as standby: it hands its file over (pushed
+	// already) and drops what the other node wrote and sent.
 	setRole(t, a, "BACKUP")
 	a.start()
-	waitLog(t, a, 20*time.Second, "settled with the pair's other node", "records_kept=0", "written_by_the_other_node=6",
+	waitLog(t, a, 20*time.Second, "settled with the pair's other node", "records_kept=0", "written_by_the_other_node=2",
 		"accounting_entries_sent_by_the_other_node=12")
+	waitLog(t, b, 20*time.Second, "a CDR file handed over was pushed here already", "file=ss-a_0000000001_")
 	// Switched back: it delivers none of it again.
 	files, sent := closedFiles(ftpd.Incoming), acct()
 	setRole(t, b, "BACKUP")
@@ -445,6 +453,16 @@ func TestUndeliveredCDRsOutliveTheOldNode(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	if now := closedFiles(ftpd.Incoming); len(now) != len(files) {
 		t.Errorf("the old node delivered files again: %v, before %v", now, files)
+	}
+	data, _ := os.ReadFile(b.LogPath)
+	pushed := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.Contains(line, "CDR file delivered (handed over") && strings.Contains(line, "file=ss-a_0000000001_") {
+			pushed++
+		}
+	}
+	if pushed != 1 {
+		t.Errorf("the old node's file pushed %d times, want once", pushed)
 	}
 	for k, n := range acct() {
 		if n != sent[k] && !strings.HasSuffix(k, "Interim-Update") {

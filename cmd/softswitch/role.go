@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,6 +102,7 @@ const (
 	// accounting outbox entries, by "OUTBOX/SEQ".
 	recordReleased = "released"
 	recordAcct     = "acct"
+	recordFile     = "cdrfile" // closed files not yet pushed, in parts ("NAME/PART/PARTS")
 )
 
 // PutCall implements call.Replicator.
@@ -136,6 +138,9 @@ func (r *replication) PutReleased(id string, rec []byte) { r.hub.Put(recordRelea
 
 // PutAccounting implements billing.Replicator.
 func (r *replication) PutAccounting(key string, e []byte) { r.hub.Put(recordAcct, key, e) }
+
+// PutFile implements billing.Replicator.
+func (r *replication) PutFile(key string, part []byte) { r.hub.Put(recordFile, key, part) }
 
 // Flush implements billing.Replicator: a file's records leave the
 // standby's copy before the file exists (a standby slower than this is
@@ -266,7 +271,8 @@ func (r *replication) adopt() {
 		}
 	}
 	if r.bill != nil {
-		if err := r.bill.Escrow(r.follower.PeerNode(), released, r.follower.Records(recordAcct)); err != nil {
+		files := billing.JoinFileParts(r.follower.Records(recordFile))
+		if err := r.bill.Escrow(r.follower.PeerNode(), released, r.follower.Records(recordAcct), files); err != nil {
 			r.log.Error("replication: the old node's undelivered CDRs cannot be kept here: they wait on its disk", "err", err)
 		}
 	}
@@ -541,6 +547,13 @@ func (r *replication) releasedThere(callID string) bool {
 	return ok && at >= last.Add(-3*time.Second).UnixNano() && r.holdsAddress()
 }
 
+// firstPart tells a closed file's first part (recordFile's keys,
+// "NAME/PART/PARTS"): one per file.
+func firstPart(key string) bool {
+	_, rest, _ := strings.Cut(key, "/")
+	return strings.HasPrefix(rest, "0/")
+}
+
 // releasedThere answers call control about a BYE for an unknown Call-ID:
 // a call this node released in the last moments before its own stop (its
 // record durable, the 200 perhaps never sent), for 40 s after the start,
@@ -572,14 +585,15 @@ type replicationState struct {
 	Calls    int           // answered calls: reported to the standby (active), held for a takeover (standby)
 	// Undelivered CDR records and accounting entries: reported to the
 	// standby (active), held for a takeover (standby).
-	Records, Accounting int
+	Records, Accounting, Files int
 }
 
 func (r *replication) state() replicationState {
 	inStep, applied, last := r.follower.Status()
 	st := replicationState{Standbys: r.hub.Standbys(), InStep: inStep, Applied: applied, Revision: r.running.Current().Revision,
 		Calls:   r.hub.Records(recordCall) + r.follower.Held(recordCall),
-		Records: r.hub.Records(recordReleased) + r.follower.Held(recordReleased), Accounting: r.hub.Records(recordAcct) + r.follower.Held(recordAcct)}
+		Records: r.hub.Records(recordReleased) + r.follower.Held(recordReleased), Accounting: r.hub.Records(recordAcct) + r.follower.Held(recordAcct),
+		Files: r.hub.CountKeys(recordFile, firstPart) + r.follower.CountKeys(recordFile, firstPart)}
 	if !last.IsZero() {
 		st.Lag = time.Since(last)
 	}
@@ -596,8 +610,8 @@ func (r *replication) text() string {
 	}
 	return fmt.Sprintf("standbys following this node  %d\nin step with the active node  %v\nchanges applied               %d\n"+
 		"last heard from the active    %s\nrunning configuration         revision %d\ncalls in progress replicated  %d\n"+
-		"undelivered CDRs replicated   %d\nundelivered accounting        %d\n",
-		st.Standbys, st.InStep, st.Applied, heard, st.Revision, st.Calls, st.Records, st.Accounting)
+		"undelivered CDRs replicated   %d\nundelivered CDR files         %d\nundelivered accounting        %d\n",
+		st.Standbys, st.InStep, st.Applied, heard, st.Revision, st.Calls, st.Records, st.Files, st.Accounting)
 }
 
 // replicationCommand answers `softswitch replication` on the control

@@ -150,6 +150,20 @@ func (f *Follower) Held(kind string) int {
 	return len(f.records[kind])
 }
 
+// CountKeys is how many records of kind the follower keeps whose key
+// match says yes to.
+func (f *Follower) CountKeys(kind string, match func(key string) bool) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for k := range f.records[kind] {
+		if match(k) {
+			n++
+		}
+	}
+	return n
+}
+
 // putRecord keeps one record (nil data: removed).
 func (f *Follower) putRecord(kind, key string, data []byte) {
 	f.mu.Lock()

@@ -225,6 +225,20 @@ func (h *Hub) Records(kind string) int {
 	return len(h.records[kind])
 }
 
+// CountKeys is how many records of kind the hub keeps whose key match
+// says yes to.
+func (h *Hub) CountKeys(kind string, match func(key string) bool) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for k := range h.records[kind] {
+		if match(k) {
+			n++
+		}
+	}
+	return n
+}
+
 // Count takes a nonce count accepted (core/digest's OnCount). It never
 // blocks.
 //
