@@ -441,6 +441,7 @@ func (h *Hub) serveConn(ctx context.Context, conn net.Conn) {
 func sendSnapshot(ch *Channel, states map[string][]byte, records map[string]map[string][]byte, snap map[string][]store.Binding) error {
 	const partAORs = 2000
 	const partRecs = 500
+	const partBytes = 3 << 20
 	ch.SetWriteDeadline(time.Now().Add(time.Minute))
 	if err := ch.Send(encode(&message{Kind: kindFeatures, Keys: []string{featureEnded}})); err != nil {
 		return err
@@ -455,9 +456,20 @@ func sendSnapshot(ch *Channel, states map[string][]byte, records map[string]map[
 	}
 	for kind, recs := range records {
 		part := map[string][]byte{}
+		size := 0
 		for key, data := range recs {
+			// A frame holds partRecs records, or partBytes of them (base64
+			// in JSON: 4/3 of it, under MaxFrame; a CDR file's part is 4 MB).
+			if len(part) > 0 && size+len(data) > partBytes {
+				if err := ch.Send(encode(&message{Kind: kindRecords, Name: kind, Recs: part})); err != nil {
+					return err
+				}
+				part, size = map[string][]byte{}, 0
+			}
 			part[key] = data
+			size += len(key) + len(data)
 			if len(part) == partRecs {
+				size = 0
 				if err := ch.Send(encode(&message{Kind: kindRecords, Name: kind, Recs: part})); err != nil {
 					return err
 				}

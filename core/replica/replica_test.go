@@ -504,3 +504,20 @@ func TestFlushAndNames(t *testing.T) {
 		t.Fatalf("joined %v, the standby follows %q", joined, f.PeerNode())
 	}
 }
+
+// Large records (a CDR file's 4 MB parts) reach a standby in the
+// snapshot and as changes: a snapshot frame never goes over the bound.
+func TestLargeRecordsFollow(t *testing.T) {
+	hub := &Hub{Inner: &memStore{m: map[string][]store.Binding{}}, Key: key, Node: "ss-a", Log: quiet}
+	ctx, addr := serve(t, hub)
+	part := bytes.Repeat([]byte("x"), 4<<20)
+	for i := range 3 {
+		hub.Put("cdrfile", fmt.Sprintf("f/%d/4", i), part)
+	}
+	f := &Follower{Peer: addr, Key: key, Node: "ss-b", Apply: &memApplier{}, Log: quiet}
+	f.SetFollowing(true)
+	go f.Run(ctx)
+	waitUntil(t, "the snapshot", func() bool { in, _, _ := f.Status(); return in })
+	hub.Put("cdrfile", "f/3/4", part)
+	waitUntil(t, "every part", func() bool { return f.Held("cdrfile") == 4 })
+}
