@@ -91,6 +91,28 @@ func (b *Billing) mirrorAccount(box *outbox, seq uint64, val []byte) {
 	rb.r.PutAccounting(key, val)
 }
 
+// mirrorOutboxes tells the standby what the commit just made did to the
+// outboxes: entries delivered, dropped and added. Writer only; nothing
+// at all without a standby.
+func (b *Billing) mirrorOutboxes() {
+	if b.repl.Load() == nil {
+		return
+	}
+	for _, box := range b.boxes {
+		for seq := box.deleted + 1; seq <= box.deleting; seq++ {
+			b.mirrorAccount(box, seq, nil)
+		}
+	}
+	for _, ws := range [][]outWrite{b.unreported, b.dropEntries} {
+		for _, w := range ws {
+			b.mirrorAccount(w.box, w.seq, nil)
+		}
+	}
+	for _, w := range b.outWrites {
+		b.mirrorAccount(w.box, w.seq, w.val)
+	}
+}
+
 func (b *Billing) mirrorFull(what string) {
 	last := b.mirrorWarned.Load()
 	if time.Since(time.Unix(0, last)) > time.Hour && b.mirrorWarned.CompareAndSwap(last, time.Now().UnixNano()) {

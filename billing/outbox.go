@@ -180,22 +180,13 @@ func (b *Billing) unreportIn(tx *bolt.Tx) error {
 
 // committedOutboxes runs after a successful commit.
 func (b *Billing) committedOutboxes() {
+	b.mirrorOutboxes() // before the marks below move
 	for _, box := range b.boxes {
-		for seq := box.deleted + 1; seq <= box.deleting; seq++ {
-			b.mirrorAccount(box, seq, nil)
-		}
 		box.deleted = box.deleting // not delivered.Load(): it may have moved since
 	}
-	for _, w := range b.unreported {
-		b.mirrorAccount(w.box, w.seq, nil)
-	}
 	b.unreported = b.unreported[:0]
-	for _, w := range b.dropEntries {
-		b.mirrorAccount(w.box, w.seq, nil)
-	}
 	b.dropEntries = b.dropEntries[:0]
 	for _, w := range b.outWrites {
-		b.mirrorAccount(w.box, w.seq, w.val)
 		select {
 		case w.box.notify <- struct{}{}:
 		default:

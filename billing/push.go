@@ -265,18 +265,7 @@ func (b *Billing) PushBacklog() (int, error) {
 
 // nextUndelivered is the first closed file the push target does not have.
 func (b *Billing) nextUndelivered() (seq uint64, name string, ok bool, err error) {
-	err = b.sp.db.View(func(tx *bolt.Tx) error {
-		next := getU64(tx, keyDelivered) + 1
-		files := tx.Bucket(bucketFiles)
-		if files == nil {
-			return nil
-		}
-		if v := files.Get(be(next)); v != nil {
-			seq, name, ok = next, string(v), true
-		}
-		return nil
-	})
-	return
+	return b.undeliveredAfter(0)
 }
 
 // undeliveredAfter is the first closed file after seq that the push

@@ -155,13 +155,7 @@ func (f *Follower) Held(kind string) int {
 func (f *Follower) CountKeys(kind string, match func(key string) bool) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n := 0
-	for k := range f.records[kind] {
-		if match(k) {
-			n++
-		}
-	}
-	return n
+	return countKeys(f.records[kind], match)
 }
 
 // putRecord keeps one record (nil data: removed).

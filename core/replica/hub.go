@@ -230,8 +230,12 @@ func (h *Hub) Records(kind string) int {
 func (h *Hub) CountKeys(kind string, match func(key string) bool) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	return countKeys(h.records[kind], match)
+}
+
+func countKeys(recs map[string][]byte, match func(string) bool) int {
 	n := 0
-	for k := range h.records[kind] {
+	for k := range recs {
 		if match(k) {
 			n++
 		}
