@@ -157,10 +157,25 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---------------------------------------------------------------- preflight
-for t in sipp taskset ss python3 timeout pgrep awk; do
+# need TOOL PACKAGE: install PACKAGE from Debian when TOOL is missing (as
+# root), so that a fresh machine runs the bench with one command.
+need() {
+    command -v "$1" >/dev/null 2>&1 && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        log "installing $2 (for $1) ..."
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null 2>&1 ||
+            { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null 2>&1; }
+    fi
+    command -v "$1" >/dev/null 2>&1 || die "$1 not found (Debian package $2)"
+}
+need sipp sip-tester
+need ss iproute2
+need taskset util-linux
+for t in python3 timeout pgrep awk; do
     command -v "$t" >/dev/null 2>&1 || die "$t not found"
 done
-case ",$SYSTEMS," in *,kamailio,*) command -v kamailio >/dev/null 2>&1 || die "kamailio not found" ;; esac
+case ",$SYSTEMS," in *,kamailio,*) need kamailio kamailio ;; esac
+case ",$SYSTEMS," in *,softswitch-radius,*) need freeradius freeradius ;; esac
 NCPU=$(nproc)
 [ "$NCPU" -ge 2 ] || die "needs at least 2 CPUs (server on CPU $SERVER_CPU, sipp on CPU $LOAD_CPU)"
 CLK_TCK=$(getconf CLK_TCK)

@@ -89,9 +89,10 @@ func TestFloodedSourceIsBlocked(t *testing.T) {
 	g.kill()
 }
 
-// At max_calls the switch refuses new calls with a 503: a
-// randomised Retry-After within the configured bounds, Reason Q.850 42,
-// and RFC 7339's oc parameters for a client that offered them; OPTIONS
+// At max_calls the switch refuses new calls with a 503 made from the
+// request's bytes as it is read: a randomised Retry-After within the
+// configured bounds, Reason Q.850 42, RFC 7339's oc parameters for a
+// client that offered them, the same To tag for a copy; OPTIONS
 // keepalives keep getting 200; once calls end, new calls go through.
 func TestOverloadRefusesNewCallsKeepsOptions(t *testing.T) {
 	t.Parallel()
@@ -132,8 +133,15 @@ func TestOverloadRefusesNewCallsKeepsOptions(t *testing.T) {
 			t.Fatalf("503 Via lacks %s: %s", p, via)
 		}
 	}
-	if headerParam(res.Header("To"), "tag") == "" {
-		t.Fatalf("503 without a To tag: %s", res.Header("To"))
+	if !strings.HasPrefix(headerParam(res.Header("To"), "tag"), "x503-") {
+		// Refused as it was read, from its bytes (core/sipudp/refuse.go).
+		t.Fatalf("503 To tag is not a refusal's from the bytes: %s", res.Header("To"))
+	}
+	// A copy of the INVITE gets the same answer, with the same To tag.
+	caller.send(t, srv.Addr, rawInvite(srv.Addr, me, "0301234", "refused@test", ";oc"))
+	again, ok := caller.recv(5*time.Second, func(m sipMsg) bool { return m.Status >= 200 && m.Header("Call-ID") == "refused@test" })
+	if !ok || again.Status != 503 || headerParam(again.Header("To"), "tag") != headerParam(res.Header("To"), "tag") {
+		t.Fatalf("the copy got %v %q (To %s), want the same 503", ok, again.First, again.Header("To"))
 	}
 	if _, ok := gwy.recv(time.Second, func(m sipMsg) bool { return m.Method == "INVITE" }); ok {
 		t.Fatal("the refused call reached the gateway")

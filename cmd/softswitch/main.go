@@ -248,7 +248,7 @@ func run(args []string) error {
 
 	var calls *call.Manager // set below; the stack starts serving after that
 	shed := overload.New(overload.Config{MaxCalls: cfg.Overload.MaxCalls, QueueTarget: cfg.Overload.QueueTarget,
-		AgeTarget: cfg.Overload.AgeTarget.Duration, RetryAfterMin: cfg.Overload.RetryAfterMin,
+		AgeTarget: cfg.Overload.AgeTarget.Duration, CPUTarget: cfg.Overload.CPUTarget, RetryAfterMin: cfg.Overload.RetryAfterMin,
 		RetryAfterMax: cfg.Overload.RetryAfterMax}, func() int { return calls.Active() }, bus)
 	parser := sipparse.New()
 	delay := &stats.Delay{}

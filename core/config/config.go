@@ -177,6 +177,7 @@ type Overload struct {
 	MaxCalls      int      `toml:"max_calls"`       // concurrent calls at most; 0: no cap
 	QueueTarget   float64  `toml:"queue_target"`    // receive queue fill (0..1) above which new calls are shed
 	AgeTarget     Duration `toml:"age_target"`      // message age (read to served) above which a message is late
+	CPUTarget     float64  `toml:"cpu_target"`      // processor share (0..1) above which, with work waiting, new calls are shed
 	RetryAfterMin int      `toml:"retry_after_min"` // seconds
 	RetryAfterMax int      `toml:"retry_after_max"`
 }
@@ -272,7 +273,7 @@ func Default() Config {
 			MaxForwards:     70,
 		},
 		Admission: Admission{Rate: 100, Burst: 400, Block: Duration{Duration: time.Minute}, MaxSources: 1 << 17},
-		Overload: Overload{QueueTarget: 0.25, AgeTarget: Duration{Duration: 200 * time.Millisecond},
+		Overload: Overload{QueueTarget: 0.25, AgeTarget: Duration{Duration: 200 * time.Millisecond}, CPUTarget: 0.9,
 			RetryAfterMin: 5, RetryAfterMax: 20},
 		Billing: Billing{Enabled: true, Format: "csv", RotateInterval: Duration{Duration: 5 * time.Minute}, SyncInterval: Duration{Duration: 100 * time.Millisecond},
 			RotateRecords: 10000, RotateMB: 10, OnSpoolFault: "refuse", QueueLimit: 100000,
@@ -710,6 +711,8 @@ func (c *Config) validateLoad() error {
 		return invalid("overload.queue_target", "must be between 0 (off) and 1")
 	case o.AgeTarget.Duration < 0:
 		return invalid("overload.age_target", "must be 0 (off) or more")
+	case o.CPUTarget < 0 || o.CPUTarget > 1:
+		return invalid("overload.cpu_target", "must be between 0 (off) and 1")
 	case o.RetryAfterMin < 1:
 		return invalid("overload.retry_after_min", "must be at least 1")
 	case o.RetryAfterMax < o.RetryAfterMin:

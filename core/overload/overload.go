@@ -4,14 +4,16 @@
 // Retry-After) so that the calls it admits complete, instead of letting
 // every call slow down until retransmissions swamp it.
 //
-// The load is sampled every Interval: the fill of the queues in front of
-// the SIP stack (the socket's kernel receive queue, the workers' queues)
-// and the share of messages that waited longer than AgeTarget between
-// being read and being served. A queue over its target, or most messages
-// late (the median age over its target: single pauses do not count),
-// raises the share of new calls refused (RFC 7339's "loss" algorithm, as
-// the server); well below both it falls again. A cap on concurrent calls
-// (max_calls) refuses every new call above it.
+// The load is sampled every Interval: the processor time used over what
+// the process may use, the fill of the queues in front of the SIP stack
+// (the socket's kernel receive queue, the workers' queues), the mean age
+// of the messages served and the share served later than AgeTarget. The
+// processor over its target while work waits, or a queue near its limit,
+// or most messages late, start an episode; while it lasts the share of
+// new calls refused (RFC 7339's "loss", as the server) comes from a model
+// of the processor: what a call costs, so what rate of new calls it
+// carries at its target, against the rate offered (Update). A cap on
+// concurrent calls (max_calls) refuses every new call above it.
 //
 // Only new calls (INVITE without a To tag) are refused: in-dialog
 // requests, ACK, CANCEL, BYE, REGISTER and OPTIONS keepalives keep
@@ -33,6 +35,7 @@ type Config struct {
 	MaxCalls      int           // concurrent calls at most; 0: no cap
 	QueueTarget   float64       // receive queue fill (0..1) above which new calls are shed
 	AgeTarget     time.Duration // message age above which a message counts as late
+	CPUTarget     float64       // share (0..1) of the processor the switch may use above which, with work waiting, new calls are shed
 	RetryAfterMin int           // seconds; Retry-After is drawn from [min, max]
 	RetryAfterMax int
 	Interval      time.Duration // how often the load is sampled
@@ -40,16 +43,19 @@ type Config struct {
 
 // Sample is one measurement of the load.
 type Sample struct {
-	Queue  float64 // the fullest queue's fill, 0..1
-	Late   float64 // share of the messages served later than AgeTarget, 0..1
-	Active int     // calls in progress
+	Queue  float64       // the fullest queue's fill, 0..1
+	Late   float64       // share of the messages served later than AgeTarget, 0..1
+	Delay  time.Duration // the least message age (read to served) in the interval: a standing queue
+	Active int           // calls in progress
+	CPU    float64       // share of the processors the process may use that it used, 0..1
 }
 
-// Limits of the loss share, per mille.
-const (
-	maxLoss  = 950 // a few new calls always go through: the load must be measured with them
-	stepDown = 10  // per interval once the load is below target (1 % per 100 ms)
-)
+// maxLoss limits the loss share (per mille): a few new calls always go
+// through, the load must be measured with them.
+const maxLoss = 950
+
+// refusalWeight is a refusal's cost against an admitted call's.
+const refusalWeight = 0.1
 
 // Controller holds the share of new calls refused.
 type Controller struct {
@@ -59,12 +65,19 @@ type Controller struct {
 	loss    atomic.Uint32 // per mille of new calls refused
 	capped  atomic.Bool   // at max_calls
 	refused atomic.Int64
+	offered atomic.Int64 // new calls that arrived (Offer)
 	seq     atomic.Int64 // RFC 7339 oc-seq: rises with every change of the loss share
 
 	// Touched by Update only (one goroutine).
-	hot   int // samples in a row over target
-	over  bool
-	quiet int // intervals in a row without load, to end an episode
+	hot     int // samples in a row over target
+	over    bool
+	quiet   int     // intervals in a row without load, to end an episode
+	cost    float64 // processor share per admitted call a second (smoothed): the switch's cost of a call
+	trim    float64 // the model's correction while shedding (1: none)
+	lastOff int64   // offered and refused at the last sample
+	lastRef int64
+	lastAt  time.Time
+	clock   func() time.Time // time.Now; a test's own
 }
 
 // New returns a controller; active reports the calls in progress; bus
@@ -82,7 +95,7 @@ func New(cfg Config, active func() int, bus *events.Bus) *Controller {
 	if active == nil {
 		active = func() int { return 0 }
 	}
-	c := &Controller{cfg: cfg, active: active, bus: bus}
+	c := &Controller{cfg: cfg, active: active, bus: bus, clock: time.Now}
 	c.seq.Store(time.Now().UnixMilli())
 	return c
 }
@@ -99,6 +112,14 @@ func (c *Controller) RefuseNew() bool {
 		return true
 	}
 	return false
+}
+
+// Offer counts a new call that arrived (the rate offered, which the
+// control compares with the rate the processor can carry) and reports
+// whether RefuseNew may say yes now.
+func (c *Controller) Offer() bool {
+	c.offered.Add(1)
+	return c.Shedding()
 }
 
 // Shedding reports whether RefuseNew may say yes now: two atomic loads,
@@ -160,53 +181,126 @@ func (c *Controller) Run(ctx context.Context, probe func() Sample) {
 // AgeTarget is the message age above which a message counts as late.
 func (c *Controller) AgeTarget() time.Duration { return c.cfg.AgeTarget }
 
-// Update takes one sample: the loss share rises in proportion to how far
-// the load is over its target, holds while it is near, and falls slowly
-// once it is well below (so that the switch does not swing between
-// refusing everything and nothing).
+// delayTarget is the least message age in a sample above which work is
+// said to wait (a tenth of AgeTarget: 20 ms by default). Below it the
+// switch keeps up, however busy its processor is.
+func (c *Controller) delayTarget() time.Duration { return c.cfg.AgeTarget / 10 }
+
+// Update takes one sample and sets the share of new calls admitted.
+//
+// The model is the processor: each sample gives its share used per call
+// admitted a second (smoothed), so the rate of new calls it carries at
+// CPUTarget is known, and while shedding the share admitted is that rate
+// over the rate offered: one step, not a search, so that the admitted
+// calls get the processor and the excess gets a cheap 503. An episode
+// starts when the processor is over its target while work waits, for
+// three samples in a row (a collection cycle takes that long at
+// thousands of calls a second; a busy processor that keeps up is no
+// overload), or when a queue is near its limit or most messages are late
+// (a stall the processor's figure does not show), for two. A correction
+// on the model falls while work waits (by a fifth each sample; by 40 % on
+// the hard signals) so that the queue drains, and grows by a tenth while
+// the processor is under its target (past 1: the model may be short). Without the processor's figure
+// (CPUTarget 0) the share falls by a quarter on the hard signals and
+// grows back by a tenth once nothing waits. The episode ends after a
+// second in which every new call could be admitted.
 func (c *Controller) Update(s Sample) {
-	ratio, cause := 0.0, ""
-	if c.cfg.QueueTarget > 0 {
-		ratio, cause = s.Queue/c.cfg.QueueTarget, "receive queue"
+	hard, cause := false, ""
+	if c.cfg.QueueTarget > 0 && s.Queue >= c.cfg.QueueTarget {
+		hard, cause = true, "receive queue"
 	}
-	if c.cfg.AgeTarget > 0 {
-		if r := s.Late / 0.5; r > ratio { // most messages late: the median age is over the target
-			ratio, cause = r, "message age"
-		}
+	if c.cfg.AgeTarget > 0 && s.Late >= 0.5 { // the median age is over the target
+		hard, cause = true, "message age"
 	}
-	l := c.loss.Load()
-	if ratio >= 1 {
+	waiting := c.cfg.AgeTarget > 0 && s.Delay >= c.delayTarget() ||
+		c.cfg.QueueTarget > 0 && s.Queue >= c.cfg.QueueTarget/4
+	busy := c.cfg.CPUTarget > 0 && s.CPU >= c.cfg.CPUTarget && waiting
+	if busy && cause == "" {
+		cause = "processor"
+	}
+	if hard || busy {
 		c.hot++
 	} else {
 		c.hot = 0
 	}
-	switch {
-	case ratio >= 1 && c.hot < 2 && l == 0:
-		// One sample over target (a collection cycle, a burst) is no
-		// overload yet; two in a row are.
-	case ratio >= 1:
-		l += 20 + uint32(min(ratio-1, 3)*30)
-		if l > maxLoss {
-			l = maxLoss
+
+	// The rates since the last sample, and the cost of a call.
+	off, ref, now := c.offered.Load(), c.refused.Load(), c.clock()
+	dt := c.cfg.Interval.Seconds()
+	if !c.lastAt.IsZero() {
+		// A starved sampler samples late: rates over the real interval.
+		dt = max(dt/10, now.Sub(c.lastAt).Seconds())
+	}
+	c.lastAt = now
+	offered := float64(off-c.lastOff) / dt
+	admittedRate := float64((off-c.lastOff)-(ref-c.lastRef)) / dt
+	c.lastOff, c.lastRef = off, ref
+	refusedRate := offered - admittedRate
+	if admittedRate >= 20 && s.CPU > 0.02 {
+		// A refusal made from the bytes costs about a tenth of a call
+		// (measured: some 20 us against 200).
+		perCall := s.CPU / (admittedRate + refusalWeight*refusedRate)
+		if c.cost == 0 {
+			c.cost = perCall
+		} else {
+			// Slowly: a call admitted now costs most in the next
+			// samples (its answer, its end).
+			c.cost += 0.1 * (perCall - c.cost)
 		}
-	case ratio < 0.8:
-		l -= min(l, stepDown)
+	}
+
+	l := c.loss.Load()
+	admitted := 1 - float64(l)/1000
+	switch {
+	case l == 0 && !(hard && c.hot >= 2 || busy && c.hot >= 3):
+		// No episode: one or two samples over target are none yet.
+	case c.cfg.CPUTarget > 0 && c.cost > 0:
+		if l == 0 {
+			c.trim = 1 // an episode starts
+		}
+		switch {
+		case hard:
+			c.trim *= 0.6
+		case waiting:
+			c.trim *= 0.8
+		case s.CPU < c.cfg.CPUTarget:
+			// Above 1 too: the model's error either way is corrected.
+			c.trim = min(4, c.trim*1.1)
+		}
+		if offered > 0 { // else no news: the share stays
+			// Calls the processor carries at its target, less what
+			// refusing the rest costs.
+			carried := (c.cfg.CPUTarget/c.cost - refusalWeight*offered) / (1 - refusalWeight)
+			admitted = min(1, max(0, carried/offered)*c.trim)
+		}
+	case hard:
+		admitted *= 0.75
+	case !waiting:
+		admitted = admitted*1.1 + 0.001
+	}
+	switch {
+	case admitted >= 0.99:
+		l = 0
+	case admitted < 1-maxLoss/1000.0:
+		l = maxLoss
+	default:
+		l = uint32(1000 - admitted*1000)
 	}
 	if old := c.loss.Swap(l); old != l {
 		c.seq.Store(max(c.seq.Load()+1, time.Now().UnixMilli()))
 	}
 	capped := c.cfg.MaxCalls > 0 && s.Active >= c.cfg.MaxCalls
 	c.capped.Store(capped)
-	if capped && ratio < 1 {
+	if capped && cause == "" {
 		cause = "max_calls"
 	}
 
-	busy := l > 0 || capped
+	on := l > 0 || capped
 	switch {
-	case busy && !c.over:
+	case on && !c.over:
 		c.over, c.quiet = true, 0
 		c.publish("start", cause)
-	case busy:
+	case on:
 		c.quiet = 0
 	case c.over:
 		// An episode ends after a second without shedding.

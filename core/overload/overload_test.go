@@ -136,8 +136,92 @@ func TestProbeMeasuresTheQueue(t *testing.T) {
 		t.Fatalf("queue of unread datagrams measured %.2f, want well filled", q)
 	}
 	// The stack's own queues count too.
-	p.Stack = func() (float64, float64) { return 0.9, 0.7 }
+	p.Stack = func() (float64, float64, time.Duration) { return 0.9, 0.7, time.Millisecond }
 	if s := p.Sample(); s.Queue < 0.9 || s.Late != 0.7 {
 		t.Fatalf("sample %+v", s)
+	}
+}
+
+// simSwitch is a switch of known capacity under the controller: each
+// admitted call costs cost of processor time, a refusal a tenth of it;
+// work beyond the processor waits (the delay the controller sees).
+type simSwitch struct {
+	c       *Controller
+	cost    time.Duration
+	backlog time.Duration
+	now     time.Time
+	done    float64 // calls completed in the last step
+}
+
+// step offers n new calls over one 100 ms interval and samples.
+func (s *simSwitch) step(n int) {
+	const interval = 100 * time.Millisecond
+	admitted, refused := 0, 0
+	for range n {
+		if s.c.Offer() && s.c.RefuseNew() {
+			refused++
+		} else {
+			admitted++
+		}
+	}
+	work := s.backlog + time.Duration(admitted)*s.cost + time.Duration(refused)*s.cost/10
+	served := min(work, interval)
+	s.backlog = work - served
+	// Calls complete in proportion to the work served (refusals first).
+	callWork := max(0, served-time.Duration(refused)*s.cost/10)
+	s.done = float64(callWork) / float64(s.cost)
+	s.now = s.now.Add(interval)
+	s.c.Update(Sample{CPU: float64(served) / float64(interval), Delay: s.backlog / 2,
+		Late: map[bool]float64{true: 1, false: 0}[s.backlog > 400*time.Millisecond]})
+}
+
+// Twice the load the processor carries: the control finds the share to
+// refuse from the processor's figures, the switch completes at least 85 %
+// of its capacity (90 % is the processor target), the backlog stays
+// small; when the load falls, every call is admitted again within
+// seconds and the episode ends.
+func TestProcessorModel(t *testing.T) {
+	bus := events.New()
+	var got []events.Event
+	bus.Subscribe(func(e *events.Event) { got = append(got, *e) })
+	c := New(Config{QueueTarget: 0.25, AgeTarget: 200 * time.Millisecond, CPUTarget: 0.9, RetryAfterMin: 1, RetryAfterMax: 2}, nil, bus)
+	s := &simSwitch{c: c, cost: 250 * time.Microsecond, now: time.Unix(1e9, 0)} // 4,000 calls/s at a whole processor
+	c.clock = func() time.Time { return s.now }
+	for range 10 { // 2,000 calls/s: under the target, nothing refused
+		s.step(200)
+	}
+	if c.Overloaded() || c.Refused() != 0 {
+		t.Fatal("refused calls under the target")
+	}
+	var done float64
+	for i := range 300 { // 8,000 calls/s for 30 s
+		s.step(800)
+		if i >= 50 {
+			done += s.done
+		}
+		if i >= 50 && s.backlog > 500*time.Millisecond {
+			t.Fatalf("step %d: %v of work waiting", i, s.backlog)
+		}
+	}
+	if rate := done / 25; rate < 0.85*4000 {
+		t.Fatalf("completed %.0f calls/s at twice the capacity, want at least 85 %% of 4,000", rate)
+	}
+	if len(got) == 0 || got[0].State != "start" || got[0].Cause != "processor" {
+		t.Fatalf("events %+v, want an overload start for the processor", got)
+	}
+	for i := range 100 { // back to 2,000 calls/s
+		s.step(200)
+		if !c.Overloaded() {
+			if i > 60 {
+				t.Fatalf("shedding went on %d intervals after the load fell", i)
+			}
+			break
+		}
+	}
+	for range 15 {
+		s.step(200)
+	}
+	if c.Overloaded() || got[len(got)-1].State != "end" {
+		t.Fatalf("still overloaded after the load fell: events %+v", got)
 	}
 }

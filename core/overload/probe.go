@@ -2,6 +2,7 @@ package overload
 
 import (
 	"net"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -9,17 +10,18 @@ import (
 
 // Probe measures the load of a process serving one UDP socket.
 type Probe struct {
-	// Stack, when set, reports the fullest queue of the SIP stack's
-	// workers (0..1) and the share of messages served late since the last
-	// sample.
-	Stack func() (queue, late float64)
+	// Stack, when set, reports the fill of the SIP stack's workers'
+	// queues (0..1), the share of messages served late since the last
+	// sample and the least of their ages.
+	Stack func() (queue, late float64, delay time.Duration)
 
 	conn *net.UDPConn
+	cpu  *cpuMeter
 }
 
 // NewProbe measures conn's receive queue (nil: none).
 func NewProbe(conn net.PacketConn) *Probe {
-	p := &Probe{}
+	p := &Probe{cpu: newCPUMeter()}
 	if uc, ok := conn.(*net.UDPConn); ok {
 		p.conn = uc
 	}
@@ -28,10 +30,10 @@ func NewProbe(conn net.PacketConn) *Probe {
 
 // Sample measures now.
 func (p *Probe) Sample() Sample {
-	s := Sample{Queue: p.queue()}
+	s := Sample{Queue: p.queue(), CPU: p.cpu.share(time.Now())}
 	if p.Stack != nil {
-		q, late := p.Stack()
-		s.Queue, s.Late = max(s.Queue, q), late
+		q, late, delay := p.Stack()
+		s.Queue, s.Late, s.Delay = max(s.Queue, q), late, delay
 	}
 	return s
 }

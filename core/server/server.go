@@ -212,6 +212,10 @@ func (s *Server) UDPEndpoint() *sipudp.Endpoint {
 				return inline(req) && !(req.Method == sip.REGISTER && s.SlowRegister != nil && s.SlowRegister())
 			},
 			Refuse: s.refuse,
+			Shedding: func() bool {
+				return s.Overload != nil && s.Overload.Offer()
+			},
+			Shed: s.shed,
 			Stray: func(r *sip.Response) {
 				if s.Calls != nil {
 					s.Calls.HandleStrayResponse(r)
@@ -252,9 +256,32 @@ func (s *Server) refuse(req *sip.Request, late bool) *sip.Response {
 	offerOC(req, s.Overload)
 	res := sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
 	res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(s.Overload.RetryAfter())))
-	res.AppendHeader(sip.NewHeader("Reason", `Q.850;cause=42;text="Switching equipment congestion"`))
+	res.AppendHeader(sip.NewHeader("Reason", congestionReason))
 	return res
 }
+
+// shed decides, from the bytes, for a new call read while the overload
+// control sheds (core/sipudp's fast path): nil admits it; a refusal
+// carries the same Retry-After, Reason and oc as refuse's 503.
+func (s *Server) shed(callID []byte) *sipudp.Refusal {
+	if s.Calls != nil && s.Calls.Known(string(callID)) {
+		return nil // a copy of the INVITE of a call in progress
+	}
+	if !s.Overload.RefuseNew() {
+		return nil
+	}
+	c := s.Overload
+	return &sipudp.Refusal{
+		Headers: "Retry-After: " + strconv.Itoa(c.RetryAfter()) + "\r\n" +
+			"Reason: " + congestionReason + "\r\n",
+		OC: ";oc=" + strconv.Itoa(c.Loss()) + `;oc-algo="loss";oc-validity=` +
+			strconv.FormatInt(c.Validity().Milliseconds(), 10) + ";oc-seq=" + strconv.FormatInt(c.Seq(), 10),
+	}
+}
+
+// congestionReason is the refusals' Reason: Q.850 42, switching
+// equipment congestion.
+const congestionReason = `Q.850;cause=42;text="Switching equipment congestion"`
 
 // inline says which requests are served on the worker that read them:
 // those whose handlers never wait (on a response from the other leg, a

@@ -31,6 +31,7 @@ import (
 	"errors"
 	"hash/maphash"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"runtime"
@@ -67,6 +68,13 @@ type Endpoint struct {
 	// INVITE waited longer than LateAfter in its queue (its caller has
 	// retransmitted it already): refuse it whatever the load is said to be.
 	Refuse func(req *sip.Request, late bool) *sip.Response
+	// Shedding, when set, says cheaply whether the overload control
+	// refuses new calls now; Shed then decides for one (nil: admit it)
+	// as it is read, before it is parsed (shedFast): the request is
+	// no copy of an INVITE with a transaction, and Shed checks the
+	// calls in progress.
+	Shedding func() bool
+	Shed     func(callID []byte) *Refusal
 	// Stray gets responses that match no client transaction.
 	Stray func(res *sip.Response)
 	// Sent, when set, sees each datagram sent (retransmissions too).
@@ -88,15 +96,18 @@ type Endpoint struct {
 	// that end was.
 	Handled func(delay time.Duration, now time.Time)
 
-	wheel   *wheel.Wheel
-	seed    maphash.Seed
-	queues  []lane
-	servers txTable[*serverTx]
-	clients txTable[*clientTx]
-	served  atomic.Int64 // messages served since the last Load
-	late    atomic.Int64 // of which older than LateAfter
-	dropped atomic.Int64 // datagrams dropped on a full queue
-	closed  atomic.Bool
+	wheel    *wheel.Wheel
+	seed     maphash.Seed
+	queues   []lane
+	servers  txTable[*serverTx]
+	clients  txTable[*clientTx]
+	invites  countSet     // Call-IDs of the INVITE server transactions alive
+	refusing atomic.Int64 // when a refusal was last made from the bytes (unix ns)
+	served   atomic.Int64 // messages served since the last Load
+	late     atomic.Int64 // of which older than LateAfter
+	minAge   atomic.Int64 // the least of their ages (ns); MaxInt64: none served
+	dropped  atomic.Int64 // datagrams dropped on a full queue
+	closed   atomic.Bool
 
 	out       chan outgoing // to the writer
 	sendDrops atomic.Int64
@@ -107,6 +118,9 @@ type item struct {
 	src  netip.AddrPort
 	at   int64 // when it was read (unix ns)
 	late bool  // a new call that waited longer than LateAfter
+	// admitted: the overload control admitted this new call as it was
+	// read (shedFast); only waiting too long refuses it now.
+	admitted bool
 }
 
 // lane is a worker's two queues: what keeps calls in progress going
@@ -183,6 +197,8 @@ func (e *Endpoint) init() {
 	}
 	e.servers.init()
 	e.clients.init()
+	e.invites.init()
+	e.minAge.Store(math.MaxInt64)
 	e.out = make(chan outgoing, 16384)
 }
 
@@ -207,7 +223,7 @@ func (e *Endpoint) read() error {
 			}
 			continue
 		}
-		e.receive(buf[:n], addr)
+		e.receive(buf[:n], addr, nil)
 	}
 }
 
@@ -216,7 +232,16 @@ func (e *Endpoint) readBatch(pc *ipv4.PacketConn) error {
 	for i := range msgs {
 		msgs[i].Buffers = [][]byte{make([]byte, 65535)}
 	}
+	// The refusals of a batch leave in one system call, from here: under
+	// overload most of what is read is refused, and a datagram handed to
+	// the writer one by one costs a wake-up and a system call each.
+	refusals := make([]ipv4.Message, 0, len(msgs))
 	for {
+		if len(refusals) > 0 {
+			e.sendNow(pc, refusals)
+			clear(refusals)
+			refusals = refusals[:0]
+		}
 		n, err := pc.ReadBatch(msgs, 0)
 		if err != nil {
 			if err := e.readError(err); err != nil {
@@ -225,7 +250,7 @@ func (e *Endpoint) readBatch(pc *ipv4.PacketConn) error {
 			continue
 		}
 		for i := range n {
-			e.receive(msgs[i].Buffers[0][:msgs[i].N], msgs[i].Addr)
+			e.receive(msgs[i].Buffers[0][:msgs[i].N], msgs[i].Addr, &refusals)
 		}
 	}
 }
@@ -241,8 +266,9 @@ func (e *Endpoint) readError(err error) error {
 	return err
 }
 
-// receive passes one datagram through the filter to its worker.
-func (e *Endpoint) receive(data []byte, addr net.Addr) {
+// receive passes one datagram through the filter to its worker;
+// refusals made from the bytes are queued on out (nil: to the writer).
+func (e *Endpoint) receive(data []byte, addr net.Addr, out *[]ipv4.Message) {
 	if len(data) <= 4 && len(bytes.Trim(data, "\r\n\x00")) == 0 {
 		return // keep-alive
 	}
@@ -258,17 +284,27 @@ func (e *Endpoint) receive(data []byte, addr net.Addr) {
 			return
 		}
 	}
+	if e.refusalACK(data, now) {
+		return
+	}
+	id, fresh := route(data)
+	admitted := false
+	if fresh {
+		var done bool
+		if done, admitted = e.shedFast(data, id, src, out); done {
+			return
+		}
+	}
 	// The datagram leaves the read buffer here: one copy, its own.
 	msg := make([]byte, len(data))
 	copy(msg, data)
-	id, fresh := route(msg)
 	l := e.queues[e.queueOf(id)]
 	q := l.hi
 	if fresh {
 		q = l.lo
 	}
 	select {
-	case q <- item{data: msg, src: src, at: now.UnixNano()}:
+	case q <- item{data: msg, src: src, at: now.UnixNano(), admitted: admitted}:
 	default:
 		e.dropped.Add(1) // the sender retransmits; the overload control sees the queue
 	}
@@ -303,7 +339,10 @@ func (e *Endpoint) work(l lane) {
 			continue
 		}
 		e.served.Add(1)
-		if late > 0 && time.Now().UnixNano()-it.at > late {
+		age := time.Now().UnixNano() - it.at
+		for m := e.minAge.Load(); age < m && !e.minAge.CompareAndSwap(m, age); m = e.minAge.Load() {
+		}
+		if late > 0 && age > late {
 			e.late.Add(1)
 			it.late = fresh // a new call that waited too long
 		}
@@ -329,17 +368,19 @@ func (e *Endpoint) handle(it item) {
 	msg.SetSource(it.src.String())
 	switch m := msg.(type) {
 	case *sip.Request:
-		e.request(m, it.src, it.late)
+		e.request(m, it.src, it.late, it.admitted)
 	case *sip.Response:
 		e.response(m)
 	}
 }
 
 // Load reports the workers' queues' fill (0..1, on average: one worker
-// held up by a slow handler is no overload of the switch) and the share
-// of the messages served since the last call that were late: the
-// overload control's samples.
-func (e *Endpoint) Load() (queue, late float64) {
+// held up by a slow handler is no overload of the switch), the share of
+// the messages served since the last call that were late and the least
+// of their ages (as CoDel reads a queue: when even the quickest message
+// waited, the queue stands; bursts and a CPU quota's pauses delay some
+// messages, not all): the overload control's samples.
+func (e *Endpoint) Load() (queue, late float64, delay time.Duration) {
 	n, c := 0, 0
 	for _, l := range e.queues {
 		n += len(l.hi) + len(l.lo)
@@ -350,8 +391,11 @@ func (e *Endpoint) Load() (queue, late float64) {
 	}
 	if n := e.served.Swap(0); n > 0 {
 		late = float64(e.late.Swap(0)) / float64(n)
+		if m := e.minAge.Swap(math.MaxInt64); m != math.MaxInt64 {
+			delay = time.Duration(m)
+		}
 	}
-	return queue, late
+	return queue, late, delay
 }
 
 // Dropped is the number of datagrams dropped because a worker's queue

@@ -27,6 +27,7 @@ type serverTx struct {
 	req    *sip.Request
 	dst    netip.AddrPort
 	invite bool
+	callID string // an INVITE's, for Endpoint.invites
 
 	mu       sync.Mutex
 	state    int
@@ -43,7 +44,7 @@ type serverTx struct {
 }
 
 // request serves a request from src.
-func (e *Endpoint) request(req *sip.Request, src netip.AddrPort, late bool) {
+func (e *Endpoint) request(req *sip.Request, src netip.AddrPort, late, admitted bool) {
 	switch req.Method {
 	case sip.CANCEL:
 		if e.cancel(req, src) {
@@ -75,7 +76,14 @@ func (e *Endpoint) request(req *sip.Request, src netip.AddrPort, late bool) {
 		old.retransmitted()
 		return
 	}
-	if tx.invite && e.Refuse != nil && !hasToTag(req) {
+	if tx.invite {
+		// Until the transaction ends, a copy read is recognised unparsed.
+		if cid := req.CallID(); cid != nil {
+			tx.callID = cid.Value()
+		}
+		e.invites.add(tx.callID, 1)
+	}
+	if tx.invite && e.Refuse != nil && !hasToTag(req) && (late || !admitted) {
 		if res := e.Refuse(req, late); res != nil {
 			tx.Respond(res)
 			tx.handlerDone()
@@ -273,6 +281,9 @@ func (tx *serverTx) terminate(err error) {
 	tx.mu.Unlock()
 	tx.closeDone()
 	tx.e.servers.del(tx.key)
+	if tx.invite {
+		tx.e.invites.add(tx.callID, -1)
+	}
 	for _, f := range cbs {
 		f(tx.key, err)
 	}

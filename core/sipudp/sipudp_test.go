@@ -569,3 +569,107 @@ func TestStopUnderLoad(t *testing.T) {
 		close(stop)
 	}
 }
+
+// While shedding, a new call is refused from its bytes: a 503 with the
+// request's Via (oc answered), From, To (tagged), Call-ID and CSeq and
+// the refusal's headers, the same To tag for a copy, its ACK absorbed,
+// the handler never involved; a copy of an INVITE with a transaction, and
+// an INVITE of a call Shed knows, pass to the transaction layer.
+func TestShedFromTheBytes(t *testing.T) {
+	p := newPeer(t)
+	var shedding sync.Mutex
+	on := false
+	asked := make(chan string, 16)
+	b := newBed(t, nil, func(e *Endpoint) {
+		e.LateAfter = 5 * time.Millisecond // under the tests' T1 (10 ms)
+		e.Shedding = func() bool { shedding.Lock(); defer shedding.Unlock(); return on }
+		e.Shed = func(callID []byte) *Refusal {
+			asked <- string(callID)
+			if string(callID) == "known-call" {
+				return nil
+			}
+			return &Refusal{Headers: "Retry-After: 9\r\nReason: Q.850;cause=42\r\n", OC: ";oc=40;oc-seq=5"}
+		}
+	})
+	// An INVITE in progress (the handler holds it) before shedding starts.
+	inProgress := request("INVITE", p.addr, "z9hG4bK-s0", "in-progress", 1, "")
+	p.send(b.addr, inProgress)
+	if r := b.next(t); r.CallID().Value() != "in-progress" {
+		t.Fatalf("handler got %s", r.CallID().Value())
+	}
+	shedding.Lock()
+	on = true
+	shedding.Unlock()
+
+	inv := strings.Replace(request("INVITE", p.addr, "z9hG4bK-s1", "shed-1", 1, ""), ";rport", ";rport;oc", 1)
+	p.send(b.addr, inv)
+	m := p.recv(time.Second)
+	for _, want := range []string{"SIP/2.0 503 Service Unavailable\r\n",
+		"Via: SIP/2.0/UDP " + p.addr + ";branch=z9hG4bK-s1;rport;oc=40;oc-seq=5\r\n",
+		"From: <sip:a@x>;tag=fa\r\n", "To: <sip:100@x>;tag=x503-", "Call-ID: shed-1\r\n", "CSeq: 1 INVITE\r\n",
+		"Retry-After: 9\r\n", "Reason: Q.850;cause=42\r\n", "Content-Length: 0\r\n\r\n"} {
+		if !strings.Contains(m, want) {
+			t.Fatalf("503 lacks %q:\n%s", want, m)
+		}
+	}
+	if _, err := sip.ParseMessage([]byte(m)); err != nil {
+		t.Fatalf("the 503 does not parse: %v\n%s", err, m)
+	}
+	tag := m[strings.Index(m, "tag=x503-")+4:]
+	tag = tag[:strings.Index(tag, "\r\n")]
+	p.send(b.addr, inv)
+	if m2 := p.recv(time.Second); !strings.Contains(m2, "tag="+tag+"\r\n") {
+		t.Fatalf("the copy's 503 has another tag (want %s):\n%s", tag, m2)
+	}
+	p.send(b.addr, request("ACK", p.addr, "z9hG4bK-s1", "shed-1", 1, ";tag="+tag))
+
+	// A copy of the INVITE in progress reaches its transaction, not Shed
+	// (its last response, none yet: nothing is sent).
+	p.send(b.addr, inProgress)
+	// A call Shed knows goes on to the handler.
+	p.send(b.addr, request("INVITE", p.addr, "z9hG4bK-s2", "known-call", 1, ""))
+	if r := b.next(t); r.CallID().Value() != "known-call" {
+		t.Fatalf("handler got %s", r.CallID().Value())
+	}
+	close(asked)
+	var got []string
+	for c := range asked {
+		got = append(got, c)
+	}
+	if strings.Join(got, ",") != "shed-1,shed-1,known-call" {
+		t.Fatalf("Shed asked about %v", got)
+	}
+	select {
+	case r := <-b.got:
+		t.Fatalf("the handler got %s %s", r.Method, r.CallID().Value())
+	default:
+	}
+	b.mu.Lock()
+	bad := len(b.bad)
+	b.mu.Unlock()
+	if bad != 0 {
+		t.Fatal("a datagram was unparseable")
+	}
+	b.tx(0).Respond(sip.NewResponseFromRequest(b.reqs[0], 486, "Busy Here", nil))
+}
+
+func TestBuildRefusalFallsBack(t *testing.T) {
+	r := &Refusal{Headers: "Retry-After: 1\r\n"}
+	for name, msg := range map[string]string{
+		"folded":     "INVITE sip:x SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\nFrom: <sip:a@x>\r\n ;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n",
+		"no call-id": "INVITE sip:x SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCSeq: 1 INVITE\r\n\r\n",
+		"cseq":       "INVITE sip:x SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\nCSeq: 1 BYE\r\n\r\n",
+		"no end":     "INVITE sip:x SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\nCSeq: 1 INVITE",
+	} {
+		if b := buildRefusal([]byte(msg), r, "x503-1"); b != nil {
+			t.Errorf("%s: built %q", name, b)
+		}
+	}
+	// Compact names, more than one Via, LF line ends.
+	msg := "INVITE sip:x SIP/2.0\nv: SIP/2.0/UDP a;branch=z9hG4bK1\nv: SIP/2.0/UDP b;branch=z9hG4bK0\nf: <sip:a@x>;tag=1\nt: <sip:b@x>\ni: c\nCSeq: 1 INVITE\n\n"
+	b := buildRefusal([]byte(msg), r, "x503-1")
+	want := "SIP/2.0 503 Service Unavailable\r\nv: SIP/2.0/UDP a;branch=z9hG4bK1\r\nv: SIP/2.0/UDP b;branch=z9hG4bK0\r\nf: <sip:a@x>;tag=1\r\nt: <sip:b@x>;tag=x503-1\r\ni: c\r\nCSeq: 1 INVITE\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n"
+	if string(b) != want {
+		t.Fatalf("got\n%q\nwant\n%q", b, want)
+	}
+}

@@ -50,21 +50,8 @@ func route(data []byte) (callID []byte, fresh bool) {
 // hasTag reports whether a To value has a tag parameter (after the
 // <...> of its URI).
 func hasTag(to []byte) bool {
-	if i := bytes.LastIndexByte(to, '>'); i >= 0 {
-		to = to[i+1:]
-	}
-	for {
-		i := bytes.IndexByte(to, ';')
-		if i < 0 {
-			return false
-		}
-		to = bytes.TrimLeft(to[i+1:], " \t")
-		if len(to) >= 3 && bytes.EqualFold(to[:3], []byte("tag")) {
-			if rest := bytes.TrimLeft(to[3:], " \t"); len(rest) > 0 && rest[0] == '=' {
-				return true
-			}
-		}
-	}
+	_, ok := tagValue(to)
+	return ok
 }
 
 const shards = 64
@@ -275,16 +262,21 @@ func (e *Endpoint) write(stop <-chan struct{}) {
 				break more
 			}
 		}
-		for sent := 0; sent < len(msgs); {
-			n, err := batch.WriteBatch(msgs[sent:], 0)
-			if err != nil {
-				if e.Log != nil && !e.closed.Load() {
-					e.Log.Debug("UDP send failed", "err", err)
-				}
-				n = max(n, 1) // skip the datagram that failed
+		e.sendNow(batch, msgs)
+	}
+}
+
+// sendNow sends msgs on pc at once, in as few system calls as it takes.
+func (e *Endpoint) sendNow(pc *ipv4.PacketConn, msgs []ipv4.Message) {
+	for sent := 0; sent < len(msgs); {
+		n, err := pc.WriteBatch(msgs[sent:], 0)
+		if err != nil {
+			if e.Log != nil && !e.closed.Load() {
+				e.Log.Debug("UDP send failed", "err", err)
 			}
-			sent += n
+			n = max(n, 1) // skip the datagram that failed
 		}
+		sent += n
 	}
 }
 
@@ -321,4 +313,26 @@ func (e *Endpoint) Write(msg sip.Message) error {
 		return e.writeTo(encode(m), netip.AddrPortFrom(to.Addr().Unmap(), to.Port()))
 	}
 	return errors.New("sipudp: not a SIP message")
+}
+
+// countSet counts keys (the Call-IDs of INVITE server transactions
+// alive: one Call-ID may have more than one).
+type countSet struct{ t txTable[int] }
+
+func (c *countSet) init() { c.t.init() }
+
+func (c *countSet) add(key string, d int) {
+	s := &c.t.shard[shardOf(key)]
+	s.mu.Lock()
+	if n := s.m[key] + d; n > 0 {
+		s.m[key] = n
+	} else {
+		delete(s.m, key)
+	}
+	s.mu.Unlock()
+}
+
+func (c *countSet) has(key string) bool {
+	_, ok := c.t.get(key)
+	return ok
 }
