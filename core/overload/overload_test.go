@@ -2,6 +2,7 @@ package overload
 
 import (
 	"net"
+	"runtime"
 	"testing"
 	"time"
 
@@ -223,5 +224,22 @@ func TestProcessorModel(t *testing.T) {
 	}
 	if c.Overloaded() || got[len(got)-1].State != "end" {
 		t.Fatalf("still overloaded after the load fell: events %+v", got)
+	}
+}
+
+// The meter reads the process's own processor time over what it may use.
+func TestCPUMeter(t *testing.T) {
+	if c := cpuCapacity(); c <= 0 || c > float64(runtime.NumCPU()) {
+		t.Fatalf("capacity %.2f processors, have %d", c, runtime.NumCPU())
+	}
+	m := newCPUMeter()
+	before := processCPU()
+	for deadline := time.Now().Add(5 * time.Second); processCPU()-before < 50*time.Millisecond; {
+		if time.Now().After(deadline) {
+			t.Fatal("no processor time counted after 5 s of a busy loop")
+		}
+	}
+	if share := m.share(time.Now()); share <= 0 || share > 1 {
+		t.Fatalf("share %.2f after a busy loop, want 0..1", share)
 	}
 }
