@@ -56,7 +56,7 @@ func (e *Endpoint) shedFast(data []byte, callID []byte, src netip.AddrPort, out 
 	if r == nil {
 		return false, true
 	}
-	res := buildRefusal(data, r, e.refusalTagOf(data, callID))
+	res := buildRefusal(data, r, func(topVia []byte) string { return e.refusalTagOf(callID, topVia) })
 	if res == nil {
 		return false, false // not plain enough to copy: the parsed path refuses it
 	}
@@ -88,12 +88,12 @@ func (e *Endpoint) refusalACK(data []byte, now time.Time) bool {
 }
 
 // refusalTagOf is the same for every copy of one request: a hash of its
-// Call-ID and top Via (its branch).
-func (e *Endpoint) refusalTagOf(data, callID []byte) string {
+// Call-ID and top Via line (its branch).
+func (e *Endpoint) refusalTagOf(callID, topVia []byte) string {
 	var h maphash.Hash
 	h.SetSeed(e.seed)
 	h.Write(callID)
-	h.Write(headerValue(data, "via", "v"))
+	h.Write(topVia)
 	var sum [8]byte
 	v := h.Sum64()
 	for i := range sum {
@@ -104,10 +104,11 @@ func (e *Endpoint) refusalTagOf(data, callID []byte) string {
 
 // buildRefusal renders the 503 to request data: status line, its Via
 // lines (the top one given r.OC when it offered oc), From, To with tag,
-// Call-ID and CSeq copied, then r.Headers. nil when the request is not
+// Call-ID and CSeq copied, then r.Headers; the To tag is tagOf(the top
+// Via line), from the lines this pass finds. nil when the request is not
 // plain enough to copy (a folded line, a header missing, a CSeq of
 // another method): it then takes the parsed path.
-func buildRefusal(data []byte, r *Refusal, tag string) []byte {
+func buildRefusal(data []byte, r *Refusal, tagOf func(topVia []byte) string) []byte {
 	var from, to, callID, cseq []byte
 	var vias [][]byte
 	at := bytes.IndexByte(data, '\n') + 1
@@ -146,6 +147,7 @@ func buildRefusal(data []byte, r *Refusal, tag string) []byte {
 		!bytes.Contains(cseq, []byte("INVITE")) {
 		return nil
 	}
+	tag := tagOf(vias[0])
 	b := make([]byte, 0, 256+len(r.Headers)+len(r.OC)+len(from)+len(to)+len(callID)+len(cseq)+len(vias)*len(vias[0]))
 	b = append(b, "SIP/2.0 503 Service Unavailable\r\n"...)
 	for i, v := range vias {

@@ -661,13 +661,13 @@ func TestBuildRefusalFallsBack(t *testing.T) {
 		"cseq":       "INVITE sip:x SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\nCSeq: 1 BYE\r\n\r\n",
 		"no end":     "INVITE sip:x SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\nCSeq: 1 INVITE",
 	} {
-		if b := buildRefusal([]byte(msg), r, "x503-1"); b != nil {
+		if b := buildRefusal([]byte(msg), r, func([]byte) string { return "x503-1" }); b != nil {
 			t.Errorf("%s: built %q", name, b)
 		}
 	}
 	// Compact names, more than one Via, LF line ends.
 	msg := "INVITE sip:x SIP/2.0\nv: SIP/2.0/UDP a;branch=z9hG4bK1\nv: SIP/2.0/UDP b;branch=z9hG4bK0\nf: <sip:a@x>;tag=1\nt: <sip:b@x>\ni: c\nCSeq: 1 INVITE\n\n"
-	b := buildRefusal([]byte(msg), r, "x503-1")
+	b := buildRefusal([]byte(msg), r, func([]byte) string { return "x503-1" })
 	want := "SIP/2.0 503 Service Unavailable\r\nv: SIP/2.0/UDP a;branch=z9hG4bK1\r\nv: SIP/2.0/UDP b;branch=z9hG4bK0\r\nf: <sip:a@x>;tag=1\r\nt: <sip:b@x>;tag=x503-1\r\ni: c\r\nCSeq: 1 INVITE\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n"
 	if string(b) != want {
 		t.Fatalf("got\n%q\nwant\n%q", b, want)
