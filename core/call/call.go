@@ -283,12 +283,15 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 // or as the other node of the pair received it).
 func callerLeg(c *Call, req *sip.Request) *leg {
 	from := req.From()
-	a := &leg{call: c, isA: true, callID: req.CallID().Value(), remoteTag: tagOf(from.Params),
-		localURI: req.To().Address, localName: req.To().DisplayName,
-		remote: from.Address, remoteNam: from.DisplayName, target: from.Address,
+	// Held for the call's life: nothing of the request's parsed text is
+	// kept (detached, strings.Clone).
+	a := &leg{call: c, isA: true, callID: req.CallID().Value(), remoteTag: strings.Clone(tagOf(from.Params)),
+		localURI: detached(req.To().Address), localName: strings.Clone(req.To().DisplayName),
+		remote: detached(from.Address), remoteNam: strings.Clone(from.DisplayName),
 		dest: req.Source(), transport: strings.ToLower(req.Transport()), remoteSeq: req.CSeq().SeqNo}
+	a.target = a.remote
 	if ct := req.Contact(); ct != nil {
-		a.target = ct.Address
+		a.target = detached(ct.Address)
 	}
 	return a
 }
@@ -461,10 +464,10 @@ func better(x, y *sip.Response) bool {
 // learnDialog records the callee's tag and Contact from a response.
 func (c *Call) learnDialog(b *leg, r *sip.Response) {
 	if t := tagOf(r.To().Params); t != "" {
-		b.remoteTag = t
+		b.remoteTag = strings.Clone(t)
 	}
 	if ct := r.Contact(); ct != nil {
-		b.target = ct.Address
+		b.target = detached(ct.Address)
 	}
 }
 
@@ -813,10 +816,7 @@ func (c *Call) byeBoth(skip *leg, reason string) {
 		}
 		if !l.isA && l.ack == nil {
 			// Never acknowledged: ACK first so the callee's dialog is confirmed.
-			ack := l.ack2xx(c.m)
-			ack.SetBody(nil)
-			l.setAck(ack)
-			c.write(ack)
+			c.sendAck2xx(l, nil)
 		}
 		bye := l.newRequest(sip.BYE, c.m)
 		if reason != "" {

@@ -42,6 +42,19 @@ func (w *fakeWire) Write(msg sip.Message) error {
 	return nil
 }
 
+// Pack is the UDP wire's: the message's bytes now, sent (parsed again, as
+// the peer would) each time.
+func (w *fakeWire) Pack(msg sip.Message) (func() error, error) {
+	data := []byte(msg.String())
+	return func() error {
+		m, err := sip.ParseMessage(data)
+		if err != nil {
+			return err
+		}
+		return w.Write(m)
+	}, nil
+}
+
 // writtenRequests is what was written outside transactions with method m.
 func (w *fakeWire) writtenRequests(m sip.RequestMethod) []*sip.Request {
 	w.mu.Lock()

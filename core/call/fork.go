@@ -107,13 +107,13 @@ func (c *Call) launch(b *leg) {
 	// The transaction outlives the call by up to Timer M: its hook holds
 	// only the ACK, not the call, so that an ended call's messages are
 	// garbage at once.
-	box := &atomic.Pointer[sip.Request]{}
+	box := &atomic.Pointer[again]{}
 	w := c.m.wire
 	tx.OnRetransmission(func(r *sip.Response) {
 		defer safe.Recover("call 2xx retransmission")
 		// A retransmitted 2xx means our ACK was lost: send it again.
 		if ack := box.Load(); ack != nil && r.IsSuccess() {
-			w.Write(ack)
+			ack.sendOn(w)
 		}
 	})
 	func() {
@@ -465,10 +465,7 @@ func (c *Call) sendCancel(b *leg) {
 
 // ackAndBye accepts an unwanted 2xx and hangs it up at once. Caller holds c.mu.
 func (c *Call) ackAndBye(b *leg) {
-	ack := b.ack2xx(c.m)
-	ack.SetBody(nil)
-	b.setAck(ack)
-	c.write(ack)
+	c.sendAck2xx(b, nil)
 	bye := b.newRequest(sip.BYE, c.m)
 	reason := b.cancelReason
 	if reason == "" {

@@ -560,10 +560,14 @@ func TestConfirmedCallIsCompacted(t *testing.T) {
 	c := l.call
 	c.lock()
 	compact := c.aInvite == nil && c.aTx == nil && c.b != nil && c.b.invite == nil && c.b.inviteTx == nil
+	packed := c.b != nil && c.b.ack != nil && c.b.ack.send != nil && c.b.ack.req == nil
 	callee := c.b.callID
 	c.unlock()
 	if !compact {
 		t.Fatal("the confirmed, acknowledged call still holds its INVITEs")
+	}
+	if !packed {
+		t.Fatal("the callee's ACK is kept as a parsed request, not as the bytes the wire packed")
 	}
 
 	// A late copy of the initial INVITE: absorbed, no 482.

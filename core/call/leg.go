@@ -1,6 +1,7 @@
 package call
 
 import (
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -35,10 +36,10 @@ type leg struct {
 	abandoned       bool // the switch gave it up
 	cancelled       bool // its CANCEL is sent
 	cancelReason    string
-	final           int  // final status received or made up (0 while pending)
-	counted         bool // its outcome counts toward the caller's final response
-	ack             *sip.Request
-	ackBox          *atomic.Pointer[sip.Request] // the ACK, for the transaction's retransmission hook
+	final           int                    // final status received or made up (0 while pending)
+	counted         bool                   // its outcome counts toward the caller's final response
+	ack             *again                 // the ACK of its 2xx
+	ackBox          *atomic.Pointer[again] // the ACK, for the transaction's retransmission hook
 	gateway         string
 	responded       bool        // anything came back (even 100)
 	lastProvisional time.Time   // Timer C runs from here
@@ -58,11 +59,47 @@ type leg struct {
 	pendingAckIn  uint32
 	pendingAckOut uint32
 	pendingAckTo  *leg
-	pendingAckReq *sip.Request // ACK we sent to this leg, resent on 2xx retransmission
+	pendingAckReq *again // ACK we sent to this leg, resent on 2xx retransmission
+}
+
+// detached is u with strings of its own, in one allocation: a URI cut
+// from a parsed header shares that header's text, and a held call would
+// keep every such text alive (hundreds of bytes a call) for a few words.
+func detached(u sip.Uri) sip.Uri {
+	parts := make([]string, 0, 4+2*(len(u.UriParams)+len(u.Headers)))
+	parts = append(parts, u.Scheme, u.User, u.Password, u.Host)
+	for _, kv := range u.UriParams {
+		parts = append(parts, kv.K, kv.V)
+	}
+	for _, kv := range u.Headers {
+		parts = append(parts, kv.K, kv.V)
+	}
+	all := strings.Join(parts, "")
+	next := func() string {
+		s := all[:len(parts[0])]
+		all, parts = all[len(parts[0]):], parts[1:]
+		return s
+	}
+	out := u
+	out.Scheme, out.User, out.Password, out.Host = next(), next(), next(), next()
+	out.UriParams, out.Headers = detachedParams(u.UriParams, next), detachedParams(u.Headers, next)
+	return out
+}
+
+func detachedParams(p sip.HeaderParams, next func() string) sip.HeaderParams {
+	if len(p) == 0 {
+		return p
+	}
+	out := make(sip.HeaderParams, len(p))
+	for i := range p {
+		out[i].K = next()
+		out[i].V = next()
+	}
+	return out
 }
 
 // setAck records the ACK sent for the leg's 2xx.
-func (l *leg) setAck(ack *sip.Request) {
+func (l *leg) setAck(ack *again) {
 	l.ack = ack
 	if l.ackBox != nil {
 		l.ackBox.Store(ack)
@@ -104,6 +141,22 @@ func (l *leg) newRequestTag(method sip.RequestMethod, m *Manager, tag string) *s
 	}
 	m.prepare(req, l.dest, l.transport)
 	return req
+}
+
+// sendAck2xx sends the ACK for the 2xx of this fork's INVITE with the body
+// (and its headers) of from, the caller's ACK (nil: none), and keeps it
+// for the 2xx's retransmissions. Caller holds c.mu.
+func (c *Call) sendAck2xx(l *leg, from *sip.Request) {
+	ack := l.ack2xx(c.m)
+	if from != nil {
+		copyHeaders(bodyHeaders, from, ack)
+		ack.SetBody(from.Body())
+	} else {
+		ack.SetBody(nil)
+	}
+	a := c.m.keep(ack)
+	l.setAck(a)
+	c.writeAgain(a)
 }
 
 // ack2xx builds the ACK for the 2xx of this fork's INVITE (its CSeq

@@ -17,13 +17,15 @@ const (
 	outRespond outKind = iota // res through the server transaction tx
 	outWrite                  // msg outside any transaction
 	outFunc                   // fn: anything else that must follow the sends before it
+	outAgain                  // again: a packed message outside any transaction
 )
 
 type outMsg struct {
-	kind outKind
-	tx   sip.ServerTransaction
-	msg  sip.Message
-	fn   func()
+	kind  outKind
+	tx    sip.ServerTransaction
+	msg   sip.Message
+	fn    func()
+	again *again
 }
 
 // respond queues res on the server transaction tx. Caller holds c.mu.
@@ -34,6 +36,15 @@ func (c *Call) respond(tx sip.ServerTransaction, res *sip.Response) {
 // write queues msg to be sent outside any transaction. Caller holds c.mu.
 func (c *Call) write(msg sip.Message) {
 	c.out = append(c.out, outMsg{kind: outWrite, msg: msg})
+}
+
+// writeAgain queues a (sent outside any transaction). Caller holds c.mu.
+func (c *Call) writeAgain(a *again) {
+	if a.req != nil {
+		c.write(a.req)
+		return
+	}
+	c.out = append(c.out, outMsg{kind: outAgain, again: a})
 }
 
 // after queues fn behind what is queued so far. Caller holds c.mu.
@@ -88,6 +99,8 @@ func (c *Call) send(o *outMsg) {
 		err = c.m.wire.Write(o.msg)
 	case outFunc:
 		o.fn()
+	case outAgain:
+		err = o.again.send()
 	}
 	if err != nil {
 		c.m.log.Debug("send failed", "call", c.a.callID, "msg", startLine(o.msg), "err", err)

@@ -80,7 +80,7 @@ func (m *Manager) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 			return nil, 491, "Request Pending"
 		}
 		if ct := req.Contact(); ct != nil && (invite || req.Method == sip.UPDATE) {
-			from.target = ct.Address // target refresh (RFC 3261 §12.2.2)
+			from.target = detached(ct.Address) // target refresh (RFC 3261 §12.2.2)
 		}
 		out := c.requestOn(to, from, req.Method)
 		copyHeaders(requestCopy, req, out)
@@ -114,7 +114,7 @@ func (m *Manager) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		ctx.OnRetransmission(func(r *sip.Response) {
 			defer safe.Recover("call re-INVITE 2xx retransmission")
 			if ack := c.pendingAck(to); ack != nil && r.IsSuccess() {
-				m.wire.Write(ack)
+				ack.sendOn(m.wire)
 			}
 		})
 		t := time.NewTimer(reinviteWait())
@@ -172,7 +172,7 @@ func (c *Call) clearPending(l *leg) {
 	l.pendingAckTo = nil
 }
 
-func (c *Call) pendingAck(l *leg) *sip.Request {
+func (c *Call) pendingAck(l *leg) *again {
 	c.lock()
 	defer c.unlock()
 	return l.pendingAckReq
@@ -187,7 +187,7 @@ func (c *Call) relayedSuccess(req *sip.Request, r, res *sip.Response, from, to *
 	refresh := req.Method == sip.INVITE || req.Method == sip.UPDATE
 	c.touch()
 	if ct := r.Contact(); ct != nil && refresh {
-		to.target = ct.Address
+		to.target = detached(ct.Address)
 	}
 	if refresh {
 		c.refreshed(r)
@@ -220,7 +220,7 @@ func (m *Manager) HandleAck(req *sip.Request) {
 	if from.isA && seq == c.aSeq {
 		if c.ackedA {
 			if c.b != nil && c.b.ack != nil {
-				c.write(c.b.ack)
+				c.writeAgain(c.b.ack)
 			}
 			return
 		}
@@ -230,11 +230,7 @@ func (m *Manager) HandleAck(req *sip.Request) {
 		if b == nil || c.st != confirmed {
 			return
 		}
-		ack := b.ack2xx(m)
-		copyHeaders(bodyHeaders, req, ack)
-		ack.SetBody(req.Body())
-		b.setAck(ack)
-		c.write(ack)
+		c.sendAck2xx(b, req)
 		c.compact()
 		return
 	}
@@ -246,8 +242,8 @@ func (m *Manager) HandleAck(req *sip.Request) {
 		ack.CSeq().SeqNo = from.pendingAckOut
 		copyHeaders(bodyHeaders, req, ack)
 		ack.SetBody(req.Body())
-		peer.pendingAckReq = ack
-		c.write(ack)
+		peer.pendingAckReq = m.keep(ack)
+		c.writeAgain(peer.pendingAckReq)
 	}
 }
 
@@ -331,9 +327,9 @@ func (m *Manager) HandleStrayResponse(res *sip.Response) {
 	defer c.unlock()
 	switch {
 	case l.ack != nil && cseq.SeqNo == l.inviteSeq:
-		c.write(l.ack)
-	case l.pendingAckReq != nil && cseq.SeqNo == l.pendingAckReq.CSeq().SeqNo:
-		c.write(l.pendingAckReq)
+		c.writeAgain(l.ack)
+	case l.pendingAckReq != nil && cseq.SeqNo == l.pendingAckReq.seq:
+		c.writeAgain(l.pendingAckReq)
 	case cseq.SeqNo == l.inviteSeq && l != c.b && (l.abandoned || c.st != early):
 		c.learnDialog(l, res)
 		if l.final == 0 {

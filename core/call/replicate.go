@@ -237,7 +237,7 @@ func (m *Manager) Adopt(data []byte) (callID string, err error) {
 	// retransmission of it (and tells byeBoth none is owed).
 	ack := b.ack2xx(m)
 	ack.SetBody(nil)
-	b.setAck(ack)
+	b.setAck(m.keep(ack))
 	c.b, c.forks = b, []*leg{b}
 	if !m.tab.add(a.callID, a) {
 		return "", fmt.Errorf("call %q is already here", a.callID)

@@ -2,6 +2,7 @@ package call
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -52,6 +53,46 @@ func (w sipgoWire) Write(msg sip.Message) error {
 	}
 }
 
+// Packer is a Wire that can keep a message as the bytes it sends and
+// send them again later. A held call keeps the ACK of its 2xx (sent again
+// whenever the 2xx comes again) that way: one datagram of a few hundred
+// bytes instead of a parsed request of a dozen objects.
+type Packer interface {
+	Pack(msg sip.Message) (send func() error, err error)
+}
+
+var errNotPacked = errors.New("call: this wire does not pack messages")
+
+// again is a message sent outside any transaction that may have to go
+// again: packed by the wire where it can, else the request itself.
+type again struct {
+	seq  uint32       // its CSeq number
+	send func() error // the packed message; nil: req
+	req  *sip.Request
+}
+
+// keep makes req (complete and addressed: nothing may change it after)
+// ready to be sent, and sent again.
+func (m *Manager) keep(req *sip.Request) *again {
+	a := &again{seq: req.CSeq().SeqNo}
+	if p, ok := m.wire.(Packer); ok {
+		if send, err := p.Pack(req); err == nil {
+			a.send = send
+			return a
+		}
+	}
+	a.req = req
+	return a
+}
+
+// sendOn sends a through w.
+func (a *again) sendOn(w Wire) error {
+	if a.send != nil {
+		return a.send()
+	}
+	return w.Write(a.req)
+}
+
 // splitWire sends UDP through one wire and the other transports through
 // another.
 type splitWire struct{ udp, other Wire }
@@ -68,6 +109,13 @@ func (w splitWire) Write(msg sip.Message) error {
 		return w.udp.Write(msg)
 	}
 	return w.other.Write(msg)
+}
+
+func (w splitWire) Pack(msg sip.Message) (func() error, error) {
+	if p, ok := w.udp.(Packer); ok && isUDP(msg) {
+		return p.Pack(msg)
+	}
+	return nil, errNotPacked
 }
 
 // isUDP: the message's transport, else its top Via's.

@@ -673,3 +673,33 @@ func TestBuildRefusalFallsBack(t *testing.T) {
 		t.Fatalf("got\n%q\nwant\n%q", b, want)
 	}
 }
+
+// A packed message goes out as often as it is sent, byte for byte what
+// Write would send, and later changes to the request do not reach it.
+func TestPack(t *testing.T) {
+	b := newBed(t, nil)
+	p := newPeer(t)
+	m, err := sip.ParseMessage([]byte(request("ACK", p.addr, "z9hG4bKpk", "pack-1", 1, ";tag=tt")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := m.(*sip.Request)
+	req.SetDestination(p.addr)
+	want := req.String()
+	send, err := b.e.Pack(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.CSeq().SeqNo = 99
+	for i := 0; i < 2; i++ {
+		if err := send(); err != nil {
+			t.Fatal(err)
+		}
+		if got := p.recv(2 * time.Second); got != want {
+			t.Fatalf("send %d: got %q, want %q", i, got, want)
+		}
+	}
+	if _, err := b.e.Pack(&sip.Request{}); err == nil {
+		t.Error("a request without a destination was packed")
+	}
+}

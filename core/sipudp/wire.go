@@ -293,13 +293,30 @@ func (e *Endpoint) send(o outgoing) {
 // Write sends msg outside any transaction: a request to its destination,
 // a response where its top Via says.
 func (e *Endpoint) Write(msg sip.Message) error {
+	to, err := destOf(msg)
+	if err != nil {
+		return err
+	}
+	return e.writeTo(encode(msg), to)
+}
+
+// Pack encodes msg once and returns what sends those bytes where Write
+// would send msg, as often as it is called (the bytes are never changed
+// nor reused: one datagram may be queued twice).
+func (e *Endpoint) Pack(msg sip.Message) (func() error, error) {
+	to, err := destOf(msg)
+	if err != nil {
+		return nil, err
+	}
+	data := encode(msg)
+	return func() error { return e.writeTo(data, to) }, nil
+}
+
+// destOf is where msg goes outside any transaction.
+func destOf(msg sip.Message) (netip.AddrPort, error) {
 	switch m := msg.(type) {
 	case *sip.Request:
-		to, err := requestDest(m)
-		if err != nil {
-			return err
-		}
-		return e.writeTo(encode(m), to)
+		return requestDest(m)
 	case *sip.Response:
 		// Where its request came from (NewResponseFromRequest says), else
 		// where its top Via says.
@@ -307,12 +324,12 @@ func (e *Endpoint) Write(msg sip.Message) error {
 		if err != nil {
 			var ok bool
 			if to, ok = responseDest(m.Via(), netip.AddrPort{}); !ok {
-				return errors.New("sipudp: no address to send the response to")
+				return netip.AddrPort{}, errors.New("sipudp: no address to send the response to")
 			}
 		}
-		return e.writeTo(encode(m), netip.AddrPortFrom(to.Addr().Unmap(), to.Port()))
+		return netip.AddrPortFrom(to.Addr().Unmap(), to.Port()), nil
 	}
-	return errors.New("sipudp: not a SIP message")
+	return netip.AddrPort{}, errors.New("sipudp: not a SIP message")
 }
 
 // countSet counts keys (the Call-IDs of INVITE server transactions
