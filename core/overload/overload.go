@@ -54,7 +54,11 @@ type Sample struct {
 // through, the load must be measured with them.
 const maxLoss = 950
 
-// refusalWeight is a refusal's cost against an admitted call's.
+// refusalWeight is a refusal's cost against an admitted call's until the
+// switch has measured its own (Controller.weight): a tenth is what a
+// refusal from the bytes costs where sending is cheap; on loopback, where
+// the sender pays the receiver's delivery too, it was measured at a
+// quarter.
 const refusalWeight = 0.1
 
 // Controller holds the share of new calls refused.
@@ -73,6 +77,7 @@ type Controller struct {
 	over    bool
 	quiet   int     // intervals in a row without load, to end an episode
 	cost    float64 // processor share per admitted call a second (smoothed): the switch's cost of a call
+	weight  float64 // a refusal's cost against a call's (smoothed; 0: not measured yet)
 	trim    float64 // the model's correction while shedding (1: none)
 	lastOff int64   // offered and refused at the last sample
 	lastRef int64
@@ -188,19 +193,24 @@ func (c *Controller) delayTarget() time.Duration { return c.cfg.AgeTarget / 10 }
 
 // Update takes one sample and sets the share of new calls admitted.
 //
-// The model is the processor: each sample gives its share used per call
-// admitted a second (smoothed), so the rate of new calls it carries at
-// CPUTarget is known, and while shedding the share admitted is that rate
-// over the rate offered: one step, not a search, so that the admitted
-// calls get the processor and the excess gets a cheap 503. An episode
+// The model is the processor: the samples taken while nearly every call
+// is admitted give its share used per call admitted a second, those
+// taken while most are refused (and nothing waits) what a refusal costs
+// against a call (both smoothed), so the rate of new calls it carries at
+// CPUTarget beside the refusals is known, and while shedding the share
+// admitted is that rate over the rate offered: one step, not a search, so
+// that the admitted calls get the processor and the excess gets a cheap
+// 503. An episode
 // starts when the processor is over its target while work waits, for
 // three samples in a row (a collection cycle takes that long at
 // thousands of calls a second; a busy processor that keeps up is no
 // overload), or when a queue is near its limit or most messages are late
 // (a stall the processor's figure does not show), for two. A correction
 // on the model falls while work waits (by a fifth each sample; by 40 % on
-// the hard signals) so that the queue drains, and grows by a tenth while
-// the processor is under its target (past 1: the model may be short). Without the processor's figure
+// the hard signals) so that the queue drains, and grows while the
+// processor is under its target with nothing waiting (by a quarter well
+// under it, by a tenth near it; past 1: the model may be short). Without
+// the processor's figure
 // (CPUTarget 0) the share falls by a quarter on the hard signals and
 // grows back by a tenth once nothing waits. The episode ends after a
 // second in which every new call could be admitted.
@@ -236,16 +246,33 @@ func (c *Controller) Update(s Sample) {
 	admittedRate := float64((off-c.lastOff)-(ref-c.lastRef)) / dt
 	c.lastOff, c.lastRef = off, ref
 	refusedRate := offered - admittedRate
-	if admittedRate >= 20 && s.CPU > 0.02 {
-		// A refusal made from the bytes costs about a tenth of a call
-		// (measured: some 20 us against 200).
-		perCall := s.CPU / (admittedRate + refusalWeight*refusedRate)
-		if c.cost == 0 {
+	w := c.refusalWeight()
+	switch {
+	case s.CPU <= 0.02 || offered < 20:
+		// Too little to learn from.
+	case admittedRate >= 20 && refusedRate <= 0.2*offered:
+		// Mostly admitting: what a call costs (the few refusals at
+		// their own cost). Slowly: a call admitted now costs most in
+		// the next samples (its answer, its end).
+		if perCall := s.CPU / (admittedRate + w*refusedRate); c.cost == 0 {
 			c.cost = perCall
 		} else {
-			// Slowly: a call admitted now costs most in the next
-			// samples (its answer, its end).
 			c.cost += 0.1 * (perCall - c.cost)
+		}
+	case c.cost > 0 && refusedRate >= 0.5*offered && !waiting && !hard:
+		// Mostly refusing, nothing waiting (the processor's time is
+		// this interval's work, not a backlog's): what a refusal costs,
+		// the calls admitted at the cost measured while admitting.
+		// Learnt, not assumed: taken too low, it makes every admitted
+		// call look dear and the switch refuses with its processor
+		// idle. At most half a call: a refusal is three datagrams of a
+		// call's dozen or more.
+		perRef := (s.CPU - c.cost*admittedRate) / refusedRate / c.cost
+		perRef = min(0.5, max(0.02, perRef))
+		if c.weight == 0 {
+			c.weight = perRef
+		} else {
+			c.weight += 0.1 * (perRef - c.weight)
 		}
 	}
 
@@ -263,6 +290,11 @@ func (c *Controller) Update(s Sample) {
 			c.trim *= 0.6
 		case waiting:
 			c.trim *= 0.8
+		case s.CPU < 0.8*c.cfg.CPUTarget:
+			// Well under the target with nothing waiting: the model
+			// is short (a burst cut the correction deep); catch up
+			// within a second or two.
+			c.trim = min(4, c.trim*1.25)
 		case s.CPU < c.cfg.CPUTarget:
 			// Above 1 too: the model's error either way is corrected.
 			c.trim = min(4, c.trim*1.1)
@@ -270,7 +302,8 @@ func (c *Controller) Update(s Sample) {
 		if offered > 0 { // else no news: the share stays
 			// Calls the processor carries at its target, less what
 			// refusing the rest costs.
-			carried := (c.cfg.CPUTarget/c.cost - refusalWeight*offered) / (1 - refusalWeight)
+			w := c.refusalWeight()
+			carried := (c.cfg.CPUTarget/c.cost - w*offered) / (1 - w)
 			admitted = min(1, max(0, carried/offered)*c.trim)
 		}
 	case hard:
@@ -309,6 +342,15 @@ func (c *Controller) Update(s Sample) {
 			c.publish("end", "")
 		}
 	}
+}
+
+// refusalWeight is a refusal's cost against a call's: measured, or the
+// prior until it is.
+func (c *Controller) refusalWeight() float64 {
+	if c.weight > 0 {
+		return c.weight
+	}
+	return refusalWeight
 }
 
 func (c *Controller) publish(state, cause string) {

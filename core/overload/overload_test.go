@@ -149,6 +149,7 @@ func TestProbeMeasuresTheQueue(t *testing.T) {
 type simSwitch struct {
 	c       *Controller
 	cost    time.Duration
+	refusal time.Duration // a refusal's cost (0: a tenth of a call)
 	backlog time.Duration
 	now     time.Time
 	done    float64 // calls completed in the last step
@@ -165,11 +166,15 @@ func (s *simSwitch) step(n int) {
 			admitted++
 		}
 	}
-	work := s.backlog + time.Duration(admitted)*s.cost + time.Duration(refused)*s.cost/10
+	ref := s.refusal
+	if ref == 0 {
+		ref = s.cost / 10
+	}
+	work := s.backlog + time.Duration(admitted)*s.cost + time.Duration(refused)*ref
 	served := min(work, interval)
 	s.backlog = work - served
 	// Calls complete in proportion to the work served (refusals first).
-	callWork := max(0, served-time.Duration(refused)*s.cost/10)
+	callWork := max(0, served-time.Duration(refused)*ref)
 	s.done = float64(callWork) / float64(s.cost)
 	s.now = s.now.Add(interval)
 	s.c.Update(Sample{CPU: float64(served) / float64(interval), Delay: s.backlog / 2,
@@ -241,5 +246,51 @@ func TestCPUMeter(t *testing.T) {
 	}
 	if share := m.share(time.Now()); share <= 0 || share > 1 {
 		t.Fatalf("share %.2f after a busy loop, want 0..1", share)
+	}
+}
+
+// Where a refusal is dear (a third of a call: loopback, where the sender
+// pays the receiver's delivery), a burst that starts an episode must not
+// leave the switch refusing with its processor idle: the control learns
+// what a refusal costs, admits every call again within seconds once the
+// load is under what the processor carries, and at twice that load
+// admits about as many as the processor can carry beside the refusals.
+func TestDearRefusals(t *testing.T) {
+	c := New(Config{QueueTarget: 0.25, AgeTarget: 200 * time.Millisecond, CPUTarget: 0.9, RetryAfterMin: 1, RetryAfterMax: 2}, nil, nil)
+	s := &simSwitch{c: c, cost: 250 * time.Microsecond, refusal: 250 * time.Microsecond / 3, now: time.Unix(1e9, 0)}
+	c.clock = func() time.Time { return s.now }
+	for range 10 {
+		s.step(300) // 3,000 calls/s: 75 % of the processor
+	}
+	for range 5 {
+		s.step(1500) // a burst at 15,000 calls/s
+	}
+	if !c.Overloaded() {
+		t.Fatal("a burst at almost four times the capacity started no episode")
+	}
+	admittedAgain := -1
+	for i := range 60 {
+		s.step(300)
+		if !c.Overloaded() {
+			admittedAgain = i
+			break
+		}
+	}
+	if admittedAgain < 0 {
+		t.Fatalf("still refusing 6 s after a burst, at 75 %% of the processor (loss %d %%, processor model %.0f us a call, refusal weight %.2f)",
+			c.Loss(), c.cost*1e6, c.refusalWeight())
+	}
+	// Twice the capacity: x calls + (8,000 - x) refusals at a third of
+	// a call fill 90 % of 4,000 calls/s when x = 1,400.
+	var done float64
+	for i := range 300 {
+		s.step(800)
+		if i >= 100 {
+			done += s.done
+		}
+	}
+	if rate := done / 20; rate < 0.85*1400 {
+		t.Fatalf("completed %.0f calls/s at twice the capacity, want at least 85 %% of the 1,400 the processor carries beside the refusals (refusal weight learnt %.2f)",
+			rate, c.refusalWeight())
 	}
 }
