@@ -279,10 +279,14 @@ func (c *Controller) Update(s Sample) {
 	l := c.loss.Load()
 	admitted := 1 - float64(l)/1000
 	switch {
-	case l == 0 && !(hard && c.hot >= 2 || busy && c.hot >= 3):
+	case l == 0 && !c.over && !(hard && c.hot >= 2 || busy && c.hot >= 3):
 		// No episode: one or two samples over target are none yet.
 	case c.cfg.CPUTarget > 0 && c.cost > 0:
-		if l == 0 {
+		// An episode, or its last second without refusals: the model
+		// decides until the episode ends, so that one light sample
+		// (fewer offered) does not let everything in until the queues
+		// say overload again.
+		if l == 0 && !c.over {
 			c.trim = 1 // an episode starts
 		}
 		switch {

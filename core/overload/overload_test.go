@@ -1,6 +1,7 @@
 package overload
 
 import (
+	"math/rand/v2"
 	"net"
 	"runtime"
 	"testing"
@@ -150,6 +151,7 @@ type simSwitch struct {
 	c       *Controller
 	cost    time.Duration
 	refusal time.Duration // a refusal's cost (0: a tenth of a call)
+	jitter  *rand.Rand    // when set, the processor's figure is off by up to 15 % either way (a meter on a busy VM)
 	backlog time.Duration
 	now     time.Time
 	done    float64 // calls completed in the last step
@@ -177,7 +179,11 @@ func (s *simSwitch) step(n int) {
 	callWork := max(0, served-time.Duration(refused)*ref)
 	s.done = float64(callWork) / float64(s.cost)
 	s.now = s.now.Add(interval)
-	s.c.Update(Sample{CPU: float64(served) / float64(interval), Delay: s.backlog / 2,
+	cpu := float64(served) / float64(interval)
+	if s.jitter != nil {
+		cpu *= 1 + 0.3*(s.jitter.Float64()-0.5)
+	}
+	s.c.Update(Sample{CPU: cpu, Delay: s.backlog / 2,
 		Late: map[bool]float64{true: 1, false: 0}[s.backlog > 400*time.Millisecond]})
 }
 
@@ -257,7 +263,8 @@ func TestCPUMeter(t *testing.T) {
 // admits about as many as the processor can carry beside the refusals.
 func TestDearRefusals(t *testing.T) {
 	c := New(Config{QueueTarget: 0.25, AgeTarget: 200 * time.Millisecond, CPUTarget: 0.9, RetryAfterMin: 1, RetryAfterMax: 2}, nil, nil)
-	s := &simSwitch{c: c, cost: 250 * time.Microsecond, refusal: 250 * time.Microsecond / 3, now: time.Unix(1e9, 0)}
+	s := &simSwitch{c: c, cost: 250 * time.Microsecond, refusal: 250 * time.Microsecond / 3, now: time.Unix(1e9, 0),
+		jitter: rand.New(rand.NewPCG(1, 2))}
 	c.clock = func() time.Time { return s.now }
 	for range 10 {
 		s.step(300) // 3,000 calls/s: 75 % of the processor
@@ -281,16 +288,28 @@ func TestDearRefusals(t *testing.T) {
 			c.Loss(), c.cost*1e6, c.refusalWeight())
 	}
 	// Twice the capacity: x calls + (8,000 - x) refusals at a third of
-	// a call fill 90 % of 4,000 calls/s when x = 1,400.
+	// a call fill 90 % of 4,000 calls/s when x = 1,400 (a little less
+	// with the light samples below).
+	// The offered rate is not smooth (a client's sending, a sampler
+	// starved): a light sample now and then must not end the episode.
 	var done float64
 	for i := range 300 {
-		s.step(800)
+		if i%40 == 39 {
+			s.step(250)
+		} else {
+			s.step(800)
+		}
 		if i >= 100 {
 			done += s.done
+			// The share set after a light sample applies to the next
+			// one, at twice the capacity again.
+			if i%40 != 39 && !c.Overloaded() {
+				t.Fatalf("step %d at twice the capacity: nothing refused", i)
+			}
 		}
 	}
-	if rate := done / 20; rate < 0.85*1400 {
-		t.Fatalf("completed %.0f calls/s at twice the capacity, want at least 85 %% of the 1,400 the processor carries beside the refusals (refusal weight learnt %.2f)",
+	if rate := done / 20; rate < 0.8*1400 {
+		t.Fatalf("completed %.0f calls/s at twice the capacity, want at least 80 %% of the 1,400 the processor carries beside the refusals (refusal weight learnt %.2f)",
 			rate, c.refusalWeight())
 	}
 }
