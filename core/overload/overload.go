@@ -194,7 +194,8 @@ func (c *Controller) delayTarget() time.Duration { return c.cfg.AgeTarget / 10 }
 // Update takes one sample and sets the share of new calls admitted.
 //
 // The model is the processor: the samples taken while nearly every call
-// is admitted give its share used per call admitted a second, those
+// is admitted and nothing waits give its share used per call admitted a
+// second, those
 // taken while most are refused (and nothing waits) what a refusal costs
 // against a call (both smoothed), so the rate of new calls it carries at
 // CPUTarget beside the refusals is known, and while shedding the share
@@ -250,10 +251,14 @@ func (c *Controller) Update(s Sample) {
 	switch {
 	case s.CPU <= 0.02 || offered < 20:
 		// Too little to learn from.
-	case admittedRate >= 20 && refusedRate <= 0.2*offered:
-		// Mostly admitting: what a call costs (the few refusals at
-		// their own cost). Slowly: a call admitted now costs most in
-		// the next samples (its answer, its end).
+	case admittedRate >= 20 && refusedRate <= 0.2*offered && !waiting && !hard:
+		// Mostly admitting, nothing waiting: what a call costs (the few
+		// refusals at their own cost). Not while work waits: the
+		// processor then did less than what was admitted (a burst at
+		// start-up read at full processor made a call look half its
+		// cost, and the model admitted twice what it could carry).
+		// Slowly: a call admitted now costs most in the next samples
+		// (its answer, its end).
 		if perCall := s.CPU / (admittedRate + w*refusedRate); c.cost == 0 {
 			c.cost = perCall
 		} else {

@@ -313,3 +313,26 @@ func TestDearRefusals(t *testing.T) {
 			rate, c.refusalWeight())
 	}
 }
+
+// What a call costs is not learnt while work waits: a start-up burst read
+// at full processor would make a call look a fraction of its cost, and
+// the model would admit far more than the processor carries.
+func TestCostNotLearntFromABacklog(t *testing.T) {
+	c := New(Config{QueueTarget: 0.25, AgeTarget: 200 * time.Millisecond, CPUTarget: 0.9, RetryAfterMin: 1, RetryAfterMax: 2}, nil, nil)
+	s := &simSwitch{c: c, cost: 250 * time.Microsecond, now: time.Unix(1e9, 0)}
+	c.clock = func() time.Time { return s.now }
+	s.step(1500) // 15,000 calls/s for 200 ms: almost four times the processor
+	s.step(1500)
+	// Then 2,000 calls/s, half the processor: the first figure learnt
+	// for a call (once nothing waits and nearly every call is admitted
+	// again) is what a call costs.
+	for i := 0; c.cost == 0; i++ {
+		if i > 100 {
+			t.Fatal("no cost of a call learnt in 10 s at half the processor")
+		}
+		s.step(200)
+	}
+	if want := 250e-6; c.cost < 0.75*want || c.cost > 1.25*want {
+		t.Fatalf("cost of a call first learnt %.0f us, want about %.0f", c.cost*1e6, want*1e6)
+	}
+}
