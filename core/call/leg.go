@@ -147,7 +147,13 @@ func (l *leg) newRequestTag(method sip.RequestMethod, m *Manager, tag string) *s
 // (and its headers) of from, the caller's ACK (nil: none), and keeps it
 // for the 2xx's retransmissions. Caller holds c.mu.
 func (c *Call) sendAck2xx(l *leg, from *sip.Request) {
-	ack := l.ack2xx(c.m)
+	l.setAck(c.sendAck(l.ack2xx(c.m), from))
+}
+
+// sendAck gives ack the body (and its headers) of from (nil: no body),
+// queues it and returns it kept, to be sent again when its 2xx comes
+// again. Caller holds c.mu.
+func (c *Call) sendAck(ack, from *sip.Request) *again {
 	if from != nil {
 		copyHeaders(bodyHeaders, from, ack)
 		ack.SetBody(from.Body())
@@ -155,8 +161,8 @@ func (c *Call) sendAck2xx(l *leg, from *sip.Request) {
 		ack.SetBody(nil)
 	}
 	a := c.m.keep(ack)
-	l.setAck(a)
 	c.writeAgain(a)
+	return a
 }
 
 // ack2xx builds the ACK for the 2xx of this fork's INVITE (its CSeq

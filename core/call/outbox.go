@@ -17,7 +17,7 @@ const (
 	outRespond outKind = iota // res through the server transaction tx
 	outWrite                  // msg outside any transaction
 	outFunc                   // fn: anything else that must follow the sends before it
-	outAgain                  // again: a packed message outside any transaction
+	outAgain                  // again: a kept message outside any transaction (packed or not)
 )
 
 type outMsg struct {
@@ -40,10 +40,6 @@ func (c *Call) write(msg sip.Message) {
 
 // writeAgain queues a (sent outside any transaction). Caller holds c.mu.
 func (c *Call) writeAgain(a *again) {
-	if a.req != nil {
-		c.write(a.req)
-		return
-	}
 	c.out = append(c.out, outMsg{kind: outAgain, again: a})
 }
 
@@ -100,10 +96,14 @@ func (c *Call) send(o *outMsg) {
 	case outFunc:
 		o.fn()
 	case outAgain:
-		err = o.again.send()
+		err = o.again.sendOn(c.m.wire)
 	}
 	if err != nil {
-		c.m.log.Debug("send failed", "call", c.a.callID, "msg", startLine(o.msg), "err", err)
+		msg := o.msg
+		if o.again != nil && o.again.req != nil {
+			msg = o.again.req
+		}
+		c.m.log.Debug("send failed", "call", c.a.callID, "msg", startLine(msg), "err", err)
 	}
 }
 

@@ -240,10 +240,7 @@ func (m *Manager) HandleAck(req *sip.Request) {
 		from.pendingAckTo = nil
 		ack := c.requestOn(peer, from, sip.ACK)
 		ack.CSeq().SeqNo = from.pendingAckOut
-		copyHeaders(bodyHeaders, req, ack)
-		ack.SetBody(req.Body())
-		peer.pendingAckReq = m.keep(ack)
-		c.writeAgain(peer.pendingAckReq)
+		peer.pendingAckReq = c.sendAck(ack, req)
 	}
 }
 

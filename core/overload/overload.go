@@ -58,7 +58,7 @@ const maxLoss = 950
 // switch has measured its own (Controller.weight): a tenth is what a
 // refusal from the bytes costs where sending is cheap; on loopback, where
 // the sender pays the receiver's delivery too, it was measured at a
-// quarter.
+// quarter to a half.
 const refusalWeight = 0.1
 
 // Controller holds the share of new calls refused.
@@ -195,26 +195,24 @@ func (c *Controller) delayTarget() time.Duration { return c.cfg.AgeTarget / 10 }
 //
 // The model is the processor: the samples taken while nearly every call
 // is admitted and nothing waits give its share used per call admitted a
-// second, those
-// taken while most are refused (and nothing waits) what a refusal costs
-// against a call (both smoothed), so the rate of new calls it carries at
-// CPUTarget beside the refusals is known, and while shedding the share
-// admitted is that rate over the rate offered: one step, not a search, so
-// that the admitted calls get the processor and the excess gets a cheap
-// 503. An episode
-// starts when the processor is over its target while work waits, for
-// three samples in a row (a collection cycle takes that long at
-// thousands of calls a second; a busy processor that keeps up is no
-// overload), or when a queue is near its limit or most messages are late
-// (a stall the processor's figure does not show), for two. A correction
-// on the model falls while work waits (by a fifth each sample; by 40 % on
-// the hard signals) so that the queue drains, and grows while the
-// processor is under its target with nothing waiting (by a quarter well
-// under it, by a tenth near it; past 1: the model may be short). Without
-// the processor's figure
-// (CPUTarget 0) the share falls by a quarter on the hard signals and
-// grows back by a tenth once nothing waits. The episode ends after a
-// second in which every new call could be admitted.
+// second, those taken while most are refused (and nothing waits) what a
+// refusal costs against a call (both smoothed), so the rate of new calls
+// it carries at CPUTarget beside the refusals is known, and while
+// shedding the share admitted is that rate over the rate offered: one
+// step, not a search, so that the admitted calls get the processor and
+// the excess gets a cheap 503. An episode starts when the processor is
+// over its target while work waits, for three samples in a row (a
+// collection cycle takes that long at thousands of calls a second; a busy
+// processor that keeps up is no overload), or when a queue is near its
+// limit or most messages are late (a stall the processor's figure does
+// not show), for two. A correction on the model falls while work waits
+// (by a fifth each sample; by 40 % on the hard signals) so that the queue
+// drains, and grows while the processor is under its target with nothing
+// waiting (by a quarter well under it, by a tenth near it; past 1: the
+// model may be short). Without the processor's figure (CPUTarget 0) the
+// share falls by a quarter on the hard signals and grows back by a tenth
+// once nothing waits. The episode ends after a second in which every new
+// call could be admitted; until then the model decides each sample.
 func (c *Controller) Update(s Sample) {
 	hard, cause := false, ""
 	if c.cfg.QueueTarget > 0 && s.Queue >= c.cfg.QueueTarget {
@@ -311,7 +309,7 @@ func (c *Controller) Update(s Sample) {
 		if offered > 0 { // else no news: the share stays
 			// Calls the processor carries at its target, less what
 			// refusing the rest costs.
-			w := c.refusalWeight()
+			w = c.refusalWeight() // as just learnt
 			carried := (c.cfg.CPUTarget/c.cost - w*offered) / (1 - w)
 			admitted = min(1, max(0, carried/offered)*c.trim)
 		}
