@@ -443,6 +443,12 @@ func (b *Billing) apply(e *events.Event) {
 		if ms, err := sdpinfo.Parse(e.AnswerSDP); err == nil && len(ms) > 0 {
 			r.MediaAnswered = sdpinfo.Strings(ms)
 		}
+		// The offer comes with the answer too: a held call does not keep it.
+		if len(e.Offer) > 0 {
+			if ms, err := sdpinfo.Parse(e.Offer); err == nil {
+				r.MediaOffered = sdpinfo.Strings(ms)
+			}
+		}
 		b.writes = append(b.writes, write{callID: e.CallID, rec: r})
 		if first {
 			b.report(OutboxStart, r)

@@ -154,6 +154,31 @@ func TestRecordsRotateIntoFiles(t *testing.T) {
 	}
 }
 
+// A held call gives its offer to the records with the answer and keeps
+// none: the release of an answered call comes without it.
+func TestOfferWithTheAnswer(t *testing.T) {
+	dir := t.TempDir()
+	b := mustOpen(t, cfgFor(dir))
+	b.Handle(attempt("c1", t0))
+	b.Handle(&events.Event{Kind: events.CallAnswer, Time: t0.Add(time.Second), Answer: t0.Add(time.Second), CallID: "c1",
+		AnswerSDP: []byte(answerSDP), Offer: []byte(offerSDP)})
+	rel := release("c1", t0.Add(time.Minute), "BYE", 200, true)
+	rel.Offer = nil
+	b.Handle(rel)
+	b.Handle(attempt("c2", t0))
+	b.Handle(release("c2", t0.Add(time.Second), "cancelled", 487, false))
+	b.step(t0.Add(2*time.Minute), false)
+	_, rows := readCSV(t, dir)
+	if len(rows) != 2 {
+		t.Fatalf("%d records", len(rows))
+	}
+	for _, r := range rows {
+		if got := col(r, "media_offered"); got != "audio PCMU/8000; audio PCMA/8000" {
+			t.Errorf("%s: media_offered %q", col(r, "caller_call_id"), got)
+		}
+	}
+}
+
 // kill -9 with calls in progress: at the next start each gets its record,
 // "ended by restart" at the last durable time; ids are never reused.
 func TestRestartEndsCallsInProgress(t *testing.T) {

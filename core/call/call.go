@@ -284,14 +284,14 @@ func (m *Manager) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 func callerLeg(c *Call, req *sip.Request) *leg {
 	from := req.From()
 	// Held for the call's life: nothing of the request's parsed text is
-	// kept (detached, strings.Clone).
+	// kept once the call is held (strings.Clone; the URIs are packed).
 	a := &leg{call: c, isA: true, callID: req.CallID().Value(), remoteTag: strings.Clone(tagOf(from.Params)),
-		localURI: detached(req.To().Address), localName: strings.Clone(req.To().DisplayName),
-		remote: detached(from.Address), remoteNam: strings.Clone(from.DisplayName),
+		localURI: uriOf(req.To().Address), localName: strings.Clone(req.To().DisplayName),
+		remote: uriOf(from.Address), remoteNam: strings.Clone(from.DisplayName),
 		dest: req.Source(), transport: strings.ToLower(req.Transport()), remoteSeq: req.CSeq().SeqNo}
-	a.target = a.remote
+	a.target = uriOf(from.Address)
 	if ct := req.Contact(); ct != nil {
-		a.target = detached(ct.Address)
+		a.target = uriOf(ct.Address)
 	}
 	return a
 }
@@ -335,8 +335,11 @@ func (c *Call) compact() {
 	if c.st != confirmed {
 		return
 	}
-	c.aInvite, c.aTx, c.bestFinal = nil, nil, nil
+	// The offer went to the records with the answer; the hunt is over.
+	c.aInvite, c.aTx, c.bestFinal, c.offer, c.hunt = nil, nil, nil, nil, nil
+	c.a.pack()
 	if c.b != nil {
+		c.b.pack()
 		// Its transaction keeps what it needs for Timer M by itself.
 		c.b.invite, c.b.inviteTx = nil, nil
 	}
@@ -467,7 +470,7 @@ func (c *Call) learnDialog(b *leg, r *sip.Response) {
 		b.remoteTag = strings.Clone(t)
 	}
 	if ct := r.Contact(); ct != nil {
-		b.target = detached(ct.Address)
+		b.target.set(ct.Address)
 	}
 }
 
@@ -616,7 +619,7 @@ func (c *Call) answer(b *leg, r *sip.Response) {
 	c.touch()
 	c.m.bus.Publish(&events.Event{Kind: events.CallAnswer, CallID: c.a.callID, Calling: c.calling,
 		Called: c.called, Account: c.account, Setup: c.setup, Answer: c.answered, AnswerSDP: r.Body(),
-		Gateway: b.gateway, CalledSent: b.remote.User, CallingSent: b.localURI.User,
+		Offer: c.offer, Gateway: b.gateway, CalledSent: b.remote.get().User, CallingSent: b.localURI.get().User,
 		Trunk: c.trunk, Route: c.route, Attempts: len(c.forks), Ringing: c.ringAt, CalleeCallID: b.callID})
 }
 
@@ -759,7 +762,7 @@ func (c *Call) end(cause string, side events.Side, status, q int) {
 		Attempts: len(c.forks), Ringing: c.ringAt, CalledSent: c.calledSent, CallingSent: c.callingSent,
 		Offer: c.offer}
 	if l := c.lastFork(); l != nil {
-		ev.Gateway, ev.CalledSent, ev.CallingSent, ev.CalleeCallID = l.gateway, l.remote.User, l.localURI.User, l.callID
+		ev.Gateway, ev.CalledSent, ev.CallingSent, ev.CalleeCallID = l.gateway, l.remote.get().User, l.localURI.get().User, l.callID
 	}
 	m.bus.Publish(ev)
 }

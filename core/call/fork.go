@@ -37,10 +37,10 @@ func (c *Call) startFork(t Target) *leg {
 		calling = c.callingSent
 	}
 	b := &leg{call: c, callID: randomID(), localTag: randomID(), aTag: randomID(),
-		localURI:  sip.Uri{Scheme: "sip", User: calling, Host: m.cfg.Host},
-		localName: a.From().DisplayName,
-		remote:    sip.Uri{Scheme: "sip", User: t.URI.User, Host: t.URI.Host},
-		target:    t.URI, dest: t.Dest, transport: strings.ToLower(t.Transport), gateway: t.Gateway,
+		localURI:  uriOf(sip.Uri{Scheme: "sip", User: calling, Host: m.cfg.Host}),
+		localName: strings.Clone(a.From().DisplayName),
+		remote:    uriOf(sip.Uri{Scheme: "sip", User: t.URI.User, Host: t.URI.Host}),
+		target:    uriOf(t.URI), dest: t.Dest, transport: strings.ToLower(t.Transport), gateway: t.Gateway,
 		release: t.Release, outcome: t.Outcome, oc: t.OC}
 	if b.transport == "" {
 		b.transport = "udp"

@@ -562,7 +562,18 @@ func TestConfirmedCallIsCompacted(t *testing.T) {
 	compact := c.aInvite == nil && c.aTx == nil && c.b != nil && c.b.invite == nil && c.b.inviteTx == nil
 	packed := c.b != nil && c.b.ack != nil && c.b.ack.send != nil && c.b.ack.req == nil
 	callee := c.b.callID
+	var parsedURIs []string
+	for _, l := range []*leg{c.a, c.b} {
+		for _, u := range []dialogURI{l.localURI, l.remote, l.target} {
+			if u.p != nil || u.s == "" {
+				parsedURIs = append(parsedURIs, u.String())
+			}
+		}
+	}
 	c.unlock()
+	if len(parsedURIs) > 0 {
+		t.Fatalf("the held call keeps parsed URIs: %v", parsedURIs)
+	}
 	if !compact {
 		t.Fatal("the confirmed, acknowledged call still holds its INVITEs")
 	}
@@ -605,8 +616,13 @@ func TestConfirmedCallIsCompacted(t *testing.T) {
 	if r := btx.final(t); r.StatusCode != 200 {
 		t.Fatalf("callee's BYE answered %d", r.StatusCode)
 	}
-	b.wire.next(t, sip.BYE) // toward the caller
-	if e := b.release(); e.Cause != "BYE" || e.Side != events.SideCallee || !e.Answered {
+	// toward the caller, its dialog from the packed URIs
+	out := b.wire.next(t, sip.BYE).req
+	if out.Recipient.String() != "sip:1001@127.0.0.1:5070" || out.From().Address.String() != "sip:1002@192.0.2.1" ||
+		out.To().Address.String() != "sip:1001@127.0.0.1" {
+		t.Fatalf("BYE to the caller: %s, From %s, To %s", out.Recipient.String(), out.From().Address.String(), out.To().Address.String())
+	}
+	if e := b.release(); e.Cause != "BYE" || e.Side != events.SideCallee || !e.Answered || e.CalledSent == "" || e.CalledSent != f.req.To().Address.User {
 		t.Fatalf("release %+v", e)
 	}
 }

@@ -1,7 +1,6 @@
 package call
 
 import (
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -17,12 +16,12 @@ type leg struct {
 	callID    string
 	localTag  string // for A: set to the winning fork's aTag at answer
 	remoteTag string
-	localURI  sip.Uri
+	localURI  dialogURI
 	localName string
-	remote    sip.Uri // the peer's address-of-record (To for B, From for A)
+	remote    dialogURI // the peer's address-of-record (To for B, From for A)
 	remoteNam string
-	target    sip.Uri // the peer's Contact
-	dest      string  // where our requests for this dialog go (latched)
+	target    dialogURI // the peer's Contact
+	dest      string    // where our requests for this dialog go (latched)
 	transport string
 	localSeq  uint32
 	remoteSeq uint32
@@ -62,40 +61,62 @@ type leg struct {
 	pendingAckReq *again // ACK we sent to this leg, resent on 2xx retransmission
 }
 
-// detached is u with strings of its own, in one allocation: a URI cut
-// from a parsed header shares that header's text, and a held call would
-// keep every such text alive (hundreds of bytes a call) for a few words.
-func detached(u sip.Uri) sip.Uri {
-	parts := make([]string, 0, 4+2*(len(u.UriParams)+len(u.Headers)))
-	parts = append(parts, u.Scheme, u.User, u.Password, u.Host)
-	for _, kv := range u.UriParams {
-		parts = append(parts, kv.K, kv.V)
-	}
-	for _, kv := range u.Headers {
-		parts = append(parts, kv.K, kv.V)
-	}
-	all := strings.Join(parts, "")
-	next := func() string {
-		s := all[:len(parts[0])]
-		all, parts = all[len(parts[0]):], parts[1:]
-		return s
-	}
-	out := u
-	out.Scheme, out.User, out.Password, out.Host = next(), next(), next(), next()
-	out.UriParams, out.Headers = detachedParams(u.UriParams, next), detachedParams(u.Headers, next)
-	return out
+// dialogURI is one of a leg's URIs. While the call is set up it is a
+// parsed sip.Uri; once the call is held only its text is kept (pack): a
+// sip.Uri is 144 bytes of fields besides its strings and shares the text
+// of the message it came from, and a held call has six of them. A packed
+// URI is parsed again for each request the dialog sends (BYE, re-INVITE:
+// seldom).
+type dialogURI struct {
+	p *sip.Uri // nil once packed
+	s string   // the text, once packed
 }
 
-func detachedParams(p sip.HeaderParams, next func() string) sip.HeaderParams {
-	if len(p) == 0 {
-		return p
+func uriOf(u sip.Uri) dialogURI { return dialogURI{p: &u} }
+
+// get is the URI (a copy: its params are shared, not to be changed).
+func (d dialogURI) get() sip.Uri {
+	if d.p != nil {
+		return *d.p
 	}
-	out := make(sip.HeaderParams, len(p))
-	for i := range p {
-		out[i].K = next()
-		out[i].V = next()
+	var u sip.Uri
+	if d.s != "" {
+		// Its own rendering (pack), or a replicated record checked at
+		// adoption: it parses.
+		_ = sip.ParseUri(d.s, &u)
 	}
-	return out
+	return u
+}
+
+// set replaces the URI (a target refresh), in the form the leg is in.
+func (d *dialogURI) set(u sip.Uri) {
+	if d.p == nil && d.s != "" {
+		d.s = u.String()
+		return
+	}
+	d.p = &u
+}
+
+func (d dialogURI) String() string {
+	if d.p != nil {
+		return d.p.String()
+	}
+	return d.s
+}
+
+// pack keeps the URI as its text only. Not one with headers ("?..."):
+// sipgo's parser does not give such a text back as it was.
+func (d *dialogURI) pack() {
+	if d.p != nil && len(d.p.Headers) == 0 {
+		d.s, d.p = d.p.String(), nil
+	}
+}
+
+// pack keeps the leg's URIs as text (a held call).
+func (l *leg) pack() {
+	l.localURI.pack()
+	l.remote.pack()
+	l.target.pack()
 }
 
 // setAck records the ACK sent for the leg's 2xx.
@@ -115,14 +136,15 @@ func (l *leg) newRequest(method sip.RequestMethod, m *Manager) *sip.Request {
 // newRequestTag is newRequest with an explicit local tag (toward the
 // caller in the early state each fork shows its own tag).
 func (l *leg) newRequestTag(method sip.RequestMethod, m *Manager, tag string) *sip.Request {
-	req := sip.NewRequest(method, *l.target.Clone())
+	target := l.target.get()
+	req := sip.NewRequest(method, *target.Clone())
 	req.AppendHeader(m.via(l.transport))
 	mf := sip.MaxForwardsHeader(70)
 	req.AppendHeader(&mf)
-	from := &sip.FromHeader{DisplayName: l.localName, Address: l.localURI, Params: sip.NewParams()}
+	from := &sip.FromHeader{DisplayName: l.localName, Address: l.localURI.get(), Params: sip.NewParams()}
 	from.Params.Add("tag", tag)
 	req.AppendHeader(from)
-	to := &sip.ToHeader{DisplayName: l.remoteNam, Address: l.remote, Params: sip.NewParams()}
+	to := &sip.ToHeader{DisplayName: l.remoteNam, Address: l.remote.get(), Params: sip.NewParams()}
 	if l.remoteTag != "" {
 		to.Params.Add("tag", l.remoteTag)
 	}

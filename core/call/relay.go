@@ -80,7 +80,7 @@ func (m *Manager) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 			return nil, 491, "Request Pending"
 		}
 		if ct := req.Contact(); ct != nil && (invite || req.Method == sip.UPDATE) {
-			from.target = detached(ct.Address) // target refresh (RFC 3261 §12.2.2)
+			from.target.set(ct.Address) // target refresh (RFC 3261 §12.2.2)
 		}
 		out := c.requestOn(to, from, req.Method)
 		copyHeaders(requestCopy, req, out)
@@ -187,7 +187,7 @@ func (c *Call) relayedSuccess(req *sip.Request, r, res *sip.Response, from, to *
 	refresh := req.Method == sip.INVITE || req.Method == sip.UPDATE
 	c.touch()
 	if ct := r.Contact(); ct != nil && refresh {
-		to.target = detached(ct.Address)
+		to.target.set(ct.Address)
 	}
 	if refresh {
 		c.refreshed(r)

@@ -138,7 +138,7 @@ func (c *Call) replicate() {
 // record encodes the call for the standby. Caller holds c.mu.
 func (c *Call) record() []byte {
 	rec := Record{A: c.a.record(), B: c.b.record(), Calling: c.calling, Called: c.called, Account: c.account,
-		Trunk: c.trunk, Route: c.route, CalledSent: c.b.remote.User, CallingSent: c.b.localURI.User, Gateway: c.b.gateway,
+		Trunk: c.trunk, Route: c.route, CalledSent: c.b.remote.get().User, CallingSent: c.b.localURI.get().User, Gateway: c.b.gateway,
 		Setup: c.setup, Answered: c.answered, Ringing: c.ringAt, Deadline: c.deadline, Grant: c.grant,
 		SessionExpires: c.seInterval, RefreshBoth: len(c.refreshSides) > 0}
 	b, err := json.Marshal(&rec)
@@ -273,14 +273,18 @@ func (r LegRecord) leg(c *Call, isA bool) (*leg, error) {
 	if !isA {
 		l.aTag = c.a.localTag
 	}
-	for _, u := range []struct {
+	// An adopted call is held: its URIs are kept as text, checked here.
+	var parsed [3]sip.Uri
+	for i, u := range []struct {
 		s   string
-		dst *sip.Uri
+		dst *dialogURI
 	}{{r.LocalURI, &l.localURI}, {r.Remote, &l.remote}, {r.Target, &l.target}} {
-		if err := sip.ParseUri(u.s, u.dst); err != nil {
+		if err := sip.ParseUri(u.s, &parsed[i]); err != nil {
 			return nil, fmt.Errorf("call record: uri %q: %w", u.s, err)
 		}
+		u.dst.s = u.s
 	}
+	target := parsed[2]
 	if l.callID == "" || l.transport == "" {
 		return nil, fmt.Errorf("call record: a leg without Call-ID or transport")
 	}
@@ -288,11 +292,11 @@ func (r LegRecord) leg(c *Call, isA bool) (*leg, error) {
 		// The old node's connection is gone with it: dial the peer's
 		// Contact (for a callee, where its INVITE went).
 		if isA {
-			port := l.target.Port
+			port := target.Port
 			if port == 0 {
 				port = 5060
 			}
-			l.dest = net.JoinHostPort(l.target.Host, strconv.Itoa(port))
+			l.dest = net.JoinHostPort(target.Host, strconv.Itoa(port))
 		}
 	}
 	return l, nil
@@ -394,7 +398,7 @@ func (m *Manager) refuseEarly(rec *Record) (string, error) {
 			return "", fmt.Errorf("call record: a fork's INVITE: %w", err)
 		}
 		b := &leg{call: c, callID: fi.CallID().Value(), localTag: tagOf(fi.From().Params), aTag: f.ATag,
-			localURI: fi.From().Address, remote: fi.To().Address, target: fi.Recipient, dest: f.Dest, transport: f.Transport,
+			localURI: uriOf(fi.From().Address), remote: uriOf(fi.To().Address), target: uriOf(fi.Recipient), dest: f.Dest, transport: f.Transport,
 			invite: fi, inviteSeq: fi.CSeq().SeqNo, localSeq: fi.CSeq().SeqNo,
 			// Whether it answered provisionally is not known here: it is
 			// cancelled all the same (a callee without the transaction

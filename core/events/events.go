@@ -142,7 +142,7 @@ type Event struct {
 	Route        string    // the route used ("" for a subscriber)
 	Attempts     int       // gateway (fork) attempts made
 	Ringing      time.Time // first ringing (18x), for releases
-	Offer        []byte    // the caller's SDP offer (releases), for subscribers to read off the call path
+	Offer        []byte    // the caller's SDP offer (answers, and releases while the call still holds it), for subscribers to read off the call path
 	AnswerSDP    []byte    // the answer's SDP (answers), likewise
 	AAAClass     string    // attempts: the Class the call's authorisation gave (RADIUS), for accounting
 	CalleeCallID string    // the Call-ID of the callee leg (the answering or last fork)
