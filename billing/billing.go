@@ -83,7 +83,9 @@ type Billing struct {
 	jspareUntil  uint64                 // jspare may hold events up to this sequence number; 0: it is empty
 	applied      uint64                 // journal sequence number of the last event applied
 	appliedSaved uint64                 // ... and committed to the spool
-	calls        map[string]*cdr.Record // calls in progress by caller Call-ID
+	// calls in progress by caller Call-ID; nil: an answered call's record
+	// is in the spool only (commit leaves it there, record reads it back)
+	calls map[string]*cdr.Record
 	// Unanswered calls a crash cut, by caller Call-ID: their callers may
 	// still be retransmitting the INVITE to this start, which then goes
 	// on with the same record; closed "ended by restart" at orphansUntil.
@@ -400,7 +402,7 @@ func (b *Billing) step(now time.Time, final bool) {
 
 // apply turns one event into record changes (queued in b.writes).
 func (b *Billing) apply(e *events.Event) {
-	r := b.calls[e.CallID]
+	r := b.record(e.CallID)
 	switch e.Kind {
 	case events.CallAdopt, events.CallHandover:
 		b.applyPair(e, r)
@@ -486,6 +488,33 @@ func (b *Billing) apply(e *events.Event) {
 		b.unsaved++
 		b.unsavedB += size
 	}
+}
+
+// record is the open record of callID (nil: none): from memory, or read
+// back from the spool where a commit left an answered call's record.
+// Writer only.
+func (b *Billing) record(callID string) *cdr.Record {
+	r, ok := b.calls[callID]
+	if !ok || r != nil {
+		return r
+	}
+	err := b.sp.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketOpen).Get([]byte(callID))
+		if v == nil {
+			return errors.New("not in the spool")
+		}
+		var err error
+		r, err = getRecord(v)
+		return err
+	})
+	if err != nil {
+		// Its next event makes a record of its own (a release), or none.
+		b.log.Error("CDR spool: a call's open record cannot be read back", "call", callID, "err", err)
+		delete(b.calls, callID)
+		return nil
+	}
+	b.calls[callID] = r
+	return r
 }
 
 // SetPlan swaps the tariffs (nil: no rating); records released from now
@@ -649,7 +678,13 @@ func (b *Billing) commit(now time.Time) {
 		b.fault(err)
 		return
 	}
-	for _, w := range b.writes {
+	for i, w := range b.writes {
+		if !w.closed && !w.del && last[w.callID] == i && w.rec != nil && !w.rec.Answer.IsZero() && b.calls[w.callID] == w.rec {
+			// An answered call's record, durable as it is now: the spool
+			// holds it until the call's next event (a held call costs
+			// billing a map entry, not a record).
+			b.calls[w.callID] = nil
+		}
 		if w.closed && w.del {
 			b.pending--
 			b.pendingB -= w.size
@@ -932,7 +967,7 @@ func (b *Billing) recover() error {
 	sort.Strings(cutIDs)
 	cut := make([]*cdr.Record, len(cutIDs))
 	for i, id := range cutIDs {
-		cut[i] = b.calls[id]
+		cut[i] = b.record(id)
 	}
 	clear(b.calls)
 	b.orphans = map[string]*cdr.Record{}

@@ -179,6 +179,46 @@ func TestOfferWithTheAnswer(t *testing.T) {
 	}
 }
 
+// An answered call's record stays in the spool only once committed (a
+// held call costs billing no record in memory) and is read back whole at
+// the call's next event.
+func TestHeldCallRecordInTheSpoolOnly(t *testing.T) {
+	dir := t.TempDir()
+	b := mustOpen(t, cfgFor(dir))
+	b.Handle(attempt("c1", t0))
+	b.Handle(&events.Event{Kind: events.CallRinging, Time: t0.Add(time.Second), CallID: "c1"})
+	b.Handle(&events.Event{Kind: events.CallAnswer, Time: t0.Add(2 * time.Second), Answer: t0.Add(2 * time.Second), CallID: "c1",
+		Gateway: "gw1", AnswerSDP: []byte(answerSDP), Offer: []byte(offerSDP)})
+	b.Handle(attempt("c2", t0))
+	b.step(t0.Add(3*time.Second), false)
+	if r, ok := b.calls["c1"]; !ok || r != nil {
+		t.Fatalf("the answered call's record: in memory %v, known %v", r != nil, ok)
+	}
+	if b.calls["c2"] == nil {
+		t.Fatal("the unanswered call's record left memory")
+	}
+	rel := release("c1", t0.Add(time.Minute), "BYE", 200, true)
+	rel.Offer = nil
+	b.Handle(rel)
+	b.Handle(release("c2", t0.Add(time.Second), "cancelled", 487, false))
+	b.step(t0.Add(2*time.Minute), false)
+	_, rows := readCSV(t, dir)
+	if len(rows) != 2 {
+		t.Fatalf("%d records", len(rows))
+	}
+	r := rows[0]
+	for k, want := range map[string]string{"record_id": "ss1-0", "caller_call_id": "c1", "ringing": "2026-12-01T10:00:01.000Z",
+		"answer": "2026-12-01T10:00:02.000Z", "billable_ms": "58000", "gateway": "gw1", "end_reason": "normal",
+		"media_offered": "audio PCMU/8000; audio PCMA/8000", "media_answered": "audio PCMU/8000"} {
+		if got := col(r, k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	if len(b.calls) != 0 {
+		t.Errorf("calls left: %v", b.calls)
+	}
+}
+
 // kill -9 with calls in progress: at the next start each gets its record,
 // "ended by restart" at the last durable time; ids are never reused.
 func TestRestartEndsCallsInProgress(t *testing.T) {

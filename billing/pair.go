@@ -208,7 +208,7 @@ func (b *Billing) settle(carried func(callID, recordID string, answered bool) bo
 	}
 	sort.Strings(ids)
 	for _, id := range ids {
-		r := b.calls[id]
+		r := b.record(id)
 		if r == nil || r.ID != b.held[id] {
 			continue // released or replaced since
 		}

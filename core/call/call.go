@@ -817,7 +817,7 @@ func (c *Call) byeBoth(skip *leg, reason string) {
 		if l == nil || l == skip {
 			continue
 		}
-		if !l.isA && l.ack == nil {
+		if !l.isA && !l.ackSent {
 			// Never acknowledged: ACK first so the callee's dialog is confirmed.
 			c.sendAck2xx(l, nil)
 		}

@@ -5,13 +5,11 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/softswitch/softswitch/core/q850"
-	"github.com/softswitch/softswitch/core/safe"
 )
 
 // A fork is one B leg's INVITE. Its life:
@@ -104,25 +102,15 @@ func (c *Call) launch(b *leg) {
 		c.forkResponse(b, synthetic(b, 503, "Service Unavailable"))
 		return
 	}
-	// The transaction outlives the call by up to Timer M: its hook holds
-	// only the ACK, not the call, so that an ended call's messages are
-	// garbage at once.
-	box := &atomic.Pointer[again]{}
-	w := c.m.wire
-	tx.OnRetransmission(func(r *sip.Response) {
-		defer safe.Recover("call 2xx retransmission")
-		// A retransmitted 2xx means our ACK was lost: send it again.
-		if ack := box.Load(); ack != nil && r.IsSuccess() {
-			ack.sendOn(w)
-		}
-	})
+	// A retransmitted 2xx means our ACK was lost: it goes again, as for
+	// one that comes after the transaction (HandleStrayResponse). The
+	// transaction outlives the call by up to Timer M: its hook holds the
+	// manager, not the call, so that an ended call is garbage at once.
+	tx.OnRetransmission(c.m.HandleStrayResponse)
 	func() {
 		c.lock()
 		defer c.unlock()
-		b.inviteTx, b.ackBox = tx, box
-		if b.ack != nil {
-			box.Store(b.ack)
-		}
+		b.inviteTx = tx
 		if b.final == 0 && !b.abandoned {
 			c.armTimerC(b)
 			if c.hunt != nil {

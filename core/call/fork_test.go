@@ -560,7 +560,7 @@ func TestConfirmedCallIsCompacted(t *testing.T) {
 	c := l.call
 	c.lock()
 	compact := c.aInvite == nil && c.aTx == nil && c.b != nil && c.b.invite == nil && c.b.inviteTx == nil
-	packed := c.b != nil && c.b.ack != nil && c.b.ack.send != nil && c.b.ack.req == nil
+	noAck := c.b != nil && c.b.ackSent && c.b.ack == nil
 	callee := c.b.callID
 	var parsedURIs []string
 	for _, l := range []*leg{c.a, c.b} {
@@ -577,8 +577,8 @@ func TestConfirmedCallIsCompacted(t *testing.T) {
 	if !compact {
 		t.Fatal("the confirmed, acknowledged call still holds its INVITEs")
 	}
-	if !packed {
-		t.Fatal("the callee's ACK is kept as a parsed request, not as the bytes the wire packed")
+	if !noAck {
+		t.Fatal("the held call keeps the callee's ACK (without a body, it is built again if its 2xx comes again)")
 	}
 
 	// A late copy of the initial INVITE: absorbed, no 482.
@@ -624,5 +624,30 @@ func TestConfirmedCallIsCompacted(t *testing.T) {
 	}
 	if e := b.release(); e.Cause != "BYE" || e.Side != events.SideCallee || !e.Answered || e.CalledSent == "" || e.CalledSent != f.req.To().Address.User {
 		t.Fatalf("release %+v", e)
+	}
+}
+
+// An ACK with a body (the caller's answer to a late offer) is kept and
+// goes again as it was when the callee's 2xx comes again; one without is
+// built again (TestConfirmedCallIsCompacted).
+func TestAckWithBodyGoesAgainAsItWas(t *testing.T) {
+	b := newBed(t, Config{}, parallel("192.0.2.10"))
+	_, req, f, ok := answered(t, b, nil)
+	ack := b.inDialog(sip.ACK, req.CallID().Value(), tagOf(ok.To().Params), 1, "Content-Type: application/sdp")
+	sdp := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+	ack.SetBody([]byte(sdp))
+	b.m.HandleAck(ack)
+	var sent []*sip.Request
+	waitFor(t, "the callee's ACK", func() bool { sent = b.wire.writtenRequests(sip.ACK); return len(sent) == 1 })
+	if string(sent[0].Body()) != sdp {
+		t.Fatalf("ACK to the callee carries %q", sent[0].Body())
+	}
+	f.mu.Lock()
+	hook := f.retrans
+	f.mu.Unlock()
+	hook(sip.NewResponseFromRequest(f.req, 200, "OK", nil))
+	waitFor(t, "the ACK again", func() bool { sent = b.wire.writtenRequests(sip.ACK); return len(sent) == 2 })
+	if string(sent[1].Body()) != sdp || sent[1].CSeq().SeqNo != f.req.CSeq().SeqNo {
+		t.Fatalf("ACK again: CSeq %d, body %q", sent[1].CSeq().SeqNo, sent[1].Body())
 	}
 }

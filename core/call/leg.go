@@ -1,7 +1,6 @@
 package call
 
 import (
-	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -35,10 +34,10 @@ type leg struct {
 	abandoned       bool // the switch gave it up
 	cancelled       bool // its CANCEL is sent
 	cancelReason    string
-	final           int                    // final status received or made up (0 while pending)
-	counted         bool                   // its outcome counts toward the caller's final response
-	ack             *again                 // the ACK of its 2xx
-	ackBox          *atomic.Pointer[again] // the ACK, for the transaction's retransmission hook
+	final           int    // final status received or made up (0 while pending)
+	counted         bool   // its outcome counts toward the caller's final response
+	ackSent         bool   // the ACK of its 2xx went out
+	ack             *again // that ACK when it carries a body (sent again as it was); nil: built again when needed
 	gateway         string
 	responded       bool        // anything came back (even 100)
 	lastProvisional time.Time   // Timer C runs from here
@@ -119,14 +118,6 @@ func (l *leg) pack() {
 	l.target.pack()
 }
 
-// setAck records the ACK sent for the leg's 2xx.
-func (l *leg) setAck(ack *again) {
-	l.ack = ack
-	if l.ackBox != nil {
-		l.ackBox.Store(ack)
-	}
-}
-
 // newRequest builds an in-dialog request on l with a fresh CSeq (for ACK
 // and CANCEL the caller sets CSeq itself).
 func (l *leg) newRequest(method sip.RequestMethod, m *Manager) *sip.Request {
@@ -166,10 +157,28 @@ func (l *leg) newRequestTag(method sip.RequestMethod, m *Manager, tag string) *s
 }
 
 // sendAck2xx sends the ACK for the 2xx of this fork's INVITE with the body
-// (and its headers) of from, the caller's ACK (nil: none), and keeps it
-// for the 2xx's retransmissions. Caller holds c.mu.
+// (and its headers) of from, the caller's ACK (nil: none). One with a
+// body is kept for the 2xx's retransmissions; one without is built again
+// if the 2xx comes again (seldom: a held call keeps no datagram for it).
+// Caller holds c.mu.
 func (c *Call) sendAck2xx(l *leg, from *sip.Request) {
-	l.setAck(c.sendAck(l.ack2xx(c.m), from))
+	a := c.sendAck(l.ack2xx(c.m), from)
+	l.ackSent = true
+	if from != nil && len(from.Body()) > 0 {
+		l.ack = a
+	}
+}
+
+// ackAgain sends the ACK of l's 2xx again: the 2xx came again, so our ACK
+// was lost. Caller holds c.mu.
+func (c *Call) ackAgain(l *leg) {
+	if l.ack != nil {
+		c.writeAgain(l.ack)
+		return
+	}
+	ack := l.ack2xx(c.m)
+	ack.SetBody(nil)
+	c.writeAgain(&again{seq: ack.CSeq().SeqNo, req: ack})
 }
 
 // sendAck gives ack the body (and its headers) of from (nil: no body),

@@ -219,8 +219,8 @@ func (m *Manager) HandleAck(req *sip.Request) {
 	seq := req.CSeq().SeqNo
 	if from.isA && seq == c.aSeq {
 		if c.ackedA {
-			if c.b != nil && c.b.ack != nil {
-				c.writeAgain(c.b.ack)
+			if c.b != nil && c.b.ackSent {
+				c.ackAgain(c.b)
 			}
 			return
 		}
@@ -323,8 +323,8 @@ func (m *Manager) HandleStrayResponse(res *sip.Response) {
 	c.lock()
 	defer c.unlock()
 	switch {
-	case l.ack != nil && cseq.SeqNo == l.inviteSeq:
-		c.writeAgain(l.ack)
+	case l.ackSent && cseq.SeqNo == l.inviteSeq:
+		c.ackAgain(l)
 	case l.pendingAckReq != nil && cseq.SeqNo == l.pendingAckReq.seq:
 		c.writeAgain(l.pendingAckReq)
 	case cseq.SeqNo == l.inviteSeq && l != c.b && (l.abandoned || c.st != early):

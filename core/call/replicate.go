@@ -233,11 +233,9 @@ func (m *Manager) Adopt(data []byte) (callID string, err error) {
 	}
 	b.gateway = rec.Gateway
 	b.final = 200
-	// The 2xx was acknowledged by the old node: this ACK answers a
-	// retransmission of it (and tells byeBoth none is owed).
-	ack := b.ack2xx(m)
-	ack.SetBody(nil)
-	b.setAck(m.keep(ack))
+	// The 2xx was acknowledged by the old node: a retransmission of it
+	// gets the ACK again, and byeBoth owes none.
+	b.ackSent = true
 	c.b, c.forks = b, []*leg{b}
 	if !m.tab.add(a.callID, a) {
 		return "", fmt.Errorf("call %q is already here", a.callID)
