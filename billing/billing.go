@@ -79,10 +79,10 @@ type Billing struct {
 	closed      chan struct{} // a file was closed (for the pusher)
 
 	// The writer's own state (one goroutine).
-	jspare       *jfile                 // the other journal file
-	jspareUntil  uint64                 // jspare may hold events up to this sequence number; 0: it is empty
-	applied      uint64                 // journal sequence number of the last event applied
-	appliedSaved uint64                 // ... and committed to the spool
+	jspare       *jfile // the other journal file
+	jspareUntil  uint64 // jspare may hold events up to this sequence number; 0: it is empty
+	applied      uint64 // journal sequence number of the last event applied
+	appliedSaved uint64 // ... and committed to the spool
 	// calls in progress by caller Call-ID; nil: an answered call's record
 	// is in the spool only (commit leaves it there, record reads it back)
 	calls map[string]*cdr.Record
