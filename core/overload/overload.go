@@ -54,6 +54,10 @@ type Sample struct {
 // through, the load must be measured with them.
 const maxLoss = 950
 
+// cpuCap is the processor share at and above which a sample is taken as
+// capped (the process used all it may).
+const cpuCap = 0.97
+
 // refusalWeight is a refusal's cost against an admitted call's until the
 // switch has measured its own (Controller.weight): a tenth is what a
 // refusal from the bytes costs where sending is cheap; on loopback, where
@@ -81,6 +85,7 @@ type Controller struct {
 	trim    float64 // the model's correction while shedding (1: none)
 	lastOff int64   // offered and refused at the last sample
 	lastRef int64
+	win     window // the samples the model learns from next
 	lastAt  time.Time
 	clock   func() time.Time // time.Now; a test's own
 }
@@ -193,10 +198,10 @@ func (c *Controller) delayTarget() time.Duration { return c.cfg.AgeTarget / 10 }
 
 // Update takes one sample and sets the share of new calls admitted.
 //
-// The model is the processor: the samples taken while nearly every call
-// is admitted and nothing waits give its share used per call admitted a
-// second, those taken while most are refused (and nothing waits) what a
-// refusal costs against a call (both smoothed), so the rate of new calls
+// The model is the processor: the windows of samples (a second: learn)
+// taken while nearly every call is admitted and little waits give its
+// share used per call admitted a second, those taken while most are
+// refused what a refusal costs against a call, so the rate of new calls
 // it carries at CPUTarget beside the refusals is known, and while
 // shedding the share admitted is that rate over the rate offered: one
 // step, not a search, so that the admitted calls get the processor and
@@ -233,7 +238,8 @@ func (c *Controller) Update(s Sample) {
 		c.hot = 0
 	}
 
-	// The rates since the last sample, and the cost of a call.
+	// The rate offered since the last sample; the window the model
+	// learns from.
 	off, ref, now := c.offered.Load(), c.refused.Load(), c.clock()
 	dt := c.cfg.Interval.Seconds()
 	if !c.lastAt.IsZero() {
@@ -242,41 +248,18 @@ func (c *Controller) Update(s Sample) {
 	}
 	c.lastAt = now
 	offered := float64(off-c.lastOff) / dt
-	admittedRate := float64((off-c.lastOff)-(ref-c.lastRef)) / dt
+	c.win.dt += dt
+	c.win.cpu += s.CPU * dt
+	c.win.off += off - c.lastOff
+	c.win.ref += ref - c.lastRef
+	c.win.samples++
+	if waiting || hard {
+		c.win.waited++
+	}
 	c.lastOff, c.lastRef = off, ref
-	refusedRate := offered - admittedRate
-	w := c.refusalWeight()
-	switch {
-	case s.CPU <= 0.02 || offered < 20:
-		// Too little to learn from.
-	case admittedRate >= 20 && refusedRate <= 0.2*offered && !waiting && !hard:
-		// Mostly admitting, nothing waiting: what a call costs (the few
-		// refusals at their own cost). Not while work waits: the
-		// processor then did less than what was admitted (a burst at
-		// start-up read at full processor made a call look half its
-		// cost, and the model admitted twice what it could carry).
-		// Slowly: a call admitted now costs most in the next samples
-		// (its answer, its end).
-		if perCall := s.CPU / (admittedRate + w*refusedRate); c.cost == 0 {
-			c.cost = perCall
-		} else {
-			c.cost += 0.1 * (perCall - c.cost)
-		}
-	case c.cost > 0 && refusedRate >= 0.5*offered && !waiting && !hard:
-		// Mostly refusing, nothing waiting (the processor's time is
-		// this interval's work, not a backlog's): what a refusal costs,
-		// the calls admitted at the cost measured while admitting.
-		// Learnt, not assumed: taken too low, it makes every admitted
-		// call look dear and the switch refuses with its processor
-		// idle. At most half a call: a refusal is three datagrams of a
-		// call's dozen or more.
-		perRef := (s.CPU - c.cost*admittedRate) / refusedRate / c.cost
-		perRef = min(0.5, max(0.02, perRef))
-		if c.weight == 0 {
-			c.weight = perRef
-		} else {
-			c.weight += 0.1 * (perRef - c.weight)
-		}
+	if c.win.dt >= learnWindow.Seconds() {
+		c.learn(c.win)
+		c.win = window{}
 	}
 
 	l := c.loss.Load()
@@ -289,8 +272,10 @@ func (c *Controller) Update(s Sample) {
 		// decides until the episode ends, so that one light sample
 		// (fewer offered) does not let everything in until the queues
 		// say overload again.
-		if l == 0 && !c.over {
-			c.trim = 1 // an episode starts
+		if l == 0 && !c.over || c.trim == 0 {
+			// An episode starts, or the model is new to this one (the
+			// cost of a call was learnt while it lasted).
+			c.trim = 1
 		}
 		switch {
 		case hard:
@@ -309,7 +294,7 @@ func (c *Controller) Update(s Sample) {
 		if offered > 0 { // else no news: the share stays
 			// Calls the processor carries at its target, less what
 			// refusing the rest costs.
-			w = c.refusalWeight() // as just learnt
+			w := c.refusalWeight()
 			carried := (c.cfg.CPUTarget/c.cost - w*offered) / (1 - w)
 			admitted = min(1, max(0, carried/offered)*c.trim)
 		}
@@ -347,6 +332,62 @@ func (c *Controller) Update(s Sample) {
 		if c.quiet++; time.Duration(c.quiet)*c.cfg.Interval >= time.Second {
 			c.over = false
 			c.publish("end", "")
+		}
+	}
+}
+
+// window sums the samples the model learns from: a second of them, ten
+// periods of a cgroup's quota, so that a stall of the process in one
+// sample and the backlog it reads in the next fall in one window (taken
+// sample by sample, that backlog read as a burst of cheap calls made a
+// call look half its cost).
+type window struct {
+	dt, cpu         float64 // seconds; processor share × seconds
+	off, ref        int64   // new calls offered, refused
+	samples, waited int     // samples; those in which work waited or a hard signal
+}
+
+// learnWindow is how long a window lasts.
+const learnWindow = time.Second
+
+// learn takes what a call costs and what a refusal costs against a call
+// from a window: the processor share used against the calls admitted and
+// refused a second. Not from a window in which work waited in a third of
+// the samples or more (the processor then did less than what was offered
+// and admitted: a burst at start-up read at full processor made a call
+// look a quarter of its cost), nor from one at the processor's cap (the
+// figure then says nothing of the demand: what the cap held back waits
+// in the kernel's socket buffer, which the message ages do not see).
+func (c *Controller) learn(win window) {
+	cpu := win.cpu / win.dt
+	offered := float64(win.off) / win.dt
+	refused := float64(win.ref) / win.dt
+	admitted := offered - refused
+	if cpu <= 0.02 || offered < 20 || cpu >= cpuCap || 3*win.waited >= win.samples {
+		return
+	}
+	w := c.refusalWeight()
+	switch {
+	case admitted >= 20 && refused <= 0.2*offered:
+		// Mostly admitting: what a call costs (the few refusals at
+		// their own cost).
+		if perCall := cpu / (admitted + w*refused); c.cost == 0 {
+			c.cost = perCall
+		} else {
+			c.cost += 0.3 * (perCall - c.cost)
+		}
+	case c.cost > 0 && refused >= 0.5*offered:
+		// Mostly refusing: what a refusal costs, the calls admitted at
+		// the cost measured while admitting. Learnt, not assumed: taken
+		// too high, it makes every admitted call look dear and the
+		// switch refuses with its processor idle. At most half a call:
+		// a refusal is three datagrams of a call's dozen or more.
+		perRef := (cpu - c.cost*admitted) / refused / c.cost
+		perRef = min(0.5, max(0.02, perRef))
+		if c.weight == 0 {
+			c.weight = perRef
+		} else {
+			c.weight += 0.3 * (perRef - c.weight)
 		}
 	}
 }

@@ -336,3 +336,31 @@ func TestCostNotLearntFromABacklog(t *testing.T) {
 		t.Fatalf("cost of a call first learnt %.0f us, want about %.0f", c.cost*1e6, want*1e6)
 	}
 }
+
+// A process held to a quota works in bursts: one sample it does the
+// previous sample's work with nothing read, the next it reads both
+// samples' calls and leaves their work for the sample after. The cost of
+// a call is what the processor did over both: learnt over a window, not
+// sample by sample (which made a call look a fifth of its cost here).
+func TestCostLearntAcrossStalls(t *testing.T) {
+	c := New(Config{QueueTarget: 0.25, AgeTarget: 200 * time.Millisecond, CPUTarget: 0.9, RetryAfterMin: 1, RetryAfterMax: 2}, nil, nil)
+	now := time.Unix(1e9, 0)
+	c.clock = func() time.Time { return now }
+	for i := range 40 { // 1,000 calls/s at half the processor: 500 us a call
+		cpu := 0.8
+		if i%2 == 1 {
+			for range 200 {
+				c.Offer()
+			}
+			cpu = 0.2
+		}
+		now = now.Add(100 * time.Millisecond)
+		c.Update(Sample{CPU: cpu})
+	}
+	if want := 500e-6; c.cost < 0.8*want || c.cost > 1.2*want {
+		t.Fatalf("cost of a call learnt %.0f us, want about %.0f", c.cost*1e6, want*1e6)
+	}
+	if c.Overloaded() {
+		t.Fatal("overload at half the processor")
+	}
+}
