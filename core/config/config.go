@@ -206,8 +206,9 @@ type Runtime struct {
 	// HeapHeadroomMB caps the heap's growth between collections: with
 	// many calls held the live heap is large and GCPercent of it would be
 	// mostly idle memory, so the growth allowed is the larger of this and
-	// half the live heap, never more than GCPercent. 0: off (the default:
-	// it costs CPU at high call rates, docs/performance.md).
+	// half the live heap, never more than GCPercent. 0: off. Default 64:
+	// 10,000 held calls cost 9.4 KB a call instead of 14.5, with no
+	// measurable CPU per call at 2,000 calls/s (docs/performance.md).
 	HeapHeadroomMB int `toml:"heap_headroom_mb"`
 }
 
@@ -282,7 +283,7 @@ func Default() Config {
 			Pull: Pull{FTPTLS: "required", PassivePorts: "30000-30049"}},
 		Data:    Data{Dir: "./data"},
 		Log:     Log{Level: "info"},
-		Runtime: Runtime{GCPercent: 400},
+		Runtime: Runtime{GCPercent: 400, HeapHeadroomMB: 64},
 		HA: HA{RouterID: 51, Priority: 100, AdvertInterval: Duration{Duration: time.Second},
 			CheckInterval: Duration{Duration: time.Second}, CheckFailures: 2, CheckTimeout: Duration{Duration: 2 * time.Second},
 			PeerRecordsWait: Duration{Duration: time.Hour},
