@@ -4,12 +4,14 @@
 package cdr
 
 import (
-	"encoding/csv"
+	"bufio"
 	"encoding/json"
 	"io"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // End reasons (end_reason).
@@ -85,21 +87,72 @@ var Columns = []string{"record_id", "node", "calling_received", "called_received
 // TimeFormat is how times are written: UTC, millisecond precision.
 const TimeFormat = "2006-01-02T15:04:05.000Z"
 
-func ts(t time.Time) string {
-	if t.IsZero() {
-		return ""
+// AppendCSV appends r as one line of a CSV file (RFC 4180, CRLF): what
+// encoding/csv writes for the same fields, without a slice of strings and
+// a formatted time per field (records are written and sized at the call
+// rate).
+func (r *Record) AppendCSV(b []byte) []byte {
+	for _, f := range [...]string{r.ID, r.Node, r.CallingIn, r.CalledIn, r.CallingOut, r.CalledOut, r.Account,
+		r.SourceKind, r.Source, r.Route, r.Gateway} {
+		b = csvField(b, f, ',')
 	}
-	return t.UTC().Format(TimeFormat)
+	b = append(strconv.AppendInt(b, int64(r.Attempts), 10), ',')
+	for _, t := range [...]time.Time{r.Seizure, r.Ringing, r.Answer, r.Release} {
+		b = append(appendTime(b, t), ',')
+	}
+	b = append(strconv.AppendInt(b, r.DurationMS, 10), ',')
+	b = append(strconv.AppendInt(b, r.BillableMS, 10), ',')
+	b = csvField(b, strings.Join(r.MediaOffered, "; "), ',')
+	b = csvField(b, strings.Join(r.MediaAnswered, "; "), ',')
+	b = append(strconv.AppendInt(b, int64(r.Status), 10), ',')
+	b = append(strconv.AppendInt(b, int64(r.Q850), 10), ',')
+	for _, f := range [...]string{r.Side, r.CallID, r.CalleeCallID, r.EndReason, r.Cause, r.Charge, r.Currency} {
+		b = csvField(b, f, ',')
+	}
+	b = strconv.AppendInt(b, int64(r.Pulses), 10)
+	return append(b, "\r\n"...)
 }
 
-func (r *Record) fields() []string {
-	return []string{r.ID, r.Node, r.CallingIn, r.CalledIn, r.CallingOut, r.CalledOut, r.Account,
-		r.SourceKind, r.Source, r.Route, r.Gateway, strconv.Itoa(r.Attempts),
-		ts(r.Seizure), ts(r.Ringing), ts(r.Answer), ts(r.Release),
-		strconv.FormatInt(r.DurationMS, 10), strconv.FormatInt(r.BillableMS, 10),
-		strings.Join(r.MediaOffered, "; "), strings.Join(r.MediaAnswered, "; "),
-		strconv.Itoa(r.Status), strconv.Itoa(r.Q850), r.Side, r.CallID, r.CalleeCallID,
-		r.EndReason, r.Cause, r.Charge, r.Currency, strconv.Itoa(r.Pulses)}
+// appendTime appends t in TimeFormat (UTC), nothing for a zero time.
+func appendTime(b []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return b
+	}
+	return t.UTC().AppendFormat(b, TimeFormat)
+}
+
+// csvField appends one field and then sep, quoted as encoding/csv's Writer
+// with UseCRLF quotes it: when it holds a quote, comma, CR or LF, starts
+// with a space, or is \. ; inside quotes a quote is doubled, a CR dropped
+// and a LF written CRLF.
+func csvField(b []byte, f string, sep byte) []byte {
+	if !csvNeedsQuotes(f) {
+		return append(append(b, f...), sep)
+	}
+	b = append(b, '"')
+	for i := 0; i < len(f); i++ {
+		switch c := f[i]; c {
+		case '"':
+			b = append(b, '"', '"')
+		case '\r':
+		case '\n':
+			b = append(b, '\r', '\n')
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"', sep)
+}
+
+func csvNeedsQuotes(f string) bool {
+	if f == "" {
+		return false
+	}
+	if f == `\.` || strings.ContainsAny(f, "\"\r\n,") {
+		return true
+	}
+	r, _ := utf8.DecodeRuneInString(f)
+	return unicode.IsSpace(r)
 }
 
 // Format is a CDR file format.
@@ -115,26 +168,41 @@ const (
 type Encoder struct {
 	f   Format
 	w   io.Writer
-	csv *csv.Writer
+	csv *bufio.Writer
+	buf []byte
 }
 
 // NewEncoder writes to w; a CSV encoder starts with the header line.
 func NewEncoder(f Format, w io.Writer) (*Encoder, error) {
 	e := &Encoder{f: f, w: w}
 	if f == CSV {
-		e.csv = csv.NewWriter(w)
-		e.csv.UseCRLF = true // RFC 4180
-		if err := e.csv.Write(Columns); err != nil {
+		e.csv = bufio.NewWriter(w)
+		if _, err := e.csv.Write(csvHeader()); err != nil {
 			return nil, err
 		}
 	}
 	return e, nil
 }
 
+// csvHeader is the CSV file's first line.
+func csvHeader() []byte {
+	var b []byte
+	for i, c := range Columns {
+		sep := byte(',')
+		if i == len(Columns)-1 {
+			sep = '\r'
+		}
+		b = csvField(b, c, sep)
+	}
+	return append(b, '\n')
+}
+
 // Encode writes one record.
 func (e *Encoder) Encode(r *Record) error {
 	if e.f == CSV {
-		return e.csv.Write(r.fields())
+		e.buf = r.AppendCSV(e.buf[:0])
+		_, err := e.csv.Write(e.buf)
+		return err
 	}
 	b, err := json.Marshal(r)
 	if err != nil {
@@ -147,35 +215,25 @@ func (e *Encoder) Encode(r *Record) error {
 // Flush writes out what is buffered.
 func (e *Encoder) Flush() error {
 	if e.csv != nil {
-		e.csv.Flush()
-		return e.csv.Error()
+		return e.csv.Flush()
 	}
 	return nil
 }
 
-// A Sizer tells how many bytes records take in a file of one format, by
-// encoding them into a counter: exact, whatever the quoting or escaping.
+// A Sizer tells how many bytes records take in a file of one format:
+// exact, whatever the quoting or escaping (the same encoding).
 type Sizer struct {
-	enc    *Encoder
-	n      counter
+	f      Format
+	buf    []byte
 	header int64
 }
 
-type counter int64
-
-func (c *counter) Write(p []byte) (int, error) { *c += counter(len(p)); return len(p), nil }
-
 // NewSizer sizes records for format f.
 func NewSizer(f Format) (*Sizer, error) {
-	s := &Sizer{}
-	enc, err := NewEncoder(f, &s.n)
-	if err != nil {
-		return nil, err
+	s := &Sizer{f: f}
+	if f == CSV {
+		s.header = int64(len(csvHeader()))
 	}
-	if err := enc.Flush(); err != nil {
-		return nil, err
-	}
-	s.enc, s.header = enc, int64(s.n)
 	return s, nil
 }
 
@@ -184,9 +242,13 @@ func (s *Sizer) Header() int64 { return s.header }
 
 // Size is r's size in a file.
 func (s *Sizer) Size(r *Record) int64 {
-	before := s.n
-	if s.enc.Encode(r) != nil || s.enc.Flush() != nil {
+	if s.f == CSV {
+		s.buf = r.AppendCSV(s.buf[:0])
+		return int64(len(s.buf))
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
 		return 0
 	}
-	return int64(s.n - before)
+	return int64(len(b) + 1)
 }
