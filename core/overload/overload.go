@@ -257,7 +257,7 @@ func (c *Controller) Update(s Sample) {
 		c.win.waited++
 	}
 	c.lastOff, c.lastRef = off, ref
-	if c.win.dt >= learnWindow.Seconds() {
+	if c.win.dt+1e-9 >= learnWindow.Seconds() { // (ten sums of 0.1 fall short of 1)
 		c.learn(c.win)
 		c.win = window{}
 	}
