@@ -144,8 +144,11 @@ func (c *Call) negotiateTimer(r *sip.Response, res *sip.Response) {
 
 // armWatchdog (re)starts the expiry timer: if no refresh is seen within
 // the interval less min(32 s, interval/3), the call is released (RFC 4028 §10).
+// Not when the switch refreshes both legs itself: it expects no refresh,
+// and its own refresh's failure ends the call (refreshNow); a held call
+// keeps one runtime timer less.
 func (c *Call) armWatchdog() {
-	if c.seInterval <= 0 {
+	if c.seInterval <= 0 || len(c.refreshSides) > 0 {
 		return
 	}
 	d := time.Duration(c.seInterval) * time.Second
