@@ -167,24 +167,25 @@ const (
 // Encoder writes records in one format.
 type Encoder struct {
 	f   Format
-	w   *bufio.Writer
+	w   io.Writer
+	csv *bufio.Writer
 	buf []byte
 }
 
 // NewEncoder writes to w; a CSV encoder starts with the header line.
 func NewEncoder(f Format, w io.Writer) (*Encoder, error) {
-	e := &Encoder{f: f, w: bufio.NewWriter(w)}
-	if _, err := e.w.Write(f.header()); err != nil {
-		return nil, err
+	e := &Encoder{f: f, w: w}
+	if f == CSV {
+		e.csv = bufio.NewWriter(w)
+		if _, err := e.csv.Write(csvHeader()); err != nil {
+			return nil, err
+		}
 	}
 	return e, nil
 }
 
-// header is what a file holds before its first record.
-func (f Format) header() []byte {
-	if f != CSV {
-		return nil
-	}
+// csvHeader is the CSV file's first line.
+func csvHeader() []byte {
 	var b []byte
 	for i, c := range Columns {
 		sep := byte(',')
@@ -196,50 +197,58 @@ func (f Format) header() []byte {
 	return append(b, '\n')
 }
 
-// appendLine appends r as one line of a file in format f (the one
-// encoding the encoder writes and the sizer counts).
-func (f Format) appendLine(b []byte, r *Record) ([]byte, error) {
-	if f == CSV {
-		return r.AppendCSV(b), nil
-	}
-	j, err := json.Marshal(r)
-	if err != nil {
-		return b, err
-	}
-	return append(append(b, j...), '\n'), nil
-}
-
 // Encode writes one record.
 func (e *Encoder) Encode(r *Record) error {
-	var err error
-	if e.buf, err = e.f.appendLine(e.buf[:0], r); err != nil {
+	if e.f == CSV {
+		e.buf = r.AppendCSV(e.buf[:0])
+		_, err := e.csv.Write(e.buf)
 		return err
 	}
-	_, err = e.w.Write(e.buf)
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = e.w.Write(append(b, '\n'))
 	return err
 }
 
 // Flush writes out what is buffered.
-func (e *Encoder) Flush() error { return e.w.Flush() }
+func (e *Encoder) Flush() error {
+	if e.csv != nil {
+		return e.csv.Flush()
+	}
+	return nil
+}
 
 // A Sizer tells how many bytes records take in a file of one format:
 // exact, whatever the quoting or escaping (the same encoding).
 type Sizer struct {
-	f   Format
-	buf []byte
+	f      Format
+	buf    []byte
+	header int64
 }
 
 // NewSizer sizes records for format f.
-func NewSizer(f Format) (*Sizer, error) { return &Sizer{f: f}, nil }
+func NewSizer(f Format) (*Sizer, error) {
+	s := &Sizer{f: f}
+	if f == CSV {
+		s.header = int64(len(csvHeader()))
+	}
+	return s, nil
+}
 
 // Header is the size of what a file holds before its first record.
-func (s *Sizer) Header() int64 { return int64(len(s.f.header())) }
+func (s *Sizer) Header() int64 { return s.header }
 
 // Size is r's size in a file.
 func (s *Sizer) Size(r *Record) int64 {
-	var err error
-	if s.buf, err = s.f.appendLine(s.buf[:0], r); err != nil {
+	if s.f == CSV {
+		s.buf = r.AppendCSV(s.buf[:0])
+		return int64(len(s.buf))
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
 		return 0
 	}
-	return int64(len(s.buf))
+	return int64(len(b) + 1)
 }
