@@ -184,6 +184,12 @@ func TestProbeDownAndUp(t *testing.T) {
 	waitLog(t, srv, 10*time.Second, "gateway state", "gateway=gw-probed", "state=up")
 	a = trunkCall(t, srv, "after-recovery", "0305678", "0401111")
 	a.requireOK(t)
+	// The caller's BYE is answered at once and goes on to the gateway in
+	// the same moment: let it arrive before the gateway's sipp is stopped.
+	waitFor(t, 5*time.Second, "the recovered gateway gets the BYE", func() bool {
+		msgs, _ := readSippMessages(gP.res.MessageLog)
+		return len(filterMsgs(msgs, func(m sipMsg) bool { return !m.Sent && m.Method == "BYE" })) > 0
+	})
 	gP.kill()
 	rP := gP.res
 	gwInvite(t, rP, "0305678", "0401111")
