@@ -167,25 +167,24 @@ const (
 // Encoder writes records in one format.
 type Encoder struct {
 	f   Format
-	w   io.Writer
-	csv *bufio.Writer
+	w   *bufio.Writer
 	buf []byte
 }
 
 // NewEncoder writes to w; a CSV encoder starts with the header line.
 func NewEncoder(f Format, w io.Writer) (*Encoder, error) {
-	e := &Encoder{f: f, w: w}
-	if f == CSV {
-		e.csv = bufio.NewWriter(w)
-		if _, err := e.csv.Write(csvHeader()); err != nil {
-			return nil, err
-		}
+	e := &Encoder{f: f, w: bufio.NewWriter(w)}
+	if _, err := e.w.Write(f.header()); err != nil {
+		return nil, err
 	}
 	return e, nil
 }
 
-// csvHeader is the CSV file's first line.
-func csvHeader() []byte {
+// header is what a file holds before its first record.
+func (f Format) header() []byte {
+	if f != CSV {
+		return nil
+	}
 	var b []byte
 	for i, c := range Columns {
 		sep := byte(',')
@@ -197,58 +196,50 @@ func csvHeader() []byte {
 	return append(b, '\n')
 }
 
+// appendLine appends r as one line of a file in format f (the one
+// encoding the encoder writes and the sizer counts).
+func (f Format) appendLine(b []byte, r *Record) ([]byte, error) {
+	if f == CSV {
+		return r.AppendCSV(b), nil
+	}
+	j, err := json.Marshal(r)
+	if err != nil {
+		return b, err
+	}
+	return append(append(b, j...), '\n'), nil
+}
+
 // Encode writes one record.
 func (e *Encoder) Encode(r *Record) error {
-	if e.f == CSV {
-		e.buf = r.AppendCSV(e.buf[:0])
-		_, err := e.csv.Write(e.buf)
+	var err error
+	if e.buf, err = e.f.appendLine(e.buf[:0], r); err != nil {
 		return err
 	}
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	_, err = e.w.Write(append(b, '\n'))
+	_, err = e.w.Write(e.buf)
 	return err
 }
 
 // Flush writes out what is buffered.
-func (e *Encoder) Flush() error {
-	if e.csv != nil {
-		return e.csv.Flush()
-	}
-	return nil
-}
+func (e *Encoder) Flush() error { return e.w.Flush() }
 
 // A Sizer tells how many bytes records take in a file of one format:
 // exact, whatever the quoting or escaping (the same encoding).
 type Sizer struct {
-	f      Format
-	buf    []byte
-	header int64
+	f   Format
+	buf []byte
 }
 
 // NewSizer sizes records for format f.
-func NewSizer(f Format) (*Sizer, error) {
-	s := &Sizer{f: f}
-	if f == CSV {
-		s.header = int64(len(csvHeader()))
-	}
-	return s, nil
-}
+func NewSizer(f Format) (*Sizer, error) { return &Sizer{f: f}, nil }
 
 // Header is the size of what a file holds before its first record.
-func (s *Sizer) Header() int64 { return s.header }
+func (s *Sizer) Header() int64 { return int64(len(s.f.header())) }
 
 // Size is r's size in a file.
 func (s *Sizer) Size(r *Record) int64 {
-	if s.f == CSV {
-		s.buf = r.AppendCSV(s.buf[:0])
-		return int64(len(s.buf))
-	}
-	b, err := json.Marshal(r)
-	if err != nil {
+	var err error
+	if s.buf, err = s.f.appendLine(s.buf[:0], r); err != nil {
 		return 0
 	}
-	return int64(len(b) + 1)
+	return int64(len(s.buf))
 }

@@ -92,6 +92,9 @@ func TestCSVAsEncodingCSV(t *testing.T) {
 		}
 		jsize += jz.Size(&recs[i])
 	}
+	if err := je.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	if jsize != int64(js.Len()) || jz.Header() != 0 {
 		t.Fatalf("JSON sized %d, written %d", jsize, js.Len())
 	}

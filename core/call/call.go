@@ -59,7 +59,7 @@ type Call struct {
 	calling, called, account string
 	trunk, route             string    // for records: the trusted peer it came from, the route used
 	ringAt                   time.Time // first ringing
-	calledSent, callingSent  string    // after number analysis
+	calledSent, callingSent  string    // after number analysis; from the answer on, what the answering fork sent
 	hunt                     Hunter    // nil: parallel forks only
 	maxFwd                   uint32    // Max-Forwards for B legs
 	setup, answered          time.Time
@@ -604,6 +604,9 @@ func (c *Call) answer(b *leg, r *sip.Response) {
 		}
 	}
 	c.a.localTag = b.aTag
+	// What the answering fork sent, for the records and the standby: read
+	// here, while its URIs are parsed (a held call keeps them as text).
+	c.calledSent, c.callingSent = b.remote.get().User, b.localURI.get().User
 	res := c.responseToA(b, r, c.aInvite)
 	c.negotiateTimer(r, res)
 	// The 2xx goes out directly, not through the INVITE transaction: the
@@ -619,7 +622,7 @@ func (c *Call) answer(b *leg, r *sip.Response) {
 	c.touch()
 	c.m.bus.Publish(&events.Event{Kind: events.CallAnswer, CallID: c.a.callID, Calling: c.calling,
 		Called: c.called, Account: c.account, Setup: c.setup, Answer: c.answered, AnswerSDP: r.Body(),
-		Offer: c.offer, Gateway: b.gateway, CalledSent: b.remote.get().User, CallingSent: b.localURI.get().User,
+		Offer: c.offer, Gateway: b.gateway, CalledSent: c.calledSent, CallingSent: c.callingSent,
 		Trunk: c.trunk, Route: c.route, Attempts: len(c.forks), Ringing: c.ringAt, CalleeCallID: b.callID})
 }
 
@@ -762,7 +765,10 @@ func (c *Call) end(cause string, side events.Side, status, q int) {
 		Attempts: len(c.forks), Ringing: c.ringAt, CalledSent: c.calledSent, CallingSent: c.callingSent,
 		Offer: c.offer}
 	if l := c.lastFork(); l != nil {
-		ev.Gateway, ev.CalledSent, ev.CallingSent, ev.CalleeCallID = l.gateway, l.remote.get().User, l.localURI.get().User, l.callID
+		ev.Gateway, ev.CalleeCallID = l.gateway, l.callID
+		if l != c.b { // the answering fork's were taken at the answer
+			ev.CalledSent, ev.CallingSent = l.remote.get().User, l.localURI.get().User
+		}
 	}
 	m.bus.Publish(ev)
 }

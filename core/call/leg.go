@@ -178,7 +178,7 @@ func (c *Call) ackAgain(l *leg) {
 	}
 	ack := l.ack2xx(c.m)
 	ack.SetBody(nil)
-	c.writeAgain(&again{seq: ack.CSeq().SeqNo, req: ack})
+	c.write(ack)
 }
 
 // sendAck gives ack the body (and its headers) of from (nil: no body),

@@ -138,7 +138,7 @@ func (c *Call) replicate() {
 // record encodes the call for the standby. Caller holds c.mu.
 func (c *Call) record() []byte {
 	rec := Record{A: c.a.record(), B: c.b.record(), Calling: c.calling, Called: c.called, Account: c.account,
-		Trunk: c.trunk, Route: c.route, CalledSent: c.b.remote.get().User, CallingSent: c.b.localURI.get().User, Gateway: c.b.gateway,
+		Trunk: c.trunk, Route: c.route, CalledSent: c.calledSent, CallingSent: c.callingSent, Gateway: c.b.gateway,
 		Setup: c.setup, Answered: c.answered, Ringing: c.ringAt, Deadline: c.deadline, Grant: c.grant,
 		SessionExpires: c.seInterval, RefreshBoth: len(c.refreshSides) > 0}
 	b, err := json.Marshal(&rec)

@@ -105,7 +105,9 @@ func New(cfg Config, active func() int, bus *events.Bus) *Controller {
 	if active == nil {
 		active = func() int { return 0 }
 	}
-	c := &Controller{cfg: cfg, active: active, bus: bus, clock: time.Now}
+	// The correction starts at 1 whatever starts an episode: one begun
+	// before a call's cost was learnt comes to the model mid-way.
+	c := &Controller{cfg: cfg, active: active, bus: bus, clock: time.Now, trim: 1}
 	c.seq.Store(time.Now().UnixMilli())
 	return c
 }
@@ -272,10 +274,8 @@ func (c *Controller) Update(s Sample) {
 		// decides until the episode ends, so that one light sample
 		// (fewer offered) does not let everything in until the queues
 		// say overload again.
-		if l == 0 && !c.over || c.trim == 0 {
-			// An episode starts, or the model is new to this one (the
-			// cost of a call was learnt while it lasted).
-			c.trim = 1
+		if !c.over {
+			c.trim = 1 // an episode starts
 		}
 		switch {
 		case hard:

@@ -364,3 +364,32 @@ func TestCostLearntAcrossStalls(t *testing.T) {
 		t.Fatal("overload at half the processor")
 	}
 }
+
+// An episode begun before the cost of a call was known (hard signals
+// only) goes on under the model once the cost is learnt, with its
+// correction at 1: it admitted nothing with a correction of 0.
+func TestModelTakesOverAnEpisode(t *testing.T) {
+	c := New(Config{QueueTarget: 0.25, AgeTarget: 200 * time.Millisecond, CPUTarget: 0.9, RetryAfterMin: 1, RetryAfterMax: 2}, nil, nil)
+	now := time.Unix(1e9, 0)
+	c.clock = func() time.Time { return now }
+	sample := func(offered int, s Sample) {
+		for range offered {
+			c.Offer()
+		}
+		now = now.Add(100 * time.Millisecond)
+		c.Update(s)
+	}
+	for range 3 {
+		sample(100, Sample{CPU: 0.5, Queue: 0.3})
+	}
+	if !c.Overloaded() || c.cost != 0 {
+		t.Fatalf("want an episode without a cost learnt: overloaded %v, cost %v", c.Overloaded(), c.cost)
+	}
+	c.cost = 250e-6 // learnt meanwhile: 3,600 calls/s at the target
+	for range 5 {
+		sample(300, Sample{CPU: 0.5}) // 3,000 calls/s offered, nothing waits
+	}
+	if l := c.Loss(); l > 20 {
+		t.Fatalf("loss %d %% at 3,000 calls/s with room for 3,600 (correction %v)", l, c.trim)
+	}
+}
