@@ -10,9 +10,10 @@
 // of the messages served and the share served later than AgeTarget. The
 // processor over its target while work waits, or a queue near its limit,
 // or most messages late, start an episode; while it lasts the share of
-// new calls refused (RFC 7339's "loss", as the server) follows the
-// queues: raised while work waits, lowered while nothing does (Update).
-// A cap on concurrent calls (max_calls) refuses every new call above it.
+// new calls refused (RFC 7339's "loss", as the server) comes from a model
+// of the processor: what a call costs, so what rate of new calls it
+// carries at its target, against the rate offered (Update). A cap on
+// concurrent calls (max_calls) refuses every new call above it.
 //
 // Only new calls (INVITE without a To tag) are refused: in-dialog
 // requests, ACK, CANCEL, BYE, REGISTER and OPTIONS keepalives keep
@@ -53,6 +54,17 @@ type Sample struct {
 // through, the load must be measured with them.
 const maxLoss = 950
 
+// cpuCap is the processor share at and above which a sample is taken as
+// capped (the process used all it may).
+const cpuCap = 0.97
+
+// refusalWeight is a refusal's cost against an admitted call's until the
+// switch has measured its own (Controller.weight): a tenth is what a
+// refusal from the bytes costs where sending is cheap; on loopback, where
+// the sender pays the receiver's delivery too, it was measured at a
+// quarter to a half.
+const refusalWeight = 0.1
+
 // Controller holds the share of new calls refused.
 type Controller struct {
 	cfg     Config
@@ -61,12 +73,21 @@ type Controller struct {
 	loss    atomic.Uint32 // per mille of new calls refused
 	capped  atomic.Bool   // at max_calls
 	refused atomic.Int64
+	offered atomic.Int64 // new calls that arrived (Offer)
 	seq     atomic.Int64 // RFC 7339 oc-seq: rises with every change of the loss share
 
 	// Touched by Update only (one goroutine).
-	hot   int // samples in a row over target
-	over  bool
-	quiet int // intervals in a row without load, to end an episode
+	hot     int // samples in a row over target
+	over    bool
+	quiet   int     // intervals in a row without load, to end an episode
+	cost    float64 // processor share per admitted call a second (smoothed): the switch's cost of a call
+	weight  float64 // a refusal's cost against a call's (smoothed; 0: not measured yet)
+	trim    float64 // the model's correction while shedding (1: none)
+	lastOff int64   // offered and refused at the last sample
+	lastRef int64
+	win     window // the samples the model learns from next
+	lastAt  time.Time
+	clock   func() time.Time // time.Now; a test's own
 }
 
 // New returns a controller; active reports the calls in progress; bus
@@ -84,7 +105,9 @@ func New(cfg Config, active func() int, bus *events.Bus) *Controller {
 	if active == nil {
 		active = func() int { return 0 }
 	}
-	c := &Controller{cfg: cfg, active: active, bus: bus}
+	// The correction starts at 1 whatever starts an episode: one begun
+	// before a call's cost was learnt comes to the model mid-way.
+	c := &Controller{cfg: cfg, active: active, bus: bus, clock: time.Now, trim: 1}
 	c.seq.Store(time.Now().UnixMilli())
 	return c
 }
@@ -107,6 +130,7 @@ func (c *Controller) RefuseNew() bool {
 // control compares with the rate the processor can carry) and reports
 // whether RefuseNew may say yes now.
 func (c *Controller) Offer() bool {
+	c.offered.Add(1)
 	return c.Shedding()
 }
 
@@ -176,22 +200,26 @@ func (c *Controller) delayTarget() time.Duration { return c.cfg.AgeTarget / 10 }
 
 // Update takes one sample and sets the share of new calls admitted.
 //
-// An episode starts when the processor is over its target while work
-// waits, for three samples in a row (a collection cycle takes that long
-// at thousands of calls a second; a busy processor that keeps up is no
-// overload), or when a queue is near its limit or most messages are late
-// (a stall the processor's figure does not show), for two. While it
-// lasts the share admitted follows the queue, AIMD-like: cut by 30 % on
-// a hard signal and by 10 % while work waits (a standing queue: even the
-// quickest message waited), raised by 3 % and a little while nothing
-// waits (by 15 % with the processor well under its target). The processor's figure starts an episode but does not steer
-// it: what a call costs is not linear in the call rate (at a low rate
-// the process sleeps and wakes for every datagram, at a high one it
-// reads them in batches; on a virtual machine a wake-up can cost more
-// than the message), so a model of the processor learnt at one rate
-// refused at twice the load most of what the switch could carry, while
-// the queue says directly whether the switch keeps up. The episode ends
-// after a second in which every new call could be admitted.
+// The model is the processor: the windows of samples (a second: learn)
+// taken while nearly every call is admitted and little waits give its
+// share used per call admitted a second, those taken while most are
+// refused what a refusal costs against a call, so the rate of new calls
+// it carries at CPUTarget beside the refusals is known, and while
+// shedding the share admitted is that rate over the rate offered: one
+// step, not a search, so that the admitted calls get the processor and
+// the excess gets a cheap 503. An episode starts when the processor is
+// over its target while work waits, for three samples in a row (a
+// collection cycle takes that long at thousands of calls a second; a busy
+// processor that keeps up is no overload), or when a queue is near its
+// limit or most messages are late (a stall the processor's figure does
+// not show), for two. A correction on the model falls while work waits
+// (by a fifth each sample; by 40 % on the hard signals) so that the queue
+// drains, and grows while the processor is under its target with nothing
+// waiting (by a quarter well under it, by a tenth near it; past 1: the
+// model may be short). Without the processor's figure (CPUTarget 0) the
+// share falls by a quarter on the hard signals and grows back by a tenth
+// once nothing waits. The episode ends after a second in which every new
+// call could be admitted; until then the model decides each sample.
 func (c *Controller) Update(s Sample) {
 	hard, cause := false, ""
 	if c.cfg.QueueTarget > 0 && s.Queue >= c.cfg.QueueTarget {
@@ -212,24 +240,68 @@ func (c *Controller) Update(s Sample) {
 		c.hot = 0
 	}
 
+	// The rate offered since the last sample; the window the model
+	// learns from.
+	off, ref, now := c.offered.Load(), c.refused.Load(), c.clock()
+	dt := c.cfg.Interval.Seconds()
+	if !c.lastAt.IsZero() {
+		// A starved sampler samples late: rates over the real interval.
+		dt = max(dt/10, now.Sub(c.lastAt).Seconds())
+	}
+	c.lastAt = now
+	offered := float64(off-c.lastOff) / dt
+	c.win.dt += dt
+	c.win.cpu += s.CPU * dt
+	c.win.off += off - c.lastOff
+	c.win.ref += ref - c.lastRef
+	c.win.samples++
+	if waiting || hard {
+		c.win.waited++
+	}
+	c.lastOff, c.lastRef = off, ref
+	if c.win.dt+1e-9 >= learnWindow.Seconds() { // (ten sums of 0.1 fall short of 1)
+		c.learn(c.win)
+		c.win = window{}
+	}
+
 	l := c.loss.Load()
 	admitted := 1 - float64(l)/1000
 	switch {
 	case l == 0 && !c.over && !(hard && c.hot >= 2 || busy && c.hot >= 3):
 		// No episode: one or two samples over target are none yet.
+	case c.cfg.CPUTarget > 0 && c.cost > 0:
+		// An episode, or its last second without refusals: the model
+		// decides until the episode ends, so that one light sample
+		// (fewer offered) does not let everything in until the queues
+		// say overload again.
+		if !c.over {
+			c.trim = 1 // an episode starts
+		}
+		switch {
+		case hard:
+			c.trim *= 0.6
+		case waiting:
+			c.trim *= 0.8
+		case s.CPU < 0.8*c.cfg.CPUTarget:
+			// Well under the target with nothing waiting: the model
+			// is short (a burst cut the correction deep); catch up
+			// within a second or two.
+			c.trim = min(4, c.trim*1.25)
+		case s.CPU < c.cfg.CPUTarget:
+			// Above 1 too: the model's error either way is corrected.
+			c.trim = min(4, c.trim*1.1)
+		}
+		if offered > 0 { // else no news: the share stays
+			// Calls the processor carries at its target, less what
+			// refusing the rest costs.
+			w := c.refusalWeight()
+			carried := (c.cfg.CPUTarget/c.cost - w*offered) / (1 - w)
+			admitted = min(1, max(0, carried/offered)*c.trim)
+		}
 	case hard:
-		admitted *= 0.7
-	case waiting:
-		admitted *= 0.9
-	case c.cfg.CPUTarget > 0 && s.CPU < 0.8*c.cfg.CPUTarget:
-		// Nothing waits and the processor is well under its target:
-		// the cut was deeper than the load (a passing burst): make it
-		// up within a second or two.
-		admitted = admitted*1.15 + 0.005
-	default:
-		// Nothing waits: admit a little more each sample (a third more
-		// a second), probing for what the switch carries.
-		admitted = admitted*1.03 + 0.002
+		admitted *= 0.75
+	case !waiting:
+		admitted = admitted*1.1 + 0.001
 	}
 	switch {
 	case admitted >= 0.99:
@@ -262,6 +334,71 @@ func (c *Controller) Update(s Sample) {
 			c.publish("end", "")
 		}
 	}
+}
+
+// window sums the samples the model learns from: a second of them, ten
+// periods of a cgroup's quota, so that a stall of the process in one
+// sample and the backlog it reads in the next fall in one window (taken
+// sample by sample, that backlog read as a burst of cheap calls made a
+// call look half its cost).
+type window struct {
+	dt, cpu         float64 // seconds; processor share × seconds
+	off, ref        int64   // new calls offered, refused
+	samples, waited int     // samples; those in which work waited or a hard signal
+}
+
+// learnWindow is how long a window lasts.
+const learnWindow = time.Second
+
+// learn takes what a call costs and what a refusal costs against a call
+// from a window: the processor share used against the calls admitted and
+// refused a second. Not from a window in which work waited in a third of
+// the samples or more (the processor then did less than what was offered
+// and admitted: a burst at start-up read at full processor made a call
+// look a quarter of its cost), nor from one at the processor's cap (the
+// figure then says nothing of the demand: what the cap held back waits
+// in the kernel's socket buffer, which the message ages do not see).
+func (c *Controller) learn(win window) {
+	cpu := win.cpu / win.dt
+	offered := float64(win.off) / win.dt
+	refused := float64(win.ref) / win.dt
+	admitted := offered - refused
+	if cpu <= 0.02 || offered < 20 || cpu >= cpuCap || 3*win.waited >= win.samples {
+		return
+	}
+	w := c.refusalWeight()
+	switch {
+	case admitted >= 20 && refused <= 0.2*offered:
+		// Mostly admitting: what a call costs (the few refusals at
+		// their own cost).
+		if perCall := cpu / (admitted + w*refused); c.cost == 0 {
+			c.cost = perCall
+		} else {
+			c.cost += 0.3 * (perCall - c.cost)
+		}
+	case c.cost > 0 && refused >= 0.5*offered:
+		// Mostly refusing: what a refusal costs, the calls admitted at
+		// the cost measured while admitting. Learnt, not assumed: taken
+		// too high, it makes every admitted call look dear and the
+		// switch refuses with its processor idle. At most half a call:
+		// a refusal is three datagrams of a call's dozen or more.
+		perRef := (cpu - c.cost*admitted) / refused / c.cost
+		perRef = min(0.5, max(0.02, perRef))
+		if c.weight == 0 {
+			c.weight = perRef
+		} else {
+			c.weight += 0.3 * (perRef - c.weight)
+		}
+	}
+}
+
+// refusalWeight is a refusal's cost against a call's: measured, or the
+// prior until it is.
+func (c *Controller) refusalWeight() float64 {
+	if c.weight > 0 {
+		return c.weight
+	}
+	return refusalWeight
 }
 
 func (c *Controller) publish(state, cause string) {
