@@ -498,8 +498,34 @@ func TestRefuseNewCall(t *testing.T) {
 		t.Fatalf("copy got %q", m)
 	}
 	p.send(b2.addr, request("ACK", p.addr, "z9hG4bK-r1", "refused-1", 1, ";tag=x"))
-	time.Sleep(30 * time.Millisecond)
-	if n := p.count("SIP/2.0 503", 60*time.Millisecond); n != 0 {
+	// Once the transaction has the ACK (a loaded machine may take past
+	// Timer G's first 500 ms to get there: a retransmission before it
+	// is right), the 503 is not sent again: not within Timer G's next
+	// firing either.
+	msg, err := sip.NewParser().ParseSIP([]byte(inv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := serverKey(msg.(*sip.Request), "")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tx, ok := b2.e.servers.get(key)
+		if !ok {
+			break
+		}
+		tx.mu.Lock()
+		st := tx.state
+		tx.mu.Unlock()
+		if st != stCompleted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the ACK did not reach the transaction within 5 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.count("SIP/2.0 503", 30*time.Millisecond) // in flight before the ACK
+	if n := p.count("SIP/2.0 503", 1200*time.Millisecond); n != 0 {
 		t.Fatalf("503 sent %d more times after the ACK", n)
 	}
 	if len(asked) != 1 {
