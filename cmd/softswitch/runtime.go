@@ -53,18 +53,25 @@ func memTotal() int64 {
 	return 0
 }
 
-// adaptGC keeps the heap's growth between collections near
-// heap_headroom_mb while the live heap is large (many calls held), and at
-// gc_percent while it is small (the CPU-cheap setting for call
-// throughput). Every second: the collector's cost grows with the live
-// heap only as far as that bounds the idle memory. It returns at once
-// when GOGC is set or the headroom is off.
+// adaptGC keeps the heap's growth between collections near what the
+// switch allocates in a second, and at least heap_headroom_mb, while the
+// live heap is large (many calls held, or many transactions lingering at
+// a high call rate), and at gc_percent while it is small (the CPU-cheap
+// setting for call throughput). Every second. A switch that holds many
+// calls and allocates little keeps little idle memory; one that churns
+// calls collects about once a second, whatever its live heap: at 2,000
+// calls/s on half a core some 40 MB stay live (transactions absorbing
+// retransmissions for Timer J), and a fixed 32 MB of growth made a
+// collection every 0.35-0.7 s, each marking for 50-270 ms with assists
+// slowing the workers (docs/performance.md). It returns at once when
+// GOGC is set or the headroom is off.
 func adaptGC(ctx context.Context, rt config.Runtime, log *slog.Logger) {
 	if os.Getenv("GOGC") != "" || rt.HeapHeadroomMB == 0 || rt.GCPercent < 0 {
 		return
 	}
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/allocs:bytes"}}
 	cur := rt.GCPercent
+	var lastAllocs uint64
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -74,14 +81,21 @@ func adaptGC(ctx context.Context, rt config.Runtime, log *slog.Logger) {
 		case <-t.C:
 		}
 		metrics.Read(sample)
-		if sample[0].Value.Kind() != metrics.KindUint64 {
+		if sample[0].Value.Kind() != metrics.KindUint64 || sample[1].Value.Kind() != metrics.KindUint64 {
 			return
 		}
-		p := gcPercentFor(sample[0].Value.Uint64(), uint64(rt.HeapHeadroomMB)<<20, rt.GCPercent)
+		allocs := sample[1].Value.Uint64()
+		perSecond := allocs - lastAllocs // the ticker's second, near enough
+		if lastAllocs == 0 {
+			perSecond = 0
+		}
+		lastAllocs = allocs
+		headroom := max(uint64(rt.HeapHeadroomMB)<<20, perSecond)
+		p := gcPercentFor(sample[0].Value.Uint64(), headroom, rt.GCPercent)
 		// Small changes are not worth a new pacing.
 		if p*10 < cur*9 || p*10 > cur*11 {
 			debug.SetGCPercent(p)
-			log.Debug("collector pacing", "live_mb", sample[0].Value.Uint64()>>20, "gc_percent", p)
+			log.Debug("collector pacing", "live_mb", sample[0].Value.Uint64()>>20, "alloc_mb_s", perSecond>>20, "gc_percent", p)
 			cur = p
 		}
 	}

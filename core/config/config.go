@@ -205,10 +205,11 @@ type Runtime struct {
 	MemoryLimitMB int `toml:"memory_limit_mb"`
 	// HeapHeadroomMB caps the heap's growth between collections: with
 	// many calls held the live heap is large and GCPercent of it would be
-	// mostly idle memory, so the growth allowed is the larger of this and
-	// half the live heap, never more than GCPercent. 0: off. Default 32:
-	// 10,000 held calls cost 6.3 KB of PSS a call (9.4 at 64, 14.5 off)
-	// for at most a few percent more CPU per call at 2,000 calls/s
+	// mostly idle memory, so the growth allowed is the largest of this,
+	// what the switch allocated in the last second (a switch churning
+	// calls collects about once a second) and half the live heap, never
+	// more than GCPercent. 0: off. Default 32: 10,000 held calls cost
+	// 6.3-6.8 KB of PSS a call (9.4 at a fixed 64 MB, 14.5 off)
 	// (docs/performance.md).
 	HeapHeadroomMB int `toml:"heap_headroom_mb"`
 }
