@@ -86,6 +86,8 @@ type Controller struct {
 	lastOff int64   // offered and refused at the last sample
 	lastRef int64
 	win     window // the samples the model learns from next
+	recent  span   // the last samples' offered calls: the rate the share applies to
+	calm    int    // samples until the correction may be cut again
 	lastAt  time.Time
 	clock   func() time.Time // time.Now; a test's own
 }
@@ -213,10 +215,14 @@ func (c *Controller) delayTarget() time.Duration { return c.cfg.AgeTarget / 10 }
 // processor that keeps up is no overload), or when a queue is near its
 // limit or most messages are late (a stall the processor's figure does
 // not show), for two. A correction on the model falls while work waits
-// (by a fifth each sample; by 40 % on the hard signals) so that the queue
-// drains, and grows while the processor is under its target with nothing
-// waiting (by a quarter well under it, by a tenth near it; past 1: the
-// model may be short). Without the processor's figure (CPUTarget 0) the
+// (by a fifth; by 40 % on the hard signals; then not again for cutCalm
+// samples, while the backlog drains; never under minTrim) so that the
+// queue drains, and grows while the processor is under its target with
+// nothing waiting (by a quarter well under it, by a tenth near it; past
+// 1: the model may be short). The rate offered and the processor's share
+// it compares are those of the last half second (span), not of one
+// sample: under a quota the process stalls for a sample and reads a
+// burst in the next. Without the processor's figure (CPUTarget 0) the
 // share falls by a quarter on the hard signals and grows back by a tenth
 // once nothing waits. The episode ends after a second in which every new
 // call could be admitted; until then the model decides each sample.
@@ -249,7 +255,7 @@ func (c *Controller) Update(s Sample) {
 		dt = max(dt/10, now.Sub(c.lastAt).Seconds())
 	}
 	c.lastAt = now
-	offered := float64(off-c.lastOff) / dt
+	offered, cpu := c.recent.add(float64(off-c.lastOff), s.CPU, dt)
 	c.win.dt += dt
 	c.win.cpu += s.CPU * dt
 	c.win.off += off - c.lastOff
@@ -275,19 +281,27 @@ func (c *Controller) Update(s Sample) {
 		// (fewer offered) does not let everything in until the queues
 		// say overload again.
 		if !c.over {
-			c.trim = 1 // an episode starts
+			c.trim, c.calm = 1, 0 // an episode starts
+		}
+		if c.calm > 0 {
+			c.calm--
 		}
 		switch {
+		case (hard || waiting) && c.calm > 0:
+			// A cut takes effect on new calls only: what waits already
+			// drains over the next samples, and cutting again for it
+			// would refuse for a backlog that is going (TCP cuts once a
+			// round trip for the same reason).
 		case hard:
-			c.trim *= 0.6
+			c.trim, c.calm = max(minTrim, c.trim*0.6), cutCalm
 		case waiting:
-			c.trim *= 0.8
-		case s.CPU < 0.8*c.cfg.CPUTarget:
+			c.trim, c.calm = max(minTrim, c.trim*0.8), cutCalm
+		case cpu < 0.8*c.cfg.CPUTarget:
 			// Well under the target with nothing waiting: the model
 			// is short (a burst cut the correction deep); catch up
-			// within a second or two.
-			c.trim = min(4, c.trim*1.25)
-		case s.CPU < c.cfg.CPUTarget:
+			// within a second.
+			c.trim = min(4, c.trim*1.25+0.02)
+		case cpu < c.cfg.CPUTarget:
 			// Above 1 too: the model's error either way is corrected.
 			c.trim = min(4, c.trim*1.1)
 		}
@@ -334,6 +348,47 @@ func (c *Controller) Update(s Sample) {
 			c.publish("end", "")
 		}
 	}
+}
+
+// minTrim is the least correction: cut below it, the model's share
+// refuses nearly everything with the processor idle, and climbing back
+// from there took seconds.
+const minTrim = 0.1
+
+// cutCalm is how many samples after a cut the correction is not cut
+// again (300 ms: a backlog of the half-second T1 drains in it).
+const cutCalm = 3
+
+// span is the calls offered and the processor's share over the last
+// spanSamples samples: a process starved of its processor for a sample
+// reads nothing in it and a burst in the next; taken sample by sample,
+// the share admitted swung from all to nearly none (a stalled sample's
+// few calls looked light load, and let everything in), and samples of
+// 100 ms against a quota period of 100 ms read the processor at 70 % and
+// 100 % in turn, which raised the correction at a 92 % mean.
+type span struct {
+	n, cpu, dt [spanSamples]float64
+	at         int
+}
+
+const spanSamples = 5
+
+// add records a sample (n calls offered, processor share cpu, over dt
+// seconds) and returns the offered rate and the processor share over the
+// span.
+func (s *span) add(n, cpu, dt float64) (rate, share float64) {
+	s.n[s.at], s.cpu[s.at], s.dt[s.at] = n, cpu*dt, dt
+	s.at = (s.at + 1) % spanSamples
+	var sn, scpu, sdt float64
+	for i := range spanSamples {
+		sn += s.n[i]
+		scpu += s.cpu[i]
+		sdt += s.dt[i]
+	}
+	if sdt <= 0 {
+		return 0, 0
+	}
+	return sn / sdt, scpu / sdt
 }
 
 // window sums the samples the model learns from: a second of them, ten

@@ -393,3 +393,65 @@ func TestModelTakesOverAnEpisode(t *testing.T) {
 		t.Fatalf("loss %d %% at 3,000 calls/s with room for 3,600 (correction %v)", l, c.trim)
 	}
 }
+
+// Under a quota the process stalls: a sample reads few calls, the next a
+// burst. Mid-episode, a stalled sample is no light load: the share
+// refused stays, instead of falling to nothing and letting the burst in.
+func TestStallDoesNotOpenTheGate(t *testing.T) {
+	c, sample := sampled()
+	c.cost, c.weight = 400e-6, 0.1 // 2,250 calls/s at the target
+	for range 3 {
+		sample(500, Sample{CPU: 1, Queue: 0.3}) // 5,000 calls/s: an episode
+	}
+	for range 10 {
+		sample(500, Sample{CPU: 0.92})
+	}
+	before := c.Loss()
+	if before < 30 {
+		t.Fatalf("loss %d %% at 5,000 calls/s offered with room for 2,250", before)
+	}
+	sample(40, Sample{CPU: 1}) // stalled: 400 calls/s read
+	if l := c.Loss(); l < before-15 {
+		t.Fatalf("a stalled sample took the loss from %d %% to %d %%", before, l)
+	}
+}
+
+// A backlog takes a few samples to drain after a cut: the correction is
+// cut once for it, not again in every sample the queue still stands.
+func TestOneCutPerBacklog(t *testing.T) {
+	c, sample := sampled()
+	c.cost, c.weight = 400e-6, 0.1
+	for range 3 {
+		sample(500, Sample{CPU: 1, Queue: 0.3})
+	}
+	if !c.Overloaded() {
+		t.Fatal("no episode at 5,000 calls/s with a full queue")
+	}
+	if c.trim < 0.5 {
+		t.Fatalf("correction %.2f after three samples of one backlog: cut more than once", c.trim)
+	}
+	for range 20 {
+		sample(500, Sample{CPU: 1, Queue: 0.3})
+	}
+	if c.trim < minTrim {
+		t.Fatalf("correction %.3f under its floor %.2f", c.trim, minTrim)
+	}
+}
+
+// sampled is a controller on a clock of its own and a step: offered new
+// calls arrive (each refused or admitted as the controller says), 100 ms
+// pass, s is sampled.
+func sampled() (*Controller, func(offered int, s Sample)) {
+	c := New(Config{QueueTarget: 0.25, AgeTarget: 200 * time.Millisecond, CPUTarget: 0.9, RetryAfterMin: 1, RetryAfterMax: 2}, nil, nil)
+	now := time.Unix(1e9, 0)
+	c.clock = func() time.Time { return now }
+	return c, func(offered int, s Sample) {
+		for range offered {
+			if c.Offer() {
+				c.RefuseNew()
+			}
+		}
+		now = now.Add(100 * time.Millisecond)
+		c.Update(s)
+	}
+}
