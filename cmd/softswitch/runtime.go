@@ -71,7 +71,11 @@ func adaptGC(ctx context.Context, rt config.Runtime, log *slog.Logger) {
 	}
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/allocs:bytes"}}
 	cur := rt.GCPercent
-	var lastAllocs uint64
+	metrics.Read(sample)
+	if sample[0].Value.Kind() != metrics.KindUint64 || sample[1].Value.Kind() != metrics.KindUint64 {
+		return
+	}
+	lastAllocs := sample[1].Value.Uint64()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -81,14 +85,8 @@ func adaptGC(ctx context.Context, rt config.Runtime, log *slog.Logger) {
 		case <-t.C:
 		}
 		metrics.Read(sample)
-		if sample[0].Value.Kind() != metrics.KindUint64 || sample[1].Value.Kind() != metrics.KindUint64 {
-			return
-		}
 		allocs := sample[1].Value.Uint64()
 		perSecond := allocs - lastAllocs // the ticker's second, near enough
-		if lastAllocs == 0 {
-			perSecond = 0
-		}
 		lastAllocs = allocs
 		headroom := max(uint64(rt.HeapHeadroomMB)<<20, perSecond)
 		p := gcPercentFor(sample[0].Value.Uint64(), headroom, rt.GCPercent)

@@ -86,7 +86,7 @@ type Controller struct {
 	lastOff int64   // offered and refused at the last sample
 	lastRef int64
 	win     window // the samples the model learns from next
-	recent  span   // the last samples' offered calls: the rate the share applies to
+	recent  span   // the last half second's calls offered and processor share: what the share admitted is set from
 	calm    int    // samples until the correction may be cut again
 	lastAt  time.Time
 	clock   func() time.Time // time.Now; a test's own
@@ -355,8 +355,8 @@ func (c *Controller) Update(s Sample) {
 // from there took seconds.
 const minTrim = 0.1
 
-// cutCalm is how many samples after a cut the correction is not cut
-// again (300 ms: a backlog of the half-second T1 drains in it).
+// cutCalm is the fewest samples from one cut of the correction to the
+// next (300 ms: a backlog of the half-second T1 drains in it).
 const cutCalm = 3
 
 // span is the calls offered and the processor's share over the last
@@ -367,8 +367,8 @@ const cutCalm = 3
 // 100 ms against a quota period of 100 ms read the processor at 70 % and
 // 100 % in turn, which raised the correction at a 92 % mean.
 type span struct {
-	n, cpu, dt [spanSamples]float64
-	at         int
+	calls, busy, dt [spanSamples]float64 // per sample: calls offered, processor share x seconds, seconds
+	at              int
 }
 
 const spanSamples = 5
@@ -377,18 +377,18 @@ const spanSamples = 5
 // seconds) and returns the offered rate and the processor share over the
 // span.
 func (s *span) add(n, cpu, dt float64) (rate, share float64) {
-	s.n[s.at], s.cpu[s.at], s.dt[s.at] = n, cpu*dt, dt
+	s.calls[s.at], s.busy[s.at], s.dt[s.at] = n, cpu*dt, dt
 	s.at = (s.at + 1) % spanSamples
-	var sn, scpu, sdt float64
+	var calls, busy, secs float64
 	for i := range spanSamples {
-		sn += s.n[i]
-		scpu += s.cpu[i]
-		sdt += s.dt[i]
+		calls += s.calls[i]
+		busy += s.busy[i]
+		secs += s.dt[i]
 	}
-	if sdt <= 0 {
+	if secs <= 0 {
 		return 0, 0
 	}
-	return sn / sdt, scpu / sdt
+	return calls / secs, busy / secs
 }
 
 // window sums the samples the model learns from: a second of them, ten
