@@ -40,9 +40,9 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-	"golang.org/x/net/ipv4"
 
 	"github.com/softswitch/softswitch/core/safe"
+	"github.com/softswitch/softswitch/core/udpbatch"
 	"github.com/softswitch/softswitch/core/wheel"
 )
 
@@ -206,12 +206,12 @@ func (e *Endpoint) init() {
 func (e *Endpoint) Init() *Endpoint { e.init(); return e }
 
 // read reads datagrams until the socket closes: many per system call
-// (recvmmsg) on a plain socket, one at a time on one that notes each
-// datagram's destination (core/udpsrc).
+// (recvmmsg, core/udpbatch) on a plain socket, one at a time on one that
+// notes each datagram's destination (core/udpsrc).
 func (e *Endpoint) read() error {
 	if uc, ok := e.Conn.(*net.UDPConn); ok {
-		if la, ok := uc.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() != nil {
-			return e.readBatch(ipv4.NewPacketConn(uc))
+		if b, err := udpbatch.New(uc, 16); err == nil {
+			return e.readBatch(b)
 		}
 	}
 	buf := make([]byte, 65535)
@@ -223,26 +223,29 @@ func (e *Endpoint) read() error {
 			}
 			continue
 		}
-		e.receive(buf[:n], addr, nil)
+		if ua, ok := addr.(*net.UDPAddr); ok {
+			src := ua.AddrPort()
+			e.receive(buf[:n], netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), nil)
+		}
 	}
 }
 
-func (e *Endpoint) readBatch(pc *ipv4.PacketConn) error {
-	msgs := make([]ipv4.Message, 16)
+func (e *Endpoint) readBatch(b *udpbatch.Conn) error {
+	msgs := make([]udpbatch.Datagram, 16)
 	for i := range msgs {
-		msgs[i].Buffers = [][]byte{make([]byte, 65535)}
+		msgs[i].Data = make([]byte, 65535)
 	}
 	// The refusals of a batch leave in one system call, from here: under
 	// overload most of what is read is refused, and a datagram handed to
 	// the writer one by one costs a wake-up and a system call each.
-	refusals := make([]ipv4.Message, 0, len(msgs))
+	refusals := make([]udpbatch.Datagram, 0, len(msgs))
 	for {
 		if len(refusals) > 0 {
-			e.sendNow(pc, refusals)
+			e.sendNow(b, refusals)
 			clear(refusals)
 			refusals = refusals[:0]
 		}
-		n, err := pc.ReadBatch(msgs, 0)
+		n, err := b.Read(msgs)
 		if err != nil {
 			if err := e.readError(err); err != nil {
 				return err
@@ -250,7 +253,7 @@ func (e *Endpoint) readBatch(pc *ipv4.PacketConn) error {
 			continue
 		}
 		for i := range n {
-			e.receive(msgs[i].Buffers[0][:msgs[i].N], msgs[i].Addr, &refusals)
+			e.receive(msgs[i].Data[:msgs[i].N], msgs[i].Addr, &refusals)
 		}
 	}
 }
@@ -268,16 +271,10 @@ func (e *Endpoint) readError(err error) error {
 
 // receive passes one datagram through the filter to its worker;
 // refusals made from the bytes are queued on out (nil: to the writer).
-func (e *Endpoint) receive(data []byte, addr net.Addr, out *[]ipv4.Message) {
+func (e *Endpoint) receive(data []byte, src netip.AddrPort, out *[]udpbatch.Datagram) {
 	if len(data) <= 4 && len(bytes.Trim(data, "\r\n\x00")) == 0 {
 		return // keep-alive
 	}
-	ua, ok := addr.(*net.UDPAddr)
-	if !ok {
-		return
-	}
-	src := ua.AddrPort()
-	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	now := time.Now()
 	if e.Filter != nil {
 		if data = e.Filter(data, src, now); len(data) == 0 {

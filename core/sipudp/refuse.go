@@ -9,7 +9,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-	"golang.org/x/net/ipv4"
+
+	"github.com/softswitch/softswitch/core/udpbatch"
 )
 
 // Refusal is what a 503 refusing a new call under overload carries
@@ -45,7 +46,7 @@ const refusalTag = "x503-"
 // done: the datagram was answered here. admitted: Shed admitted the
 // call (the transaction layer must not ask again: a second draw would
 // refuse more than the share the control set).
-func (e *Endpoint) shedFast(data []byte, callID []byte, src netip.AddrPort, out *[]ipv4.Message) (done, admitted bool) {
+func (e *Endpoint) shedFast(data []byte, callID []byte, src netip.AddrPort, out *[]udpbatch.Datagram) (done, admitted bool) {
 	if e.Shed == nil || e.Shedding == nil || e.LateAfter <= 0 || e.LateAfter >= sip.T1 || !e.Shedding() {
 		return false, false
 	}
@@ -67,7 +68,7 @@ func (e *Endpoint) shedFast(data []byte, callID []byte, src netip.AddrPort, out 
 		if e.Sent != nil {
 			e.Sent(res)
 		}
-		*out = append(*out, message(outgoing{data: res, to: src}))
+		*out = append(*out, udpbatch.Datagram{Data: res, Addr: src})
 	}
 	return true, false
 }

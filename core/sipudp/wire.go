@@ -9,7 +9,8 @@ import (
 	"sync"
 
 	"github.com/emiago/sipgo/sip"
-	"golang.org/x/net/ipv4"
+
+	"github.com/softswitch/softswitch/core/udpbatch"
 )
 
 // route reads what a raw message's worker is chosen by, in one pass over
@@ -230,17 +231,15 @@ type outgoing struct {
 }
 
 // write sends what writeTo queued until stop is closed: what is waiting
-// goes in batches of one system call (sendmmsg) on a plain socket; a
-// socket that picks each datagram's source address (core/udpsrc) gets
-// one call per datagram.
+// goes in batches of one system call (sendmmsg, core/udpbatch) on a
+// plain socket; a socket that picks each datagram's source address
+// (core/udpsrc) gets one call per datagram.
 func (e *Endpoint) write(stop <-chan struct{}) {
-	var batch *ipv4.PacketConn
+	var batch *udpbatch.Conn
 	if uc, ok := e.Conn.(*net.UDPConn); ok {
-		if la, ok := uc.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() != nil {
-			batch = ipv4.NewPacketConn(uc)
-		}
+		batch, _ = udpbatch.New(uc, 64) // nil where not supported
 	}
-	msgs := make([]ipv4.Message, 0, 64)
+	msgs := make([]udpbatch.Datagram, 0, 64)
 	for {
 		var o outgoing
 		select {
@@ -252,36 +251,33 @@ func (e *Endpoint) write(stop <-chan struct{}) {
 			e.send(o)
 			continue
 		}
-		msgs = append(msgs[:0], message(o))
+		msgs = append(msgs[:0], udpbatch.Datagram{Data: o.data, Addr: o.to})
 	more:
 		for len(msgs) < cap(msgs) {
 			select {
 			case o = <-e.out:
-				msgs = append(msgs, message(o))
+				msgs = append(msgs, udpbatch.Datagram{Data: o.data, Addr: o.to})
 			default:
 				break more
 			}
 		}
 		e.sendNow(batch, msgs)
+		clear(msgs) // the datagrams are garbage once sent
 	}
 }
 
-// sendNow sends msgs on pc at once, in as few system calls as it takes.
-func (e *Endpoint) sendNow(pc *ipv4.PacketConn, msgs []ipv4.Message) {
+// sendNow sends msgs on b at once, in as few system calls as it takes.
+func (e *Endpoint) sendNow(b *udpbatch.Conn, msgs []udpbatch.Datagram) {
 	for sent := 0; sent < len(msgs); {
-		n, err := pc.WriteBatch(msgs[sent:], 0)
-		if err != nil {
-			if e.Log != nil && !e.closed.Load() {
-				e.Log.Debug("UDP send failed", "err", err)
-			}
-			n = max(n, 1) // skip the datagram that failed
-		}
+		n, err := b.Write(msgs[sent:])
 		sent += n
+		if err != nil || n == 0 {
+			if err != nil && e.Log != nil && !e.closed.Load() {
+				e.Log.Debug("UDP send failed", "to", msgs[sent].Addr.String(), "err", err)
+			}
+			sent++ // skip the datagram that failed
+		}
 	}
-}
-
-func message(o outgoing) ipv4.Message {
-	return ipv4.Message{Buffers: [][]byte{o.data}, Addr: net.UDPAddrFromAddrPort(o.to)}
 }
 
 func (e *Endpoint) send(o outgoing) {
