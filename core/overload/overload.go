@@ -58,11 +58,10 @@ const maxLoss = 950
 // capped (the process used all it may).
 const cpuCap = 0.97
 
-// refusalWeight is a refusal's cost against an admitted call's until the
-// switch has measured its own (Controller.weight): a tenth is what a
-// refusal from the bytes costs where sending is cheap; on loopback, where
-// the sender pays the receiver's delivery too, it was measured at a
-// quarter to a half.
+// refusalWeight is a refusal's cost against an admitted call's in the
+// model: a tenth is what a refusal from the bytes costs (by hand, half a
+// core: 18-23 us against 150-170 us a call near capacity); what refusing
+// costs beyond it the call's learnt cost takes in (learn).
 const refusalWeight = 0.1
 
 // Controller holds the share of new calls refused.
@@ -81,7 +80,6 @@ type Controller struct {
 	over    bool
 	quiet   int     // intervals in a row without load, to end an episode
 	cost    float64 // processor share per admitted call a second (smoothed): the switch's cost of a call
-	weight  float64 // a refusal's cost against a call's (smoothed; 0: not measured yet)
 	trim    float64 // the model's correction while shedding (1: none)
 	lastOff int64   // offered and refused at the last sample
 	lastRef int64
@@ -203,10 +201,9 @@ func (c *Controller) delayTarget() time.Duration { return c.cfg.AgeTarget / 10 }
 // Update takes one sample and sets the share of new calls admitted.
 //
 // The model is the processor: the windows of samples (a second: learn)
-// taken while nearly every call is admitted and little waits give its
-// share used per call admitted a second, those taken while most are
-// refused what a refusal costs against a call, so the rate of new calls
-// it carries at CPUTarget beside the refusals is known, and while
+// taken while it is busy and little waits give its share used per call
+// admitted a second (each refusal at refusalWeight of a call), so the
+// rate of new calls it carries at CPUTarget beside the refusals is known, and while
 // shedding the share admitted is that rate over the rate offered: one
 // step, not a search, so that the admitted calls get the processor and
 // the excess gets a cheap 503. An episode starts when the processor is
@@ -308,7 +305,7 @@ func (c *Controller) Update(s Sample) {
 		if offered > 0 { // else no news: the share stays
 			// Calls the processor carries at its target, less what
 			// refusing the rest costs.
-			w := c.refusalWeight()
+			w := refusalWeight
 			carried := (c.cfg.CPUTarget/c.cost - w*offered) / (1 - w)
 			admitted = min(1, max(0, carried/offered)*c.trim)
 		}
@@ -405,9 +402,17 @@ type window struct {
 // learnWindow is how long a window lasts.
 const learnWindow = time.Second
 
-// learn takes what a call costs and what a refusal costs against a call
-// from a window: the processor share used against the calls admitted and
-// refused a second. Not from a window in which work waited in a third of
+// learnBusy: a window in which the processor was under this share of its
+// target teaches nothing of a call's cost. At a light load each message
+// wakes the process on its own and a call costs twice what it costs near
+// capacity, where the messages come in batches (by hand, half a core:
+// 300 us of processor a call at 500 calls/s, 150-170 at 2,800), and a
+// cost learnt there refused half the calls the processor could carry.
+const learnBusy = 0.5
+
+// learn takes what a call costs from a window: the processor share used
+// against the calls admitted and refused a second. Not from a light
+// window (learnBusy), nor from a window in which work waited in a third of
 // the samples or more (the processor then did less than what was offered
 // and admitted: a burst at start-up read at full processor made a call
 // look a quarter of its cost), nor from one at the processor's cap (the
@@ -418,42 +423,20 @@ func (c *Controller) learn(win window) {
 	offered := float64(win.off) / win.dt
 	refused := float64(win.ref) / win.dt
 	admitted := offered - refused
-	if cpu <= 0.02 || offered < 20 || cpu >= cpuCap || 3*win.waited >= win.samples {
+	if cpu < learnBusy*c.cfg.CPUTarget || admitted < 20 || cpu >= cpuCap || 3*win.waited >= win.samples {
 		return
 	}
-	w := c.refusalWeight()
-	switch {
-	case admitted >= 20 && refused <= 0.2*offered:
-		// Mostly admitting: what a call costs (the few refusals at
-		// their own cost).
-		if perCall := cpu / (admitted + w*refused); c.cost == 0 {
-			c.cost = perCall
-		} else {
-			c.cost += 0.3 * (perCall - c.cost)
-		}
-	case c.cost > 0 && refused >= 0.5*offered:
-		// Mostly refusing: what a refusal costs, the calls admitted at
-		// the cost measured while admitting. Learnt, not assumed: taken
-		// too high, it makes every admitted call look dear and the
-		// switch refuses with its processor idle. At most half a call:
-		// a refusal is three datagrams of a call's dozen or more.
-		perRef := (cpu - c.cost*admitted) / refused / c.cost
-		perRef = min(0.5, max(0.02, perRef))
-		if c.weight == 0 {
-			c.weight = perRef
-		} else {
-			c.weight += 0.3 * (perRef - c.weight)
-		}
+	// What a call costs, each refusal at refusalWeight of a call: in an
+	// episode the figure takes in what refusing costs beyond that, so
+	// that it is what a call costs at the share refused now, the point
+	// the next decisions start from. (Learning the refusal's weight
+	// apart from the call's, from the windows of episodes, confounded
+	// the two: a call's cost taken too high made refusals look free.)
+	if perCall := cpu / (admitted + refusalWeight*refused); c.cost == 0 {
+		c.cost = perCall
+	} else {
+		c.cost += 0.3 * (perCall - c.cost)
 	}
-}
-
-// refusalWeight is a refusal's cost against a call's: measured, or the
-// prior until it is.
-func (c *Controller) refusalWeight() float64 {
-	if c.weight > 0 {
-		return c.weight
-	}
-	return refusalWeight
 }
 
 func (c *Controller) publish(state, cause string) {

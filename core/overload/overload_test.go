@@ -152,6 +152,9 @@ type simSwitch struct {
 	cost    time.Duration
 	refusal time.Duration // a refusal's cost (0: a tenth of a call)
 	jitter  *rand.Rand    // when set, the processor's figure is off by up to 15 % either way (a meter on a busy VM)
+	fixed   time.Duration // work every interval whatever the load: at a light load a call costs more
+	stalls  int           // when set, every stalls-th busy interval shows 30 ms of waiting (a quota's stall)
+	steps   int
 	backlog time.Duration
 	now     time.Time
 	done    float64 // calls completed in the last step
@@ -172,18 +175,22 @@ func (s *simSwitch) step(n int) {
 	if ref == 0 {
 		ref = s.cost / 10
 	}
-	work := s.backlog + time.Duration(admitted)*s.cost + time.Duration(refused)*ref
+	work := s.backlog + s.fixed + time.Duration(admitted)*s.cost + time.Duration(refused)*ref
 	served := min(work, interval)
 	s.backlog = work - served
 	// Calls complete in proportion to the work served (refusals first).
-	callWork := max(0, served-time.Duration(refused)*ref)
+	callWork := max(0, served-s.fixed-time.Duration(refused)*ref)
 	s.done = float64(callWork) / float64(s.cost)
 	s.now = s.now.Add(interval)
 	cpu := float64(served) / float64(interval)
 	if s.jitter != nil {
 		cpu *= 1 + 0.3*(s.jitter.Float64()-0.5)
 	}
-	s.c.Update(Sample{CPU: cpu, Delay: s.backlog / 2,
+	delay := s.backlog / 2
+	if s.steps++; s.stalls > 0 && s.steps%s.stalls == 0 && cpu > 0.8 {
+		delay = max(delay, 30*time.Millisecond)
+	}
+	s.c.Update(Sample{CPU: cpu, Delay: delay,
 		Late: map[bool]float64{true: 1, false: 0}[s.backlog > 400*time.Millisecond]})
 }
 
@@ -215,8 +222,13 @@ func TestProcessorModel(t *testing.T) {
 			t.Fatalf("step %d: %v of work waiting", i, s.backlog)
 		}
 	}
-	if rate := done / 25; rate < 0.85*4000 {
-		t.Fatalf("completed %.0f calls/s at twice the capacity, want at least 85 %% of 4,000", rate)
+	// At the 90 % target beside 8,000 - x refusals at a tenth of a call,
+	// x = 3,111 calls a second: at least that, less a tenth for the
+	// episode's start. (85 % of all 4,000, as this asked before, is more
+	// than the target leaves: a controller met it only by running the
+	// processor over its target.)
+	if rate := done / 25; rate < 0.9*3111 {
+		t.Fatalf("completed %.0f calls/s at twice the capacity, want at least 90 %% of the 3,111 the target leaves", rate)
 	}
 	if len(got) == 0 || got[0].State != "start" || got[0].Cause != "processor" {
 		t.Fatalf("events %+v, want an overload start for the processor", got)
@@ -285,7 +297,7 @@ func TestDearRefusals(t *testing.T) {
 	}
 	if admittedAgain < 0 {
 		t.Fatalf("still refusing 6 s after a burst, at 75 %% of the processor (loss %d %%, processor model %.0f us a call, refusal weight %.2f)",
-			c.Loss(), c.cost*1e6, c.refusalWeight())
+			c.Loss(), c.cost*1e6, refusalWeight)
 	}
 	// Twice the capacity: x calls + (8,000 - x) refusals at a third of
 	// a call fill 90 % of 4,000 calls/s when x = 1,400 (a little less
@@ -309,8 +321,8 @@ func TestDearRefusals(t *testing.T) {
 		}
 	}
 	if rate := done / 20; rate < 0.8*1400 {
-		t.Fatalf("completed %.0f calls/s at twice the capacity, want at least 80 %% of the 1,400 the processor carries beside the refusals (refusal weight learnt %.2f)",
-			rate, c.refusalWeight())
+		t.Fatalf("completed %.0f calls/s at twice the capacity, want at least 80 %% of the 1,400 the processor carries beside the refusals (refusal weight %.2f)",
+			rate, refusalWeight)
 	}
 }
 
@@ -399,7 +411,7 @@ func TestModelTakesOverAnEpisode(t *testing.T) {
 // refused stays, instead of falling to nothing and letting the burst in.
 func TestStallDoesNotOpenTheGate(t *testing.T) {
 	c, sample := sampled()
-	c.cost, c.weight = 400e-6, 0.1 // 2,250 calls/s at the target
+	c.cost = 400e-6 // 2,250 calls/s at the target
 	for range 3 {
 		sample(500, Sample{CPU: 1, Queue: 0.3}) // 5,000 calls/s: an episode
 	}
@@ -420,7 +432,7 @@ func TestStallDoesNotOpenTheGate(t *testing.T) {
 // cut once for it, not again in every sample the queue still stands.
 func TestOneCutPerBacklog(t *testing.T) {
 	c, sample := sampled()
-	c.cost, c.weight = 400e-6, 0.1
+	c.cost = 400e-6
 	for range 3 {
 		sample(500, Sample{CPU: 1, Queue: 0.3})
 	}
@@ -453,5 +465,38 @@ func sampled() (*Controller, func(offered int, s Sample)) {
 		}
 		now = now.Add(100 * time.Millisecond)
 		c.Update(s)
+	}
+}
+
+// A call costs more at a light load than near capacity (each message
+// wakes the process on its own; near capacity they come in batches): a
+// cost learnt at a light load, taken as the cost near capacity, refused
+// half the calls the processor could carry. Modelled as work done every
+// interval whatever the load: 300 us a call and 14 ms of each 100, so
+// 500 calls/s use 29 % of the processor, 2,000 use 74 %, and 2,870 fill it.
+func TestCostFromBusyWindows(t *testing.T) {
+	c := New(Config{QueueTarget: 0.25, AgeTarget: 200 * time.Millisecond, CPUTarget: 0.9, RetryAfterMin: 1, RetryAfterMax: 2}, nil, nil)
+	s := &simSwitch{c: c, cost: 300 * time.Microsecond, refusal: 15 * time.Microsecond, fixed: 14 * time.Millisecond, stalls: 5, now: time.Unix(1e9, 0)}
+	c.clock = func() time.Time { return s.now }
+	for range 100 { // 500 calls/s for 10 s
+		s.step(50)
+	}
+	for range 30 { // 2,000 calls/s for 3 s
+		s.step(200)
+	}
+	// What a call costs at 2,000 calls/s: 74 ms of 100 for 200 calls.
+	if c.cost > 1.1*370e-6 {
+		t.Fatalf("cost of a call learnt %.0f us, want at most about the 370 us it costs at 2,000 calls/s (the light load's 580 us left out)", c.cost*1e6)
+	}
+	var done float64
+	for i := range 300 { // 5,600 calls/s for 30 s
+		s.step(560)
+		if i >= 50 {
+			done += s.done
+		}
+	}
+	// At the 90 % target: (90 - 14 - 4) ms of calls an interval, 2,400 a second.
+	if rate := done / 25; rate < 0.9*2400 {
+		t.Fatalf("completed %.0f calls/s at twice the capacity, want at least 90 %% of the 2,400 the target allows", rate)
 	}
 }
