@@ -21,7 +21,8 @@
 #      concurrent held calls (uac_hold.xml), on a freshly restarted server;
 #   5. CPU per call and latency again at FIXED_RATE2 calls/s;
 #   6. the overload run: offered load OVER_MULTS times the clean rate, each
-#      OVER_SECONDS long (uac_overload.xml: a 503 is ACKed, not a failure),
+#      OVER_SECONDS long, twice the clean rate OVER_SECONDS_2X long (the
+#      issue's target is 60 s there) (uac_overload.xml: a 503 is ACKed, not a failure),
 #      goodput = calls the gateway completed per second, OPTIONS from a
 #      second sipp at 10/s throughout; drawn with gnuplot to --plot FILE.
 # System softswitch-nocdr is the softswitch with CDRs off ([billing]
@@ -44,6 +45,7 @@
 #   KAM_SHM_MB [1024]   KAM_PKG_MB [32]   KAM_CHILDREN [4]   KAM_MEM [tlsf]
 #   SEARCH_BUDGET [240] seconds per system for the rate search
 #   FIXED_RATE2 [2000]   OVER_MULTS ["0.5 1 1.5 2 2.5 3"]   OVER_SECONDS [20]
+#   OVER_SECONDS_2X [60] seconds of the step at twice the clean rate
 #   CPU_BUDGET [] percent of one core for each server (cgroup cpu quota)
 #   BASELINE [1] also measure sipp->sipp latency without a server in between
 set -uo pipefail
@@ -70,6 +72,7 @@ HOLD_RATE=${HOLD_RATE:-1000}
 FIXED_RATE2=${FIXED_RATE2:-2000}
 OVER_MULTS=${OVER_MULTS:-"0.5 1 1.5 2 2.5 3"}
 OVER_SECONDS=${OVER_SECONDS:-20}
+OVER_SECONDS_2X=${OVER_SECONDS_2X:-60}
 CPU_BUDGET=${CPU_BUDGET:-}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
@@ -94,7 +97,7 @@ while [ $# -gt 0 ]; do
         --systems) SYSTEMS=${2:?--systems needs a list}; shift 2 ;;
         --systems=*) SYSTEMS=${1#--systems=}; shift ;;
         --quick) START_RATE=400; STEP_SECONDS=3; BISECT_STEPS=1; FIXED_SECONDS=4
-                 HOLD_CALLS=2000; SEARCH_BUDGET=90; OVER_SECONDS=5; OVER_MULTS="1 2"; shift ;;
+                 HOLD_CALLS=2000; SEARCH_BUDGET=90; OVER_SECONDS=5; OVER_SECONDS_2X=5; OVER_MULTS="1 2"; shift ;;
         --keep) KEEP=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "run.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
@@ -725,24 +728,26 @@ hold_memory() {         # memory with HOLD_CALLS concurrent calls on a fresh ser
 }
 
 overload_run() {        # goodput against offered load (OVER_MULTS x the clean rate)
-    local clean=${RES[$SYS,rate]:-0} m rate calls opt_pid dir good ok fail
+    local clean=${RES[$SYS,rate]:-0} m rate calls opt_pid dir good ok fail secs
     [ "$clean" -gt 0 ] || return 0
     : >"$TMP/overload-$SYS.dat"
     for m in $OVER_MULTS; do
         rate=$(awk -v c="$clean" -v m="$m" 'BEGIN { printf "%d", c * m }')
-        calls=$(( rate * OVER_SECONDS ))
+        secs=$OVER_SECONDS
+        [ "$m" = 2 ] && secs=$OVER_SECONDS_2X
+        calls=$(( rate * secs ))
         wait_udp_drained "$SERVER_PORT" 10 || true
         dir="$TMP/$SYS/options-$m"; mkdir -p "$dir"
         # keepalives from a second sipp all the while (10/s)
-        (cd "$dir" && exec timeout -k 5 $(( OVER_SECONDS + 60 )) taskset -c "$LOAD_CPU" sipp -sf "$HERE/options.xml" \
-            -i 127.0.0.1 -p "$(free_ports 1)" "127.0.0.1:$SERVER_PORT" -r 10 -m $(( OVER_SECONDS * 10 + 50 )) \
-            -timeout $(( OVER_SECONDS + 40 )) -nostdin -trace_stat -fd 1 -stf opt.csv >opt.out 2>&1) &
+        (cd "$dir" && exec timeout -k 5 $(( secs + 60 )) taskset -c "$LOAD_CPU" sipp -sf "$HERE/options.xml" \
+            -i 127.0.0.1 -p "$(free_ports 1)" "127.0.0.1:$SERVER_PORT" -r 10 -m $(( secs * 10 + 50 )) \
+            -timeout $(( secs + 40 )) -nostdin -trace_stat -fd 1 -stf opt.csv >opt.out 2>&1) &
         opt_pid=$!; PIDS+=("$opt_pid")
-        log "[$SYS] overload: $m x $clean = $rate calls/s offered for $OVER_SECONDS s"
+        log "[$SYS] overload: $m x $clean = $rate calls/s offered for $secs s"
         run_load "over-$m" "$rate" "$calls" uac_overload.xml 0 0 || { note "$SYS: overload run at $rate calls/s failed"; stop_pid "$opt_pid"; break; }
         wait "$opt_pid" 2>/dev/null; forget_pid "$opt_pid"
         ok=$(stat_field "$dir/opt.csv" "SuccessfulCall(C)"); fail=$(stat_field "$dir/opt.csv" "FailedCall(C)")
-        good=$(awk -v n="$R_SUCC_UAS" -v s="$OVER_SECONDS" 'BEGIN { printf "%.0f", n / s }')
+        good=$(awk -v n="$R_SUCC_UAS" -v s="$secs" 'BEGIN { printf "%.0f", n / s }')
         printf '%s %s %s %s %s %s %s\n' "$m" "$rate" "$good" "$R_SUCC_UAS" "${R_FAILED_UAC:-?}" "${ok:-0}" "${fail:-?}" >>"$TMP/overload-$SYS.dat"
         OVER_MD+=("| $SYS | $m | $rate | $good | $(awk -v g="$good" -v c="$clean" 'BEGIN { printf "%.0f", 100 * g / c }') % | ${R_FAILED_UAC:-?} | ${ok:-0} / $(( ${ok:-0} + ${fail:-0} )) | $R_SRV_PCT % | $R_DROPS |")
         log "[$SYS]   goodput $good calls/s ($R_SUCC_UAS completed), admitted calls failed: ${R_FAILED_UAC:-?}, OPTIONS 200: ${ok:-0}, failed ${fail:-?}"
@@ -958,7 +963,7 @@ REPORT=$(
     for n in "${NOTES[@]}"; do echo "- $n"; done
     echo
     if [ "${#OVER_MD[@]}" -gt 0 ]; then
-        echo "Overload run (${OVER_SECONDS} s per point; goodput: calls the gateway completed per second; a 503 refusal is ACKed and is no failure; admitted calls failed: UAC calls that neither completed nor were refused):"
+        echo "Overload run (${OVER_SECONDS} s per point, ${OVER_SECONDS_2X} s at 2x; goodput: calls the gateway completed per second; a 503 refusal is ACKed and is no failure; admitted calls failed: UAC calls that neither completed nor were refused):"
         echo
         echo "| system | x clean rate | offered calls/s | goodput calls/s | goodput / clean rate | admitted calls failed | OPTIONS 200 / sent | server process CPU | server UDP drops |"
         echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
