@@ -223,12 +223,12 @@ func TestProcessorModel(t *testing.T) {
 		}
 	}
 	// At the 90 % target beside 8,000 - x refusals at a tenth of a call,
-	// x = 3,111 calls a second: at least that, less a tenth for the
+	// x = 3,111 calls a second: at least that, less a twentieth for the
 	// episode's start. (85 % of all 4,000, as this asked before, is more
 	// than the target leaves: a controller met it only by running the
 	// processor over its target.)
-	if rate := done / 25; rate < 0.9*3111 {
-		t.Fatalf("completed %.0f calls/s at twice the capacity, want at least 90 %% of the 3,111 the target leaves", rate)
+	if rate := done / 25; rate < 0.95*3111 {
+		t.Fatalf("completed %.0f calls/s at twice the capacity, want at least 95 %% of the 3,111 the target leaves", rate)
 	}
 	if len(got) == 0 || got[0].State != "start" || got[0].Cause != "processor" {
 		t.Fatalf("events %+v, want an overload start for the processor", got)
@@ -269,10 +269,11 @@ func TestCPUMeter(t *testing.T) {
 
 // Where a refusal is dear (a third of a call: loopback, where the sender
 // pays the receiver's delivery), a burst that starts an episode must not
-// leave the switch refusing with its processor idle: the control learns
-// what a refusal costs, admits every call again within seconds once the
-// load is under what the processor carries, and at twice that load
-// admits about as many as the processor can carry beside the refusals.
+// leave the switch refusing with its processor idle: the cost of a call
+// it learns in the episode takes in what the refusals cost, it admits
+// every call again within seconds once the load is under what the
+// processor carries, and at twice that load admits about as many as the
+// processor can carry beside the refusals.
 func TestDearRefusals(t *testing.T) {
 	c := New(Config{QueueTarget: 0.25, AgeTarget: 200 * time.Millisecond, CPUTarget: 0.9, RetryAfterMin: 1, RetryAfterMax: 2}, nil, nil)
 	s := &simSwitch{c: c, cost: 250 * time.Microsecond, refusal: 250 * time.Microsecond / 3, now: time.Unix(1e9, 0),
@@ -296,8 +297,8 @@ func TestDearRefusals(t *testing.T) {
 		}
 	}
 	if admittedAgain < 0 {
-		t.Fatalf("still refusing 6 s after a burst, at 75 %% of the processor (loss %d %%, processor model %.0f us a call, refusal weight %.2f)",
-			c.Loss(), c.cost*1e6, refusalWeight)
+		t.Fatalf("still refusing 6 s after a burst, at 75 %% of the processor (loss %d %%, processor model %.0f us a call)",
+			c.Loss(), c.cost*1e6)
 	}
 	// Twice the capacity: x calls + (8,000 - x) refusals at a third of
 	// a call fill 90 % of 4,000 calls/s when x = 1,400 (a little less
@@ -321,8 +322,8 @@ func TestDearRefusals(t *testing.T) {
 		}
 	}
 	if rate := done / 20; rate < 0.8*1400 {
-		t.Fatalf("completed %.0f calls/s at twice the capacity, want at least 80 %% of the 1,400 the processor carries beside the refusals (refusal weight %.2f)",
-			rate, refusalWeight)
+		t.Fatalf("completed %.0f calls/s at twice the capacity, want at least 80 %% of the 1,400 the processor carries beside the refusals (model %.0f us a call)",
+			rate, c.cost*1e6)
 	}
 }
 
@@ -485,7 +486,7 @@ func TestCostFromBusyWindows(t *testing.T) {
 		s.step(200)
 	}
 	// What a call costs at 2,000 calls/s: 74 ms of 100 for 200 calls.
-	if c.cost > 1.1*370e-6 {
+	if c.cost == 0 || c.cost > 1.1*370e-6 {
 		t.Fatalf("cost of a call learnt %.0f us, want at most about the 370 us it costs at 2,000 calls/s (the light load's 580 us left out)", c.cost*1e6)
 	}
 	var done float64

@@ -56,7 +56,7 @@ func New(c *net.UDPConn, size int) (*Conn, error) {
 // for the first in the runtime's poller (deadlines on the socket apply).
 func (b *Conn) Read(ds []Datagram) (n int, err error) { return b.read(ds) }
 
-// Write sends ds in order and returns how many left, at least one
+// Write sends ds in order and returns how many were sent, at least one
 // unless err is set. A datagram that cannot be sent (an address the
 // socket or the system refuses) stops the batch: n is the datagrams
 // sent before it, err says why, and the caller skips ds[n] and goes on.

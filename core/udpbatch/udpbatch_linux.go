@@ -80,6 +80,9 @@ func (s *sys) read(ds []Datagram) (int, error) {
 			return true
 		}
 	})
+	for i := range k { // the caller's buffers are not ours to hold
+		setBuf(&s.iovs[i], nil)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -174,7 +177,7 @@ func decode(n *unix.RawSockaddrInet6) netip.AddrPort {
 	case unix.AF_INET6:
 		a := netip.AddrFrom16(n.Addr).Unmap()
 		if n.Scope_id != 0 && a.Is6() {
-			a = a.WithZone(fmt.Sprint(n.Scope_id))
+			a = a.WithZone(zoneName(n.Scope_id)) // as net.UDPAddr names it
 		}
 		return netip.AddrPortFrom(a, port(&n.Port))
 	}
@@ -210,4 +213,13 @@ func (s *sys) encode(n *unix.RawSockaddrInet6, to netip.AddrPort) (uint32, error
 	}
 	setPort(&n.Port, to.Port())
 	return unix.SizeofSockaddrInet6, nil
+}
+
+// zoneName is an interface's name, as the runtime's own reads give it
+// (link-local peers only), or its index where it has none.
+func zoneName(idx uint32) string {
+	if ifi, err := net.InterfaceByIndex(int(idx)); err == nil {
+		return ifi.Name
+	}
+	return strconv.Itoa(int(idx))
 }
