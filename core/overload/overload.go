@@ -203,7 +203,8 @@ func (c *Controller) delayTarget() time.Duration { return c.cfg.AgeTarget / 10 }
 // The model is the processor: the windows of samples (a second: learn)
 // taken while it is busy and little waits give its share used per call
 // admitted a second (each refusal at refusalWeight of a call), so the
-// rate of new calls it carries at CPUTarget beside the refusals is known, and while
+// rate of new calls it carries at CPUTarget beside the refusals is
+// known, and while
 // shedding the share admitted is that rate over the rate offered: one
 // step, not a search, so that the admitted calls get the processor and
 // the excess gets a cheap 503. An episode starts when the processor is

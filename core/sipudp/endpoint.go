@@ -109,7 +109,7 @@ type Endpoint struct {
 	dropped  atomic.Int64 // datagrams dropped on a full queue
 	closed   atomic.Bool
 
-	out       chan outgoing // to the writer
+	out       chan udpbatch.Datagram // to the writer
 	sendDrops atomic.Int64
 }
 
@@ -199,7 +199,7 @@ func (e *Endpoint) init() {
 	e.clients.init()
 	e.invites.init()
 	e.minAge.Store(math.MaxInt64)
-	e.out = make(chan outgoing, 16384)
+	e.out = make(chan udpbatch.Datagram, 16384)
 }
 
 // Init makes the endpoint ready for Request before Serve starts.

@@ -212,7 +212,7 @@ func (e *Endpoint) writeTo(data []byte, to netip.AddrPort) error {
 		return ErrClosed
 	}
 	select {
-	case e.out <- outgoing{data: data, to: to}:
+	case e.out <- udpbatch.Datagram{Data: data, Addr: to}:
 		if e.Sent != nil {
 			e.Sent(data)
 		}
@@ -225,11 +225,6 @@ func (e *Endpoint) writeTo(data []byte, to netip.AddrPort) error {
 
 var errSendQueueFull = errors.New("sipudp: send queue full")
 
-type outgoing struct {
-	data []byte
-	to   netip.AddrPort
-}
-
 // write sends what writeTo queued until stop is closed: what is waiting
 // goes in batches of one system call (sendmmsg, core/udpbatch) on a
 // plain socket; a socket that picks each datagram's source address
@@ -241,7 +236,7 @@ func (e *Endpoint) write(stop <-chan struct{}) {
 	}
 	msgs := make([]udpbatch.Datagram, 0, 64)
 	for {
-		var o outgoing
+		var o udpbatch.Datagram
 		select {
 		case <-stop:
 			return
@@ -251,12 +246,12 @@ func (e *Endpoint) write(stop <-chan struct{}) {
 			e.send(o)
 			continue
 		}
-		msgs = append(msgs[:0], udpbatch.Datagram{Data: o.data, Addr: o.to})
+		msgs = append(msgs[:0], o)
 	more:
 		for len(msgs) < cap(msgs) {
 			select {
 			case o = <-e.out:
-				msgs = append(msgs, udpbatch.Datagram{Data: o.data, Addr: o.to})
+				msgs = append(msgs, o)
 			default:
 				break more
 			}
@@ -280,9 +275,9 @@ func (e *Endpoint) sendNow(b *udpbatch.Conn, msgs []udpbatch.Datagram) {
 	}
 }
 
-func (e *Endpoint) send(o outgoing) {
-	if _, err := e.Conn.WriteTo(o.data, net.UDPAddrFromAddrPort(o.to)); err != nil && e.Log != nil && !e.closed.Load() {
-		e.Log.Debug("UDP send failed", "to", o.to.String(), "err", err)
+func (e *Endpoint) send(o udpbatch.Datagram) {
+	if _, err := e.Conn.WriteTo(o.Data, net.UDPAddrFromAddrPort(o.Addr)); err != nil && e.Log != nil && !e.closed.Load() {
+		e.Log.Debug("UDP send failed", "to", o.Addr.String(), "err", err)
 	}
 }
 

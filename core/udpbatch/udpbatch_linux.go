@@ -62,23 +62,9 @@ func (s *sys) read(ds []Datagram) (int, error) {
 	}
 	var n int
 	var errno syscall.Errno
-	err := s.rc.Read(func(fd uintptr) bool {
-		for {
-			// A raw call keeps the processor (see the package comment):
-			// MSG_DONTWAIT makes sure it cannot wait.
-			r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[0])), uintptr(k), unix.MSG_DONTWAIT, 0, 0)
-			switch e {
-			case 0:
-				n = int(r)
-				return true
-			case unix.EINTR, unix.ECONNREFUSED: // an earlier send's ICMP, not this read's
-				continue
-			case unix.EAGAIN:
-				return false // the poller waits for the socket
-			}
-			errno = e
-			return true
-		}
+	err := s.rc.Read(func(fd uintptr) (done bool) {
+		n, errno, done = s.call(unix.SYS_RECVMMSG, fd, k)
+		return done
 	})
 	for i := range k { // the caller's buffers are not ours to hold
 		setBuf(&s.iovs[i], nil)
@@ -115,22 +101,9 @@ func (s *sys) write(ds []Datagram) (int, error) {
 	}
 	var n int
 	var errno syscall.Errno
-	err := s.rc.Write(func(fd uintptr) bool {
-		for {
-			// Raw, as in read; a full send buffer is EAGAIN, not a wait.
-			r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[0])), uintptr(k), unix.MSG_DONTWAIT, 0, 0)
-			switch e {
-			case 0:
-				n = int(r)
-				return true
-			case unix.EINTR:
-				continue
-			case unix.EAGAIN:
-				return false
-			}
-			errno = e
-			return true
-		}
+	err := s.rc.Write(func(fd uintptr) (done bool) {
+		n, errno, done = s.call(unix.SYS_SENDMMSG, fd, k)
+		return done
 	})
 	// The buffers were the kernel's only during the call.
 	for i := range k {
@@ -146,6 +119,26 @@ func (s *sys) write(ds []Datagram) (int, error) {
 		return n, bad
 	}
 	return n, nil
+}
+
+// call makes one recvmmsg or sendmmsg (trap) of the first k headers as a
+// raw system call, which keeps the processor (see the package comment);
+// MSG_DONTWAIT makes sure it cannot wait. done false: the socket is
+// empty or full, the runtime's poller waits for it.
+func (s *sys) call(trap, fd uintptr, k int) (n int, errno syscall.Errno, done bool) {
+	for {
+		r, _, e := unix.RawSyscall6(trap, fd, uintptr(unsafe.Pointer(&s.hdrs[0])), uintptr(k), unix.MSG_DONTWAIT, 0, 0)
+		switch {
+		case e == 0:
+			return int(r), 0, true
+		case e == unix.EINTR:
+		case e == unix.ECONNREFUSED && trap == unix.SYS_RECVMMSG: // an earlier send's ICMP, not this read's
+		case e == unix.EAGAIN:
+			return 0, 0, false
+		default:
+			return 0, e, true
+		}
+	}
 }
 
 func setBuf(v *unix.Iovec, b []byte) {
