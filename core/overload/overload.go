@@ -200,30 +200,30 @@ func (c *Controller) delayTarget() time.Duration { return c.cfg.AgeTarget / 10 }
 
 // Update takes one sample and sets the share of new calls admitted.
 //
-// The model is the processor: the windows of samples (a second: learn)
-// taken while it is busy and little waits give its share used per call
-// admitted a second (each refusal at refusalWeight of a call), so the
-// rate of new calls it carries at CPUTarget beside the refusals is
-// known, and while
-// shedding the share admitted is that rate over the rate offered: one
-// step, not a search, so that the admitted calls get the processor and
-// the excess gets a cheap 503. An episode starts when the processor is
-// over its target while work waits, for three samples in a row (a
-// collection cycle takes that long at thousands of calls a second; a busy
-// processor that keeps up is no overload), or when a queue is near its
-// limit or most messages are late (a stall the processor's figure does
-// not show), for two. A correction on the model falls while work waits
-// (by a fifth; by 40 % on the hard signals; then not again for cutCalm
-// samples, while the backlog drains; never under minTrim) so that the
-// queue drains, and grows while the processor is under its target with
-// nothing waiting (by a quarter well under it, by a tenth near it; past
-// 1: the model may be short). The rate offered and the processor's share
-// it compares are those of the last half second (span), not of one
-// sample: under a quota the process stalls for a sample and reads a
-// burst in the next. Without the processor's figure (CPUTarget 0) the
-// share falls by a quarter on the hard signals and grows back by a tenth
-// once nothing waits. The episode ends after a second in which every new
-// call could be admitted; until then the model decides each sample.
+// The model is the processor: what a call costs (its share of the
+// processor per call admitted a second, each refusal at refusalWeight of
+// a call) gives the rate of new calls it carries at CPUTarget beside the
+// refusals, and while shedding the share admitted is that rate over the
+// rate offered: one step, not a search, so that the admitted calls get
+// the processor and the excess gets a cheap 503. In an episode the cost
+// is taken from the last half second's figures (span: calls offered and
+// refused, processor used), so that the share admitted follows what the
+// processor did with the share set before; the cost learnt over calmer
+// windows (learn) stands in at an episode's start. An episode starts when
+// the processor is over its target while work waits, for three samples
+// in a row (a collection cycle takes that long at thousands of calls a
+// second; a busy processor that keeps up is no overload), or when a
+// queue is near its limit or most messages are late (a stall the
+// processor's figure does not show), for two. A correction on the model
+// falls while work waits (by a fifth; by 40 % on the hard signals; then
+// not again for cutCalm samples, while the backlog drains; never under
+// minTrim) so that the queue drains, and comes back to 1 once nothing
+// waits. The span, not one sample, because under a quota the process
+// stalls for a sample and reads a burst in the next. Without the
+// processor's figure (CPUTarget 0) the share falls by a quarter on the
+// hard signals and grows back by a tenth once nothing waits. The episode
+// ends after a second in which every new call could be admitted; until
+// then the model decides each sample.
 func (c *Controller) Update(s Sample) {
 	hard, cause := false, ""
 	if c.cfg.QueueTarget > 0 && s.Queue >= c.cfg.QueueTarget {
@@ -253,7 +253,7 @@ func (c *Controller) Update(s Sample) {
 		dt = max(dt/10, now.Sub(c.lastAt).Seconds())
 	}
 	c.lastAt = now
-	offered, cpu := c.recent.add(float64(off-c.lastOff), s.CPU, dt)
+	offered, refusedRate, cpu := c.recent.add(float64(off-c.lastOff), float64(ref-c.lastRef), s.CPU, dt)
 	c.win.dt += dt
 	c.win.cpu += s.CPU * dt
 	c.win.off += off - c.lastOff
@@ -294,20 +294,30 @@ func (c *Controller) Update(s Sample) {
 			c.trim, c.calm = max(minTrim, c.trim*0.6), cutCalm
 		case waiting:
 			c.trim, c.calm = max(minTrim, c.trim*0.8), cutCalm
-		case cpu < 0.8*c.cfg.CPUTarget:
-			// Well under the target with nothing waiting: the model
-			// is short (a burst cut the correction deep); catch up
-			// within a second.
-			c.trim = min(4, c.trim*1.25+0.02)
-		case cpu < c.cfg.CPUTarget:
-			// Above 1 too: the model's error either way is corrected.
-			c.trim = min(4, c.trim*1.1)
+		case c.trim < 1:
+			// Nothing waits: the backlog the cut was for is gone, the
+			// processor's figures decide again within a few samples.
+			c.trim = min(1, c.trim*1.25)
 		}
 		if offered > 0 { // else no news: the share stays
+			// What a call cost over the span, from the calls admitted
+			// and refused in it and the processor they took: the
+			// share admitted follows the figures of the last half
+			// second, not a correction grown sample by sample on a
+			// figure that lags them (that overshot, the queue filled,
+			// the cuts followed, and the loss swung between 3 % and
+			// 95 % every few seconds). Above the target it gives
+			// fewer calls, under it more, until the processor is at
+			// the target. The cost learnt over calmer windows stands
+			// in while the span has too few calls to tell.
+			w := refusalWeight
+			cost := c.cost
+			if calls := offered - refusedRate; calls >= 20 && cpu > 0.05 {
+				cost = cpu / (calls + w*refusedRate)
+			}
 			// Calls the processor carries at its target, less what
 			// refusing the rest costs.
-			w := refusalWeight
-			carried := (c.cfg.CPUTarget/c.cost - w*offered) / (1 - w)
+			carried := (c.cfg.CPUTarget/cost - w*offered) / (1 - w)
 			admitted = min(1, max(0, carried/offered)*c.trim)
 		}
 	case hard:
@@ -365,28 +375,29 @@ const cutCalm = 3
 // 100 ms against a quota period of 100 ms read the processor at 70 % and
 // 100 % in turn, which raised the correction at a 92 % mean.
 type span struct {
-	calls, busy, dt [spanSamples]float64 // per sample: calls offered, processor share x seconds, seconds
-	at              int
+	calls, refused, busy, dt [spanSamples]float64 // per sample: calls offered, refused, processor share x seconds, seconds
+	at                       int
 }
 
 const spanSamples = 5
 
-// add records a sample (n calls offered, processor share cpu, over dt
-// seconds) and returns the offered rate and the processor share over the
-// span.
-func (s *span) add(n, cpu, dt float64) (rate, share float64) {
-	s.calls[s.at], s.busy[s.at], s.dt[s.at] = n, cpu*dt, dt
+// add records a sample (n calls offered, r refused, processor share
+// cpu, over dt seconds) and returns the offered and refused rates and
+// the processor share over the span.
+func (s *span) add(n, r, cpu, dt float64) (rate, refused, share float64) {
+	s.calls[s.at], s.refused[s.at], s.busy[s.at], s.dt[s.at] = n, r, cpu*dt, dt
 	s.at = (s.at + 1) % spanSamples
-	var calls, busy, secs float64
+	var calls, refs, busy, secs float64
 	for i := range spanSamples {
 		calls += s.calls[i]
+		refs += s.refused[i]
 		busy += s.busy[i]
 		secs += s.dt[i]
 	}
 	if secs <= 0 {
-		return 0, 0
+		return 0, 0, 0
 	}
-	return calls / secs, busy / secs
+	return calls / secs, refs / secs, busy / secs
 }
 
 // window sums the samples the model learns from: a second of them, ten
