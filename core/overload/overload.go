@@ -76,18 +76,20 @@ type Controller struct {
 	seq     atomic.Int64 // RFC 7339 oc-seq: rises with every change of the loss share
 
 	// Touched by Update only (one goroutine).
-	hot     int // samples in a row over target
-	over    bool
-	quiet   int     // intervals in a row without load, to end an episode
-	cost    float64 // processor share per admitted call a second (smoothed): the switch's cost of a call
-	trim    float64 // the model's correction while shedding (1: none)
-	lastOff int64   // offered and refused at the last sample
-	lastRef int64
-	win     window // the samples the model learns from next
-	recent  span   // the last half second's calls offered and processor share: what the share admitted is set from
-	calm    int    // samples until the correction may be cut again
-	lastAt  time.Time
-	clock   func() time.Time // time.Now; a test's own
+	hot      int // samples in a row over target
+	over     bool
+	quiet    int     // intervals in a row without load, to end an episode
+	cost     float64 // processor share per admitted call a second (smoothed): the switch's cost of a call
+	trim     float64 // the model's correction while shedding (1: none)
+	lastOff  int64   // offered and refused at the last sample
+	lastRef  int64
+	win      window  // the samples the model learns from next
+	recent   span    // the last half second's calls offered and processor share: what the share admitted is set from
+	calm     int     // samples until the correction may be cut again
+	young    int     // samples until the span holds only the episode's own
+	lastRate float64 // the rate offered in the last sample
+	lastAt   time.Time
+	clock    func() time.Time // time.Now; a test's own
 }
 
 // New returns a controller; active reports the calls in progress; bus
@@ -147,7 +149,7 @@ func (c *Controller) shed() bool {
 }
 
 // CountRefused counts a new call refused for another reason of load (it
-// waited too long in its queue).
+// waited too long in its queue, or found its queue full).
 func (c *Controller) CountRefused() { c.refused.Add(1) }
 
 // RetryAfter is a Retry-After in seconds, drawn at random so that the
@@ -262,6 +264,11 @@ func (c *Controller) Update(s Sample) {
 	if waiting || hard {
 		c.win.waited++
 	}
+	// The rate offered in the last two samples: a step up in the load
+	// shows there half a second before the span's mean has it.
+	rate := float64(off-c.lastOff) / dt
+	rising := max(offered, (rate+c.lastRate)/2)
+	c.lastRate = rate
 	c.lastOff, c.lastRef = off, ref
 	if c.win.dt+1e-9 >= learnWindow.Seconds() { // (ten sums of 0.1 fall short of 1)
 		c.learn(c.win)
@@ -271,7 +278,7 @@ func (c *Controller) Update(s Sample) {
 	l := c.loss.Load()
 	admitted := 1 - float64(l)/1000
 	switch {
-	case l == 0 && !c.over && !(hard && c.hot >= 2 || busy && c.hot >= 3):
+	case l == 0 && !c.over && !(hard && c.hot >= 2 || busy && c.hot >= 3 || busy && c.surge(rising)):
 		// No episode: one or two samples over target are none yet.
 	case c.cfg.CPUTarget > 0 && c.cost > 0:
 		// An episode, or its last second without refusals: the model
@@ -279,7 +286,15 @@ func (c *Controller) Update(s Sample) {
 		// (fewer offered) does not let everything in until the queues
 		// say overload again.
 		if !c.over {
-			c.trim, c.calm = 1, 0 // an episode starts
+			c.trim, c.calm, c.young = 1, 0, spanSamples // an episode starts
+		}
+		load := offered
+		if c.young > 0 {
+			// The span still holds samples from before the episode,
+			// when fewer calls came: the share refused is set against
+			// the rate offered now.
+			c.young--
+			load = rising
 		}
 		if c.calm > 0 {
 			c.calm--
@@ -317,8 +332,7 @@ func (c *Controller) Update(s Sample) {
 			}
 			// Calls the processor carries at its target, less what
 			// refusing the rest costs.
-			carried := (c.cfg.CPUTarget/cost - w*offered) / (1 - w)
-			admitted = min(1, max(0, carried/offered)*c.trim)
+			admitted = min(1, max(0, carriedAt(c.cfg.CPUTarget, cost, load)/load)*c.trim)
 		}
 	case hard:
 		admitted *= 0.75
@@ -356,6 +370,28 @@ func (c *Controller) Update(s Sample) {
 			c.publish("end", "")
 		}
 	}
+}
+
+// carriedAt is the rate of new calls a processor carries at its target
+// share when a call costs cost (share per call a second) and the rest of
+// offered is refused at refusalWeight of a call each.
+func carriedAt(target, cost, offered float64) float64 {
+	w := refusalWeight
+	return (target/cost - w*offered) / (1 - w)
+}
+
+// surge reports a load far past what the processor carries: the last
+// two samples' rate offered half as much again as the learnt cost of a
+// call says it carries. With the processor busy and work waiting, the
+// episode then starts at once, not after three samples: at a step to
+// twice the capacity those samples queued more than half a second of
+// work, the callers' and the switch's own INVITEs were retransmitted
+// (T1), and calls the switch had admitted failed. Half as much again,
+// not a tenth: the learnt cost is that of a lighter load (a fifth over
+// the cost near capacity), and a step to just the capacity must not be
+// taken for one.
+func (c *Controller) surge(rising float64) bool {
+	return c.cfg.CPUTarget > 0 && c.cost > 0 && rising > 1.5*carriedAt(c.cfg.CPUTarget, c.cost, rising)
 }
 
 // minTrim is the least correction: cut below it, the model's share

@@ -535,3 +535,34 @@ func TestSteadyShare(t *testing.T) {
 		t.Errorf("completed %.0f calls/s, want at least 95 %% of the 3,111 the target leaves", rate)
 	}
 }
+
+// A surge (the rate offered far over what the learnt cost says the
+// processor carries) starts an episode at the first busy sample, with
+// the share set against the new rate, not the span's mean of the old;
+// a step to just over the capacity waits for three busy samples, as a
+// collection cycle would.
+func TestSurgeStartsAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		offered int // calls in the 100 ms sample after the step
+		episode bool
+	}{
+		{"twice the capacity", 500, true},
+		{"just over it", 240, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, sample := sampled()
+			c.cost = 400e-6 // 2,250 calls/s at the target
+			for range 10 {
+				sample(200, Sample{CPU: 0.8}) // 2,000 calls/s
+			}
+			sample(tc.offered, Sample{CPU: 1, Queue: 0.1}) // busy: work waits
+			if c.Overloaded() != tc.episode {
+				t.Fatalf("episode %v after one busy sample, want %v", c.Overloaded(), tc.episode)
+			}
+			if tc.episode && c.Loss() < 30 {
+				t.Fatalf("loss %d %% at 5,000 calls/s with room for about 2,100", c.Loss())
+			}
+		})
+	}
+}

@@ -261,13 +261,16 @@ func (s *Server) refuse(req *sip.Request, late bool) *sip.Response {
 }
 
 // shed decides, from the bytes, for a new call read while the overload
-// control sheds (core/sipudp's fast path): nil admits it; a refusal
-// carries the same Retry-After, Reason and oc as refuse's 503.
-func (s *Server) shed(callID []byte) *sipudp.Refusal {
+// control sheds or its worker's queue of new calls is full (core/sipudp's
+// fast path): nil admits it; a refusal carries the same Retry-After,
+// Reason and oc as refuse's 503.
+func (s *Server) shed(callID []byte, full bool) *sipudp.Refusal {
 	if s.Calls != nil && s.Calls.Known(string(callID)) {
 		return nil // a copy of the INVITE of a call in progress
 	}
-	if !s.Overload.RefuseNew() {
+	if full {
+		s.Overload.CountRefused()
+	} else if !s.Overload.RefuseNew() {
 		return nil
 	}
 	c := s.Overload

@@ -69,12 +69,14 @@ type Endpoint struct {
 	// retransmitted it already): refuse it whatever the load is said to be.
 	Refuse func(req *sip.Request, late bool) *sip.Response
 	// Shedding, when set, says cheaply whether the overload control
-	// refuses new calls now; Shed then decides for one (nil: admit it)
-	// as it is read, before it is parsed (shedFast): the request is
-	// no copy of an INVITE with a transaction, and Shed checks the
-	// calls in progress.
+	// refuses new calls now (it is asked once for every new call);
+	// Shed then decides for one (nil: admit it) as it is read, before
+	// it is parsed (shedFast): the request is no copy of an INVITE with
+	// a transaction, and Shed checks the calls in progress. full: the
+	// call's worker has QueueNew new calls waiting; Shed refuses it
+	// whatever the share (unless it is a call in progress).
 	Shedding func() bool
-	Shed     func(callID []byte) *Refusal
+	Shed     func(callID []byte, full bool) *Refusal
 	// Stray gets responses that match no client transaction.
 	Stray func(res *sip.Response)
 	// Sent, when set, sees each datagram sent (retransmissions too).
@@ -88,6 +90,12 @@ type Endpoint struct {
 	Workers int
 	// QueueLen is each worker's queue length (0: 2048).
 	QueueLen int
+	// QueueNew is how many new calls may wait in one worker's queue
+	// (0: 64); another is refused from its bytes (shedFast) whatever
+	// the overload control's share, so that the calls admitted are
+	// answered well within T1 at a step in the load, before the
+	// control's samples have seen it.
+	QueueNew int
 	// LateAfter is the message age (from read to served) above which a
 	// message counts as late in Load (0: none is).
 	LateAfter time.Duration
@@ -99,6 +107,7 @@ type Endpoint struct {
 	wheel    *wheel.Wheel
 	seed     maphash.Seed
 	queues   []lane
+	queueNew int // QueueNew or its default
 	servers  txTable[*serverTx]
 	clients  txTable[*clientTx]
 	invites  countSet     // Call-IDs of the INVITE server transactions alive
@@ -190,6 +199,10 @@ func (e *Endpoint) init() {
 	ql := e.QueueLen
 	if ql <= 0 {
 		ql = 2048
+	}
+	e.queueNew = e.QueueNew
+	if e.queueNew <= 0 {
+		e.queueNew = 64
 	}
 	e.queues = make([]lane, n)
 	for i := range e.queues {
@@ -285,17 +298,17 @@ func (e *Endpoint) receive(data []byte, src netip.AddrPort, out *[]udpbatch.Data
 		return
 	}
 	id, fresh := route(data)
+	l := e.queues[e.queueOf(id)]
 	admitted := false
 	if fresh {
 		var done bool
-		if done, admitted = e.shedFast(data, id, src, out); done {
+		if done, admitted = e.shedFast(data, id, src, len(l.lo) >= e.queueNew, out); done {
 			return
 		}
 	}
 	// The datagram leaves the read buffer here: one copy, its own.
 	msg := make([]byte, len(data))
 	copy(msg, data)
-	l := e.queues[e.queueOf(id)]
 	q := l.hi
 	if fresh {
 		q = l.lo

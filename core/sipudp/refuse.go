@@ -29,7 +29,8 @@ type Refusal struct {
 const refusalTag = "x503-"
 
 // shedFast refuses a new call as it is read, before it is parsed or
-// queued, when the overload control sheds it: the 503 is built from the
+// queued, when the overload control sheds it or its worker's queue holds
+// QueueNew new calls already (full): the 503 is built from the
 // request's bytes and sent without a transaction (as a stateless server
 // would), and its ACK is dropped unread. Under overload a refusal must
 // cost a small part of what an admitted call costs, or refusing the
@@ -46,14 +47,17 @@ const refusalTag = "x503-"
 // done: the datagram was answered here. admitted: Shed admitted the
 // call (the transaction layer must not ask again: a second draw would
 // refuse more than the share the control set).
-func (e *Endpoint) shedFast(data []byte, callID []byte, src netip.AddrPort, out *[]udpbatch.Datagram) (done, admitted bool) {
-	if e.Shed == nil || e.Shedding == nil || e.LateAfter <= 0 || e.LateAfter >= sip.T1 || !e.Shedding() {
+func (e *Endpoint) shedFast(data []byte, callID []byte, src netip.AddrPort, full bool, out *[]udpbatch.Datagram) (done, admitted bool) {
+	if e.Shed == nil || e.Shedding == nil || e.LateAfter <= 0 || e.LateAfter >= sip.T1 {
+		return false, false
+	}
+	if shedding := e.Shedding(); !shedding && !full {
 		return false, false
 	}
 	if len(callID) == 0 || e.invites.has(string(callID)) {
 		return false, false
 	}
-	r := e.Shed(callID)
+	r := e.Shed(callID, full)
 	if r == nil {
 		return false, true
 	}

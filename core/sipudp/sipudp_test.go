@@ -609,7 +609,7 @@ func TestShedFromTheBytes(t *testing.T) {
 	b := newBed(t, nil, func(e *Endpoint) {
 		e.LateAfter = 5 * time.Millisecond // under the tests' T1 (10 ms)
 		e.Shedding = func() bool { shedding.Lock(); defer shedding.Unlock(); return on }
-		e.Shed = func(callID []byte) *Refusal {
+		e.Shed = func(callID []byte, _ bool) *Refusal {
 			asked <- string(callID)
 			if string(callID) == "known-call" {
 				return nil
@@ -727,5 +727,76 @@ func TestPack(t *testing.T) {
 	}
 	if _, err := b.e.Pack(&sip.Request{}); err == nil {
 		t.Error("a request without a destination was packed")
+	}
+}
+
+// A worker's queue holds QueueNew new calls at most: while the worker is
+// held up, the next new calls for it are refused from their bytes (the
+// control not shedding), in-dialog requests still queue, and the calls
+// that waited reach the handler once it is free.
+func TestQueueOfNewCallsBounded(t *testing.T) {
+	p := newPeer(t)
+	hold := make(chan struct{})
+	var mu sync.Mutex
+	var full []string
+	b := newBed(t, nil, func(e *Endpoint) {
+		e.Workers, e.QueueNew = 1, 2
+		e.LateAfter = 5 * time.Millisecond // under the tests' T1 (10 ms)
+		e.Shedding = func() bool { return false }
+		e.Shed = func(callID []byte, f bool) *Refusal {
+			if !f {
+				return nil
+			}
+			mu.Lock()
+			full = append(full, string(callID))
+			mu.Unlock()
+			return &Refusal{Headers: "Retry-After: 3\r\n"}
+		}
+		inline := e.Inline
+		e.Inline = func(req *sip.Request) bool { return req.Method == sip.MESSAGE || inline(req) }
+	})
+	var release sync.Once
+	free := func() { release.Do(func() { close(hold) }) }
+	t.Cleanup(free) // before the endpoint stops (cleanups run last first)
+	b.setServe(func(req *sip.Request, tx sip.ServerTransaction) {
+		if req.Method == sip.MESSAGE {
+			<-hold // the only worker is held up
+			tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		}
+	})
+	p.send(b.addr, request("MESSAGE", p.addr, "z9hG4bK-q0", "held", 1, ""))
+	if r := b.next(t); r.Method != sip.MESSAGE {
+		t.Fatalf("handler got %s", r.Method)
+	}
+	for i := range 5 {
+		p.send(b.addr, request("INVITE", p.addr, fmt.Sprintf("z9hG4bK-q%d", i+1), fmt.Sprintf("new-%d", i+1), 1, ""))
+		time.Sleep(5 * time.Millisecond) // in order, each read before the next
+	}
+	// An in-dialog request for the held worker queues: not refused.
+	p.send(b.addr, request("BYE", p.addr, "z9hG4bK-q9", "dialog", 2, ";tag=tt"))
+	for i := range 3 {
+		m := p.recv(time.Second)
+		if !strings.HasPrefix(m, "SIP/2.0 503 ") || !strings.Contains(m, fmt.Sprintf("Call-ID: new-%d\r\n", i+3)) {
+			t.Fatalf("refusal %d: got %q, want a 503 to new-%d", i, m, i+3)
+		}
+	}
+	if m := p.recv(100 * time.Millisecond); m != "" {
+		t.Fatalf("more than three refused: %q", m)
+	}
+	free()
+	got := map[string]bool{}
+	for range 3 {
+		r := b.next(t)
+		got[r.Method.String()+" "+r.CallID().Value()] = true
+	}
+	for _, want := range []string{"INVITE new-1", "INVITE new-2", "BYE dialog"} {
+		if !got[want] {
+			t.Errorf("the handler did not get %s (got %v)", want, got)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(full, ",") != "new-3,new-4,new-5" {
+		t.Errorf("refused as full: %v", full)
 	}
 }
