@@ -84,7 +84,7 @@ type Controller struct {
 	lastOff  int64   // offered and refused at the last sample
 	lastRef  int64
 	win      window  // the samples the model learns from next
-	recent   span    // the last half second's calls offered and processor share: what the share admitted is set from
+	recent   span    // the last half second's calls offered and refused and processor share: what the share admitted is set from
 	calm     int     // samples until the correction may be cut again
 	young    int     // samples until the span holds only the episode's own
 	lastRate float64 // the rate offered in the last sample
@@ -211,12 +211,17 @@ func (c *Controller) delayTarget() time.Duration { return c.cfg.AgeTarget / 10 }
 // is taken from the last half second's figures (span: calls offered and
 // refused, processor used), so that the share admitted follows what the
 // processor did with the share set before; the cost learnt over calmer
-// windows (learn) stands in at an episode's start. An episode starts when
-// the processor is over its target while work waits, for three samples
-// in a row (a collection cycle takes that long at thousands of calls a
-// second; a busy processor that keeps up is no overload), or when a
-// queue is near its limit or most messages are late (a stall the
-// processor's figure does not show), for two. A correction on the model
+// windows (learn) stands in while the span has fewer than 20 calls a
+// second, and decides whether a rise in the load is a surge. An episode
+// starts when the processor is over its target while work waits, for
+// three samples in a row (a collection cycle takes that long at
+// thousands of calls a second; a busy processor that keeps up is no
+// overload), at once if the load is a surge (surge), or when a queue is
+// near its limit or most messages are late (a stall the processor's
+// figure does not show), for two. For an episode's first samples the
+// share is set against the last two samples' rate offered where that is
+// higher than the span's (young: the span still holds the samples from
+// before the rise). A correction on the model
 // falls while work waits (by a fifth; by 40 % on the hard signals; then
 // not again for cutCalm samples, while the backlog drains; never under
 // minTrim) so that the queue drains, and comes back to 1 once nothing
@@ -403,13 +408,13 @@ const minTrim = 0.1
 // next (300 ms: a backlog of the half-second T1 drains in it).
 const cutCalm = 3
 
-// span is the calls offered and the processor's share over the last
-// spanSamples samples: a process starved of its processor for a sample
-// reads nothing in it and a burst in the next; taken sample by sample,
-// the share admitted swung from all to nearly none (a stalled sample's
-// few calls looked light load, and let everything in), and samples of
-// 100 ms against a quota period of 100 ms read the processor at 70 % and
-// 100 % in turn, which raised the correction at a 92 % mean.
+// span is the calls offered and refused and the processor's share over
+// the last spanSamples samples: a process starved of its processor for a
+// sample reads nothing in it and a burst in the next; taken sample by
+// sample, the share admitted swung from all to nearly none (a stalled
+// sample's few calls looked light load, and let everything in), and
+// samples of 100 ms against a quota period of 100 ms read the processor
+// at 70 % and 100 % in turn.
 type span struct {
 	calls, refused, busy, dt [spanSamples]float64 // per sample: calls offered, refused, processor share x seconds, seconds
 	at                       int

@@ -269,6 +269,9 @@ func (s *Server) shed(callID []byte, full bool) *sipudp.Refusal {
 		return nil // a copy of the INVITE of a call in progress
 	}
 	if full {
+		// Counted as it is decided: a request the fast path then
+		// cannot copy (a folded line) takes the parsed path and may be
+		// admitted there, counted as refused all the same (rare).
 		s.Overload.CountRefused()
 	} else if !s.Overload.RefuseNew() {
 		return nil

@@ -94,7 +94,9 @@ type Endpoint struct {
 	// (0: 64); another is refused from its bytes (shedFast) whatever
 	// the overload control's share, so that the calls admitted are
 	// answered well within T1 at a step in the load, before the
-	// control's samples have seen it.
+	// control's samples have seen it. Only where shedFast runs (Shed
+	// set, LateAfter under T1); a soft bound (readers check and queue
+	// apart, so it may be passed by one call per reader).
 	QueueNew int
 	// LateAfter is the message age (from read to served) above which a
 	// message counts as late in Load (0: none is).
@@ -204,6 +206,7 @@ func (e *Endpoint) init() {
 	if e.queueNew <= 0 {
 		e.queueNew = 64
 	}
+	e.queueNew = min(e.queueNew, ql) // else the bound is never met
 	e.queues = make([]lane, n)
 	for i := range e.queues {
 		e.queues[i] = lane{hi: make(chan item, ql), lo: make(chan item, ql)}
