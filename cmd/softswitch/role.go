@@ -121,6 +121,10 @@ func (r *replication) PutCall(callID, calleeCallID string, rec []byte) {
 			// A crash with the call released (recorded, its end streamed,
 			// the BYE on the other leg sent) before the 200 to the BYE
 			// that released it: this runs before HandleBye answers it.
+			// "Streamed" is made sure of (Flush: in the kernel's hands):
+			// a CI run under load once killed the node before the end
+			// left it, and the standby took the call on.
+			r.hub.Flush(5 * time.Second)
 			time.Sleep(300 * time.Millisecond)
 			failpoint.Kill("bye-answer-unsent")
 		}
