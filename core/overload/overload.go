@@ -330,10 +330,9 @@ func (c *Controller) Update(s Sample) {
 			// fewer calls, under it more, until the processor is at
 			// the target. The cost learnt over calmer windows stands
 			// in while the span has too few calls to tell.
-			w := refusalWeight
 			cost := c.cost
 			if calls := offered - refusedRate; calls >= 20 && cpu > 0.05 {
-				cost = cpu / (calls + w*refusedRate)
+				cost = costOf(cpu, calls, refusedRate)
 			}
 			// Calls the processor carries at its target, less what
 			// refusing the rest costs.
@@ -375,6 +374,13 @@ func (c *Controller) Update(s Sample) {
 			c.publish("end", "")
 		}
 	}
+}
+
+// costOf is what a call costs (processor share per call a second) when
+// admitted calls and refused ones a second took share cpu, a refusal at
+// refusalWeight of a call; carriedAt is its inverse.
+func costOf(cpu, admitted, refused float64) float64 {
+	return cpu / (admitted + refusalWeight*refused)
 }
 
 // carriedAt is the rate of new calls a processor carries at its target
@@ -485,7 +491,7 @@ func (c *Controller) learn(win window) {
 	// the next decisions start from. (Learning the refusal's weight
 	// apart from the call's, from the windows of episodes, confounded
 	// the two: a call's cost taken too high made refusals look free.)
-	if perCall := cpu / (admitted + refusalWeight*refused); c.cost == 0 {
+	if perCall := costOf(cpu, admitted, refused); c.cost == 0 {
 		c.cost = perCall
 	} else {
 		c.cost += 0.3 * (perCall - c.cost)
