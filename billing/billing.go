@@ -24,10 +24,12 @@ import (
 
 	"github.com/softswitch/softswitch/billing/cdr"
 	"github.com/softswitch/softswitch/billing/rating"
+	"github.com/softswitch/softswitch/core/blocking"
 	"github.com/softswitch/softswitch/core/events"
 	"github.com/softswitch/softswitch/core/failpoint"
 	"github.com/softswitch/softswitch/core/safe"
 	"github.com/softswitch/softswitch/core/sdpinfo"
+	"github.com/softswitch/softswitch/core/store"
 )
 
 // Config of the CDR writer.
@@ -346,6 +348,9 @@ func (b *Billing) step(now time.Time, final bool) {
 
 	first := lastSeq - uint64(len(batch)) + 1 // the batch is consecutive journal numbers
 	for i, e := range batch {
+		if i%32 == 31 {
+			blocking.Yield() // a big batch is milliseconds of work: SIP first
+		}
 		b.apply(e)
 		b.applied = first + uint64(i)
 		// A file holds rotate_records at most, and rotate_mb plus one
@@ -629,7 +634,7 @@ func (b *Billing) commit(now time.Time) {
 			last[w.callID] = i
 		}
 	}
-	err := b.sp.db.Update(func(tx *bolt.Tx) error {
+	err := store.Update(b.sp.db, func(tx *bolt.Tx) error {
 		open := tx.Bucket(bucketOpen)
 		closed, err := tx.CreateBucketIfNotExists(closedBucket(b.gen))
 		if err != nil {
@@ -800,7 +805,7 @@ func (b *Billing) closeFile() {
 	}
 	// The intent and the next generation in one commit: records released
 	// from now on go to the next file.
-	err := b.sp.db.Update(func(tx *bolt.Tx) error {
+	err := store.Update(b.sp.db, func(tx *bolt.Tx) error {
 		if err := putU64(tx, keyGen, in.Gen+1); err != nil {
 			return err
 		}
@@ -834,7 +839,11 @@ func (b *Billing) finishIntent(in fileIntent) error {
 				return nil
 			}
 			c := bk.Cursor()
+			n := 0
 			for k, v := c.First(); k != nil; k, v = c.Next() {
+				if n++; n%256 == 0 {
+					blocking.Yield() // a file is tens of milliseconds of work: SIP first
+				}
 				r, err := getRecord(v)
 				if err != nil {
 					return fmt.Errorf("record %d in the spool: %w", u64(k), err)
@@ -850,7 +859,7 @@ func (b *Billing) finishIntent(in fileIntent) error {
 		return err
 	}
 	failpoint.Hit(b.cfg.Dir, "cdr-file-written") // the file is in place, the spool not told
-	err := b.sp.db.Update(func(tx *bolt.Tx) error {
+	err := store.Update(b.sp.db, func(tx *bolt.Tx) error {
 		if err := tx.DeleteBucket(closedBucket(in.Gen)); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 			return err
 		}

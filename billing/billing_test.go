@@ -22,6 +22,7 @@ import (
 	"github.com/softswitch/softswitch/billing/cdr"
 	"github.com/softswitch/softswitch/billing/rating"
 	"github.com/softswitch/softswitch/core/events"
+	"github.com/softswitch/softswitch/core/store"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -328,7 +329,7 @@ func TestCrashWhileClosingAFile(t *testing.T) {
 	b.step(t0.Add(2*time.Second), false)
 	// The intent is durable and the file half written, then the process dies.
 	in := fileIntent{Seq: 1, Gen: 0, Format: "csv", Name: fileName("ss1", 1, b.opened, cdr.CSV)}
-	if err := b.sp.db.Update(func(tx *bolt.Tx) error {
+	if err := store.Update(b.sp.db, func(tx *bolt.Tx) error {
 		if err := putU64(tx, keyGen, 1); err != nil {
 			return err
 		}

@@ -14,6 +14,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/softswitch/softswitch/billing/cdr"
+	"github.com/softswitch/softswitch/core/store"
 )
 
 // What the pair's other node had not delivered (docs/ha.md, "CDRs the
@@ -320,7 +321,7 @@ func (b *Billing) Escrow(peer string, records, accounting, files map[string][]by
 		return nil
 	}
 	now := time.Now()
-	err := b.sp.db.Update(func(tx *bolt.Tx) error {
+	err := store.Update(b.sp.db, func(tx *bolt.Tx) error {
 		bk, err := tx.CreateBucketIfNotExists(bucketEscrow)
 		if err != nil {
 			return err
@@ -375,7 +376,7 @@ func (b *Billing) DiscardEscrow(peer string) {
 	defer b.escrowMu.Unlock()
 	n := 0
 	prefix := []byte(peer + "\x00")
-	err := b.sp.db.Update(func(tx *bolt.Tx) error {
+	err := store.Update(b.sp.db, func(tx *bolt.Tx) error {
 		bk := tx.Bucket(bucketEscrow)
 		if bk == nil {
 			return nil

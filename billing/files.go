@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/softswitch/softswitch/billing/cdr"
+	"github.com/softswitch/softswitch/core/blocking"
 )
 
 // fileName is a closed CDR file's name: the node, the file's sequence
@@ -65,7 +66,7 @@ func atomicWrite(dir, name string, fill func(io.Writer) error, sum hash.Hash) er
 		err = bw.Flush()
 	}
 	if err == nil {
-		err = f.Sync()
+		err = blocking.Do(f.Sync) // a whole file's pages: a long sync
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -86,5 +87,5 @@ func syncDir(dir string) error {
 		return err
 	}
 	defer d.Close()
-	return d.Sync()
+	return blocking.Do(d.Sync)
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/softswitch/softswitch/core/store"
 )
 
 // Handing CDR files over between the nodes of a pair (docs/ha.md): a
@@ -74,7 +76,7 @@ func (b *Billing) HandedOver(h Handover) error {
 		}
 		return syncDir(dir)
 	}
-	return b.sp.db.Update(func(tx *bolt.Tx) error {
+	return store.Update(b.sp.db, func(tx *bolt.Tx) error {
 		if getU64(tx, keyDelivered) >= h.seq {
 			return nil
 		}

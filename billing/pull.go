@@ -24,6 +24,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/softswitch/softswitch/core/safe"
+	"github.com/softswitch/softswitch/core/store"
 )
 
 // PullConfig is the read-only SFTP server the billing centre logs into to
@@ -178,7 +179,7 @@ func (b *Billing) pullList() ([]os.FileInfo, error) {
 // fetched can be shown (softswitch ctl cdr-fetched).
 func (b *Billing) recordFetch(name, user, proto string) {
 	b.log.Info("CDR pull: file fetched", "user", user, "file", name, "protocol", proto)
-	err := b.sp.db.Update(func(tx *bolt.Tx) error {
+	err := store.Update(b.sp.db, func(tx *bolt.Tx) error {
 		bk, err := tx.CreateBucketIfNotExists(bucketFetched)
 		if err != nil {
 			return err

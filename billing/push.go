@@ -18,6 +18,7 @@ import (
 	"github.com/softswitch/softswitch/core/events"
 	"github.com/softswitch/softswitch/core/failpoint"
 	"github.com/softswitch/softswitch/core/safe"
+	"github.com/softswitch/softswitch/core/store"
 )
 
 // PushConfig is where closed CDR files are uploaded (R18): FTP servers
@@ -96,7 +97,7 @@ func (p *pusher) deliverAll(ctx context.Context) error {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		// Delivered: durable once this commit returns.
-		if err := p.b.sp.db.Update(func(tx *bolt.Tx) error { return putU64(tx, keyDelivered, seq) }); err != nil {
+		if err := store.Update(p.b.sp.db, func(tx *bolt.Tx) error { return putU64(tx, keyDelivered, seq) }); err != nil {
 			return err
 		}
 		p.b.unmirrorFile(name)

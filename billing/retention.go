@@ -9,6 +9,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/softswitch/softswitch/core/events"
+	"github.com/softswitch/softswitch/core/store"
 )
 
 // sweep removes closed files older than the retention period that every
@@ -58,7 +59,7 @@ func (b *Billing) expire(now time.Time) {
 		os.Remove(filepath.Join(b.cfg.Dir, f.name))
 		os.Remove(filepath.Join(b.cfg.Dir, f.name+".sha256"))
 	}
-	err := b.sp.db.Update(func(tx *bolt.Tx) error {
+	err := store.Update(b.sp.db, func(tx *bolt.Tx) error {
 		files := tx.Bucket(bucketFiles)
 		for _, f := range gone {
 			if err := files.Delete(be(f.seq)); err != nil {

@@ -34,13 +34,13 @@ import (
 	"math"
 	"net"
 	"net/netip"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/softswitch/softswitch/core/blocking"
 	"github.com/softswitch/softswitch/core/safe"
 	"github.com/softswitch/softswitch/core/udpbatch"
 	"github.com/softswitch/softswitch/core/wheel"
@@ -157,7 +157,7 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 		l := e.queues[i]
 		safe.Go("SIP worker", func() { defer wg.Done(); e.work(l) }, wg.Done)
 	}
-	readers := max(1, min(runtime.GOMAXPROCS(0), 4))
+	readers := max(1, min(blocking.Procs(), 4))
 	errc := make(chan error, readers)
 	for range readers {
 		safe.Go("SIP UDP reader", func() { errc <- e.read() }, func() { errc <- errors.New("UDP reader failed") })
@@ -196,7 +196,7 @@ func (e *Endpoint) init() {
 	e.seed = maphash.MakeSeed()
 	n := e.Workers
 	if n <= 0 {
-		n = max(8, 4*runtime.GOMAXPROCS(0))
+		n = max(8, 4*blocking.Procs())
 	}
 	ql := e.QueueLen
 	if ql <= 0 {

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/softswitch/softswitch/core/blocking"
 	"github.com/softswitch/softswitch/core/safe"
 
 	bolt "go.etcd.io/bbolt"
@@ -70,7 +71,7 @@ func OpenFile(path, owner string, buckets ...[]byte) (*bolt.DB, error) {
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	err = Update(db, func(tx *bolt.Tx) error {
 		for _, b := range buckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
@@ -83,6 +84,14 @@ func OpenFile(path, owner string, buckets ...[]byte) (*bolt.DB, error) {
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// Update is bolt's DB.Update, with a processor lent to the runtime for
+// the commit's disk syncs (core/blocking): the project's one way to write
+// a bbolt file, so that no commit stalls the SIP path of a switch given
+// one CPU. Durable (fdatasync'ed) when it returns nil.
+func Update(db *bolt.DB, fn func(*bolt.Tx) error) error {
+	return blocking.Do(func() error { return db.Update(fn) })
 }
 
 // Open opens (creating) dir/softswitch.db.
@@ -110,7 +119,7 @@ func (s *DB) PutTable(name string, v any) error {
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return Update(s.db, func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketTables).Put([]byte(name), data)
 	})
 }
@@ -135,7 +144,7 @@ func (s *DB) PutState(name string, v any) error {
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return Update(s.db, func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketState).Put([]byte(name), data)
 	})
 }
@@ -157,7 +166,7 @@ func (s *DB) GetState(name string, v any) (found bool, err error) {
 // returns): state meant for the next start only, which a crash after it
 // must not find again.
 func (s *DB) TakeState(name string, v any) (found bool, err error) {
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = Update(s.db, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketState)
 		data := b.Get([]byte(name))
 		if data == nil {
@@ -182,7 +191,7 @@ func (s *DB) Close() error {
 // ReplaceSubscribers makes the subscriber table exactly subs, in one
 // transaction (all or nothing).
 func (s *DB) ReplaceSubscribers(subs []Subscriber) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return Update(s.db, func(tx *bolt.Tx) error {
 		if err := tx.DeleteBucket(bucketSubscribers); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 			return err
 		}
@@ -289,7 +298,7 @@ func (s *DB) commit() {
 	if len(batch) == 0 {
 		return
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := Update(s.db, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketBindings)
 		for aor, bs := range batch {
 			if len(bs) == 0 {
