@@ -319,7 +319,7 @@ func (c *Controller) Update(s Sample) {
 			// processor's figures decide again within a few samples.
 			c.trim = min(1, c.trim*1.25)
 		}
-		if offered > 0 { // else no news: the share stays
+		if offered > 0 {
 			// What a call cost over the span, from the calls admitted
 			// and refused in it and the processor they took: the
 			// share admitted follows the figures of the last half
@@ -337,6 +337,12 @@ func (c *Controller) Update(s Sample) {
 			// Calls the processor carries at its target, less what
 			// refusing the rest costs.
 			admitted = min(1, max(0, carriedAt(c.cfg.CPUTarget, cost, load)/load)*c.trim)
+		} else if !waiting && !hard {
+			// No new call for half a second and nothing waits:
+			// nothing to shed. (The share once stayed until calls
+			// came again, and the first of them, after any pause,
+			// were refused at the share of a load long gone.)
+			admitted = 1
 		}
 	case hard:
 		admitted *= 0.75

@@ -570,3 +570,30 @@ func TestSurgeStartsAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// When the load stops, the episode ends within seconds: the share left
+// from the overload is not kept for the first calls after the pause.
+func TestPauseEndsTheEpisode(t *testing.T) {
+	c := New(Config{QueueTarget: 0.25, AgeTarget: 200 * time.Millisecond, CPUTarget: 0.9, RetryAfterMin: 1, RetryAfterMax: 2}, nil, nil)
+	// Work that comes whatever the load (timers, the collector, the
+	// calls' ends): as the load falls, the span's processor figure
+	// over its last calls makes a call look dear.
+	s := &simSwitch{c: c, cost: 250 * time.Microsecond, fixed: 60 * time.Millisecond, now: time.Unix(1e9, 0)}
+	c.clock = func() time.Time { return s.now }
+	for range 20 {
+		s.step(200)
+	}
+	c.cost = 250e-6 // learnt (share of the processor per call a second): the model sheds
+	for range 100 { // 8,000 calls/s
+		s.step(800)
+	}
+	if c.Loss() == 0 {
+		t.Fatal("no shedding over the capacity")
+	}
+	for range 30 { // the load stops: three seconds without a call
+		s.step(0)
+	}
+	if c.Loss() != 0 || c.over {
+		t.Errorf("after 3 s without calls: loss %d %%, episode on %v; want 0, false", c.Loss(), c.over)
+	}
+}
