@@ -111,6 +111,7 @@ type Endpoint struct {
 	queues   []lane
 	queueNew int // QueueNew or its default
 	servers  txTable[*serverTx]
+	absorb   absorber // finished non-INVITE server transactions, for copies of their requests
 	clients  txTable[*clientTx]
 	invites  countSet     // Call-IDs of the INVITE server transactions alive
 	refusing atomic.Int64 // when a refusal was last made from the bytes (unix ns)
@@ -212,6 +213,7 @@ func (e *Endpoint) init() {
 		e.queues[i] = lane{hi: make(chan item, ql), lo: make(chan item, ql)}
 	}
 	e.servers.init()
+	e.absorb.init()
 	e.clients.init()
 	e.invites.init()
 	e.minAge.Store(math.MaxInt64)

@@ -67,6 +67,14 @@ func (e *Endpoint) request(req *sip.Request, src netip.AddrPort, late, admitted 
 		e.stateless(req, src, 400, "Bad Request")
 		return
 	}
+	if req.Method != sip.INVITE {
+		if res, ok := e.absorb.get(key, time.Now().UnixNano()); ok {
+			// A copy of a request answered already: its response
+			// again, to where this copy came from.
+			e.writeTo(res, src)
+			return
+		}
+	}
 	// Responses go back to where the request came from (RFC 3581's
 	// symmetric response routing, as sipgo did): a NAT in between, or a
 	// Via that names an address we cannot reach, changes nothing.
@@ -190,9 +198,15 @@ func (tx *serverTx) Respond(res *sip.Response) error {
 		tx.timer = tx.e.wheel.After(tx.interval, tx.timerG)
 		tx.end = tx.e.wheel.After(64*sip.T1, tx.timeoutH)
 	default:
+		// Completed: for Timer J only copies of the request are
+		// answered, with this response, and the absorber does that
+		// without the transaction.
 		tx.final, tx.state = true, stCompleted
-		tx.req = nil                                                       // Timer J keeps only the encoded response, for copies of the request
-		tx.end = tx.e.wheel.After(64*sip.T1, func() { tx.terminate(nil) }) // Timer J
+		tx.mu.Unlock()
+		err := tx.e.writeTo(data, tx.dst)
+		tx.e.absorb.put(tx.key, data, time.Now().UnixNano())
+		tx.terminate(nil)
+		return err
 	}
 	tx.mu.Unlock()
 	return tx.e.writeTo(data, tx.dst)
