@@ -57,8 +57,9 @@ const (
 // absorbFor is Timer J over UDP.
 var absorbFor = 64 * sip.T1
 
-func (a *absorber) init() {
-	a.seed = maphash.MakeSeed()
+// init readies the absorber, hashing keys with seed (the endpoint's).
+func (a *absorber) init(seed maphash.Seed) {
+	a.seed = seed
 	a.at = make(map[uint64]uint64)
 }
 

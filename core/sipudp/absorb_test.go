@@ -2,6 +2,7 @@ package sipudp
 
 import (
 	"fmt"
+	"hash/maphash"
 	"testing"
 	"time"
 )
@@ -11,7 +12,7 @@ import (
 // J's worth of responses however long it runs.
 func TestAbsorberKeepsTimerJ(t *testing.T) {
 	var a absorber
-	a.init()
+	a.init(maphash.MakeSeed())
 	t0 := time.Unix(1e9, 0).UnixNano()
 	a.put("z9hG4bK-1|BYE|127.0.0.1:5060", []byte("SIP/2.0 200 OK one"), t0)
 	if res, ok := a.get("z9hG4bK-1|BYE|127.0.0.1:5060", t0+int64(time.Second)); !ok || string(res) != "SIP/2.0 200 OK one" {

@@ -213,7 +213,7 @@ func (e *Endpoint) init() {
 		e.queues[i] = lane{hi: make(chan item, ql), lo: make(chan item, ql)}
 	}
 	e.servers.init()
-	e.absorb.init()
+	e.absorb.init(e.seed)
 	e.clients.init()
 	e.invites.init()
 	e.minAge.Store(math.MaxInt64)

@@ -181,15 +181,21 @@ func (tx *serverTx) Respond(res *sip.Response) error {
 	code := res.StatusCode
 	switch {
 	case code < 200:
-	case tx.invite && code < 300:
-		// A 2xx ends the INVITE transaction: its retransmission and ACK
-		// are the core's (RFC 6026).
+	case !tx.invite || code < 300:
+		// The final response ends the transaction. An INVITE's 2xx:
+		// its retransmission and ACK are the core's (RFC 6026). A
+		// non-INVITE's: for Timer J only copies of the request are
+		// answered, with this response, and the absorber does that
+		// without the transaction.
 		tx.final = true
 		tx.mu.Unlock()
 		err := tx.e.writeTo(data, tx.dst)
+		if !tx.invite {
+			tx.e.absorb.put(tx.key, data, time.Now().UnixNano())
+		}
 		tx.terminate(nil)
 		return err
-	case tx.invite:
+	default: // an INVITE's non-2xx final
 		tx.final, tx.state = true, stCompleted
 		// From here on only the encoded response is sent again: the
 		// transaction does not hold its parsed request for Timer H.
@@ -197,16 +203,6 @@ func (tx *serverTx) Respond(res *sip.Response) error {
 		tx.interval = sip.T1
 		tx.timer = tx.e.wheel.After(tx.interval, tx.timerG)
 		tx.end = tx.e.wheel.After(64*sip.T1, tx.timeoutH)
-	default:
-		// Completed: for Timer J only copies of the request are
-		// answered, with this response, and the absorber does that
-		// without the transaction.
-		tx.final, tx.state = true, stCompleted
-		tx.mu.Unlock()
-		err := tx.e.writeTo(data, tx.dst)
-		tx.e.absorb.put(tx.key, data, time.Now().UnixNano())
-		tx.terminate(nil)
-		return err
 	}
 	tx.mu.Unlock()
 	return tx.e.writeTo(data, tx.dst)
