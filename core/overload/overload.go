@@ -84,7 +84,6 @@ type Controller struct {
 	cost     float64 // processor share per admitted call a second (smoothed): the switch's cost of a call
 	allow    float64 // new calls a second admitted in an episode
 	peak     float64 // allow when it was last cut
-	carried  float64 // the most new calls a second admitted in a calm window lately (learn)
 	waits    int     // samples in a row in which work waited
 	still    int     // samples in a row in which nothing waited
 	lastOff  int64   // offered and refused at the last sample
@@ -407,15 +406,12 @@ func (c *Controller) surge(rising float64) bool {
 // the learnt cost of a call says the processor carries at its target
 // beside the refusals of the rest of load (a cost learnt below capacity
 // is over the cost there, the more so the lighter the load it was learnt
-// at: a floor that steer climbs from), and at least the most the switch
-// carried lately with nothing waiting (carried: a cost learnt at 1,600
-// calls/s started an episode at 2,400 at 1,324, and climbing from there
-// refused a quarter of the calls for three seconds); or, with no cost
-// learnt, three quarters of the rate admitted (half on the hard signals).
+// at: a floor that steer climbs from), or, with no cost learnt, three
+// quarters of the rate admitted (half on the hard signals).
 func (c *Controller) firstAllow(load, admitted float64, hard bool) float64 {
 	switch {
 	case c.cost > 0 && load > 0:
-		return max(carriedAt(c.cfg.CPUTarget, c.cost, load), c.carried, admitted/4)
+		return max(carriedAt(c.cfg.CPUTarget, c.cost, load), admitted/4)
 	case hard:
 		return admitted / 2
 	}
@@ -570,10 +566,6 @@ func (c *Controller) learn(win window) {
 	if cpu < learnBusy*c.cfg.CPUTarget || admitted < 20 || cpu >= cpuCap || win.waited > 0 {
 		return
 	}
-	// The most carried lately: a window's worth, fading by a hundredth
-	// a window (half in a minute) so that a faster past does not stand
-	// for ever.
-	c.carried = max(0.99*c.carried, admitted)
 	// What a call costs, each refusal at refusalWeight of a call: in an
 	// episode the figure takes in what refusing costs beyond that, so
 	// that it is what a call costs at the share refused now, the point
