@@ -9,11 +9,11 @@
 // (the socket's kernel receive queue, the workers' queues), the mean age
 // of the messages served and the share served later than AgeTarget. The
 // processor over its target while work waits, or a queue near its limit,
-// or most messages late, start an episode; while it lasts new calls are
-// admitted at a rate the queues steer (down when work waits, up while
-// nothing does), the rest refused; the share refused is RFC 7339's
-// "loss", as the server (Update). A cap on concurrent calls (max_calls)
-// refuses every new call above it.
+// or most messages late, start an episode; while it lasts the share of
+// new calls refused (RFC 7339's "loss", as the server) comes from a model
+// of the processor: what a call costs, so what rate of new calls it
+// carries at its target, against the rate offered (Update). A cap on
+// concurrent calls (max_calls) refuses every new call above it.
 //
 // Only new calls (INVITE without a To tag) are refused: in-dialog
 // requests, ACK, CANCEL, BYE, REGISTER and OPTIONS keepalives keep
@@ -70,8 +70,6 @@ type Controller struct {
 	active  func() int
 	bus     *events.Bus
 	loss    atomic.Uint32 // per mille of new calls refused
-	gap     atomic.Int64  // while shedding at a rate: ns between admissions (0: by share, at random)
-	next    atomic.Int64  // the time (unix ns) of the next admission at that rate (GCRA)
 	capped  atomic.Bool   // at max_calls
 	refused atomic.Int64
 	offered atomic.Int64 // new calls that arrived (Offer)
@@ -82,15 +80,12 @@ type Controller struct {
 	over     bool
 	quiet    int     // intervals in a row without load, to end an episode
 	cost     float64 // processor share per admitted call a second (smoothed): the switch's cost of a call
-	allow    float64 // new calls a second admitted in an episode
-	peak     float64 // allow when it was last cut
-	waits    int     // samples in a row in which work waited
-	still    int     // samples in a row in which nothing waited
+	trim     float64 // the model's correction while shedding (1: none)
 	lastOff  int64   // offered and refused at the last sample
 	lastRef  int64
 	win      window  // the samples the model learns from next
 	recent   span    // the last half second's calls offered and refused and processor share: what the share admitted is set from
-	calm     int     // samples until the rate admitted may be cut again
+	calm     int     // samples until the correction may be cut again
 	young    int     // samples until the span holds only the episode's own
 	lastRate float64 // the rate offered in the last sample
 	lastAt   time.Time
@@ -112,7 +107,9 @@ func New(cfg Config, active func() int, bus *events.Bus) *Controller {
 	if active == nil {
 		active = func() int { return 0 }
 	}
-	c := &Controller{cfg: cfg, active: active, bus: bus, clock: time.Now}
+	// The correction starts at 1 whatever starts an episode: one begun
+	// before a call's cost was learnt comes to the model mid-way.
+	c := &Controller{cfg: cfg, active: active, bus: bus, clock: time.Now, trim: 1}
 	c.seq.Store(time.Now().UnixMilli())
 	return c
 }
@@ -148,34 +145,8 @@ func (c *Controller) Shedding() bool {
 
 func (c *Controller) shed() bool {
 	l := c.loss.Load()
-	if l == 0 {
-		return false
-	}
-	gap := c.gap.Load()
-	if gap <= 0 {
-		return rand.Uint32N(1000) < l
-	}
-	// At a rate (the generic cell rate algorithm): a call is admitted
-	// when its time has come, up to burst early, and moves the next
-	// time on by gap. Not a draw against a share of the rate offered:
-	// that rate, counted over half a second, dips when the process
-	// stalls, and the share set from a dip let a burst in.
-	now := c.clock().UnixNano()
-	for {
-		next := c.next.Load()
-		at := max(next, now)
-		if at-now > int64(burst) {
-			return true
-		}
-		if c.next.CompareAndSwap(next, at+gap) {
-			return false
-		}
-	}
+	return l > 0 && rand.Uint32N(1000) < l
 }
-
-// burst is how far ahead of their time admissions may run: a process
-// held to a quota reads a period's calls at once after a stall.
-const burst = 100 * time.Millisecond
 
 // CountRefused counts a new call refused for another reason of load (it
 // waited too long in its queue, or found its queue full).
@@ -229,28 +200,37 @@ func (c *Controller) AgeTarget() time.Duration { return c.cfg.AgeTarget }
 // switch keeps up, however busy its processor is.
 func (c *Controller) delayTarget() time.Duration { return c.cfg.AgeTarget / 10 }
 
-// Update takes one sample and sets the rate of new calls admitted.
+// Update takes one sample and sets the share of new calls admitted.
 //
-// An episode starts when the processor is over its target while work
-// waits, for three samples in a row (a collection cycle takes that long
-// at thousands of calls a second; a busy processor that keeps up is no
-// overload), at once if the load is a surge (surge: far over what the
-// cost of a call learnt in calm windows says the processor carries), or
-// when a queue is near its limit or most messages are late (a stall the
-// processor's figure does not show), for two. It starts admitting what
-// that learnt cost says the processor carries at its target beside the
-// refusals (firstAllow), and from there the queues steer the rate
-// admitted (steer): down when work waits, up while nothing does. New
-// calls are admitted at that rate (shed: GCRA), not at random against a
-// share of the rate offered, which is counted over half a second (span)
-// and dips when the process stalls. The share refused, RFC 7339's loss,
-// is the rate admitted against the rate offered: over the span, or for
-// an episode's first samples the last two samples' where that is higher
-// (young: the span still holds the samples from before the rise).
-// Without the processor's figure (CPUTarget 0) the share falls by a
-// quarter on the hard signals and grows back by a tenth once nothing
-// waits, at random. The episode ends after a second in which every new
-// call could be admitted.
+// The model is the processor: what a call costs (its share of the
+// processor per call admitted a second, each refusal at refusalWeight of
+// a call) gives the rate of new calls it carries at CPUTarget beside the
+// refusals, and while shedding the share admitted is that rate over the
+// rate offered: one step, not a search, so that the admitted calls get
+// the processor and the excess gets a cheap 503. In an episode the cost
+// is taken from the last half second's figures (span: calls offered and
+// refused, processor used), so that the share admitted follows what the
+// processor did with the share set before; the cost learnt over calmer
+// windows (learn) stands in while the span has fewer than 20 calls a
+// second, and decides whether a rise in the load is a surge. An episode
+// starts when the processor is over its target while work waits, for
+// three samples in a row (a collection cycle takes that long at
+// thousands of calls a second; a busy processor that keeps up is no
+// overload), at once if the load is a surge (surge), or when a queue is
+// near its limit or most messages are late (a stall the processor's
+// figure does not show), for two. For an episode's first samples the
+// share is set against the last two samples' rate offered where that is
+// higher than the span's (young: the span still holds the samples from
+// before the rise). A correction on the model
+// falls while work waits (by a fifth; by 40 % on the hard signals; then
+// not again for cutCalm samples, while the backlog drains; never under
+// minTrim) so that the queue drains, and comes back to 1 once nothing
+// waits. The span, not one sample, because under a quota the process
+// stalls for a sample and reads a burst in the next. Without the
+// processor's figure (CPUTarget 0) the share falls by a quarter on the
+// hard signals and grows back by a tenth once nothing waits. The episode
+// ends after a second in which every new call could be admitted; until
+// then the model decides each sample.
 func (c *Controller) Update(s Sample) {
 	hard, cause := false, ""
 	if c.cfg.QueueTarget > 0 && s.Queue >= c.cfg.QueueTarget {
@@ -305,16 +285,15 @@ func (c *Controller) Update(s Sample) {
 	switch {
 	case l == 0 && !c.over && !(hard && c.hot >= 2 || busy && c.hot >= 3 || busy && c.surge(rising)):
 		// No episode: one or two samples over target are none yet.
-	case c.cfg.CPUTarget > 0:
-		// An episode, or its last second without refusals: the rate
-		// admitted (allow) decides until the episode ends, so that one
-		// light sample (fewer offered) does not let everything in
-		// until the queues say overload again.
-		load := offered
-		if !c.over { // an episode starts
-			c.allow, c.calm, c.young, c.waits = c.firstAllow(rising, offered-refusedRate, hard), 0, spanSamples, 0
-			c.peak = c.allow
+	case c.cfg.CPUTarget > 0 && c.cost > 0:
+		// An episode, or its last second without refusals: the model
+		// decides until the episode ends, so that one light sample
+		// (fewer offered) does not let everything in until the queues
+		// say overload again.
+		if !c.over {
+			c.trim, c.calm, c.young = 1, 0, spanSamples // an episode starts
 		}
+		load := offered
 		if c.young > 0 {
 			// The span still holds samples from before the episode,
 			// when fewer calls came: the share refused is set against
@@ -322,10 +301,42 @@ func (c *Controller) Update(s Sample) {
 			c.young--
 			load = rising
 		}
-		c.steer(hard, waiting, cpu, load, offered-refusedRate)
-		c.gap.Store(int64(float64(time.Second) / max(c.allow, 1)))
-		if load > 0 {
-			admitted = min(1, c.allow/load)
+		if c.calm > 0 {
+			c.calm--
+		}
+		switch {
+		case (hard || waiting) && c.calm > 0:
+			// A cut takes effect on new calls only: what waits already
+			// drains over the next samples, and cutting again for it
+			// would refuse for a backlog that is going (TCP cuts once a
+			// round trip for the same reason).
+		case hard:
+			c.trim, c.calm = max(minTrim, c.trim*0.6), cutCalm
+		case waiting:
+			c.trim, c.calm = max(minTrim, c.trim*0.8), cutCalm
+		case c.trim < 1:
+			// Nothing waits: the backlog the cut was for is gone, the
+			// processor's figures decide again within a few samples.
+			c.trim = min(1, c.trim*1.25)
+		}
+		if offered > 0 {
+			// What a call cost over the span, from the calls admitted
+			// and refused in it and the processor they took: the
+			// share admitted follows the figures of the last half
+			// second, not a correction grown sample by sample on a
+			// figure that lags them (that overshot, the queue filled,
+			// the cuts followed, and the loss swung between 3 % and
+			// 95 % every few seconds). Above the target it gives
+			// fewer calls, under it more, until the processor is at
+			// the target. The cost learnt over calmer windows stands
+			// in while the span has too few calls to tell.
+			cost := c.cost
+			if calls := offered - refusedRate; calls >= 20 && cpu > 0.05 {
+				cost = costOf(cpu, calls, refusedRate)
+			}
+			// Calls the processor carries at its target, less what
+			// refusing the rest costs.
+			admitted = min(1, max(0, carriedAt(c.cfg.CPUTarget, cost, load)/load)*c.trim)
 		} else if !waiting && !hard {
 			// No new call for half a second and nothing waits:
 			// nothing to shed. (The share once stayed until calls
@@ -334,10 +345,8 @@ func (c *Controller) Update(s Sample) {
 			admitted = 1
 		}
 	case hard:
-		c.gap.Store(0)
 		admitted *= 0.75
 	case !waiting:
-		c.gap.Store(0)
 		admitted = admitted*1.1 + 0.001
 	}
 	switch {
@@ -402,96 +411,12 @@ func (c *Controller) surge(rising float64) bool {
 	return c.cfg.CPUTarget > 0 && c.cost > 0 && rising > 1.5*carriedAt(c.cfg.CPUTarget, c.cost, rising)
 }
 
-// firstAllow is the rate of new calls an episode starts admitting: what
-// the learnt cost of a call says the processor carries at its target
-// beside the refusals of the rest of load (a cost learnt below capacity
-// is over the cost there, the more so the lighter the load it was learnt
-// at: a floor that steer climbs from), or, with no cost learnt, three
-// quarters of the rate admitted (half on the hard signals).
-func (c *Controller) firstAllow(load, admitted float64, hard bool) float64 {
-	switch {
-	case c.cost > 0 && load > 0:
-		return max(carriedAt(c.cfg.CPUTarget, c.cost, load), admitted/4)
-	case hard:
-		return admitted / 2
-	}
-	return 0.75 * admitted
-}
+// minTrim is the least correction: cut below it, the model's share
+// refuses nearly everything with the processor idle, and climbing back
+// from there took seconds.
+const minTrim = 0.1
 
-// steer moves the rate admitted in an episode, from the queues. Down
-// when work waits two samples in a row, by a tenth (by 30 % at once on
-// the hard signals), once a backlog (cutCalm). Up while nothing waits
-// and calls are refused: 0.5 % a sample; 8 % a sample back to a tenth
-// under where the last cut was made (peak), 2 % up to it after two
-// seconds in which nothing waited; and while the processor is under its
-// target, as far as the span's calls and processor figure say it has
-// room for.
-//
-// The processor's figure does not say where the knee is. A call costs
-// less the more calls come (near capacity the messages are read and
-// sent in batches), and what a process is charged for a message depends
-// on how it is woken: by hand, half a core, 5,600 calls/s offered, one
-// run read 88 % with 2,400 calls/s admitted and nothing waiting, another
-// 95 % with 1,400 (each send delivering to the receiver in the sender's
-// time). A model holding the figure at a target admitted 1,300 to 2,300
-// calls/s, run to run; the queues show the knee in every run (2,400
-// admitted held 20 s with nothing waiting, 2,600 filled the socket's
-// queue within seconds).
-func (c *Controller) steer(hard, waiting bool, cpu, load, admitted float64) {
-	if c.calm > 0 {
-		c.calm--
-	}
-	if waiting || hard {
-		c.waits, c.still = c.waits+1, 0
-	} else {
-		c.waits, c.still = 0, c.still+1
-	}
-	switch {
-	case (hard || waiting) && c.calm > 0:
-		// A cut takes effect on new calls only: what waits already
-		// drains over the next samples, and cutting again for it
-		// would refuse for a backlog that is going (TCP cuts once a
-		// round trip for the same reason).
-	case hard:
-		c.peak, c.allow, c.calm = max(c.allow, 0.9*c.peak), c.allow*0.7, cutCalm
-	case c.waits >= 2:
-		c.peak, c.allow, c.calm = max(c.allow, 0.9*c.peak), c.allow*0.9, cutCalm
-	case waiting:
-		// One sample is no backlog: a process held to a quota
-		// stalls for one now and then.
-	case c.allow >= load:
-		// Nothing refused: no room to find.
-	default:
-		// Room (nothing waits): fast (8 % a sample) back to a tenth
-		// under the rate of the last cut (a stall, a collection or
-		// a disk sync, cuts as deep as an overload, and climbing
-		// back from it at the pace of a search lost more calls than
-		// the stall), then 0.5 % a sample; under the processor's
-		// target, as far as the span's calls and processor say the
-		// target has room for (a call costs less near capacity than
-		// the span's mean, so this stays under it), at most half as
-		// much again a sample.
-		grown := c.allow * 1.005
-		if c.still >= 20 && c.allow < c.peak {
-			// Two seconds and nothing waited: the cut was for a
-			// stall or the load fell; faster, 2 % a sample, up to
-			// where the last cut was made.
-			grown = min(c.peak, c.allow*1.02)
-		}
-		if c.allow < 0.9*c.peak {
-			grown = min(0.9*c.peak, c.allow*1.08)
-		}
-		if cpu < c.cfg.CPUTarget && admitted >= 20 && cpu > 0.05 {
-			grown = max(grown, min(1.5*c.allow, admitted*c.cfg.CPUTarget/cpu))
-		}
-		c.allow = grown
-	}
-	if floor := (1 - maxLoss/1000.0) * load; c.allow < floor {
-		c.allow = floor
-	}
-}
-
-// cutCalm is the fewest samples from one cut of the rate admitted to the
+// cutCalm is the fewest samples from one cut of the correction to the
 // next (300 ms: a backlog of the half-second T1 drains in it).
 const cutCalm = 3
 
@@ -552,10 +477,10 @@ const learnBusy = 0.5
 
 // learn takes what a call costs from a window: the processor share used
 // against the calls admitted and refused a second. Not from a light
-// window (learnBusy), nor from a window in which work waited in any
-// sample (the processor then did other work than what was offered and
-// admitted: a burst at start-up read at full processor made a call look
-// a quarter of its cost, its backlog drained after it a third over), nor from one at the processor's cap (the
+// window (learnBusy), nor from a window in which work waited in a third of
+// the samples or more (the processor then did less than what was offered
+// and admitted: a burst at start-up read at full processor made a call
+// look a quarter of its cost), nor from one at the processor's cap (the
 // figure then says nothing of the demand: what the cap held back waits
 // in the kernel's socket buffer, which the message ages do not see).
 func (c *Controller) learn(win window) {
@@ -563,7 +488,7 @@ func (c *Controller) learn(win window) {
 	offered := float64(win.off) / win.dt
 	refused := float64(win.ref) / win.dt
 	admitted := offered - refused
-	if cpu < learnBusy*c.cfg.CPUTarget || admitted < 20 || cpu >= cpuCap || win.waited > 0 {
+	if cpu < learnBusy*c.cfg.CPUTarget || admitted < 20 || cpu >= cpuCap || 3*win.waited >= win.samples {
 		return
 	}
 	// What a call costs, each refusal at refusalWeight of a call: in an

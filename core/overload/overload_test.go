@@ -154,7 +154,6 @@ type simSwitch struct {
 	jitter  *rand.Rand    // when set, the processor's figure is off by up to 15 % either way (a meter on a busy VM)
 	fixed   time.Duration // work every interval whatever the load: at a light load a call costs more
 	stalls  int           // when set, every stalls-th busy interval shows 30 ms of waiting (a quota's stall)
-	eager   float64       // when set, the processor's figure reads at least this whenever calls come
 	steps   int
 	backlog time.Duration
 	now     time.Time
@@ -186,9 +185,6 @@ func (s *simSwitch) step(n int) {
 	cpu := float64(served) / float64(interval)
 	if s.jitter != nil {
 		cpu *= 1 + 0.3*(s.jitter.Float64()-0.5)
-	}
-	if n > 0 {
-		cpu = max(cpu, s.eager)
 	}
 	delay := s.backlog / 2
 	if s.steps++; s.stalls > 0 && s.steps%s.stalls == 0 && cpu > 0.8 {
@@ -382,11 +378,10 @@ func TestCostLearntAcrossStalls(t *testing.T) {
 	}
 }
 
-// An episode begun on the hard signals before the cost of a call was
-// known (a stall at start-up) admits the calls again within a second
-// once nothing waits and the processor has room: it climbs from the
-// calls and processor of the last half second, not 3 % a sample.
-func TestClimbsBackWithRoom(t *testing.T) {
+// An episode begun before the cost of a call was known (hard signals
+// only) goes on under the model once the cost is learnt, with its
+// correction at 1: it admitted nothing with a correction of 0.
+func TestModelTakesOverAnEpisode(t *testing.T) {
 	c := New(Config{QueueTarget: 0.25, AgeTarget: 200 * time.Millisecond, CPUTarget: 0.9, RetryAfterMin: 1, RetryAfterMax: 2}, nil, nil)
 	now := time.Unix(1e9, 0)
 	c.clock = func() time.Time { return now }
@@ -403,11 +398,12 @@ func TestClimbsBackWithRoom(t *testing.T) {
 	if !c.Overloaded() || c.cost != 0 {
 		t.Fatalf("want an episode without a cost learnt: overloaded %v, cost %v", c.Overloaded(), c.cost)
 	}
-	for range 10 {
-		sample(300, Sample{CPU: 0.5}) // 3,000 calls/s offered, nothing waits, room
+	c.cost = 250e-6 // learnt meanwhile: 3,600 calls/s at the target
+	for range 5 {
+		sample(300, Sample{CPU: 0.5}) // 3,000 calls/s offered, nothing waits
 	}
 	if l := c.Loss(); l > 20 {
-		t.Fatalf("loss %d %% at 3,000 calls/s with room for 3,600 (admitting %.0f calls/s)", l, c.allow)
+		t.Fatalf("loss %d %% at 3,000 calls/s with room for 3,600 (correction %v)", l, c.trim)
 	}
 }
 
@@ -433,34 +429,25 @@ func TestStallDoesNotOpenTheGate(t *testing.T) {
 	}
 }
 
-// A backlog takes a few samples to drain after a cut: the rate admitted
-// is cut once for it, not again in every sample the queue still stands.
+// A backlog takes a few samples to drain after a cut: the correction is
+// cut once for it, not again in every sample the queue still stands.
 func TestOneCutPerBacklog(t *testing.T) {
 	c, sample := sampled()
 	c.cost = 400e-6
-	sample(500, Sample{CPU: 1, Queue: 0.3}) // a surge: an episode at once
+	for range 3 {
+		sample(500, Sample{CPU: 1, Queue: 0.3})
+	}
 	if !c.Overloaded() {
 		t.Fatal("no episode at 5,000 calls/s with a full queue")
 	}
-	first := c.allow
-	for range cutCalm - 1 {
+	if c.trim < 0.5 {
+		t.Fatalf("correction %.2f after three samples of one backlog: cut more than once", c.trim)
+	}
+	for range 20 {
 		sample(500, Sample{CPU: 1, Queue: 0.3})
 	}
-	if c.allow < 0.55*first {
-		t.Fatalf("admitting %.0f calls/s after %d samples of one backlog, from %.0f: cut more than once", c.allow, cutCalm, first)
-	}
-	for range 100 {
-		sample(500, Sample{CPU: 1, Queue: 0.3})
-	}
-	if l := c.loss.Load(); l != maxLoss {
-		t.Fatalf("loss %d per mille after 10 s of a full queue, want the ceiling %d", l, maxLoss)
-	}
-	r0 := c.Refused()
-	for range 10 {
-		sample(500, Sample{CPU: 1, Queue: 0.3})
-	}
-	if share := float64(c.Refused()-r0) / 5000; share > 0.97 {
-		t.Fatalf("refused %.3f of the calls over a second: some must go through", share)
+	if c.trim < minTrim {
+		t.Fatalf("correction %.3f under its floor %.2f", c.trim, minTrim)
 	}
 }
 
@@ -515,13 +502,14 @@ func TestCostFromBusyWindows(t *testing.T) {
 	}
 }
 
-// The processor's figure over the last half second lags the rate set:
-// a share grown every sample by what that figure said overshot, the
-// queue filled, and it was cut again, the loss swinging between 3 % and
-// 95 % every few seconds (bench, 5,600 calls/s offered on half a core).
-// With a processor's figure off by up to 15 % either way (a busy VM's
-// meter), and a learnt cost set high at the start, the share refused
-// stays within a band and the processor is used.
+// The correction follows the processor's figure over the last half
+// second, which lags the share set: grown every sample by what that
+// figure says, it overshot, the queue filled, and it was cut again, the
+// loss swinging between 3 % and 95 % every few seconds (bench, 5,600
+// calls/s offered on half a core). With a processor's figure off by up
+// to 15 % either way (a busy VM's meter), and a learnt cost set high at
+// the start (the warm-up relearns most of it), the share refused stays
+// within a band and the processor is used.
 func TestSteadyShare(t *testing.T) {
 	c := New(Config{QueueTarget: 0.25, AgeTarget: 200 * time.Millisecond, CPUTarget: 0.9, RetryAfterMin: 1, RetryAfterMax: 2}, nil, nil)
 	s := &simSwitch{c: c, cost: 250 * time.Microsecond, refusal: 25 * time.Microsecond, jitter: rand.New(rand.NewPCG(1, 2)), now: time.Unix(1e9, 0)}
@@ -607,67 +595,5 @@ func TestPauseEndsTheEpisode(t *testing.T) {
 	}
 	if c.Loss() != 0 || c.over {
 		t.Errorf("after 3 s without calls: loss %d %%, episode on %v; want 0, false", c.Loss(), c.over)
-	}
-}
-
-// While shedding at a rate, new calls are admitted at that rate however
-// they arrive (GCRA): evenly, or in the burst a stalled reader reads at
-// once, of which up to burst's worth goes through.
-func TestAdmitsAtTheRate(t *testing.T) {
-	c := New(Config{QueueTarget: 0.25, AgeTarget: 200 * time.Millisecond, CPUTarget: 0.9, RetryAfterMin: 1, RetryAfterMax: 2}, nil, nil)
-	now := time.Unix(1e9, 0)
-	c.clock = func() time.Time { return now }
-	c.loss.Store(667)
-	c.gap.Store(int64(time.Second / 1000)) // 1,000 calls/s
-	admitted := 0
-	for range 3000 { // 3,000 calls/s for a second
-		if !c.RefuseNew() {
-			admitted++
-		}
-		now = now.Add(time.Second / 3000)
-	}
-	// 1,000, and the burst allowed at the start (100).
-	if admitted < 1000 || admitted > 1100+5 {
-		t.Fatalf("admitted %d of 3,000 calls in a second at 1,000 calls/s", admitted)
-	}
-	now = now.Add(time.Second) // a stall: nothing read for a second
-	admitted = 0
-	for range 1000 { // then a second's calls at once
-		if !c.RefuseNew() {
-			admitted++
-		}
-	}
-	if want := int(burst / (time.Second / 1000)); admitted < want || admitted > want+1 {
-		t.Fatalf("admitted %d of a burst of 1,000, want %d (burst's worth)", admitted, want)
-	}
-}
-
-// Where the processor reads near its cap at any load (a process woken
-// for every message on its own, each send delivering to the receiver in
-// the sender's time: by hand, half a core, 1,400 calls/s admitted read
-// 95 %, as 2,400 did), the rate admitted is found from the queues: it
-// climbs while nothing waits, not held where the processor's figure
-// first read high (it held at 1,400 calls/s for 20 s in such a run).
-func TestClimbsWhereTheProcessorReadsFull(t *testing.T) {
-	c := New(Config{QueueTarget: 0.25, AgeTarget: 200 * time.Millisecond, CPUTarget: 0.9, RetryAfterMin: 1, RetryAfterMax: 2}, nil, nil)
-	s := &simSwitch{c: c, cost: 250 * time.Microsecond, eager: 0.95, now: time.Unix(1e9, 0)}
-	c.clock = func() time.Time { return s.now }
-	for range 10 {
-		s.step(200)
-	}
-	var done float64
-	for i := range 400 { // 8,000 calls/s for 40 s
-		s.step(800)
-		if i >= 200 {
-			done += s.done
-		}
-		if i >= 50 && s.backlog > 500*time.Millisecond {
-			t.Fatalf("step %d: %v of work waiting", i, s.backlog)
-		}
-	}
-	// x calls + (8,000 - x) refusals at a tenth of a call fill the
-	// processor at x = 3,555 calls/s.
-	if rate := done / 20; rate < 0.9*3555 {
-		t.Fatalf("completed %.0f calls/s at twice the capacity, want at least 90 %% of the 3,555 the processor carries", rate)
 	}
 }
