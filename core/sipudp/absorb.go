@@ -127,13 +127,6 @@ func (a *absorber) get(key string, now int64) ([]byte, bool) {
 	return append([]byte(nil), res...), true
 }
 
-// len is the number of responses recorded (for the tests).
-func (a *absorber) len() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.at)
-}
-
 // entryAt reads the entry at off: its key, its response and where the
 // next entry begins.
 func entryAt(buf []byte, off int) (key, res []byte, next int) {
