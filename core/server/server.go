@@ -273,8 +273,8 @@ func (s *Server) shed(callID []byte, full bool) *sipudp.Refusal {
 		// cannot copy (a folded line) takes the parsed path and may be
 		// admitted there, counted as refused all the same (rare).
 		s.Overload.CountRefused()
-	} else if !s.Overload.RefuseNew() {
-		return nil
+	} else if !s.Overload.RefuseAtCap() {
+		return nil // in an episode the queue admitted it (core/sipudp)
 	}
 	c := s.Overload
 	return &sipudp.Refusal{

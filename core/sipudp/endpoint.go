@@ -98,6 +98,15 @@ type Endpoint struct {
 	// set, LateAfter under T1); a soft bound (readers check and queue
 	// apart, so it may be passed by one call per reader).
 	QueueNew int
+	// QueueShed is how many new calls may wait in all the workers'
+	// queues together while the overload control sheds (Shedding says
+	// so); another is refused from its bytes (0: 8 per worker). In an
+	// episode this is the admission: a new call comes in only as the
+	// workers take one, and waits a few milliseconds at most, so that
+	// the switch carries what it can serve now, however that moves
+	// (docs/architecture.md). Outside an episode QueueNew alone bounds
+	// the queue: bursts (a quota's pause, a collection) pass.
+	QueueShed int
 	// LateAfter is the message age (from read to served) above which a
 	// message counts as late in Load (0: none is).
 	LateAfter time.Duration
@@ -106,20 +115,22 @@ type Endpoint struct {
 	// that end was.
 	Handled func(delay time.Duration, now time.Time)
 
-	wheel    *wheel.Wheel
-	seed     maphash.Seed
-	queues   []lane
-	queueNew int // QueueNew or its default
-	servers  txTable[*serverTx]
-	absorb   absorber // finished non-INVITE server transactions, for copies of their requests
-	clients  txTable[*clientTx]
-	invites  countSet     // Call-IDs of the INVITE server transactions alive
-	refusing atomic.Int64 // when a refusal was last made from the bytes (unix ns)
-	served   atomic.Int64 // messages served since the last Load
-	late     atomic.Int64 // of which older than LateAfter
-	minAge   atomic.Int64 // the least of their ages (ns); MaxInt64: none served
-	dropped  atomic.Int64 // datagrams dropped on a full queue
-	closed   atomic.Bool
+	wheel     *wheel.Wheel
+	seed      maphash.Seed
+	queues    []lane
+	queueNew  int          // QueueNew or its default
+	queueShed int          // QueueShed or its default
+	fresh     atomic.Int64 // new calls waiting in the workers' queues
+	servers   txTable[*serverTx]
+	absorb    absorber // finished non-INVITE server transactions, for copies of their requests
+	clients   txTable[*clientTx]
+	invites   countSet     // Call-IDs of the INVITE server transactions alive
+	refusing  atomic.Int64 // when a refusal was last made from the bytes (unix ns)
+	served    atomic.Int64 // messages served since the last Load
+	late      atomic.Int64 // of which older than LateAfter
+	minAge    atomic.Int64 // the least of their ages (ns); MaxInt64: none served
+	dropped   atomic.Int64 // datagrams dropped on a full queue
+	closed    atomic.Bool
 
 	out       chan udpbatch.Datagram // to the writer
 	sendDrops atomic.Int64
@@ -208,6 +219,10 @@ func (e *Endpoint) init() {
 		e.queueNew = 64
 	}
 	e.queueNew = min(e.queueNew, ql) // else the bound is never met
+	e.queueShed = e.QueueShed
+	if e.queueShed <= 0 {
+		e.queueShed = 8 * n
+	}
 	e.queues = make([]lane, n)
 	for i := range e.queues {
 		e.queues[i] = lane{hi: make(chan item, ql), lo: make(chan item, ql)}
@@ -318,9 +333,15 @@ func (e *Endpoint) receive(data []byte, src netip.AddrPort, out *[]udpbatch.Data
 	if fresh {
 		q = l.lo
 	}
+	if fresh {
+		e.fresh.Add(1)
+	}
 	select {
 	case q <- item{data: msg, src: src, at: now.UnixNano(), admitted: admitted}:
 	default:
+		if fresh {
+			e.fresh.Add(-1)
+		}
 		e.dropped.Add(1) // the sender retransmits; the overload control sees the queue
 	}
 }
@@ -352,6 +373,9 @@ func (e *Endpoint) work(l lane) {
 				hi = nil
 			}
 			continue
+		}
+		if fresh {
+			e.fresh.Add(-1)
 		}
 		e.served.Add(1)
 		age := time.Now().UnixNano() - it.at

@@ -29,8 +29,10 @@ type Refusal struct {
 const refusalTag = "x503-"
 
 // shedFast refuses a new call as it is read, before it is parsed or
-// queued, when the overload control sheds it or its worker's queue holds
-// QueueNew new calls already (full): the 503 is built from the
+// queued, when its worker's queue holds QueueNew new calls already
+// (full), or in an overload episode when the workers' queues hold
+// QueueShed (the episode's admission), or when Shed refuses it (at
+// max_calls): the 503 is built from the
 // request's bytes and sent without a transaction (as a stateless server
 // would), and its ACK is dropped unread. Under overload a refusal must
 // cost a small part of what an admitted call costs, or refusing the
@@ -45,13 +47,17 @@ const refusalTag = "x503-"
 // path runs only with LateAfter set under T1.
 //
 // done: the datagram was answered here. admitted: Shed admitted the
-// call (the transaction layer must not ask again: a second draw would
-// refuse more than the share the control set).
+// call (the transaction layer must not ask again: the queue clocked it
+// in, a draw there would refuse calls the switch has room for).
 func (e *Endpoint) shedFast(data []byte, callID []byte, src netip.AddrPort, full bool, out *[]udpbatch.Datagram) (done, admitted bool) {
 	if e.Shed == nil || e.Shedding == nil || e.LateAfter <= 0 || e.LateAfter >= sip.T1 {
 		return false, false
 	}
-	if shedding := e.Shedding(); !shedding && !full {
+	shedding := e.Shedding()
+	if shedding && e.fresh.Load() >= int64(e.queueShed) {
+		full = true // in an episode: as many new calls wait as the workers take in a few ms
+	}
+	if !shedding && !full {
 		return false, false
 	}
 	if len(callID) == 0 || e.invites.has(string(callID)) {

@@ -800,3 +800,73 @@ func TestQueueOfNewCallsBounded(t *testing.T) {
 		t.Errorf("refused as full: %v", full)
 	}
 }
+
+// In an overload episode the workers' queues together hold QueueShed new
+// calls at most: the next are refused from their bytes however short
+// their own worker's queue is, and once the workers took the calls that
+// waited, new calls come in again (the count does not leak).
+func TestQueueShedInAnEpisode(t *testing.T) {
+	p := newPeer(t)
+	hold := make(chan struct{})
+	var mu sync.Mutex
+	var full []string
+	b := newBed(t, nil, func(e *Endpoint) {
+		e.Workers, e.QueueNew, e.QueueShed = 1, 64, 2
+		e.LateAfter = 5 * time.Millisecond // under the tests' T1 (10 ms)
+		e.Shedding = func() bool { return true }
+		e.Shed = func(callID []byte, f bool) *Refusal {
+			if !f {
+				return nil
+			}
+			mu.Lock()
+			full = append(full, string(callID))
+			mu.Unlock()
+			return &Refusal{Headers: "Retry-After: 3\r\n"}
+		}
+		inline := e.Inline
+		e.Inline = func(req *sip.Request) bool { return req.Method == sip.MESSAGE || inline(req) }
+	})
+	var release sync.Once
+	free := func() { release.Do(func() { close(hold) }) }
+	t.Cleanup(free)
+	b.setServe(func(req *sip.Request, tx sip.ServerTransaction) {
+		if req.Method == sip.MESSAGE {
+			<-hold
+			tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+			return
+		}
+		tx.Respond(sip.NewResponseFromRequest(req, 486, "Busy Here", nil))
+	})
+	p.send(b.addr, request("MESSAGE", p.addr, "z9hG4bK-e0", "held", 1, ""))
+	if r := b.next(t); r.Method != sip.MESSAGE {
+		t.Fatalf("handler got %s", r.Method)
+	}
+	for i := range 4 {
+		p.send(b.addr, request("INVITE", p.addr, fmt.Sprintf("z9hG4bK-e%d", i+1), fmt.Sprintf("ep-%d", i+1), 1, ""))
+		time.Sleep(5 * time.Millisecond)
+	}
+	for i := range 2 {
+		m := p.recv(time.Second)
+		if !strings.HasPrefix(m, "SIP/2.0 503 ") || !strings.Contains(m, fmt.Sprintf("Call-ID: ep-%d\r\n", i+3)) {
+			t.Fatalf("refusal %d: got %q, want a 503 to ep-%d", i, m, i+3)
+		}
+	}
+	free()
+	for range 2 {
+		if r := b.next(t); r.Method != sip.INVITE {
+			t.Fatalf("handler got %s", r.Method)
+		}
+	}
+	// The queue is empty again: the next two come in.
+	for i := range 2 {
+		p.send(b.addr, request("INVITE", p.addr, fmt.Sprintf("z9hG4bK-e%d", i+5), fmt.Sprintf("ep-%d", i+5), 1, ""))
+		if r := b.next(t); r.CallID().Value() != fmt.Sprintf("ep-%d", i+5) {
+			t.Fatalf("handler got %s", r.CallID().Value())
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(full, ",") != "ep-3,ep-4" {
+		t.Errorf("refused as full: %v", full)
+	}
+}
