@@ -177,7 +177,7 @@ type Overload struct {
 	MaxCalls      int      `toml:"max_calls"`       // concurrent calls at most; 0: no cap
 	QueueTarget   float64  `toml:"queue_target"`    // receive queue fill (0..1) above which new calls are shed
 	AgeTarget     Duration `toml:"age_target"`      // message age (read to served) above which a message is late
-	CPUTarget     float64  `toml:"cpu_target"`      // processor share (0..1) above which, with work waiting, new calls are shed
+	CPUTarget     float64  `toml:"cpu_target"`      // processor share (0..1): a standing queue over it starts an episode, a second under it ends one
 	RetryAfterMin int      `toml:"retry_after_min"` // seconds
 	RetryAfterMax int      `toml:"retry_after_max"`
 }

@@ -8,9 +8,9 @@
 // the process may use, the fill of the queues in front of the SIP stack
 // (the socket's kernel receive queue, the workers' queues), the least
 // age of the messages served (a standing queue) and the share served
-// later than AgeTarget. A standing queue (with the processor over its
-// target, or for half a second whatever the processor reads), a queue
-// near its limit or most messages late start an episode. While it lasts
+// later than AgeTarget. A standing queue with the processor over its
+// target, a queue near its limit or most messages late start an
+// episode; a second with the processor under its target ends it. While it lasts
 // the SIP stack admits a new call only while few new calls wait in its
 // queues (core/sipudp, QueueShed): the switch takes new calls as fast as
 // it serves them, and refuses the rest from their bytes. The admission is
@@ -43,7 +43,7 @@ type Config struct {
 	MaxCalls      int           // concurrent calls at most; 0: no cap
 	QueueTarget   float64       // receive queue fill (0..1) that starts an episode; a quarter of it counts as a standing queue
 	AgeTarget     time.Duration // message age above which a message counts as late; a tenth of it, the least age of a standing queue
-	CPUTarget     float64       // processor share (0..1) above which a standing queue starts an episode at its third sample, not its fifth
+	CPUTarget     float64       // processor share (0..1): a standing queue over it starts an episode, a second under it ends one
 	RetryAfterMin int           // seconds; Retry-After is drawn from [min, max]
 	RetryAfterMax int
 	Interval      time.Duration // how often the load is sampled
@@ -206,16 +206,19 @@ func (c *Controller) delayTarget() time.Duration { return c.cfg.AgeTarget / 10 }
 // Samples in a row that start an episode: a queue near its limit or most
 // messages late (hard); a standing queue with the processor at its
 // target (a collection cycle holds the queue for two at thousands of
-// calls a second); a standing queue whatever the processor reads (the
-// figure under a quota reads low for a process that waits on it).
+// calls a second). A standing queue with the processor under its target
+// is no overload of the switch (a handler waits on something): refusing
+// calls would not help it.
 const (
-	hardSamples  = 2
-	busySamples  = 3
-	queueSamples = 5
+	hardSamples = 2
+	busySamples = 3
 )
 
-// quietTime is how long an episode lasts past its last refusal (fewer
-// than one new call in a hundred refused) and its last standing queue.
+// quietTime is how long an episode lasts past its last sample with the
+// processor at its target (or, without the processor's figure, its last
+// refusal and standing queue). Not past its last refusal alone: the
+// queue's bound refuses a burst (a quota's pause, a collection) at any
+// load, and an episode held by those refusals outlived its load.
 const quietTime = time.Second
 
 // Update takes one sample: it starts and ends episodes and sets the
@@ -230,19 +233,18 @@ func (c *Controller) Update(s Sample) {
 	}
 	standing := c.cfg.AgeTarget > 0 && s.Delay >= c.delayTarget() ||
 		c.cfg.QueueTarget > 0 && s.Queue >= c.cfg.QueueTarget/4
-	busy := standing && c.cfg.CPUTarget > 0 && s.CPU >= c.cfg.CPUTarget
+	// Without the processor's figure a standing queue is taken as the
+	// processor's.
+	busy := standing && (c.cfg.CPUTarget <= 0 || s.CPU >= c.cfg.CPUTarget)
 	if cause == "" {
-		cause = "queue"
-		if busy {
-			cause = "processor"
-		}
+		cause = "processor"
 	}
 	if hard {
 		c.hard++
 	} else {
 		c.hard = 0
 	}
-	if standing || hard {
+	if busy || hard {
 		c.hot++
 	} else {
 		c.hot = 0
@@ -261,7 +263,7 @@ func (c *Controller) Update(s Sample) {
 	capped := c.cfg.MaxCalls > 0 && s.Active >= c.cfg.MaxCalls
 	c.capped.Store(capped)
 	on := c.on.Load()
-	if !on && (c.hard >= hardSamples || busy && c.hot >= busySamples || c.hot >= queueSamples) {
+	if !on && (c.hard >= hardSamples || busy && c.hot >= busySamples) {
 		on = true
 		c.on.Store(true)
 		c.quiet, c.cause = 0, cause
@@ -272,9 +274,10 @@ func (c *Controller) Update(s Sample) {
 	}
 	ended := false
 	if on {
-		// Quiet: nothing stands in the queues and (almost) no new call
-		// was refused for load in the span.
-		if !standing && !hard && share < 0.01 {
+		// Quiet: the processor has room, or (without its figure)
+		// nothing stands in the queues and (almost) no new call was
+		// refused in the span.
+		if !hard && (c.cfg.CPUTarget > 0 && s.CPU < c.cfg.CPUTarget || c.cfg.CPUTarget <= 0 && !standing && share < 0.01) {
 			c.quiet++
 		} else {
 			c.quiet = 0

@@ -36,11 +36,11 @@ func TestEpisodeStartsAndEnds(t *testing.T) {
 		t.Fatal("refuses without load")
 	}
 	// One sample over target is no overload (a collection cycle).
-	load(c, 100, 0, Sample{Queue: 0.3})
+	load(c, 100, 0, Sample{Queue: 0.3, CPU: 1})
 	if c.Overloaded() || c.Shedding() {
 		t.Fatal("an episode after one sample over target")
 	}
-	load(c, 100, 0, Sample{Queue: 0.3})
+	load(c, 100, 0, Sample{Queue: 0.3, CPU: 1})
 	if !c.Overloaded() || !c.Shedding() || c.Validity() == 0 || c.Loss() < 1 {
 		t.Fatalf("no episode after two samples with the receive queue full (loss %d)", c.Loss())
 	}
@@ -51,7 +51,7 @@ func TestEpisodeStartsAndEnds(t *testing.T) {
 	// share drawn for other transports follow.
 	seq := c.Seq()
 	for range 10 {
-		load(c, 100, 50, Sample{Delay: 30 * time.Millisecond})
+		load(c, 100, 50, Sample{CPU: 1})
 	}
 	if l := c.Loss(); l < 45 || l > 55 {
 		t.Fatalf("loss %d %% with half the new calls refused", l)
@@ -62,21 +62,22 @@ func TestEpisodeStartsAndEnds(t *testing.T) {
 	if share := refusedShare(c, 20000); share < 0.47 || share > 0.53 {
 		t.Fatalf("RefuseNew refused %.2f, the queue half", share)
 	}
-	// Refusals stop, but the queue stands: the episode holds.
+	// No refusal, but the processor is at its cap: the episode holds
+	// (the queue's bound is what keeps the queue short).
 	for range 20 {
-		load(c, 100, 0, Sample{Delay: 30 * time.Millisecond})
+		load(c, 100, 0, Sample{CPU: 1})
 	}
 	if !c.Overloaded() {
-		t.Fatal("episode ended on a standing queue")
+		t.Fatal("episode ended with the processor at its cap")
 	}
-	// A queue that keeps up and no refusals for a second end it.
+	// A second with the processor under its target ends it.
 	for range 9 {
-		load(c, 100, 0, Sample{Delay: time.Millisecond, CPU: 0.95})
+		load(c, 100, 0, Sample{CPU: 0.8})
 	}
 	if !c.Overloaded() {
 		t.Fatal("episode ended before a quiet second")
 	}
-	load(c, 100, 0, Sample{Delay: time.Millisecond})
+	load(c, 100, 0, Sample{CPU: 0.8})
 	if c.Overloaded() || c.Shedding() || c.Loss() != 0 || c.Validity() != 0 || refusedShare(c, 1000) != 0 {
 		t.Fatalf("episode did not end after a quiet second (loss %d)", c.Loss())
 	}
@@ -92,50 +93,59 @@ func TestEpisodeStartsAndEnds(t *testing.T) {
 }
 
 // A standing queue starts an episode at its third sample with the
-// processor at its target, its fifth without; a pause (one sample) never.
+// processor at its target; pauses (one sample) never, nor a queue that
+// stands with the processor idle (a handler waits on something).
 func TestStandingQueue(t *testing.T) {
-	for _, tc := range []struct {
-		cpu   float64
-		after int
-	}{{0.95, 3}, {0.5, 5}} {
-		c := New(Config{QueueTarget: 0.25, AgeTarget: 200 * time.Millisecond, CPUTarget: 0.9}, nil, nil)
-		for range 20 {
-			load(c, 100, 0, Sample{Delay: 50 * time.Millisecond, CPU: tc.cpu})
-			load(c, 100, 0, Sample{Delay: time.Millisecond, CPU: tc.cpu})
-		}
-		if c.Overloaded() {
-			t.Fatalf("cpu %.2f: an episode on pauses", tc.cpu)
-		}
-		for i := 1; i <= tc.after; i++ {
-			load(c, 100, 0, Sample{Delay: 50 * time.Millisecond, CPU: tc.cpu})
-			if on := c.Overloaded(); on != (i == tc.after) {
-				t.Fatalf("cpu %.2f: episode %v after %d samples of a standing queue, want it at %d", tc.cpu, on, i, tc.after)
-			}
+	c := New(Config{QueueTarget: 0.25, AgeTarget: 200 * time.Millisecond, CPUTarget: 0.9}, nil, nil)
+	for range 20 {
+		load(c, 100, 0, Sample{Delay: 50 * time.Millisecond, CPU: 0.95})
+		load(c, 100, 0, Sample{Delay: time.Millisecond, CPU: 0.95})
+	}
+	for range 20 {
+		load(c, 100, 0, Sample{Delay: 50 * time.Millisecond, CPU: 0.5})
+	}
+	if c.Overloaded() {
+		t.Fatal("an episode on pauses, or with the processor idle")
+	}
+	for i := 1; i <= 3; i++ {
+		load(c, 100, 0, Sample{Delay: 50 * time.Millisecond, CPU: 0.95})
+		if on := c.Overloaded(); on != (i == 3) {
+			t.Fatalf("episode %v after %d samples of a standing queue, want it at the third", on, i)
 		}
 	}
 }
 
-// Refusals keep an episode on with the queue short: the queue's bound
-// is what keeps it short.
-func TestRefusalsHoldTheEpisode(t *testing.T) {
-	c := New(Config{QueueTarget: 0.25, AgeTarget: 200 * time.Millisecond}, nil, nil)
+// Refusals do not hold an episode while the processor has room (the
+// queue's bound refuses bursts at any load); without the processor's
+// figure they do, until fewer than one in a hundred for a second.
+func TestRefusalsAndTheEnd(t *testing.T) {
+	c := New(Config{QueueTarget: 0.25, AgeTarget: 200 * time.Millisecond, CPUTarget: 0.9}, nil, nil)
 	load(c, 100, 0, Sample{Late: 1})
 	load(c, 100, 0, Sample{Late: 1})
 	if !c.Overloaded() {
 		t.Fatal("no episode with every message late")
 	}
+	for range 10 {
+		load(c, 100, 5, Sample{CPU: 0.6})
+	}
+	if c.Overloaded() {
+		t.Fatal("episode held by refusals with the processor at 60 %")
+	}
+
+	c = New(Config{QueueTarget: 0.25, AgeTarget: 200 * time.Millisecond}, nil, nil)
+	load(c, 100, 0, Sample{Late: 1})
+	load(c, 100, 0, Sample{Late: 1})
 	for range 50 {
 		load(c, 100, 5, Sample{})
 	}
 	if !c.Overloaded() {
-		t.Fatal("episode ended while the queue refused 5 % of new calls")
+		t.Fatal("no processor figure: episode ended while the queue refused 5 % of new calls")
 	}
-	// Under 1 % refused for a second: over.
 	for range 15 {
 		load(c, 1000, 0, Sample{})
 	}
 	if c.Overloaded() {
-		t.Fatal("episode still on")
+		t.Fatal("no processor figure: episode still on")
 	}
 }
 

@@ -68,13 +68,15 @@ type Endpoint struct {
 	// INVITE waited longer than LateAfter in its queue (its caller has
 	// retransmitted it already): refuse it whatever the load is said to be.
 	Refuse func(req *sip.Request, late bool) *sip.Response
-	// Shedding, when set, says cheaply whether the overload control
-	// refuses new calls now (it is asked once for every new call);
-	// Shed then decides for one (nil: admit it) as it is read, before
-	// it is parsed (shedFast): the request is no copy of an INVITE with
-	// a transaction, and Shed checks the calls in progress. full: the
-	// call's worker has QueueNew new calls waiting; Shed refuses it
-	// whatever the share (unless it is a call in progress).
+	// Shedding, when set, says cheaply whether the switch is in an
+	// overload episode (it is asked once for every new call): new calls
+	// are then held to QueueShed waiting. Shed decides for one (nil:
+	// admit it) as it is read, before it is parsed (shedFast): the
+	// request is no copy of an INVITE with a transaction, and Shed
+	// checks the calls in progress and the cap on them. full: the
+	// queues hold as many new calls as they may (QueueNew on the call's
+	// worker, or QueueShed in an episode); Shed refuses it (unless it is
+	// a call in progress).
 	Shedding func() bool
 	Shed     func(callID []byte, full bool) *Refusal
 	// Stray gets responses that match no client transaction.
@@ -91,10 +93,10 @@ type Endpoint struct {
 	// QueueLen is each worker's queue length (0: 2048).
 	QueueLen int
 	// QueueNew is how many new calls may wait in one worker's queue
-	// (0: 64); another is refused from its bytes (shedFast) whatever
-	// the overload control's share, so that the calls admitted are
-	// answered well within T1 at a step in the load, before the
-	// control's samples have seen it. Only where shedFast runs (Shed
+	// (0: 64); another is refused from its bytes (shedFast) in or out
+	// of an episode, so that the calls admitted are answered well
+	// within T1 at a step in the load, before the control's samples
+	// have seen it. Only where shedFast runs (Shed
 	// set, LateAfter under T1); a soft bound (readers check and queue
 	// apart, so it may be passed by one call per reader).
 	QueueNew int
