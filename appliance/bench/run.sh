@@ -24,7 +24,11 @@
 #      OVER_SECONDS long, twice the clean rate OVER_SECONDS_2X long (the
 #      issue's target is 60 s there) (uac_overload.xml: a 503 is ACKed, not a failure),
 #      goodput = calls the gateway completed per second, OPTIONS from a
-#      second sipp at 10/s throughout; drawn with gnuplot to --plot FILE.
+#      second sipp at 10/s throughout; drawn with gnuplot to --plot FILE;
+#   7. recovery: twice the clean rate for RECOVERY_SECONDS (a UAC at 1.5x
+#      and one at 0.5x), then the 0.5x UAC alone as long again; the 0.5x
+#      UAC runs uac.xml (a 503 is a failure there), and the seconds from
+#      the drop to its last failure say when the switch was back to normal.
 # System softswitch-nocdr is the softswitch with CDRs off ([billing]
 # enabled = false): steps 1, 2, 3 and 5 only, for the cost of CDRs (the
 # softswitch system runs with CDRs on, the default). Kamailio's acc module
@@ -46,6 +50,7 @@
 #   SEARCH_BUDGET [240] seconds per system for the rate search
 #   FIXED_RATE2 [2000]   OVER_MULTS ["0.5 1 1.5 2 2.5 3"]   OVER_SECONDS [20]
 #   OVER_SECONDS_2X [60] seconds of the step at twice the clean rate
+#   RECOVERY_SECONDS [20] seconds of the recovery run's surge and of its tail
 #   CPU_BUDGET [] percent of one core for each server (cgroup cpu quota)
 #   BASELINE [1] also measure sipp->sipp latency without a server in between
 set -uo pipefail
@@ -73,6 +78,7 @@ FIXED_RATE2=${FIXED_RATE2:-2000}
 OVER_MULTS=${OVER_MULTS:-"0.5 1 1.5 2 2.5 3"}
 OVER_SECONDS=${OVER_SECONDS:-20}
 OVER_SECONDS_2X=${OVER_SECONDS_2X:-60}
+RECOVERY_SECONDS=${RECOVERY_SECONDS:-20}
 CPU_BUDGET=${CPU_BUDGET:-}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
@@ -97,7 +103,8 @@ while [ $# -gt 0 ]; do
         --systems) SYSTEMS=${2:?--systems needs a list}; shift 2 ;;
         --systems=*) SYSTEMS=${1#--systems=}; shift ;;
         --quick) START_RATE=400; STEP_SECONDS=3; BISECT_STEPS=1; FIXED_SECONDS=4
-                 HOLD_CALLS=2000; SEARCH_BUDGET=90; OVER_SECONDS=5; OVER_SECONDS_2X=5; OVER_MULTS="1 2"; shift ;;
+                 HOLD_CALLS=2000; SEARCH_BUDGET=90; OVER_SECONDS=5; OVER_SECONDS_2X=5; OVER_MULTS="1 2"
+                 RECOVERY_SECONDS=10; shift ;;
         --keep) KEEP=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "run.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
@@ -323,6 +330,7 @@ declare -A STEAL_MAX    # highest hypervisor steal seen on the server CPU
 NOTES=()                # free-text notes for the report
 STEPS_MD=()             # rows of the step log
 OVER_MD=()              # rows of the overload run
+RECOVERY_MD=()          # rows of the recovery run
 
 note() { NOTES+=("$*"); log "note: $*"; }
 
@@ -756,6 +764,51 @@ overload_run() {        # goodput against offered load (OVER_MULTS x the clean r
     done
 }
 
+recovery_run() {        # back to normal after the load drops (R22): 2x, then 0.5x
+    local clean=${RES[$SYS,rate]:-0} secs=$RECOVERY_SECONDS dir lo hi uas_pid a_pid b_pid bport
+    local tb0 tdrop last fails ok_b fail_a drop_s rec
+    [ "$clean" -gt 0 ] || return 0
+    lo=$(( clean / 2 )); hi=$(( clean * 3 / 2 ))
+    dir="$TMP/$SYS/recovery"; mkdir -p "$dir"
+    wait_udp_drained "$SERVER_PORT" 10 || true
+    log "[$SYS] recovery: $hi + $lo calls/s for $secs s, then $lo calls/s for $secs s"
+    (cd "$dir" && exec timeout -k 5 $(( 3 * secs + 60 )) taskset -c "$LOAD_CPU" sipp -sf "$HERE/uas.xml" \
+        -i 127.0.0.1 -p "$GW_PORT" -m $(( (hi + lo) * secs * 2 + 1000 )) -recv_timeout 15000 \
+        -timeout $(( 3 * secs + 45 )) -nostdin -buff_size "$SIPP_BUF" -trace_stat -fd 1 -stf uas.csv >uas.out 2>&1) &
+    uas_pid=$!; PIDS+=("$uas_pid")
+    wait_udp_bound "$GW_PORT" "$uas_pid" 10 || { note "$SYS: recovery UAS did not start"; stop_pid "$uas_pid"; return 0; }
+    bport=$(free_ports 1)
+    tb0=$(now_ms)
+    (cd "$dir" && exec timeout -k 5 $(( 3 * secs + 50 )) taskset -c "$LOAD_CPU" sipp -sf "$HERE/uac.xml" \
+        -i 127.0.0.1 -p "$bport" "127.0.0.1:$SERVER_PORT" -r "$lo" -m $(( lo * secs * 2 )) -l 3000 \
+        -recv_timeout 10000 -timeout $(( 2 * secs + 35 )) -nostdin -buff_size "$SIPP_BUF" \
+        -trace_stat -fd 1 -stf b.csv >b.out 2>&1) &
+    b_pid=$!; PIDS+=("$b_pid")
+    (cd "$dir" && exec timeout -k 5 $(( secs + 50 )) taskset -c "$LOAD_CPU" sipp -sf "$HERE/uac_overload.xml" \
+        -i 127.0.0.1 -p "$UAC_PORT" "127.0.0.1:$SERVER_PORT" -r "$hi" -m $(( hi * secs )) -l $(( hi * 3 )) \
+        -recv_timeout 10000 -timeout $(( secs + 35 )) -nostdin -buff_size "$SIPP_BUF" \
+        -trace_stat -fd 1 -stf a.csv >a.out 2>&1) &
+    a_pid=$!; PIDS+=("$a_pid")
+    # The load drops when the surge UAC stops making calls: its last
+    # second of creating them, as its stats show.
+    wait "$a_pid" 2>/dev/null; forget_pid "$a_pid"
+    wait "$b_pid" 2>/dev/null; forget_pid "$b_pid"
+    stop_uas "$uas_pid" "$dir/uas.csv"
+    # seconds from the 0.5x UAC's start: the surge's end (its last row
+    # still creating calls) and the 0.5x UAC's last second with a failure
+    drop_s=$(awk -F';' -v n=$(( hi * secs )) 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "OutgoingCall(C)") c = i; next }
+        c && $c + 0 < n { r = NR - 1 } END { print r + 1 }' "$dir/a.csv")
+    last=$(awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "FailedCall(P)") c = i; next }
+        c && $c + 0 > 0 { r = NR - 1 } END { print r + 0 }' "$dir/b.csv")
+    fails=$(stat_field "$dir/b.csv" "FailedCall(C)"); ok_b=$(stat_field "$dir/b.csv" "SuccessfulCall(C)")
+    fail_a=$(stat_field "$dir/a.csv" "FailedCall(C)")
+    rec=$(( last > drop_s ? last - drop_s : 0 ))
+    RES[$SYS,recovery]=$rec
+    RECOVERY_MD+=("| $SYS | $hi + $lo, then $lo | $drop_s | $last | $rec s | $ok_b / $(( ok_b + fails )) | ${fail_a:-?} |")
+    log "[$SYS]   load dropped at +${drop_s} s; last 0.5x call refused or failed at +${last} s: back to normal ${rec} s after the drop; 0.5x calls completed $ok_b of $(( ok_b + fails )), surge calls admitted and failed ${fail_a:-?}"
+    server_alive || { note "$SYS: server died in the recovery run"; return 1; }
+}
+
 plot_overload() {       # gnuplot of goodput against offered load, both systems
     [ -n "$PLOT" ] || return 0
     if ! command -v gnuplot >/dev/null 2>&1; then
@@ -805,6 +858,8 @@ run_system() {
     fi
     sleep "$SETTLE"
     overload_run
+    sleep "$SETTLE"
+    recovery_run
     # fresh process for the memory test, so peaks from the rate search don't count
     restart_server || { RES[$SYS,status]="did not restart"; return 1; }
     hold_memory
@@ -968,6 +1023,14 @@ REPORT=$(
         echo "| system | x clean rate | offered calls/s | goodput calls/s | goodput / clean rate | admitted calls failed | OPTIONS 200 / sent | server process CPU | server UDP drops |"
         echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
         for r in "${OVER_MD[@]}"; do echo "$r"; done
+        echo
+    fi
+    if [ "${#RECOVERY_MD[@]}" -gt 0 ]; then
+        echo "Recovery run (twice the clean rate for ${RECOVERY_SECONDS} s, a UAC at 1.5x and one at 0.5x, then the 0.5x UAC alone for ${RECOVERY_SECONDS} s more; the 0.5x UAC runs uac.xml, where a 503 is a failure; seconds from the start of the 0.5x UAC, in its 1-s stats rows):"
+        echo
+        echo "| system | calls/s | load dropped at (s) | last 0.5x call refused or failed at (s) | back to normal after the drop | 0.5x calls completed | surge calls admitted and failed |"
+        echo "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+        for r in "${RECOVERY_MD[@]}"; do echo "$r"; done
         echo
     fi
     echo "Steps:"

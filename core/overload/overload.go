@@ -85,7 +85,7 @@ type Controller struct {
 	capQuiet  int     // samples since the last of either
 	lastOff   int64   // offered and refused at the last sample
 	lastRef   int64
-	recent    span // the last half second's calls offered and refused
+	recent    span // the last half second's calls offered and refused, and processor share
 	lastAt    time.Time
 	clock     func() time.Time // time.Now; a test's own
 }
@@ -215,7 +215,7 @@ const (
 )
 
 // quietTime is how long an episode lasts past its last sample with the
-// processor at its target (or, without the processor's figure, its last
+// processor at its target over the last half second (or, without the processor's figure, its last
 // refusal and standing queue). Not past its last refusal alone: the
 // queue's bound refuses a burst (a quota's pause, a collection) at any
 // load, and an episode held by those refusals outlived its load.
@@ -257,7 +257,7 @@ func (c *Controller) Update(s Sample) {
 		dt = max(dt/10, now.Sub(c.lastAt).Seconds())
 	}
 	c.lastAt = now
-	offered, refusedRate := c.recent.add(float64(off-c.lastOff), float64(ref-c.lastRef), dt)
+	offered, refusedRate, cpu := c.recent.add(float64(off-c.lastOff), float64(ref-c.lastRef), s.CPU, dt)
 	c.lastOff, c.lastRef = off, ref
 
 	capped := c.cfg.MaxCalls > 0 && s.Active >= c.cfg.MaxCalls
@@ -274,10 +274,12 @@ func (c *Controller) Update(s Sample) {
 	}
 	ended := false
 	if on {
-		// Quiet: the processor has room, or (without its figure)
-		// nothing stands in the queues and (almost) no new call was
-		// refused in the span.
-		if !hard && (c.cfg.CPUTarget > 0 && s.CPU < c.cfg.CPUTarget || c.cfg.CPUTarget <= 0 && !standing && share < 0.01) {
+		// Quiet: the processor had room over the span, or (without its
+		// figure) nothing stands in the queues and (almost) no new call
+		// was refused in the span. The span's share, not the sample's:
+		// under a quota a process at half its budget reads 100 % in the
+		// samples where it used its period's quota, and 0 in the next.
+		if !hard && (c.cfg.CPUTarget > 0 && cpu < c.cfg.CPUTarget || c.cfg.CPUTarget <= 0 && !standing && share < 0.01) {
 			c.quiet++
 		} else {
 			c.quiet = 0
@@ -333,27 +335,29 @@ func (c *Controller) setShares(on bool, share float64) {
 // samples: a process starved of its processor for a sample reads nothing
 // in it and a burst in the next.
 type span struct {
-	calls, refused, dt [spanSamples]float64 // per sample: calls offered, refused, seconds
-	at                 int
+	calls, refused, busy, dt [spanSamples]float64 // per sample: calls offered, refused, processor share x seconds, seconds
+	at                       int
 }
 
 const spanSamples = 5
 
-// add records a sample (n calls offered, r refused, over dt seconds) and
-// returns the offered and refused rates over the span.
-func (s *span) add(n, r, dt float64) (rate, refused float64) {
-	s.calls[s.at], s.refused[s.at], s.dt[s.at] = n, r, dt
+// add records a sample (n calls offered, r refused, processor share cpu,
+// over dt seconds) and returns the offered and refused rates and the
+// processor share over the span.
+func (s *span) add(n, r, cpu, dt float64) (rate, refused, share float64) {
+	s.calls[s.at], s.refused[s.at], s.busy[s.at], s.dt[s.at] = n, r, cpu*dt, dt
 	s.at = (s.at + 1) % spanSamples
-	var calls, refs, secs float64
+	var calls, refs, busy, secs float64
 	for i := range spanSamples {
 		calls += s.calls[i]
 		refs += s.refused[i]
+		busy += s.busy[i]
 		secs += s.dt[i]
 	}
 	if secs <= 0 {
-		return 0, 0
+		return 0, 0, 0
 	}
-	return calls / secs, refs / secs
+	return calls / secs, refs / secs, busy / secs
 }
 
 func (c *Controller) publish(state, cause string) {

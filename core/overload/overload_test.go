@@ -70,14 +70,19 @@ func TestEpisodeStartsAndEnds(t *testing.T) {
 	if !c.Overloaded() {
 		t.Fatal("episode ended with the processor at its cap")
 	}
-	// A second with the processor under its target ends it.
-	for range 9 {
-		load(c, 100, 0, Sample{CPU: 0.8})
+	// A second with the processor under its target ends it (read over
+	// half a second: under a quota a process at half its budget reads
+	// 100 % and 0 in turn).
+	for i := range 9 {
+		load(c, 100, 0, Sample{CPU: float64(i % 2)})
 	}
 	if !c.Overloaded() {
 		t.Fatal("episode ended before a quiet second")
 	}
-	load(c, 100, 0, Sample{CPU: 0.8})
+	for range 5 {
+		load(c, 100, 0, Sample{CPU: 1})
+		load(c, 100, 0, Sample{CPU: 0})
+	}
 	if c.Overloaded() || c.Shedding() || c.Loss() != 0 || c.Validity() != 0 || refusedShare(c, 1000) != 0 {
 		t.Fatalf("episode did not end after a quiet second (loss %d)", c.Loss())
 	}
