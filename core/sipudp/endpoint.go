@@ -102,12 +102,15 @@ type Endpoint struct {
 	QueueNew int
 	// QueueShed is how many new calls may wait in all the workers'
 	// queues together while the overload control sheds (Shedding says
-	// so); another is refused from its bytes (0: 8 per worker). In an
-	// episode this is the admission: a new call comes in only as the
-	// workers take one, and waits a few milliseconds at most, so that
-	// the switch carries what it can serve now, however that moves
-	// (docs/architecture.md). Outside an episode QueueNew alone bounds
-	// the queue: bursts (a quota's pause, a collection) pass.
+	// so) once the queue stands (the last new call a worker took had
+	// waited a quarter of LateAfter); another is refused from its bytes
+	// (0: 8 per worker). In an episode this is the admission: a new
+	// call comes in only as the workers take one, and waits tens of
+	// milliseconds at most, so that the switch carries what it can
+	// serve now, however that moves (docs/architecture.md). A burst
+	// (what came during a CPU quota's pause, read at once) passes: its
+	// calls have not waited yet. Outside an episode QueueNew alone
+	// bounds the queue.
 	QueueShed int
 	// LateAfter is the message age (from read to served) above which a
 	// message counts as late in Load (0: none is).
@@ -123,6 +126,8 @@ type Endpoint struct {
 	queueNew  int          // QueueNew or its default
 	queueShed int          // QueueShed or its default
 	fresh     atomic.Int64 // new calls waiting in the workers' queues
+	freshWait atomic.Int64 // how long the new call a worker took last had waited (ns)
+	shedWait  int64        // in an episode, a queue of QueueShed new calls refuses only past this wait (ns)
 	servers   txTable[*serverTx]
 	absorb    absorber // finished non-INVITE server transactions, for copies of their requests
 	clients   txTable[*clientTx]
@@ -225,6 +230,7 @@ func (e *Endpoint) init() {
 	if e.queueShed <= 0 {
 		e.queueShed = 8 * n
 	}
+	e.shedWait = int64(e.LateAfter / 4)
 	e.queues = make([]lane, n)
 	for i := range e.queues {
 		e.queues[i] = lane{hi: make(chan item, ql), lo: make(chan item, ql)}
@@ -376,11 +382,12 @@ func (e *Endpoint) work(l lane) {
 			}
 			continue
 		}
+		age := time.Now().UnixNano() - it.at
 		if fresh {
 			e.fresh.Add(-1)
+			e.freshWait.Store(age)
 		}
 		e.served.Add(1)
-		age := time.Now().UnixNano() - it.at
 		for m := e.minAge.Load(); age < m && !e.minAge.CompareAndSwap(m, age); m = e.minAge.Load() {
 		}
 		if late > 0 && age > late {

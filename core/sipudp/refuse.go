@@ -54,8 +54,8 @@ func (e *Endpoint) shedFast(data []byte, callID []byte, src netip.AddrPort, full
 		return false, false
 	}
 	shedding := e.Shedding()
-	if shedding && e.fresh.Load() >= int64(e.queueShed) {
-		full = true // in an episode: as many new calls wait as the workers take in a few ms
+	if shedding && e.fresh.Load() >= int64(e.queueShed) && e.freshWait.Load() >= e.shedWait {
+		full = true // in an episode, a queue of new calls that stands
 	}
 	if !shedding && !full {
 		return false, false

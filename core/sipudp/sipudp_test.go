@@ -802,15 +802,18 @@ func TestQueueOfNewCallsBounded(t *testing.T) {
 }
 
 // In an overload episode the workers' queues together hold QueueShed new
-// calls at most: the next are refused from their bytes however short
-// their own worker's queue is, and once the workers took the calls that
-// waited, new calls come in again (the count does not leak).
+// calls at most once the queue stands (the last new call taken had waited
+// a quarter of LateAfter): the next are refused from their bytes however
+// short their own worker's queue is. A burst (nothing has waited yet)
+// passes; once the workers took the calls that waited, new calls come in
+// again (the count does not leak).
 func TestQueueShedInAnEpisode(t *testing.T) {
 	p := newPeer(t)
-	hold := make(chan struct{})
 	var mu sync.Mutex
 	var full []string
+	var ep *Endpoint
 	b := newBed(t, nil, func(e *Endpoint) {
+		ep = e
 		e.Workers, e.QueueNew, e.QueueShed = 1, 64, 2
 		e.LateAfter = 5 * time.Millisecond // under the tests' T1 (10 ms)
 		e.Shedding = func() bool { return true }
@@ -826,47 +829,63 @@ func TestQueueShedInAnEpisode(t *testing.T) {
 		inline := e.Inline
 		e.Inline = func(req *sip.Request) bool { return req.Method == sip.MESSAGE || inline(req) }
 	})
-	var release sync.Once
-	free := func() { release.Do(func() { close(hold) }) }
-	t.Cleanup(free)
+	var hold chan struct{}
+	var holdMu sync.Mutex
 	b.setServe(func(req *sip.Request, tx sip.ServerTransaction) {
 		if req.Method == sip.MESSAGE {
-			<-hold
+			holdMu.Lock()
+			h := hold
+			holdMu.Unlock()
+			<-h // the only worker is held up
 			tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 			return
 		}
 		tx.Respond(sip.NewResponseFromRequest(req, 486, "Busy Here", nil))
 	})
-	p.send(b.addr, request("MESSAGE", p.addr, "z9hG4bK-e0", "held", 1, ""))
-	if r := b.next(t); r.Method != sip.MESSAGE {
-		t.Fatalf("handler got %s", r.Method)
-	}
-	for i := range 4 {
-		p.send(b.addr, request("INVITE", p.addr, fmt.Sprintf("z9hG4bK-e%d", i+1), fmt.Sprintf("ep-%d", i+1), 1, ""))
-		time.Sleep(5 * time.Millisecond)
-	}
-	for i := range 2 {
-		m := p.recv(time.Second)
-		if !strings.HasPrefix(m, "SIP/2.0 503 ") || !strings.Contains(m, fmt.Sprintf("Call-ID: ep-%d\r\n", i+3)) {
-			t.Fatalf("refusal %d: got %q, want a 503 to ep-%d", i, m, i+3)
-		}
-	}
-	free()
-	for range 2 {
-		if r := b.next(t); r.Method != sip.INVITE {
+	round := func(n int, standing bool) {
+		holdMu.Lock()
+		hold = make(chan struct{})
+		h := hold
+		holdMu.Unlock()
+		var release sync.Once
+		free := func() { release.Do(func() { close(h) }) }
+		defer free()
+		p.send(b.addr, request("MESSAGE", p.addr, fmt.Sprintf("z9hG4bK-h%d", n), fmt.Sprintf("held-%d", n), 1, ""))
+		if r := b.next(t); r.Method != sip.MESSAGE {
 			t.Fatalf("handler got %s", r.Method)
 		}
-	}
-	// The queue is empty again: the next two come in.
-	for i := range 2 {
-		p.send(b.addr, request("INVITE", p.addr, fmt.Sprintf("z9hG4bK-e%d", i+5), fmt.Sprintf("ep-%d", i+5), 1, ""))
-		if r := b.next(t); r.CallID().Value() != fmt.Sprintf("ep-%d", i+5) {
-			t.Fatalf("handler got %s", r.CallID().Value())
+		if standing {
+			ep.freshWait.Store(int64(time.Second))
+		}
+		for i := range 4 {
+			p.send(b.addr, request("INVITE", p.addr, fmt.Sprintf("z9hG4bK-e%d-%d", n, i), fmt.Sprintf("ep-%d-%d", n, i), 1, ""))
+			time.Sleep(5 * time.Millisecond)
+		}
+		admitted := 4
+		if standing {
+			admitted = 2
+			for i := range 2 {
+				m := p.recv(time.Second)
+				if !strings.HasPrefix(m, "SIP/2.0 503 ") || !strings.Contains(m, fmt.Sprintf("Call-ID: ep-%d-%d\r\n", n, i+2)) {
+					t.Fatalf("refusal %d: got %q, want a 503 to ep-%d-%d", i, m, n, i+2)
+				}
+			}
+		}
+		free()
+		for range admitted {
+			if r := b.next(t); r.Method != sip.INVITE {
+				t.Fatalf("handler got %s", r.Method)
+			}
+		}
+		for p.recv(100*time.Millisecond) != "" { // the 486s, 100s and the MESSAGE's 200
 		}
 	}
+	round(1, false) // a burst: all four wait
+	round(2, true)  // a standing queue: two wait, two are refused
+	round(3, true)  // the count came back to 0: two wait again
 	mu.Lock()
 	defer mu.Unlock()
-	if strings.Join(full, ",") != "ep-3,ep-4" {
+	if strings.Join(full, ",") != "ep-2-2,ep-2-3,ep-3-2,ep-3-3" {
 		t.Errorf("refused as full: %v", full)
 	}
 }
