@@ -10,10 +10,11 @@
 // age of the messages served (a standing queue) and the share served
 // later than AgeTarget. A standing queue with the processor over its
 // target, a queue near its limit or most messages late start an
-// episode; a second with the processor under its target ends it. While it lasts
-// the SIP stack admits a new call only while few new calls wait in its
-// queues (core/sipudp, QueueShed): the switch takes new calls as fast as
-// it serves them, and refuses the rest from their bytes. The admission is
+// episode; a second with the processor under its target ends it. While
+// it lasts the SIP stack refuses a new call from its bytes once the new
+// calls waiting in its queues make a standing queue (core/sipudp,
+// QueueShed: 64 of them, the last one taken having waited 50 ms): the
+// switch takes new calls as fast as it serves them. The admission is
 // clocked by the service itself, not set from a model of the processor:
 // what a call costs here moves by half between two runs of the same
 // binary (docs/performance.md), and a share set from it refused calls
